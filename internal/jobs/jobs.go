@@ -1,0 +1,89 @@
+// Package jobs runs plan and apply commands on an executor: local processes (the embedded default) or
+// Kubernetes Jobs. A job runs pull-request code, so its environment is built from what the caller names,
+// never inherited from the bot.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Kind says whether a job plans or applies.
+type Kind string
+
+const (
+	KindPlan  Kind = "plan"
+	KindApply Kind = "apply"
+)
+
+// Source says where the code a job runs on comes from.
+type Source struct {
+	// Dir runs the command in an existing directory as it is (the CLI on a working tree). Nothing is checked out
+	// or cleaned up.
+	Dir string
+	// CloneURL and SHA check a commit out into a scratch directory that is removed after the job.
+	CloneURL string
+	SHA      string
+	// Token authenticates the clone (an installation token). It is never put into the job's environment.
+	Token string
+}
+
+// Spec is everything an executor needs to run one job.
+type Spec struct {
+	RunID string // unique per run; executors label their work with it so that it can be found again
+	Kind  Kind
+	// Labels describe the job for operators (repo, pr, sha, environment); executors may attach them.
+	Labels map[string]string
+	Source Source
+	// Subdir is the project's path inside the checkout, where the command runs.
+	Subdir  string
+	Command []string
+	// Env is the complete environment of the job; see BuildEnv.
+	Env     map[string]string
+	Timeout time.Duration
+	// Image is the container image for executors that run containers; the local executor ignores it.
+	Image string
+}
+
+// Line is one line of output, as it arrives.
+type Line struct {
+	Stream string // "stdout" or "stderr"
+	Text   string
+}
+
+// Sink receives output lines while a job runs. It must not block for long.
+type Sink func(Line)
+
+// Result is how a job ended.
+type Result struct {
+	ExitCode int
+	// Reason is set when the job did not run to an exit code of its own: "timeout", "cancelled", or an
+	// executor-specific reason such as "OOMKilled" or "ImagePullBackOff".
+	Reason   string
+	Duration time.Duration
+}
+
+// Succeeded reports whether the command exited 0 by itself.
+func (r Result) Succeeded() bool { return r.ExitCode == 0 && r.Reason == "" }
+
+// Handle is a started job.
+type Handle interface {
+	// ID is the executor's id for the job, stored with the run so that a restarted bot can Attach to it.
+	ID() string
+	// Wait blocks until the job ends and returns how it ended.
+	Wait(ctx context.Context) (Result, error)
+	// Cancel stops the job; Wait then returns a Result with Reason "cancelled".
+	Cancel(ctx context.Context) error
+}
+
+// Executor starts jobs and finds them again after a restart.
+type Executor interface {
+	Start(ctx context.Context, spec Spec, sink Sink) (Handle, error)
+	// Attach finds a job started earlier, possibly by a previous process of the bot. It returns ErrGone when the
+	// job can no longer be followed (a local process dies with the bot).
+	Attach(ctx context.Context, id string, sink Sink) (Handle, error)
+}
+
+// ErrGone means a job cannot be attached to any more.
+var ErrGone = errors.New("job is gone")

@@ -1,0 +1,88 @@
+// Package repoconfig reads a repository's .dagctl/config.yaml in two stages, as Atlantis does: the raw YAML
+// (with line numbers) is decoded first, then validated into Config, whose values are complete and safe to use.
+// Every error names the file, line and field.
+package repoconfig
+
+import "time"
+
+// Path is where the config lives in a repository.
+const Path = ".dagctl/config.yaml"
+
+// Framework is the data tool a project uses.
+type Framework string
+
+const (
+	SQLMesh Framework = "sqlmesh"
+	DBT     Framework = "dbt"
+)
+
+// ApplyTrigger says what applies a protected environment's plan.
+type ApplyTrigger string
+
+const (
+	ApplyOnComment ApplyTrigger = "comment" // `/dagctl apply` before merge
+	ApplyOnMerge   ApplyTrigger = "merge"   // merging the PR into the default branch
+)
+
+// Config is a validated .dagctl/config.yaml.
+type Config struct {
+	Version      int
+	Projects     []Project
+	Environments []Environment
+	Job          Job
+	// PlanDrafts plans draft PRs too (default false: drafts are skipped).
+	PlanDrafts bool
+	// PREnvironment, when set, names the per-PR environment pattern, e.g. "pr_{number}".
+	PREnvironment string
+}
+
+// Project is one data project in the repository.
+type Project struct {
+	Name      string // defaults to the path's base name, or "default" for "."
+	Path      string // relative to the repository root, cleaned; "." for the root
+	Framework Framework
+	Gateway   string // sqlmesh gateway; empty = the project's default
+}
+
+// Environment is one target the bot plans (and may apply).
+type Environment struct {
+	Name              string
+	Protected         bool
+	RequiredApprovals int
+	Approvers         []string // users or org/team slugs; empty = anyone with write
+	Appliers          []string // empty = anyone with write
+	PlanOnPR          bool
+	ApplyOn           []ApplyTrigger
+}
+
+// AppliesOn reports whether the trigger applies this environment.
+func (e Environment) AppliesOn(t ApplyTrigger) bool {
+	for _, a := range e.ApplyOn {
+		if a == t {
+			return true
+		}
+	}
+	return false
+}
+
+// Job is how jobs run.
+type Job struct {
+	Image   string // container image for the Kubernetes executor; empty = the server's default
+	Timeout time.Duration
+	// Env are literal variables set in the job.
+	Env map[string]string
+	// PassEnv names variables copied from the bot's job environment (DAGCTL_JOB_ENV) into the job.
+	PassEnv []string
+	// Secrets are Kubernetes secret references (envFrom) for the Kubernetes executor.
+	Secrets []string
+}
+
+// Environment returns the environment with that name.
+func (c Config) Environment(name string) (Environment, bool) {
+	for _, e := range c.Environments {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return Environment{}, false
+}
