@@ -90,7 +90,7 @@ type Summary struct {
 	// CreatesEnvironment: the environment does not exist yet and the plan creates it.
 	CreatesEnvironment bool `json:"creates_environment,omitempty"`
 	// CreateFrom is the environment a new one is created from (sqlmesh: prod by default).
-	CreateFrom string `json:"create_from,omitempty"`
+	CreateFrom  string `json:"create_from,omitempty"`
 	ForwardOnly bool   `json:"forward_only,omitempty"`
 	Start       string `json:"start,omitempty"`
 	End         string `json:"end,omitempty"`
