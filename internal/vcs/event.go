@@ -1,0 +1,95 @@
+package vcs
+
+import "strconv"
+
+// Event is a forge-neutral webhook event. Exactly one of the pointer fields is set.
+type Event struct {
+	// DeliveryID is the forge's delivery id (GitHub X-GitHub-Delivery), for logs.
+	DeliveryID string `json:"delivery_id,omitempty"`
+	Repo       Repo   `json:"repo"`
+
+	PullRequest  *PullRequestEvent  `json:"pull_request,omitempty"`
+	Review       *ReviewEvent       `json:"review,omitempty"`
+	Comment      *CommentEvent      `json:"comment,omitempty"`
+	Push         *PushEvent         `json:"push,omitempty"`
+	Rerequest    *RerequestEvent    `json:"rerequest,omitempty"`
+	Installation *InstallationEvent `json:"installation,omitempty"`
+}
+
+// PullRequestAction is what happened to a pull request.
+type PullRequestAction string
+
+const (
+	PROpened      PullRequestAction = "opened"
+	PRReopened    PullRequestAction = "reopened"
+	PRPushed      PullRequestAction = "synchronized" // new commits on the head branch
+	PRReady       PullRequestAction = "ready_for_review"
+	PRClosed      PullRequestAction = "closed" // closed without merge
+	PRMerged      PullRequestAction = "merged"
+	PREdited      PullRequestAction = "edited"
+	PRUnsupported PullRequestAction = "unsupported"
+)
+
+// PullRequestEvent: a PR was opened, pushed to, closed or merged.
+type PullRequestEvent struct {
+	Action PullRequestAction `json:"action"`
+	PR     PullRequest       `json:"pr"`
+	Sender string            `json:"sender"`
+}
+
+// ReviewEvent: a review was submitted, edited or dismissed.
+type ReviewEvent struct {
+	Action string      `json:"action"` // submitted, edited, dismissed
+	PR     PullRequest `json:"pr"`
+	Review Review      `json:"review"`
+}
+
+// CommentEvent: a new comment on a pull request (comments on plain issues are not events for the bot).
+type CommentEvent struct {
+	Number  int     `json:"number"`
+	Comment Comment `json:"comment"`
+	// Edited comments are delivered too, but never run commands.
+	Edited bool `json:"edited,omitempty"`
+}
+
+// PushEvent: commits pushed to a branch.
+type PushEvent struct {
+	Ref     string `json:"ref"` // refs/heads/main
+	Before  string `json:"before"`
+	After   string `json:"after"`
+	Deleted bool   `json:"deleted,omitempty"`
+	Pusher  string `json:"pusher"`
+}
+
+// RerequestEvent: a user asked to run a check again.
+type RerequestEvent struct {
+	CheckName  string `json:"check_name"`
+	HeadSHA    string `json:"head_sha"`
+	ExternalID string `json:"external_id,omitempty"`
+	PRNumbers  []int  `json:"pr_numbers,omitempty"` // empty for forks (GitHub does not link them)
+	Sender     string `json:"sender"`
+}
+
+// InstallationEvent: the app was installed, removed, suspended, or its repository list changed.
+type InstallationEvent struct {
+	Action  string `json:"action"` // created, deleted, suspend, unsuspend, added, removed
+	ID      int64  `json:"id"`
+	Account string `json:"account"`
+	Added   []Repo `json:"added,omitempty"`
+	Removed []Repo `json:"removed,omitempty"`
+}
+
+// OrderingKey groups events that must be handled in order: all events of one PR, or of one repository when
+// they are not about a PR.
+func (e Event) OrderingKey() string {
+	key := e.Repo.Forge + ":" + e.Repo.FullName()
+	switch {
+	case e.PullRequest != nil:
+		return key + "#" + strconv.Itoa(e.PullRequest.PR.Number)
+	case e.Review != nil:
+		return key + "#" + strconv.Itoa(e.Review.PR.Number)
+	case e.Comment != nil:
+		return key + "#" + strconv.Itoa(e.Comment.Number)
+	}
+	return key
+}

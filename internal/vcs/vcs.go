@@ -1,0 +1,174 @@
+// Package vcs is the forge-neutral language of the bot: repositories, pull requests, reviews, comments and
+// checks, and the events a forge sends about them. The GitHub adapter (internal/vcs/github) and later GitLab and
+// Gitea adapters translate their APIs and webhooks into these types; nothing outside an adapter sees a forge's
+// own types.
+package vcs
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Repo identifies a repository on a forge.
+type Repo struct {
+	Forge          string `json:"forge"` // "github", "gitlab"
+	Owner          string `json:"owner"`
+	Name           string `json:"name"`
+	InstallationID int64  `json:"installation_id,omitempty"`
+	CloneURL       string `json:"clone_url,omitempty"`
+	DefaultBranch  string `json:"default_branch,omitempty"`
+}
+
+// FullName is owner/name.
+func (r Repo) FullName() string { return r.Owner + "/" + r.Name }
+
+// PullRequest is a pull request (GitHub) or merge request (GitLab).
+type PullRequest struct {
+	Repo   Repo   `json:"repo"`
+	Number int    `json:"number"`
+	Title  string `json:"title,omitempty"`
+	Author string `json:"author"`
+	// HeadSHA is the commit that is planned; BaseSHA the commit of the target branch it was compared with.
+	HeadSHA string `json:"head_sha"`
+	BaseSHA string `json:"base_sha"`
+	HeadRef string `json:"head_ref"`
+	BaseRef string `json:"base_ref"`
+	// HeadCloneURL is where the head commit can be fetched (a fork's URL for fork PRs).
+	HeadCloneURL string `json:"head_clone_url,omitempty"`
+	// Fork is true when the head lives in another repository: its code is not trusted to run automatically.
+	Fork           bool   `json:"fork,omitempty"`
+	Draft          bool   `json:"draft,omitempty"`
+	State          string `json:"state"` // "open" or "closed"
+	Merged         bool   `json:"merged,omitempty"`
+	MergeCommitSHA string `json:"merge_commit_sha,omitempty"`
+	// Mergeable is nil while the forge is still computing it.
+	Mergeable *bool  `json:"mergeable,omitempty"`
+	URL       string `json:"url,omitempty"`
+}
+
+// Permission is a user's access to a repository, folded to four levels.
+type Permission string
+
+const (
+	PermissionAdmin Permission = "admin"
+	PermissionWrite Permission = "write"
+	PermissionRead  Permission = "read"
+	PermissionNone  Permission = "none"
+)
+
+// CanWrite reports whether the permission allows running commands.
+func (p Permission) CanWrite() bool { return p == PermissionAdmin || p == PermissionWrite }
+
+// ReviewState is the state of one review.
+type ReviewState string
+
+const (
+	ReviewApproved         ReviewState = "approved"
+	ReviewChangesRequested ReviewState = "changes_requested"
+	ReviewCommented        ReviewState = "commented"
+	ReviewDismissed        ReviewState = "dismissed"
+	ReviewPending          ReviewState = "pending"
+)
+
+// Review is one review of a pull request.
+type Review struct {
+	ID          int64       `json:"id"`
+	User        string      `json:"user"`
+	State       ReviewState `json:"state"`
+	CommitSHA   string      `json:"commit_sha"` // the commit the review was made on
+	SubmittedAt time.Time   `json:"submitted_at"`
+}
+
+// Comment is a comment on a pull request's conversation.
+type Comment struct {
+	ID     int64  `json:"id"`
+	Author string `json:"author"`
+	Body   string `json:"body"`
+}
+
+// CheckStatus is where a check is.
+type CheckStatus string
+
+const (
+	CheckQueued     CheckStatus = "queued"
+	CheckInProgress CheckStatus = "in_progress"
+	CheckCompleted  CheckStatus = "completed"
+)
+
+// CheckConclusion is how a completed check ended.
+type CheckConclusion string
+
+const (
+	ConclusionSuccess        CheckConclusion = "success"
+	ConclusionFailure        CheckConclusion = "failure"
+	ConclusionNeutral        CheckConclusion = "neutral"
+	ConclusionCancelled      CheckConclusion = "cancelled"
+	ConclusionActionRequired CheckConclusion = "action_required"
+	ConclusionSkipped        CheckConclusion = "skipped"
+)
+
+// Check is a check run (GitHub) or commit status (GitLab) on a commit.
+type Check struct {
+	ID         int64           `json:"id,omitempty"` // zero until created
+	Name       string          `json:"name"`
+	HeadSHA    string          `json:"head_sha"`
+	Status     CheckStatus     `json:"status"`
+	Conclusion CheckConclusion `json:"conclusion,omitempty"`
+	Title      string          `json:"title,omitempty"`
+	Summary    string          `json:"summary,omitempty"`
+	Text       string          `json:"text,omitempty"`
+	DetailsURL string          `json:"details_url,omitempty"`
+	// ExternalID ties the check to the bot's own record (a run id), so that rerequests can be traced back.
+	ExternalID string `json:"external_id,omitempty"`
+}
+
+// Reaction is an emoji reaction on a comment.
+type Reaction string
+
+const (
+	ReactionEyes     Reaction = "eyes"
+	ReactionRocket   Reaction = "rocket"
+	ReactionConfused Reaction = "confused"
+)
+
+// ErrNotFound is returned by adapters for a missing file, comment or pull request.
+var ErrNotFound = errors.New("not found")
+
+// ErrPermission is returned for a forge's refusal that is not a rate limit: retrying will not help.
+var ErrPermission = errors.New("permission denied by the forge")
+
+// Forge is what the bot needs from a forge for one repository's installation. Adapters implement it; they handle
+// the forge's own limits (rate limits, sizes) where they meet it.
+type Forge interface {
+	PullRequest(ctx context.Context, repo Repo, number int) (PullRequest, error)
+	Reviews(ctx context.Context, repo Repo, number int) ([]Review, error)
+	// CommitAuthors are the logins of the authors and committers of the PR's commits (those with an account).
+	CommitAuthors(ctx context.Context, repo Repo, number int) ([]string, error)
+	Permission(ctx context.Context, repo Repo, user string) (Permission, error)
+	// InTeam reports whether user belongs to org/team (for approvers given as team slugs).
+	InTeam(ctx context.Context, repo Repo, team string, user string) (bool, error)
+
+	// ReadFile reads a file at a ref; ErrNotFound when it does not exist.
+	ReadFile(ctx context.Context, repo Repo, ref, path string) ([]byte, error)
+	// CloneToken is a short-lived credential for fetching the repository's code.
+	CloneToken(ctx context.Context, repo Repo) (string, error)
+
+	CreateCheck(ctx context.Context, repo Repo, check Check) (int64, error)
+	UpdateCheck(ctx context.Context, repo Repo, check Check) error
+
+	Comments(ctx context.Context, repo Repo, number int) ([]Comment, error)
+	CreateComment(ctx context.Context, repo Repo, number int, body string) (int64, error)
+	UpdateComment(ctx context.Context, repo Repo, id int64, body string) error
+	DeleteComment(ctx context.Context, repo Repo, id int64) error
+	React(ctx context.Context, repo Repo, commentID int64, reaction Reaction) error
+
+	// Limits are the forge's size limits for what the bot writes.
+	Limits() Limits
+}
+
+// Limits are a forge's size limits (see ../shared/forge-limits.md for sources).
+type Limits struct {
+	CommentChars    int // GitHub: 65,536 characters
+	CheckOutputSize int // GitHub: 65,535 (applied as bytes, the stricter reading)
+}
