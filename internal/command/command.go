@@ -1,0 +1,184 @@
+// Package command parses `/dagctl` commands from pull-request comments. Pure: text in, commands or a usage
+// error out.
+package command
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/dagctl/dagctl-bot/internal/plan"
+)
+
+// Prefix starts every command line.
+const Prefix = "/dagctl"
+
+// Verb is what a command asks for.
+type Verb string
+
+const (
+	Plan   Verb = "plan"
+	Apply  Verb = "apply"
+	Unlock Verb = "unlock"
+	Cancel Verb = "cancel"
+	Help   Verb = "help"
+)
+
+// Command is one parsed `/dagctl` line.
+type Command struct {
+	Verb Verb
+	// Env is the environment named, or "" for all environments the verb applies to.
+	Env   string
+	Flags plan.Flags
+}
+
+// Usage is the help text the bot replies with.
+const Usage = "Usage:\n" +
+	"```\n" +
+	"/dagctl plan [env] [--forward-only] [--restate-model MODEL]... [--start DATE] [--end DATE]\n" +
+	"/dagctl apply [env]      apply the approved plan (users with write access)\n" +
+	"/dagctl unlock [env]     release an environment lock (admins)\n" +
+	"/dagctl cancel           stop this PR's running jobs\n" +
+	"/dagctl help             show this help\n" +
+	"```"
+
+// Error is a malformed command; its message says what is wrong and the bot replies with it and Usage.
+type Error struct {
+	Line string
+	Msg  string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("`%s`: %s", e.Line, e.Msg) }
+
+// envName matches environment names as the repo config allows them.
+var envName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// dateLike accepts what sqlmesh accepts for --start/--end in practice: dates, timestamps and relative
+// expressions ("1 week ago"), but never shell metacharacters or option-looking values.
+var dateLike = regexp.MustCompile(`^[A-Za-z0-9:.+ _-]+$`)
+
+// modelName accepts sqlmesh model names: identifiers with dots, optionally quoted parts.
+var modelName = regexp.MustCompile(`^[A-Za-z0-9_."*-]+$`)
+
+// Parse finds every line starting with /dagctl in a comment body and parses it. A body with no command returns
+// (nil, nil). Lines inside code fences or quotes are not commands.
+func Parse(body string) ([]Command, error) {
+	var cmds []Command
+	inFence := false
+	for _, raw := range strings.Split(body, "\n") {
+		line := strings.TrimSpace(raw)
+		if strings.HasPrefix(line, "```") || strings.HasPrefix(line, "~~~") {
+			inFence = !inFence
+			continue
+		}
+		if inFence || !strings.HasPrefix(line, Prefix) {
+			continue
+		}
+		rest := strings.TrimPrefix(line, Prefix)
+		if rest != "" && rest[0] != ' ' && rest[0] != '\t' {
+			continue // "/dagctlfoo" is not our command
+		}
+		cmd, err := parseLine(line, strings.Fields(rest))
+		if err != nil {
+			return nil, err
+		}
+		cmds = append(cmds, cmd)
+	}
+	return cmds, nil
+}
+
+func parseLine(line string, words []string) (Command, error) {
+	if len(words) == 0 {
+		return Command{Verb: Help}, nil
+	}
+	cmd := Command{Verb: Verb(words[0])}
+	args := words[1:]
+	switch cmd.Verb {
+	case Help:
+		return cmd, nil
+	case Cancel:
+		if len(args) > 0 {
+			return cmd, &Error{line, "cancel takes no arguments"}
+		}
+		return cmd, nil
+	case Apply, Unlock:
+		if len(args) > 1 {
+			return cmd, &Error{line, fmt.Sprintf("%s takes at most one environment", cmd.Verb)}
+		}
+		if len(args) == 1 {
+			if strings.HasPrefix(args[0], "-") {
+				return cmd, &Error{line, fmt.Sprintf("%s takes no flags: the approved plan's flags are used", cmd.Verb)}
+			}
+			if !envName.MatchString(args[0]) {
+				return cmd, &Error{line, fmt.Sprintf("%q is not an environment name", args[0])}
+			}
+			cmd.Env = args[0]
+		}
+		return cmd, nil
+	case Plan:
+		return parsePlan(line, cmd, args)
+	}
+	return cmd, &Error{line, fmt.Sprintf("unknown command %q", words[0])}
+}
+
+func parsePlan(line string, cmd Command, args []string) (Command, error) {
+	value := func(i int, flag string) (string, error) {
+		if i+1 >= len(args) || strings.HasPrefix(args[i+1], "--") {
+			return "", &Error{line, flag + " needs a value"}
+		}
+		return args[i+1], nil
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, inline, hasInline := strings.Cut(a, "=")
+		get := func() (string, error) {
+			if hasInline {
+				return inline, nil
+			}
+			v, err := value(i, name)
+			i++
+			return v, err
+		}
+		switch name {
+		case "--forward-only":
+			if hasInline {
+				return cmd, &Error{line, "--forward-only takes no value"}
+			}
+			cmd.Flags.ForwardOnly = true
+		case "--restate-model", "-r":
+			v, err := get()
+			if err != nil {
+				return cmd, err
+			}
+			if !modelName.MatchString(v) {
+				return cmd, &Error{line, fmt.Sprintf("%q is not a model name", v)}
+			}
+			cmd.Flags.RestateModels = append(cmd.Flags.RestateModels, v)
+		case "--start", "--end":
+			v, err := get()
+			if err != nil {
+				return cmd, err
+			}
+			if !dateLike.MatchString(v) {
+				return cmd, &Error{line, fmt.Sprintf("%s %q is not a date", name, v)}
+			}
+			if name == "--start" {
+				cmd.Flags.Start = v
+			} else {
+				cmd.Flags.End = v
+			}
+		default:
+			if strings.HasPrefix(a, "-") {
+				return cmd, &Error{line, fmt.Sprintf("unknown flag %q", a)}
+			}
+			if cmd.Env != "" {
+				return cmd, &Error{line, fmt.Sprintf("only one environment may be named, got %q and %q", cmd.Env, a)}
+			}
+			if !envName.MatchString(a) {
+				return cmd, &Error{line, fmt.Sprintf("%q is not an environment name", a)}
+			}
+			cmd.Env = a
+		}
+	}
+	return cmd, nil
+}

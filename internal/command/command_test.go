@@ -1,0 +1,60 @@
+package command
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dagctl/dagctl-bot/internal/plan"
+)
+
+func TestParseCommands(t *testing.T) {
+	cases := []struct {
+		body string
+		want []Command
+	}{
+		{"looks good to me", nil},
+		{"/dagctl plan", []Command{{Verb: Plan}}},
+		{"/dagctl", []Command{{Verb: Help}}},
+		{"  /dagctl plan dev --forward-only", []Command{{Verb: Plan, Env: "dev", Flags: plan.Flags{ForwardOnly: true}}}},
+		{"/dagctl plan prod --restate-model db.a -r db.b --start 2024-01-01 --end=2024-01-07", []Command{{
+			Verb: Plan, Env: "prod",
+			Flags: plan.Flags{RestateModels: []string{"db.a", "db.b"}, Start: "2024-01-01", End: "2024-01-07"},
+		}}},
+		{"/dagctl apply prod", []Command{{Verb: Apply, Env: "prod"}}},
+		{"/dagctl unlock", []Command{{Verb: Unlock}}},
+		{"/dagctl cancel", []Command{{Verb: Cancel}}},
+		{"please\n/dagctl plan dev\nthen\n/dagctl apply dev", []Command{{Verb: Plan, Env: "dev"}, {Verb: Apply, Env: "dev"}}},
+		{"```\n/dagctl apply prod\n```", nil},
+		{"/dagctlx plan", nil},
+		{"> quoted /dagctl apply", nil},
+	}
+	for _, c := range cases {
+		got, err := Parse(c.body)
+		require.NoError(t, err, c.body)
+		assert.Equal(t, c.want, got, c.body)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	cases := map[string]string{
+		"/dagctl destroy":                      `unknown command "destroy"`,
+		"/dagctl plan --bogus":                 `unknown flag "--bogus"`,
+		"/dagctl plan --start":                 "--start needs a value",
+		"/dagctl plan dev prod":                "only one environment",
+		"/dagctl plan --restate-model ;rm":     "is not a model name",
+		"/dagctl plan --start $(id)":           "is not a date",
+		"/dagctl apply prod dev":               "at most one environment",
+		"/dagctl apply --forward-only":         "takes no flags",
+		"/dagctl cancel now":                   "takes no arguments",
+		"/dagctl plan --forward-only=yes":      "takes no value",
+		"/dagctl plan --restate-model --start": "needs a value",
+	}
+	for body, want := range cases {
+		_, err := Parse(body)
+		var cerr *Error
+		require.ErrorAs(t, err, &cerr, body)
+		assert.Contains(t, err.Error(), want, body)
+	}
+}

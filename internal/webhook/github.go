@@ -1,0 +1,130 @@
+package webhook
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/google/go-github/v88/github"
+)
+
+// GitHub receives GitHub App webhooks at POST /webhooks/github.
+type GitHub struct {
+	// Secret returns the webhook secret; empty means the app is not set up yet and nothing is accepted. It is a
+	// function because the manifest flow (/setup) can set the secret while the server runs.
+	Secret func() []byte
+	Queue  Queue
+	// Notify is called after a new delivery is stored, to wake the dispatcher. Optional.
+	Notify func()
+	Log    *slog.Logger
+}
+
+func (h *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	log := logger(h.Log)
+	if r.Method != http.MethodPost {
+		reply(w, http.StatusMethodNotAllowed, "webhooks are POSTed")
+		return
+	}
+	secret := h.Secret()
+	if len(secret) == 0 {
+		// Never accept unsigned deliveries: without a secret anyone could drive the bot.
+		reply(w, http.StatusServiceUnavailable, "dagctl-bot is not set up yet: no webhook secret is configured (see /setup)")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			reply(w, http.StatusRequestEntityTooLarge, "payload too large")
+			return
+		}
+		reply(w, http.StatusBadRequest, "cannot read body")
+		return
+	}
+	signature := r.Header.Get(github.SHA256SignatureHeader)
+	if !strings.HasPrefix(signature, "sha256=") {
+		log.Warn("webhook rejected: missing X-Hub-Signature-256", "delivery", github.DeliveryID(r))
+		reply(w, http.StatusUnauthorized, "missing or malformed X-Hub-Signature-256")
+		return
+	}
+	if err := github.ValidateSignature(signature, body, secret); err != nil {
+		log.Warn("webhook rejected: bad signature", "delivery", github.DeliveryID(r))
+		reply(w, http.StatusUnauthorized, "signature does not match")
+		return
+	}
+	event, id := github.WebHookType(r), github.DeliveryID(r)
+	if event == "" || id == "" {
+		reply(w, http.StatusBadRequest, "missing X-GitHub-Event or X-GitHub-Delivery")
+		return
+	}
+	d := Delivery{Forge: "github", ID: id, Event: event, OrderingKey: gitHubOrderingKey(body), Body: body}
+	inserted, err := h.Queue.Enqueue(r.Context(), d)
+	if err != nil {
+		log.Error("webhook not stored", "delivery", id, "event", event, "err", err)
+		reply(w, http.StatusInternalServerError, "could not store the delivery; redeliver it")
+		return
+	}
+	if !inserted {
+		log.Info("duplicate delivery ignored", "delivery", id, "event", event)
+		reply(w, http.StatusOK, "duplicate delivery, already queued")
+		return
+	}
+	log.Info("delivery queued", "delivery", id, "event", event, "key", d.OrderingKey)
+	if h.Notify != nil {
+		h.Notify()
+	}
+	reply(w, http.StatusAccepted, "queued")
+}
+
+// gitHubOrderingKey puts every event about one pull request under one key ("github:owner/repo#12") and other
+// events under the repository's key, matching vcs.Event.OrderingKey. It reads only the few fields it needs.
+func gitHubOrderingKey(body []byte) string {
+	var p struct {
+		Number     int `json:"number"`
+		Repository struct {
+			FullName string `json:"full_name"`
+		} `json:"repository"`
+		PullRequest *struct {
+			Number int `json:"number"`
+		} `json:"pull_request"`
+		Issue *struct {
+			Number      int              `json:"number"`
+			PullRequest *json.RawMessage `json:"pull_request"`
+		} `json:"issue"`
+		CheckRun *struct {
+			PullRequests []struct {
+				Number int `json:"number"`
+			} `json:"pull_requests"`
+		} `json:"check_run"`
+		Installation *struct {
+			ID int64 `json:"id"`
+		} `json:"installation"`
+	}
+	if err := json.Unmarshal(body, &p); err != nil {
+		return "github:unparsable"
+	}
+	if p.Repository.FullName == "" {
+		if p.Installation != nil {
+			return "github:installation/" + strconv.FormatInt(p.Installation.ID, 10)
+		}
+		return "github:app"
+	}
+	key := "github:" + p.Repository.FullName
+	number := 0
+	switch {
+	case p.PullRequest != nil:
+		number = p.PullRequest.Number
+	case p.Issue != nil && p.Issue.PullRequest != nil:
+		number = p.Issue.Number
+	case p.CheckRun != nil && len(p.CheckRun.PullRequests) > 0:
+		number = p.CheckRun.PullRequests[0].Number
+	}
+	if number > 0 {
+		return key + "#" + strconv.Itoa(number)
+	}
+	return key
+}
