@@ -1,0 +1,208 @@
+// Package approval decides whether a plan is approved for a protected environment. It is a pure function over
+// the pull request, its reviews and the plan: the caller fetches reviews, permissions and team memberships from
+// the forge (fresh, whenever it matters) and this package applies the rules.
+package approval
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/dagctl/dagctl-bot/internal/vcs"
+)
+
+// Rule is an environment's protection, from the base branch's config.
+type Rule struct {
+	RequiredApprovals int
+	// Approvers are logins or "org/team" slugs allowed to approve; empty means anyone with write permission.
+	Approvers []string
+	// CountCommitAuthors lets people who authored commits on the PR approve it. Off by default: an author of a
+	// change does not approve it.
+	CountCommitAuthors bool
+}
+
+// Input is everything the rules look at.
+type Input struct {
+	Rule          Rule
+	PRAuthor      string
+	PlanHeadSHA   string // the commit that was planned; an approval must be of exactly this commit
+	PlanTrigger   string // who triggered the plan
+	CommitAuthors []string
+	Reviews       []vcs.Review
+	// Permissions of the reviewers (folded: admin, write, read, none). A reviewer missing here has none.
+	Permissions map[string]vcs.Permission
+	// Teams maps "org/team" to its members, for the teams named in Rule.Approvers.
+	Teams map[string][]string
+}
+
+// Ignored is a review that did not count, and why.
+type Ignored struct {
+	User   string
+	Reason string
+}
+
+// Result is the decision.
+type Result struct {
+	Approved bool
+	// ApprovedBy are the reviewers whose approvals count, sorted.
+	ApprovedBy []string
+	// ChangesRequestedBy are reviewers with write access whose latest review requests changes; they block.
+	ChangesRequestedBy []string
+	Ignored            []Ignored
+	Required           int
+}
+
+// Missing is how many more approvals are needed.
+func (r Result) Missing() int {
+	if n := r.Required - len(r.ApprovedBy); n > 0 {
+		return n
+	}
+	return 0
+}
+
+// Describe says in one line what is there and what is missing, for checks and comments.
+func (r Result) Describe() string {
+	var b strings.Builder
+	switch {
+	case r.Approved && len(r.ApprovedBy) == 0:
+		b.WriteString("No approval required")
+	case r.Approved:
+		fmt.Fprintf(&b, "Approved by %s", joinUsers(r.ApprovedBy))
+	case len(r.ChangesRequestedBy) > 0:
+		fmt.Fprintf(&b, "Changes requested by %s", joinUsers(r.ChangesRequestedBy))
+	default:
+		fmt.Fprintf(&b, "%d of %d required approvals", len(r.ApprovedBy), r.Required)
+		if len(r.ApprovedBy) > 0 {
+			fmt.Fprintf(&b, " (approved by %s)", joinUsers(r.ApprovedBy))
+		}
+		fmt.Fprintf(&b, "; %d more needed", r.Missing())
+	}
+	return b.String()
+}
+
+func joinUsers(users []string) string {
+	out := make([]string, len(users))
+	for i, u := range users {
+		out[i] = "@" + u
+	}
+	return strings.Join(out, ", ")
+}
+
+// Evaluate applies the rules:
+//   - each reviewer's latest review that decides something counts (approved, changes requested, or dismissed —
+//     a dismissal voids that reviewer's approval); plain comments do not change a reviewer's state;
+//   - an approval counts only if it is of the planned commit, its author is not the PR author, not the plan's
+//     trigger, not a commit author (unless the rule allows), is an allowed approver and has write permission;
+//   - changes requested by a reviewer with write permission block;
+//   - the number of counted approvals must reach the rule's requirement.
+func Evaluate(in Input) Result {
+	res := Result{Required: in.Rule.RequiredApprovals}
+	excluded := map[string]string{}
+	if !in.Rule.CountCommitAuthors {
+		for _, a := range in.CommitAuthors {
+			excluded[strings.ToLower(a)] = "authored commits on this PR"
+		}
+	}
+	if in.PlanTrigger != "" {
+		excluded[strings.ToLower(in.PlanTrigger)] = "triggered the plan"
+	}
+	excluded[strings.ToLower(in.PRAuthor)] = "is the PR author"
+
+	for _, r := range latestDecisiveReviews(in.Reviews) {
+		perm := in.Permissions[r.User]
+		switch r.State {
+		case vcs.ReviewChangesRequested:
+			if perm.CanWrite() {
+				res.ChangesRequestedBy = append(res.ChangesRequestedBy, r.User)
+			}
+			continue
+		case vcs.ReviewDismissed:
+			res.Ignored = append(res.Ignored, Ignored{r.User, "review was dismissed"})
+			continue
+		}
+		if reason, ok := excluded[strings.ToLower(r.User)]; ok {
+			res.Ignored = append(res.Ignored, Ignored{r.User, reason})
+			continue
+		}
+		if r.CommitSHA != in.PlanHeadSHA {
+			res.Ignored = append(res.Ignored, Ignored{r.User, fmt.Sprintf("approved %s, not the planned commit %s", short(r.CommitSHA), short(in.PlanHeadSHA))})
+			continue
+		}
+		if !perm.CanWrite() {
+			res.Ignored = append(res.Ignored, Ignored{r.User, "has no write permission"})
+			continue
+		}
+		if !allowedApprover(in, r.User) {
+			res.Ignored = append(res.Ignored, Ignored{r.User, "is not an allowed approver"})
+			continue
+		}
+		res.ApprovedBy = append(res.ApprovedBy, r.User)
+	}
+	sort.Strings(res.ApprovedBy)
+	sort.Strings(res.ChangesRequestedBy)
+	res.Approved = len(res.ChangesRequestedBy) == 0 && len(res.ApprovedBy) >= res.Required
+	return res
+}
+
+// latestDecisiveReviews keeps, per reviewer, the latest review that is not a plain comment (or pending).
+func latestDecisiveReviews(reviews []vcs.Review) []vcs.Review {
+	sorted := append([]vcs.Review(nil), reviews...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		if !sorted[i].SubmittedAt.Equal(sorted[j].SubmittedAt) {
+			return sorted[i].SubmittedAt.Before(sorted[j].SubmittedAt)
+		}
+		return sorted[i].ID < sorted[j].ID
+	})
+	latest := map[string]vcs.Review{}
+	var order []string
+	for _, r := range sorted {
+		if r.State == vcs.ReviewCommented || r.State == vcs.ReviewPending || r.User == "" {
+			continue
+		}
+		if _, seen := latest[r.User]; !seen {
+			order = append(order, r.User)
+		}
+		latest[r.User] = r
+	}
+	out := make([]vcs.Review, 0, len(order))
+	for _, u := range order {
+		out = append(out, latest[u])
+	}
+	return out
+}
+
+func allowedApprover(in Input, user string) bool {
+	if len(in.Rule.Approvers) == 0 {
+		return true
+	}
+	for _, a := range in.Rule.Approvers {
+		if strings.Contains(a, "/") {
+			for _, m := range in.Teams[a] {
+				if strings.EqualFold(m, user) {
+					return true
+				}
+			}
+		} else if strings.EqualFold(strings.TrimPrefix(a, "@"), user) {
+			return true
+		}
+	}
+	return false
+}
+
+// Teams lists the team slugs named in a rule's approvers, so the caller knows whose membership to fetch.
+func (r Rule) Teams() []string {
+	var teams []string
+	for _, a := range r.Approvers {
+		if strings.Contains(a, "/") {
+			teams = append(teams, a)
+		}
+	}
+	return teams
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}

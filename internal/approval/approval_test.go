@@ -1,0 +1,122 @@
+package approval
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/dagctl/dagctl-bot/internal/vcs"
+)
+
+const head = "1111111111111111111111111111111111111111"
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func review(id int64, user string, state vcs.ReviewState, sha string, minute int) vcs.Review {
+	return vcs.Review{ID: id, User: user, State: state, CommitSHA: sha, SubmittedAt: t0.Add(time.Duration(minute) * time.Minute)}
+}
+
+func base(reviews ...vcs.Review) Input {
+	return Input{
+		Rule:          Rule{RequiredApprovals: 1},
+		PRAuthor:      "alice",
+		PlanHeadSHA:   head,
+		PlanTrigger:   "alice",
+		CommitAuthors: []string{"alice"},
+		Reviews:       reviews,
+		Permissions:   map[string]vcs.Permission{"alice": vcs.PermissionWrite, "bob": vcs.PermissionWrite, "carol": vcs.PermissionAdmin, "dave": vcs.PermissionRead, "erin": vcs.PermissionWrite},
+	}
+}
+
+func TestSecondUserApproves(t *testing.T) {
+	res := Evaluate(base(review(1, "bob", vcs.ReviewApproved, head, 1)))
+	assert.True(t, res.Approved)
+	assert.Equal(t, []string{"bob"}, res.ApprovedBy)
+	assert.Equal(t, "Approved by @bob", res.Describe())
+}
+
+func TestAuthorsOwnApprovalIgnored(t *testing.T) {
+	res := Evaluate(base(review(1, "alice", vcs.ReviewApproved, head, 1)))
+	assert.False(t, res.Approved)
+	assert.Equal(t, []Ignored{{"alice", "is the PR author"}}, res.Ignored)
+	assert.Equal(t, 1, res.Missing())
+}
+
+func TestTriggerAndCommitAuthorsExcluded(t *testing.T) {
+	in := base(review(1, "bob", vcs.ReviewApproved, head, 1), review(2, "carol", vcs.ReviewApproved, head, 2))
+	in.PlanTrigger = "bob"
+	in.CommitAuthors = []string{"alice", "carol"}
+	res := Evaluate(in)
+	assert.False(t, res.Approved)
+	assert.ElementsMatch(t, []Ignored{{"bob", "triggered the plan"}, {"carol", "authored commits on this PR"}}, res.Ignored)
+
+	in.Rule.CountCommitAuthors = true
+	assert.Equal(t, []string{"carol"}, Evaluate(in).ApprovedBy)
+}
+
+func TestApprovalOfOlderCommitIsStale(t *testing.T) {
+	res := Evaluate(base(review(1, "bob", vcs.ReviewApproved, "0000000000000000000000000000000000000000", 1)))
+	assert.False(t, res.Approved)
+	assert.Contains(t, res.Ignored[0].Reason, "not the planned commit 1111111")
+}
+
+func TestDismissedReviewNoLongerCounts(t *testing.T) {
+	res := Evaluate(base(review(1, "bob", vcs.ReviewDismissed, head, 1)))
+	assert.False(t, res.Approved)
+	assert.Equal(t, []Ignored{{"bob", "review was dismissed"}}, res.Ignored)
+}
+
+func TestChangesRequestedAfterApprovalBlocks(t *testing.T) {
+	res := Evaluate(base(review(1, "bob", vcs.ReviewApproved, head, 1), review(2, "bob", vcs.ReviewChangesRequested, head, 2)))
+	assert.False(t, res.Approved)
+	assert.Empty(t, res.ApprovedBy)
+	assert.Equal(t, "Changes requested by @bob", res.Describe())
+}
+
+func TestApprovalAfterChangesRequestedCounts(t *testing.T) {
+	res := Evaluate(base(review(1, "bob", vcs.ReviewChangesRequested, head, 1), review(2, "bob", vcs.ReviewApproved, head, 2)))
+	assert.True(t, res.Approved)
+}
+
+func TestCommentAfterApprovalKeepsApproval(t *testing.T) {
+	res := Evaluate(base(review(1, "bob", vcs.ReviewApproved, head, 1), review(2, "bob", vcs.ReviewCommented, head, 2)))
+	assert.True(t, res.Approved)
+}
+
+func TestOtherReviewersChangeRequestBlocksOnlyWithWrite(t *testing.T) {
+	res := Evaluate(base(review(1, "bob", vcs.ReviewApproved, head, 1), review(2, "dave", vcs.ReviewChangesRequested, head, 2)))
+	assert.True(t, res.Approved, "a read-only user's change request does not block")
+	res = Evaluate(base(review(1, "bob", vcs.ReviewApproved, head, 1), review(2, "erin", vcs.ReviewChangesRequested, head, 2)))
+	assert.False(t, res.Approved)
+}
+
+func TestReadOnlyApproverIgnored(t *testing.T) {
+	res := Evaluate(base(review(1, "dave", vcs.ReviewApproved, head, 1), review(2, "mallory", vcs.ReviewApproved, head, 2)))
+	assert.False(t, res.Approved)
+	assert.ElementsMatch(t, []Ignored{{"dave", "has no write permission"}, {"mallory", "has no write permission"}}, res.Ignored)
+}
+
+func TestAllowedApproversAndTeams(t *testing.T) {
+	in := base(review(1, "bob", vcs.ReviewApproved, head, 1), review(2, "erin", vcs.ReviewApproved, head, 2))
+	in.Rule = Rule{RequiredApprovals: 2, Approvers: []string{"@erin", "acme/data-leads"}}
+	in.Teams = map[string][]string{"acme/data-leads": {"carol"}}
+	res := Evaluate(in)
+	assert.False(t, res.Approved)
+	assert.Equal(t, []string{"erin"}, res.ApprovedBy)
+	assert.Equal(t, "1 of 2 required approvals (approved by @erin); 1 more needed", res.Describe())
+
+	in.Reviews = append(in.Reviews, review(3, "carol", vcs.ReviewApproved, head, 3))
+	res = Evaluate(in)
+	assert.True(t, res.Approved)
+	assert.Equal(t, []string{"carol", "erin"}, res.ApprovedBy)
+	assert.Equal(t, []string{"acme/data-leads"}, in.Rule.Teams())
+}
+
+func TestNoApprovalRequired(t *testing.T) {
+	in := base()
+	in.Rule.RequiredApprovals = 0
+	res := Evaluate(in)
+	assert.True(t, res.Approved)
+	assert.Equal(t, "No approval required", res.Describe())
+}
