@@ -44,6 +44,10 @@ type Spec struct {
 	Timeout time.Duration
 	// Image is the container image for executors that run containers; the local executor ignores it.
 	Image string
+	// Secrets names secrets whose keys become environment variables of the job (Kubernetes: Secrets in the jobs
+	// namespace, attached with envFrom, so their values never pass through the bot). Executors without a secret
+	// store ignore them.
+	Secrets []string
 }
 
 // Line is one line of output, as it arrives.
