@@ -27,6 +27,9 @@ type Source struct {
 	SHA      string
 	// Token authenticates the clone (an installation token). It is never put into the job's environment.
 	Token string
+	// TokenUser is the HTTP basic-auth user name sent with Token: empty means "x-access-token" (GitHub
+	// installation tokens); GitLab tokens use "oauth2".
+	TokenUser string
 }
 
 // Spec is everything an executor needs to run one job.
@@ -67,6 +70,12 @@ type Result struct {
 	Reason   string
 	Duration time.Duration
 }
+
+// Reasons shared by all executors.
+const (
+	ReasonTimeout   = "timeout"
+	ReasonCancelled = "cancelled"
+)
 
 // Succeeded reports whether the command exited 0 by itself.
 func (r Result) Succeeded() bool { return r.ExitCode == 0 && r.Reason == "" }

@@ -1,0 +1,439 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Reasons of the local executor, besides ReasonTimeout and ReasonCancelled. A process killed by a signal
+// nobody here sent (the OOM killer, an operator) ends with Reason "signal: <name>".
+const (
+	ReasonCheckoutFailed = "checkout failed"
+	ReasonStartFailed    = "start failed"
+)
+
+// DefaultKillGrace is how long a stopped job has to exit after SIGTERM before it is killed.
+const DefaultKillGrace = 10 * time.Second
+
+// LocalOptions configure the local executor.
+type LocalOptions struct {
+	// WorkDir holds one scratch directory per job (checkout and home); empty means DefaultWorkDir().
+	WorkDir string
+	// KillGrace is the time between SIGTERM and SIGKILL when a job times out or is cancelled, and how long
+	// the executor waits for output after a job's processes are gone. Zero means DefaultKillGrace.
+	KillGrace time.Duration
+}
+
+// DefaultWorkDir is $DAGCTL_WORKDIR, else dagctl in the system's temporary directory.
+func DefaultWorkDir() string {
+	if dir := os.Getenv("DAGCTL_WORKDIR"); dir != "" {
+		return dir
+	}
+	return filepath.Join(os.TempDir(), "dagctl")
+}
+
+// Local runs jobs as processes of the bot's machine, each in its own process group and scratch directory.
+// It is safe for concurrent use.
+type Local struct {
+	workDir   string
+	killGrace time.Duration
+
+	mu      sync.Mutex
+	running map[string]*localJob
+}
+
+var _ Executor = (*Local)(nil)
+
+// NewLocal returns a local executor. It makes the bot's process non-dumpable (see HardenProcess), because
+// jobs run as the bot's user.
+func NewLocal(opts LocalOptions) (*Local, error) {
+	if err := HardenProcess(); err != nil {
+		return nil, err
+	}
+	l := &Local{workDir: opts.WorkDir, killGrace: opts.KillGrace, running: map[string]*localJob{}}
+	if l.workDir == "" {
+		l.workDir = DefaultWorkDir()
+	}
+	if l.killGrace <= 0 {
+		l.killGrace = DefaultKillGrace
+	}
+	abs, err := filepath.Abs(l.workDir)
+	if err != nil {
+		return nil, err
+	}
+	l.workDir = abs
+	return l, nil
+}
+
+// Start prepares a scratch directory and starts the job in the background: the checkout (for a CloneURL
+// source) and the command. Errors in the spec are returned at once; a failed checkout or a command that
+// cannot be started ends the job with ReasonCheckoutFailed or ReasonStartFailed and a line on stderr. The
+// job does not depend on ctx once started; use Cancel. Every line sent to sink has Source.Token and URL
+// credentials masked; the caller masks its own secrets by wrapping the sink (Redactor.Sink). Calls to sink
+// are never concurrent.
+func (l *Local) Start(ctx context.Context, spec Spec, sink Sink) (Handle, error) {
+	if err := validateLocal(spec); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	runID := spec.RunID
+	if runID == "" {
+		runID = uuid.NewString()
+	}
+	id := "local-" + runID
+
+	if err := os.MkdirAll(l.workDir, 0o700); err != nil {
+		return nil, fmt.Errorf("work directory: %w", err)
+	}
+	scratch, err := os.MkdirTemp(l.workDir, "job-*")
+	if err != nil {
+		return nil, fmt.Errorf("scratch directory: %w", err)
+	}
+
+	jobCtx, cancel := context.WithCancelCause(context.Background())
+	j := &localJob{
+		id:        id,
+		spec:      spec,
+		scratch:   scratch,
+		killGrace: l.killGrace,
+		redactor:  NewRedactor(spec.Source.Token),
+		sink:      sink,
+		ctx:       jobCtx,
+		cancel:    cancel,
+		done:      make(chan struct{}),
+		started:   time.Now(),
+	}
+
+	l.mu.Lock()
+	if _, dup := l.running[id]; dup {
+		l.mu.Unlock()
+		cancel(nil)
+		_ = os.RemoveAll(scratch)
+		return nil, fmt.Errorf("job %s is already running", id)
+	}
+	l.running[id] = j
+	l.mu.Unlock()
+
+	if spec.Timeout > 0 {
+		j.timer = time.AfterFunc(spec.Timeout, func() { cancel(errTimeout) })
+	}
+	j.forget = func() {
+		l.mu.Lock()
+		delete(l.running, id)
+		l.mu.Unlock()
+	}
+	go j.run()
+	return j, nil
+}
+
+// Attach always returns ErrGone: a local process does not outlive the bot that started it.
+func (l *Local) Attach(ctx context.Context, id string, sink Sink) (Handle, error) {
+	return nil, ErrGone
+}
+
+// Shutdown cancels every running job and waits until they have ended (or ctx is done), so that no job
+// process outlives the bot.
+func (l *Local) Shutdown(ctx context.Context) error {
+	l.mu.Lock()
+	jobs := make([]*localJob, 0, len(l.running))
+	for _, j := range l.running {
+		jobs = append(jobs, j)
+	}
+	l.mu.Unlock()
+	for _, j := range jobs {
+		j.cancel(errCancelled)
+	}
+	for _, j := range jobs {
+		select {
+		case <-j.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func validateLocal(spec Spec) error {
+	src := spec.Source
+	switch {
+	case len(spec.Command) == 0 || spec.Command[0] == "":
+		return errors.New("job has no command")
+	case (src.Dir == "") == (src.CloneURL == ""):
+		return errors.New("job needs exactly one of Source.Dir and Source.CloneURL")
+	case src.CloneURL != "" && !validSHA(src.SHA):
+		return fmt.Errorf("job needs a full lower-case commit SHA, not %q", src.SHA)
+	case spec.Subdir != "" && !filepath.IsLocal(spec.Subdir):
+		return fmt.Errorf("job subdirectory %q must be a relative path inside the checkout", spec.Subdir)
+	}
+	return nil
+}
+
+var (
+	errTimeout   = errors.New(ReasonTimeout)
+	errCancelled = errors.New(ReasonCancelled)
+)
+
+// localJob is one job of the local executor; it is its own Handle.
+type localJob struct {
+	id        string
+	spec      Spec
+	scratch   string
+	killGrace time.Duration
+	redactor  *Redactor
+	timer     *time.Timer
+
+	sinkMu sync.Mutex
+	sink   Sink
+
+	ctx    context.Context // done when the job is to stop; the cause says why
+	cancel context.CancelCauseFunc
+
+	started time.Time
+	forget  func() // takes the job off the executor's list, before Wait returns
+	done    chan struct{}
+	result  Result
+}
+
+func (j *localJob) ID() string { return j.id }
+
+func (j *localJob) Wait(ctx context.Context) (Result, error) {
+	select {
+	case <-j.done:
+		return j.result, nil
+	case <-ctx.Done():
+		return Result{}, ctx.Err()
+	}
+}
+
+// Cancel stops the job and waits until its processes are gone and its scratch directory is removed, or ctx
+// is done. Cancelling a job that has ended already changes nothing.
+func (j *localJob) Cancel(ctx context.Context) error {
+	j.cancel(errCancelled)
+	select {
+	case <-j.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (j *localJob) emit(stream, text string) {
+	if j.sink == nil {
+		return
+	}
+	text = j.redactor.Redact(text)
+	j.sinkMu.Lock()
+	defer j.sinkMu.Unlock()
+	j.sink(Line{Stream: stream, Text: text})
+}
+
+// stopReason is the reason of a job stopped from outside, or "".
+func (j *localJob) stopReason() string {
+	switch context.Cause(j.ctx) {
+	case errTimeout:
+		return ReasonTimeout
+	case errCancelled:
+		return ReasonCancelled
+	}
+	return ""
+}
+
+func (j *localJob) run() {
+	defer close(j.done)
+	defer func() {
+		if j.timer != nil {
+			j.timer.Stop()
+		}
+		j.cancel(nil)
+		if err := os.RemoveAll(j.scratch); err != nil {
+			j.emit("stderr", "dagctl: removing the scratch directory: "+err.Error())
+		}
+		j.result.Duration = time.Since(j.started)
+		j.forget()
+	}()
+	j.result = j.execute()
+}
+
+func (j *localJob) execute() Result {
+	src := j.spec.Source
+	base := src.Dir
+	if src.CloneURL != "" {
+		base = filepath.Join(j.scratch, "src")
+		if err := checkout(j.ctx, base, src); err != nil {
+			if reason := j.stopReason(); reason != "" {
+				return Result{ExitCode: -1, Reason: reason}
+			}
+			j.emit("stderr", fmt.Sprintf("dagctl: checking out %s from %s: %v", src.SHA, src.CloneURL, err))
+			return Result{ExitCode: -1, Reason: ReasonCheckoutFailed}
+		}
+	}
+	dir := filepath.Join(base, j.spec.Subdir)
+	if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+		j.emit("stderr", fmt.Sprintf("dagctl: project directory %s does not exist", j.spec.Subdir))
+		return Result{ExitCode: -1, Reason: ReasonStartFailed}
+	}
+
+	env := make(map[string]string, len(j.spec.Env)+1)
+	for k, v := range j.spec.Env {
+		env[k] = v
+	}
+	if _, ok := env["HOME"]; !ok {
+		// A fresh home: the bot user's ~/.sqlmesh, ~/.dbt or ~/.netrc are none of the job's business.
+		home := filepath.Join(j.scratch, "home")
+		if err := os.Mkdir(home, 0o700); err != nil {
+			j.emit("stderr", "dagctl: creating the job's home: "+err.Error())
+			return Result{ExitCode: -1, Reason: ReasonStartFailed}
+		}
+		env["HOME"] = home
+	}
+	if reason := j.stopReason(); reason != "" {
+		return Result{ExitCode: -1, Reason: reason}
+	}
+	return j.runProcess(dir, env)
+}
+
+func (j *localJob) runProcess(dir string, env map[string]string) Result {
+	path, err := lookPath(j.spec.Command[0], env["PATH"])
+	if err != nil {
+		j.emit("stderr", "dagctl: "+err.Error())
+		return Result{ExitCode: -1, Reason: ReasonStartFailed}
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		j.emit("stderr", "dagctl: "+err.Error())
+		return Result{ExitCode: -1, Reason: ReasonStartFailed}
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		j.emit("stderr", "dagctl: "+err.Error())
+		return Result{ExitCode: -1, Reason: ReasonStartFailed}
+	}
+	cmd := &exec.Cmd{
+		Path:   path,
+		Args:   j.spec.Command,
+		Dir:    dir,
+		Env:    EnvList(env), // never nil: a nil Env would inherit the bot's environment
+		Stdout: outW,
+		Stderr: errW,
+		// Its own process group, so that stopping the job stops everything it started (sqlmesh's workers).
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	err = startJobProcess(cmd)
+	outW.Close() // the job holds its own copies; EOF comes when every process of the job has closed them
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		j.emit("stderr", "dagctl: starting the command: "+err.Error())
+		return Result{ExitCode: -1, Reason: ReasonStartFailed}
+	}
+	pgid := cmd.Process.Pid
+
+	drained := make(chan struct{})
+	var readers sync.WaitGroup
+	for stream, r := range map[string]*os.File{"stdout": outR, "stderr": errR} {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			_ = readLines(r, func(text string) { j.emit(stream, text) })
+		}()
+	}
+	go func() {
+		readers.Wait()
+		close(drained)
+	}()
+
+	exited, reap := watchExit(cmd)
+	reason := ""
+	select {
+	case <-exited:
+	case <-j.ctx.Done():
+		reason = j.stopReason()
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		_ = cmd.Process.Signal(syscall.SIGTERM) // in case the leader moved to another group
+		waitAll(j.killGrace, exited, drained)
+	}
+	// Whatever is left of the job dies with it. The leader has not been reaped yet, so its group id is
+	// still reserved for this job.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	_ = cmd.Process.Kill()
+	<-exited
+
+	// Output ends when the last process holding the pipes is gone; one that left the process group could
+	// keep them open forever, so stop waiting after the grace period.
+	if !waitAll(j.killGrace, drained) {
+		outR.Close()
+		errR.Close()
+		<-drained
+		j.emit("stderr", "dagctl: a process of the job left its process group and kept its output open")
+	}
+	outR.Close()
+	errR.Close()
+
+	waitErr := reap()
+	result := Result{ExitCode: -1, Reason: reason}
+	var exitErr *exec.ExitError
+	if waitErr != nil && !errors.As(waitErr, &exitErr) {
+		j.emit("stderr", "dagctl: waiting for the command: "+waitErr.Error())
+		if result.Reason == "" {
+			result.Reason = ReasonStartFailed
+		}
+		return result
+	}
+	state := cmd.ProcessState
+	if status, ok := state.Sys().(syscall.WaitStatus); ok && status.Signaled() {
+		result.ExitCode = 128 + int(status.Signal()) // as a shell reports it
+		if result.Reason == "" {
+			result.Reason = "signal: " + status.Signal().String()
+		}
+	} else {
+		result.ExitCode = state.ExitCode()
+	}
+	return result
+}
+
+// waitAll waits until every channel is closed or the time is up, and reports whether they all closed.
+func waitAll(limit time.Duration, chans ...<-chan struct{}) bool {
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	for _, ch := range chans {
+		select {
+		case <-ch:
+		case <-timer.C:
+			return false
+		}
+	}
+	return true
+}
+
+// lookPath finds a command on the job's PATH, not the bot's. Names with a slash are used as they are (a
+// relative one is relative to the job's directory).
+func lookPath(name, pathList string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	for _, d := range filepath.SplitList(pathList) {
+		if !filepath.IsAbs(d) {
+			continue // "" or "." would mean the checkout: PR code must not shadow the commands the bot runs
+		}
+		candidate := filepath.Join(d, name)
+		if info, err := os.Stat(candidate); err == nil && info.Mode().IsRegular() && info.Mode().Perm()&0o111 != 0 {
+			return candidate, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found on the job's PATH", name)
+}

@@ -1,0 +1,109 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"runtime"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// HardenProcess makes the bot's process non-dumpable. Jobs run as the bot's user, and without this a job
+// could read the bot's credentials from /proc/<bot pid>/environ (the environment the bot started with,
+// whatever it unset since) or from its memory. Core dumps of the bot are disabled as a consequence. NewLocal
+// calls it.
+func HardenProcess() error {
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl(PR_SET_DUMPABLE, 0): %w", err)
+	}
+	return nil
+}
+
+// startJobProcess starts cmd without any Linux capabilities and unable to gain any (no_new_privs), even when
+// the bot runs as root: with CAP_SYS_PTRACE a job could read a non-dumpable bot's memory all the same.
+// Capabilities belong to threads, so every job is forked from one OS thread that dropped them for good.
+func startJobProcess(cmd *exec.Cmd) error {
+	starterOnce.Do(func() {
+		starter = make(chan startRequest)
+		ready := make(chan error)
+		go runStarter(ready)
+		starterErr = <-ready
+	})
+	if starterErr != nil {
+		return starterErr
+	}
+	req := startRequest{cmd: cmd, done: make(chan error, 1)}
+	starter <- req
+	return <-req.done
+}
+
+type startRequest struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+var (
+	starterOnce sync.Once
+	starter     chan startRequest
+	starterErr  error
+)
+
+func runStarter(ready chan<- error) {
+	// Never unlocked: the thread keeps its reduced privileges and serves only this goroutine. The runtime
+	// creates new threads from a clean template thread while a locked one runs, so none inherits them.
+	runtime.LockOSThread()
+	if err := dropThreadPrivileges(); err != nil {
+		ready <- fmt.Errorf("dropping privileges for jobs: %w", err)
+		return
+	}
+	ready <- nil
+	for req := range starter {
+		req.done <- req.cmd.Start()
+	}
+}
+
+func dropThreadPrivileges() error {
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("no_new_privs: %w", err)
+	}
+	// The bounding set limits what an exec as root gets; dropping from it needs CAP_SETPCAP, which only a
+	// privileged bot has, and only a privileged bot needs it dropped.
+	for c := 0; c < 64; c++ {
+		err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EPERM) {
+			break // past the kernel's last capability, or nothing to drop
+		}
+		if err != nil {
+			return fmt.Errorf("dropping capability %d from the bounding set: %w", c, err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("clearing ambient capabilities: %w", err)
+	}
+	header := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var none [2]unix.CapUserData // effective, permitted and inheritable: empty
+	if err := unix.Capset(&header, &none[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	return nil
+}
+
+// watchExit returns a channel closed when the started command has exited, and a function that then reaps
+// it. Between the two the process is a zombie whose id, and so its process group id, cannot be reused: the
+// group can be killed without any risk of hitting someone else's processes.
+func watchExit(cmd *exec.Cmd) (exited <-chan struct{}, reap func() error) {
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		for {
+			var info unix.Siginfo
+			err := unix.Waitid(unix.P_PID, cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+			if !errors.Is(err, unix.EINTR) {
+				return
+			}
+		}
+	}()
+	return ch, cmd.Wait
+}

@@ -1,0 +1,27 @@
+//go:build !linux
+
+package jobs
+
+import "os/exec"
+
+// HardenProcess does nothing outside Linux. There, a job running as the bot's user may be able to inspect
+// the bot's process; run the bot on Linux, or jobs on another executor, where that matters.
+func HardenProcess() error { return nil }
+
+// watchExit reaps the command as soon as it exits: there is no portable way to wait without reaping, so
+// killing the process group afterwards carries a tiny risk of reused ids that the Linux version avoids.
+func watchExit(cmd *exec.Cmd) (exited <-chan struct{}, reap func() error) {
+	ch := make(chan struct{})
+	var err error
+	go func() {
+		defer close(ch)
+		err = cmd.Wait()
+	}()
+	return ch, func() error {
+		<-ch
+		return err
+	}
+}
+
+// startJobProcess starts cmd as it is outside Linux.
+func startJobProcess(cmd *exec.Cmd) error { return cmd.Start() }
