@@ -1,0 +1,276 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/dagctl/dagctl-bot/internal/bot"
+	"github.com/dagctl/dagctl-bot/internal/comments"
+	"github.com/dagctl/dagctl-bot/internal/jobs"
+	"github.com/dagctl/dagctl-bot/internal/plan"
+	"github.com/dagctl/dagctl-bot/internal/planner"
+	"github.com/dagctl/dagctl-bot/internal/repoconfig"
+)
+
+// localFlags are the flags of `plan` and `apply`, which run on a working tree without a forge.
+type localFlags struct {
+	repo          string
+	env           string
+	forwardOnly   bool
+	restate       multiFlag
+	start, end    string
+	executionTime string
+	quiet         bool
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func (f *localFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.repo, "repo", ".", "the repository's working tree (holds .dagctl/config.yaml)")
+	fs.BoolVar(&f.forwardOnly, "forward-only", false, "make a forward-only plan")
+	fs.Var(&f.restate, "restate-model", "restate a model (repeatable)")
+	fs.StringVar(&f.start, "start", "", "start of the plan's interval")
+	fs.StringVar(&f.end, "end", "", "end of the plan's interval")
+	fs.StringVar(&f.executionTime, "execution-time", "", "sqlmesh's notion of now (for reproducible plans)")
+	fs.BoolVar(&f.quiet, "quiet", false, "do not echo the job's output to stderr")
+}
+
+func (f *localFlags) planFlags() plan.Flags {
+	return plan.Flags{ForwardOnly: f.forwardOnly, RestateModels: f.restate, Start: f.start, End: f.end}
+}
+
+// loadRepoConfig reads the working tree's config, or the defaults when it has none.
+func loadRepoConfig(repo string) (repoconfig.Config, error) {
+	data, err := os.ReadFile(filepath.Join(repo, repoconfig.Path))
+	if errors.Is(err, os.ErrNotExist) {
+		return repoconfig.Default(), nil
+	}
+	if err != nil {
+		return repoconfig.Config{}, err
+	}
+	return repoconfig.Parse(repoconfig.Path, data)
+}
+
+// sqlmeshPython finds the interpreter that has sqlmesh, from DAGCTL_SQLMESH (the sqlmesh executable; default
+// "sqlmesh" on PATH): the `python` beside it, as in a virtualenv's bin directory.
+func sqlmeshPython(getenv func(string) string) (string, error) {
+	exe := getenv("DAGCTL_SQLMESH")
+	if exe == "" {
+		exe = "sqlmesh"
+	}
+	path, err := exec.LookPath(exe)
+	if err != nil {
+		return "", fmt.Errorf("DAGCTL_SQLMESH: %w (run `make tools`, or point DAGCTL_SQLMESH at the sqlmesh executable)", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	python := filepath.Join(filepath.Dir(abs), "python")
+	if _, err := os.Stat(python); err != nil {
+		return "", fmt.Errorf("DAGCTL_SQLMESH=%s: no python beside it (%v); install sqlmesh in a virtualenv", exe, err)
+	}
+	return python, nil
+}
+
+func localSettings() (bot.JobSettings, error) {
+	python, err := sqlmeshPython(os.Getenv)
+	if err != nil {
+		return bot.JobSettings{}, err
+	}
+	return bot.JobSettings{
+		SQLMesh: planner.SQLMesh{Python: python},
+		Allowed: jobs.ParseNames(os.Getenv("DAGCTL_JOB_ENV")),
+		BotEnv:  jobs.EnvMap(os.Environ()),
+	}, nil
+}
+
+// runPlanCommand implements `dagctl-bot plan`: it plans the working tree's projects for the environment (or
+// every environment with plan_on_pr) and prints exactly the markdown a pull request would get.
+func runPlanCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	var f localFlags
+	f.register(fs)
+	fs.StringVar(&f.env, "env", "", "the environment to plan (default: every environment with plan_on_pr)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := loadRepoConfig(f.repo)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	settings, err := localSettings()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	settings.ExecutionTime = f.executionTime
+	executor, err := jobs.NewLocal(jobs.LocalOptions{})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+
+	var envs []string
+	if f.env != "" {
+		if _, ok := cfg.Environment(f.env); !ok {
+			fmt.Fprintf(stderr, "environment %q is not in %s (it has %s)\n", f.env, repoconfig.Path, envNames(cfg))
+			return 1
+		}
+		envs = []string{f.env}
+	} else {
+		for _, e := range cfg.Environments {
+			if e.PlanOnPR {
+				envs = append(envs, e.Name)
+			}
+		}
+	}
+
+	view := comments.View{Repo: filepath.Base(mustAbs(f.repo))}
+	failed := false
+	for _, env := range envs {
+		envCfg, _ := cfg.Environment(env)
+		for _, project := range cfg.Projects {
+			spec, refused, err := settings.Spec(bot.JobRequest{
+				RunID: "local", Kind: jobs.KindPlan, Config: cfg, Project: project, Env: env,
+				Flags: f.planFlags(), Source: jobs.Source{Dir: mustAbs(f.repo)},
+			})
+			section := comments.Section{
+				Environment:    env,
+				ApplyByComment: envCfg.AppliesOn(repoconfig.ApplyOnComment),
+				ApplyOnMerge:   envCfg.AppliesOn(repoconfig.ApplyOnMerge),
+			}
+			if len(cfg.Projects) > 1 {
+				section.Project = project.Name
+			}
+			if err != nil {
+				section.State, section.Error = comments.StatePlanFailed, err.Error()
+				view.Sections = append(view.Sections, section)
+				failed = true
+				continue
+			}
+			if msg := bot.DescribeRefused(refused); msg != "" {
+				fmt.Fprintln(stderr, msg)
+			}
+			sink := func(l jobs.Line) {
+				if !f.quiet {
+					fmt.Fprintln(stderr, l.Text)
+				}
+			}
+			logTail := bot.NewTail(40)
+			out, res, err := bot.RunJob(ctx, executor, spec, func(l jobs.Line) { logTail.Add(l.Text); sink(l) }, nil)
+			if err != nil {
+				section.State, section.Error = comments.StatePlanFailed, err.Error()
+			} else {
+				o := bot.InterpretPlan(res, out, logTail.Lines())
+				section.State, section.Summary, section.Error = comments.StateOf(o.Status), o.Summary, o.Error
+			}
+			if section.State == comments.StatePlanFailed || section.State == comments.StateCancelled {
+				failed = true
+			}
+			view.Sections = append(view.Sections, section)
+		}
+	}
+	for _, part := range comments.Comment(view, comments.GitHubCommentLimit) {
+		fmt.Fprintln(stdout, part)
+	}
+	if failed {
+		return 1
+	}
+	return 0
+}
+
+// runApplyCommand implements `dagctl-bot apply`: `sqlmesh plan ENV --auto-apply` on the working tree, with
+// progress on stderr.
+func runApplyCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
+	var f localFlags
+	f.register(fs)
+	fs.StringVar(&f.env, "env", "", "the environment to apply (required)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if f.env == "" {
+		fmt.Fprintln(stderr, "apply: --env is required")
+		return 2
+	}
+	cfg, err := loadRepoConfig(f.repo)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if _, ok := cfg.Environment(f.env); !ok {
+		fmt.Fprintf(stderr, "environment %q is not in %s (it has %s)\n", f.env, repoconfig.Path, envNames(cfg))
+		return 1
+	}
+	settings, err := localSettings()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	settings.ExecutionTime = f.executionTime
+	executor, err := jobs.NewLocal(jobs.LocalOptions{})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	code := 0
+	for _, project := range cfg.Projects {
+		spec, refused, err := settings.Spec(bot.JobRequest{
+			RunID: "local", Kind: jobs.KindApply, Config: cfg, Project: project, Env: f.env,
+			Flags: f.planFlags(), Source: jobs.Source{Dir: mustAbs(f.repo)},
+		})
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		if msg := bot.DescribeRefused(refused); msg != "" {
+			fmt.Fprintln(stderr, msg)
+		}
+		_, res, err := bot.RunJob(ctx, executor, spec, func(l jobs.Line) {
+			if p, ok := planner.ParseProgress(l.Text); ok {
+				fmt.Fprintf(stderr, "[%d/%d] %s %s\n", p.Batch, p.Batches, p.Model, p.Action)
+			} else if !f.quiet {
+				fmt.Fprintln(stdout, l.Text)
+			}
+		}, nil)
+		switch {
+		case err != nil:
+			fmt.Fprintln(stderr, err)
+			code = 1
+		case !res.Succeeded():
+			fmt.Fprintf(stderr, "apply of %s to %s failed: exit code %d %s\n", project.Name, f.env, res.ExitCode, res.Reason)
+			code = 1
+		default:
+			fmt.Fprintf(stderr, "applied %s to %s in %s\n", project.Name, f.env, res.Duration.Round(1e7))
+		}
+	}
+	return code
+}
+
+func envNames(cfg repoconfig.Config) string {
+	names := make([]string, len(cfg.Environments))
+	for i, e := range cfg.Environments {
+		names[i] = e.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+func mustAbs(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return p
+	}
+	return abs
+}
