@@ -3,7 +3,11 @@
 // Every error names the file, line and field.
 package repoconfig
 
-import "time"
+import (
+	"strconv"
+	"strings"
+	"time"
+)
 
 // Path is where the config lives in a repository.
 const Path = ".dagctl/config.yaml"
@@ -85,4 +89,12 @@ func (c Config) Environment(name string) (Environment, bool) {
 		}
 	}
 	return Environment{}, false
+}
+
+// PREnvironmentFor returns the per-PR environment's name for a pull request, or "" when pr_environment is unset.
+func (c Config) PREnvironmentFor(number int) string {
+	if c.PREnvironment == "" {
+		return ""
+	}
+	return strings.ReplaceAll(c.PREnvironment, PRNumberPlaceholder, strconv.Itoa(number))
 }
