@@ -1,0 +1,57 @@
+package repoconfig
+
+import "maps"
+
+// Merge returns the config that governs a pull request, given the config on the PR's base branch and the one on
+// its head. A pull request can change .dagctl/config.yaml, but it must not be able to loosen the rules that
+// gate its own apply, nor reach credentials it was not given, so:
+//
+//   - From BASE (trusted): which environments exist, and for each its protection — protected,
+//     required_approvals, approvers, appliers, apply_on; pr_environment (it creates environments too); and the
+//     whole job section (image, timeout, env, pass_env, secrets), because it decides what reaches the job that
+//     runs the PR's code.
+//   - From HEAD (the PR's own): projects (what to plan is part of the change under review), plan_drafts, and
+//     plan_on_pr of environments that exist in both (it only turns planning on or off).
+//
+// Environments the head adds are ignored until they are merged; environments the head removes stay. Pass
+// Default() as base when the base branch has no config file, and the parsed base config otherwise: when the
+// base config does not parse, callers should refuse to act rather than fall back to the head.
+func Merge(base, head Config) Config {
+	out := Config{
+		Version:       head.Version,
+		Projects:      append([]Project(nil), head.Projects...),
+		Job:           cloneJob(base.Job),
+		PlanDrafts:    head.PlanDrafts,
+		PREnvironment: base.PREnvironment,
+	}
+	for _, e := range base.Environments {
+		e = cloneEnvironment(e)
+		if h, ok := head.Environment(e.Name); ok {
+			e.PlanOnPR = h.PlanOnPR
+		}
+		out.Environments = append(out.Environments, e)
+	}
+	return out
+}
+
+func cloneEnvironment(e Environment) Environment {
+	e.Approvers = clone(e.Approvers)
+	e.Appliers = clone(e.Appliers)
+	e.ApplyOn = clone(e.ApplyOn)
+	return e
+}
+
+func cloneJob(j Job) Job {
+	j.Env = maps.Clone(j.Env)
+	j.PassEnv = clone(j.PassEnv)
+	j.Secrets = clone(j.Secrets)
+	return j
+}
+
+// clone copies a slice, keeping nil as nil and empty as empty (an empty apply_on means "never", not "default").
+func clone[T any](s []T) []T {
+	if s == nil {
+		return nil
+	}
+	return append(make([]T, 0, len(s)), s...)
+}
