@@ -1,0 +1,114 @@
+package bot
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/dagctl/dagctl-bot/internal/repoconfig"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
+)
+
+// Check kinds, the first part of a check run's name. Branch protection keys on the full names
+// ("dagctl/plan: prod"): never change them casually.
+const (
+	CheckPlan     = "plan"
+	CheckApproval = "approval"
+	CheckApply    = "apply"
+)
+
+// CheckName is the check run's name for a kind, project and environment: "dagctl/plan: prod", or with several
+// projects "dagctl/plan: analytics/prod".
+func CheckName(kind string, cfg repoconfig.Config, project, env string) string {
+	if len(cfg.Projects) > 1 {
+		return fmt.Sprintf("dagctl/%s: %s/%s", kind, project, env)
+	}
+	return fmt.Sprintf("dagctl/%s: %s", kind, env)
+}
+
+// Target is one (project, environment) of a pull request.
+type Target struct {
+	Project repoconfig.Project
+	Env     repoconfig.Environment
+}
+
+// Reasons a pull request is not planned automatically, shown on the PR.
+const (
+	NoteFork  = "This PR comes from a fork, so it is not planned automatically: its code would run with the team's warehouse credentials. A user with write permission can comment `/dagctl plan` to plan this exact commit."
+	NoteDraft = "Draft PRs are not planned (set `plan_drafts: true` in .dagctl/config.yaml to change that). Mark it ready for review, or comment `/dagctl plan`."
+)
+
+// AutoTargets are the targets planned when a PR is opened or pushed to, or a note saying why there are none.
+func AutoTargets(cfg repoconfig.Config, pr vcs.PullRequest) (targets []Target, note string) {
+	if pr.Fork {
+		return nil, NoteFork
+	}
+	if pr.Draft && !cfg.PlanDrafts {
+		return nil, NoteDraft
+	}
+	var envs []repoconfig.Environment
+	for _, e := range Environments(cfg, pr.Number) {
+		if e.PlanOnPR {
+			envs = append(envs, e)
+		}
+	}
+	return cross(cfg, envs), ""
+}
+
+// CommandTargets are the targets of `/dagctl plan [env]` (or a rerequested check): the named environment, or
+// every environment planned on PRs.
+func CommandTargets(cfg repoconfig.Config, pr vcs.PullRequest, env string) ([]Target, error) {
+	all := Environments(cfg, pr.Number)
+	if env == "" {
+		var envs []repoconfig.Environment
+		for _, e := range all {
+			if e.PlanOnPR {
+				envs = append(envs, e)
+			}
+		}
+		return cross(cfg, envs), nil
+	}
+	for _, e := range all {
+		if e.Name == env {
+			return cross(cfg, []repoconfig.Environment{e}), nil
+		}
+	}
+	names := make([]string, len(all))
+	for i, e := range all {
+		names[i] = "`" + e.Name + "`"
+	}
+	return nil, fmt.Errorf("environment `%s` is not configured; this PR has %s", env, strings.Join(names, ", "))
+}
+
+// Environments are the configured environments plus, when pr_environment is set, the PR's own environment:
+// unprotected, planned on the PR and applied by comment.
+func Environments(cfg repoconfig.Config, prNumber int) []repoconfig.Environment {
+	envs := append([]repoconfig.Environment(nil), cfg.Environments...)
+	if name := cfg.PREnvironmentFor(prNumber); name != "" {
+		if _, exists := cfg.Environment(name); !exists {
+			envs = append(envs, repoconfig.Environment{
+				Name: name, PlanOnPR: true, ApplyOn: []repoconfig.ApplyTrigger{repoconfig.ApplyOnComment},
+			})
+		}
+	}
+	return envs
+}
+
+// Environment finds an environment of the PR (including its per-PR environment).
+func Environment(cfg repoconfig.Config, prNumber int, name string) (repoconfig.Environment, bool) {
+	for _, e := range Environments(cfg, prNumber) {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return repoconfig.Environment{}, false
+}
+
+func cross(cfg repoconfig.Config, envs []repoconfig.Environment) []Target {
+	var out []Target
+	for _, e := range envs {
+		for _, p := range cfg.Projects {
+			out = append(out, Target{Project: p, Env: e})
+		}
+	}
+	return out
+}
