@@ -138,6 +138,14 @@ var ErrNotFound = errors.New("not found")
 // ErrPermission is returned for a forge's refusal that is not a rate limit: retrying will not help.
 var ErrPermission = errors.New("permission denied by the forge")
 
+// ErrRateLimited is returned when the forge kept answering with rate limits after the adapter's bounded waits:
+// the work should be retried later, not dropped.
+var ErrRateLimited = errors.New("rate limited by the forge")
+
+// ErrIgnored is returned by webhook parsers for a valid delivery that is not for the bot (a ping, an event or
+// action it does not handle, a comment on a plain issue): acknowledge it and do nothing.
+var ErrIgnored = errors.New("event is not for the bot")
+
 // Forge is what the bot needs from a forge for one repository's installation. Adapters implement it; they handle
 // the forge's own limits (rate limits, sizes) where they meet it.
 type Forge interface {
