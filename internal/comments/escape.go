@@ -22,7 +22,7 @@ var ansiEscape = regexp.MustCompile(`\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]`)
 // sanitize makes tool or user text safe to embed: valid UTF-8, "\n" line endings only (a lone "\r" would be a
 // line ending to a markdown parser), no terminal escapes and no other control characters except tabs.
 func sanitize(s string) string {
-	if s == "" {
+	if clean(s) {
 		return s
 	}
 	s = strings.ToValidUTF8(s, "\uFFFD")
@@ -41,6 +41,16 @@ func sanitize(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// clean reports whether sanitize would leave s as it is (the common case, checked without allocating).
+func clean(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\n' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
 }
 
 // oneLine sanitizes s, folds its whitespace into single spaces when it spans lines (or holds tabs) and cuts

@@ -145,7 +145,9 @@ func (p *pager) start() {
 	p.content = false
 	p.write(p.o.header(len(p.parts) + 1))
 	for i := range p.stack {
-		p.stack[i].written, p.stack[i].carried = false, true
+		f := &p.stack[i]
+		f.carried = f.carried || f.written // a container that had nothing in the last part starts afresh
+		f.written = false
 	}
 }
 
