@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -257,7 +258,7 @@ func (j *localJob) run() {
 			j.timer.Stop()
 		}
 		j.cancel(nil)
-		if err := os.RemoveAll(j.scratch); err != nil {
+		if err := removeScratch(j.scratch); err != nil {
 			j.emit("stderr", "dagctl: removing the scratch directory: "+err.Error())
 		}
 		j.result.Duration = time.Since(j.started)
@@ -404,6 +405,20 @@ func (j *localJob) runProcess(dir string, env map[string]string) Result {
 		result.ExitCode = state.ExitCode()
 	}
 	return result
+}
+
+// removeScratch removes a job's scratch directory, including directories the job made read-only.
+func removeScratch(dir string) error {
+	if err := os.RemoveAll(dir); err == nil {
+		return nil
+	}
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Type()&fs.ModeSymlink == 0 {
+			_ = os.Chmod(path, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
 }
 
 // waitAll waits until every channel is closed or the time is up, and reports whether they all closed.

@@ -383,3 +383,19 @@ func botHasCapability(t *testing.T, capability uint) bool {
 	t.Fatal("no CapEff in /proc/self/status")
 	return false
 }
+
+func TestLocalRemovesAScratchDirectoryTheJobMadeReadOnly(t *testing.T) {
+	repo := newGitRepo(t)
+	sha := commitFiles(t, repo, map[string]string{"a.txt": "a\n"}, "a")
+	l, workDir := newTestLocal(t, 0)
+
+	res, rec := runJob(t, l, Spec{
+		RunID:   "read-only",
+		Source:  Source{CloneURL: repo, SHA: sha},
+		Command: []string{"sh", "-c", `mkdir -p locked/inner && touch locked/inner/f && chmod 0500 locked/inner locked && chmod 0500 "$HOME" .`},
+		Env:     plainEnv(),
+	})
+
+	require.True(t, res.Succeeded(), rec.joined())
+	requireScratchRemoved(t, workDir)
+}
