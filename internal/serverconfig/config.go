@@ -1,0 +1,167 @@
+// Package serverconfig holds the settings of `dagctl-bot serve`. Each setting has an environment variable and a
+// flag: the environment variable replaces the built-in default, and a flag given on the command line wins over
+// both. Settings that are credentials are held as Secret, and Config logs and prints without them.
+package serverconfig
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+)
+
+// Executor names where jobs run.
+type Executor string
+
+const (
+	// ExecutorLocal runs jobs as processes on the bot's machine (the embedded default).
+	ExecutorLocal Executor = "local"
+	// ExecutorKubernetes runs jobs as Kubernetes Jobs.
+	ExecutorKubernetes Executor = "kubernetes"
+)
+
+// Config is the validated server configuration. Each field names its environment variable and flag.
+type Config struct {
+	// Listen is the HTTP listen address (webhooks, health). DAGCTL_LISTEN, -listen; default ":8080".
+	Listen string
+	// DB is the SQLite database file. DAGCTL_DB, -db; default "./dagctl.db".
+	DB string
+	// Executor runs jobs: "local" or "kubernetes". DAGCTL_EXECUTOR, -executor; default "local".
+	Executor Executor
+	// PublicURL is the bot's externally reachable base URL, used in links from check runs and comments; no
+	// trailing slash. DAGCTL_PUBLIC_URL, -public-url; default unset (no links).
+	PublicURL string
+	GitHub    GitHub
+	GitLab    GitLab
+	// SQLMesh is the sqlmesh executable. With the local executor it is resolved on PATH at start to an absolute
+	// path (and it is an error if it is missing); with the kubernetes executor it is the name inside the job's
+	// image, used as given. DAGCTL_SQLMESH, -sqlmesh; default "sqlmesh" (`make run` sets .venv/bin/sqlmesh).
+	SQLMesh string
+	// WorkDir is the scratch directory for checkouts, absolute. DAGCTL_WORKDIR, -workdir; default
+	// os.TempDir()/dagctl.
+	WorkDir string
+	// JobEnv names the variables of the bot's own environment that jobs may receive (through a repository's
+	// job.pass_env). Nothing else of the bot's environment reaches a job. DAGCTL_* names are refused.
+	// DAGCTL_JOB_ENV, -job-env (comma-separated); default none.
+	JobEnv     []string
+	Kubernetes Kubernetes
+	// LogLevel is debug, info, warn or error (slog syntax, so "debug-4" works too). DAGCTL_LOG_LEVEL,
+	// -log-level; default info.
+	LogLevel slog.Level
+}
+
+// GitHub is the GitHub App the bot acts as. It is enabled when AppID is set; the private key and the webhook
+// secret are then required.
+type GitHub struct {
+	// AppID is the GitHub App's id. DAGCTL_GITHUB_APP_ID, -github-app-id.
+	AppID int64
+	// PrivateKey is the App's private key, PEM-encoded RSA (PKCS#1 as GitHub issues it, or PKCS#8). The setting
+	// takes PEM text (literal "\n" escapes are accepted) or the path of a PEM file.
+	// DAGCTL_GITHUB_PRIVATE_KEY, -github-private-key.
+	PrivateKey Secret
+	// WebhookSecret verifies webhook signatures. DAGCTL_GITHUB_WEBHOOK_SECRET, -github-webhook-secret.
+	WebhookSecret Secret
+	// APIURL is the REST API base, always with a trailing slash; for GitHub Enterprise Server
+	// "https://HOST/api/v3/". DAGCTL_GITHUB_API_URL, -github-api-url; default "https://api.github.com/".
+	APIURL string
+}
+
+// Enabled reports whether the bot serves GitHub.
+func (g GitHub) Enabled() bool { return g.AppID != 0 }
+
+// GitLab is the GitLab instance the bot serves. It is enabled when Token is set; the webhook secret is then
+// required.
+type GitLab struct {
+	// URL is the instance's base URL, without a trailing slash. DAGCTL_GITLAB_URL, -gitlab-url; default
+	// "https://gitlab.com".
+	URL string
+	// Token is the bot user's access token (api scope). DAGCTL_GITLAB_TOKEN, -gitlab-token.
+	Token Secret
+	// WebhookSecret is the secret token GitLab sends with webhooks. DAGCTL_GITLAB_WEBHOOK_SECRET,
+	// -gitlab-webhook-secret.
+	WebhookSecret Secret
+}
+
+// Enabled reports whether the bot serves GitLab.
+func (g GitLab) Enabled() bool { return g.Token.IsSet() }
+
+// Kubernetes configures the kubernetes executor.
+type Kubernetes struct {
+	// Namespace is where job pods run and where repositories' job.secrets are looked up. DAGCTL_K8S_NAMESPACE,
+	// -k8s-namespace; default "default".
+	Namespace string
+	// Image is the default runtime image for jobs, used when a repository sets no job.image; required with the
+	// kubernetes executor. DAGCTL_K8S_IMAGE, -k8s-image.
+	Image string
+}
+
+// Load reads the settings from args (the arguments after the subcommand) and getenv (os.Getenv, or a fake in
+// tests). It reports every invalid setting at once. With -help it prints the settings to os.Stderr and
+// returns flag.ErrHelp.
+func Load(args []string, getenv func(string) string) (Config, error) {
+	return LoadWithOutput(args, getenv, os.Stderr)
+}
+
+// LoadWithOutput is Load printing -help and flag errors to out.
+func LoadWithOutput(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() { Usage(fs.Output()) }
+	for _, s := range settings() {
+		// The flag's own default stays empty: an unset flag falls back to the environment, then the default.
+		fs.String(s.flag, "", s.usage)
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+	fromFlags := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { fromFlags[f.Name] = f.Value.String() })
+
+	in := inputs{}
+	for _, s := range settings() {
+		v, explicit := fromFlags[s.flag]
+		if !explicit {
+			v = getenv(s.env)
+			explicit = v != ""
+		}
+		if !explicit {
+			v = s.def
+		}
+		in[s.env] = input{value: v, explicit: explicit}
+	}
+	return build(in, getenv)
+}
+
+// Usage prints every setting: flag, environment variable, default and meaning.
+func Usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: dagctl-bot serve [flags]\n\n")
+	fmt.Fprintf(w, "Every flag has an environment variable; the variable replaces the default and the flag wins.\n\n")
+	for _, s := range settings() {
+		def := ""
+		if s.def != "" {
+			def = fmt.Sprintf(" (default %q)", s.def)
+		}
+		if s.secret {
+			def = " (secret: prefer the environment variable, flags show in the process list)"
+		}
+		fmt.Fprintf(w, "  -%s  %s%s\n", s.flag, s.env, def)
+		for _, line := range strings.Split(s.usage, "\n") {
+			fmt.Fprintf(w, "    \t%s\n", line)
+		}
+	}
+}
+
+// errList collects invalid settings, each named by its environment variable and flag.
+type errList []error
+
+func (e *errList) add(s setting, format string, args ...any) {
+	*e = append(*e, fmt.Errorf("%s (-%s): %s", s.env, s.flag, fmt.Sprintf(format, args...)))
+}
+
+func (e errList) err() error { return errors.Join(e...) }

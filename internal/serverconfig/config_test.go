@@ -1,0 +1,289 @@
+package serverconfig
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// env is a fake environment. Its PATH holds a directory with an executable named sqlmesh, so that the local
+// executor's start-up check can pass without depending on the machine.
+type env map[string]string
+
+func newEnv(t *testing.T) (env, string) {
+	t.Helper()
+	bin := t.TempDir()
+	sqlmesh := filepath.Join(bin, "sqlmesh")
+	require.NoError(t, os.WriteFile(sqlmesh, []byte("#!/bin/sh\n"), 0o755))
+	return env{"PATH": bin}, sqlmesh
+}
+
+func (e env) get(k string) string { return e[k] }
+
+func load(t *testing.T, e env, args ...string) (Config, error) {
+	t.Helper()
+	var out bytes.Buffer
+	return LoadWithOutput(args, e.get, &out)
+}
+
+var rsaKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
+func pkcs1PEM() string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(rsaKey())}))
+}
+
+func TestDefaults(t *testing.T) {
+	e, sqlmesh := newEnv(t)
+	cfg, err := load(t, e)
+	require.NoError(t, err)
+	assert.Equal(t, Config{
+		Listen:     ":8080",
+		DB:         "./dagctl.db",
+		Executor:   ExecutorLocal,
+		GitHub:     GitHub{APIURL: "https://api.github.com/"},
+		GitLab:     GitLab{URL: "https://gitlab.com"},
+		SQLMesh:    sqlmesh,
+		WorkDir:    filepath.Join(os.TempDir(), "dagctl"),
+		Kubernetes: Kubernetes{Namespace: "default"},
+		LogLevel:   slog.LevelInfo,
+	}, cfg)
+	assert.False(t, cfg.GitHub.Enabled())
+	assert.False(t, cfg.GitLab.Enabled())
+}
+
+func TestEnvironmentFillsDefaultsAndFlagsWin(t *testing.T) {
+	e, _ := newEnv(t)
+	e[EnvListen] = ":9000"
+	e[EnvDB] = "/var/lib/dagctl/env.db"
+	e[EnvLogLevel] = "debug"
+	e[EnvJobEnv] = " SNOWFLAKE_ACCOUNT, ,AWS_REGION,SNOWFLAKE_ACCOUNT"
+	cfg, err := load(t, e, "-db", "/flag.db", "--log-level=warn")
+	require.NoError(t, err)
+	assert.Equal(t, ":9000", cfg.Listen, "from the environment")
+	assert.Equal(t, "/flag.db", cfg.DB, "the flag wins over the environment")
+	assert.Equal(t, slog.LevelWarn, cfg.LogLevel)
+	assert.Equal(t, []string{"SNOWFLAKE_ACCOUNT", "AWS_REGION"}, cfg.JobEnv)
+}
+
+func TestGitHub(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "app.pem")
+	require.NoError(t, os.WriteFile(keyFile, []byte(pkcs1PEM()), 0o600))
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(rsaKey())
+	require.NoError(t, err)
+	pkcs8PEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}))
+
+	tests := []struct {
+		name, key, apiURL, wantAPIURL string
+	}{
+		{"PEM text", pkcs1PEM(), "", "https://api.github.com/"},
+		{"PEM file", keyFile, "https://ghe.example.com/api/v3", "https://ghe.example.com/api/v3/"},
+		{"escaped newlines", strings.ReplaceAll(pkcs1PEM(), "\n", `\n`), "https://ghe.example.com/api/v3/", "https://ghe.example.com/api/v3/"},
+		{"PKCS#8", pkcs8PEM, "", "https://api.github.com/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _ := newEnv(t)
+			e[EnvGitHubAppID] = "12345"
+			e[EnvGitHubPrivateKey] = tt.key
+			e[EnvGitHubWebhookSecret] = "hook"
+			e[EnvGitHubAPIURL] = tt.apiURL
+			cfg, err := load(t, e)
+			require.NoError(t, err)
+			assert.True(t, cfg.GitHub.Enabled())
+			assert.Equal(t, int64(12345), cfg.GitHub.AppID)
+			assert.Equal(t, tt.wantAPIURL, cfg.GitHub.APIURL)
+			assert.Equal(t, "hook", cfg.GitHub.WebhookSecret.Reveal())
+			block, _ := pem.Decode([]byte(cfg.GitHub.PrivateKey.Reveal()))
+			require.NotNil(t, block)
+		})
+	}
+}
+
+// A key that does not parse must not be echoed: it would end up in the bot's logs.
+func TestPrivateKeyErrorsDoNotShowTheKey(t *testing.T) {
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	ecDER, err := x509.MarshalPKCS8PrivateKey(ecKey)
+	require.NoError(t, err)
+	good := pkcs1PEM()
+	body := strings.Join(strings.Split(good, "\n")[1:4], "") // key material, without the PEM armour
+	corrupted := strings.Replace(good, body[:40], strings.Repeat("A", 40), 1)
+
+	tests := []struct {
+		name, value, wantErr string
+	}{
+		{"base64 without armour", body, "DAGCTL_GITHUB_PRIVATE_KEY (-github-private-key): is neither PEM text nor a readable file: "},
+		{"corrupted key", corrupted, "DAGCTL_GITHUB_PRIVATE_KEY (-github-private-key): is not a valid RSA private key (PKCS#1)"},
+		{"not RSA", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: ecDER})), "DAGCTL_GITHUB_PRIVATE_KEY (-github-private-key): is not an RSA key; GitHub App keys are RSA"},
+		{"a certificate", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", `DAGCTL_GITHUB_PRIVATE_KEY (-github-private-key): is a PEM "CERTIFICATE" block, not an RSA private key`},
+		{"missing file", "/nonexistent/app.pem", "DAGCTL_GITHUB_PRIVATE_KEY (-github-private-key): is neither PEM text nor a readable file: no such file or directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _ := newEnv(t)
+			e[EnvGitHubAppID] = "1"
+			e[EnvGitHubPrivateKey] = tt.value
+			e[EnvGitHubWebhookSecret] = "hook"
+			_, err := load(t, e)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.wantErr)
+			assert.NotContains(t, err.Error(), body[:20])
+			assert.NotContains(t, err.Error(), body[len(body)-20:])
+		})
+	}
+}
+
+func TestInvalidSettingsAreAllReported(t *testing.T) {
+	e, _ := newEnv(t)
+	e[EnvListen] = "8080"
+	e[EnvExecutor] = "docker"
+	e[EnvPublicURL] = "https://bot example.com"
+	e[EnvGitHubAppID] = "abc"
+	e[EnvGitLabURL] = "gitlab.example.com"
+	e[EnvWorkDir] = " "
+	e[EnvJobEnv] = "OK,BAD-NAME,DAGCTL_GITHUB_PRIVATE_KEY"
+	e[EnvK8sNamespace] = "Prod_NS"
+	e[EnvLogLevel] = "loud"
+	_, err := load(t, e)
+	require.Error(t, err)
+	assert.Equal(t, []string{
+		`DAGCTL_LISTEN (-listen): "8080" is not a host:port address like :8080`,
+		`DAGCTL_EXECUTOR (-executor): "docker" is not one of local, kubernetes`,
+		`DAGCTL_PUBLIC_URL (-public-url): the value is not an http(s) URL`,
+		`DAGCTL_GITHUB_APP_ID (-github-app-id): "abc" is not a GitHub App id (a positive number)`,
+		`DAGCTL_GITHUB_PRIVATE_KEY (-github-private-key): is required for GitHub (another DAGCTL_GITHUB_* setting is set)`,
+		`DAGCTL_GITHUB_WEBHOOK_SECRET (-github-webhook-secret): is required for GitHub (another DAGCTL_GITHUB_* setting is set)`,
+		`DAGCTL_GITLAB_URL (-gitlab-url): "gitlab.example.com" is not an http(s) URL`,
+		`DAGCTL_GITLAB_TOKEN (-gitlab-token): is required for GitLab (another DAGCTL_GITLAB_* setting is set)`,
+		`DAGCTL_GITLAB_WEBHOOK_SECRET (-gitlab-webhook-secret): is required for GitLab (another DAGCTL_GITLAB_* setting is set)`,
+		`DAGCTL_WORKDIR (-workdir): " " is not a usable directory path`,
+		`DAGCTL_JOB_ENV (-job-env): "BAD-NAME" is not a variable name`,
+		`DAGCTL_JOB_ENV (-job-env): DAGCTL_GITHUB_PRIVATE_KEY cannot be passed to jobs: DAGCTL_* variables are the bot's own`,
+		`DAGCTL_K8S_NAMESPACE (-k8s-namespace): "Prod_NS" is not a Kubernetes namespace name`,
+		`DAGCTL_LOG_LEVEL (-log-level): "loud" is not one of debug, info, warn, error`,
+	}, strings.Split(err.Error(), "\n"))
+}
+
+func TestURLErrorsHidePasswords(t *testing.T) {
+	e, _ := newEnv(t)
+	e[EnvPublicURL] = "ftp://user:hunter2@bot.example.com"
+	_, err := load(t, e)
+	require.Error(t, err)
+	assert.Equal(t, `DAGCTL_PUBLIC_URL (-public-url): "ftp://xxxxx@bot.example.com" is not an http(s) URL`, err.Error())
+}
+
+func TestURLsMustNotCarryCredentials(t *testing.T) {
+	e, _ := newEnv(t)
+	e[EnvGitLabURL] = "https://oauth2:url-passw0rd@gitlab.example.com"
+	e[EnvGitLabToken] = "t"
+	e[EnvGitLabWebhookSecret] = "h"
+	_, err := load(t, e)
+	require.Error(t, err)
+	assert.Equal(t, `DAGCTL_GITLAB_URL (-gitlab-url): "https://xxxxx@gitlab.example.com" must not contain credentials; use the token and secret settings`, err.Error())
+}
+
+func TestPublicURLIsNormalised(t *testing.T) {
+	e, _ := newEnv(t)
+	e[EnvPublicURL] = "https://bot.example.com/dagctl/"
+	cfg, err := load(t, e)
+	require.NoError(t, err)
+	assert.Equal(t, "https://bot.example.com/dagctl", cfg.PublicURL)
+}
+
+func TestSQLMeshResolution(t *testing.T) {
+	t.Run("not on PATH", func(t *testing.T) {
+		_, err := load(t, env{"PATH": t.TempDir()})
+		require.Error(t, err)
+		assert.Equal(t, "DAGCTL_SQLMESH (-sqlmesh): \"sqlmesh\" not found on PATH (run `make tools`, or point DAGCTL_SQLMESH at the sqlmesh executable)", err.Error())
+	})
+	t.Run("a path is checked, not searched", func(t *testing.T) {
+		e, sqlmesh := newEnv(t)
+		e["PATH"] = ""
+		e[EnvSQLMesh] = sqlmesh
+		cfg, err := load(t, e)
+		require.NoError(t, err)
+		assert.Equal(t, sqlmesh, cfg.SQLMesh)
+	})
+	t.Run("not executable", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "sqlmesh")
+		require.NoError(t, os.WriteFile(file, nil, 0o644))
+		_, err := load(t, env{EnvSQLMesh: file})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "is not executable")
+	})
+	t.Run("kubernetes uses the name inside the image", func(t *testing.T) {
+		cfg, err := load(t, env{"PATH": t.TempDir(), EnvExecutor: "kubernetes", EnvK8sImage: "ghcr.io/acme/runner:1"})
+		require.NoError(t, err)
+		assert.Equal(t, "sqlmesh", cfg.SQLMesh)
+		assert.Equal(t, Kubernetes{Namespace: "default", Image: "ghcr.io/acme/runner:1"}, cfg.Kubernetes)
+	})
+	t.Run("kubernetes needs an image", func(t *testing.T) {
+		_, err := load(t, env{EnvExecutor: "kubernetes"})
+		require.Error(t, err)
+		assert.Equal(t, "DAGCTL_K8S_IMAGE (-k8s-image): is required with the kubernetes executor", err.Error())
+	})
+}
+
+func TestGitLab(t *testing.T) {
+	e, _ := newEnv(t)
+	e[EnvGitLabURL] = "https://gitlab.example.com/"
+	e[EnvGitLabToken] = "glpat-secret"
+	e[EnvGitLabWebhookSecret] = "hook"
+	cfg, err := load(t, e)
+	require.NoError(t, err)
+	assert.True(t, cfg.GitLab.Enabled())
+	assert.Equal(t, "https://gitlab.example.com", cfg.GitLab.URL)
+	assert.Equal(t, "glpat-secret", cfg.GitLab.Token.Reveal())
+}
+
+func TestHelpListsEverySetting(t *testing.T) {
+	e, _ := newEnv(t)
+	var out bytes.Buffer
+	_, err := LoadWithOutput([]string{"-help"}, e.get, &out)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	for _, s := range settings() {
+		assert.Contains(t, out.String(), "-"+s.flag+"  "+s.env)
+	}
+	assert.Contains(t, out.String(), `-listen  DAGCTL_LISTEN (default ":8080")`)
+}
+
+func TestHelpDoesNotShowSecretsFromTheEnvironment(t *testing.T) {
+	e, _ := newEnv(t)
+	e[EnvGitLabToken] = "glpat-do-not-print"
+	var out bytes.Buffer
+	_, err := LoadWithOutput([]string{"-h"}, e.get, &out)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	assert.NotContains(t, out.String(), "glpat-do-not-print")
+}
+
+func TestBadFlagsAndArguments(t *testing.T) {
+	e, _ := newEnv(t)
+	_, err := load(t, e, "-nope")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "flag provided but not defined: -nope")
+	_, err = load(t, e, "extra")
+	require.Error(t, err)
+	assert.False(t, errors.Is(err, flag.ErrHelp))
+	assert.Contains(t, err.Error(), "serve takes no arguments")
+}

@@ -1,0 +1,337 @@
+package serverconfig
+
+import (
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// setting is one server setting; the table below is the single list that flags, help and docs come from.
+type setting struct {
+	env, flag, def, usage string
+	secret                bool
+}
+
+// Environment variable names of the settings.
+const (
+	EnvListen              = "DAGCTL_LISTEN"
+	EnvDB                  = "DAGCTL_DB"
+	EnvExecutor            = "DAGCTL_EXECUTOR"
+	EnvPublicURL           = "DAGCTL_PUBLIC_URL"
+	EnvGitHubAppID         = "DAGCTL_GITHUB_APP_ID"
+	EnvGitHubPrivateKey    = "DAGCTL_GITHUB_PRIVATE_KEY"
+	EnvGitHubWebhookSecret = "DAGCTL_GITHUB_WEBHOOK_SECRET"
+	EnvGitHubAPIURL        = "DAGCTL_GITHUB_API_URL"
+	EnvGitLabURL           = "DAGCTL_GITLAB_URL"
+	EnvGitLabToken         = "DAGCTL_GITLAB_TOKEN"
+	EnvGitLabWebhookSecret = "DAGCTL_GITLAB_WEBHOOK_SECRET"
+	EnvSQLMesh             = "DAGCTL_SQLMESH"
+	EnvWorkDir             = "DAGCTL_WORKDIR"
+	EnvJobEnv              = "DAGCTL_JOB_ENV"
+	EnvK8sNamespace        = "DAGCTL_K8S_NAMESPACE"
+	EnvK8sImage            = "DAGCTL_K8S_IMAGE"
+	EnvLogLevel            = "DAGCTL_LOG_LEVEL"
+)
+
+func settings() []setting {
+	return []setting{
+		{env: EnvListen, flag: "listen", def: ":8080", usage: "HTTP listen address for webhooks and health checks"},
+		{env: EnvDB, flag: "db", def: "./dagctl.db", usage: "SQLite database file"},
+		{env: EnvExecutor, flag: "executor", def: string(ExecutorLocal), usage: "where jobs run: local or kubernetes"},
+		{env: EnvPublicURL, flag: "public-url", usage: "the bot's external base URL, for links in checks and comments"},
+		{env: EnvGitHubAppID, flag: "github-app-id", usage: "GitHub App id; setting it enables GitHub"},
+		{env: EnvGitHubPrivateKey, flag: "github-private-key", secret: true,
+			usage: "GitHub App private key: PEM text or the path of a PEM file (RSA)"},
+		{env: EnvGitHubWebhookSecret, flag: "github-webhook-secret", secret: true, usage: "GitHub webhook secret"},
+		{env: EnvGitHubAPIURL, flag: "github-api-url", def: "https://api.github.com/",
+			usage: "GitHub REST API base URL (GitHub Enterprise Server: https://HOST/api/v3/)"},
+		{env: EnvGitLabURL, flag: "gitlab-url", def: "https://gitlab.com", usage: "GitLab base URL"},
+		{env: EnvGitLabToken, flag: "gitlab-token", secret: true, usage: "GitLab access token of the bot user; setting it enables GitLab"},
+		{env: EnvGitLabWebhookSecret, flag: "gitlab-webhook-secret", secret: true, usage: "GitLab webhook secret token"},
+		{env: EnvSQLMesh, flag: "sqlmesh", def: "sqlmesh",
+			usage: "sqlmesh executable; resolved on PATH at start with the local executor"},
+		{env: EnvWorkDir, flag: "workdir", def: filepath.Join(os.TempDir(), "dagctl"), usage: "scratch directory for checkouts"},
+		{env: EnvJobEnv, flag: "job-env",
+			usage: "comma-separated names of the bot's environment variables that jobs may receive (via job.pass_env)"},
+		{env: EnvK8sNamespace, flag: "k8s-namespace", def: "default", usage: "Kubernetes namespace for job pods and job.secrets"},
+		{env: EnvK8sImage, flag: "k8s-image", usage: "default job image for the kubernetes executor (required with it)"},
+		{env: EnvLogLevel, flag: "log-level", def: "info", usage: "log level: debug, info, warn or error"},
+	}
+}
+
+type input struct {
+	value    string
+	explicit bool // given by flag or environment, not the default
+}
+
+type inputs map[string]input
+
+func settingFor(env string) setting {
+	for _, s := range settings() {
+		if s.env == env {
+			return s
+		}
+	}
+	panic("serverconfig: no setting " + env)
+}
+
+var (
+	envVarNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// Kubernetes namespaces are DNS labels.
+	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+)
+
+func build(in inputs, getenv func(string) string) (Config, error) {
+	var errs errList
+	get := func(env string) (string, setting) { return in[env].value, settingFor(env) }
+	var c Config
+
+	v, s := get(EnvListen)
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		errs.add(s, "%q is not a host:port address like :8080", v)
+	}
+	c.Listen = v
+
+	v, s = get(EnvDB)
+	if strings.TrimSpace(v) == "" {
+		errs.add(s, "must not be blank")
+	}
+	c.DB = v
+
+	v, s = get(EnvExecutor)
+	switch e := Executor(v); e {
+	case ExecutorLocal, ExecutorKubernetes:
+		c.Executor = e
+	default:
+		errs.add(s, "%q is not one of %s, %s", v, ExecutorLocal, ExecutorKubernetes)
+	}
+
+	if v, s = get(EnvPublicURL); v != "" {
+		if u, ok := httpURL(&errs, s, v); ok {
+			c.PublicURL = strings.TrimRight(u, "/")
+		}
+	}
+
+	buildGitHub(&c, &errs, in)
+	buildGitLab(&c, &errs, in)
+
+	v, s = get(EnvSQLMesh)
+	c.SQLMesh = v
+	if c.Executor == ExecutorLocal {
+		if path, err := lookPath(v, getenv("PATH")); err != nil {
+			errs.add(s, "%s (run `make tools`, or point %s at the sqlmesh executable)", err, EnvSQLMesh)
+		} else {
+			c.SQLMesh = path
+		}
+	}
+
+	v, s = get(EnvWorkDir)
+	if abs, err := filepath.Abs(v); err != nil || strings.TrimSpace(v) == "" {
+		errs.add(s, "%q is not a usable directory path", v)
+	} else {
+		c.WorkDir = abs
+	}
+
+	v, s = get(EnvJobEnv)
+	seen := map[string]bool{}
+	for _, part := range strings.Split(v, ",") {
+		name := strings.TrimSpace(part)
+		switch {
+		case name == "" || seen[name]:
+		case !envVarNameRE.MatchString(name):
+			errs.add(s, "%q is not a variable name", name)
+		case strings.HasPrefix(strings.ToUpper(name), "DAGCTL_"):
+			// The bot's own settings include its credentials; they must never be passable to PR code.
+			errs.add(s, "%s cannot be passed to jobs: DAGCTL_* variables are the bot's own", name)
+		default:
+			seen[name] = true
+			c.JobEnv = append(c.JobEnv, name)
+		}
+	}
+
+	v, s = get(EnvK8sNamespace)
+	if len(v) > 63 || !dnsLabelRE.MatchString(v) {
+		errs.add(s, "%q is not a Kubernetes namespace name", v)
+	}
+	c.Kubernetes.Namespace = v
+	v, s = get(EnvK8sImage)
+	if strings.ContainsAny(v, " \t\r\n") {
+		errs.add(s, "%q is not an image reference", v)
+	}
+	if v == "" && c.Executor == ExecutorKubernetes {
+		errs.add(s, "is required with the kubernetes executor")
+	}
+	c.Kubernetes.Image = v
+
+	v, s = get(EnvLogLevel)
+	if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+		errs.add(s, "%q is not one of debug, info, warn, error", v)
+	}
+
+	if err := errs.err(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func buildGitHub(c *Config, errs *errList, in inputs) {
+	g := &c.GitHub
+	v, s := in[EnvGitHubAppID].value, settingFor(EnvGitHubAppID)
+	if v != "" {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id <= 0 {
+			errs.add(s, "%q is not a GitHub App id (a positive number)", v)
+		} else {
+			g.AppID = id
+		}
+	}
+	keySetting := settingFor(EnvGitHubPrivateKey)
+	if v := in[EnvGitHubPrivateKey].value; v != "" {
+		if pemText, err := loadPrivateKey(v); err != nil {
+			errs.add(keySetting, "%s", err)
+		} else {
+			g.PrivateKey = Secret(pemText)
+		}
+	}
+	g.WebhookSecret = Secret(in[EnvGitHubWebhookSecret].value)
+	if u, ok := httpURL(errs, settingFor(EnvGitHubAPIURL), in[EnvGitHubAPIURL].value); ok {
+		// go-github resolves paths against the base URL, which only works with a trailing slash.
+		g.APIURL = strings.TrimRight(u, "/") + "/"
+	}
+
+	// Any GitHub setting given means GitHub is meant to be on: then all three credentials are needed.
+	anyGiven := in[EnvGitHubAppID].explicit || in[EnvGitHubPrivateKey].explicit ||
+		in[EnvGitHubWebhookSecret].explicit || in[EnvGitHubAPIURL].explicit
+	if !anyGiven {
+		return
+	}
+	for _, env := range []string{EnvGitHubAppID, EnvGitHubPrivateKey, EnvGitHubWebhookSecret} {
+		if !in[env].explicit {
+			errs.add(settingFor(env), "is required for GitHub (another DAGCTL_GITHUB_* setting is set)")
+		}
+	}
+}
+
+func buildGitLab(c *Config, errs *errList, in inputs) {
+	g := &c.GitLab
+	if u, ok := httpURL(errs, settingFor(EnvGitLabURL), in[EnvGitLabURL].value); ok {
+		g.URL = strings.TrimRight(u, "/")
+	}
+	g.Token = Secret(in[EnvGitLabToken].value)
+	g.WebhookSecret = Secret(in[EnvGitLabWebhookSecret].value)
+	anyGiven := in[EnvGitLabURL].explicit || in[EnvGitLabToken].explicit || in[EnvGitLabWebhookSecret].explicit
+	if !anyGiven {
+		return
+	}
+	for _, env := range []string{EnvGitLabToken, EnvGitLabWebhookSecret} {
+		if !in[env].explicit {
+			errs.add(settingFor(env), "is required for GitLab (another DAGCTL_GITLAB_* setting is set)")
+		}
+	}
+}
+
+// httpURL checks an absolute http(s) URL. Messages show it without a password.
+func httpURL(errs *errList, s setting, v string) (string, bool) {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		shown := "the value"
+		if err == nil {
+			shown = strconv.Quote(redactURL(v))
+		}
+		errs.add(s, "%s is not an http(s) URL", shown)
+		return "", false
+	}
+	if u.User != nil {
+		// Credentials belong in the Secret settings, where they cannot leak through a printed URL.
+		errs.add(s, "%q must not contain credentials; use the token and secret settings", redactURL(v))
+		return "", false
+	}
+	return v, true
+}
+
+// loadPrivateKey returns the PEM text of an RSA private key given as PEM text or as a file path. Its errors
+// never contain the value: a mangled key pasted into the setting must not end up in a log.
+func loadPrivateKey(v string) (string, error) {
+	text := v
+	if !strings.Contains(v, "-----BEGIN") {
+		b, err := os.ReadFile(v)
+		if err != nil {
+			var pathErr *fs.PathError
+			if errors.As(err, &pathErr) {
+				err = pathErr.Err
+			}
+			return "", errors.New("is neither PEM text nor a readable file: " + err.Error())
+		}
+		text = string(b)
+	} else if !strings.Contains(v, "\n") && strings.Contains(v, `\n`) {
+		// Some deployment tools can only pass one line; accept the key with its newlines escaped.
+		text = strings.ReplaceAll(v, `\n`, "\n")
+	}
+	block, _ := pem.Decode([]byte(text))
+	if block == nil {
+		return "", errors.New("does not contain a PEM block")
+	}
+	switch block.Type {
+	case "RSA PRIVATE KEY":
+		if _, err := x509.ParsePKCS1PrivateKey(block.Bytes); err != nil {
+			return "", errors.New("is not a valid RSA private key (PKCS#1)")
+		}
+	case "PRIVATE KEY":
+		key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err != nil {
+			return "", errors.New("is not a valid private key (PKCS#8)")
+		}
+		if _, ok := key.(*rsa.PrivateKey); !ok {
+			return "", errors.New("is not an RSA key; GitHub App keys are RSA")
+		}
+	default:
+		return "", errors.New("is a PEM " + strconv.Quote(block.Type) + " block, not an RSA private key")
+	}
+	return text, nil
+}
+
+// lookPath finds an executable like exec.LookPath, but on the PATH given (from getenv), and returns it
+// absolute, so that later changes of directory or PATH do not change which sqlmesh runs.
+func lookPath(name, pathEnv string) (string, error) {
+	if name == "" {
+		return "", errors.New("must not be blank")
+	}
+	if strings.ContainsRune(name, filepath.Separator) {
+		if err := executable(name); err != nil {
+			return "", err
+		}
+		return filepath.Abs(name)
+	}
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			continue // an empty PATH entry means the current directory; never pick up ./sqlmesh by accident
+		}
+		candidate := filepath.Join(dir, name)
+		if executable(candidate) == nil {
+			return filepath.Abs(candidate)
+		}
+	}
+	return "", errors.New(strconv.Quote(name) + " not found on PATH")
+}
+
+func executable(path string) error {
+	info, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return errors.New(strconv.Quote(path) + " does not exist")
+	case info.IsDir():
+		return errors.New(strconv.Quote(path) + " is a directory")
+	case info.Mode().Perm()&0o111 == 0:
+		return errors.New(strconv.Quote(path) + " is not executable")
+	}
+	return nil
+}
