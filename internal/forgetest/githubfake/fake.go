@@ -54,6 +54,10 @@ type Fake struct {
 	manifestCodes map[string]ManifestApp
 	failures      []*failureRule
 	requests      []Request
+
+	latency           time.Duration
+	writesInFlight    int
+	maxWritesInFlight int
 }
 
 // New starts a fake GitHub that is closed when the test ends.
@@ -136,6 +140,21 @@ func (f *Fake) userID(login string) int64 {
 	id := f.newID()
 	f.users[key] = id
 	return id
+}
+
+// SetLatency delays every answer by d of real time, so that tests can observe requests in flight together.
+func (f *Fake) SetLatency(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.latency = d
+}
+
+// MaxConcurrentWrites is the largest number of API writes (POST, PATCH, PUT, DELETE) that were in flight at
+// once.
+func (f *Fake) MaxConcurrentWrites() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.maxWritesInFlight
 }
 
 // Request is one request the fake received.
@@ -289,8 +308,23 @@ func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		Method: r.Method, Path: p, Query: r.URL.Query(), API: isAPI, Time: f.now, Auth: authKind(r),
 	})
 	failure, failing := f.takeFailure(r.Method, p)
-	now := f.now
+	now, latency := f.now, f.latency
+	write := isAPI && r.Method != http.MethodGet && r.Method != http.MethodHead
+	if write {
+		f.writesInFlight++
+		f.maxWritesInFlight = max(f.maxWritesInFlight, f.writesInFlight)
+	}
 	f.mu.Unlock()
+	if write {
+		defer func() {
+			f.mu.Lock()
+			f.writesInFlight--
+			f.mu.Unlock()
+		}()
+	}
+	if latency > 0 {
+		time.Sleep(latency) // real time: lets tests observe concurrent requests
+	}
 
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() {

@@ -1,9 +1,12 @@
 package github
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	gh "github.com/google/go-github/v88/github"
 
@@ -69,6 +72,14 @@ func ParseWebhook(eventType string, body []byte) (vcs.Event, error) {
 		return vcs.Event{}, ignored(eventType, "", "unknown event")
 	}
 	parsed, err := gh.ParseWebHook(eventType, body)
+	var timeErr *time.ParseError
+	if errors.As(err, &timeErr) {
+		// Older deliveries carry timestamps go-github cannot read (the app's created_at in check_run payloads
+		// as "2018-04-25 20:42:10"); none of them matters to the bot, so read them as UTC and parse again.
+		if fixed, ok := normaliseTimestamps(body); ok {
+			parsed, err = gh.ParseWebHook(eventType, fixed)
+		}
+	}
 	if err != nil {
 		return vcs.Event{}, fmt.Errorf("github: parse %s webhook: %w", eventType, err)
 	}
@@ -93,6 +104,50 @@ func ParseWebhook(eventType string, body []byte) (vcs.Event, error) {
 		return installationRepositoriesEvent(e)
 	}
 	return vcs.Event{}, ignored(eventType, "", "event not handled by the bot")
+}
+
+// legacyTimestampLayouts are timestamp spellings seen in older GitHub payloads.
+var legacyTimestampLayouts = []string{"2006-01-02 15:04:05 -0700", "2006-01-02 15:04:05"}
+
+// normaliseTimestamps rewrites "…_at" values in a legacy layout as RFC 3339; ok is false when there was
+// nothing to rewrite.
+func normaliseTimestamps(body []byte) ([]byte, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, false
+	}
+	changed := false
+	var walk func(v any)
+	walk = func(v any) {
+		switch node := v.(type) {
+		case map[string]any:
+			for key, value := range node {
+				if s, ok := value.(string); ok && strings.HasSuffix(key, "_at") {
+					for _, layout := range legacyTimestampLayouts {
+						if t, err := time.Parse(layout, s); err == nil {
+							node[key] = t.UTC().Format(time.RFC3339)
+							changed = true
+							break
+						}
+					}
+					continue
+				}
+				walk(value)
+			}
+		case []any:
+			for _, value := range node {
+				walk(value)
+			}
+		}
+	}
+	walk(doc)
+	if !changed {
+		return nil, false
+	}
+	fixed, err := json.Marshal(doc)
+	return fixed, err == nil
 }
 
 // repoOf translates a webhook's repository and installation.
