@@ -63,7 +63,7 @@ func shortSHA(sha string) string {
 }
 
 func renderView(d *doc, v View) {
-	title := "### dagctl"
+	title := "**dagctl**"
 	if v.HeadSHA != "" {
 		title += " · " + code(shortSHA(v.HeadSHA), 40)
 	}
@@ -233,7 +233,7 @@ func renderSectionSummary(d *doc, s Section, errorLines int) {
 			line(strings.Join(headline(s, sum), " · "))
 			line(countsTable(sum))
 		} else {
-			line("✅ No changes: " + code(s.Environment, maxNameRunes) + " already matches this commit.")
+			line(code(s.Environment, maxNameRunes) + " already matches this commit: nothing to apply.")
 		}
 	}
 	if b.Len() > 0 {
@@ -278,10 +278,11 @@ func headline(s Section, sum *plan.Summary) []string {
 		facts = append(facts, "♻️ **"+formatCount(n)+" "+plural(n, "model")+" restated**")
 	}
 	if sum.CreatesEnvironment {
-		f := "🆕 Creates environment " + code(sum.Environment, maxNameRunes)
-		if sum.Environment == "" {
-			f = "🆕 Creates environment " + code(s.Environment, maxNameRunes)
+		env := sum.Environment
+		if env == "" {
+			env = s.Environment
 		}
+		f := "🆕 New environment " + code(env, maxNameRunes)
 		if sum.CreateFrom != "" {
 			f += " from " + code(sum.CreateFrom, maxNameRunes)
 		}

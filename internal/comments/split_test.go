@@ -329,3 +329,29 @@ func BenchmarkComment(b *testing.B) {
 		}
 	}
 }
+
+// The worst case for the room a part has left: names as long as they may be, made of characters that grow
+// most when escaped, nested as deep as the layout goes, at the smallest limit.
+func TestSplitLongestNamesAtMinimumLimit(t *testing.T) {
+	long := func(i int) string { return fmt.Sprintf("%d", i) + strings.Repeat(`"<&|`+"`", maxNameRunes) }
+	sum := &plan.Summary{Tool: "sqlmesh", Environment: strings.Repeat("e", maxNameRunes)}
+	for i := range 30 {
+		sum.DirectlyModified = append(sum.DirectlyModified, plan.Change{Model: long(i), Kind: long(i),
+			Category: plan.Breaking, Diff: strings.Repeat("+ "+long(i)+"\n", 30), Children: []string{long(i), long(i + 1)}})
+		sum.Backfills = append(sum.Backfills, plan.Backfill{Model: long(i), Kind: plan.BackfillIntervals,
+			Intervals: []plan.Interval{{Start: long(i), End: long(i)}}})
+	}
+	s := Section{Project: strings.Repeat("p", maxNameRunes), Environment: sum.Environment, State: StatePlanned,
+		Summary: sum, LogURL: "https://dagctl.example.com/log/" + strings.Repeat("x", 500), Note: long(0),
+		TriggeredBy: long(1), Approval: Approval{Missing: []string{long(2)}, ApprovedBy: []string{long(3)}},
+		ApplyByComment: true}
+	v := View{HeadSHA: long(0), Notes: []string{long(0)}, Sections: []Section{s, s}}
+	parts := comment(v, MinCommentLimit, 0)
+	requireParts(t, parts, MinCommentLimit)
+	requireNothingLost(t, v, parts)
+	_, summary, text := CheckOutput(s)
+	for _, out := range []string{summary, text} {
+		require.LessOrEqual(t, len(out), CheckOutputLimit)
+		requireWellFormed(t, out)
+	}
+}

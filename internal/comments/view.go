@@ -8,9 +8,11 @@ import "github.com/dagctl/dagctl-bot/internal/plan"
 
 // View is everything one pull request's sticky comment shows.
 type View struct {
-	Repo    string // "owner/name"
+	// Repo ("owner/name") and PR identify the pull request for the adapters and logs; the comment, posted on
+	// that PR, does not repeat them.
+	Repo    string
 	PR      int
-	HeadSHA string
+	HeadSHA string // the commit the plans are for; shown shortened
 	// Notes are shown under the title, one line each, e.g. "Fork PR: a user with write permission comments
 	// `/dagctl plan`". Plain text; `backticked` spans render as code.
 	Notes    []string
