@@ -240,10 +240,14 @@ func (p *pager) addText(s string) {
 		p.emit(s)
 		return
 	}
-	if p.stopped {
-		return
+	if !p.stopped {
+		p.tooLong()
 	}
-	// Only reachable with a limit near MinCommentLimit and very deep nesting: inputs are capped far below it.
+}
+
+// tooLong stands in for a block that does not fit even in an empty part. Only reachable with a limit near
+// MinCommentLimit and very deep nesting: one-line inputs are capped far below it.
+func (p *pager) tooLong() {
 	if notice := "_(Too long to show here: see the " + link("full log", p.logURL()) + ".)_\n\n"; p.fit(p.o.size(notice)) {
 		p.emit(notice)
 	}
@@ -262,7 +266,11 @@ func (p *pager) addCode(b *block) {
 	if p.stopped {
 		return
 	}
-	p.emit(truncateCode(b, fence, p.room(), p.o.size))
+	if cut := truncateCode(b, fence, p.room(), p.o.size); p.o.size(cut) <= p.room() {
+		p.emit(cut)
+	} else {
+		p.tooLong()
+	}
 }
 
 // codeFence is a backtick fence longer than any backtick run in content, so no line of it can close the block.

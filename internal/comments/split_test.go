@@ -355,3 +355,49 @@ func TestSplitLongestNamesAtMinimumLimit(t *testing.T) {
 		requireWellFormed(t, out)
 	}
 }
+
+// The paginator alone, on random nestings and far smaller limits than Comment allows: parts never exceed the
+// limit and never leave a fence or a <details> open, whatever does not fit.
+func TestPaginateRandomDocs(t *testing.T) {
+	for seed := range uint64(300) {
+		r := rand.New(rand.NewPCG(seed, 99))
+		d := &doc{}
+		depth := 0
+		for range 5 + r.IntN(60) {
+			switch k := r.IntN(10); {
+			case k < 2 && depth < 4:
+				d.details(htmlText(randomName(r, 0, r.IntN(100)), maxNameRunes))
+				depth++
+			case k < 4 && depth > 0:
+				d.close()
+				depth--
+			case k < 6:
+				d.codeBlock(block{lang: "diff", text: randomDiff(r), logURL: "https://x.example/l", keepTail: r.IntN(2) == 0,
+					maxLines: r.IntN(3) * 10})
+			default:
+				d.text("- " + code(strings.Repeat(randomName(r, 0, 1), 1+r.IntN(20)), maxNameRunes) + "\n")
+			}
+		}
+		for ; depth > 0; depth-- {
+			d.close()
+		}
+		limit := 300 + r.IntN(3000)
+		size := runeCount
+		if r.IntN(2) == 0 {
+			size = byteCount
+		}
+		maxParts := r.IntN(4)
+		parts := paginate(d, pageOptions{limit: limit, size: size, maxParts: maxParts,
+			header:    func(n int) string { return PartMarker(n) + "\n" },
+			continued: "\n_continued_\n",
+			truncated: func(u string) string { return "\n> ✂️ cut: " + link("log", u) + "\n" },
+		})
+		if maxParts > 0 {
+			require.LessOrEqual(t, len(parts), maxParts)
+		}
+		for i, p := range parts {
+			require.LessOrEqual(t, size(p), limit, "seed %d part %d", seed, i+1)
+			requireWellFormed(t, p)
+		}
+	}
+}
