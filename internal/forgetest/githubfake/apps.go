@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -282,6 +283,18 @@ func GenerateAppKey() (privatePEM []byte, public *rsa.PublicKey, err error) {
 	}
 	privatePEM = pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
 	return privatePEM, &key.PublicKey, nil
+}
+
+// NewApp generates a key for a test app, registers the app and returns the private key PEM the bot is
+// configured with.
+func (f *Fake) NewApp(t testing.TB, id int64, slug string) []byte {
+	t.Helper()
+	privatePEM, public, err := GenerateAppKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.AddApp(id, slug, public)
+	return privatePEM
 }
 
 const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"

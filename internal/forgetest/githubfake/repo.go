@@ -97,13 +97,20 @@ type Commit struct {
 	Date           time.Time
 }
 
-// SetPR creates or replaces a pull request.
+// SetPR creates or replaces a pull request. Like GitHub, it points refs/pull/<number>/head of a git-backed
+// repository at the head commit when that commit is in the repository, so fork heads can be fetched from the
+// base repository.
 func (r *Repo) SetPR(pr PR) {
 	if pr.State == "" {
 		pr.State = "open"
 	}
 	if pr.BaseRef == "" {
 		pr.BaseRef = r.defaultBranch
+	}
+	if r.gitDir != "" && pr.HeadSHA != "" {
+		if sha, err := resolveCommit(r.gitDir, pr.HeadSHA); err == nil {
+			_, _ = git(r.gitDir, "update-ref", fmt.Sprintf("refs/pull/%d/head", pr.Number), sha)
+		}
 	}
 	r.f.mu.Lock()
 	defer r.f.mu.Unlock()

@@ -453,7 +453,7 @@ func mapError(op string, err error) error {
 	case errors.As(err, &rateErr), errors.As(err, &abuseErr):
 		return fmt.Errorf("github: %s: %w: %w", op, vcs.ErrRateLimited, err)
 	case errors.As(err, &respErr) && respErr.Response != nil:
-		if isRateLimitAnswer(respErr) {
+		if isRateLimited(respErr.Response.StatusCode, respErr.Response.Header, respErr.Message+" "+respErr.DocumentationURL) {
 			return fmt.Errorf("github: %s: %w: %w", op, vcs.ErrRateLimited, err)
 		}
 		return classifyStatus(op, respErr.Response.StatusCode, err)
@@ -465,21 +465,6 @@ func mapError(op string, err error) error {
 		}
 	}
 	return fmt.Errorf("github: %s: %w", op, err)
-}
-
-// isRateLimitAnswer recognises a rate-limit answer that go-github did not type as one (a secondary limit
-// whose documentation_url it does not know, a 429), by the same signals rateLimitTransport waits on.
-func isRateLimitAnswer(e *gh.ErrorResponse) bool {
-	resp := e.Response
-	if resp.StatusCode == http.StatusTooManyRequests {
-		return true
-	}
-	if resp.StatusCode != http.StatusForbidden {
-		return false
-	}
-	text := strings.ToLower(e.Message + " " + e.DocumentationURL)
-	return resp.Header.Get("Retry-After") != "" || resp.Header.Get("X-RateLimit-Remaining") == "0" ||
-		strings.Contains(text, "rate limit") || strings.Contains(text, "rate-limit") || strings.Contains(text, "abuse")
 }
 
 func classifyStatus(op string, status int, err error) error {

@@ -84,28 +84,43 @@ func (t *rateLimitTransport) rateLimitWait(resp *http.Response, attempt int) (ti
 			return max(time.Unix(reset, 0).Sub(t.now()), 0) + resetSkew, true
 		}
 	}
-	if resp.StatusCode == http.StatusTooManyRequests || mentionsRateLimit(resp) {
+	if isRateLimited(resp.StatusCode, resp.Header, peekErrorText(resp)) {
 		return unsignalledBackoff << attempt, true
 	}
 	return 0, false // a 403 without rate-limit signals: a permission error
 }
 
-// mentionsRateLimit reads a 403's body (and puts it back) to find GitHub's secondary-limit message, which may
-// come without any header.
-func mentionsRateLimit(resp *http.Response) bool {
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(body))
+// isRateLimited is the one test of "this answer is a rate limit" (the transport waits on it, mapError reports
+// it as vcs.ErrRateLimited): 429; or 403 with retry-after, an exhausted quota, or GitHub's message about a
+// (secondary) rate limit, which may come without any header.
+func isRateLimited(status int, header http.Header, errorText string) bool {
+	switch status {
+	case http.StatusTooManyRequests:
+		return true
+	case http.StatusForbidden:
+		text := strings.ToLower(errorText)
+		return header.Get("Retry-After") != "" || header.Get("X-RateLimit-Remaining") == "0" ||
+			strings.Contains(text, "rate limit") || strings.Contains(text, "rate-limit") || strings.Contains(text, "abuse")
+	}
+	return false
+}
+
+// peekErrorText reads an error answer's message and documentation_url, leaving the body readable.
+func peekErrorText(resp *http.Response) string {
+	head, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(head), resp.Body), resp.Body}
 	if err != nil {
-		return false
+		return ""
 	}
 	var answer struct {
 		Message          string `json:"message"`
 		DocumentationURL string `json:"documentation_url"`
 	}
-	_ = json.Unmarshal(body, &answer)
-	text := strings.ToLower(answer.Message + " " + answer.DocumentationURL)
-	return strings.Contains(text, "rate limit") || strings.Contains(text, "rate-limit") || strings.Contains(text, "abuse")
+	_ = json.Unmarshal(head, &answer)
+	return answer.Message + " " + answer.DocumentationURL
 }
 
 func replayable(req *http.Request) bool {

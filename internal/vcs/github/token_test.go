@@ -137,3 +137,30 @@ func TestFetchFromAnExistingClone(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, pr.HeadSHA, ref.Hash().String())
 }
+
+// A fork's head is fetched from the base repository as refs/pull/<n>/head: the installation token cannot
+// read the fork itself.
+func TestFetchForkHeadFromPullRef(t *testing.T) {
+	e := newEnv(t)
+	pr := e.openPR()
+	pr.HeadRepo = "mallory/warehouse"
+	e.fr.SetPR(pr)
+	token, err := e.inst.CloneToken(e.ctx, e.repo)
+	require.NoError(t, err)
+	auth := &githttp.BasicAuth{Username: "x-access-token", Password: token}
+
+	got, err := e.inst.PullRequest(e.ctx, e.repo, 1)
+	require.NoError(t, err)
+	require.True(t, got.Fork)
+	_, err = gogit.PlainCloneContext(e.ctx, t.TempDir(), false, &gogit.CloneOptions{URL: got.HeadCloneURL, Auth: auth})
+	require.Error(t, err, "the fork is outside the installation")
+
+	cloned, err := gogit.PlainCloneContext(e.ctx, t.TempDir(), false, &gogit.CloneOptions{URL: e.repo.CloneURL, Auth: auth})
+	require.NoError(t, err)
+	require.NoError(t, cloned.FetchContext(e.ctx, &gogit.FetchOptions{
+		Auth: auth, RefSpecs: []gitconfig.RefSpec{"+refs/pull/1/head:refs/remotes/origin/pr/1"},
+	}))
+	ref, err := cloned.Reference(plumbing.ReferenceName("refs/remotes/origin/pr/1"), true)
+	require.NoError(t, err)
+	assert.Equal(t, pr.HeadSHA, ref.Hash().String())
+}
