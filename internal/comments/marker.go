@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// Size limits of the forges, with sources in /work/shared/forge-limits.md ("GitHub: REST API limits used by the
+// Size limits of the forges, with sources in ../shared/forge-limits.md ("GitHub: REST API limits used by the
 // bot", "GitLab: REST API limits used by the bot"). Numbers change: adapters pass them in, these are defaults.
 const (
 	// GitHubCommentLimit is GitHub's issue/PR comment body limit: 65,536 characters ("Body is too long (maximum is
