@@ -1,0 +1,20 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// Checkout puts exactly the commit src.SHA from src.CloneURL into dir (empty or missing), as the local
+// executor does. The Kubernetes executor's init container calls it inside the job's Pod.
+func Checkout(ctx context.Context, dir string, src Source) error {
+	if !validSHA(src.SHA) {
+		return fmt.Errorf("not a full commit id: %q", src.SHA)
+	}
+	return checkout(ctx, dir, src)
+}
+
+// ReadLines reads r line by line, as the local executor reads a job's output (long lines cut, invalid UTF-8
+// replaced), and calls emit for each line until EOF or an error.
+func ReadLines(r io.Reader, emit func(string)) error { return readLines(r, emit) }

@@ -1,0 +1,318 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dagctl/dagctl-bot/internal/jobs"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Reasons of a Result that did not come from the command's own exit code.
+const (
+	ReasonTimeout   = "timeout"   // activeDeadlineSeconds passed (the job's Timeout)
+	ReasonCancelled = "cancelled" // Cancel
+	ReasonOOMKilled = "OOMKilled" // a container went over its memory limit
+	ReasonEvicted   = "Evicted"   // the node evicted the Pod (memory or disk pressure, drain)
+	// ReasonCheckoutFailed: the init container could not fetch the commit; its output says why.
+	ReasonCheckoutFailed = "CheckoutFailed"
+	// ReasonJobDeleted: someone else deleted the Job before it finished.
+	ReasonJobDeleted = "JobDeleted"
+	// ReasonFailed: the Job failed and nothing says more (its Pod is gone); the exit code is unknown.
+	ReasonFailed = "Failed"
+)
+
+// stuckReasons are container waiting states that do not resolve by waiting: the job fails at once instead of
+// sitting Pending until its deadline. ImagePullBackOff comes after a pull failed at least once.
+var stuckReasons = map[string]bool{
+	"ImagePullBackOff":           true,
+	"InvalidImageName":           true,
+	"ErrImageNeverPull":          true,
+	"CreateContainerConfigError": true, // e.g. a Secret named in job.secrets does not exist
+}
+
+// handle follows one run's Job.
+type handle struct {
+	e       *Executor
+	runID   string
+	jobName string
+	started time.Time
+	done    chan struct{}
+
+	mu        sync.Mutex
+	sink      jobs.Sink
+	nextSeq   int64        // the next line number the Pod reports; lower numbers are resent duplicates
+	gotLines  bool         // lines arrived over HTTP, so the termination message's tail is not needed
+	reported  *jobs.Result // the result the Pod posted
+	cancelled bool         // Cancel deleted the Job; its disappearance decides
+	decided   bool
+	result    jobs.Result
+}
+
+func (h *handle) ID() string { return h.runID }
+
+func (h *handle) Wait(ctx context.Context) (jobs.Result, error) {
+	select {
+	case <-h.done:
+		return h.result, nil
+	case <-ctx.Done():
+		return jobs.Result{}, ctx.Err()
+	case <-h.e.closed:
+		select {
+		case <-h.done:
+			return h.result, nil
+		default:
+			return jobs.Result{}, ErrClosed
+		}
+	}
+}
+
+// Cancel deletes the Job with its Pod (foreground); Wait returns "cancelled" once the Job is gone, so that no
+// container of the run is still working when the caller moves on (e.g. releases an apply lock).
+func (h *handle) Cancel(ctx context.Context) error {
+	h.mu.Lock()
+	if h.decided {
+		h.mu.Unlock()
+		return nil
+	}
+	h.cancelled = true
+	h.mu.Unlock()
+	if err := h.e.deleteJob(ctx, h.jobName, ""); err != nil {
+		return err
+	}
+	if _, err := h.e.jobs.Jobs(h.e.cfg.Namespace).Get(h.jobName); err != nil {
+		// Already gone from the watch cache, so no deletion event will come for it.
+		h.evaluate(nil, true)
+	}
+	return nil
+}
+
+// lines takes a batch the Pod reported, dropping lines that were delivered before.
+func (h *handle) lines(seq int64, lines []jobs.Line) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.decided {
+		return
+	}
+	skip := h.nextSeq - seq
+	if skip >= int64(len(lines)) {
+		return
+	}
+	if skip > 0 {
+		lines = lines[skip:]
+		seq += skip
+	}
+	for _, l := range lines {
+		h.sink(l)
+	}
+	h.nextSeq = seq + int64(len(lines))
+	h.gotLines = true
+}
+
+func (h *handle) report(r jobs.Result) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.reported = &r
+}
+
+// evaluate looks at the Job (nil when deleted) and its Pods and decides the result once the Job has ended.
+func (h *handle) evaluate(job *batchv1.Job, deleted bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.decided {
+		return
+	}
+	if deleted {
+		reason := ReasonJobDeleted
+		if h.cancelled {
+			reason = ReasonCancelled
+		}
+		h.finish(jobs.Result{ExitCode: -1, Reason: reason, Duration: time.Since(h.started)})
+		return
+	}
+	if h.cancelled {
+		return // the deletion event decides
+	}
+	pods := h.e.podsOf(job)
+	if reason, message, ok := stuck(pods); ok {
+		h.emitFallback(message)
+		h.finish(jobs.Result{ExitCode: -1, Reason: reason, Duration: time.Since(h.started)})
+		// Best effort: the TTL controller is the backstop.
+		go func() { _ = h.e.deleteJob(context.Background(), job.Name, job.UID) }()
+		return
+	}
+	failed, failReason := jobFailed(job)
+	complete := jobComplete(job)
+	if !failed && !complete {
+		return
+	}
+	if failReason != "DeadlineExceeded" && len(pods) > 0 && !podDone(pods[0]) {
+		return // the Pod's last status has not reached the watch yet; its event comes next
+	}
+	h.finish(h.resultOf(job, pods, complete, failReason))
+}
+
+// resultOf says how a finished Job ended. The most specific explanation wins: a deadline or an eviction or the
+// OOM killer over what the runner reported (it saw only its child being killed), the runner's own report over
+// the termination message, and that over the bare Job status.
+func (h *handle) resultOf(job *batchv1.Job, pods []*corev1.Pod, complete bool, failReason string) jobs.Result {
+	duration := jobDuration(job, h.started)
+	if h.reported != nil {
+		duration = h.reported.Duration
+	}
+	if failReason == "DeadlineExceeded" {
+		return jobs.Result{ExitCode: -1, Reason: ReasonTimeout, Duration: jobDuration(job, h.started)}
+	}
+	if len(pods) == 0 {
+		if h.reported != nil {
+			return *h.reported
+		}
+		if complete {
+			return jobs.Result{ExitCode: 0, Duration: duration}
+		}
+		return jobs.Result{ExitCode: -1, Reason: ReasonFailed, Duration: duration}
+	}
+	pod := pods[0]
+	if pod.Status.Reason == ReasonEvicted {
+		h.emitFallback("kubernetes: pod evicted: " + pod.Status.Message)
+		return jobs.Result{ExitCode: -1, Reason: ReasonEvicted, Duration: duration}
+	}
+	checkout := terminated(pod.Status.InitContainerStatuses, initContainerName)
+	main := terminated(pod.Status.ContainerStatuses, mainContainerName)
+	for _, t := range []*corev1.ContainerStateTerminated{checkout, main} {
+		if t != nil && t.Reason == ReasonOOMKilled {
+			h.emitFallback("kubernetes: a container ran out of memory (OOMKilled); raise the job's memory limit")
+			return jobs.Result{ExitCode: int(t.ExitCode), Reason: ReasonOOMKilled, Duration: duration}
+		}
+	}
+	if checkout != nil && checkout.ExitCode != 0 {
+		msg := parseTermination(checkout.Message)
+		h.emitFallback(strings.Join(msg.Tail, "\n"))
+		return jobs.Result{ExitCode: int(checkout.ExitCode), Reason: ReasonCheckoutFailed, Duration: duration}
+	}
+	if h.reported != nil {
+		return *h.reported
+	}
+	if main != nil {
+		msg := parseTermination(main.Message)
+		h.emitFallback(strings.Join(msg.Tail, "\n"))
+		if msg.Result != nil {
+			return jobs.Result{ExitCode: msg.Result.ExitCode, Reason: msg.Result.Reason,
+				Duration: time.Duration(msg.Result.DurationMS) * time.Millisecond}
+		}
+		return jobs.Result{ExitCode: int(main.ExitCode), Duration: duration}
+	}
+	if complete {
+		return jobs.Result{ExitCode: 0, Duration: duration}
+	}
+	return jobs.Result{ExitCode: -1, Reason: ReasonFailed, Duration: duration}
+}
+
+// emitFallback gives the sink output that did not arrive over HTTP (the runner could not reach the bot), or an
+// explanation from Kubernetes.
+func (h *handle) emitFallback(text string) {
+	if text == "" {
+		return
+	}
+	if h.gotLines && !strings.HasPrefix(text, "kubernetes: ") {
+		return
+	}
+	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		h.sink(jobs.Line{Stream: "stderr", Text: line})
+	}
+}
+
+func (h *handle) finish(r jobs.Result) {
+	h.decided = true
+	h.result = r
+	close(h.done)
+	h.e.finishedRun(h)
+	h.e.cfg.Logger.Info("kubernetes job finished", "run", h.runID, "job", h.jobName,
+		"exit_code", r.ExitCode, "reason", r.Reason, "duration", r.Duration)
+}
+
+func jobComplete(job *batchv1.Job) bool {
+	for _, c := range job.Status.Conditions {
+		if c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+func jobFailed(job *batchv1.Job) (bool, string) {
+	for _, c := range job.Status.Conditions {
+		if c.Type == batchv1.JobFailed && c.Status == corev1.ConditionTrue {
+			return true, c.Reason
+		}
+	}
+	return false, ""
+}
+
+func jobDuration(job *batchv1.Job, started time.Time) time.Duration {
+	if job.Status.StartTime == nil {
+		return time.Since(started)
+	}
+	end := time.Now()
+	if job.Status.CompletionTime != nil {
+		end = job.Status.CompletionTime.Time
+	}
+	return end.Sub(job.Status.StartTime.Time)
+}
+
+func podDone(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
+}
+
+func terminated(statuses []corev1.ContainerStatus, name string) *corev1.ContainerStateTerminated {
+	for _, s := range statuses {
+		if s.Name == name {
+			return s.State.Terminated
+		}
+	}
+	return nil
+}
+
+// stuck finds a container that waits for something that will not come by itself.
+func stuck(pods []*corev1.Pod) (reason, message string, ok bool) {
+	for _, pod := range pods {
+		for _, s := range append(append([]corev1.ContainerStatus{}, pod.Status.InitContainerStatuses...), pod.Status.ContainerStatuses...) {
+			if w := s.State.Waiting; w != nil && stuckReasons[w.Reason] {
+				return w.Reason, fmt.Sprintf("kubernetes: container %s: %s: %s", s.Name, w.Reason, w.Message), true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// wireResult is how the runner reports a result, over HTTP and in the termination message.
+type wireResult struct {
+	ExitCode   int    `json:"exitCode"`
+	Reason     string `json:"reason,omitempty"`
+	DurationMS int64  `json:"durationMs"`
+}
+
+// terminationMessage is what the runner leaves in /dev/termination-log for a bot that could not be reached:
+// the result and the last lines of output, within Kubernetes' 4096 bytes.
+type terminationMessage struct {
+	Result *wireResult `json:"result,omitempty"`
+	Tail   []string    `json:"tail,omitempty"`
+}
+
+// parseTermination reads a termination message; anything else (FallbackToLogsOnError puts the log's last lines
+// there when the runner itself crashed) is kept as output.
+func parseTermination(s string) terminationMessage {
+	var m terminationMessage
+	if s == "" {
+		return m
+	}
+	if err := json.Unmarshal([]byte(s), &m); err == nil && (m.Result != nil || m.Tail != nil) {
+		return m
+	}
+	return terminationMessage{Tail: strings.Split(strings.TrimRight(s, "\n"), "\n")}
+}

@@ -1,0 +1,89 @@
+package kube
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/dagctl/dagctl-bot/internal/jobs"
+)
+
+// Report endpoints, relative to Config.PublicURL. Mount Handler so that these paths reach it.
+const (
+	reportLinesPath  = "/jobs/{id}/lines"
+	reportResultPath = "/jobs/{id}/result"
+	maxReportBody    = 4 << 20
+)
+
+// linesBatch is a batch of output lines; Seq numbers the first line, so a resent batch is recognised.
+type linesBatch struct {
+	Seq   int64      `json:"seq"`
+	Lines []wireLine `json:"lines"`
+}
+
+type wireLine struct {
+	Stream string `json:"stream"`
+	Text   string `json:"text"`
+}
+
+// Handler serves the Pods' reports: POST /jobs/{run-id}/lines and /jobs/{run-id}/result, each authenticated
+// with the run's token (RunToken) as a bearer token. A run that is not followed yet (the bot just restarted and
+// has not attached) answers 503, so the Pod keeps its lines and retries; a finished run answers 410, so it stops.
+func (e *Executor) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+reportLinesPath, func(w http.ResponseWriter, r *http.Request) {
+		h, ok := e.authorize(w, r)
+		if !ok {
+			return
+		}
+		var batch linesBatch
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxReportBody)).Decode(&batch); err != nil || batch.Seq < 0 {
+			http.Error(w, "bad lines batch", http.StatusBadRequest)
+			return
+		}
+		lines := make([]jobs.Line, len(batch.Lines))
+		for i, l := range batch.Lines {
+			lines[i] = jobs.Line{Stream: l.Stream, Text: l.Text}
+		}
+		h.lines(batch.Seq, lines)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST "+reportResultPath, func(w http.ResponseWriter, r *http.Request) {
+		h, ok := e.authorize(w, r)
+		if !ok {
+			return
+		}
+		var res wireResult
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&res); err != nil {
+			http.Error(w, "bad result", http.StatusBadRequest)
+			return
+		}
+		h.report(jobs.Result{ExitCode: res.ExitCode, Reason: res.Reason, Duration: time.Duration(res.DurationMS) * time.Millisecond})
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
+}
+
+func (e *Executor) authorize(w http.ResponseWriter, r *http.Request) (*handle, bool) {
+	runID := r.PathValue("id")
+	token, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !found || !validToken(e.cfg.TokenKey, runID, token) {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return nil, false
+	}
+	h, finished := e.lookup(runID)
+	switch {
+	case h != nil:
+		return h, true
+	case finished:
+		http.Error(w, "run already finished", http.StatusGone)
+	default:
+		w.Header().Set("Retry-After", "2")
+		http.Error(w, "run not followed (yet)", http.StatusServiceUnavailable)
+	}
+	return nil, false
+}
+
+func pathEscape(runID string) string { return url.PathEscape(runID) }
