@@ -20,8 +20,9 @@ const (
 // RunLogWriter collects a running job's output and appends it to the run's log in batches: every interval,
 // when a batch fills, and on Flush and Close. Its Sink never blocks on the database.
 type RunLogWriter struct {
-	store *Store
-	runID int64
+	store     *Store
+	runID     int64
+	bufferMax int
 
 	mu      sync.Mutex
 	buf     []LogLine
@@ -37,7 +38,7 @@ type RunLogWriter struct {
 // NewRunLogWriter starts a writer for a run's log that flushes at least every interval. Close it when the
 // job has ended.
 func (s *Store) NewRunLogWriter(runID int64, interval time.Duration) *RunLogWriter {
-	w := &RunLogWriter{store: s, runID: runID, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	w := &RunLogWriter{store: s, runID: runID, bufferMax: logBufferMax, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go w.loop(interval)
 	return w
 }
@@ -45,7 +46,7 @@ func (s *Store) NewRunLogWriter(runID int64, interval time.Duration) *RunLogWrit
 // Sink is a jobs.Sink: pass w.Sink to an executor.
 func (w *RunLogWriter) Sink(l jobs.Line) {
 	w.mu.Lock()
-	if len(w.buf) >= logBufferMax {
+	if len(w.buf) >= w.bufferMax {
 		w.dropped++
 	} else {
 		w.buf = append(w.buf, LogLine{Stream: l.Stream, Text: l.Text, At: w.store.now()})

@@ -186,14 +186,14 @@ func TestRunLogWriterDropsBeyondItsBufferAndSaysSo(t *testing.T) {
 	require.NoError(t, err)
 
 	// No background loop: nothing flushes until the test does.
-	w := &RunLogWriter{store: s, runID: r.ID, wake: make(chan struct{}, 1)}
-	for i := 0; i < logBufferMax+7; i++ {
+	w := &RunLogWriter{store: s, runID: r.ID, bufferMax: 100, wake: make(chan struct{}, 1)}
+	for i := 0; i < 100+7; i++ {
 		w.Sink(jobs.Line{Stream: "stdout", Text: "x"})
 	}
 	require.NoError(t, w.Flush(ctx))
 	tail, err := s.RunLogTail(ctx, r.ID, 2)
 	require.NoError(t, err)
 	require.Len(t, tail, 2)
-	assert.Equal(t, int64(logBufferMax+1), tail[1].Seq)
+	assert.Equal(t, int64(100+1), tail[1].Seq)
 	assert.Contains(t, tail[1].Text, "7 lines of output were dropped")
 }
