@@ -25,6 +25,16 @@
 // Unit tests: `sqlmesh plan --explain` skips them, but a plan that is applied runs them and fails on a failing
 // test, so the helper runs them too; a plan the bot shows as ready is one that `--auto-apply` accepts.
 //
+// # What the Summary holds
+//
+// Models are named as sqlmesh names them in prod (schema.model, without the default catalog) in every
+// environment, so that a model has one name across summaries; sqlmesh's own text, Explain included, shows a
+// development environment's view names (schema__dev.model). A directly modified model that sqlmesh marked
+// forward-only is plan.ForwardOnly. Backfill intervals are half-open and merged ([2024-01-01, 2024-01-22) is
+// three weeks; sqlmesh prints the same range as "2024-01-01 - 2024-01-21"), dates when they fall on midnight UTC.
+// Only incremental models carry intervals; Start and End span them. A new development environment identical to
+// its source, which sqlmesh refuses to create, is a Summary without changes.
+//
 // Applies run the real CLI (`sqlmesh plan ENV --auto-apply --no-prompts ...`); ParseProgress reads its
 // per-batch progress lines.
 package planner

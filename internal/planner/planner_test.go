@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dagctl/dagctl-bot/internal/plan"
+	"github.com/dagctl/dagctl-bot/internal/testutil"
 )
 
 func TestPlanCommandRunsTheEmbeddedHelper(t *testing.T) {
@@ -264,5 +266,31 @@ func TestParseProgressIgnoresOtherLines(t *testing.T) {
 	} {
 		_, ok := ParseProgress(line)
 		assert.False(t, ok, "%q", line)
+	}
+}
+
+// The helper reports failures before sqlmesh even loads as result lines too.
+func TestHelperReportsFailuresBeforeSQLMeshLoads(t *testing.T) {
+	python := testutil.Python(t)
+	for name, tc := range map[string]struct {
+		argv []string
+		kind string
+	}{
+		// -S leaves site-packages out: an interpreter without sqlmesh.
+		"sqlmesh missing": {[]string{python, "-S", "-c", HelperSource(), "plan", "--env", "dev"}, "setup"},
+		"bad arguments":   {[]string{python, "-c", HelperSource(), "plan", "--forward-only"}, "usage"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cmd := exec.Command(tc.argv[0], tc.argv[1:]...)
+			cmd.Dir = t.TempDir()
+			out, err := cmd.Output()
+			var exit *exec.ExitError
+			require.ErrorAs(t, err, &exit)
+			assert.Equal(t, 1, exit.ExitCode())
+			_, err = ParseResult(bytes.NewReader(out))
+			var toolErr *ToolError
+			require.ErrorAs(t, err, &toolErr, "output: %s", out)
+			assert.Equal(t, tc.kind, toolErr.Kind)
+		})
 	}
 }

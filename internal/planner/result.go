@@ -23,7 +23,9 @@ type ToolError struct {
 	// Kind classifies the failure: "config" (project or model definitions do not load), "sql" (sqlglot could
 	// not parse or transpile), "plan" (sqlmesh refused the plan, including failing unit tests), "lint",
 	// "uncategorized" (changes sqlmesh could not categorise; with --no-prompts it will not apply them),
-	// "sqlmesh" (any other sqlmesh error), "usage" (bad helper arguments) or "internal" (a bug or crash).
+	// "sqlmesh" (any other sqlmesh error), "setup" (sqlmesh is not installed for the interpreter), "usage" (bad
+	// helper arguments) or "internal" (anything else: a bug, a crash, or the engine's own error, such as DuckDB
+	// refusing a file that another process holds).
 	Kind string `json:"kind"`
 	// Type is the Python exception's class name, e.g. ConfigError.
 	Type    string `json:"type"`

@@ -73,6 +73,8 @@ def emit(result, chunk_bytes):
 def error_kind(exc):
     if isinstance(exc, UsageError):
         return "usage"
+    if isinstance(exc, ImportError) and "sqlmesh" in str(exc):
+        return "setup"
     try:
         from sqlglot.errors import SqlglotError
         from sqlmesh.utils import errors
