@@ -11,27 +11,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
-// Delivery is a claimed delivery.
-type Delivery struct {
-	Seq      int64
-	Forge    string
-	ID       string
-	Event    string
-	Body     []byte
-	Attempts int
-}
-
-// Queue is the durable intake queue.
+// Queue is the durable intake queue (internal/db).
 type Queue interface {
-	// Claim takes the oldest pending delivery whose ordering key has none in flight; ok is false when there is
-	// nothing to do.
-	Claim(ctx context.Context) (d Delivery, ok bool, err error)
-	Complete(ctx context.Context, seq int64) error
-	// Fail records an error; the delivery is retried later unless it has been tried MaxAttempts times.
-	Fail(ctx context.Context, seq int64, errText string, retry bool) error
+	// Claim takes the oldest due delivery whose ordering key has none in flight; ok is false when there is none.
+	Claim(ctx context.Context, worker string) (d db.Delivery, ok bool, err error)
+	Complete(ctx context.Context, id int64, worker string) error
+	// Fail records a failure; the queue retries the delivery with a backoff until its attempts are used up.
+	Fail(ctx context.Context, id int64, worker, cause string) (retry bool, err error)
 	// RequeueInFlight puts deliveries a crashed process had claimed back in the queue.
 	RequeueInFlight(ctx context.Context) (int, error)
 }
@@ -48,9 +38,6 @@ type Permanent struct{ Err error }
 
 func (p Permanent) Error() string { return p.Err.Error() }
 func (p Permanent) Unwrap() error { return p.Err }
-
-// MaxAttempts bounds retries of a failing delivery.
-const MaxAttempts = 5
 
 // Dispatcher runs the workers.
 type Dispatcher struct {
@@ -102,20 +89,20 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for i := 0; i < d.Workers; i++ {
 		wg.Add(1)
-		go func() {
+		go func(worker string) {
 			defer wg.Done()
-			d.work(ctx)
-		}()
+			d.work(ctx, worker)
+		}(fmt.Sprintf("worker-%d", i))
 	}
 	wg.Wait()
 	return nil
 }
 
-func (d *Dispatcher) work(ctx context.Context) {
+func (d *Dispatcher) work(ctx context.Context, worker string) {
 	ticker := time.NewTicker(d.Poll)
 	defer ticker.Stop()
 	for ctx.Err() == nil {
-		if d.Drain(ctx) > 0 {
+		if d.drain(ctx, worker) > 0 {
 			continue
 		}
 		select {
@@ -129,9 +116,13 @@ func (d *Dispatcher) work(ctx context.Context) {
 // Drain handles deliveries until none is claimable, and returns how many it handled. Tests call it directly.
 func (d *Dispatcher) Drain(ctx context.Context) int {
 	d.init()
+	return d.drain(ctx, "drain")
+}
+
+func (d *Dispatcher) drain(ctx context.Context, worker string) int {
 	n := 0
 	for ctx.Err() == nil {
-		del, ok, err := d.Queue.Claim(ctx)
+		del, ok, err := d.Queue.Claim(ctx, worker)
 		if err != nil {
 			d.Log.Error("claiming a delivery", "err", err)
 			return n
@@ -141,34 +132,43 @@ func (d *Dispatcher) Drain(ctx context.Context) int {
 		}
 		// Another delivery may be claimable now (another key); let an idle worker look.
 		d.Notify()
-		d.process(ctx, del)
+		d.process(ctx, worker, del)
 		n++
 	}
 	return n
 }
 
-func (d *Dispatcher) process(ctx context.Context, del Delivery) {
-	log := d.Log.With("delivery", del.ID, "event", del.Event, "forge", del.Forge)
+func (d *Dispatcher) process(ctx context.Context, worker string, del db.Delivery) {
+	log := d.Log.With("delivery", del.DeliveryID, "event", del.Event, "forge", del.Forge)
+	// The queue's state must be written even when the server is stopping, or the delivery stays in flight until
+	// the next start requeues it (harmless, but slower).
+	qctx := context.WithoutCancel(ctx)
 	err := d.handle(ctx, del)
+	var perm Permanent
 	switch {
 	case err == nil || errors.Is(err, vcs.ErrIgnored):
 		if err != nil {
 			log.Debug("delivery ignored", "reason", err)
 		}
-		if cerr := d.Queue.Complete(ctx, del.Seq); cerr != nil {
+		if cerr := d.Queue.Complete(qctx, del.ID, worker); cerr != nil {
+			log.Error("completing a delivery", "err", cerr)
+		}
+	case errors.As(err, &perm) || errors.Is(err, vcs.ErrPermission) || errors.Is(err, vcs.ErrNotFound):
+		// Retrying cannot help: record it and move on, so the PR's later events are not held up.
+		log.Error("delivery cannot be handled", "err", err)
+		if cerr := d.Queue.Complete(qctx, del.ID, worker); cerr != nil {
 			log.Error("completing a delivery", "err", cerr)
 		}
 	default:
-		var perm Permanent
-		retry := !errors.As(err, &perm) && del.Attempts+1 < MaxAttempts && ctx.Err() == nil
-		log.Error("delivery failed", "err", err, "attempt", del.Attempts+1, "retry", retry)
-		if ferr := d.Queue.Fail(context.WithoutCancel(ctx), del.Seq, err.Error(), retry); ferr != nil {
+		retry, ferr := d.Queue.Fail(qctx, del.ID, worker, err.Error())
+		if ferr != nil {
 			log.Error("recording a failed delivery", "err", ferr)
 		}
+		log.Error("delivery failed", "err", err, "attempt", del.Attempts, "retry", retry)
 	}
 }
 
-func (d *Dispatcher) handle(ctx context.Context, del Delivery) (err error) {
+func (d *Dispatcher) handle(ctx context.Context, del db.Delivery) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = Permanent{fmt.Errorf("panic handling the delivery: %v", r)}
@@ -185,6 +185,6 @@ func (d *Dispatcher) handle(ctx context.Context, del Delivery) (err error) {
 		}
 		return Permanent{fmt.Errorf("parsing %s delivery: %w", del.Event, err)}
 	}
-	ev.DeliveryID = del.ID
+	ev.DeliveryID = del.DeliveryID
 	return d.Handle(ctx, ev)
 }

@@ -61,8 +61,8 @@ func (h *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusBadRequest, "missing X-GitHub-Event or X-GitHub-Delivery")
 		return
 	}
-	d := Delivery{Forge: "github", ID: id, Event: event, OrderingKey: gitHubOrderingKey(body), Body: body}
-	inserted, err := h.Queue.Enqueue(r.Context(), d)
+	key := gitHubOrderingKey(body)
+	inserted, err := h.Queue.Enqueue(r.Context(), "github", id, event, key, body)
 	if err != nil {
 		log.Error("webhook not stored", "delivery", id, "event", event, "err", err)
 		reply(w, http.StatusInternalServerError, "could not store the delivery; redeliver it")
@@ -73,7 +73,7 @@ func (h *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, "duplicate delivery, already queued")
 		return
 	}
-	log.Info("delivery queued", "delivery", id, "event", event, "key", d.OrderingKey)
+	log.Info("delivery queued", "delivery", id, "event", event, "key", key)
 	if h.Notify != nil {
 		h.Notify()
 	}

@@ -13,18 +13,10 @@ import (
 // (../shared/forge-limits.md, "Payload cap"), so nothing legitimate is larger.
 const MaxBodyBytes = 25 << 20
 
-// Delivery is one verified webhook delivery, as stored in the queue.
-type Delivery struct {
-	Forge       string // "github", "gitlab"
-	ID          string // the forge's delivery id; duplicates are dropped on it
-	Event       string // the forge's event name, e.g. "pull_request"
-	OrderingKey string // deliveries with one key are processed in order (one PR, or one repo)
-	Body        []byte
-}
-
-// Queue stores deliveries durably. Enqueue reports false for a delivery id it already holds.
+// Queue stores verified deliveries durably. Enqueue reports false for a (forge, delivery id) it already holds;
+// deliveries with one ordering key (one PR, or one repository) are processed in order.
 type Queue interface {
-	Enqueue(ctx context.Context, d Delivery) (inserted bool, err error)
+	Enqueue(ctx context.Context, forge, deliveryID, event, orderingKey string, body []byte) (inserted bool, err error)
 }
 
 // reply writes a short plain-text answer.
