@@ -133,16 +133,6 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// read runs fn in a read-only transaction, a consistent snapshot that does not take the write lock.
-func (s *Store) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() //nolint:errcheck // read-only: nothing to keep
-	return fn(tx)
-}
-
 // Times are stored as Unix milliseconds (UTC): they sort, compare and index as integers.
 func toMillis(t time.Time) int64 { return t.UnixMilli() }
 
