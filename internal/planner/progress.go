@@ -27,7 +27,7 @@ type Progress struct {
 	Stats        string        `json:"stats,omitempty"`
 	AuditsPassed int           `json:"audits_passed,omitempty"`
 	AuditsFailed int           `json:"audits_failed,omitempty"`
-	Duration     time.Duration `json:"duration"`
+	Duration     time.Duration `json:"duration,omitempty"`
 }
 
 // The name is padded to a column, followed by at least three spaces; the bracketed annotation is padded too.
