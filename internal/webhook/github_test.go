@@ -84,9 +84,9 @@ func TestDuplicateDeliveryIsStoredOnce(t *testing.T) {
 
 func TestOrderingKeys(t *testing.T) {
 	cases := map[string]string{
-		"issue_comment.created.on-pr.json":    "#",  // a PR comment is ordered with its PR
-		"issue_comment.created.on-issue.json": "",   // a plain issue comment: the repository
-		"push.branch.json":                    "",   // pushes: the repository
+		"issue_comment.created.on-pr.json":    "#", // a PR comment is ordered with its PR
+		"issue_comment.created.on-issue.json": "",  // a plain issue comment: the repository
+		"push.branch.json":                    "",  // pushes: the repository
 		"installation.created.json":           "github:installation/",
 	}
 	for file, want := range cases {
@@ -113,4 +113,3 @@ func TestOversizedBodyIsRefused(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
 }
-
