@@ -120,7 +120,7 @@ func TestConcurrentWritersNeverSeeBusy(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 
-	const goroutines, writes = 8, 25
+	const goroutines, writes = 6, 20
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*2*goroutines*writes) // two stores, a write and a read each
 	for _, s := range []*Store{a, b} {
