@@ -26,8 +26,11 @@ type Plan struct {
 	Status      plan.Status
 	Summary     *plan.Summary // nil until the plan has a result
 	Error       string        // why the plan failed, for the comment and the check
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Context is opaque JSON the caller keeps with the plan (what it needs to run the plan again after a
+	// restart); nil when there is none. The store only checks that it is valid JSON.
+	Context   json.RawMessage
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // StatusChange is a plan whose status the store changed, and the status it had before.
@@ -80,15 +83,22 @@ func (s *Store) CreatePlan(ctx context.Context, p Plan) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
+	var planContext sql.NullString
+	if p.Context != nil {
+		if !json.Valid(p.Context) {
+			return Plan{}, fmt.Errorf("create plan: context is not valid JSON")
+		}
+		planContext = sql.NullString{String: string(p.Context), Valid: true}
+	}
 	now := s.now()
 	p.Status, p.Summary, p.Error = plan.StatusQueued, nil, ""
 	p.CreatedAt, p.UpdatedAt = fromMillis(toMillis(now)), fromMillis(toMillis(now))
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		return tx.QueryRowContext(ctx, `INSERT INTO plans
-			(forge, repo, pr, project, environment, head_sha, base_sha, trigger_user, flags, status, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			(forge, repo, pr, project, environment, head_sha, base_sha, trigger_user, flags, status, context, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			p.Forge, p.Repo, p.PR, p.Project, p.Environment, p.HeadSHA, p.BaseSHA, p.TriggerUser, string(flags),
-			string(p.Status), toMillis(now), toMillis(now)).Scan(&p.ID)
+			string(p.Status), planContext, toMillis(now), toMillis(now)).Scan(&p.ID)
 	})
 	if err != nil {
 		return Plan{}, fmt.Errorf("create plan: %w", err)
@@ -97,17 +107,20 @@ func (s *Store) CreatePlan(ctx context.Context, p Plan) (Plan, error) {
 }
 
 const planColumns = `id, forge, repo, pr, project, environment, head_sha, base_sha, trigger_user, flags, status, summary,
-	error, created_at, updated_at`
+	error, context, created_at, updated_at`
 
 func scanPlan(r scanner) (Plan, error) {
 	var p Plan
 	var flags string
-	var summary sql.NullString
+	var summary, planContext sql.NullString
 	var created, updated int64
 	err := r.Scan(&p.ID, &p.Forge, &p.Repo, &p.PR, &p.Project, &p.Environment, &p.HeadSHA, &p.BaseSHA, &p.TriggerUser,
-		&flags, &p.Status, &summary, &p.Error, &created, &updated)
+		&flags, &p.Status, &summary, &p.Error, &planContext, &created, &updated)
 	if err != nil {
 		return p, err
+	}
+	if planContext.Valid {
+		p.Context = json.RawMessage(planContext.String)
 	}
 	p.CreatedAt, p.UpdatedAt = fromMillis(created), fromMillis(updated)
 	if err := json.Unmarshal([]byte(flags), &p.Flags); err != nil {

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
@@ -51,6 +52,7 @@ func TestPlanLifecycle(t *testing.T) {
 	in := newPlan(12, "prod", "sha1")
 	in.Flags = plan.Flags{ForwardOnly: true, RestateModels: []string{"db.events"}, Start: "2025-01-01"}
 	in.Status = plan.StatusReady // ignored: plans start queued
+	in.Context = json.RawMessage(`{"job":{"timeout":"30m"},"pr":{"title":"Add orders"}}`)
 	p := mustCreatePlan(t, s, in)
 	assert.NotZero(t, p.ID)
 	assert.Equal(t, plan.StatusQueued, p.Status)
@@ -59,7 +61,16 @@ func TestPlanLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, p, got)
 	assert.Equal(t, in.Flags, got.Flags)
+	assert.JSONEq(t, string(in.Context), string(got.Context))
 	assert.Nil(t, got.Summary)
+
+	without, err := s.GetPlan(ctx, mustCreatePlan(t, s, newPlan(12, "dev", "sha1")).ID)
+	require.NoError(t, err)
+	assert.Nil(t, without.Context)
+	bad := newPlan(12, "dev", "sha1")
+	bad.Context = json.RawMessage(`{"unterminated`)
+	_, err = s.CreatePlan(ctx, bad)
+	assert.Error(t, err)
 
 	clk.Advance(time.Second)
 	running, err := s.SetPlanStatus(ctx, p.ID, plan.StatusRunning)
