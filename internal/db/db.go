@@ -189,3 +189,6 @@ func one[T any](v T, err error, what string) (T, error) {
 	}
 	return v, err
 }
+
+// Ping checks that the database answers (for /readyz).
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }

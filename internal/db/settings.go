@@ -2,8 +2,10 @@ package db
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -85,4 +87,27 @@ func (s *Store) AppCredentials(ctx context.Context, forge string) (AppCredential
 	}
 	return AppCredentials{AppID: sc.AppID, Slug: sc.Slug, ClientID: sc.ClientID, ClientSecret: sc.ClientSecret,
 		WebhookSecret: sc.WebhookSecret, PrivateKeyPEM: sc.PrivateKeyPEM, CreatedAt: fromMillis(at)}, nil
+}
+
+// SigningKey returns the bot's random key for a purpose (e.g. "log-links"), creating it on first use. It is
+// stored so that what it signed stays valid across restarts.
+func (s *Store) SigningKey(ctx context.Context, purpose string) ([]byte, error) {
+	key := "signing_key/" + purpose
+	var value []byte
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, key).Scan(&value)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		value = make([]byte, 32)
+		if _, err := rand.Read(value); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)`, key, value, s.nowMillis())
+		return err
+	})
+	return value, err
 }

@@ -5,6 +5,7 @@ import "fmt"
 // Status is where a stored plan is in its lifecycle:
 //
 //	queued → running → ready | no-changes | failed | cancelled
+//	running → queued (its job was lost when the bot restarted, and it is run again)
 //	any non-final state, and ready/no-changes → stale (a newer head SHA arrived)
 type Status string
 
@@ -29,7 +30,7 @@ func (s Status) Final() bool {
 
 var transitions = map[Status][]Status{
 	StatusQueued:    {StatusRunning, StatusCancelled, StatusStale, StatusFailed},
-	StatusRunning:   {StatusReady, StatusNoChanges, StatusFailed, StatusCancelled, StatusStale},
+	StatusRunning:   {StatusReady, StatusNoChanges, StatusFailed, StatusCancelled, StatusStale, StatusQueued},
 	StatusReady:     {StatusStale},
 	StatusNoChanges: {StatusStale},
 }

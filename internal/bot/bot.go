@@ -1,0 +1,162 @@
+// Package bot is the glue between the forge-neutral events and the bot's parts: one thin handler per event over
+// the pure rules (repoconfig, command, approval, plan) and the ports (vcs.Forge, jobs.Executor, the store).
+// State lives in the store first and is reported to the forge from there, so a restart only has to re-report
+// what is stored and re-attach to, or re-run, the jobs a previous process left behind.
+package bot
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/dagctl/dagctl-bot/internal/jobs"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
+)
+
+// Bot handles events.
+type Bot struct {
+	store    Store
+	forges   func(name string) (vcs.Forge, bool) // by forge name ("github")
+	executor jobs.Executor
+	// executorName is stored with each run ("local", "kubernetes").
+	executorName string
+	jobs         JobSettings
+	publicURL    string
+	logKey       []byte
+	log          *slog.Logger
+	redact       *jobs.Redactor
+
+	slots chan struct{} // bounds concurrent jobs
+
+	mu      sync.Mutex
+	running map[int64]*runningJob  // by run id
+	prLocks map[string]*sync.Mutex // serialises reporting per PR
+	wg      sync.WaitGroup
+	closed  bool
+}
+
+// Options configure a Bot.
+type Options struct {
+	Store        Store
+	Forges       func(name string) (vcs.Forge, bool)
+	Executor     jobs.Executor
+	ExecutorName string
+	Jobs         JobSettings
+	// PublicURL is the bot's public base URL; log links point there. Empty: no links.
+	PublicURL string
+	// LogKey signs log links (/runs/{id}/{signature}), so that run ids cannot be enumerated.
+	LogKey []byte
+	// MaxJobs bounds concurrent jobs (default 4).
+	MaxJobs int
+	Log     *slog.Logger
+	// Secrets are masked in every stored log line (the bot's own credentials, as a last line of defence).
+	Secrets []string
+}
+
+// New returns a Bot.
+func New(o Options) *Bot {
+	if o.MaxJobs <= 0 {
+		o.MaxJobs = 4
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.ExecutorName == "" {
+		o.ExecutorName = "local"
+	}
+	return &Bot{
+		store:        o.Store,
+		forges:       o.Forges,
+		executor:     o.Executor,
+		executorName: o.ExecutorName,
+		jobs:         o.Jobs,
+		publicURL:    o.PublicURL,
+		logKey:       o.LogKey,
+		log:          o.Log,
+		redact:       jobs.NewRedactor(o.Secrets...),
+		slots:        make(chan struct{}, o.MaxJobs),
+		running:      map[int64]*runningJob{},
+		prLocks:      map[string]*sync.Mutex{},
+	}
+}
+
+// Handle acts on one event. It is called by the dispatcher, in order for events of one PR.
+func (b *Bot) Handle(ctx context.Context, ev vcs.Event) error {
+	if ev.Installation != nil {
+		return b.onInstallation(ctx, ev.Repo.Forge, *ev.Installation)
+	}
+	forge, ok := b.forges(ev.Repo.Forge)
+	if !ok {
+		return fmt.Errorf("no forge %q configured", ev.Repo.Forge)
+	}
+	if ev.Repo.InstallationID != 0 {
+		inst, err := b.store.GetInstallation(ctx, ev.Repo.Forge, ev.Repo.InstallationID)
+		if err == nil && inst.Suspended {
+			return vcs.ErrIgnored // a suspended installation is not served
+		}
+	}
+	switch {
+	case ev.PullRequest != nil:
+		return b.onPullRequest(ctx, forge, *ev.PullRequest)
+	case ev.Comment != nil:
+		return b.onComment(ctx, forge, ev.Repo, *ev.Comment)
+	case ev.Review != nil:
+		return b.onReview(ctx, forge, *ev.Review)
+	case ev.Rerequest != nil:
+		return b.onRerequest(ctx, forge, ev.Repo, *ev.Rerequest)
+	case ev.Push != nil:
+		return b.onPush(ctx, forge, ev.Repo, *ev.Push)
+	}
+	return vcs.ErrIgnored
+}
+
+// Wait blocks until every job the bot started has finished and been reported.
+func (b *Bot) Wait() { b.wg.Wait() }
+
+// Shutdown stops accepting jobs and waits for running ones to be reported (or ctx to end).
+func (b *Bot) Shutdown(ctx context.Context) error {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	done := make(chan struct{})
+	go func() { b.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// lockPR serialises work on one PR's checks and sticky comment.
+func (b *Bot) lockPR(repo vcs.Repo, number int) func() {
+	key := fmt.Sprintf("%s:%s#%d", repo.Forge, repo.FullName(), number)
+	b.mu.Lock()
+	m, ok := b.prLocks[key]
+	if !ok {
+		m = &sync.Mutex{}
+		b.prLocks[key] = m
+	}
+	b.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// logURL is where a run's full log is served.
+func (b *Bot) logURL(runID int64) string {
+	if b.publicURL == "" || runID == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s/runs/%d/%s", b.publicURL, runID, LogSignature(b.logKey, runID))
+}
+
+// LogSignature signs a run id for its log link; the server checks it before showing the log.
+func LogSignature(key []byte, runID int64) string {
+	mac := hmac.New(sha256.New, key)
+	fmt.Fprintf(mac, "run-log:%d", runID)
+	return hex.EncodeToString(mac.Sum(nil))[:32]
+}

@@ -1,0 +1,56 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dagctl/dagctl-bot/internal/repoconfig"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
+)
+
+// ConfigError is a .dagctl/config.yaml that cannot be used; it is shown on the PR, naming file, line and field.
+type ConfigError struct {
+	Ref string // "base" or "head"
+	Err error
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("%s (on the PR's %s branch)", e.Err, e.Ref)
+}
+
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// loadConfig reads .dagctl/config.yaml at the PR's base and head and merges them: protection and job settings
+// from the base (a PR cannot loosen its own rules), projects from the head. A repository without a config on
+// either side uses the defaults for that side. A base config that does not parse stops everything: falling back
+// to the head would let the PR choose its own rules.
+func loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) (cfg repoconfig.Config, present bool, err error) {
+	read := func(ref, sha string) (repoconfig.Config, bool, error) {
+		data, err := forge.ReadFile(ctx, pr.Repo, sha, repoconfig.Path)
+		if errors.Is(err, vcs.ErrNotFound) {
+			return repoconfig.Default(), false, nil
+		}
+		if err != nil {
+			return repoconfig.Config{}, false, fmt.Errorf("reading %s at %s: %w", repoconfig.Path, ref, err)
+		}
+		c, err := repoconfig.Parse(repoconfig.Path, data)
+		if err != nil {
+			return repoconfig.Config{}, true, &ConfigError{Ref: ref, Err: err}
+		}
+		return c, true, nil
+	}
+	baseRef := pr.BaseSHA
+	if baseRef == "" {
+		baseRef = pr.BaseRef
+	}
+	base, basePresent, err := read("base", baseRef)
+	if err != nil {
+		return repoconfig.Config{}, basePresent, err
+	}
+	head, headPresent, err := read("head", pr.HeadSHA)
+	if err != nil {
+		return repoconfig.Config{}, headPresent, err
+	}
+	return repoconfig.Merge(base, head), basePresent || headPresent, nil
+}

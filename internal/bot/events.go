@@ -1,0 +1,130 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/dagctl/dagctl-bot/internal/command"
+	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
+)
+
+// onComment runs the `/dagctl` commands of a new PR comment.
+func (b *Bot) onComment(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev vcs.CommentEvent) error {
+	if ev.Edited {
+		return vcs.ErrIgnored // an edit never runs a command: it would re-run an old one, or hide who ran it
+	}
+	cmds, parseErr := command.Parse(ev.Comment.Body)
+	if parseErr == nil && len(cmds) == 0 {
+		return vcs.ErrIgnored
+	}
+	pr := vcs.PullRequest{Repo: repo, Number: ev.Number}
+	perm, err := forge.Permission(ctx, repo, ev.Comment.Author)
+	if err != nil {
+		return err
+	}
+	if !perm.CanWrite() {
+		_ = forge.React(ctx, repo, ev.Comment.ID, vcs.ReactionConfused)
+		return b.replyError(ctx, forge, pr, fmt.Sprintf("@%s, only users with write permission can run `/dagctl` commands (you have %s).", ev.Comment.Author, perm))
+	}
+	if parseErr != nil {
+		_ = forge.React(ctx, repo, ev.Comment.ID, vcs.ReactionConfused)
+		return b.replyError(ctx, forge, pr, parseErr.Error()+"\n\n"+command.Usage)
+	}
+	if err := forge.React(ctx, repo, ev.Comment.ID, vcs.ReactionEyes); err != nil {
+		b.log.Warn("reacting to a command", "err", err)
+	}
+	pr, err = forge.PullRequest(ctx, repo, ev.Number)
+	if err != nil {
+		return err
+	}
+	for _, cmd := range cmds {
+		if err := b.runCommand(ctx, forge, pr, ev.Comment.Author, cmd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *Bot) runCommand(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, user string, cmd command.Command) error {
+	switch cmd.Verb {
+	case command.Help:
+		_, err := forge.CreateComment(ctx, pr.Repo, pr.Number, command.Usage)
+		return err
+	case command.Plan:
+		if pr.State == "closed" {
+			return b.replyError(ctx, forge, pr, "This PR is closed: there is nothing to plan.")
+		}
+		return b.planPR(ctx, forge, pr, user, &cmd)
+	case command.Cancel:
+		return b.closePR(ctx, forge, pr, "cancelled by "+user)
+	}
+	return b.replyError(ctx, forge, pr, fmt.Sprintf("`/dagctl %s` is not available in this version of dagctl-bot yet.", cmd.Verb))
+}
+
+// onRerequest plans again when someone asks a plan check to run again.
+func (b *Bot) onRerequest(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev vcs.RerequestEvent) error {
+	id, ok := strings.CutPrefix(ev.ExternalID, "plan:")
+	if !ok {
+		return vcs.ErrIgnored
+	}
+	planID, err := strconv.ParseInt(id, 10, 64)
+	if err != nil {
+		return vcs.ErrIgnored
+	}
+	p, err := b.store.GetPlan(ctx, planID)
+	if err != nil {
+		return err
+	}
+	pr, err := forge.PullRequest(ctx, repo, p.PR)
+	if err != nil {
+		return err
+	}
+	if pr.State == "closed" {
+		return vcs.ErrIgnored
+	}
+	cmd := command.Command{Verb: command.Plan, Env: p.Environment, Flags: p.Flags}
+	return b.planPR(ctx, forge, pr, ev.Sender, &cmd)
+}
+
+// onReview re-evaluates approvals; the approval gate arrives with the apply work.
+func (b *Bot) onReview(ctx context.Context, forge vcs.Forge, ev vcs.ReviewEvent) error {
+	return vcs.ErrIgnored
+}
+
+// onPush: pushes to pull-request branches arrive as pull_request synchronize; default-branch pushes are planned
+// with the apply work.
+func (b *Bot) onPush(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev vcs.PushEvent) error {
+	return vcs.ErrIgnored
+}
+
+// onInstallation keeps the store's installations and repositories current.
+func (b *Bot) onInstallation(ctx context.Context, forge string, ev vcs.InstallationEvent) error {
+	switch ev.Action {
+	case "deleted":
+		return b.store.RemoveInstallation(ctx, forge, ev.ID)
+	case "created", "suspend", "unsuspend", "added", "removed", "new_permissions_accepted":
+		if err := b.store.UpsertInstallation(ctx, db.Installation{
+			Forge: forge, ID: ev.ID, Account: ev.Account, Suspended: ev.Action == "suspend",
+		}); err != nil {
+			return err
+		}
+		for _, r := range ev.Added {
+			if err := b.store.UpsertRepo(ctx, db.Repo{
+				Forge: forge, FullName: r.FullName(), InstallationID: ev.ID, CloneURL: r.CloneURL, DefaultBranch: r.DefaultBranch,
+			}); err != nil {
+				return err
+			}
+		}
+		for _, r := range ev.Removed {
+			if err := b.store.RemoveRepo(ctx, forge, r.FullName()); err != nil && !errors.Is(err, db.ErrNotFound) {
+				return err
+			}
+		}
+		return nil
+	}
+	return vcs.ErrIgnored
+}

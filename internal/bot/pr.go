@@ -1,0 +1,216 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/dagctl/dagctl-bot/internal/command"
+	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/jobs"
+	"github.com/dagctl/dagctl-bot/internal/plan"
+	"github.com/dagctl/dagctl-bot/internal/repoconfig"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
+)
+
+// planContext is what a stored plan remembers of its PR and target, so that it can be run, re-run after a
+// restart, and reported without the event that created it.
+type planContext struct {
+	PR      vcs.PullRequest        `json:"pr"`
+	Project repoconfig.Project     `json:"project"`
+	Env     repoconfig.Environment `json:"env"`
+	// MultiProject: the repository has several projects, so check names carry the project.
+	MultiProject bool           `json:"multi_project,omitempty"`
+	Job          repoconfig.Job `json:"job"`
+}
+
+func (pc planContext) config() repoconfig.Config {
+	cfg := repoconfig.Config{Projects: []repoconfig.Project{pc.Project}, Environments: []repoconfig.Environment{pc.Env}, Job: pc.Job}
+	if pc.MultiProject {
+		cfg.Projects = append(cfg.Projects, repoconfig.Project{Name: "(other)"})
+	}
+	return cfg
+}
+
+func (pc planContext) checkName(kind string) string {
+	return CheckName(kind, pc.config(), pc.Project.Name, pc.Env.Name)
+}
+
+func decodeContext(p db.Plan) (planContext, error) {
+	var pc planContext
+	if err := json.Unmarshal(p.Context, &pc); err != nil {
+		return pc, fmt.Errorf("plan %d: unreadable context: %w", p.ID, err)
+	}
+	return pc, nil
+}
+
+func (b *Bot) onPullRequest(ctx context.Context, forge vcs.Forge, ev vcs.PullRequestEvent) error {
+	switch ev.Action {
+	case vcs.PROpened, vcs.PRReopened, vcs.PRPushed, vcs.PRReady:
+		return b.planPR(ctx, forge, ev.PR, ev.Sender, nil)
+	case vcs.PRClosed:
+		return b.closePR(ctx, forge, ev.PR, "the PR was closed")
+	case vcs.PRMerged:
+		return b.closePR(ctx, forge, ev.PR, "the PR was merged")
+	}
+	return vcs.ErrIgnored
+}
+
+// planPR plans a PR's head: automatically (cmd nil) or for a `/dagctl plan` command. Older heads' plans become
+// stale first, so their jobs stop and their checks end.
+func (b *Bot) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, trigger string, cmd *command.Command) error {
+	unlock := b.lockPR(pr.Repo, pr.Number)
+	defer unlock()
+
+	if err := b.supersede(ctx, forge, pr); err != nil {
+		return err
+	}
+	cfg, present, err := loadConfig(ctx, forge, pr)
+	var cfgErr *ConfigError
+	switch {
+	case errors.As(err, &cfgErr):
+		return b.writeSticky(ctx, forge, pr, stickyInput{ConfigError: cfgErr.Error()})
+	case err != nil:
+		return err
+	case !present && cmd == nil:
+		return vcs.ErrIgnored // the repository has not opted in
+	}
+
+	var targets []Target
+	var note string
+	if cmd == nil {
+		targets, note = AutoTargets(cfg, pr)
+	} else {
+		if targets, err = CommandTargets(cfg, pr, cmd.Env); err != nil {
+			return b.replyError(ctx, forge, pr, err.Error())
+		}
+	}
+	var flags plan.Flags
+	if cmd != nil {
+		flags = cmd.Flags
+	}
+	existing, err := b.store.ListPlansByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
+	if err != nil {
+		return err
+	}
+	for _, t := range targets {
+		if cmd == nil && hasPlanFor(existing, pr.HeadSHA, t, flags) {
+			continue // a replayed event: this head is planned already
+		}
+		if err := b.startPlan(ctx, forge, pr, cfg, t, flags, trigger); err != nil {
+			return err
+		}
+	}
+	return b.syncStickyLocked(ctx, forge, pr, note)
+}
+
+// hasPlanFor reports whether the head already has a plan for the target with these flags that is not
+// cancelled or failed (a replayed delivery must not plan twice).
+func hasPlanFor(plans []db.Plan, head string, t Target, flags plan.Flags) bool {
+	for _, p := range plans {
+		if p.HeadSHA == head && p.Project == t.Project.Name && p.Environment == t.Env.Name &&
+			reflect.DeepEqual(normFlags(p.Flags), normFlags(flags)) &&
+			p.Status != plan.StatusCancelled && p.Status != plan.StatusFailed {
+			return true
+		}
+	}
+	return false
+}
+
+func normFlags(f plan.Flags) plan.Flags {
+	if len(f.RestateModels) == 0 {
+		f.RestateModels = nil
+	}
+	return f
+}
+
+// startPlan stores a queued plan, creates its check run and starts its job.
+func (b *Bot) startPlan(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, cfg repoconfig.Config, t Target, flags plan.Flags, trigger string) error {
+	pc := planContext{PR: pr, Project: t.Project, Env: t.Env, MultiProject: len(cfg.Projects) > 1, Job: cfg.Job}
+	raw, err := json.Marshal(pc)
+	if err != nil {
+		return err
+	}
+	p, err := b.store.CreatePlan(ctx, db.Plan{
+		Forge: pr.Repo.Forge, Repo: pr.Repo.FullName(), PR: pr.Number,
+		Project: t.Project.Name, Environment: t.Env.Name,
+		HeadSHA: pr.HeadSHA, BaseSHA: pr.BaseSHA, TriggerUser: trigger,
+		Flags: flags, Status: plan.StatusQueued, Context: raw,
+	})
+	if err != nil {
+		return err
+	}
+	run, _, err := b.store.CreateRun(ctx, p.ID, jobs.KindPlan, b.executorName)
+	if err != nil {
+		return err
+	}
+	if err := b.reportPlanCheck(ctx, forge, p, pc, run.ID); err != nil {
+		return err
+	}
+	b.launch(p, pc, run)
+	return nil
+}
+
+// supersede marks plans of older heads stale, cancels their jobs and ends their checks.
+func (b *Bot) supersede(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) error {
+	changes, err := b.store.MarkStale(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number, pr.HeadSHA)
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		p := c.Plan
+		b.cancelPlanRuns(ctx, p.ID)
+		if c.From.Final() {
+			continue // its check already ended, on its own (older) commit
+		}
+		pc, err := decodeContext(p)
+		if err != nil {
+			b.log.Error("stale plan", "err", err)
+			continue
+		}
+		if err := b.reportPlanCheck(ctx, forge, p, pc, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// closePR stops everything of a closed or merged PR: queued and running plans are cancelled and their checks end.
+func (b *Bot) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, why string) error {
+	unlock := b.lockPR(pr.Repo, pr.Number)
+	defer unlock()
+	plans, err := b.store.ListPlansByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
+	if err != nil {
+		return err
+	}
+	for _, p := range plans {
+		if p.Status.Final() {
+			continue
+		}
+		b.cancelPlanRuns(ctx, p.ID)
+		p, err = b.store.SetPlanResult(ctx, p.ID, db.PlanResult{Status: plan.StatusCancelled, Error: "Cancelled: " + why + "."})
+		if err != nil {
+			b.log.Warn("cancelling plan", "plan", p.ID, "err", err)
+			continue
+		}
+		pc, err := decodeContext(p)
+		if err != nil {
+			continue
+		}
+		if err := b.reportPlanCheck(ctx, forge, p, pc, latestRun(ctx, b.store, p.ID)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// latestRun is the id of the plan's newest run, or 0.
+func latestRun(ctx context.Context, store Store, planID int64) int64 {
+	runs, err := store.ListRuns(ctx, planID)
+	if err != nil || len(runs) == 0 {
+		return 0
+	}
+	return runs[len(runs)-1].ID
+}

@@ -1,0 +1,123 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/jobs"
+	"github.com/dagctl/dagctl-bot/internal/plan"
+)
+
+// Recover finishes what a previous process of the bot left behind, so that every check reaches a final state:
+//   - runs the executor still has (a Kubernetes Job) are followed to their end and reported;
+//   - plan runs the executor lost (a local process dies with the bot) or never started are run again — a plan
+//     applies nothing, so running it twice is harmless;
+//   - plans whose outcome was stored but not yet shown on the forge are reported.
+func (b *Bot) Recover(ctx context.Context) error {
+	runs, err := b.store.ListUnfinishedRuns(ctx)
+	if err != nil {
+		return err
+	}
+	for _, run := range runs {
+		if err := b.recoverRun(ctx, run); err != nil {
+			b.log.Error("recovering a run", "run", run.ID, "plan", run.PlanID, "err", err)
+		}
+	}
+	plans, err := b.store.ListUnreportedPlans(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range plans {
+		if !p.Status.Final() {
+			continue // its run is being recovered above
+		}
+		if err := b.reportStored(ctx, p); err != nil {
+			b.log.Error("re-reporting a plan", "plan", p.ID, "err", err)
+		}
+	}
+	return nil
+}
+
+func (b *Bot) recoverRun(ctx context.Context, run db.Run) error {
+	p, err := b.store.GetPlan(ctx, run.PlanID)
+	if err != nil {
+		return err
+	}
+	pc, err := decodeContext(p)
+	if err != nil {
+		return err
+	}
+	if run.Kind != jobs.KindPlan {
+		return fmt.Errorf("run kind %s is not recoverable by this version", run.Kind)
+	}
+	if run.ExecutorJobID != "" && run.Executor == b.executorName {
+		logw := b.store.NewRunLogWriter(run.ID, logFlushInterval)
+		h, err := b.executor.Attach(ctx, run.ExecutorJobID, b.redact.Sink(logw.Sink))
+		if err == nil {
+			b.follow(p, pc, run, &attachedJob{handle: h, log: logw})
+			return nil
+		}
+		_ = logw.Close(ctx)
+		if !errors.Is(err, jobs.ErrGone) {
+			return err
+		}
+	}
+	// The job is gone or never started: end this run and plan again.
+	if _, err := b.store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunFailed, Reason: "interrupted: the bot restarted"}); err != nil {
+		return err
+	}
+	if p.Status.Final() {
+		return b.reportStored(ctx, p)
+	}
+	if p.Status == plan.StatusRunning {
+		if p, err = b.store.SetPlanStatus(ctx, p.ID, plan.StatusQueued); err != nil {
+			return err
+		}
+	}
+	next, _, err := b.store.CreateRun(ctx, p.ID, jobs.KindPlan, b.executorName)
+	if err != nil {
+		return err
+	}
+	b.log.Info("re-running a plan interrupted by a restart", "plan", p.ID, "run", next.ID)
+	b.launch(p, pc, next)
+	return nil
+}
+
+// follow reports a job started by a previous process, in the background.
+func (b *Bot) follow(p db.Plan, pc planContext, run db.Run, job *attachedJob) {
+	b.mu.Lock()
+	b.running[run.ID] = &runningJob{planID: p.ID, handle: job.handle}
+	b.wg.Add(1)
+	b.mu.Unlock()
+	go func() {
+		defer b.wg.Done()
+		defer func() {
+			b.mu.Lock()
+			delete(b.running, run.ID)
+			b.mu.Unlock()
+		}()
+		if err := b.executePlan(context.Background(), p, pc, run, job); err != nil {
+			b.log.Error("followed run not reported", "plan", p.ID, "run", run.ID, "err", err)
+		}
+	}()
+}
+
+// reportStored shows a stored plan on the forge: its check and the PR's sticky comment.
+func (b *Bot) reportStored(ctx context.Context, p db.Plan) error {
+	forge, ok := b.forges(p.Forge)
+	if !ok {
+		return fmt.Errorf("no forge %q", p.Forge)
+	}
+	pc, err := decodeContext(p)
+	if err != nil {
+		return err
+	}
+	unlock := b.lockPR(pc.PR.Repo, pc.PR.Number)
+	defer unlock()
+	if err := b.reportPlanCheck(ctx, forge, p, pc, latestRun(ctx, b.store, p.ID)); err != nil {
+		return err
+	}
+	return b.syncStickyLocked(ctx, forge, pc.PR, "")
+}

@@ -1,0 +1,228 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/jobs"
+	"github.com/dagctl/dagctl-bot/internal/plan"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
+)
+
+// logFlushInterval is how often a running job's output reaches the store (and so the log page).
+const logFlushInterval = 250 * time.Millisecond
+
+type runningJob struct {
+	planID int64
+	handle jobs.Handle // nil until the executor has started it
+	cancel bool        // cancelled before the executor started it
+}
+
+// launch runs a plan's job in the background, bounded by the bot's job slots.
+func (b *Bot) launch(p db.Plan, pc planContext, run db.Run) {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return // the run stays queued in the store; a restarted bot picks it up
+	}
+	b.running[run.ID] = &runningJob{planID: p.ID}
+	b.wg.Add(1)
+	b.mu.Unlock()
+	go func() {
+		defer b.wg.Done()
+		defer func() {
+			b.mu.Lock()
+			delete(b.running, run.ID)
+			b.mu.Unlock()
+		}()
+		b.slots <- struct{}{}
+		defer func() { <-b.slots }()
+		// The job outlives the event that started it; it is stopped by Cancel, not by the delivery's context.
+		ctx := context.Background()
+		if err := b.executePlan(ctx, p, pc, run, nil); err != nil {
+			b.log.Error("plan run not reported", "plan", p.ID, "run", run.ID, "err", err)
+		}
+	}()
+}
+
+// cancelPlanRuns stops the plan's running or waiting jobs.
+func (b *Bot) cancelPlanRuns(ctx context.Context, planID int64) {
+	b.mu.Lock()
+	var handles []jobs.Handle
+	for _, rj := range b.running {
+		if rj.planID != planID {
+			continue
+		}
+		rj.cancel = true
+		if rj.handle != nil {
+			handles = append(handles, rj.handle)
+		}
+	}
+	b.mu.Unlock()
+	for _, h := range handles {
+		if err := h.Cancel(ctx); err != nil {
+			b.log.Warn("cancelling a job", "plan", planID, "err", err)
+		}
+	}
+}
+
+func (b *Bot) cancelled(runID int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rj, ok := b.running[runID]
+	return ok && rj.cancel
+}
+
+// executePlan runs one plan job and reports it: check in progress, the job with its log streamed to the store,
+// the outcome stored, the check completed and the sticky comment updated. With attached set, the job was
+// started by a previous process of the bot and is followed to its end.
+func (b *Bot) executePlan(ctx context.Context, p db.Plan, pc planContext, run db.Run, attached *attachedJob) error {
+	forge, ok := b.forges(p.Forge)
+	if !ok {
+		return fmt.Errorf("no forge %q", p.Forge)
+	}
+	if attached == nil {
+		current, err := b.store.GetPlan(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		if current.Status != plan.StatusQueued || b.cancelled(run.ID) {
+			// Superseded or cancelled while waiting for a slot; its check was ended by whoever did that.
+			_, err := b.store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunCancelled, Reason: jobs.ReasonCancelled})
+			return err
+		}
+		if p, err = b.store.SetPlanStatus(ctx, p.ID, plan.StatusRunning); err != nil {
+			return err
+		}
+		if err := b.reportPlanCheck(ctx, forge, p, pc, run.ID); err != nil {
+			b.log.Warn("reporting a running plan", "plan", p.ID, "err", err)
+		}
+	}
+
+	outcome := b.runPlanJob(ctx, forge, p, pc, run, attached)
+	done, err := b.store.SetPlanResult(ctx, p.ID, db.PlanResult{Status: outcome.Status, Summary: outcome.Summary, Error: outcome.Error})
+	if err != nil {
+		// The plan went stale or was cancelled while its job ran: its check was ended then.
+		if latest, gerr := b.store.GetPlan(ctx, p.ID); gerr == nil && latest.Status.Final() {
+			return nil
+		}
+		return err
+	}
+	unlock := b.lockPR(pc.PR.Repo, pc.PR.Number)
+	defer unlock()
+	if err := b.reportPlanCheck(ctx, forge, done, pc, run.ID); err != nil {
+		return err
+	}
+	return b.syncStickyLocked(ctx, forge, pc.PR, "")
+}
+
+// attachedJob is a job and its log writer, started now or found again after a restart.
+type attachedJob struct {
+	handle jobs.Handle
+	log    *db.RunLogWriter
+}
+
+// runPlanJob runs the job (or follows an attached one) and interprets it. Every failure becomes an outcome: the
+// check must always end. The result is read back from the stored log, so that a job followed after a restart
+// is interpreted from everything it printed, before and after the restart.
+func (b *Bot) runPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc planContext, run db.Run, job *attachedJob) PlanOutcome {
+	if job == nil {
+		var err error
+		if job, err = b.startPlanJob(ctx, forge, p, pc, run); err != nil {
+			return b.failRun(ctx, run.ID, err.Error())
+		}
+	}
+	res, err := job.handle.Wait(ctx)
+	if cerr := job.log.Close(context.Background()); cerr != nil {
+		b.log.Warn("storing a run's log", "run", run.ID, "err", cerr)
+	}
+	if err != nil {
+		return b.failRun(ctx, run.ID, fmt.Sprintf("Lost the job: %v", err))
+	}
+	if _, err := b.store.FinishRun(ctx, run.ID, db.RunResultFrom(res)); err != nil {
+		b.log.Warn("recording a finished run", "run", run.ID, "err", err)
+	}
+	stdout, tail, err := b.readRunOutput(ctx, run.ID)
+	if err != nil {
+		return PlanOutcome{Status: plan.StatusFailed, Error: fmt.Sprintf("Could not read the job's output: %v", err), Result: res}
+	}
+	return InterpretPlan(res, stdout, tail)
+}
+
+// failRun ends a run that could not run, and is the plan's failed outcome.
+func (b *Bot) failRun(ctx context.Context, runID int64, msg string) PlanOutcome {
+	if _, err := b.store.FinishRun(ctx, runID, db.RunResultFrom(jobs.Result{ExitCode: -1, Reason: msg})); err != nil {
+		b.log.Warn("recording a failed run", "run", runID, "err", err)
+	}
+	return PlanOutcome{Status: plan.StatusFailed, Error: msg}
+}
+
+// startPlanJob builds the plan job's spec and starts it, its output redacted into the run's log.
+func (b *Bot) startPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc planContext, run db.Run) (*attachedJob, error) {
+	token, err := forge.CloneToken(ctx, pc.PR.Repo)
+	if err != nil {
+		return nil, fmt.Errorf("Could not get a token to fetch the code: %v", err)
+	}
+	spec, refused, err := b.jobs.Spec(JobRequest{
+		RunID: strconv.FormatInt(run.ID, 10), Kind: jobs.KindPlan, Config: pc.config(), Project: pc.Project,
+		Env: pc.Env.Name, Flags: p.Flags,
+		// The base repository serves fork heads too (refs/pull/N/head); the token reads no fork.
+		Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: p.HeadSHA, Token: token},
+		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": p.HeadSHA},
+	})
+	if err != nil {
+		return nil, err
+	}
+	logw := b.store.NewRunLogWriter(run.ID, logFlushInterval)
+	sink := b.redact.With(token).Sink(logw.Sink)
+	if msg := DescribeRefused(refused); msg != "" {
+		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + msg})
+	}
+	h, err := b.executor.Start(ctx, spec, sink)
+	if err != nil {
+		_ = logw.Close(context.Background())
+		return nil, fmt.Errorf("The job could not start: %v", err)
+	}
+	b.started(ctx, run.ID, h)
+	return &attachedJob{handle: h, log: logw}, nil
+}
+
+// readRunOutput reads a run's stored log: its standard output (which holds the tool's result line) and the
+// last lines of everything, for failures.
+func (b *Bot) readRunOutput(ctx context.Context, runID int64) (stdout string, tail []string, err error) {
+	lines, err := b.store.RunLog(ctx, runID)
+	if err != nil {
+		return "", nil, err
+	}
+	var out strings.Builder
+	t := NewTail(40)
+	for _, l := range lines {
+		if l.Stream == "stdout" {
+			out.WriteString(l.Text)
+			out.WriteByte('\n')
+		}
+		t.Add(l.Text)
+	}
+	return out.String(), t.Lines(), nil
+}
+
+// started records a job the executor started, and cancels it at once if its plan was cancelled meanwhile.
+func (b *Bot) started(ctx context.Context, runID int64, h jobs.Handle) {
+	b.mu.Lock()
+	cancel := false
+	if rj, ok := b.running[runID]; ok {
+		rj.handle = h
+		cancel = rj.cancel
+	}
+	b.mu.Unlock()
+	if _, err := b.store.StartRun(ctx, runID, h.ID()); err != nil {
+		b.log.Warn("recording a started run", "run", runID, "err", err)
+	}
+	if cancel {
+		_ = h.Cancel(ctx)
+	}
+}

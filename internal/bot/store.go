@@ -1,0 +1,42 @@
+package bot
+
+import (
+	"context"
+	"time"
+
+	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/jobs"
+	"github.com/dagctl/dagctl-bot/internal/plan"
+)
+
+// Store is what the bot keeps durably: plans with their check runs, runs with their logs, and the
+// installations. internal/db implements it on SQLite.
+type Store interface {
+	CreatePlan(ctx context.Context, p db.Plan) (db.Plan, error)
+	GetPlan(ctx context.Context, id int64) (db.Plan, error)
+	ListPlansByPR(ctx context.Context, forge, repo string, pr int) ([]db.Plan, error)
+	// SetPlanStatus moves a plan to a status, as plan.Transition allows.
+	SetPlanStatus(ctx context.Context, id int64, to plan.Status) (db.Plan, error)
+	SetPlanResult(ctx context.Context, id int64, r db.PlanResult) (db.Plan, error)
+	// MarkStale marks the PR's plans of other head commits stale and returns what changed.
+	MarkStale(ctx context.Context, forge, repo string, pr int, headSHA string) ([]db.StatusChange, error)
+	// SetPlanReported records the status the plan's check run shows, so a restart re-reports only what is behind.
+	SetPlanReported(ctx context.Context, id int64, status plan.Status) error
+	ListUnreportedPlans(ctx context.Context) ([]db.Plan, error)
+	SetCheckRun(ctx context.Context, planID int64, name string, checkRunID int64) error
+	CheckRun(ctx context.Context, planID int64, name string) (int64, bool, error)
+
+	CreateRun(ctx context.Context, planID int64, kind jobs.Kind, executor string) (db.Run, string, error)
+	ListRuns(ctx context.Context, planID int64) ([]db.Run, error)
+	StartRun(ctx context.Context, id int64, executorJobID string) (db.Run, error)
+	FinishRun(ctx context.Context, id int64, res db.RunResult) (db.Run, error)
+	ListUnfinishedRuns(ctx context.Context) ([]db.Run, error)
+	NewRunLogWriter(runID int64, interval time.Duration) *db.RunLogWriter
+	RunLog(ctx context.Context, runID int64) ([]db.LogLine, error)
+
+	GetInstallation(ctx context.Context, forge string, id int64) (db.Installation, error)
+	UpsertInstallation(ctx context.Context, in db.Installation) error
+	RemoveInstallation(ctx context.Context, forge string, id int64) error
+	UpsertRepo(ctx context.Context, r db.Repo) error
+	RemoveRepo(ctx context.Context, forge, fullName string) error
+}

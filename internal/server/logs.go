@@ -1,0 +1,53 @@
+package server
+
+import (
+	"crypto/hmac"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strconv"
+
+	"github.com/gorilla/mux"
+
+	"github.com/dagctl/dagctl-bot/internal/bot"
+)
+
+// runLog serves a run's full log at /runs/{id}/{signature}: the link check runs and comments point at. The
+// signature makes the link its own capability (run ids are sequential); the log is redacted when stored.
+// ?format=text serves plain text.
+func (s *Server) runLog(w http.ResponseWriter, r *http.Request) {
+	vars := mux.Vars(r)
+	id, err := strconv.ParseInt(vars["id"], 10, 64)
+	if err != nil || !hmac.Equal([]byte(vars["sig"]), []byte(bot.LogSignature(s.logKey, id))) {
+		http.NotFound(w, r)
+		return
+	}
+	run, err := s.store.GetRun(r.Context(), id)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	lines, err := s.store.RunLog(r.Context(), id)
+	if err != nil {
+		http.Error(w, "cannot read the log", http.StatusInternalServerError)
+		return
+	}
+	if r.URL.Query().Get("format") == "text" {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		for _, l := range lines {
+			fmt.Fprintln(w, l.Text)
+		}
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	title := fmt.Sprintf("dagctl run %d (%s, %s)", run.ID, run.Kind, run.Status)
+	fmt.Fprintf(w, "<!doctype html><html><head><meta charset=utf-8><title>%s</title>", template.HTMLEscapeString(title))
+	if !run.Status.Final() {
+		fmt.Fprint(w, `<meta http-equiv="refresh" content="3">`)
+	}
+	fmt.Fprintf(w, "</head><body><h1>%s</h1><pre>", template.HTMLEscapeString(title))
+	for _, l := range lines {
+		fmt.Fprintln(w, template.HTMLEscapeString(l.Text))
+	}
+	fmt.Fprint(w, "</pre></body></html>\n")
+}

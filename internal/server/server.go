@@ -1,0 +1,346 @@
+// Package server assembles dagctl-bot from its parts (store, forge adapters, executor, intake, dispatcher, bot)
+// and serves its HTTP endpoints. Each part is built by its own small function; nothing here decides anything.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/dagctl/dagctl-bot/internal/bot"
+	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/dispatch"
+	"github.com/dagctl/dagctl-bot/internal/jobs"
+	"github.com/dagctl/dagctl-bot/internal/planner"
+	"github.com/dagctl/dagctl-bot/internal/serverconfig"
+	"github.com/dagctl/dagctl-bot/internal/setup"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
+	ghadapter "github.com/dagctl/dagctl-bot/internal/vcs/github"
+	"github.com/dagctl/dagctl-bot/internal/webhook"
+)
+
+// Options are what tests (and only tests) change besides the configuration.
+type Options struct {
+	Log *slog.Logger
+	// Manifest is app-manifest.yml for /setup; empty disables the manifest flow.
+	Manifest []byte
+	// GitHubWebURL is GitHub's web address for the manifest flow (default derived from the API URL).
+	GitHubWebURL string
+	// Now and Sleep drive the GitHub adapter's rate-limit waits (tests pass the fake forge's clock).
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+	// ExecutionTime fixes sqlmesh's "now" for reproducible plans in tests.
+	ExecutionTime string
+	// Executor replaces the configured executor (tests of the Kubernetes executor bring their own).
+	Executor jobs.Executor
+	// Getenv is the bot's environment for jobs (default os.Environ).
+	Environ []string
+}
+
+// Server is a running dagctl-bot.
+type Server struct {
+	cfg        serverconfig.Config
+	opts       Options
+	log        *slog.Logger
+	store      *db.Store
+	executor   jobs.Executor
+	forges     *forgeSet
+	bot        *bot.Bot
+	dispatcher *dispatch.Dispatcher
+	router     *mux.Router
+	// logKey signs log links and, for Kubernetes, the per-run report tokens; it is stored, so it survives restarts.
+	logKey []byte
+
+	ready  sync.Once
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New opens the store and builds every part. It starts nothing; call Start.
+func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Environ == nil {
+		opts.Environ = os.Environ()
+	}
+	s := &Server{cfg: cfg, opts: opts, log: opts.Log, forges: &forgeSet{}}
+	store, err := db.Open(cfg.DB)
+	if err != nil {
+		return nil, fmt.Errorf("opening the database %s: %w", cfg.DB, err)
+	}
+	s.store = store
+	if s.logKey, err = store.SigningKey(ctx, "log-links"); err != nil {
+		store.Close()
+		return nil, err
+	}
+	if err := s.configureGitHub(ctx); err != nil {
+		store.Close()
+		return nil, err
+	}
+	if s.executor, err = s.newExecutor(); err != nil {
+		store.Close()
+		return nil, err
+	}
+	settings, err := s.jobSettings()
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	s.bot = bot.New(bot.Options{
+		Store:        store,
+		Forges:       s.forges.get,
+		Executor:     s.executor,
+		ExecutorName: string(cfg.Executor),
+		Jobs:         settings,
+		PublicURL:    cfg.PublicURL,
+		LogKey:       s.logKey,
+		Log:          s.log,
+		Secrets:      s.secrets(),
+	})
+	s.dispatcher = &dispatch.Dispatcher{
+		Queue:   store,
+		Parsers: map[string]dispatch.Parser{ghadapter.Forge: ghadapter.ParseWebhook},
+		Handle:  s.bot.Handle,
+		Log:     s.log,
+	}
+	s.router = s.routes()
+	return s, nil
+}
+
+// jobSettings are the settings every job is built from.
+func (s *Server) jobSettings() (bot.JobSettings, error) {
+	python := "python"
+	if s.cfg.Executor == serverconfig.ExecutorLocal {
+		python = filepath.Join(filepath.Dir(s.cfg.SQLMesh), "python")
+		if _, err := os.Stat(python); err != nil {
+			return bot.JobSettings{}, fmt.Errorf("DAGCTL_SQLMESH=%s: no python beside it (%v); install sqlmesh in a virtualenv (`make tools`)", s.cfg.SQLMesh, err)
+		}
+	}
+	return bot.JobSettings{
+		SQLMesh:       planner.SQLMesh{Python: python},
+		Allowed:       s.cfg.JobEnv,
+		BotEnv:        jobs.EnvMap(s.opts.Environ),
+		Image:         s.cfg.Kubernetes.Image,
+		ExecutionTime: s.opts.ExecutionTime,
+	}, nil
+}
+
+// secrets are the bot's credentials, masked in every stored log line.
+func (s *Server) secrets() []string {
+	return []string{
+		s.cfg.GitHub.PrivateKey.Reveal(), s.cfg.GitHub.WebhookSecret.Reveal(),
+		s.cfg.GitLab.Token.Reveal(), s.cfg.GitLab.WebhookSecret.Reveal(),
+	}
+}
+
+func (s *Server) newExecutor() (jobs.Executor, error) {
+	if s.opts.Executor != nil {
+		return s.opts.Executor, nil
+	}
+	switch s.cfg.Executor {
+	case serverconfig.ExecutorLocal:
+		return jobs.NewLocal(jobs.LocalOptions{WorkDir: s.cfg.WorkDir})
+	case serverconfig.ExecutorKubernetes:
+		return newKubeExecutor(s)
+	}
+	return nil, fmt.Errorf("unknown executor %q", s.cfg.Executor)
+}
+
+// Handler serves every endpoint.
+func (s *Server) Handler() http.Handler { return s.router }
+
+// Start recovers what a previous process left unfinished, then runs the dispatcher until Close.
+func (s *Server) Start(ctx context.Context) error {
+	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.done = make(chan struct{})
+	if err := s.bot.Recover(ctx); err != nil {
+		s.cancel()
+		close(s.done)
+		return fmt.Errorf("recovering runs: %w", err)
+	}
+	go func() {
+		defer close(s.done)
+		if err := s.dispatcher.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("dispatcher stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Drain handles every queued delivery now; tests use it to wait for the intake's work.
+func (s *Server) Drain(ctx context.Context) int { return s.dispatcher.Drain(ctx) }
+
+// WaitJobs blocks until every job started so far has finished and been reported.
+func (s *Server) WaitJobs() { s.bot.Wait() }
+
+// Store is the server's store, for tests and the CLI.
+func (s *Server) Store() *db.Store { return s.store }
+
+// Close stops the dispatcher, waits for running jobs to be reported (up to ctx) and closes the store.
+func (s *Server) Close(ctx context.Context) error {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+	err := s.bot.Shutdown(ctx)
+	if l, ok := s.executor.(interface{ Shutdown(context.Context) error }); ok {
+		_ = l.Shutdown(ctx)
+	}
+	if k, ok := s.executor.(interface{ Close() }); ok {
+		k.Close()
+	}
+	return errors.Join(err, s.store.Close())
+}
+
+// Kill stops the server the way a crash would for the parts that matter to recovery: the dispatcher stops and
+// the store closes, but nothing is reported. Tests use it to prove a restart finishes the work.
+func (s *Server) Kill() {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+	_ = s.store.Close()
+}
+
+// forgeSet holds the configured forges; /setup can add GitHub while the server runs.
+type forgeSet struct {
+	mu            sync.RWMutex
+	github        vcs.Forge
+	webhookSecret []byte
+}
+
+func (f *forgeSet) get(name string) (vcs.Forge, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if name == ghadapter.Forge && f.github != nil {
+		return f.github, true
+	}
+	return nil, false
+}
+
+func (f *forgeSet) setGitHub(forge vcs.Forge, secret []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.github, f.webhookSecret = forge, secret
+}
+
+func (f *forgeSet) gitHubSecret() []byte {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.webhookSecret
+}
+
+func (f *forgeSet) gitHubConfigured() bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.github != nil
+}
+
+// configureGitHub sets the GitHub App up from the settings (which win) or from credentials stored by /setup.
+func (s *Server) configureGitHub(ctx context.Context) error {
+	gh := s.cfg.GitHub
+	if gh.Enabled() {
+		return s.useGitHubApp(gh.AppID, []byte(gh.PrivateKey.Reveal()), []byte(gh.WebhookSecret.Reveal()))
+	}
+	creds, err := s.store.AppCredentials(ctx, ghadapter.Forge)
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
+		return fmt.Errorf("reading stored app credentials: %w", err)
+	}
+	if err != nil {
+		s.log.Warn("no GitHub App configured: webhooks are refused until one is (set DAGCTL_GITHUB_* or open /setup)")
+		return nil
+	}
+	return s.useGitHubApp(creds.AppID, []byte(creds.PrivateKeyPEM), []byte(creds.WebhookSecret))
+}
+
+func (s *Server) useGitHubApp(appID int64, key, secret []byte) error {
+	app, err := ghadapter.NewApp(ghadapter.Config{
+		AppID: appID, PrivateKey: key, APIURL: s.cfg.GitHub.APIURL, Now: s.opts.Now, Sleep: s.opts.Sleep,
+	})
+	if err != nil {
+		return fmt.Errorf("GitHub App %d: %w", appID, err)
+	}
+	s.forges.setGitHub(app, secret)
+	return nil
+}
+
+func (s *Server) routes() *mux.Router {
+	r := mux.NewRouter()
+	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }).Methods(http.MethodGet)
+	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
+	r.Handle("/webhooks/github", &webhook.GitHub{
+		Secret: s.forges.gitHubSecret,
+		Queue:  s.store,
+		Notify: s.dispatcher.Notify,
+		Log:    s.log,
+	})
+	r.HandleFunc("/runs/{id}/{sig}", s.runLog).Methods(http.MethodGet)
+	if len(s.opts.Manifest) > 0 {
+		r.PathPrefix("/setup").Handler(s.setupHandler())
+	}
+	s.mountExecutor(r)
+	return r
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		http.Error(w, "database not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+func (s *Server) setupHandler() http.Handler {
+	web := s.opts.GitHubWebURL
+	if web == "" {
+		web = gitHubWebURL(s.cfg.GitHub.APIURL)
+	}
+	return &setup.Handler{
+		PublicURL:  s.cfg.PublicURL,
+		WebURL:     web,
+		Manifest:   s.opts.Manifest,
+		Configured: s.forges.gitHubConfigured,
+		Exchange: func(ctx context.Context, code string) (setup.Credentials, error) {
+			c, err := ghadapter.ExchangeManifestCode(ctx, s.cfg.GitHub.APIURL, code)
+			if err != nil {
+				return setup.Credentials{}, err
+			}
+			return setup.Credentials{AppID: c.ID, Slug: c.Slug, PrivateKeyPEM: c.PEM, WebhookSecret: c.WebhookSecret,
+				ClientID: c.ClientID, ClientSecret: c.ClientSecret, HTMLURL: c.HTMLURL}, nil
+		},
+		Save: func(ctx context.Context, c setup.Credentials) error {
+			if err := s.store.SaveAppCredentials(ctx, ghadapter.Forge, db.AppCredentials{
+				AppID: c.AppID, Slug: c.Slug, PrivateKeyPEM: c.PrivateKeyPEM, WebhookSecret: c.WebhookSecret,
+				ClientID: c.ClientID, ClientSecret: c.ClientSecret,
+			}); err != nil {
+				return err
+			}
+			return s.useGitHubApp(c.AppID, []byte(c.PrivateKeyPEM), []byte(c.WebhookSecret))
+		},
+		Log: s.log,
+	}
+}
+
+// gitHubWebURL derives the web address from the API address: api.github.com → github.com; a GitHub Enterprise
+// Server's https://HOST/api/v3/ → https://HOST/.
+func gitHubWebURL(apiURL string) string {
+	base, _, err := ghadapter.APIURLs(apiURL)
+	if err != nil || base == "https://api.github.com/" {
+		return "https://github.com/"
+	}
+	if i := len(base) - len("api/v3/"); i > 0 && base[i:] == "api/v3/" {
+		return base[:i]
+	}
+	return base
+}
