@@ -41,8 +41,10 @@ type Options struct {
 	ExecutionTime string
 	// Executor replaces the configured executor (tests of the Kubernetes executor bring their own).
 	Executor jobs.Executor
-	// Getenv is the bot's environment for jobs (default os.Environ).
+	// Environ is the bot's environment, the only source of variables passed to jobs (default os.Environ).
 	Environ []string
+	// MaxJobs bounds concurrent jobs (default 4).
+	MaxJobs int
 }
 
 // Server is a running dagctl-bot.
@@ -105,6 +107,7 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 		LogKey:       s.logKey,
 		Log:          s.log,
 		Secrets:      s.secrets(),
+		MaxJobs:      opts.MaxJobs,
 	})
 	s.dispatcher = &dispatch.Dispatcher{
 		Queue:   store,
@@ -158,15 +161,21 @@ func (s *Server) newExecutor() (jobs.Executor, error) {
 // Handler serves every endpoint.
 func (s *Server) Handler() http.Handler { return s.router }
 
-// Start recovers what a previous process left unfinished, then runs the dispatcher until Close.
-func (s *Server) Start(ctx context.Context) error {
-	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	s.done = make(chan struct{})
+// Recover finishes what a previous process left unfinished: runs to follow or re-run, plans to report.
+func (s *Server) Recover(ctx context.Context) error {
 	if err := s.bot.Recover(ctx); err != nil {
-		s.cancel()
-		close(s.done)
 		return fmt.Errorf("recovering runs: %w", err)
 	}
+	return nil
+}
+
+// Start recovers what a previous process left unfinished, then runs the dispatcher until Close.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.Recover(ctx); err != nil {
+		return err
+	}
+	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.done = make(chan struct{})
 	go func() {
 		defer close(s.done)
 		if err := s.dispatcher.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {

@@ -1,0 +1,86 @@
+package server_test
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// nonBreaking adds a column to customer_totals: a non-breaking change whose downstream view is indirectly
+// modified.
+var nonBreaking = map[string]string{"models/customer_totals.sql": `MODEL (
+  name dagctl_example.customer_totals,
+  kind FULL,
+  cron '@daily',
+  grain customer_id
+);
+
+SELECT
+  customer_id,
+  SUM(amount) AS total_amount,
+  COUNT(*) AS order_count
+FROM dagctl_example.orders
+GROUP BY
+  customer_id
+`}
+
+func TestPullRequestGetsPlanChecksAndStickyComment(t *testing.T) {
+	w := newWorld(t, worldOptions{seedProd: true})
+	head := w.pr(1, "more-columns", "alice", nonBreaking)
+	d := w.send(w.prEvent("opened", 1, head, "alice"))
+	assert.Equal(t, 202, d.Status)
+
+	for _, env := range []string{"prod", "dev"} {
+		check, ok := w.repo.CheckRun("dagctl/plan: "+env, head)
+		require.True(t, ok, "no check for %s; checks: %v", env, w.repo.CheckRuns())
+		assert.Equal(t, []string{"queued", "in_progress", "completed"}, check.Statuses(), env)
+		assert.Equal(t, "success", check.Conclusion, env)
+		assert.Contains(t, check.DetailsURL, publicURL+"/runs/", env)
+		assert.Contains(t, check.Summary, "dagctl_example.customer_totals", env)
+	}
+	prod, _ := w.repo.CheckRun("dagctl/plan: prod", head)
+	assert.Contains(t, prod.Summary, "Non-breaking")
+	assert.Contains(t, prod.Summary, "dagctl_example.top_customers", "the downstream view is indirectly modified")
+
+	comments := w.repo.Comments(1)
+	require.Len(t, comments, 1, "one sticky comment")
+	body := w.normalize(w.sticky(1), map[string]string{head: "head", w.base: "base"})
+	golden(t, "pr_opened_non_breaking.md", body)
+
+	// The log link works and shows the real sqlmesh output.
+	resp := httpGet(t, prod.DetailsURL, w)
+	assert.Contains(t, resp, "dagctl_example.customer_totals")
+}
+
+// golden compares got with testdata/name; DAGCTL_UPDATE_GOLDEN=1 rewrites it.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if os.Getenv("DAGCTL_UPDATE_GOLDEN") != "" {
+		require.NoError(t, os.MkdirAll("testdata", 0o755))
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+		return
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "missing golden file: run `make golden`")
+	assert.Equal(t, string(want), got)
+}
+
+// httpGet fetches a bot URL (links point at the public URL; the test server answers them).
+func httpGet(t *testing.T, url string, w *world) string {
+	t.Helper()
+	url = strings.Replace(url, publicURL, w.http.URL, 1)
+	resp, err := w.http.Client().Get(url + "?format=text")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 200, resp.StatusCode)
+	var b strings.Builder
+	_, err = io.Copy(&b, resp.Body)
+	require.NoError(t, err)
+	return b.String()
+}
