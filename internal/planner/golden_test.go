@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -115,7 +117,31 @@ func (sb *sandbox) run(t *testing.T, argv []string) (string, int) {
 	if code != 0 {
 		t.Logf("%s exited %d; stderr:\n%s", argv[0], code, stderr.String())
 	}
-	return strings.ReplaceAll(stdout.String(), sb.root, "$SANDBOX"), code
+	out := strings.ReplaceAll(stdout.String(), sb.root, "$SANDBOX")
+	return lockHolder.ReplaceAllString(out, "held in <process> (PID <pid>)"), code
+}
+
+// lockHolder is how DuckDB names the process holding a file, which differs from run to run.
+var lockHolder = regexp.MustCompile(`held in \S+ \(PID \d+\)`)
+
+// lockState holds the sandbox's DuckDB file open in another process, as a concurrent job would, until the test
+// ends.
+func (sb *sandbox) lockState(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(testutil.Python(t), "-c",
+		"import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); sys.stdin.read()", sb.db)
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "locked\n", line)
 }
 
 func (sb *sandbox) write(t *testing.T, rel, content string) {
@@ -430,6 +456,22 @@ var scenarios = []scenario{
 			assert.Contains(t, toolErr.Message, "Failed to load model from file 'models/customer_totals.sql'")
 			assert.Contains(t, toolErr.Message, "Expecting ). Line 10")
 			assert.NotContains(t, toolErr.Message, "\x1b", "terminal escapes are removed")
+		},
+	},
+	{
+		// Another process holds the DuckDB file (a concurrent job). sqlmesh alone would take the unreadable state
+		// for a new project and plan every model as added.
+		name:    "state_locked",
+		applied: true,
+		env:     "prod",
+		edit:    func(t *testing.T, sb *sandbox) { sb.lockState(t) },
+		check: func(t *testing.T, s plan.Summary, err error, code int) {
+			var toolErr *ToolError
+			require.ErrorAs(t, err, &toolErr)
+			assert.NotEqual(t, 0, code)
+			assert.Equal(t, "state", toolErr.Kind)
+			assert.Contains(t, toolErr.Message, "Could not set lock on file")
+			assert.Empty(t, s.Added)
 		},
 	},
 	{

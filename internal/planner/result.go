@@ -23,9 +23,9 @@ type ToolError struct {
 	// Kind classifies the failure: "config" (project or model definitions do not load), "sql" (sqlglot could
 	// not parse or transpile), "plan" (sqlmesh refused the plan, including failing unit tests), "lint",
 	// "uncategorized" (changes sqlmesh could not categorise; with --no-prompts it will not apply them),
+	// "state" (the state or default connection does not answer, e.g. a DuckDB file that another process holds),
 	// "sqlmesh" (any other sqlmesh error), "setup" (sqlmesh is not installed for the interpreter), "usage" (bad
-	// helper arguments) or "internal" (anything else: a bug, a crash, or the engine's own error, such as DuckDB
-	// refusing a file that another process holds).
+	// helper arguments) or "internal" (anything else: a bug, a crash, an engine error).
 	Kind string `json:"kind"`
 	// Type is the Python exception's class name, e.g. ConfigError.
 	Type    string `json:"type"`

@@ -32,6 +32,10 @@ class UsageError(Exception):
     pass
 
 
+class StateUnavailable(Exception):
+    pass
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(message)
@@ -73,6 +77,8 @@ def emit(result, chunk_bytes):
 def error_kind(exc):
     if isinstance(exc, UsageError):
         return "usage"
+    if isinstance(exc, StateUnavailable):
+        return "state"
     if isinstance(exc, ImportError) and "sqlmesh" in str(exc):
         return "setup"
     try:
@@ -111,6 +117,25 @@ def load_context(args):
     if not context.models:
         raise ConfigError(f"`{args.path}` doesn't seem to have any models.")
     return context
+
+
+def check_connections(context):
+    """Fails unless the state and default connections answer a query.
+
+    sqlmesh looks for its state tables with EngineAdapter.table_exists, which takes any error for "no such
+    table": a state database it cannot open (a DuckDB file another process has locked, a warehouse that is
+    down) then looks like a new project, and the plan shows every model as added. Asking first turns that into
+    the real error.
+    """
+    state_config = context.config.get_state_connection(context.gateway) or context.connection_config
+    for name, adapter in (
+        ("state", state_config.create_engine_adapter()),
+        ("default", context.engine_adapter),
+    ):
+        try:
+            adapter.fetchone("SELECT 1")
+        except Exception as exc:
+            raise StateUnavailable(f"cannot query the {name} connection: {exc}") from exc
 
 
 def run_tests(context):
@@ -288,6 +313,7 @@ def plan_command(args, result):
     try:
         console = get_console()
         dialect = getattr(console, "dialect", None)
+        check_connections(context)
         run_tests(context)
         builder = context.plan_builder(
             args.env,
