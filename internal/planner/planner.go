@@ -56,7 +56,8 @@ var helperSource string
 // HelperSource returns the embedded plan helper's Python source.
 func HelperSource() string { return helperSource }
 
-// Marker starts the helper's one machine-readable line: `::dagctl-plan:: {json}`.
+// Marker starts the helper's machine-readable result: one line `::dagctl-plan:: {json}`, or, when the JSON is
+// longer than Options.ResultChunkBytes, consecutive lines `::dagctl-plan:: part I/N <piece>`.
 const Marker = "::dagctl-plan::"
 
 // SchemaVersion is the version of the helper's JSON that ParseResult reads.
