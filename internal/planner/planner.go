@@ -7,7 +7,9 @@
 // `python -c`, so the same argv works as a local process and in a Kubernetes Job with no files to mount). It
 // loads sqlmesh's Context and calls context.plan_builder exactly as `sqlmesh plan ENV --explain --no-prompts`
 // does, prints the same human output (console.plan on an explain-only plan applies nothing), and then prints
-// one JSON line read from sqlmesh's own Plan object. Parsing the CLI's text instead was rejected after reading
+// one JSON line (in parts when long) read from sqlmesh's own Plan object. Before planning it checks that the
+// state connection answers: sqlmesh alone takes a state it cannot read (a DuckDB file another job holds) for a
+// new project and plans every model as added. Parsing the CLI's text instead was rejected after reading
 // sqlmesh 0.236.4's console.py:
 //
 //   - without a TTY sqlmesh switches to its MarkdownConsole, whose layout differs from the terminal's and
