@@ -26,9 +26,12 @@ type Config struct {
 	// and to copy the binary into the Pod (DAGCTL_K8S_RUNNER_IMAGE; the chart sets the bot's own image).
 	RunnerImage string
 	RunnerPath  string
-	// PublicURL is where Pods reach the bot's job endpoints (DAGCTL_PUBLIC_URL): Pods post to
-	// PublicURL/jobs/{run-id}/lines and /result. An in-cluster Service URL is the usual choice.
+	// PublicURL is where Pods reach the bot's job endpoints: Pods post to PublicURL/jobs/{run-id}/lines and
+	// /result. DAGCTL_K8S_REPORT_URL (the chart sets the in-cluster Service URL), else DAGCTL_PUBLIC_URL.
 	PublicURL string
+	// ReportGrace is how long a finished job's runner keeps trying to reach an unreachable bot before it gives
+	// up and leaves only the termination message (DAGCTL_K8S_REPORT_GRACE, default 10m).
+	ReportGrace time.Duration
 	// TokenKey signs the per-run report tokens (DAGCTL_K8S_TOKEN_KEY). It must stay the same across restarts,
 	// or a restarted bot rejects the running Pods' reports.
 	TokenKey []byte
@@ -65,7 +68,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("kube: no namespace for jobs (DAGCTL_K8S_NAMESPACE)")
 	}
 	if c.PublicURL == "" {
-		return c, errors.New("kube: no URL for pods to report to (DAGCTL_PUBLIC_URL)")
+		return c, errors.New("kube: no URL for pods to report to (DAGCTL_K8S_REPORT_URL or DAGCTL_PUBLIC_URL)")
 	}
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	if len(c.TokenKey) < 16 {
@@ -82,6 +85,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DefaultTimeout <= 0 {
 		c.DefaultTimeout = defaultTimeout
+	}
+	if c.ReportGrace <= 0 {
+		c.ReportGrace = defaultReportGrace
 	}
 	if c.TTLAfterFinished <= 0 {
 		c.TTLAfterFinished = defaultTTL
@@ -114,10 +120,20 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		Image:              getenv("DAGCTL_K8S_IMAGE"),
 		RunnerImage:        getenv("DAGCTL_K8S_RUNNER_IMAGE"),
 		RunnerPath:         getenv("DAGCTL_K8S_RUNNER_PATH"),
-		PublicURL:          getenv("DAGCTL_PUBLIC_URL"),
+		PublicURL:          getenv("DAGCTL_K8S_REPORT_URL"),
 		TokenKey:           []byte(getenv("DAGCTL_K8S_TOKEN_KEY")),
 		Instance:           getenv("DAGCTL_K8S_INSTANCE"),
 		ServiceAccountName: getenv("DAGCTL_K8S_JOB_SERVICE_ACCOUNT"),
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = getenv("DAGCTL_PUBLIC_URL")
+	}
+	if v := getenv("DAGCTL_K8S_REPORT_GRACE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return c, fmt.Errorf("DAGCTL_K8S_REPORT_GRACE: %w", err)
+		}
+		c.ReportGrace = d
 	}
 	if c.Namespace == "" {
 		if b, err := os.ReadFile(inClusterNamespaceFile); err == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -342,3 +343,27 @@ func (e *Executor) podsOf(job *batchv1.Job) []*corev1.Pod {
 	}
 	return pods
 }
+
+// podLog reads a container's log, for runs whose output did not arrive over HTTP. It returns nil when the log
+// cannot be read (no kubelet has it any more); the termination message's tail stands in then.
+func (e *Executor) podLog(pod, container string) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	b, err := e.client.CoreV1().Pods(e.cfg.Namespace).GetLogs(pod, &corev1.PodLogOptions{
+		Container: container, TailLines: ptr.To[int64](maxLogLines), LimitBytes: ptr.To[int64](maxLogBytes),
+	}).DoRaw(ctx)
+	if err != nil {
+		e.cfg.Logger.Debug("pod log not readable", "pod", pod, "container", container, "err", err)
+		return nil
+	}
+	text := strings.TrimRight(string(b), "\n")
+	if text == "" {
+		return []string{}
+	}
+	return strings.Split(text, "\n")
+}
+
+const (
+	maxLogLines = 5000
+	maxLogBytes = 4 << 20
+)

@@ -50,6 +50,7 @@ type handle struct {
 	gotLines  bool         // lines arrived over HTTP, so the termination message's tail is not needed
 	reported  *jobs.Result // the result the Pod posted
 	cancelled bool         // Cancel deleted the Job; its disappearance decides
+	deciding  bool         // the result is known; the Pod's log is being read
 	decided   bool
 	result    jobs.Result
 }
@@ -76,7 +77,7 @@ func (h *handle) Wait(ctx context.Context) (jobs.Result, error) {
 // container of the run is still working when the caller moves on (e.g. releases an apply lock).
 func (h *handle) Cancel(ctx context.Context) error {
 	h.mu.Lock()
-	if h.decided {
+	if h.decided || h.deciding {
 		h.mu.Unlock()
 		return nil
 	}
@@ -96,7 +97,7 @@ func (h *handle) Cancel(ctx context.Context) error {
 func (h *handle) lines(seq int64, lines []jobs.Line) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.decided {
+	if h.decided || h.deciding {
 		return
 	}
 	skip := h.nextSeq - seq
@@ -124,7 +125,7 @@ func (h *handle) report(r jobs.Result) {
 func (h *handle) evaluate(job *batchv1.Job, deleted bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.decided {
+	if h.decided || h.deciding {
 		return
 	}
 	if deleted {
@@ -140,8 +141,8 @@ func (h *handle) evaluate(job *batchv1.Job, deleted bool) {
 	}
 	pods := h.e.podsOf(job)
 	if reason, message, ok := stuck(pods); ok {
-		h.emitFallback(message)
-		h.finish(jobs.Result{ExitCode: -1, Reason: reason, Duration: time.Since(h.started)})
+		h.conclude(ending{result: jobs.Result{ExitCode: -1, Reason: reason, Duration: time.Since(h.started)},
+			notes: []string{message}}, nil)
 		// Best effort: the TTL controller is the backstop.
 		go func() { _ = h.e.deleteJob(context.Background(), job.Name, job.UID) }()
 		return
@@ -154,77 +155,111 @@ func (h *handle) evaluate(job *batchv1.Job, deleted bool) {
 	if failReason != "DeadlineExceeded" && len(pods) > 0 && !podDone(pods[0]) {
 		return // the Pod's last status has not reached the watch yet; its event comes next
 	}
-	h.finish(h.resultOf(job, pods, complete, failReason))
+	end := h.resultOf(job, pods, complete, failReason)
+	if h.gotLines || end.logPod == "" {
+		h.conclude(end, nil)
+		return
+	}
+	// No output came over HTTP (the runner could not reach the bot): read the container's log, if a kubelet
+	// still has it, without holding the lock.
+	h.deciding = true
+	h.mu.Unlock()
+	lines := h.e.podLog(end.logPod, end.logContainer)
+	h.mu.Lock()
+	h.conclude(end, lines)
+}
+
+// ending is how a Job ended and what the sink should still be told about it.
+type ending struct {
+	result jobs.Result
+	notes  []string // Kubernetes' explanation (eviction, OOM, image pull), always passed on
+	tail   []string // the termination message's last lines, for when no output arrived over HTTP
+	// logPod and logContainer name the log to read when no output arrived over HTTP.
+	logPod, logContainer string
 }
 
 // resultOf says how a finished Job ended. The most specific explanation wins: a deadline or an eviction or the
 // OOM killer over what the runner reported (it saw only its child being killed), the runner's own report over
 // the termination message, and that over the bare Job status.
-func (h *handle) resultOf(job *batchv1.Job, pods []*corev1.Pod, complete bool, failReason string) jobs.Result {
+func (h *handle) resultOf(job *batchv1.Job, pods []*corev1.Pod, complete bool, failReason string) ending {
 	duration := jobDuration(job, h.started)
 	if h.reported != nil {
 		duration = h.reported.Duration
 	}
 	if failReason == "DeadlineExceeded" {
-		return jobs.Result{ExitCode: -1, Reason: ReasonTimeout, Duration: jobDuration(job, h.started)}
+		return ending{result: jobs.Result{ExitCode: -1, Reason: ReasonTimeout, Duration: jobDuration(job, h.started)}}
 	}
 	if len(pods) == 0 {
-		if h.reported != nil {
-			return *h.reported
+		switch {
+		case h.reported != nil:
+			return ending{result: *h.reported}
+		case complete:
+			return ending{result: jobs.Result{ExitCode: 0, Duration: duration}}
 		}
-		if complete {
-			return jobs.Result{ExitCode: 0, Duration: duration}
-		}
-		return jobs.Result{ExitCode: -1, Reason: ReasonFailed, Duration: duration}
+		return ending{result: jobs.Result{ExitCode: -1, Reason: ReasonFailed, Duration: duration},
+			notes: []string{"kubernetes: the job failed and its pod is gone; the exit code is unknown"}}
 	}
 	pod := pods[0]
-	if pod.Status.Reason == ReasonEvicted {
-		h.emitFallback("kubernetes: pod evicted: " + pod.Status.Message)
-		return jobs.Result{ExitCode: -1, Reason: ReasonEvicted, Duration: duration}
-	}
 	checkout := terminated(pod.Status.InitContainerStatuses, initContainerName)
 	main := terminated(pod.Status.ContainerStatuses, mainContainerName)
-	for _, t := range []*corev1.ContainerStateTerminated{checkout, main} {
-		if t != nil && t.Reason == ReasonOOMKilled {
-			h.emitFallback("kubernetes: a container ran out of memory (OOMKilled); raise the job's memory limit")
-			return jobs.Result{ExitCode: int(t.ExitCode), Reason: ReasonOOMKilled, Duration: duration}
+	end := ending{logPod: pod.Name, logContainer: mainContainerName}
+	if main == nil {
+		end.logPod = ""
+	}
+	switch {
+	case pod.Status.Reason == ReasonEvicted:
+		end.result = jobs.Result{ExitCode: -1, Reason: ReasonEvicted, Duration: duration}
+		end.notes = []string{"kubernetes: pod evicted: " + pod.Status.Message}
+		return end
+	case main != nil && main.Reason == ReasonOOMKilled, checkout != nil && checkout.Reason == ReasonOOMKilled:
+		code := 137
+		if main != nil && main.Reason == ReasonOOMKilled {
+			code = int(main.ExitCode)
 		}
-	}
-	if checkout != nil && checkout.ExitCode != 0 {
-		msg := parseTermination(checkout.Message)
-		h.emitFallback(strings.Join(msg.Tail, "\n"))
-		return jobs.Result{ExitCode: int(checkout.ExitCode), Reason: ReasonCheckoutFailed, Duration: duration}
-	}
-	if h.reported != nil {
-		return *h.reported
-	}
-	if main != nil {
+		end.result = jobs.Result{ExitCode: code, Reason: ReasonOOMKilled, Duration: duration}
+		end.notes = []string{"kubernetes: a container ran out of memory (OOMKilled); raise the job's memory limit"}
+		return end
+	case checkout != nil && checkout.ExitCode != 0:
+		end.result = jobs.Result{ExitCode: int(checkout.ExitCode), Reason: ReasonCheckoutFailed, Duration: duration}
+		end.tail = parseTermination(checkout.Message).Tail
+		end.logPod, end.logContainer = pod.Name, initContainerName
+		return end
+	case h.reported != nil:
+		end.result = *h.reported
+		return end
+	case main != nil:
 		msg := parseTermination(main.Message)
-		h.emitFallback(strings.Join(msg.Tail, "\n"))
+		end.tail = msg.Tail
+		end.result = jobs.Result{ExitCode: int(main.ExitCode), Duration: duration}
 		if msg.Result != nil {
-			return jobs.Result{ExitCode: msg.Result.ExitCode, Reason: msg.Result.Reason,
+			end.result = jobs.Result{ExitCode: msg.Result.ExitCode, Reason: msg.Result.Reason,
 				Duration: time.Duration(msg.Result.DurationMS) * time.Millisecond}
 		}
-		return jobs.Result{ExitCode: int(main.ExitCode), Duration: duration}
+		return end
+	case complete:
+		end.result = jobs.Result{ExitCode: 0, Duration: duration}
+		return end
 	}
-	if complete {
-		return jobs.Result{ExitCode: 0, Duration: duration}
-	}
-	return jobs.Result{ExitCode: -1, Reason: ReasonFailed, Duration: duration}
+	end.result = jobs.Result{ExitCode: -1, Reason: ReasonFailed, Duration: duration}
+	return end
 }
 
-// emitFallback gives the sink output that did not arrive over HTTP (the runner could not reach the bot), or an
-// explanation from Kubernetes.
-func (h *handle) emitFallback(text string) {
-	if text == "" {
-		return
+// conclude tells the sink what it has not heard yet and decides the result. logLines is the container's log
+// (empty when not read or not readable): it beats the termination message's tail, being complete.
+func (h *handle) conclude(end ending, logLines []string) {
+	output := end.tail
+	if len(logLines) > 0 {
+		output = logLines
 	}
-	if h.gotLines && !strings.HasPrefix(text, "kubernetes: ") {
-		return
+	if !h.gotLines {
+		for _, text := range output {
+			h.sink(jobs.Line{Stream: "stderr", Text: text})
+		}
 	}
-	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
-		h.sink(jobs.Line{Stream: "stderr", Text: line})
+	for _, text := range end.notes {
+		h.sink(jobs.Line{Stream: "stderr", Text: text})
 	}
+	h.finish(end.result)
 }
 
 func (h *handle) finish(r jobs.Result) {

@@ -35,6 +35,7 @@ const (
 	envWorkspace    = "DAGCTL_JOB_WORKSPACE"
 	envBinDir       = "DAGCTL_JOB_BIN_DIR"
 	envSubdir       = "DAGCTL_JOB_SUBDIR"
+	envReportGrace  = "DAGCTL_JOB_REPORT_GRACE"
 	// envTerminationLog overrides /dev/termination-log (for tests that play the node).
 	envTerminationLog = "DAGCTL_JOB_TERMINATION_LOG"
 
@@ -108,6 +109,7 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 			fromSecret(envReportToken, secretKeyReportToken, false),
 			{Name: envWorkspace, Value: workspaceMount},
 			{Name: envBinDir, Value: binMount},
+			{Name: envReportGrace, Value: e.cfg.ReportGrace.String()},
 			{Name: "HOME", Value: tmpMount},
 		},
 		VolumeMounts:             mounts,
@@ -136,6 +138,7 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 		corev1.EnvVar{Name: envWorkspace, Value: workspaceMount},
 		corev1.EnvVar{Name: envBinDir, Value: binMount},
 		corev1.EnvVar{Name: envSubdir, Value: subdir},
+		corev1.EnvVar{Name: envReportGrace, Value: e.cfg.ReportGrace.String()},
 	)
 	var envFrom []corev1.EnvFromSource
 	for _, s := range spec.Secrets {

@@ -217,9 +217,13 @@ func (n *testNode) runContainer(ctx context.Context, pod *corev1.Pod, c corev1.C
 	return code, string(message)
 }
 
-// hostPath maps a path inside the container to the directory standing in for its volume.
+// hostPath maps a path inside the container to the directory standing in for its volume. The /tmp volume is
+// left alone: the test's own paths live there, and what the job writes there does not matter.
 func hostPath(c corev1.Container, volumes map[string]string, p string) string {
 	for _, m := range c.VolumeMounts {
+		if m.MountPath == tmpMount {
+			continue
+		}
 		if p == m.MountPath || strings.HasPrefix(p, m.MountPath+"/") {
 			return volumes[m.Name] + strings.TrimPrefix(p, m.MountPath)
 		}

@@ -24,7 +24,7 @@ import (
 // Runner timings. The grace periods bound how long a finished job's Pod keeps trying to reach a bot that is
 // down: long enough for a restart or an upgrade, short enough not to keep a Pod for hours.
 const (
-	defaultReportGrace = 10 * time.Minute // after the command ended (DAGCTL_JOB_REPORT_GRACE)
+	defaultReportGrace = 10 * time.Minute // after the command ended (Config.ReportGrace)
 	checkoutGrace      = 15 * time.Second // the checkout's own lines are not worth delaying the job for
 	stoppedGrace       = 5 * time.Second  // after SIGTERM: the kubelet kills the Pod soon
 	killGrace          = 15 * time.Second // between SIGTERM and SIGKILL for the command's processes
@@ -54,6 +54,8 @@ func RunInPod(ctx context.Context, args []string, env []string) int {
 		return runCheckout(ctx, vars)
 	case len(args) >= 3 && args[0] == "run" && args[1] == "--":
 		return runCommand(ctx, vars, args[2:])
+	case len(args) >= 2 && args[0] == "--": // `job-run -- COMMAND`, as the bot's usage text writes it
+		return runCommand(ctx, vars, args[1:])
 	default:
 		fmt.Fprintln(os.Stderr, "usage: dagctl-bot job-run checkout | job-run run -- COMMAND [ARG...]")
 		return 2
@@ -61,12 +63,16 @@ func RunInPod(ctx context.Context, args []string, env []string) int {
 }
 
 func runCheckout(ctx context.Context, vars map[string]string) int {
+	grace := checkoutGrace
+	if d, err := time.ParseDuration(vars[envReportGrace]); err == nil && d < grace {
+		grace = d
+	}
 	rep := newReporter(vars, 0)
 	say := func(text string) { rep.line("stderr", "dagctl: "+text) }
 	fail := func(err error) int {
 		say(err.Error())
 		writeTermination(vars, terminationMessage{Tail: rep.tail()})
-		rep.finish(nil, checkoutGrace)
+		rep.finish(nil, grace)
 		return 1
 	}
 	binDir, workspace := vars[envBinDir], vars[envWorkspace]
@@ -81,7 +87,7 @@ func runCheckout(ctx context.Context, vars map[string]string) int {
 	if err := jobs.Checkout(ctx, workspace, src); err != nil {
 		return fail(fmt.Errorf("checking out %s: %w", src.SHA, err))
 	}
-	rep.finish(nil, checkoutGrace)
+	rep.finish(nil, grace)
 	// The job container continues the numbering, so that the bot does not take its lines for resent ones.
 	if err := os.WriteFile(filepath.Join(binDir, lineOffsetFile), []byte(strconv.FormatInt(rep.count(), 10)), 0o644); err != nil {
 		return fail(err)
@@ -109,7 +115,7 @@ func runCommand(ctx context.Context, vars map[string]string, command []string) i
 	// First the termination message: if the Pod is killed while the bot is unreachable, it is what remains.
 	writeTermination(vars, terminationMessage{Result: &res, Tail: rep.tail()})
 	grace := defaultReportGrace
-	if d, err := time.ParseDuration(vars["DAGCTL_JOB_REPORT_GRACE"]); err == nil {
+	if d, err := time.ParseDuration(vars[envReportGrace]); err == nil {
 		grace = d
 	}
 	if ctx.Err() != nil {
