@@ -24,7 +24,11 @@ mkdir -p "$BIN" "$SRC"
 exec 9>"$K8S_CACHE/.lock"
 flock 9
 
-log() { printf '[k8s-bins %s] %s\n' "$(date +%T)" "$*" >&2; }
+built=
+log() {
+	built=1
+	printf '[k8s-bins %s] %s\n' "$(date +%T)" "$*" >&2
+}
 
 build_etcd() {
 	[ -x "$BIN/etcd" ] && return
@@ -130,4 +134,6 @@ all)
 	exit 2
 	;;
 esac
-log "ready in $BIN"
+if [ -n "$built" ]; then
+	log "ready in $BIN"
+fi
