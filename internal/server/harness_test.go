@@ -53,6 +53,8 @@ type world struct {
 type worldOptions struct {
 	// seedProd applies main to prod before the test, so that PRs show changes against a real prod.
 	seedProd bool
+	// baseFiles are added to the example on main.
+	baseFiles map[string]string
 }
 
 func newWorld(t *testing.T, opts worldOptions) *world {
@@ -61,7 +63,7 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 	w.pem = w.fake.NewApp(t, appID, "dagctl-bot")
 	w.fake.AddInstallation(githubfake.Installation{ID: installationID, AppID: appID, Account: "acme"})
 	w.git = githubfake.NewGitRepo(t, "main")
-	w.base = w.git.Commit("main", exampleFiles(t), "the example project")
+	w.base = w.git.Commit("main", w.mainFiles(), "the example project")
 	w.repo = w.fake.AddRepo("acme", "warehouse", w.git.Dir, "main")
 	for user, role := range map[string]string{"alice": "write", "bob": "write", "carol": "admin", "dave": "read"} {
 		w.repo.SetPermission(user, role)
@@ -75,6 +77,15 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 	}
 	w.start()
 	return w
+}
+
+// mainFiles are the files on main: the example and the test's own.
+func (w *world) mainFiles() map[string]string {
+	files := exampleFiles(w.t)
+	for name, content := range w.opts.baseFiles {
+		files[name] = content
+	}
+	return files
 }
 
 // exampleFiles are the files of examples/sqlmesh, as a repository's root.
@@ -107,7 +118,7 @@ func exampleFiles(t *testing.T) map[string]string {
 func (w *world) applyProd() {
 	w.t.Helper()
 	dir := w.t.TempDir()
-	for name, content := range exampleFiles(w.t) {
+	for name, content := range w.mainFiles() {
 		full := filepath.Join(dir, filepath.FromSlash(name))
 		require.NoError(w.t, os.MkdirAll(filepath.Dir(full), 0o755))
 		require.NoError(w.t, os.WriteFile(full, []byte(content), 0o644))
@@ -165,6 +176,13 @@ func (w *world) stop() {
 	if w.t.Failed() {
 		w.t.Logf("bot log:\n%s", w.logLines.String())
 	}
+}
+
+// crash stops the bot as a crash would: nothing is reported after it.
+func (w *world) crash() {
+	w.stopped = true
+	w.http.Close()
+	w.srv.Crash()
 }
 
 // send delivers a webhook and waits until the bot has handled it and every job it started has been reported.

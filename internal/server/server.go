@@ -210,14 +210,19 @@ func (s *Server) Close(ctx context.Context) error {
 	return errors.Join(err, s.store.Close())
 }
 
-// Kill stops the server the way a crash would for the parts that matter to recovery: the dispatcher stops and
-// the store closes, but nothing is reported. Tests use it to prove a restart finishes the work.
-func (s *Server) Kill() {
+// Crash stops the server the way a crash would for everything recovery depends on: the store closes first, so
+// nothing more is recorded or reported, then the executor's jobs are killed. Tests use it to prove that a
+// restart finishes the work.
+func (s *Server) Crash() {
 	if s.cancel != nil {
 		s.cancel()
 		<-s.done
 	}
 	_ = s.store.Close()
+	if l, ok := s.executor.(interface{ Shutdown(context.Context) error }); ok {
+		_ = l.Shutdown(context.Background())
+	}
+	s.bot.Wait()
 }
 
 // forgeSet holds the configured forges; /setup can add GitHub while the server runs.
