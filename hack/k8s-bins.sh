@@ -21,10 +21,21 @@ export GOWORK=off GOFLAGS=-mod=mod GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 
 mkdir -p "$BIN" "$SRC"
 # One builder at a time per cache: a second `make test` waits instead of building the same thing twice.
-exec 9>"$K8S_CACHE/.lock"
-flock 9
+if command -v flock >/dev/null; then
+	exec 9>"$K8S_CACHE/.lock"
+	flock 9
+fi
 
 built=
+# quietly runs a command, showing its output only when it fails.
+quietly() {
+	local out
+	if ! out=$("$@" 2>&1); then
+		printf '%s\n' "$out" >&2
+		return 1
+	fi
+}
+
 log() {
 	built=1
 	printf '[k8s-bins %s] %s\n' "$(date +%T)" "$*" >&2
@@ -47,7 +58,7 @@ package tools
 
 import _ "go.etcd.io/etcd/server/v3"
 GO
-	(cd "$dir" && $GO get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null &&
+	(cd "$dir" && quietly $GO get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" &&
 		$GO build -trimpath -ldflags "-s -w" -o "$BIN/etcd.tmp" go.etcd.io/etcd/server/v3)
 	mv "$BIN/etcd.tmp" "$BIN/etcd"
 }
@@ -57,7 +68,7 @@ k8s_module() {
 	[ -f "$dir/go.sum" ] && [ -f "$dir/.ready" ] && return
 	log "preparing the module for k8s.io/kubernetes $K8S_VERSION"
 	rm -rf "$dir" && mkdir -p "$dir"
-	(cd "$dir" && $GO mod download "k8s.io/kubernetes@$K8S_VERSION")
+	(cd "$dir" && quietly $GO mod download "k8s.io/kubernetes@$K8S_VERSION")
 	local modfile
 	modfile="$($GO env GOMODCACHE)/cache/download/k8s.io/kubernetes/@v/$K8S_VERSION.mod"
 	local staging=v0.${K8S_VERSION#v1.}
@@ -87,7 +98,7 @@ import (
 GO
 	(cd "$dir" && $GO mod tidy -e >/dev/null 2>&1 || true)
 	# tidy drops what only the build-tagged tools file needs on some versions; get makes sure both are there.
-	(cd "$dir" && $GO get "k8s.io/kubernetes@$K8S_VERSION" >/dev/null)
+	(cd "$dir" && quietly $GO get "k8s.io/kubernetes@$K8S_VERSION")
 	touch "$dir/.ready"
 }
 

@@ -113,7 +113,8 @@ func (c Config) withDefaults() (Config, error) {
 // inClusterNamespaceFile is where a Pod finds its own namespace.
 const inClusterNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
-// ConfigFromEnv reads the DAGCTL_K8S_* settings and DAGCTL_PUBLIC_URL. Logger is left for the caller.
+// ConfigFromEnv reads the DAGCTL_K8S_* settings and DAGCTL_PUBLIC_URL. It fails only on malformed values: the
+// caller may fill in what is missing (New says what still is). Logger is left for the caller.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		Namespace:          getenv("DAGCTL_K8S_NAMESPACE"),
@@ -164,8 +165,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			c.ImagePullSecrets = append(c.ImagePullSecrets, name)
 		}
 	}
-	_, err := c.withDefaults()
-	return c, err
+	return c, nil
 }
 
 // RESTConfig finds the credentials to talk to the API server: the Pod's service account inside a cluster,

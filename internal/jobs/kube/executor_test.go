@@ -66,6 +66,7 @@ func TestStartCreatesTheJobOfARun(t *testing.T) {
 	spec.Image = "ghcr.io/acme/sqlmesh:custom"
 	spec.Timeout = 90 * time.Second
 	spec.Secrets = []string{"warehouse-credentials"}
+	spec.Env["PATH"] = "/bot/only/bin"
 	node.hold(runID)
 	h, err := e.Start(context.Background(), spec, nil)
 	require.NoError(t, err)
@@ -116,6 +117,7 @@ func TestStartCreatesTheJobOfARun(t *testing.T) {
 		env[v.Name] = v
 	}
 	assert.Equal(t, "bar", env["FOO"].Value)
+	assert.NotContains(t, env, "PATH", "the image's PATH applies, not the bot's")
 	assert.Equal(t, "/tmp", env["HOME"].Value, "a writable home on a read-only root")
 	assert.Equal(t, job.Name, env[envReportToken].ValueFrom.SecretKeyRef.Name)
 	_, hasCloneToken := env[envCloneToken]

@@ -66,6 +66,18 @@ func TestPodFailuresBecomeReasons(t *testing.T) {
 			want:     jobs.Result{ExitCode: -1, Reason: "ImagePullBackOff"},
 			wantLine: "kubernetes: container job: ImagePullBackOff: ImagePullBackOff (test)",
 		},
+		{
+			name: "missing-secret",
+			status: func(pod *corev1.Pod) func(*corev1.PodStatus) {
+				return func(s *corev1.PodStatus) {
+					s.Phase = corev1.PodPending
+					s.InitContainerStatuses = []corev1.ContainerStatus{terminatedStatus(pod.Spec.InitContainers[0], 0, "")}
+					s.ContainerStatuses = []corev1.ContainerStatus{waitingStatus(pod.Spec.Containers[0], "CreateContainerConfigError")}
+				}
+			},
+			want:     jobs.Result{ExitCode: -1, Reason: "CreateContainerConfigError"},
+			wantLine: "kubernetes: container job: CreateContainerConfigError: CreateContainerConfigError (test)",
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -121,7 +121,8 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 	env := make([]corev1.EnvVar, 0, len(spec.Env)+4)
 	names := make([]string, 0, len(spec.Env))
 	for name := range spec.Env {
-		if !strings.HasPrefix(name, runnerEnvPrefix) {
+		// PATH is the image's: the bot's own PATH says nothing about where the image installed its tools.
+		if !strings.HasPrefix(name, runnerEnvPrefix) && name != "PATH" {
 			names = append(names, name)
 		}
 	}
