@@ -1,0 +1,137 @@
+package plan
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// ScopeDifferences compares the plan a reviewer approved with the plan made again just before applying, and
+// returns each difference in words; none means the apply does what was approved.
+//
+// Compared: which models are added, removed, directly or indirectly modified or metadata-only, with their
+// categories; and the backfill scope — which models are backfilled, how (intervals, full refresh, recreate view,
+// preview), restatements, and where each model's intervals start. The end of a model's intervals may move later:
+// time passes between approval and apply, and the intervals that became due meanwhile are part of the same
+// change (sqlmesh would compute them on its next run anyway). Diffs and the explanation are not compared: the
+// models and categories already say whether the definitions changed.
+func ScopeDifferences(approved, now Summary) []string {
+	var out []string
+	groups := []struct {
+		name string
+		a, b []Change
+	}{
+		{"added", approved.Added, now.Added},
+		{"removed", approved.Removed, now.Removed},
+		{"directly modified", approved.DirectlyModified, now.DirectlyModified},
+		{"indirectly modified", approved.IndirectlyModified, now.IndirectlyModified},
+		{"metadata-only", approved.MetadataUpdated, now.MetadataUpdated},
+	}
+	for _, g := range groups {
+		a, b := byModel(g.a), byModel(g.b)
+		for _, m := range sortedKeys(a, b) {
+			ca, inA := a[m]
+			cb, inB := b[m]
+			switch {
+			case inA && !inB:
+				out = append(out, fmt.Sprintf("`%s` is no longer %s", m, g.name))
+			case !inA && inB:
+				if cb.Category == "" {
+					out = append(out, fmt.Sprintf("`%s` is now %s", m, g.name))
+				} else {
+					out = append(out, fmt.Sprintf("`%s` is now %s (%s)", m, g.name, cb.Category.Label()))
+				}
+			case ca.Category != cb.Category:
+				out = append(out, fmt.Sprintf("`%s` (%s) changed category: %s → %s", m, g.name, ca.Category.Label(), cb.Category.Label()))
+			}
+		}
+	}
+	a, b := backfillsByModel(approved.Backfills), backfillsByModel(now.Backfills)
+	for _, m := range sortedKeys(a, b) {
+		ba, inA := a[m]
+		bb, inB := b[m]
+		switch {
+		case inA && !inB:
+			out = append(out, fmt.Sprintf("`%s` is no longer backfilled", m))
+		case !inA && inB:
+			out = append(out, fmt.Sprintf("`%s` is now backfilled (%s%s)", m, bb.Kind, describeIntervals(bb.Intervals)))
+		case ba.Kind != bb.Kind:
+			out = append(out, fmt.Sprintf("`%s` backfill changed: %s → %s", m, ba.Kind, bb.Kind))
+		case ba.Restatement != bb.Restatement:
+			out = append(out, fmt.Sprintf("`%s` restatement changed: %t → %t", m, ba.Restatement, bb.Restatement))
+		case firstStart(ba.Intervals) != firstStart(bb.Intervals):
+			out = append(out, fmt.Sprintf("`%s` backfill now starts at %s, not %s", m, firstStart(bb.Intervals), firstStart(ba.Intervals)))
+		case lastEnd(bb.Intervals) < lastEnd(ba.Intervals):
+			out = append(out, fmt.Sprintf("`%s` backfill now ends at %s, before the approved %s", m, lastEnd(bb.Intervals), lastEnd(ba.Intervals)))
+		}
+	}
+	if approved.CreatesEnvironment != now.CreatesEnvironment {
+		out = append(out, fmt.Sprintf("creating the environment: %t → %t", approved.CreatesEnvironment, now.CreatesEnvironment))
+	}
+	return out
+}
+
+func byModel(cs []Change) map[string]Change {
+	m := make(map[string]Change, len(cs))
+	for _, c := range cs {
+		m[c.Model] = c
+	}
+	return m
+}
+
+func backfillsByModel(bs []Backfill) map[string]Backfill {
+	m := make(map[string]Backfill, len(bs))
+	for _, b := range bs {
+		m[b.Model] = b
+	}
+	return m
+}
+
+func sortedKeys[V any](a, b map[string]V) []string {
+	seen := map[string]bool{}
+	var keys []string
+	for _, m := range []map[string]V{a, b} {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func firstStart(is []Interval) string {
+	if len(is) == 0 {
+		return ""
+	}
+	start := is[0].Start
+	for _, i := range is {
+		if i.Start < start {
+			start = i.Start
+		}
+	}
+	return start
+}
+
+func lastEnd(is []Interval) string {
+	end := ""
+	for _, i := range is {
+		if i.End > end {
+			end = i.End
+		}
+	}
+	return end
+}
+
+func describeIntervals(is []Interval) string {
+	if len(is) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(is))
+	for _, i := range is {
+		parts = append(parts, i.Start+" → "+i.End)
+	}
+	return ": " + strings.Join(parts, ", ")
+}

@@ -1,0 +1,49 @@
+package plan
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func approvedPlan() Summary {
+	return Summary{
+		DirectlyModified:   []Change{{Model: "db.orders", Category: NonBreaking}},
+		IndirectlyModified: []Change{{Model: "db.totals", Category: IndirectNonBreaking}},
+		Backfills: []Backfill{
+			{Model: "db.orders", Kind: BackfillIntervals, Intervals: []Interval{{Start: "2024-01-01", End: "2024-01-15"}}},
+			{Model: "db.totals", Kind: BackfillFullRefresh},
+		},
+	}
+}
+
+func TestSameScopeHasNoDifferences(t *testing.T) {
+	assert.Empty(t, ScopeDifferences(approvedPlan(), approvedPlan()))
+}
+
+func TestIntervalsThatBecameDueAreTheSameScope(t *testing.T) {
+	later := approvedPlan()
+	later.Backfills[0].Intervals = []Interval{{Start: "2024-01-01", End: "2024-01-17"}}
+	later.DirectlyModified[0].Diff = "a different rendering of the same change"
+	assert.Empty(t, ScopeDifferences(approvedPlan(), later))
+}
+
+func TestScopeChanges(t *testing.T) {
+	now := approvedPlan()
+	now.DirectlyModified[0].Category = Breaking
+	now.IndirectlyModified = append(now.IndirectlyModified, Change{Model: "db.report", Category: IndirectBreaking})
+	now.Backfills[0].Intervals = []Interval{{Start: "2023-06-01", End: "2024-01-15"}}
+	now.Backfills[1].Kind = BackfillRecreateView
+	now.Removed = []Change{{Model: "db.old"}}
+	assert.Equal(t, []string{
+		"`db.old` is now removed",
+		"`db.orders` (directly modified) changed category: Non-breaking → Breaking",
+		"`db.report` is now indirectly modified (Indirect Breaking)",
+		"`db.orders` backfill now starts at 2023-06-01, not 2024-01-01",
+		"`db.totals` backfill changed: full-refresh → recreate-view",
+	}, ScopeDifferences(approvedPlan(), now))
+
+	shorter := approvedPlan()
+	shorter.Backfills = shorter.Backfills[1:]
+	assert.Equal(t, []string{"`db.orders` is no longer backfilled"}, ScopeDifferences(approvedPlan(), shorter))
+}
