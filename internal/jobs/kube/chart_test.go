@@ -171,6 +171,13 @@ func TestChartRoleIsEnoughForTheExecutor(t *testing.T) {
 	asBot.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + botNS + ":" + sa.Name}
 	botClient := kubernetes.NewForConfigOrDie(asBot)
 
+	// Without the binding the bot says so at start, instead of waiting for a watch that never syncs.
+	stranger := rest.CopyConfig(restConfig)
+	stranger.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + botNS + ":nobody"}
+	_, err = New(ctx, kubernetes.NewForConfigOrDie(stranger), testConfig(jobsNS, "http://bot.invalid"))
+	require.Error(t, err)
+	assert.True(t, apierrors.IsForbidden(err), "%v", err)
+
 	b := newBot(t)
 	node := startNode(t, jobsNS)
 	repo := newGitRepo(t)

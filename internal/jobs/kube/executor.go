@@ -44,12 +44,23 @@ type Executor struct {
 
 var _ jobs.Executor = (*Executor)(nil)
 
+// syncTimeout bounds the first listing of Jobs and Pods.
+const syncTimeout = 2 * time.Minute
+
 // New starts watching this installation's Jobs and Pods in cfg.Namespace and returns once the watch is in sync.
 // Close stops it.
 func New(ctx context.Context, client kubernetes.Interface, cfg Config) (*Executor, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	// Fail fast and clearly when the bot may not see its Jobs (RBAC, a missing namespace); an informer would
+	// only retry for ever.
+	if _, err := client.BatchV1().Jobs(cfg.Namespace).List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
+		return nil, fmt.Errorf("kube: listing jobs in namespace %s: %w", cfg.Namespace, err)
+	}
+	if _, err := client.CoreV1().Pods(cfg.Namespace).List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
+		return nil, fmt.Errorf("kube: listing pods in namespace %s: %w", cfg.Namespace, err)
 	}
 	watchCtx, cancel := context.WithCancel(context.Background())
 	e := &Executor{
@@ -89,10 +100,12 @@ func New(ctx context.Context, client kubernetes.Interface, cfg Config) (*Executo
 		<-watchCtx.Done()
 		factory.Shutdown()
 	}()
-	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
+	syncCtx, stopWaiting := context.WithTimeout(ctx, syncTimeout)
+	defer stopWaiting()
+	for typ, ok := range factory.WaitForCacheSync(syncCtx.Done()) {
 		if !ok {
 			cancel()
-			return nil, fmt.Errorf("kube: watching %v in namespace %s did not sync: %w", typ, cfg.Namespace, context.Cause(ctx))
+			return nil, fmt.Errorf("kube: watching %v in namespace %s did not sync: %w", typ, cfg.Namespace, context.Cause(syncCtx))
 		}
 	}
 	return e, nil
