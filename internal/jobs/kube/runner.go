@@ -29,6 +29,7 @@ const (
 	stoppedGrace       = 5 * time.Second  // after SIGTERM: the kubelet kills the Pod soon
 	killGrace          = 15 * time.Second // between SIGTERM and SIGKILL for the command's processes
 	maxPendingLines    = 50000            // buffered while the bot is unreachable; older ones are dropped
+	maxPendingBytes    = 32 << 20
 	maxBatchLines      = 500
 	tailLines          = 40
 	terminationMax     = 4000 // Kubernetes keeps 4096 bytes of a termination message
@@ -282,18 +283,20 @@ func envMap(env []string) map[string]string {
 // reporter sends output lines to the bot in batches from a goroutine, keeping them while the bot is
 // unreachable, and echoes them to the Pod log.
 type reporter struct {
-	url, token string
-	client     http.Client
-	wake       chan struct{}
-	stopSend   context.CancelFunc
-	sent       chan struct{}
+	url, token     string
+	client         http.Client
+	stdout, stderr io.Writer // nil: no echo
+	wake           chan struct{}
+	stopSend       context.CancelFunc
+	sent           chan struct{}
 
-	mu      sync.Mutex
-	pending []wireLine
-	seq     int64 // number of pending[0]
-	next    int64 // number of the next line
-	recent  []string
-	stopped bool // the bot answered 410 or 401: it will never take reports of this run
+	mu           sync.Mutex
+	pending      []wireLine
+	pendingBytes int
+	seq          int64 // number of pending[0]
+	next         int64 // number of the next line
+	recent       []string
+	stopped      bool // the bot answered 410 or 401: it will never take reports of this run
 }
 
 func newReporter(vars map[string]string, offset int64) *reporter {
@@ -301,6 +304,8 @@ func newReporter(vars map[string]string, offset int64) *reporter {
 		url:    strings.TrimRight(vars[envReportURL], "/"),
 		token:  vars[envReportToken],
 		client: http.Client{Timeout: 15 * time.Second},
+		stdout: os.Stdout,
+		stderr: os.Stderr,
 		wake:   make(chan struct{}, 1),
 		sent:   make(chan struct{}),
 		seq:    offset,
@@ -313,11 +318,13 @@ func newReporter(vars map[string]string, offset int64) *reporter {
 }
 
 func (r *reporter) line(stream, text string) {
-	out := os.Stdout
-	if stream == "stderr" {
-		out = os.Stderr
+	if r.stdout != nil {
+		out := r.stdout
+		if stream == "stderr" {
+			out = r.stderr
+		}
+		fmt.Fprintln(out, text) // the Pod log
 	}
-	fmt.Fprintln(out, text)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.recent = append(r.recent, text)
@@ -329,8 +336,13 @@ func (r *reporter) line(stream, text string) {
 		return
 	}
 	r.pending = append(r.pending, wireLine{Stream: stream, Text: text})
-	if len(r.pending) > maxPendingLines {
-		drop := len(r.pending) - maxPendingLines
+	r.pendingBytes += len(text)
+	drop := 0
+	for len(r.pending)-drop > maxPendingLines || r.pendingBytes > maxPendingBytes {
+		r.pendingBytes -= len(r.pending[drop].Text)
+		drop++
+	}
+	if drop > 0 {
 		r.pending = r.pending[drop:]
 		r.seq += int64(drop)
 	}
@@ -408,12 +420,13 @@ func (r *reporter) flushOnce(ctx context.Context) (delivered bool, err error) {
 		return false, err
 	}
 	r.mu.Lock()
-	if r.seq == batch.Seq { // else lines were dropped meanwhile; the numbers say which are left
-		r.pending = r.pending[n:]
-		r.seq += int64(n)
-	} else if skip := batch.Seq + int64(n) - r.seq; skip > 0 {
-		r.pending = r.pending[min(int(skip), len(r.pending)):]
-		r.seq += skip
+	// Lines may have been dropped meanwhile; the numbers say which of the batch are still pending.
+	if done := min(batch.Seq+int64(n)-r.seq, int64(len(r.pending))); done > 0 {
+		for _, l := range r.pending[:done] {
+			r.pendingBytes -= len(l.Text)
+		}
+		r.pending = r.pending[done:]
+		r.seq += done
 	}
 	r.mu.Unlock()
 	return true, nil
@@ -444,7 +457,7 @@ func (r *reporter) post(ctx context.Context, path string, body any) error {
 	case resp.StatusCode == http.StatusGone, resp.StatusCode == http.StatusUnauthorized:
 		r.mu.Lock()
 		r.stopped = true
-		r.pending = nil
+		r.pending, r.pendingBytes = nil, 0
 		r.mu.Unlock()
 		fmt.Fprintf(os.Stderr, "dagctl: the bot refuses reports of this run (%s)\n", resp.Status)
 		return errStopReporting
