@@ -55,6 +55,8 @@ type worldOptions struct {
 	seedProd bool
 	// baseFiles are added to the example on main.
 	baseFiles map[string]string
+	// configure changes the bot's settings and options before each start (and restart).
+	configure func(w *world, cfg *serverconfig.Config, opts *server.Options)
 }
 
 func newWorld(t *testing.T, opts worldOptions) *world {
@@ -146,7 +148,7 @@ func (w *world) start() {
 		JobEnv:    []string{"EXAMPLE_DUCKDB_PATH"},
 	}
 	w.logLines = &strings.Builder{}
-	srv, err := server.New(context.Background(), cfg, server.Options{
+	opts := server.Options{
 		Log:           slog.New(slog.NewTextHandler(w.logLines, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:           w.fake.Now,
 		Sleep:         w.fake.Sleep,
@@ -154,7 +156,11 @@ func (w *world) start() {
 		Environ:       append(os.Environ(), "EXAMPLE_DUCKDB_PATH="+w.state),
 		// The example's DuckDB file takes one writer at a time; a warehouse would not need this.
 		MaxJobs: 1,
-	})
+	}
+	if w.opts.configure != nil {
+		w.opts.configure(w, &cfg, &opts)
+	}
+	srv, err := server.New(context.Background(), cfg, opts)
 	require.NoError(w.t, err)
 	w.srv = srv
 	w.http = httptest.NewServer(srv.Handler())
