@@ -59,10 +59,64 @@ func (b *Bot) runCommand(ctx context.Context, forge vcs.Forge, pr vcs.PullReques
 			return b.replyError(ctx, forge, pr, "This PR is closed: there is nothing to plan.")
 		}
 		return b.planPR(ctx, forge, pr, user, &cmd)
+	case command.Apply:
+		return b.applyByComment(ctx, forge, pr, user, cmd.Env)
 	case command.Cancel:
-		return b.closePR(ctx, forge, pr, "cancelled by "+user)
+		return b.cancelPR(ctx, forge, pr, user)
+	case command.Unlock:
+		return b.unlockCommand(ctx, forge, pr, user, cmd.Env)
 	}
-	return b.replyError(ctx, forge, pr, fmt.Sprintf("`/dagctl %s` is not available in this version of dagctl-bot yet.", cmd.Verb))
+	return b.replyError(ctx, forge, pr, fmt.Sprintf("`/dagctl %s` is not available in this version of dagctl-bot.", cmd.Verb))
+}
+
+// cancelPR stops the PR's running plans and applies; their checks end as cancelled and applies release their
+// locks as they stop.
+func (b *Bot) cancelPR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, user string) error {
+	if err := b.closePR(ctx, forge, pr, "cancelled by "+user); err != nil {
+		return err
+	}
+	_, err := forge.CreateComment(ctx, pr.Repo, pr.Number, fmt.Sprintf("🚫 Cancelled this PR's running jobs for @%s.", user))
+	return err
+}
+
+// unlockCommand releases an environment's lock (admins only): the named environment's, or every lock this PR
+// holds.
+func (b *Bot) unlockCommand(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, user, env string) error {
+	perm, err := forge.Permission(ctx, pr.Repo, user)
+	if err != nil {
+		return err
+	}
+	if perm != vcs.PermissionAdmin {
+		return b.replyError(ctx, forge, pr, fmt.Sprintf("@%s, only admins can unlock environments.", user))
+	}
+	var released []string
+	if env != "" {
+		held, ok, err := b.store.ForceUnlock(ctx, pr.Repo.Forge, pr.Repo.FullName(), env)
+		if err != nil {
+			return err
+		}
+		if ok {
+			released = append(released, fmt.Sprintf("`%s` (held by #%d, %s)", env, held.Owner.PR, held.Owner.User))
+		}
+	} else {
+		locks, err := b.store.LocksHeldByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
+		if err != nil {
+			return err
+		}
+		for _, l := range locks {
+			if _, ok, err := b.store.ForceUnlock(ctx, l.Forge, l.Repo, l.Environment); err != nil {
+				return err
+			} else if ok {
+				released = append(released, "`"+l.Environment+"`")
+			}
+		}
+	}
+	msg := "🔓 Nothing was locked."
+	if len(released) > 0 {
+		msg = "🔓 Unlocked " + strings.Join(released, ", ") + " for @" + user + "."
+	}
+	_, err = forge.CreateComment(ctx, pr.Repo, pr.Number, msg)
+	return err
 }
 
 // onRerequest plans again when someone asks a plan check to run again.
@@ -88,11 +142,6 @@ func (b *Bot) onRerequest(ctx context.Context, forge vcs.Forge, repo vcs.Repo, e
 	}
 	cmd := command.Command{Verb: command.Plan, Env: p.Environment, Flags: p.Flags}
 	return b.planPR(ctx, forge, pr, ev.Sender, &cmd)
-}
-
-// onReview re-evaluates approvals; the approval gate arrives with the apply work.
-func (b *Bot) onReview(ctx context.Context, forge vcs.Forge, ev vcs.ReviewEvent) error {
-	return vcs.ErrIgnored
 }
 
 // onPush: pushes to pull-request branches arrive as pull_request synchronize; default-branch pushes are planned

@@ -24,6 +24,9 @@ type planContext struct {
 	// MultiProject: the repository has several projects, so check names carry the project.
 	MultiProject bool           `json:"multi_project,omitempty"`
 	Job          repoconfig.Job `json:"job"`
+	// ReviewsAfter: only reviews with a larger id count for this plan. Set when an apply found the plan's scope
+	// changed since it was approved, so that the new scope needs a fresh approval.
+	ReviewsAfter int64 `json:"reviews_after,omitempty"`
 }
 
 func (pc planContext) config() repoconfig.Config {
@@ -53,7 +56,10 @@ func (b *Bot) onPullRequest(ctx context.Context, forge vcs.Forge, ev vcs.PullReq
 	case vcs.PRClosed:
 		return b.closePR(ctx, forge, ev.PR, "the PR was closed")
 	case vcs.PRMerged:
-		return b.closePR(ctx, forge, ev.PR, "the PR was merged")
+		if err := b.closePR(ctx, forge, ev.PR, "the PR was merged"); err != nil {
+			return err
+		}
+		return b.applyOnMerge(ctx, forge, ev.PR, ev.Sender)
 	}
 	return vcs.ErrIgnored
 }
@@ -177,7 +183,9 @@ func (b *Bot) supersede(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest
 	return nil
 }
 
-// closePR stops everything of a closed or merged PR: queued and running plans are cancelled and their checks end.
+// closePR stops everything of a closed or merged PR (or of a `/dagctl cancel`): queued and running plans are
+// cancelled and their checks end; running applies are cancelled (they end their checks and release their locks
+// themselves); locks the PR still holds are released.
 func (b *Bot) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, why string) error {
 	unlock := b.lockPR(pr.Repo, pr.Number)
 	defer unlock()
@@ -187,6 +195,9 @@ func (b *Bot) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, 
 	}
 	for _, p := range plans {
 		if p.Status.Final() {
+			if !pr.Merged {
+				b.cancelPlanRuns(ctx, p.ID) // a running apply: a merge lets it finish, a close or cancel stops it
+			}
 			continue
 		}
 		b.cancelPlanRuns(ctx, p.ID)
@@ -201,6 +212,20 @@ func (b *Bot) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, 
 		}
 		if err := b.reportPlanCheck(ctx, forge, p, pc, latestRun(ctx, b.store, p.ID)); err != nil {
 			return err
+		}
+	}
+	if pr.State == "closed" || pr.Merged {
+		locks, err := b.store.LocksHeldByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
+		if err != nil {
+			return err
+		}
+		for _, l := range locks {
+			if b.hasActiveRun(l.Owner.PlanID) {
+				continue // its apply is stopping or finishing, and releases the lock itself
+			}
+			if err := b.store.Unlock(ctx, l.Forge, l.Repo, l.Environment, l.Owner); err != nil {
+				b.log.Warn("releasing a closed PR's lock", "env", l.Environment, "err", err)
+			}
 		}
 	}
 	return nil

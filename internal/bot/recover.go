@@ -8,6 +8,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/plan"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
 // Recover finishes what a previous process of the bot left behind, so that every check reaches a final state:
@@ -33,7 +34,7 @@ func (b *Bot) Recover(ctx context.Context) error {
 		if !p.Status.Final() {
 			continue // its run is being recovered above
 		}
-		if err := b.reportStored(ctx, p); err != nil {
+		if err := b.reportStoredLocked(ctx, p); err != nil {
 			b.log.Error("re-reporting a plan", "plan", p.ID, "err", err)
 		}
 	}
@@ -49,8 +50,8 @@ func (b *Bot) recoverRun(ctx context.Context, run db.Run) error {
 	if err != nil {
 		return err
 	}
-	if run.Kind != jobs.KindPlan {
-		return fmt.Errorf("run kind %s is not recoverable by this version", run.Kind)
+	if run.Kind == jobs.KindApply {
+		return b.recoverApply(ctx, p, pc, run)
 	}
 	if run.ExecutorJobID != "" && run.Executor == b.executorName {
 		logw := b.store.NewRunLogWriter(run.ID, logFlushInterval)
@@ -69,7 +70,7 @@ func (b *Bot) recoverRun(ctx context.Context, run db.Run) error {
 		return err
 	}
 	if p.Status.Final() {
-		return b.reportStored(ctx, p)
+		return b.reportStoredLocked(ctx, p)
 	}
 	if p.Status == plan.StatusRunning {
 		if p, err = b.store.SetPlanStatus(ctx, p.ID, plan.StatusQueued); err != nil {
@@ -105,7 +106,7 @@ func (b *Bot) follow(p db.Plan, pc planContext, run db.Run, job *attachedJob) {
 }
 
 // reportStored shows a stored plan on the forge: its check and the PR's sticky comment.
-func (b *Bot) reportStored(ctx context.Context, p db.Plan) error {
+func (b *Bot) reportStoredLocked(ctx context.Context, p db.Plan) error {
 	forge, ok := b.forges(p.Forge)
 	if !ok {
 		return fmt.Errorf("no forge %q", p.Forge)
@@ -116,8 +117,36 @@ func (b *Bot) reportStored(ctx context.Context, p db.Plan) error {
 	}
 	unlock := b.lockPR(pc.PR.Repo, pc.PR.Number)
 	defer unlock()
-	if err := b.reportPlanCheck(ctx, forge, p, pc, latestRun(ctx, b.store, p.ID)); err != nil {
+	if err := b.reportReadyPlan(ctx, forge, p, pc, latestRun(ctx, b.store, p.ID)); err != nil {
 		return err
 	}
+	return b.syncStickyLocked(ctx, forge, pc.PR, "")
+}
+
+// recoverApply ends an apply a previous process left unfinished. An apply is not re-run by itself: a person
+// asked for it at a moment, and much may have changed since. It fails with a clear message, its lock is
+// released, and `/dagctl apply` resumes it (sqlmesh skips the intervals it already computed).
+func (b *Bot) recoverApply(ctx context.Context, p db.Plan, pc planContext, run db.Run) error {
+	forge, ok := b.forges(p.Forge)
+	if !ok {
+		return fmt.Errorf("no forge %q", p.Forge)
+	}
+	const why = "interrupted: the bot restarted while this apply ran"
+	if _, err := b.store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunFailed, Reason: why}); err != nil {
+		return err
+	}
+	if held, ok, err := b.store.Holder(ctx, p.Forge, p.Repo, p.Environment); err == nil && ok && held.Owner.PlanID == p.ID {
+		if _, _, err := b.store.ForceUnlock(ctx, p.Forge, p.Repo, p.Environment); err != nil {
+			return err
+		}
+	}
+	// The check run is updated by its stored id, so the commit here only names it.
+	req := applyRequest{plan: p, pc: pc, sha: p.HeadSHA}
+	if err := b.reportApply(ctx, forge, req, run.ID, vcs.CheckCompleted, vcs.ConclusionFailure,
+		"Interrupted: comment `/dagctl apply` to resume", "The bot restarted while this apply ran. Completed intervals are kept; applying again resumes where it stopped."); err != nil {
+		return err
+	}
+	unlock := b.lockPR(pc.PR.Repo, pc.PR.Number)
+	defer unlock()
 	return b.syncStickyLocked(ctx, forge, pc.PR, "")
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dagctl/dagctl-bot/internal/comments"
 	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/plan"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
@@ -31,6 +32,50 @@ func (b *Bot) section(p db.Plan, pc planContext, runID int64) comments.Section {
 	}
 	if p.Status == plan.StatusStale {
 		s.Note = "Superseded by a newer commit."
+	}
+	return s
+}
+
+// stickySection is a plan's section of the sticky comment: the plan, its approval (as last evaluated) and its
+// latest apply.
+func (b *Bot) stickySection(ctx context.Context, p db.Plan, pc planContext) comments.Section {
+	runs, err := b.store.ListRuns(ctx, p.ID)
+	if err != nil {
+		b.log.Warn("listing runs", "plan", p.ID, "err", err)
+	}
+	var lastRun int64
+	var lastApply *db.Run
+	for i := range runs {
+		lastRun = runs[i].ID
+		if runs[i].Kind == jobs.KindApply {
+			lastApply = &runs[i]
+		}
+	}
+	s := b.section(p, pc, lastRun)
+	if p.Status == plan.StatusReady && needsApproval(pc) {
+		snap, err := b.store.Approval(ctx, p.ID)
+		switch {
+		case err == nil:
+			var users []string
+			for _, a := range snap.Approvers {
+				users = append(users, a.User)
+			}
+			s.Approval = comments.Approval{ApprovedBy: users, Missing: snap.Missing}
+		default:
+			s.Approval = comments.Approval{Missing: []string{"an approving review from someone other than the author"}}
+		}
+	}
+	if lastApply != nil {
+		switch lastApply.Status {
+		case db.RunQueued, db.RunRunning:
+			s.State = comments.StateApplying
+		case db.RunSucceeded:
+			s.State = comments.StateApplied
+		case db.RunFailed:
+			s.State, s.Error = comments.StateApplyFailed, "The apply failed: "+lastApply.Reason+". See the log; comment `/dagctl apply "+p.Environment+"` to retry (completed intervals are kept)."
+		case db.RunCancelled:
+			s.Note = "The last apply was cancelled; completed intervals are kept."
+		}
 	}
 	return s
 }
@@ -113,7 +158,7 @@ func (b *Bot) writeSticky(ctx context.Context, forge vcs.Forge, pr vcs.PullReque
 				b.log.Error("sticky comment", "err", err)
 				continue
 			}
-			view.Sections = append(view.Sections, b.section(p, pc, latestRun(ctx, b.store, p.ID)))
+			view.Sections = append(view.Sections, b.stickySection(ctx, p, pc))
 		}
 	}
 	if len(view.Sections) == 0 && len(view.Notes) == 0 {

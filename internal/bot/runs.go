@@ -10,6 +10,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/plan"
+	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
@@ -70,6 +71,18 @@ func (b *Bot) cancelPlanRuns(ctx context.Context, planID int64) {
 	}
 }
 
+// hasActiveRun reports whether this process runs a job (or waits to) for the plan.
+func (b *Bot) hasActiveRun(planID int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, rj := range b.running {
+		if rj.planID == planID {
+			return true
+		}
+	}
+	return false
+}
+
 func (b *Bot) cancelled(runID int64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -114,10 +127,42 @@ func (b *Bot) executePlan(ctx context.Context, p db.Plan, pc planContext, run db
 	}
 	unlock := b.lockPR(pc.PR.Repo, pc.PR.Number)
 	defer unlock()
-	if err := b.reportPlanCheck(ctx, forge, done, pc, run.ID); err != nil {
+	if err := b.reportReadyPlan(ctx, forge, done, pc, run.ID); err != nil {
 		return err
 	}
 	return b.syncStickyLocked(ctx, forge, pc.PR, "")
+}
+
+// reportReadyPlan reports a finished plan: its plan check and, for a plan that can be applied, the approval
+// check (protected environments) and the apply check (environments applied by comment), both blocking until
+// their condition is met.
+func (b *Bot) reportReadyPlan(ctx context.Context, forge vcs.Forge, p db.Plan, pc planContext, runID int64) error {
+	if err := b.reportPlanCheck(ctx, forge, p, pc, runID); err != nil {
+		return err
+	}
+	if p.Status != plan.StatusReady && p.Status != plan.StatusNoChanges {
+		return nil
+	}
+	if needsApproval(pc) {
+		res, err := b.evaluateApproval(ctx, forge, p, pc)
+		if err != nil {
+			return err
+		}
+		if err := b.reportApprovalCheck(ctx, forge, p, pc, res); err != nil {
+			return err
+		}
+	}
+	if pc.Env.AppliesOn(repoconfig.ApplyOnComment) && pc.PR.Number != 0 {
+		check := vcs.Check{Name: pc.checkName(CheckApply), HeadSHA: p.HeadSHA, Status: vcs.CheckCompleted}
+		if p.Status == plan.StatusNoChanges {
+			check.Conclusion, check.Title = vcs.ConclusionSuccess, "No changes: nothing to apply"
+		} else {
+			check.Conclusion, check.Title = vcs.ConclusionActionRequired, "Not applied yet"
+			check.Summary = fmt.Sprintf("Comment `/dagctl apply %s` to apply this plan once it is approved.", pc.Env.Name)
+		}
+		return b.putCheck(ctx, forge, pc, p.ID, check)
+	}
+	return nil
 }
 
 // attachedJob is a job and its log writer, started now or found again after a restart.

@@ -34,6 +34,17 @@ type Store interface {
 	NewRunLogWriter(runID int64, interval time.Duration) *db.RunLogWriter
 	RunLog(ctx context.Context, runID int64) ([]db.LogLine, error)
 
+	RunLogTail(ctx context.Context, runID int64, n int) ([]db.LogLine, error)
+
+	RecordApproval(ctx context.Context, a db.ApprovalSnapshot) error
+	Approval(ctx context.Context, planID int64) (db.ApprovalSnapshot, error)
+
+	TryLock(ctx context.Context, forge, repo, env string, owner db.LockOwner) (db.Lock, bool, error)
+	Unlock(ctx context.Context, forge, repo, env string, owner db.LockOwner) error
+	ForceUnlock(ctx context.Context, forge, repo, env string) (db.Lock, bool, error)
+	Holder(ctx context.Context, forge, repo, env string) (db.Lock, bool, error)
+	LocksHeldByPR(ctx context.Context, forge, repo string, pr int) ([]db.Lock, error)
+
 	GetInstallation(ctx context.Context, forge string, id int64) (db.Installation, error)
 	UpsertInstallation(ctx context.Context, in db.Installation) error
 	RemoveInstallation(ctx context.Context, forge string, id int64) error

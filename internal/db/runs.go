@@ -149,7 +149,14 @@ func (s *Store) StartRun(ctx context.Context, id int64, executorJobID string) (R
 		if r, err = getRun(ctx, tx, id); err != nil {
 			return err
 		}
-		if r.Status != RunQueued {
+		switch r.Status {
+		case RunRunning:
+			// A run of several jobs (an apply plans again, then applies) records each job it starts.
+			_, err := tx.ExecContext(ctx, `UPDATE runs SET executor_job_id = ? WHERE id = ?`, executorJobID, id)
+			r.ExecutorJobID = executorJobID
+			return err
+		case RunQueued:
+		default:
 			return fmt.Errorf("run %d: %w: %s to %s", id, ErrTransition, r.Status, RunRunning)
 		}
 		now := s.nowMillis()

@@ -29,8 +29,13 @@ func TestRunLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, RunRunning, started.Status)
 	assert.Equal(t, clk.Now(), started.StartedAt)
-	_, err = s.StartRun(ctx, r.ID, "again")
-	assert.ErrorIs(t, err, ErrTransition)
+	// A run's next job (an apply's apply after its verifying plan) replaces the job id; the start time stays.
+	clk.Advance(time.Second)
+	next, err := s.StartRun(ctx, r.ID, "local-124")
+	require.NoError(t, err)
+	assert.Equal(t, "local-124", next.ExecutorJobID)
+	assert.Equal(t, started.StartedAt, next.StartedAt)
+	started.ExecutorJobID = "local-124"
 
 	apply, _, err := s.CreateRun(ctx, p.ID, jobs.KindApply, "kubernetes")
 	require.NoError(t, err)
@@ -196,4 +201,16 @@ func TestRunLogWriterDropsBeyondItsBufferAndSaysSo(t *testing.T) {
 	require.Len(t, tail, 2)
 	assert.Equal(t, int64(100+1), tail[1].Seq)
 	assert.Contains(t, tail[1].Text, "7 lines of output were dropped")
+}
+
+func TestFinishedRunCannotStartAgain(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	p := mustCreatePlan(t, s, newPlan(1, "prod", "sha"))
+	r, _, err := s.CreateRun(ctx, p.ID, jobs.KindPlan, "local")
+	require.NoError(t, err)
+	_, err = s.FinishRun(ctx, r.ID, RunResult{Status: RunCancelled})
+	require.NoError(t, err)
+	_, err = s.StartRun(ctx, r.ID, "late")
+	assert.ErrorIs(t, err, ErrTransition)
 }

@@ -1,0 +1,591 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/jobs"
+	"github.com/dagctl/dagctl-bot/internal/plan"
+	"github.com/dagctl/dagctl-bot/internal/planner"
+	"github.com/dagctl/dagctl-bot/internal/repoconfig"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
+)
+
+// lockPoll is how often a queued apply looks at the environment's lock again.
+const lockPoll = 500 * time.Millisecond
+
+// progressInterval spaces the apply check's progress updates (content-creating requests are rate limited).
+const progressInterval = 2 * time.Second
+
+// applyRequest is one apply to run: the approved plan, applied at a commit.
+type applyRequest struct {
+	plan    db.Plan
+	pc      planContext
+	sha     string // the PR's head (by comment) or its merge commit (on merge)
+	user    string // who asked: the commenter, or whoever merged
+	trigger repoconfig.ApplyTrigger
+}
+
+// candidate is a plan an apply would run, or why it cannot.
+type candidate struct {
+	plan    db.Plan
+	pc      planContext
+	env     repoconfig.Environment
+	refusal string
+}
+
+// applyCandidates finds, for each project, the plan of the environment at the PR's head, and says why it cannot
+// be applied when it cannot. Protection comes from cfg, read fresh from the base branch.
+func (b *Bot) applyCandidates(ctx context.Context, pr vcs.PullRequest, cfg repoconfig.Config, env repoconfig.Environment) ([]candidate, error) {
+	plans, err := b.store.ListPlansByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
+	if err != nil {
+		return nil, err
+	}
+	var out []candidate
+	for _, project := range cfg.Projects {
+		c := candidate{env: env}
+		for _, p := range plans {
+			if p.HeadSHA == pr.HeadSHA && p.Project == project.Name && p.Environment == env.Name {
+				c.plan = p // the newest wins: plans are listed oldest first
+			}
+		}
+		name := env.Name
+		if len(cfg.Projects) > 1 {
+			name = project.Name + "/" + env.Name
+		}
+		switch {
+		case c.plan.ID == 0:
+			c.refusal = fmt.Sprintf("`%s` has no plan for %s: comment `/dagctl plan %s` first", name, short(pr.HeadSHA), env.Name)
+		case c.plan.Status == plan.StatusNoChanges:
+			c.refusal = "" // nothing to apply; skipped below
+		case c.plan.Status != plan.StatusReady:
+			c.refusal = fmt.Sprintf("`%s`'s plan for %s is %s", name, short(pr.HeadSHA), c.plan.Status)
+		case c.plan.Summary == nil:
+			c.refusal = fmt.Sprintf("`%s`'s plan has no summary", name)
+		case len(c.plan.Summary.Uncategorized()) > 0:
+			c.refusal = fmt.Sprintf("`%s` has changes sqlmesh cannot categorise (%s): categorise them in the project and push", name, strings.Join(c.plan.Summary.Uncategorized(), ", "))
+		}
+		if c.plan.ID != 0 {
+			if c.pc, err = decodeContext(c.plan); err != nil {
+				return nil, err
+			}
+			c.pc.Env = env // protection as the base branch says now
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// allowedApplier reports whether the user may apply the environment (appliers: logins or org/team slugs;
+// empty means anyone with write permission, which the caller has checked).
+func (b *Bot) allowedApplier(ctx context.Context, forge vcs.Forge, repo vcs.Repo, env repoconfig.Environment, user string) (bool, error) {
+	if len(env.Appliers) == 0 {
+		return true, nil
+	}
+	for _, a := range env.Appliers {
+		if !strings.Contains(a, "/") {
+			if strings.EqualFold(strings.TrimPrefix(a, "@"), user) {
+				return true, nil
+			}
+			continue
+		}
+		in, err := forge.InTeam(ctx, repo, a, user)
+		if err != nil {
+			return false, err
+		}
+		if in {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// applyByComment runs `/dagctl apply [env]`: every check passes first (the PR is open and mergeable, the user may
+// apply, the plan at the head is ready and approved), then the apply is queued on the environment's lock.
+func (b *Bot) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, user, envName string) error {
+	unlock := b.lockPR(pr.Repo, pr.Number)
+	defer unlock()
+	switch {
+	case pr.State == "closed":
+		return b.replyError(ctx, forge, pr, "This PR is closed: nothing is applied.")
+	case pr.Mergeable != nil && !*pr.Mergeable:
+		return b.replyError(ctx, forge, pr, "This PR has conflicts with its base branch: resolve them, and apply the new plan.")
+	}
+	cfg, _, err := loadConfig(ctx, forge, pr)
+	if err != nil {
+		return b.replyError(ctx, forge, pr, "Cannot read the config: "+err.Error())
+	}
+	var envs []repoconfig.Environment
+	if envName != "" {
+		e, ok := Environment(cfg, pr.Number, envName)
+		switch {
+		case !ok:
+			return b.replyError(ctx, forge, pr, fmt.Sprintf("Environment `%s` is not configured.", envName))
+		case !e.AppliesOn(repoconfig.ApplyOnComment):
+			return b.replyError(ctx, forge, pr, fmt.Sprintf("`%s` is not applied by comment: it is applied when the PR is merged (apply_on in %s).", envName, repoconfig.Path))
+		}
+		envs = []repoconfig.Environment{e}
+	} else {
+		for _, e := range Environments(cfg, pr.Number) {
+			if e.AppliesOn(repoconfig.ApplyOnComment) {
+				envs = append(envs, e)
+			}
+		}
+		if len(envs) == 0 {
+			return b.replyError(ctx, forge, pr, "No environment of this repository is applied by comment.")
+		}
+	}
+
+	var ready []candidate
+	var refusals []string
+	for _, e := range envs {
+		ok, err := b.allowedApplier(ctx, forge, pr.Repo, e, user)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			refusals = append(refusals, fmt.Sprintf("@%s may not apply `%s` (appliers: %s)", user, e.Name, strings.Join(e.Appliers, ", ")))
+			continue
+		}
+		cands, err := b.applyCandidates(ctx, pr, cfg, e)
+		if err != nil {
+			return err
+		}
+		for _, c := range cands {
+			switch {
+			case c.refusal != "":
+				refusals = append(refusals, c.refusal)
+			case c.plan.Status == plan.StatusNoChanges:
+				if envName != "" {
+					refusals = append(refusals, fmt.Sprintf("`%s` has no changes to apply", e.Name))
+				}
+			default:
+				res, err := b.evaluateApproval(ctx, forge, c.plan, c.pc)
+				if err != nil {
+					return err
+				}
+				if !res.Approved {
+					refusals = append(refusals, fmt.Sprintf("`%s` is not approved: %s", e.Name, res.Describe()))
+					if err := b.reportApprovalCheck(ctx, forge, c.plan, c.pc, res); err != nil {
+						return err
+					}
+					continue
+				}
+				ready = append(ready, c)
+			}
+		}
+	}
+	if len(refusals) > 0 {
+		return b.replyError(ctx, forge, pr, "Not applied:\n\n- "+strings.Join(refusals, "\n- "))
+	}
+	if len(ready) == 0 {
+		return b.replyError(ctx, forge, pr, "Nothing to apply: the plans have no changes.")
+	}
+	for _, c := range ready {
+		if err := b.queueApply(ctx, forge, applyRequest{plan: c.plan, pc: c.pc, sha: pr.HeadSHA, user: user, trigger: repoconfig.ApplyOnComment}); err != nil {
+			return err
+		}
+	}
+	return b.syncStickyLocked(ctx, forge, pr, "")
+}
+
+// applyOnMerge applies the approved plans of a PR merged into the default branch, for environments applied on
+// merge. Nothing unapproved is applied: the PR and the merge commit are told why.
+func (b *Bot) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, merger string) error {
+	if pr.Repo.DefaultBranch != "" && pr.BaseRef != pr.Repo.DefaultBranch {
+		return nil // merged into another branch: not a deploy
+	}
+	unlock := b.lockPR(pr.Repo, pr.Number)
+	defer unlock()
+	cfg, present, err := loadConfig(ctx, forge, pr)
+	if err != nil || !present {
+		return err
+	}
+	sha := pr.MergeCommitSHA
+	if sha == "" {
+		sha = pr.HeadSHA
+	}
+	var notes []string
+	for _, e := range Environments(cfg, pr.Number) {
+		if !e.AppliesOn(repoconfig.ApplyOnMerge) {
+			continue
+		}
+		cands, err := b.applyCandidates(ctx, pr, cfg, e)
+		if err != nil {
+			return err
+		}
+		for _, c := range cands {
+			if c.plan.Status == plan.StatusNoChanges {
+				continue
+			}
+			if c.refusal != "" {
+				notes = append(notes, fmt.Sprintf("`%s` was NOT applied: %s.", e.Name, c.refusal))
+				continue
+			}
+			res, err := b.evaluateApproval(ctx, forge, c.plan, c.pc)
+			if err != nil {
+				return err
+			}
+			if !res.Approved {
+				notes = append(notes, fmt.Sprintf("`%s` was NOT applied: the PR was merged without the required approval (%s).", e.Name, res.Describe()))
+				if err := b.putCheck(ctx, forge, c.pc, c.plan.ID, vcs.Check{Name: c.pc.checkName(CheckApply), HeadSHA: sha,
+					Status: vcs.CheckCompleted, Conclusion: vcs.ConclusionFailure, Title: "Not applied: merged without approval",
+					Summary: "The plan for `" + e.Name + "` was not approved: " + res.Describe() + ".\n\nNothing was applied."}); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := b.queueApply(ctx, forge, applyRequest{plan: c.plan, pc: c.pc, sha: sha, user: merger, trigger: repoconfig.ApplyOnMerge}); err != nil {
+				return err
+			}
+		}
+	}
+	if len(notes) > 0 {
+		if _, err := forge.CreateComment(ctx, pr.Repo, pr.Number, "⚠️ "+strings.Join(notes, "\n\n⚠️ ")); err != nil {
+			return err
+		}
+	}
+	return b.syncStickyLocked(ctx, forge, pr, "")
+}
+
+// queueApply stores the apply's run, shows it on its check and runs it in the background: it waits for the
+// environment's lock, plans again at the commit, compares with the approved plan, and applies.
+func (b *Bot) queueApply(ctx context.Context, forge vcs.Forge, req applyRequest) error {
+	run, _, err := b.store.CreateRun(ctx, req.plan.ID, jobs.KindApply, b.executorName)
+	if err != nil {
+		return err
+	}
+	if err := b.reportApply(ctx, forge, req, run.ID, vcs.CheckQueued, "", "Queued", "Waiting for the environment's lock."); err != nil {
+		return err
+	}
+	if req.trigger == repoconfig.ApplyOnComment {
+		if _, err := forge.CreateComment(ctx, req.pc.PR.Repo, req.plan.PR, fmt.Sprintf("🚀 Applying `%s` at %s for @%s: planning again first, to make sure it still is what was approved.", req.pc.Env.Name, short(req.sha), req.user)); err != nil {
+			b.log.Warn("acknowledging an apply", "err", err)
+		}
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return errors.New("the bot is shutting down")
+	}
+	b.running[run.ID] = &runningJob{planID: req.plan.ID}
+	b.wg.Add(1)
+	b.mu.Unlock()
+	go func() {
+		defer b.wg.Done()
+		defer func() {
+			b.mu.Lock()
+			delete(b.running, run.ID)
+			b.mu.Unlock()
+		}()
+		b.runApply(context.Background(), forge, req, run)
+	}()
+	return nil
+}
+
+// applyEnding is how an apply ended, for its check and the PR.
+type applyEnding struct {
+	conclusion vcs.CheckConclusion
+	title      string
+	summary    string
+	reason     string // stored with the run
+	exitCode   int
+}
+
+func (b *Bot) runApply(ctx context.Context, forge vcs.Forge, req applyRequest, run db.Run) {
+	owner := db.LockOwner{PlanID: req.plan.ID, PR: req.plan.PR, User: req.user}
+	end := b.applyUnderLock(ctx, forge, req, run, owner)
+	if err := b.store.Unlock(ctx, req.plan.Forge, req.plan.Repo, req.pc.Env.Name, owner); err != nil && !errors.Is(err, db.ErrNotLockOwner) {
+		b.log.Warn("releasing a lock", "env", req.pc.Env.Name, "err", err)
+	}
+	exit := end.exitCode
+	res := db.RunResult{Status: db.RunSucceeded, ExitCode: &exit, Reason: end.reason}
+	switch end.conclusion {
+	case vcs.ConclusionCancelled:
+		res.Status = db.RunCancelled
+	case vcs.ConclusionFailure:
+		res.Status = db.RunFailed
+	}
+	if _, err := b.store.FinishRun(ctx, run.ID, res); err != nil {
+		b.log.Warn("recording a finished apply", "run", run.ID, "err", err)
+	}
+	if err := b.reportApply(ctx, forge, req, run.ID, vcs.CheckCompleted, end.conclusion, end.title, end.summary); err != nil {
+		b.log.Error("reporting an apply", "run", run.ID, "err", err)
+	}
+	unlock := b.lockPR(req.pc.PR.Repo, req.plan.PR)
+	defer unlock()
+	body := fmt.Sprintf("%s `%s`: %s", map[bool]string{true: "✅", false: "❌"}[end.conclusion == vcs.ConclusionSuccess], req.pc.Env.Name, end.title)
+	if end.conclusion != vcs.ConclusionSuccess && end.summary != "" {
+		body += "\n\n" + end.summary
+	}
+	if _, err := forge.CreateComment(ctx, req.pc.PR.Repo, req.plan.PR, body); err != nil {
+		b.log.Warn("commenting an apply's end", "err", err)
+	}
+	if err := b.syncStickyLocked(ctx, forge, req.pc.PR, ""); err != nil {
+		b.log.Warn("updating the sticky comment", "err", err)
+	}
+}
+
+// applyUnderLock takes the environment's lock (waiting in line), checks the plan again and applies it.
+func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequest, run db.Run, owner db.LockOwner) applyEnding {
+	told := false
+	for {
+		held, ok, err := b.store.TryLock(ctx, req.plan.Forge, req.plan.Repo, req.pc.Env.Name, owner)
+		if err != nil {
+			return applyEnding{conclusion: vcs.ConclusionFailure, title: "Could not take the environment's lock", summary: err.Error(), exitCode: -1, reason: err.Error()}
+		}
+		if ok {
+			break
+		}
+		if b.cancelled(run.ID) {
+			return applyEnding{conclusion: vcs.ConclusionCancelled, title: "Cancelled while waiting for the lock", exitCode: -1, reason: jobs.ReasonCancelled}
+		}
+		if !told {
+			told = true
+			msg := fmt.Sprintf("Waiting: `%s` is locked by #%d (%s), applying plan %d.", req.pc.Env.Name, held.Owner.PR, held.Owner.User, held.Owner.PlanID)
+			_ = b.reportApply(ctx, forge, req, run.ID, vcs.CheckQueued, "", "Waiting for the lock", msg)
+			if _, err := forge.CreateComment(ctx, req.pc.PR.Repo, req.plan.PR, "⏳ "+msg+" This apply runs when it is released."); err != nil {
+				b.log.Warn("telling who holds a lock", "err", err)
+			}
+		}
+		time.Sleep(lockPoll)
+	}
+	_ = b.reportApply(ctx, forge, req, run.ID, vcs.CheckInProgress, "", "Checking the plan", "Planning again at "+short(req.sha)+" to compare with the approved plan.")
+
+	logw := b.store.NewRunLogWriter(run.ID, logFlushInterval)
+	defer func() { _ = logw.Close(context.Background()) }()
+	started := time.Now()
+
+	// 1. Plan again at the commit about to be applied.
+	var stdout strings.Builder
+	verify, err := b.runStep(ctx, forge, req, run.ID, jobs.KindPlan, "verify", logw, func(l jobs.Line) {
+		if l.Stream == "stdout" {
+			stdout.WriteString(l.Text + "\n")
+		}
+	})
+	if err != nil {
+		return applyEnding{conclusion: vcs.ConclusionFailure, title: "Could not plan again", summary: err.Error(), exitCode: -1, reason: err.Error()}
+	}
+	if verify.Reason == jobs.ReasonCancelled {
+		return applyEnding{conclusion: vcs.ConclusionCancelled, title: "Cancelled", exitCode: verify.ExitCode, reason: jobs.ReasonCancelled}
+	}
+	outcome := InterpretPlan(verify, stdout.String(), nil)
+	if outcome.Summary == nil || outcome.Status == plan.StatusFailed {
+		return applyEnding{conclusion: vcs.ConclusionFailure, title: "Planning again failed: nothing was applied", summary: fence(outcome.Error), exitCode: verify.ExitCode, reason: "verify plan failed"}
+	}
+	if diffs := plan.ScopeDifferences(*req.plan.Summary, *outcome.Summary); len(diffs) > 0 {
+		if err := b.replaceApprovedPlan(ctx, forge, req, *outcome.Summary); err != nil {
+			b.log.Error("storing the changed plan", "err", err)
+		}
+		return applyEnding{conclusion: vcs.ConclusionFailure, title: "Refused: the plan changed since it was approved",
+			summary: "Planning again at " + short(req.sha) + " gives a different plan than the one approved:\n\n- " + strings.Join(diffs, "\n- ") +
+				"\n\nNothing was applied. The new plan is on the PR and needs a fresh approval.",
+			exitCode: -1, reason: "plan changed since approval"}
+	}
+
+	// 2. Apply, with sqlmesh's per-batch progress on the check.
+	progress := newProgressReporter(b, forge, req, run.ID)
+	res, err := b.runStep(ctx, forge, req, run.ID, jobs.KindApply, "apply", logw, progress.line)
+	progress.stop()
+	duration := time.Since(started).Round(time.Second)
+	switch {
+	case err != nil:
+		return applyEnding{conclusion: vcs.ConclusionFailure, title: "The apply could not run", summary: err.Error(), exitCode: -1, reason: err.Error()}
+	case res.Reason == jobs.ReasonCancelled:
+		return applyEnding{conclusion: vcs.ConclusionCancelled, title: "Cancelled: comment `/dagctl apply` to resume (completed intervals are kept)", exitCode: res.ExitCode, reason: res.Reason}
+	case !res.Succeeded():
+		_ = logw.Flush(ctx)
+		tail, _ := b.store.RunLogTail(ctx, run.ID, 30)
+		return applyEnding{conclusion: vcs.ConclusionFailure, title: fmt.Sprintf("Apply failed after %s: comment `/dagctl apply` to retry (completed intervals are kept)", duration),
+			summary: fence(logText(tail)), exitCode: res.ExitCode, reason: firstNonEmpty(res.Reason, "exit code "+strconv.Itoa(res.ExitCode))}
+	}
+	return applyEnding{conclusion: vcs.ConclusionSuccess, title: fmt.Sprintf("Applied in %s", duration),
+		summary: fmt.Sprintf("Applied the approved plan to `%s` at %s (%s).", req.pc.Env.Name, short(req.sha), progress.describe()), exitCode: res.ExitCode}
+}
+
+// runStep runs one job of an apply (the verifying plan, or the apply itself) at the apply's commit.
+func (b *Bot) runStep(ctx context.Context, forge vcs.Forge, req applyRequest, runID int64, kind jobs.Kind, step string, logw *db.RunLogWriter, onLine func(jobs.Line)) (jobs.Result, error) {
+	token, err := forge.CloneToken(ctx, req.pc.PR.Repo)
+	if err != nil {
+		return jobs.Result{}, fmt.Errorf("could not get a token to fetch the code: %w", err)
+	}
+	spec, refused, err := b.jobs.Spec(JobRequest{
+		RunID: fmt.Sprintf("%d-%s", runID, step), Kind: kind, Config: req.pc.config(), Project: req.pc.Project,
+		Env: req.pc.Env.Name, Flags: req.plan.Flags,
+		Source: jobs.Source{CloneURL: req.pc.PR.Repo.CloneURL, SHA: req.sha, Token: token},
+		Labels: map[string]string{"repo": req.plan.Repo, "pr": strconv.Itoa(req.plan.PR), "sha": req.sha},
+	})
+	if err != nil {
+		return jobs.Result{}, err
+	}
+	sink := b.redact.With(token).Sink(func(l jobs.Line) {
+		logw.Sink(l)
+		onLine(l)
+	})
+	sink(jobs.Line{Stream: "stderr", Text: fmt.Sprintf("dagctl: %s: %s", step, strings.Join(displayCommand(spec.Command), " "))})
+	if msg := DescribeRefused(refused); msg != "" {
+		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + msg})
+	}
+	if b.cancelled(runID) {
+		return jobs.Result{ExitCode: -1, Reason: jobs.ReasonCancelled}, nil
+	}
+	h, err := b.executor.Start(ctx, spec, sink)
+	if err != nil {
+		return jobs.Result{}, err
+	}
+	b.started(ctx, runID, h)
+	return h.Wait(ctx)
+}
+
+// displayCommand shortens the embedded helper's source in a logged command line.
+func displayCommand(argv []string) []string {
+	out := append([]string(nil), argv...)
+	for i := range out {
+		if i > 0 && out[i-1] == "-c" && len(out[i]) > 80 {
+			out[i] = "<dagctl plan helper>"
+		}
+	}
+	return out
+}
+
+// replaceApprovedPlan stores the plan made at apply time as the PR's current plan for the environment, marks the
+// approved one stale, and requires approvals given after now: the new scope was not reviewed.
+func (b *Bot) replaceApprovedPlan(ctx context.Context, forge vcs.Forge, req applyRequest, summary plan.Summary) error {
+	reviews, err := forge.Reviews(ctx, req.pc.PR.Repo, req.plan.PR)
+	if err != nil {
+		return err
+	}
+	pc := req.pc
+	for _, r := range reviews {
+		if r.ID > pc.ReviewsAfter {
+			pc.ReviewsAfter = r.ID
+		}
+	}
+	raw, err := json.Marshal(pc)
+	if err != nil {
+		return err
+	}
+	p := req.plan
+	next, err := b.store.CreatePlan(ctx, db.Plan{Forge: p.Forge, Repo: p.Repo, PR: p.PR, Project: p.Project, Environment: p.Environment,
+		HeadSHA: p.HeadSHA, BaseSHA: p.BaseSHA, TriggerUser: req.user, Flags: p.Flags, Context: raw})
+	if err != nil {
+		return err
+	}
+	if _, err := b.store.SetPlanStatus(ctx, next.ID, plan.StatusRunning); err != nil {
+		return err
+	}
+	if next, err = b.store.SetPlanResult(ctx, next.ID, db.PlanResult{Status: plan.Outcome(summary), Summary: &summary}); err != nil {
+		return err
+	}
+	if _, err := b.store.SetPlanStatus(ctx, p.ID, plan.StatusStale); err != nil {
+		b.log.Warn("marking the approved plan stale", "plan", p.ID, "err", err)
+	}
+	unlock := b.lockPR(pc.PR.Repo, p.PR)
+	defer unlock()
+	return b.reportReadyPlan(ctx, forge, next, pc, 0)
+}
+
+// reportApply shows an apply on its check run, `dagctl/apply: <env>`, on the applied commit.
+func (b *Bot) reportApply(ctx context.Context, forge vcs.Forge, req applyRequest, runID int64, status vcs.CheckStatus, conclusion vcs.CheckConclusion, title, summary string) error {
+	return b.putCheck(ctx, forge, req.pc, req.plan.ID, vcs.Check{
+		Name: req.pc.checkName(CheckApply), HeadSHA: req.sha, Status: status, Conclusion: conclusion,
+		Title: title, Summary: summary, DetailsURL: b.logURL(runID), ExternalID: "apply:" + strconv.FormatInt(runID, 10),
+	})
+}
+
+// progressReporter turns sqlmesh's per-batch lines into updates of the apply check, at most one per
+// progressInterval.
+type progressReporter struct {
+	b       *Bot
+	forge   vcs.Forge
+	req     applyRequest
+	runID   int64
+	mu      sync.Mutex
+	batches int
+	last    planner.Progress
+	changed bool
+	done    chan struct{}
+	stopped chan struct{}
+}
+
+func newProgressReporter(b *Bot, forge vcs.Forge, req applyRequest, runID int64) *progressReporter {
+	p := &progressReporter{b: b, forge: forge, req: req, runID: runID, done: make(chan struct{}), stopped: make(chan struct{})}
+	go p.loop()
+	return p
+}
+
+func (p *progressReporter) line(l jobs.Line) {
+	pr, ok := planner.ParseProgress(l.Text)
+	if !ok {
+		return
+	}
+	p.mu.Lock()
+	p.batches++
+	p.last, p.changed = pr, true
+	p.mu.Unlock()
+}
+
+func (p *progressReporter) loop() {
+	defer close(p.stopped)
+	t := time.NewTicker(progressInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		changed, last, n := p.changed, p.last, p.batches
+		p.changed = false
+		p.mu.Unlock()
+		if !changed {
+			continue
+		}
+		summary := fmt.Sprintf("%d batches done. Latest: `%s` %s (batch %d/%d).", n, last.Model, last.Action, last.Batch, last.Batches)
+		_ = p.b.reportApply(context.Background(), p.forge, p.req, p.runID, vcs.CheckInProgress, "", fmt.Sprintf("Applying: %d batches done", n), summary)
+	}
+}
+
+func (p *progressReporter) stop() {
+	close(p.done)
+	<-p.stopped
+}
+
+func (p *progressReporter) describe() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return fmt.Sprintf("%d batches", p.batches)
+}
+
+func fence(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "```text\n" + strings.ReplaceAll(s, "```", "'''") + "\n```"
+}
+
+func logText(lines []db.LogLine) string {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(l.Text)
+		b.WriteByte('\n')
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
