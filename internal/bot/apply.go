@@ -433,6 +433,8 @@ func (b *Bot) runStep(ctx context.Context, forge vcs.Forge, req applyRequest, ru
 	if msg := DescribeRefused(refused); msg != "" {
 		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + msg})
 	}
+	b.slots <- struct{}{} // applies share the job slots with plans
+	defer func() { <-b.slots }()
 	if b.cancelled(runID) {
 		return jobs.Result{ExitCode: -1, Reason: jobs.ReasonCancelled}, nil
 	}

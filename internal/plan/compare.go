@@ -11,10 +11,12 @@ import (
 //
 // Compared: which models are added, removed, directly or indirectly modified or metadata-only, with their
 // categories; and the backfill scope — which models are backfilled, how (intervals, full refresh, recreate view,
-// preview), restatements, and where each model's intervals start. The end of a model's intervals may move later:
-// time passes between approval and apply, and the intervals that became due meanwhile are part of the same
-// change (sqlmesh would compute them on its next run anyway). Diffs and the explanation are not compared: the
-// models and categories already say whether the definitions changed.
+// preview), restatements, and where each model's intervals start. Less work than approved is not a difference:
+// an interrupted apply that is resumed has fewer intervals left (or none for a model), and that is what resuming
+// means. The end of a model's intervals may move later: time passes between approval and apply, and the
+// intervals that became due meanwhile are part of the same change (sqlmesh would compute them on its next run
+// anyway). Diffs and the explanation are not compared: the models and categories already say whether the
+// definitions changed.
 func ScopeDifferences(approved, now Summary) []string {
 	var out []string
 	groups := []struct {
@@ -52,17 +54,15 @@ func ScopeDifferences(approved, now Summary) []string {
 		bb, inB := b[m]
 		switch {
 		case inA && !inB:
-			out = append(out, fmt.Sprintf("`%s` is no longer backfilled", m))
+			// Already computed (a resumed apply): less work than approved.
 		case !inA && inB:
 			out = append(out, fmt.Sprintf("`%s` is now backfilled (%s%s)", m, bb.Kind, describeIntervals(bb.Intervals)))
 		case ba.Kind != bb.Kind:
 			out = append(out, fmt.Sprintf("`%s` backfill changed: %s → %s", m, ba.Kind, bb.Kind))
 		case ba.Restatement != bb.Restatement:
 			out = append(out, fmt.Sprintf("`%s` restatement changed: %t → %t", m, ba.Restatement, bb.Restatement))
-		case firstStart(ba.Intervals) != firstStart(bb.Intervals):
-			out = append(out, fmt.Sprintf("`%s` backfill now starts at %s, not %s", m, firstStart(bb.Intervals), firstStart(ba.Intervals)))
-		case lastEnd(bb.Intervals) < lastEnd(ba.Intervals):
-			out = append(out, fmt.Sprintf("`%s` backfill now ends at %s, before the approved %s", m, lastEnd(bb.Intervals), lastEnd(ba.Intervals)))
+		case firstStart(bb.Intervals) < firstStart(ba.Intervals):
+			out = append(out, fmt.Sprintf("`%s` backfill now starts at %s, before the approved %s", m, firstStart(bb.Intervals), firstStart(ba.Intervals)))
 		}
 	}
 	if approved.CreatesEnvironment != now.CreatesEnvironment {
@@ -113,16 +113,6 @@ func firstStart(is []Interval) string {
 		}
 	}
 	return start
-}
-
-func lastEnd(is []Interval) string {
-	end := ""
-	for _, i := range is {
-		if i.End > end {
-			end = i.End
-		}
-	}
-	return end
 }
 
 func describeIntervals(is []Interval) string {

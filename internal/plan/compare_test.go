@@ -39,11 +39,15 @@ func TestScopeChanges(t *testing.T) {
 		"`db.old` is now removed",
 		"`db.orders` (directly modified) changed category: Non-breaking → Breaking",
 		"`db.report` is now indirectly modified (Indirect Breaking)",
-		"`db.orders` backfill now starts at 2023-06-01, not 2024-01-01",
+		"`db.orders` backfill now starts at 2023-06-01, before the approved 2024-01-01",
 		"`db.totals` backfill changed: full-refresh → recreate-view",
 	}, ScopeDifferences(approvedPlan(), now))
 
-	shorter := approvedPlan()
-	shorter.Backfills = shorter.Backfills[1:]
-	assert.Equal(t, []string{"`db.orders` is no longer backfilled"}, ScopeDifferences(approvedPlan(), shorter))
+}
+
+func TestResumedApplyHasLessWorkAndNoDifferences(t *testing.T) {
+	resumed := approvedPlan()
+	resumed.Backfills[0].Intervals = []Interval{{Start: "2024-01-06", End: "2024-01-15"}} // five days done
+	resumed.Backfills = resumed.Backfills[:1]                                             // totals done
+	assert.Empty(t, ScopeDifferences(approvedPlan(), resumed))
 }

@@ -224,7 +224,7 @@ func (w *world) pr(number int, branch, author string, files map[string]string) s
 // prEvent is a pull_request payload for the PR.
 func (w *world) prEvent(action string, number int, head, author string) *githubfake.Payload {
 	return githubfake.LoadPayload(w.t, "pull_request.opened.json").Installation(installationID).Repo(w.repo).
-		PullRequest(number, head, w.base).Set("action", action).
+		PullRequest(number, head, w.base).Set("action", action).Set("pull_request.base.ref", "main").
 		Set("pull_request.user.login", author).Set("sender.login", author)
 }
 
@@ -259,3 +259,59 @@ func (w *world) normalize(s string, shas map[string]string) string {
 	}
 	return logLinkRE.ReplaceAllString(s, publicURL+"/runs/<id>/<sig>")
 }
+
+// review adds a review by user to the PR on the fake and sends the pull_request_review event.
+func (w *world) review(number int, head, user, state string) int64 {
+	w.t.Helper()
+	id := w.repo.AddReview(number, githubfake.Review{User: user, State: state, CommitID: head})
+	w.send(githubfake.LoadPayload(w.t, "pull_request_review.submitted.json").Installation(installationID).Repo(w.repo).
+		PullRequest(number, head, w.base).Set("review.id", id).Set("review.state", strings.ToLower(state)).
+		Set("review.user.login", user).Set("review.commit_id", head).Set("sender.login", user))
+	return id
+}
+
+// dismiss dismisses a review and sends the event.
+func (w *world) dismiss(number int, head string, id int64) {
+	w.t.Helper()
+	w.repo.DismissReview(number, id)
+	w.send(githubfake.LoadPayload(w.t, "pull_request_review.dismissed.json").Installation(installationID).Repo(w.repo).
+		PullRequest(number, head, w.base).Set("review.id", id).Set("review.commit_id", head))
+}
+
+// merge merges the PR's branch into main with a merge commit and returns the merge commit.
+func (w *world) merge(number int, branch, head, author string) string {
+	w.t.Helper()
+	w.git.Git("checkout", "--quiet", "main")
+	w.git.Git("merge", "--quiet", "--no-ff", "-m", "Merge "+branch, branch)
+	sha := w.git.SHA("HEAD")
+	w.repo.SetPR(githubfake.PR{Number: number, Author: author, HeadRef: branch, HeadSHA: head, BaseRef: "main", BaseSHA: w.base,
+		State: "closed", Merged: true, MergeCommitSHA: sha})
+	return sha
+}
+
+// comment sends a new PR comment and waits for what it started.
+func (w *world) comment(number int, head, user, body string) *githubfake.Payload {
+	w.t.Helper()
+	p := w.commentEvent(number, head, user, body)
+	w.send(p)
+	return p
+}
+
+// prodByComment is the example's config with prod applied by `/dagctl apply` too.
+const prodByComment = `version: 1
+projects:
+  - path: .
+    framework: sqlmesh
+environments:
+  - name: prod
+    protected: true
+    required_approvals: 1
+    apply_on: [comment, merge]
+  - name: dev
+    apply_on: [comment]
+job:
+  timeout: 15m
+  env:
+    PYTHONWARNINGS: "ignore::FutureWarning,ignore::UserWarning"
+  pass_env: [EXAMPLE_DUCKDB_PATH]
+`
