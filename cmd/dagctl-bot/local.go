@@ -99,6 +99,7 @@ func localSettings() (bot.JobSettings, error) {
 // every environment with plan_on_pr) and prints exactly the markdown a pull request would get.
 func runPlanCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	var f localFlags
 	f.register(fs)
 	fs.StringVar(&f.env, "env", "", "the environment to plan (default: every environment with plan_on_pr)")
@@ -195,6 +196,7 @@ func runPlanCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 // progress on stderr.
 func runApplyCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	var f localFlags
 	f.register(fs)
 	fs.StringVar(&f.env, "env", "", "the environment to apply (required)")

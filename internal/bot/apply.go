@@ -425,7 +425,7 @@ func (b *Bot) runStep(ctx context.Context, forge vcs.Forge, req applyRequest, ru
 	if err != nil {
 		return jobs.Result{}, err
 	}
-	sink := b.redact.With(token).Sink(func(l jobs.Line) {
+	sink := b.redactor().With(token).Sink(func(l jobs.Line) {
 		logw.Sink(l)
 		onLine(l)
 	})

@@ -114,6 +114,20 @@ func (b *Bot) Handle(ctx context.Context, ev vcs.Event) error {
 	return vcs.ErrIgnored
 }
 
+// AddSecrets masks more values in stored logs from now on (credentials the bot learns while it runs, such as
+// an app created through /setup).
+func (b *Bot) AddSecrets(secrets ...string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.redact = b.redact.With(secrets...)
+}
+
+func (b *Bot) redactor() *jobs.Redactor {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.redact
+}
+
 // Wait blocks until every job the bot started has finished and been reported.
 func (b *Bot) Wait() { b.wg.Wait() }
 

@@ -55,7 +55,7 @@ func (b *Bot) recoverRun(ctx context.Context, run db.Run) error {
 	}
 	if run.ExecutorJobID != "" && run.Executor == b.executorName {
 		logw := b.store.NewRunLogWriter(run.ID, logFlushInterval)
-		h, err := b.executor.Attach(ctx, run.ExecutorJobID, b.redact.Sink(logw.Sink))
+		h, err := b.executor.Attach(ctx, run.ExecutorJobID, b.redactor().Sink(logw.Sink))
 		if err == nil {
 			b.follow(p, pc, run, &attachedJob{handle: h, log: logw})
 			return nil

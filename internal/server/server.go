@@ -58,6 +58,8 @@ type Server struct {
 	bot        *bot.Bot
 	dispatcher *dispatch.Dispatcher
 	router     *mux.Router
+	// credentials are the GitHub App's key and webhook secret in use (from settings or /setup), to mask in logs.
+	credentials []string
 	// logKey signs log links and, for Kubernetes, the per-run report tokens; it is stored, so it survives restarts.
 	logKey []byte
 
@@ -137,12 +139,12 @@ func (s *Server) jobSettings() (bot.JobSettings, error) {
 	}, nil
 }
 
-// secrets are the bot's credentials, masked in every stored log line.
+// secrets are the bot's credentials, masked in every stored log line: the settings' and the stored app's.
 func (s *Server) secrets() []string {
-	return []string{
+	return append([]string{
 		s.cfg.GitHub.PrivateKey.Reveal(), s.cfg.GitHub.WebhookSecret.Reveal(),
 		s.cfg.GitLab.Token.Reveal(), s.cfg.GitLab.WebhookSecret.Reveal(),
-	}
+	}, s.credentials...)
 }
 
 func (s *Server) newExecutor() (jobs.Executor, error) {
@@ -284,6 +286,10 @@ func (s *Server) useGitHubApp(appID int64, key, secret []byte) error {
 		return fmt.Errorf("GitHub App %d: %w", appID, err)
 	}
 	s.forges.setGitHub(app, secret)
+	s.credentials = append(s.credentials, string(key), string(secret))
+	if s.bot != nil {
+		s.bot.AddSecrets(string(key), string(secret))
+	}
 	return nil
 }
 

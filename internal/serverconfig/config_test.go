@@ -120,6 +120,21 @@ func TestGitHub(t *testing.T) {
 	}
 }
 
+// GitHub Enterprise Server sets the API URL first and creates the app through /setup afterwards.
+func TestAPIURLAloneLeavesTheAppToSetup(t *testing.T) {
+	e, _ := newEnv(t)
+	e[EnvGitHubAPIURL] = "https://ghe.example.com/api/v3"
+	cfg, err := load(t, e)
+	require.NoError(t, err)
+	assert.False(t, cfg.GitHub.Enabled())
+	assert.Equal(t, "https://ghe.example.com/api/v3/", cfg.GitHub.APIURL)
+
+	e[EnvGitHubAppID] = "12345"
+	_, err = load(t, e)
+	require.Error(t, err, "an app id without its key and secret is a mistake")
+	assert.Contains(t, err.Error(), "DAGCTL_GITHUB_PRIVATE_KEY")
+}
+
 // A key that does not parse must not be echoed: it would end up in the bot's logs.
 func TestPrivateKeyErrorsDoNotShowTheKey(t *testing.T) {
 	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -208,9 +208,10 @@ func buildGitHub(c *Config, errs *errList, in inputs) {
 		g.APIURL = strings.TrimRight(u, "/") + "/"
 	}
 
-	// Any GitHub setting given means GitHub is meant to be on: then all three credentials are needed.
+	// Any GitHub credential given means the app is configured by settings: then all three are needed. The API
+	// URL alone is not: a GitHub Enterprise Server bot sets it and then creates its app through /setup.
 	anyGiven := in[EnvGitHubAppID].explicit || in[EnvGitHubPrivateKey].explicit ||
-		in[EnvGitHubWebhookSecret].explicit || in[EnvGitHubAPIURL].explicit
+		in[EnvGitHubWebhookSecret].explicit
 	if !anyGiven {
 		return
 	}
