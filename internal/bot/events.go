@@ -9,6 +9,8 @@ import (
 
 	"github.com/dagctl/dagctl-bot/internal/command"
 	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/plan"
+	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
@@ -144,10 +146,39 @@ func (b *Bot) onRerequest(ctx context.Context, forge vcs.Forge, repo vcs.Repo, e
 	return b.planPR(ctx, forge, pr, ev.Sender, &cmd)
 }
 
-// onPush: pushes to pull-request branches arrive as pull_request synchronize; default-branch pushes are planned
-// with the apply work.
+// onPush plans a push to the default branch for the environments applied on merge, and reports it on the
+// commit. It never applies: only an approved pull request's plan is applied. Pushes to other branches arrive as
+// pull_request events when they matter.
 func (b *Bot) onPush(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev vcs.PushEvent) error {
-	return vcs.ErrIgnored
+	if ev.Deleted || repo.DefaultBranch == "" || ev.Ref != "refs/heads/"+repo.DefaultBranch {
+		return vcs.ErrIgnored
+	}
+	commit := vcs.PullRequest{Repo: repo, HeadSHA: ev.After, BaseSHA: ev.Before, HeadRef: repo.DefaultBranch,
+		BaseRef: repo.DefaultBranch, Author: ev.Pusher, State: "open"}
+	if strings.Trim(ev.Before, "0") == "" {
+		commit.BaseSHA = ev.After // a new branch: its own config is the base
+	}
+	cfg, present, err := loadConfig(ctx, forge, commit)
+	if err != nil || !present {
+		if err != nil {
+			b.log.Warn("push to the default branch: config unusable", "sha", ev.After, "err", err)
+		}
+		return vcs.ErrIgnored
+	}
+	var targets []Target
+	for _, e := range cfg.Environments {
+		if e.AppliesOn(repoconfig.ApplyOnMerge) {
+			for _, p := range cfg.Projects {
+				targets = append(targets, Target{Project: p, Env: e})
+			}
+		}
+	}
+	for _, t := range targets {
+		if err := b.startPlan(ctx, forge, commit, cfg, t, plan.Flags{}, ev.Pusher); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // onInstallation keeps the store's installations and repositories current.

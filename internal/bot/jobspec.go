@@ -45,9 +45,12 @@ func (s JobSettings) Spec(req JobRequest) (jobs.Spec, []jobs.Refused, error) {
 	}
 	opts := planner.Options{Gateway: req.Project.Gateway, ExecutionTime: s.ExecutionTime}
 	var argv []string
-	if req.Kind == jobs.KindApply {
+	switch req.Kind {
+	case jobs.KindApply:
 		argv = s.SQLMesh.ApplyCommand(req.Env, req.Flags, opts)
-	} else {
+	case jobs.KindInvalidate:
+		argv = s.SQLMesh.InvalidateCommand(req.Env, opts)
+	default:
 		argv = s.SQLMesh.PlanCommand(req.Env, req.Flags, opts)
 	}
 	env, refused := jobs.BuildEnv(jobs.EnvRequest{

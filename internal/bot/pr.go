@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
+	"strings"
 
 	"github.com/dagctl/dagctl-bot/internal/command"
 	"github.com/dagctl/dagctl-bot/internal/db"
@@ -24,6 +26,8 @@ type planContext struct {
 	// MultiProject: the repository has several projects, so check names carry the project.
 	MultiProject bool           `json:"multi_project,omitempty"`
 	Job          repoconfig.Job `json:"job"`
+	// PREnvironment: Env is the PR's own environment (pr_environment), removed when the PR is closed.
+	PREnvironment bool `json:"pr_environment,omitempty"`
 	// ReviewsAfter: only reviews with a larger id count for this plan. Set when an apply found the plan's scope
 	// changed since it was approved, so that the new scope needs a fresh approval.
 	ReviewsAfter int64 `json:"reviews_after,omitempty"`
@@ -134,7 +138,8 @@ func normFlags(f plan.Flags) plan.Flags {
 
 // startPlan stores a queued plan, creates its check run and starts its job.
 func (b *Bot) startPlan(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, cfg repoconfig.Config, t Target, flags plan.Flags, trigger string) error {
-	pc := planContext{PR: pr, Project: t.Project, Env: t.Env, MultiProject: len(cfg.Projects) > 1, Job: cfg.Job}
+	pc := planContext{PR: pr, Project: t.Project, Env: t.Env, MultiProject: len(cfg.Projects) > 1, Job: cfg.Job,
+		PREnvironment: pr.Number != 0 && t.Env.Name == cfg.PREnvironmentFor(pr.Number)}
 	raw, err := json.Marshal(pc)
 	if err != nil {
 		return err
@@ -214,6 +219,9 @@ func (b *Bot) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, 
 			return err
 		}
 	}
+	if pr.State == "closed" && !pr.Merged {
+		b.removePREnvironments(plans)
+	}
 	if pr.State == "closed" || pr.Merged {
 		locks, err := b.store.LocksHeldByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
 		if err != nil {
@@ -238,4 +246,66 @@ func latestRun(ctx context.Context, store Store, planID int64) int64 {
 		return 0
 	}
 	return runs[len(runs)-1].ID
+}
+
+// removePREnvironments invalidates the per-PR environments of a closed PR (`sqlmesh invalidate`), in the
+// background: sqlmesh's janitor then drops them. Best effort: a failure is logged, and the janitor's TTL for
+// environments removes what is left.
+func (b *Bot) removePREnvironments(plans []db.Plan) {
+	seen := map[string]bool{}
+	for _, p := range plans {
+		pc, err := decodeContext(p)
+		if err != nil || !pc.PREnvironment || seen[p.Project+"/"+p.Environment] {
+			continue
+		}
+		seen[p.Project+"/"+p.Environment] = true
+		b.mu.Lock()
+		if b.closed {
+			b.mu.Unlock()
+			return
+		}
+		b.wg.Add(1)
+		b.mu.Unlock()
+		go func(p db.Plan, pc planContext) {
+			defer b.wg.Done()
+			if err := b.invalidate(context.Background(), p, pc); err != nil {
+				b.log.Warn("removing a PR environment", "env", pc.Env.Name, "err", err)
+			}
+		}(p, pc)
+	}
+}
+
+func (b *Bot) invalidate(ctx context.Context, p db.Plan, pc planContext) error {
+	forge, ok := b.forges(p.Forge)
+	if !ok {
+		return fmt.Errorf("no forge %q", p.Forge)
+	}
+	token, err := forge.CloneToken(ctx, pc.PR.Repo)
+	if err != nil {
+		return err
+	}
+	spec, _, err := b.jobs.Spec(JobRequest{
+		RunID: fmt.Sprintf("invalidate-%d", p.ID), Kind: jobs.KindInvalidate, Config: pc.config(), Project: pc.Project,
+		Env: pc.Env.Name, Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: p.HeadSHA, Token: token},
+		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": p.HeadSHA},
+	})
+	if err != nil {
+		return err
+	}
+	b.slots <- struct{}{}
+	defer func() { <-b.slots }()
+	tail := NewTail(20)
+	h, err := b.executor.Start(ctx, spec, b.redactor().With(token).Sink(func(l jobs.Line) { tail.Add(l.Text) }))
+	if err != nil {
+		return err
+	}
+	res, err := h.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	if !res.Succeeded() {
+		return fmt.Errorf("sqlmesh invalidate %s: exit %d %s: %s", pc.Env.Name, res.ExitCode, res.Reason, strings.Join(tail.Lines(), " | "))
+	}
+	b.log.Info("removed a closed PR's environment", "env", pc.Env.Name, "pr", p.PR)
+	return nil
 }

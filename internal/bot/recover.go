@@ -34,7 +34,7 @@ func (b *Bot) Recover(ctx context.Context) error {
 		if !p.Status.Final() {
 			continue // its run is being recovered above
 		}
-		if err := b.reportStoredLocked(ctx, p); err != nil {
+		if err := b.reportStored(ctx, p); err != nil {
 			b.log.Error("re-reporting a plan", "plan", p.ID, "err", err)
 		}
 	}
@@ -70,7 +70,7 @@ func (b *Bot) recoverRun(ctx context.Context, run db.Run) error {
 		return err
 	}
 	if p.Status.Final() {
-		return b.reportStoredLocked(ctx, p)
+		return b.reportStored(ctx, p)
 	}
 	if p.Status == plan.StatusRunning {
 		if p, err = b.store.SetPlanStatus(ctx, p.ID, plan.StatusQueued); err != nil {
@@ -106,7 +106,7 @@ func (b *Bot) follow(p db.Plan, pc planContext, run db.Run, job *attachedJob) {
 }
 
 // reportStored shows a stored plan on the forge: its check and the PR's sticky comment.
-func (b *Bot) reportStoredLocked(ctx context.Context, p db.Plan) error {
+func (b *Bot) reportStored(ctx context.Context, p db.Plan) error {
 	forge, ok := b.forges(p.Forge)
 	if !ok {
 		return fmt.Errorf("no forge %q", p.Forge)

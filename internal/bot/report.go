@@ -134,6 +134,9 @@ func (b *Bot) syncStickyLocked(ctx context.Context, forge vcs.Forge, pr vcs.Pull
 }
 
 func (b *Bot) writeSticky(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, in stickyInput) error {
+	if pr.Number == 0 {
+		return nil // a pushed commit, not a pull request
+	}
 	view := comments.View{Repo: pr.Repo.FullName(), PR: pr.Number, HeadSHA: pr.HeadSHA}
 	if in.Note != "" {
 		view.Notes = append(view.Notes, in.Note)

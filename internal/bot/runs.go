@@ -130,6 +130,9 @@ func (b *Bot) executePlan(ctx context.Context, p db.Plan, pc planContext, run db
 	if err := b.reportReadyPlan(ctx, forge, done, pc, run.ID); err != nil {
 		return err
 	}
+	if pc.PR.Number == 0 {
+		return nil // a pushed commit has its check only
+	}
 	return b.syncStickyLocked(ctx, forge, pc.PR, "")
 }
 
@@ -140,8 +143,8 @@ func (b *Bot) reportReadyPlan(ctx context.Context, forge vcs.Forge, p db.Plan, p
 	if err := b.reportPlanCheck(ctx, forge, p, pc, runID); err != nil {
 		return err
 	}
-	if p.Status != plan.StatusReady && p.Status != plan.StatusNoChanges {
-		return nil
+	if p.Status != plan.StatusReady && p.Status != plan.StatusNoChanges || pc.PR.Number == 0 {
+		return nil // approvals and applies belong to pull requests, not to pushed commits
 	}
 	if needsApproval(pc) {
 		res, err := b.evaluateApproval(ctx, forge, p, pc)

@@ -15,6 +15,8 @@ type Kind string
 const (
 	KindPlan  Kind = "plan"
 	KindApply Kind = "apply"
+	// KindInvalidate removes a per-PR environment after its PR was closed.
+	KindInvalidate Kind = "invalidate"
 )
 
 // Source says where the code a job runs on comes from.

@@ -115,6 +115,16 @@ func (s SQLMesh) ApplyCommand(env string, flags plan.Flags, opts Options) []stri
 	return argv
 }
 
+// InvalidateCommand is the argv that marks an environment for deletion by sqlmesh's janitor (a per-PR
+// environment whose PR was closed).
+func (s SQLMesh) InvalidateCommand(env string, opts Options) []string {
+	argv := []string{s.Executable()}
+	if opts.Gateway != "" {
+		argv = append(argv, "--gateway", opts.Gateway)
+	}
+	return append(argv, "invalidate", env)
+}
+
 // Executable is the sqlmesh CLI installed next to Python (or "sqlmesh" on the job's PATH when Python is a bare
 // name).
 func (s SQLMesh) Executable() string {

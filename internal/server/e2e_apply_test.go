@@ -301,7 +301,7 @@ func applyRuns(t *testing.T, w *world) []db.Run {
 	t.Helper()
 	ctx := context.Background()
 	var out []db.Run
-	for pr := 1; pr <= 2; pr++ {
+	for pr := 0; pr <= 3; pr++ { // 0: pushed commits
 		plans, err := w.srv.Store().ListPlansByPR(ctx, "github", "acme/warehouse", pr)
 		require.NoError(t, err)
 		for _, p := range plans {
@@ -372,4 +372,55 @@ func lastCommentContaining(w *world, number int, s string) string {
 		}
 	}
 	return ""
+}
+
+func TestPushToTheDefaultBranchIsPlannedNeverApplied(t *testing.T) {
+	w := newWorld(t, worldOptions{seedProd: true})
+	w.git.Git("checkout", "--quiet", "main")
+	pushed := w.git.Commit("main", nonBreaking, "a direct push")
+	w.send(githubfake.LoadPayload(t, "push.branch.json").Installation(installationID).Repo(w.repo).
+		Set("ref", "refs/heads/main").Set("before", w.base).Set("after", pushed).Set("deleted", false).
+		Set("pusher.name", "alice"))
+
+	check, ok := w.repo.CheckRun("dagctl/plan: prod", pushed)
+	require.True(t, ok, "the pushed commit is planned; checks: %v", w.repo.CheckRuns())
+	assert.Equal(t, "success", check.Conclusion)
+	assert.Contains(t, check.Summary, "dagctl_example.customer_totals")
+	for _, c := range w.repo.CheckRuns() {
+		assert.NotContains(t, c.Name, "dagctl/apply", "a push never applies")
+		assert.NotContains(t, c.Name, "dev", "only environments applied on merge are planned")
+	}
+	assert.Empty(t, applyRuns(t, w))
+}
+
+const prEnvironments = `version: 1
+projects:
+  - path: .
+    framework: sqlmesh
+environments:
+  - name: prod
+    protected: true
+    apply_on: [merge]
+    plan_on_pr: false
+pr_environment: pr_{number}
+job:
+  timeout: 15m
+  pass_env: [EXAMPLE_DUCKDB_PATH]
+`
+
+func TestPREnvironmentIsPlannedAppliedAndRemovedOnClose(t *testing.T) {
+	w := newWorld(t, worldOptions{seedProd: true, baseFiles: map[string]string{".dagctl/config.yaml": prEnvironments}})
+	head := w.pr(3, "x", "alice", nonBreaking)
+	w.send(w.prEvent("opened", 3, head, "alice"))
+	check, ok := w.repo.CheckRun("dagctl/plan: pr_3", head)
+	require.True(t, ok, "the PR's own environment is planned; checks: %v", w.repo.CheckRuns())
+	assert.Equal(t, "success", check.Conclusion)
+
+	w.comment(3, head, "alice", "/dagctl apply pr_3")
+	applied := latestCheck(t, w, "dagctl/apply: pr_3", head, "apply:")
+	assert.Equal(t, "success", applied.Conclusion, applied.Summary)
+
+	w.send(w.prEvent("closed", 3, head, "alice").Set("pull_request.state", "closed"))
+	w.srv.WaitJobs()
+	assert.Contains(t, w.logLines.String(), `msg="removed a closed PR's environment" env=pr_3`)
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 	"k8s.io/client-go/kubernetes"
@@ -44,4 +47,53 @@ func (s *Server) mountExecutor(r *mux.Router) {
 	if k, ok := s.executor.(*kube.Executor); ok {
 		r.PathPrefix("/jobs/").Handler(k.Handler())
 	}
+}
+
+// orphanSweep is how often the bot deletes Kubernetes Jobs that no unfinished run owns.
+const orphanSweep = 10 * time.Minute
+
+// cleanOrphans deletes this bot's Jobs that no unfinished run knows: left behind by a crash between creating a
+// Job and storing it, or by runs that ended while the bot was down. It runs after recovery, then now and then.
+func (s *Server) cleanOrphans(ctx context.Context) {
+	k, ok := s.executor.(*kube.Executor)
+	if !ok {
+		return
+	}
+	sweep := func() {
+		runs, err := s.store.ListUnfinishedRuns(ctx)
+		if err != nil {
+			s.log.Warn("listing unfinished runs for the orphan sweep", "err", err)
+			return
+		}
+		known := map[string]bool{}
+		for _, r := range runs {
+			known[strconv.FormatInt(r.ID, 10)] = true
+		}
+		// Job run ids are "<run>" for plans and "<run>-<step>" for an apply's steps.
+		deleted, err := k.CleanOrphans(ctx, func(runID string) bool {
+			if strings.HasPrefix(runID, "invalidate-") {
+				return true // short cleanup jobs of closed PRs, not tied to a run
+			}
+			id, _, _ := strings.Cut(runID, "-")
+			return known[id]
+		})
+		if err != nil {
+			s.log.Warn("deleting orphaned Jobs", "err", err)
+		} else if len(deleted) > 0 {
+			s.log.Info("deleted orphaned Jobs", "runs", deleted)
+		}
+	}
+	sweep()
+	go func() {
+		t := time.NewTicker(orphanSweep)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				sweep()
+			}
+		}
+	}()
 }
