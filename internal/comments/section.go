@@ -298,16 +298,19 @@ func severity(c plan.Category) int {
 func renderGroups(d *doc, sum *plan.Summary) {
 	direct := append([]plan.Change(nil), sum.DirectlyModified...)
 	sort.SliceStable(direct, func(i, j int) bool { return severity(direct[i].Category) < severity(direct[j].Category) })
+	// sqlmesh gives added and removed models a category too (new snapshots count as breaking); it says nothing a
+	// reviewer needs, so those groups show none.
 	groups := []struct {
-		title   string
-		changes []plan.Change
-		direct  bool
+		title    string
+		changes  []plan.Change
+		direct   bool
+		category bool
 	}{
-		{"Directly modified", direct, true},
-		{"Removed", sum.Removed, false},
-		{"Added", sum.Added, false},
-		{"Indirectly modified", sum.IndirectlyModified, false},
-		{"Metadata updated", sum.MetadataUpdated, false},
+		{"Directly modified", direct, true, true},
+		{"Removed", sum.Removed, false, false},
+		{"Added", sum.Added, false, false},
+		{"Indirectly modified", sum.IndirectlyModified, false, true},
+		{"Metadata updated", sum.MetadataUpdated, false, true},
 	}
 	for _, g := range groups {
 		if len(g.changes) == 0 {
@@ -320,6 +323,9 @@ func renderGroups(d *doc, sum *plan.Summary) {
 			d.open("**"+title+"**\n\n", "\n", "**"+g.title+" (continued)**\n\n", "")
 		}
 		for _, c := range g.changes {
+			if !g.category {
+				c.Category = ""
+			}
 			d.text(changeLine(c, g.direct))
 		}
 		d.close()
