@@ -83,6 +83,36 @@ func sqlmeshPython(getenv func(string) string) (string, error) {
 	return python, nil
 }
 
+// localRun is what `plan` and `apply` need: the working tree's config, the job settings and an executor.
+type localRun struct {
+	cfg      repoconfig.Config
+	settings bot.JobSettings
+	executor *jobs.Local
+}
+
+// prepare reads the config (checking the environment, when one is named) and sets up the local executor.
+func (f *localFlags) prepare() (localRun, error) {
+	cfg, err := loadRepoConfig(f.repo)
+	if err != nil {
+		return localRun{}, err
+	}
+	if f.env != "" {
+		if _, ok := cfg.Environment(f.env); !ok {
+			return localRun{}, fmt.Errorf("environment %q is not in %s (it has %s)", f.env, repoconfig.Path, envNames(cfg))
+		}
+	}
+	settings, err := localSettings()
+	if err != nil {
+		return localRun{}, err
+	}
+	settings.ExecutionTime = f.executionTime
+	executor, err := jobs.NewLocal(jobs.LocalOptions{})
+	if err != nil {
+		return localRun{}, err
+	}
+	return localRun{cfg: cfg, settings: settings, executor: executor}, nil
+}
+
 func localSettings() (bot.JobSettings, error) {
 	python, err := sqlmeshPython(os.Getenv)
 	if err != nil {
@@ -106,29 +136,15 @@ func runPlanCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := loadRepoConfig(f.repo)
+	run, err := f.prepare()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	settings, err := localSettings()
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	settings.ExecutionTime = f.executionTime
-	executor, err := jobs.NewLocal(jobs.LocalOptions{})
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
+	cfg, settings, executor := run.cfg, run.settings, run.executor
 
 	var envs []string
 	if f.env != "" {
-		if _, ok := cfg.Environment(f.env); !ok {
-			fmt.Fprintf(stderr, "environment %q is not in %s (it has %s)\n", f.env, repoconfig.Path, envNames(cfg))
-			return 1
-		}
 		envs = []string{f.env}
 	} else {
 		for _, e := range cfg.Environments {
@@ -207,26 +223,12 @@ func runApplyCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintln(stderr, "apply: --env is required")
 		return 2
 	}
-	cfg, err := loadRepoConfig(f.repo)
+	run, err := f.prepare()
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	if _, ok := cfg.Environment(f.env); !ok {
-		fmt.Fprintf(stderr, "environment %q is not in %s (it has %s)\n", f.env, repoconfig.Path, envNames(cfg))
-		return 1
-	}
-	settings, err := localSettings()
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	settings.ExecutionTime = f.executionTime
-	executor, err := jobs.NewLocal(jobs.LocalOptions{})
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
+	cfg, settings, executor := run.cfg, run.settings, run.executor
 	code := 0
 	for _, project := range cfg.Projects {
 		spec, refused, err := settings.Spec(bot.JobRequest{

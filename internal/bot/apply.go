@@ -270,23 +270,9 @@ func (b *Bot) queueApply(ctx context.Context, forge vcs.Forge, req applyRequest)
 			b.log.Warn("acknowledging an apply", "err", err)
 		}
 	}
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
+	if !b.inBackground(req.plan.ID, run.ID, nil, func(ctx context.Context) { b.runApply(ctx, forge, req, run) }) {
 		return errors.New("the bot is shutting down")
 	}
-	b.running[run.ID] = &runningJob{planID: req.plan.ID}
-	b.wg.Add(1)
-	b.mu.Unlock()
-	go func() {
-		defer b.wg.Done()
-		defer func() {
-			b.mu.Lock()
-			delete(b.running, run.ID)
-			b.mu.Unlock()
-		}()
-		b.runApply(context.Background(), forge, req, run)
-	}()
 	return nil
 }
 

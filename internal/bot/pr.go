@@ -259,19 +259,11 @@ func (b *Bot) removePREnvironments(plans []db.Plan) {
 			continue
 		}
 		seen[p.Project+"/"+p.Environment] = true
-		b.mu.Lock()
-		if b.closed {
-			b.mu.Unlock()
-			return
-		}
-		b.wg.Add(1)
-		b.mu.Unlock()
-		go func(p db.Plan, pc planContext) {
-			defer b.wg.Done()
-			if err := b.invalidate(context.Background(), p, pc); err != nil {
+		b.inBackground(p.ID, 0, nil, func(ctx context.Context) {
+			if err := b.invalidate(ctx, p, pc); err != nil {
 				b.log.Warn("removing a PR environment", "env", pc.Env.Name, "err", err)
 			}
-		}(p, pc)
+		})
 	}
 }
 

@@ -88,21 +88,11 @@ func (b *Bot) recoverRun(ctx context.Context, run db.Run) error {
 
 // follow reports a job started by a previous process, in the background.
 func (b *Bot) follow(p db.Plan, pc planContext, run db.Run, job *attachedJob) {
-	b.mu.Lock()
-	b.running[run.ID] = &runningJob{planID: p.ID, handle: job.handle}
-	b.wg.Add(1)
-	b.mu.Unlock()
-	go func() {
-		defer b.wg.Done()
-		defer func() {
-			b.mu.Lock()
-			delete(b.running, run.ID)
-			b.mu.Unlock()
-		}()
-		if err := b.executePlan(context.Background(), p, pc, run, job); err != nil {
+	b.inBackground(p.ID, run.ID, job.handle, func(ctx context.Context) {
+		if err := b.executePlan(ctx, p, pc, run, job); err != nil {
 			b.log.Error("followed run not reported", "plan", p.ID, "run", run.ID, "err", err)
 		}
-	}()
+	})
 }
 
 // reportStored shows a stored plan on the forge: its check and the PR's sticky comment.

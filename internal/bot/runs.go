@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/db"
@@ -25,29 +26,41 @@ type runningJob struct {
 
 // launch runs a plan's job in the background, bounded by the bot's job slots.
 func (b *Bot) launch(p db.Plan, pc planContext, run db.Run) {
+	b.inBackground(p.ID, run.ID, nil, func(ctx context.Context) {
+		if err := b.executePlan(ctx, p, pc, run, nil); err != nil {
+			b.log.Error("plan run not reported", "plan", p.ID, "run", run.ID, "err", err)
+		}
+	})
+}
+
+// inBackground runs a run's work in a goroutine the bot tracks: Wait and Shutdown wait for it, and
+// cancelPlanRuns reaches its job. It reports false when the bot is shutting down and nothing was started (the
+// run stays queued in the store, and a restarted bot picks it up). The work outlives the event that started it:
+// it is stopped by cancelling its job, not by the delivery's context. Work without a run (runID 0) is waited
+// for but cannot be cancelled.
+func (b *Bot) inBackground(planID, runID int64, handle jobs.Handle, work func(ctx context.Context)) bool {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		return // the run stays queued in the store; a restarted bot picks it up
+		return false
 	}
-	b.running[run.ID] = &runningJob{planID: p.ID}
+	if runID != 0 {
+		b.running[runID] = &runningJob{planID: planID, handle: handle}
+	}
 	b.wg.Add(1)
 	b.mu.Unlock()
 	go func() {
 		defer b.wg.Done()
-		defer func() {
-			b.mu.Lock()
-			delete(b.running, run.ID)
-			b.mu.Unlock()
-		}()
-		b.slots <- struct{}{}
-		defer func() { <-b.slots }()
-		// The job outlives the event that started it; it is stopped by Cancel, not by the delivery's context.
-		ctx := context.Background()
-		if err := b.executePlan(ctx, p, pc, run, nil); err != nil {
-			b.log.Error("plan run not reported", "plan", p.ID, "run", run.ID, "err", err)
+		if runID != 0 {
+			defer func() {
+				b.mu.Lock()
+				delete(b.running, runID)
+				b.mu.Unlock()
+			}()
 		}
+		work(context.Background())
 	}()
+	return true
 }
 
 // cancelPlanRuns stops the plan's running or waiting jobs.
@@ -98,7 +111,13 @@ func (b *Bot) executePlan(ctx context.Context, p db.Plan, pc planContext, run db
 	if !ok {
 		return fmt.Errorf("no forge %q", p.Forge)
 	}
+	var outcome PlanOutcome
 	if attached == nil {
+		// A job slot is held while the job runs, and only then: the forge's writes (rate-limited and spaced per
+		// installation) must not keep other jobs waiting.
+		b.slots <- struct{}{}
+		release := sync.OnceFunc(func() { <-b.slots })
+		defer release()
 		current, err := b.store.GetPlan(ctx, p.ID)
 		if err != nil {
 			return err
@@ -111,12 +130,20 @@ func (b *Bot) executePlan(ctx context.Context, p db.Plan, pc planContext, run db
 		if p, err = b.store.SetPlanStatus(ctx, p.ID, plan.StatusRunning); err != nil {
 			return err
 		}
-		if err := b.reportPlanCheck(ctx, forge, p, pc, run.ID); err != nil {
-			b.log.Warn("reporting a running plan", "plan", p.ID, "err", err)
+		job, err := b.startPlanJob(ctx, forge, p, pc, run)
+		if err != nil {
+			outcome = b.failRun(ctx, run.ID, err.Error())
+		} else {
+			// The job runs while its check says so.
+			if err := b.reportPlanCheck(ctx, forge, p, pc, run.ID); err != nil {
+				b.log.Warn("reporting a running plan", "plan", p.ID, "err", err)
+			}
+			outcome = b.waitPlanJob(ctx, run, job)
 		}
+		release()
+	} else {
+		outcome = b.waitPlanJob(ctx, run, attached)
 	}
-
-	outcome := b.runPlanJob(ctx, forge, p, pc, run, attached)
 	done, err := b.store.SetPlanResult(ctx, p.ID, db.PlanResult{Status: outcome.Status, Summary: outcome.Summary, Error: outcome.Error})
 	if err != nil {
 		// The plan went stale or was cancelled while its job ran: its check was ended then.
@@ -174,16 +201,10 @@ type attachedJob struct {
 	log    *db.RunLogWriter
 }
 
-// runPlanJob runs the job (or follows an attached one) and interprets it. Every failure becomes an outcome: the
-// check must always end. The result is read back from the stored log, so that a job followed after a restart
-// is interpreted from everything it printed, before and after the restart.
-func (b *Bot) runPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc planContext, run db.Run, job *attachedJob) PlanOutcome {
-	if job == nil {
-		var err error
-		if job, err = b.startPlanJob(ctx, forge, p, pc, run); err != nil {
-			return b.failRun(ctx, run.ID, err.Error())
-		}
-	}
+// waitPlanJob waits for a plan job (started now, or followed after a restart) and interprets it. Every failure
+// becomes an outcome: the check must always end. The result is read back from the stored log, so that a job
+// followed after a restart is interpreted from everything it printed, before and after the restart.
+func (b *Bot) waitPlanJob(ctx context.Context, run db.Run, job *attachedJob) PlanOutcome {
 	res, err := job.handle.Wait(ctx)
 	if cerr := job.log.Close(context.Background()); cerr != nil {
 		b.log.Warn("storing a run's log", "run", run.ID, "err", cerr)

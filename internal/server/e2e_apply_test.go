@@ -2,9 +2,6 @@ package server_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +12,6 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
-	"github.com/dagctl/dagctl-bot/internal/testutil"
 )
 
 func approvalCheck(t *testing.T, w *world, env, sha string) (conclusion, title string) {
@@ -273,27 +269,6 @@ func TestUnlockIsForAdmins(t *testing.T) {
 	_, held, err := w.srv.Store().Holder(context.Background(), "github", "acme/warehouse", "prod")
 	require.NoError(t, err)
 	assert.False(t, held)
-}
-
-// deployOutsideTheBot applies main plus some changes to prod with the real sqlmesh, as a deploy the bot does not
-// know about would.
-func (w *world) deployOutsideTheBot(changes map[string]string) {
-	w.t.Helper()
-	dir := w.t.TempDir()
-	files := w.mainFiles()
-	for k, v := range changes {
-		files[k] = v
-	}
-	for name, content := range files {
-		full := filepath.Join(dir, filepath.FromSlash(name))
-		require.NoError(w.t, os.MkdirAll(filepath.Dir(full), 0o755))
-		require.NoError(w.t, os.WriteFile(full, []byte(content), 0o644))
-	}
-	cmd := exec.Command(testutil.SQLMesh(w.t), "plan", "prod", "--auto-apply", "--no-prompts", "--execution-time", executionTime)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "EXAMPLE_DUCKDB_PATH="+w.state, "SQLMESH__DISABLE_ANONYMIZED_ANALYTICS=1")
-	out, err := cmd.CombinedOutput()
-	require.NoError(w.t, err, "deploying: %s", out)
 }
 
 // applyRuns are the apply runs the bot stored, oldest first.

@@ -119,8 +119,19 @@ func exampleFiles(t *testing.T) map[string]string {
 // applyProd applies main's project to prod with the real sqlmesh, as the team's earlier deploys would have.
 func (w *world) applyProd() {
 	w.t.Helper()
+	w.deployOutsideTheBot(nil)
+}
+
+// deployOutsideTheBot applies main plus some changes to prod with the real sqlmesh, as a deploy the bot does not
+// know about would.
+func (w *world) deployOutsideTheBot(changes map[string]string) {
+	w.t.Helper()
 	dir := w.t.TempDir()
-	for name, content := range w.mainFiles() {
+	files := w.mainFiles()
+	for k, v := range changes {
+		files[k] = v
+	}
+	for name, content := range files {
 		full := filepath.Join(dir, filepath.FromSlash(name))
 		require.NoError(w.t, os.MkdirAll(filepath.Dir(full), 0o755))
 		require.NoError(w.t, os.WriteFile(full, []byte(content), 0o644))
@@ -129,7 +140,7 @@ func (w *world) applyProd() {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "EXAMPLE_DUCKDB_PATH="+w.state, "SQLMESH__DISABLE_ANONYMIZED_ANALYTICS=1")
 	out, err := cmd.CombinedOutput()
-	require.NoError(w.t, err, "seeding prod: %s", out)
+	require.NoError(w.t, err, "deploying to prod: %s", out)
 }
 
 // start starts dagctl-bot on the world's database (again, after stop: a restart).
