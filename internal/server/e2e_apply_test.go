@@ -399,3 +399,32 @@ func TestPREnvironmentIsPlannedAppliedAndRemovedOnClose(t *testing.T) {
 	w.srv.WaitJobs()
 	assert.Contains(t, w.logLines.String(), `msg="removed a closed PR's environment" env=pr_3`)
 }
+
+func TestApplyKilledByACrashIsReportedAndResumed(t *testing.T) {
+	w := newWorld(t, worldOptions{seedProd: true})
+	head := w.pr(1, "slow", "alice", map[string]string{"models/slow_events.py": slowModel})
+	w.send(w.prEvent("opened", 1, head, "alice"))
+	w.commentEvent(1, head, "bob", "/dagctl apply dev").SendT(t, w.http.URL+"/webhooks/github", webhookSecret)
+	w.srv.Drain(context.Background())
+	run := waitForProgress(t, w, 3)
+	w.crash() // the bot dies mid-backfill; its job dies with it
+
+	w.start()
+	w.settle()
+	done := progressLines(t, w, run.ID)
+	check := latestCheck(t, w, "dagctl/apply: dev", head, "apply:")
+	assert.Equal(t, "completed", check.Status, "the interrupted apply's check reaches a final state")
+	assert.Equal(t, "failure", check.Conclusion)
+	assert.Contains(t, check.Title, "Interrupted")
+	_, held, err := w.srv.Store().Holder(context.Background(), "github", "acme/warehouse", "dev")
+	require.NoError(t, err)
+	assert.False(t, held, "the dead apply's lock is released")
+
+	w.comment(1, head, "bob", "/dagctl apply dev")
+	check = latestCheck(t, w, "dagctl/apply: dev", head, "apply:")
+	assert.Equal(t, "success", check.Conclusion, check.Summary)
+	runs := applyRuns(t, w)
+	resumed := progressLines(t, w, runs[len(runs)-1].ID)
+	assert.Less(t, resumed, 14, "the apply resumed where the crash stopped it")
+	assert.GreaterOrEqual(t, done+resumed, 14)
+}
