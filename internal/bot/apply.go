@@ -283,11 +283,18 @@ type applyEnding struct {
 	summary    string
 	reason     string // stored with the run
 	exitCode   int
+	abandoned  bool // the bot is stopping: nothing is recorded
 }
 
 func (b *Bot) runApply(ctx context.Context, forge vcs.Forge, req applyRequest, run db.Run) {
 	owner := db.LockOwner{PlanID: req.plan.ID, PR: req.plan.PR, User: req.user}
 	end := b.applyUnderLock(ctx, forge, req, run, owner)
+	if end.abandoned {
+		// The bot is stopping: the run stays unfinished, and the next start ends it, releases its lock and says
+		// how to resume (recoverApply).
+		b.log.Info("left an apply for the next start", "run", run.ID)
+		return
+	}
 	if err := b.store.Unlock(ctx, req.plan.Forge, req.plan.Repo, req.pc.Env.Name, owner); err != nil && !errors.Is(err, db.ErrNotLockOwner) {
 		b.log.Warn("releasing a lock", "env", req.pc.Env.Name, "err", err)
 	}
@@ -333,6 +340,9 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 		if b.cancelled(run.ID) {
 			return applyEnding{conclusion: vcs.ConclusionCancelled, title: "Cancelled while waiting for the lock", exitCode: -1, reason: jobs.ReasonCancelled}
 		}
+		if b.isClosed() {
+			return applyEnding{abandoned: true}
+		}
 		if !told {
 			told = true
 			msg := fmt.Sprintf("Waiting: `%s` is locked by #%d (%s), applying plan %d.", req.pc.Env.Name, held.Owner.PR, held.Owner.User, held.Owner.PlanID)
@@ -356,6 +366,9 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 			stdout.WriteString(l.Text + "\n")
 		}
 	})
+	if b.abandoned(run.ID, verify, err) {
+		return applyEnding{abandoned: true}
+	}
 	if err != nil {
 		return applyEnding{conclusion: vcs.ConclusionFailure, title: "Could not plan again", summary: err.Error(), exitCode: -1, reason: err.Error()}
 	}
@@ -381,6 +394,9 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 	res, err := b.runStep(ctx, forge, req, run.ID, jobs.KindApply, "apply", logw, progress.line)
 	progress.stop()
 	duration := time.Since(started).Round(time.Second)
+	if b.abandoned(run.ID, res, err) {
+		return applyEnding{abandoned: true}
+	}
 	switch {
 	case err != nil:
 		return applyEnding{conclusion: vcs.ConclusionFailure, title: "The apply could not run", summary: err.Error(), exitCode: -1, reason: err.Error()}

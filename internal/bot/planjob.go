@@ -18,6 +18,8 @@ type PlanOutcome struct {
 	Summary *plan.Summary // nil when no plan was made
 	Error   string        // for failures: what went wrong, in words a PR author can act on
 	Result  jobs.Result
+	// abandoned: the job ended because the bot is stopping; nothing is stored or reported.
+	abandoned bool
 }
 
 // RunJob starts a job, streams its lines to sink and waits for it. It returns the job's standard output, which

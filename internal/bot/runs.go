@@ -84,6 +84,28 @@ func (b *Bot) cancelPlanRuns(ctx context.Context, planID int64) {
 	}
 }
 
+// abandoned reports whether a job ended only because this process is stopping (the executor killed or let go
+// of it), not because anyone cancelled it or it ended by itself. Such a run is left unfinished in the store:
+// the next process re-attaches to it (a Kubernetes Job goes on) or runs it again (a local process died with
+// this one), so a restart never shows up as a cancelled check.
+func (b *Bot) abandoned(runID int64, res jobs.Result, err error) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.closed {
+		return false
+	}
+	if rj, ok := b.running[runID]; ok && rj.cancel {
+		return false
+	}
+	return err != nil || res.Reason == jobs.ReasonCancelled
+}
+
+func (b *Bot) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
 // hasActiveRun reports whether this process runs a job (or waits to) for the plan.
 func (b *Bot) hasActiveRun(planID int64) bool {
 	b.mu.Lock()
@@ -118,6 +140,9 @@ func (b *Bot) executePlan(ctx context.Context, p db.Plan, pc planContext, run db
 		b.slots <- struct{}{}
 		release := sync.OnceFunc(func() { <-b.slots })
 		defer release()
+		if b.isClosed() {
+			return nil // stopping: the run stays queued for the next start
+		}
 		current, err := b.store.GetPlan(ctx, p.ID)
 		if err != nil {
 			return err
@@ -143,6 +168,10 @@ func (b *Bot) executePlan(ctx context.Context, p db.Plan, pc planContext, run db
 		release()
 	} else {
 		outcome = b.waitPlanJob(ctx, run, attached)
+	}
+	if outcome.abandoned {
+		b.log.Info("left a plan run for the next start", "plan", p.ID, "run", run.ID)
+		return nil
 	}
 	done, err := b.store.SetPlanResult(ctx, p.ID, db.PlanResult{Status: outcome.Status, Summary: outcome.Summary, Error: outcome.Error})
 	if err != nil {
@@ -208,6 +237,9 @@ func (b *Bot) waitPlanJob(ctx context.Context, run db.Run, job *attachedJob) Pla
 	res, err := job.handle.Wait(ctx)
 	if cerr := job.log.Close(context.Background()); cerr != nil {
 		b.log.Warn("storing a run's log", "run", run.ID, "err", cerr)
+	}
+	if b.abandoned(run.ID, res, err) {
+		return PlanOutcome{abandoned: true}
 	}
 	if err != nil {
 		return b.failRun(ctx, run.ID, fmt.Sprintf("Lost the job: %v", err))

@@ -316,3 +316,24 @@ func reactionOf(w *world, p *githubfake.Payload) string {
 	}
 	return rs[len(rs)-1].Content
 }
+
+func TestAGracefulRestartMidJobLeavesNoCancelledCheck(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	head := w.pr(1, "x", "alice", nonBreaking)
+	w.prEvent("opened", 1, head, "alice").SendT(t, w.http.URL+"/webhooks/github", webhookSecret)
+	w.srv.Drain(context.Background())
+	require.Eventually(t, func() bool {
+		c, ok := w.repo.CheckRun("dagctl/plan: prod", head)
+		return ok && c.Status == "in_progress"
+	}, time.Minute, 20*time.Millisecond)
+	w.restartNow() // a deploy: the running job is killed, nothing is reported as cancelled
+	w.settle()
+	for _, env := range []string{"prod", "dev"} {
+		c, ok := w.repo.CheckRun("dagctl/plan: "+env, head)
+		require.True(t, ok)
+		assert.Equal(t, "success", c.Conclusion, env)
+		for _, h := range c.History {
+			assert.NotEqual(t, "cancelled", h.Conclusion, "%s: a restart is not a cancellation", env)
+		}
+	}
+}

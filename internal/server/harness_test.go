@@ -195,6 +195,17 @@ func (w *world) stop() {
 	}
 }
 
+// restartNow stops the bot the way a deploy does, without waiting for running jobs, and starts it again.
+func (w *world) restartNow() {
+	w.t.Helper()
+	w.stopped = true
+	w.http.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_ = w.srv.Close(ctx)
+	w.start()
+}
+
 // crash stops the bot as a crash would: nothing is reported after it.
 func (w *world) crash() {
 	w.stopped = true

@@ -203,12 +203,20 @@ func (s *Server) Close(ctx context.Context) error {
 		s.cancel()
 		<-s.done
 	}
-	err := s.bot.Shutdown(ctx)
+	err := s.bot.Shutdown(ctx) // running jobs may finish and be reported until ctx ends
+	// Then the executor lets go of the rest: local processes are killed, Kubernetes Jobs go on without the bot.
+	// Their runs stay unfinished in the store, for the next start to re-attach to or run again; the bot's
+	// goroutines notice and return without reporting, and only then does the store close.
+	stop, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
 	if l, ok := s.executor.(interface{ Shutdown(context.Context) error }); ok {
-		_ = l.Shutdown(ctx)
+		_ = l.Shutdown(stop)
 	}
 	if k, ok := s.executor.(interface{ Close() }); ok {
 		k.Close()
+	}
+	if werr := s.bot.Shutdown(stop); werr != nil {
+		s.log.Warn("stopping with runs still being reported", "err", werr)
 	}
 	return errors.Join(err, s.store.Close())
 }
