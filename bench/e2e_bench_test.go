@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -51,21 +50,7 @@ const (
 )
 
 // nonBreaking adds a column to customer_totals, as in the e2e tests.
-var nonBreaking = map[string]string{"models/customer_totals.sql": `MODEL (
-  name dagctl_example.customer_totals,
-  kind FULL,
-  cron '@daily',
-  grain customer_id
-);
-
-SELECT
-  customer_id,
-  SUM(amount) AS total_amount,
-  COUNT(*) AS order_count
-FROM dagctl_example.orders
-GROUP BY
-  customer_id
-`}
+var nonBreaking = testutil.NonBreakingChange
 
 // BenchmarkWebhookToCheckRun measures, over several pull requests, the time from POSTing a pull_request opened
 // webhook to the fake GitHub answering the bot's first check-run creation (queued) and its first update to
@@ -124,7 +109,7 @@ func newBenchWorld(b *testing.B) *benchWorld {
 	w.pem = w.fake.NewApp(b, appID, "dagctl-bot")
 	w.fake.AddInstallation(githubfake.Installation{ID: installationID, AppID: appID, Account: "acme"})
 	w.git = githubfake.NewGitRepo(b, "main")
-	files := exampleFiles(b)
+	files := testutil.ExampleFiles(b)
 	w.base = w.git.Commit("main", files, "the example project")
 	w.repo = w.fake.AddRepo("acme", "warehouse", w.git.Dir, "main")
 	w.repo.SetPermission("alice", "write")
@@ -492,33 +477,6 @@ func (c *checkRecorder) eventsFor(head string) []checkEvent {
 		}
 	}
 	return out
-}
-
-// exampleFiles are the files of examples/sqlmesh, as a repository's root (as in the e2e harness).
-func exampleFiles(tb testing.TB) map[string]string {
-	tb.Helper()
-	root := filepath.Join(testutil.RepoRoot(), "examples", "sqlmesh")
-	files := map[string]string{}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, path)
-		if d.IsDir() {
-			if rel == "logs" || rel == ".cache" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if strings.HasSuffix(rel, ".duckdb") || strings.HasSuffix(rel, ".wal") {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		files[filepath.ToSlash(rel)] = string(data)
-		return err
-	})
-	require.NoError(tb, err)
-	return files
 }
 
 // applyProd applies main's project to prod with the real sqlmesh, as the team's earlier deploys would have.

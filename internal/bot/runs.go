@@ -159,10 +159,15 @@ func (b *Bot) executePlan(ctx context.Context, p db.Plan, pc planContext, run db
 		if err != nil {
 			outcome = b.failRun(ctx, run.ID, err.Error())
 		} else {
-			// The job runs while its check says so.
-			if err := b.reportPlanCheck(ctx, forge, p, pc, run.ID); err != nil {
-				b.log.Warn("reporting a running plan", "plan", p.ID, "err", err)
+			// The job runs while its check says so. Under the PR's lock, and only if the plan is still running: a
+			// close or a push may have ended it (and its check) meanwhile, and must not be overwritten.
+			unlock := b.lockPR(pc.PR.Repo, pc.PR.Number)
+			if cur, err := b.store.GetPlan(ctx, p.ID); err == nil && cur.Status == plan.StatusRunning {
+				if err := b.reportPlanCheck(ctx, forge, cur, pc, run.ID); err != nil {
+					b.log.Warn("reporting a running plan", "plan", p.ID, "err", err)
+				}
 			}
+			unlock()
 			outcome = b.waitPlanJob(ctx, run, job)
 		}
 		release()

@@ -9,25 +9,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/dagctl/dagctl-bot/internal/testutil"
 )
 
 // nonBreaking adds a column to customer_totals: a non-breaking change whose downstream view is indirectly
 // modified.
-var nonBreaking = map[string]string{"models/customer_totals.sql": `MODEL (
-  name dagctl_example.customer_totals,
-  kind FULL,
-  cron '@daily',
-  grain customer_id
-);
-
-SELECT
-  customer_id,
-  SUM(amount) AS total_amount,
-  COUNT(*) AS order_count
-FROM dagctl_example.orders
-GROUP BY
-  customer_id
-`}
+var nonBreaking = testutil.NonBreakingChange
 
 func TestPullRequestGetsPlanChecksAndStickyComment(t *testing.T) {
 	w := newWorld(t, worldOptions{seedProd: true})

@@ -176,7 +176,7 @@ func TestProjectsComeFromTheHead(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	// The PR moves the project into warehouse/ and says so in its config.
 	files := map[string]string{}
-	for name, content := range exampleFiles(t) {
+	for name, content := range testutil.ExampleFiles(t) {
 		if name == repoconfig.Path {
 			continue
 		}

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"context"
-	"io/fs"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -83,36 +82,10 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 
 // mainFiles are the files on main: the example and the test's own.
 func (w *world) mainFiles() map[string]string {
-	files := exampleFiles(w.t)
+	files := testutil.ExampleFiles(w.t)
 	for name, content := range w.opts.baseFiles {
 		files[name] = content
 	}
-	return files
-}
-
-// exampleFiles are the files of examples/sqlmesh, as a repository's root.
-func exampleFiles(t *testing.T) map[string]string {
-	root := filepath.Join(testutil.RepoRoot(), "examples", "sqlmesh")
-	files := map[string]string{}
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, path)
-		if d.IsDir() {
-			if rel == "logs" || rel == ".cache" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if strings.HasSuffix(rel, ".duckdb") || strings.HasSuffix(rel, ".wal") {
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		files[filepath.ToSlash(rel)] = string(data)
-		return err
-	})
-	require.NoError(t, err)
 	return files
 }
 
