@@ -39,6 +39,7 @@ type candidate struct {
 	pc      planContext
 	env     repoconfig.Environment
 	refusal string
+	applied bool // an apply of this plan succeeded already
 }
 
 // applyCandidates finds, for each project, the plan of the environment at the PR's head, and says why it cannot
@@ -72,6 +73,11 @@ func (b *Bot) applyCandidates(ctx context.Context, pr vcs.PullRequest, cfg repoc
 		case len(c.plan.Summary.Uncategorized()) > 0:
 			c.refusal = fmt.Sprintf("`%s` has changes sqlmesh cannot categorise (%s): categorise them in the project and push", name, strings.Join(c.plan.Summary.Uncategorized(), ", "))
 		}
+		if c.plan.ID != 0 && c.refusal == "" {
+			if c.refusal, c.applied, err = b.applyState(ctx, c.plan, name); err != nil {
+				return nil, err
+			}
+		}
 		if c.plan.ID != 0 {
 			if c.pc, err = decodeContext(c.plan); err != nil {
 				return nil, err
@@ -81,6 +87,29 @@ func (b *Bot) applyCandidates(ctx context.Context, pr vcs.PullRequest, cfg repoc
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// applyState says why a plan cannot be applied now because of its own applies: one is running or queued, or
+// one already applied it. "" when neither.
+func (b *Bot) applyState(ctx context.Context, p db.Plan, name string) (refusal string, applied bool, err error) {
+	runs, err := b.store.ListRuns(ctx, p.ID)
+	if err != nil {
+		return "", false, err
+	}
+	for i := len(runs) - 1; i >= 0; i-- {
+		r := runs[i]
+		if r.Kind != jobs.KindApply {
+			continue
+		}
+		switch {
+		case !r.Status.Final():
+			return fmt.Sprintf("`%s` is being applied already (run %d)", name, r.ID), false, nil
+		case r.Status == db.RunSucceeded:
+			return fmt.Sprintf("`%s` is applied already: push a new commit to plan more changes", name), true, nil
+		}
+		return "", false, nil // the latest apply failed or was cancelled: applying again resumes it
+	}
+	return "", false, nil
 }
 
 // allowedApplier reports whether the user may apply the environment (appliers: logins or org/team slugs;
@@ -222,8 +251,8 @@ func (b *Bot) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.PullRequ
 			return err
 		}
 		for _, c := range cands {
-			if c.plan.Status == plan.StatusNoChanges {
-				continue
+			if c.plan.Status == plan.StatusNoChanges || c.applied {
+				continue // nothing to do, or applied by comment before the merge
 			}
 			if c.refusal != "" {
 				notes = append(notes, fmt.Sprintf("`%s` was NOT applied: %s.", e.Name, c.refusal))

@@ -428,3 +428,14 @@ func TestApplyKilledByACrashIsReportedAndResumed(t *testing.T) {
 	assert.Less(t, resumed, 14, "the apply resumed where the crash stopped it")
 	assert.GreaterOrEqual(t, done+resumed, 14)
 }
+
+func TestAnAppliedPlanIsNotAppliedTwice(t *testing.T) {
+	w := newWorld(t, worldOptions{seedProd: true})
+	head := w.pr(1, "x", "alice", nonBreaking)
+	w.send(w.prEvent("opened", 1, head, "alice"))
+	w.comment(1, head, "bob", "/dagctl apply dev")
+	require.Equal(t, "success", latestCheck(t, w, "dagctl/apply: dev", head, "apply:").Conclusion)
+	w.comment(1, head, "bob", "/dagctl apply dev")
+	assert.Contains(t, lastComment(w, 1), "`dev` is applied already")
+	assert.Len(t, applyRuns(t, w), 1)
+}
