@@ -20,7 +20,11 @@ func newKubeExecutor(s *Server) (*kube.Executor, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Namespace = s.cfg.Kubernetes.Namespace
+	// The setting wins, except that its built-in default ("default") does not hide the namespace a bot running
+	// in a cluster finds for itself.
+	if ns := s.cfg.Kubernetes.Namespace; ns != "default" || cfg.Namespace == "" {
+		cfg.Namespace = ns
+	}
 	if cfg.Image == "" {
 		cfg.Image = s.cfg.Kubernetes.Image
 	}
