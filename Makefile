@@ -26,14 +26,16 @@ vet:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
+# The end-to-end suite runs the real sqlmesh dozens of times: under -race on two cores it nears go test's
+# 10-minute default, so the timeout is raised (CI allows 90 minutes for everything).
 test: tools vet
-	# The end-to-end suite runs the real sqlmesh dozens of times: well past go test's 10-minute default under -race
-	# on two cores. CI allows 90 minutes for everything.
 	$(GO) test -race -count=1 -timeout 45m ./...
 
-## golden: run the real sqlmesh on examples/ and rewrite the golden files
+## golden: run the real sqlmesh on examples/ and rewrite the golden files (planner output, rendered comments, the
+## end-to-end sticky comment); read the diff before committing it
 golden: tools
-	DAGCTL_UPDATE_GOLDEN=1 $(GO) test -count=1 -timeout 30m ./internal/planner/...
+	DAGCTL_UPDATE_GOLDEN=1 $(GO) test -count=1 -timeout 30m ./internal/planner/... ./internal/comments/...
+	DAGCTL_UPDATE_GOLDEN=1 $(GO) test -count=1 -timeout 30m -run '^TestPullRequestGetsPlanChecksAndStickyComment$$' ./internal/server/
 
 ## bench: the figures of BENCHMARKS.md: the Go benchmarks (a 10,000-model plan; webhook to first check run), then
 ## `dagctl-bot plan` against the raw sqlmesh CLI, then the intake under load. About 5 minutes on 2 cores.
