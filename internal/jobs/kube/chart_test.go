@@ -191,10 +191,10 @@ func TestChartRoleIsEnoughForTheExecutor(t *testing.T) {
 	assert.True(t, res.Succeeded(), "%+v %q", res, out.texts())
 	assert.True(t, out.has("select 1 as pr_head"))
 
-	node.hold("rbac-cancel")
+	node.Hold("rbac-cancel")
 	cancelled, err := first.Start(ctx, planSpec(repo, "rbac-cancel", "true"), nil)
 	require.NoError(t, err)
-	node.hold("rbac-orphan")
+	node.Hold("rbac-orphan")
 	_, err = first.Start(ctx, planSpec(repo, "rbac-orphan", "true"), nil)
 	require.NoError(t, err)
 	require.NoError(t, cancelled.Cancel(ctx))

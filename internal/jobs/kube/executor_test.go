@@ -67,7 +67,7 @@ func TestStartCreatesTheJobOfARun(t *testing.T) {
 	spec.Timeout = 90 * time.Second
 	spec.Secrets = []string{"warehouse-credentials"}
 	spec.Env["PATH"] = "/bot/only/bin"
-	node.hold(runID)
+	node.Hold(runID)
 	h, err := e.Start(context.Background(), spec, nil)
 	require.NoError(t, err)
 	assert.Equal(t, runID, h.ID())

@@ -14,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/dagctl/dagctl-bot/internal/jobs/kube/kubetest"
 )
 
 // Pod failures a kubelet would report become results with a reason.
@@ -35,8 +37,8 @@ func TestPodFailuresBecomeReasons(t *testing.T) {
 			status: func(pod *corev1.Pod) func(*corev1.PodStatus) {
 				return func(s *corev1.PodStatus) {
 					s.Phase = corev1.PodFailed
-					s.InitContainerStatuses = []corev1.ContainerStatus{terminatedStatus(pod.Spec.InitContainers[0], 0, "")}
-					s.ContainerStatuses = []corev1.ContainerStatus{terminatedWith(pod.Spec.Containers[0], 137, "OOMKilled", "")}
+					s.InitContainerStatuses = []corev1.ContainerStatus{kubetest.TerminatedStatus(pod.Spec.InitContainers[0], 0, "")}
+					s.ContainerStatuses = []corev1.ContainerStatus{kubetest.TerminatedWith(pod.Spec.Containers[0], 137, "OOMKilled", "")}
 				}
 			},
 			want:     jobs.Result{ExitCode: 137, Reason: ReasonOOMKilled},
@@ -59,8 +61,8 @@ func TestPodFailuresBecomeReasons(t *testing.T) {
 			status: func(pod *corev1.Pod) func(*corev1.PodStatus) {
 				return func(s *corev1.PodStatus) {
 					s.Phase = corev1.PodPending
-					s.InitContainerStatuses = []corev1.ContainerStatus{terminatedStatus(pod.Spec.InitContainers[0], 0, "")}
-					s.ContainerStatuses = []corev1.ContainerStatus{waitingStatus(pod.Spec.Containers[0], "ImagePullBackOff")}
+					s.InitContainerStatuses = []corev1.ContainerStatus{kubetest.TerminatedStatus(pod.Spec.InitContainers[0], 0, "")}
+					s.ContainerStatuses = []corev1.ContainerStatus{kubetest.WaitingStatus(pod.Spec.Containers[0], "ImagePullBackOff")}
 				}
 			},
 			want:     jobs.Result{ExitCode: -1, Reason: "ImagePullBackOff"},
@@ -71,8 +73,8 @@ func TestPodFailuresBecomeReasons(t *testing.T) {
 			status: func(pod *corev1.Pod) func(*corev1.PodStatus) {
 				return func(s *corev1.PodStatus) {
 					s.Phase = corev1.PodPending
-					s.InitContainerStatuses = []corev1.ContainerStatus{terminatedStatus(pod.Spec.InitContainers[0], 0, "")}
-					s.ContainerStatuses = []corev1.ContainerStatus{waitingStatus(pod.Spec.Containers[0], "CreateContainerConfigError")}
+					s.InitContainerStatuses = []corev1.ContainerStatus{kubetest.TerminatedStatus(pod.Spec.InitContainers[0], 0, "")}
+					s.ContainerStatuses = []corev1.ContainerStatus{kubetest.WaitingStatus(pod.Spec.Containers[0], "CreateContainerConfigError")}
 				}
 			},
 			want:     jobs.Result{ExitCode: -1, Reason: "CreateContainerConfigError"},
@@ -81,7 +83,7 @@ func TestPodFailuresBecomeReasons(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			node.on(tc.name, func(ctx context.Context, pod *corev1.Pod) { node.setStatus(pod, tc.status(pod)) })
+			node.On(tc.name, func(ctx context.Context, pod *corev1.Pod) { node.SetStatus(pod, tc.status(pod)) })
 			var out lineSink
 			h, err := e.Start(context.Background(), planSpec(repo, tc.name, "true"), out.sink)
 			require.NoError(t, err)

@@ -15,12 +15,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/dagctl/dagctl-bot/internal/jobs/kube/kubetest"
 )
 
 const testRunnerPath = "/usr/local/bin/dagctl-bot"
@@ -34,6 +37,19 @@ func newNamespace(t *testing.T) string {
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-"}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	return ns.Name
+}
+
+// startNode plays the node for the namespace: its Pods run through the real RunInPod.
+func startNode(t *testing.T, ns string) *kubetest.Node {
+	t.Helper()
+	return kubetest.StartNode(t, testClient, ns, kubetest.NodeConfig{
+		Run: RunInPod, TerminationLogEnv: EnvTerminationLog, RunIDAnnotation: AnnotationRunID,
+	})
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	require.Eventually(t, cond, 60*time.Second, 50*time.Millisecond, what)
 }
 
 // bot is the bot's HTTP endpoint as the Pods see it: a fixed URL in front of whichever executor is current, and

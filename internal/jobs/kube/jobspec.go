@@ -36,8 +36,8 @@ const (
 	envBinDir       = "DAGCTL_JOB_BIN_DIR"
 	envSubdir       = "DAGCTL_JOB_SUBDIR"
 	envReportGrace  = "DAGCTL_JOB_REPORT_GRACE"
-	// envTerminationLog overrides /dev/termination-log (for tests that play the node).
-	envTerminationLog = "DAGCTL_JOB_TERMINATION_LOG"
+	// EnvTerminationLog overrides /dev/termination-log (for tests that play the node).
+	EnvTerminationLog = "DAGCTL_JOB_TERMINATION_LOG"
 
 	secretKeyReportToken = "report-token"
 	secretKeyCloneToken  = "clone-token"

@@ -83,7 +83,7 @@ func TestReportEndpoints(t *testing.T) {
 	token := RunToken(testTokenKey, runID)
 	assert.Equal(t, http.StatusServiceUnavailable, post(runID, token, "lines", batch(0, "early")), "not followed yet: retry")
 
-	node.hold(runID)
+	node.Hold(runID)
 	var out lineSink
 	h, err := e.Start(context.Background(), planSpec(repo, runID, "true"), out.sink)
 	require.NoError(t, err)

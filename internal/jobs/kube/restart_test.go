@@ -107,7 +107,7 @@ func TestCleanOrphansDeletesJobsNoRunKnows(t *testing.T) {
 	cfg := testConfig(ns, b.server.URL)
 	first := b.startExecutor(t, testClient, cfg)
 	for _, id := range []string{"attached", "known", "orphan"} {
-		node.hold(id)
+		node.Hold(id)
 		_, err := first.Start(context.Background(), planSpec(repo, id, "true"), nil)
 		require.NoError(t, err)
 	}
@@ -117,7 +117,7 @@ func TestCleanOrphansDeletesJobsNoRunKnows(t *testing.T) {
 	other, err := New(context.Background(), testClient, otherCfg)
 	require.NoError(t, err)
 	defer other.Close()
-	node.hold("other")
+	node.Hold("other")
 	_, err = other.Start(context.Background(), planSpec(repo, "other", "true"), nil)
 	require.NoError(t, err)
 	b.stop(first)

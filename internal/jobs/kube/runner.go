@@ -253,7 +253,7 @@ func copySelf(dst string) error {
 
 // writeTermination leaves the message for the kubelet, shortened to what Kubernetes keeps.
 func writeTermination(vars map[string]string, msg terminationMessage) {
-	path := vars[envTerminationLog]
+	path := vars[EnvTerminationLog]
 	if path == "" {
 		path = defaultTermLog
 	}

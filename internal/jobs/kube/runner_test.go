@@ -114,7 +114,7 @@ func TestTheTerminationMessageFitsKubernetesLimit(t *testing.T) {
 	for i := range tailLines {
 		tail = append(tail, fmt.Sprintf("%d %s", i, strings.Repeat("x", 500)))
 	}
-	writeTermination(map[string]string{envTerminationLog: path}, terminationMessage{Result: &wireResult{ExitCode: 1}, Tail: tail})
+	writeTermination(map[string]string{EnvTerminationLog: path}, terminationMessage{Result: &wireResult{ExitCode: 1}, Tail: tail})
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	assert.LessOrEqual(t, len(b), 4096)

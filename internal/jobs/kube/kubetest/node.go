@@ -1,4 +1,4 @@
-package kube
+package kubetest
 
 import (
 	"context"
@@ -7,29 +7,46 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
-// testNode plays the kubelet for one namespace: for every new Pod it runs the init container and then the job
-// container through the real RunInPod, in temporary directories standing in for the Pod's volumes, with the
-// environment the containers would get (values, Secret references, envFrom), and it reports the container
-// states and the Pod phase through the status subresource, termination messages included. When a Pod is deleted
-// it stops what runs for it, as a kubelet sends SIGTERM.
-type testNode struct {
-	t          *testing.T
-	ns         string
-	runnerPath string
+// NodeConfig is what the node needs from the kube package (which cannot be imported here: its own tests use
+// this package).
+type NodeConfig struct {
+	// Run runs `dagctl-bot job-run ARGS...` with the container's environment and returns its exit code: kube.RunInPod.
+	Run func(ctx context.Context, args []string, env []string) int
+	// TerminationLogEnv names the variable telling Run where to write the termination message instead of
+	// /dev/termination-log: kube.EnvTerminationLog.
+	TerminationLogEnv string
+	// RunIDAnnotation is the Pod annotation holding the run id, for On and Hold: kube.AnnotationRunID.
+	RunIDAnnotation string
+	// ImageEnv is the environment the images set, before the container's own (default: this process's PATH).
+	ImageEnv []string
+}
+
+// tmpMount is the containers' /tmp volume; the node leaves paths under it alone.
+const tmpMount = "/tmp"
+
+// Node plays the kubelet for one namespace: for every new Pod it runs the init container and then the job
+// container through the real runner (NodeConfig.Run), in temporary directories standing in for the Pod's
+// volumes, with the environment the containers would get (values, Secret references, envFrom), and it reports
+// the container states and the Pod phase through the status subresource, termination messages included. When a
+// Pod is deleted it stops what runs for it, as a kubelet sends SIGTERM.
+type Node struct {
+	t      testing.TB
+	client kubernetes.Interface
+	ns     string
+	cfg    NodeConfig
 
 	mu        sync.Mutex
 	behaviors map[string]func(ctx context.Context, pod *corev1.Pod) // by run id; default: run it
@@ -37,11 +54,17 @@ type testNode struct {
 	wg        sync.WaitGroup
 }
 
-func startNode(t *testing.T, ns string) *testNode {
+// StartNode starts a node for the namespace; it stops when the test ends, stopping what it runs.
+func StartNode(t testing.TB, client kubernetes.Interface, ns string, cfg NodeConfig) *Node {
 	t.Helper()
-	n := &testNode{t: t, ns: ns, runnerPath: testRunnerPath,
+	require.NotNil(t, cfg.Run, "kubetest: NodeConfig.Run")
+	require.NotEmpty(t, cfg.TerminationLogEnv, "kubetest: NodeConfig.TerminationLogEnv")
+	if cfg.ImageEnv == nil {
+		cfg.ImageEnv = []string{"PATH=" + os.Getenv("PATH")}
+	}
+	n := &Node{t: t, client: client, ns: ns, cfg: cfg,
 		behaviors: map[string]func(context.Context, *corev1.Pod){}, running: map[types.UID]context.CancelFunc{}}
-	factory := informers.NewSharedInformerFactoryWithOptions(testClient, 0, informers.WithNamespace(ns))
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(ns))
 	podInformer := factory.Core().V1().Pods().Informer()
 	_, err := podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
@@ -77,23 +100,23 @@ func startNode(t *testing.T, ns string) *testNode {
 	return n
 }
 
-// on sets what the node does with the Pod of a run instead of running it.
-func (n *testNode) on(runID string, behavior func(ctx context.Context, pod *corev1.Pod)) {
+// On sets what the node does with the Pod of a run instead of running it.
+func (n *Node) On(runID string, behavior func(ctx context.Context, pod *corev1.Pod)) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.behaviors[runID] = behavior
 }
 
-// hold leaves the run's Pod Pending, for tests that set its status themselves.
-func (n *testNode) hold(runID string) { n.on(runID, func(context.Context, *corev1.Pod) {}) }
+// Hold leaves the run's Pod Pending, for tests that set its status themselves.
+func (n *Node) Hold(runID string) { n.On(runID, func(context.Context, *corev1.Pod) {}) }
 
-func (n *testNode) start(pod *corev1.Pod) {
+func (n *Node) start(pod *corev1.Pod) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if _, ok := n.running[pod.UID]; ok {
 		return
 	}
-	behavior := n.behaviors[pod.Annotations[AnnotationRunID]]
+	behavior := n.behaviors[pod.Annotations[n.cfg.RunIDAnnotation]]
 	if behavior == nil {
 		behavior = n.run
 	}
@@ -106,7 +129,7 @@ func (n *testNode) start(pod *corev1.Pod) {
 	}()
 }
 
-func (n *testNode) stop(uid types.UID) {
+func (n *Node) stop(uid types.UID) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if cancel, ok := n.running[uid]; ok {
@@ -115,7 +138,7 @@ func (n *testNode) stop(uid types.UID) {
 }
 
 // run runs both containers of the Pod for real.
-func (n *testNode) run(ctx context.Context, pod *corev1.Pod) {
+func (n *Node) run(ctx context.Context, pod *corev1.Pod) {
 	t := n.t
 	volumes := map[string]string{}
 	base, err := os.MkdirTemp("", "pod-")
@@ -129,10 +152,10 @@ func (n *testNode) run(ctx context.Context, pod *corev1.Pod) {
 		_ = os.MkdirAll(volumes[v.Name], 0o755)
 	}
 	initC, mainC := pod.Spec.InitContainers[0], pod.Spec.Containers[0]
-	n.setStatus(pod, func(s *corev1.PodStatus) {
+	n.SetStatus(pod, func(s *corev1.PodStatus) {
 		s.Phase = corev1.PodPending
-		s.InitContainerStatuses = []corev1.ContainerStatus{runningStatus(initC)}
-		s.ContainerStatuses = []corev1.ContainerStatus{waitingStatus(mainC, "PodInitializing")}
+		s.InitContainerStatuses = []corev1.ContainerStatus{RunningStatus(initC)}
+		s.ContainerStatuses = []corev1.ContainerStatus{WaitingStatus(mainC, "PodInitializing")}
 	})
 
 	code, message := n.runContainer(ctx, pod, initC, volumes, base)
@@ -140,16 +163,16 @@ func (n *testNode) run(ctx context.Context, pod *corev1.Pod) {
 		return // the Pod was deleted
 	}
 	if code != 0 {
-		n.setStatus(pod, func(s *corev1.PodStatus) {
+		n.SetStatus(pod, func(s *corev1.PodStatus) {
 			s.Phase = corev1.PodFailed
-			s.InitContainerStatuses = []corev1.ContainerStatus{terminatedStatus(initC, code, message)}
+			s.InitContainerStatuses = []corev1.ContainerStatus{TerminatedStatus(initC, code, message)}
 		})
 		return
 	}
-	n.setStatus(pod, func(s *corev1.PodStatus) {
+	n.SetStatus(pod, func(s *corev1.PodStatus) {
 		s.Phase = corev1.PodRunning
-		s.InitContainerStatuses = []corev1.ContainerStatus{terminatedStatus(initC, 0, message)}
-		s.ContainerStatuses = []corev1.ContainerStatus{runningStatus(mainC)}
+		s.InitContainerStatuses = []corev1.ContainerStatus{TerminatedStatus(initC, 0, message)}
+		s.ContainerStatuses = []corev1.ContainerStatus{RunningStatus(mainC)}
 	})
 	// The job container's entry point is the binary the init container copied; it must be there.
 	if _, err := os.Stat(hostPath(mainC, volumes, mainC.Command[0])); err != nil {
@@ -159,26 +182,26 @@ func (n *testNode) run(ctx context.Context, pod *corev1.Pod) {
 	if ctx.Err() != nil {
 		return
 	}
-	n.setStatus(pod, func(s *corev1.PodStatus) {
+	n.SetStatus(pod, func(s *corev1.PodStatus) {
 		s.Phase = corev1.PodSucceeded
 		if code != 0 {
 			s.Phase = corev1.PodFailed
 		}
-		s.ContainerStatuses = []corev1.ContainerStatus{terminatedStatus(mainC, code, message)}
+		s.ContainerStatuses = []corev1.ContainerStatus{TerminatedStatus(mainC, code, message)}
 	})
 }
 
 // runContainer runs `dagctl-bot job-run ...` the way the container's command says, and returns its exit code
 // and termination message.
-func (n *testNode) runContainer(ctx context.Context, pod *corev1.Pod, c corev1.Container, volumes map[string]string, base string) (int, string) {
+func (n *Node) runContainer(ctx context.Context, pod *corev1.Pod, c corev1.Container, volumes map[string]string, base string) (int, string) {
 	t := n.t
 	if len(c.Command) < 3 || c.Command[1] != "job-run" {
 		t.Errorf("node: container %s does not run `dagctl-bot job-run`: %q", c.Name, c.Command)
 		return 1, ""
 	}
-	env := []string{"PATH=" + os.Getenv("PATH")} // the image's own environment
+	env := append([]string(nil), n.cfg.ImageEnv...)
 	for _, from := range c.EnvFrom {
-		secret, err := testClient.CoreV1().Secrets(pod.Namespace).Get(ctx, from.SecretRef.Name, metav1.GetOptions{})
+		secret, err := n.client.CoreV1().Secrets(pod.Namespace).Get(ctx, from.SecretRef.Name, metav1.GetOptions{})
 		if err != nil {
 			t.Errorf("node: envFrom %s: %v", from.SecretRef.Name, err)
 			return 1, ""
@@ -191,7 +214,7 @@ func (n *testNode) runContainer(ctx context.Context, pod *corev1.Pod, c corev1.C
 		switch {
 		case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil:
 			ref := e.ValueFrom.SecretKeyRef
-			secret, err := testClient.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+			secret, err := n.client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 			if err != nil {
 				t.Errorf("node: secret %s: %v", ref.Name, err)
 				return 1, ""
@@ -211,8 +234,8 @@ func (n *testNode) runContainer(ctx context.Context, pod *corev1.Pod, c corev1.C
 		}
 	}
 	termLog := filepath.Join(base, c.Name+".termination-log")
-	env = append(env, envTerminationLog+"="+termLog)
-	code := RunInPod(ctx, c.Command[2:], env)
+	env = append(env, n.cfg.TerminationLogEnv+"="+termLog)
+	code := n.cfg.Run(ctx, c.Command[2:], env)
 	message, _ := os.ReadFile(termLog)
 	return code, string(message)
 }
@@ -231,15 +254,15 @@ func hostPath(c corev1.Container, volumes map[string]string, p string) string {
 	return p
 }
 
-// setStatus changes the Pod's status as a kubelet would.
-func (n *testNode) setStatus(pod *corev1.Pod, change func(*corev1.PodStatus)) {
+// SetStatus changes the Pod's status as a kubelet would.
+func (n *Node) SetStatus(pod *corev1.Pod, change func(*corev1.PodStatus)) {
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		current, err := testClient.CoreV1().Pods(pod.Namespace).Get(context.Background(), pod.Name, metav1.GetOptions{})
+		current, err := n.client.CoreV1().Pods(pod.Namespace).Get(context.Background(), pod.Name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
 		change(&current.Status)
-		_, err = testClient.CoreV1().Pods(pod.Namespace).UpdateStatus(context.Background(), current, metav1.UpdateOptions{})
+		_, err = n.client.CoreV1().Pods(pod.Namespace).UpdateStatus(context.Background(), current, metav1.UpdateOptions{})
 		return err
 	})
 	if err != nil && !apierrors.IsNotFound(err) {
@@ -247,42 +270,30 @@ func (n *testNode) setStatus(pod *corev1.Pod, change func(*corev1.PodStatus)) {
 	}
 }
 
-func runningStatus(c corev1.Container) corev1.ContainerStatus {
+// RunningStatus is a started, ready container.
+func RunningStatus(c corev1.Container) corev1.ContainerStatus {
 	return corev1.ContainerStatus{Name: c.Name, Image: c.Image, Started: ptr.To(true), Ready: true,
 		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}}
 }
 
-func waitingStatus(c corev1.Container, reason string) corev1.ContainerStatus {
+// WaitingStatus is a container waiting for the reason (PodInitializing, ImagePullBackOff, ...).
+func WaitingStatus(c corev1.Container, reason string) corev1.ContainerStatus {
 	return corev1.ContainerStatus{Name: c.Name, Image: c.Image,
 		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: reason + " (test)"}}}
 }
 
-func terminatedStatus(c corev1.Container, code int, message string) corev1.ContainerStatus {
+// TerminatedStatus is a container that exited with the code (Completed or Error) and termination message.
+func TerminatedStatus(c corev1.Container, code int, message string) corev1.ContainerStatus {
 	reason := "Completed"
 	if code != 0 {
 		reason = "Error"
 	}
-	return terminatedWith(c, int32(code), reason, message)
+	return TerminatedWith(c, int32(code), reason, message)
 }
 
-func terminatedWith(c corev1.Container, code int32, reason, message string) corev1.ContainerStatus {
+// TerminatedWith is a container that terminated with the code and reason (OOMKilled, ...).
+func TerminatedWith(c corev1.Container, code int32, reason, message string) corev1.ContainerStatus {
 	return corev1.ContainerStatus{Name: c.Name, Image: c.Image, State: corev1.ContainerState{
 		Terminated: &corev1.ContainerStateTerminated{ExitCode: code, Reason: reason, Message: message,
 			StartedAt: metav1.Now(), FinishedAt: metav1.Now()}}}
-}
-
-// probeJob is a minimal Job, used to see that the Job controller works.
-func probeJob() *batchv1.Job {
-	return &batchv1.Job{
-		ObjectMeta: metav1.ObjectMeta{Name: "probe"},
-		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
-			RestartPolicy: corev1.RestartPolicyNever,
-			Containers:    []corev1.Container{{Name: "probe", Image: "busybox"}},
-		}}},
-	}
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	require.Eventually(t, cond, 60*time.Second, 50*time.Millisecond, what)
 }
