@@ -1,0 +1,134 @@
+package kubee2e_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
+	"github.com/dagctl/dagctl-bot/internal/testutil"
+)
+
+var logLinkRE = regexp.MustCompile(regexp.QuoteMeta(publicURL) + `/runs/\d+/[0-9a-f]+`)
+
+// A PR is planned in Kubernetes Jobs: the same checks and the same sticky comment as with local processes (the
+// main end-to-end suite's golden file), the plan's log reported by the Pod through the bot's /jobs endpoints.
+func TestPullRequestIsPlannedInKubernetesJobs(t *testing.T) {
+	w := newWorld(t, nil)
+	head := w.pr(1, "more-columns", "alice", testutil.NonBreakingChange)
+	d := w.send(w.prEvent("opened", 1, head, "alice"))
+	require.Equal(t, 202, d.Status)
+
+	for _, env := range []string{"prod", "dev"} {
+		w.waitForCheck("dagctl/plan: "+env, head, completed)
+	}
+	w.srv.WaitJobs()
+	for _, env := range []string{"prod", "dev"} {
+		check, _ := w.repo.CheckRun("dagctl/plan: "+env, head)
+		assert.Equal(t, []string{"queued", "in_progress", "completed"}, check.Statuses(), env)
+		assert.Equal(t, "success", check.Conclusion, env)
+		assert.Contains(t, check.Summary, "dagctl_example.customer_totals", env)
+	}
+	// Each plan ran in a Job of the bot's, which the job controller completed.
+	list, err := cluster.Client.BatchV1().Jobs(w.ns).List(context.Background(), metav1.ListOptions{})
+	require.NoError(t, err)
+	require.Len(t, list.Items, 2, "one Job per plan")
+	for _, job := range list.Items {
+		assert.EqualValues(t, 1, job.Status.Succeeded, job.Name)
+	}
+
+	require.Len(t, w.repo.Comments(1), 1, "one sticky comment")
+	body := w.sticky(1)
+	for sha, name := range map[string]string{head: "head", w.base: "base"} {
+		body = strings.ReplaceAll(body, sha, "<"+name+">")
+		body = strings.ReplaceAll(body, sha[:7], "<"+name+"7>")
+	}
+	body = logLinkRE.ReplaceAllString(body, publicURL+"/runs/<id>/<sig>")
+	want, err := os.ReadFile(filepath.Join("..", "testdata", "pr_opened_non_breaking.md"))
+	require.NoError(t, err)
+	assert.Equal(t, string(want), body, "the sticky comment is the local executor's (internal/server/testdata)")
+
+	// The log holds what the Pod's two containers reported: the checkout, then sqlmesh's output.
+	prod, _ := w.repo.CheckRun("dagctl/plan: prod", head)
+	log := w.get(prod.DetailsURL + "?format=text")
+	assert.Contains(t, log, "dagctl: checking out "+head)
+	assert.Contains(t, log, "dagctl_example.customer_totals")
+}
+
+// prodOnly is the example's config with prod alone. With dev too, the restarted bot runs dev's plan beside the
+// prod Job it follows, over MaxJobs (a followed Job holds no job slot), and the example's DuckDB file, which
+// takes one writer at a time, fails one of them.
+const prodOnly = `version: 1
+projects:
+  - path: .
+    framework: sqlmesh
+environments:
+  - name: prod
+    protected: true
+    required_approvals: 1
+    plan_on_pr: true
+    apply_on: [merge]
+job:
+  timeout: 15m
+  pass_env: [EXAMPLE_DUCKDB_PATH]
+`
+
+// The bot restarts while a plan's Job runs: the new process re-attaches to the Job (it is not run again) and
+// finishes the check.
+func TestBotRestartMidJobReattachesToTheJob(t *testing.T) {
+	w := newWorld(t, map[string]string{".dagctl/config.yaml": prodOnly})
+	head := w.pr(1, "more-columns", "alice", testutil.NonBreakingChange)
+	require.Equal(t, 202, w.send(w.prEvent("opened", 1, head, "alice")).Status)
+	w.waitForCheck("dagctl/plan: prod", head, func(c githubfake.CheckRun) bool { return c.Status == "in_progress" })
+
+	w.close(50 * time.Millisecond) // a deploy: the Job goes on without the bot
+	c, _ := w.repo.CheckRun("dagctl/plan: prod", head)
+	require.NotEqual(t, "completed", c.Status, "the restart left the check open")
+	w.start()
+
+	w.waitForCheck("dagctl/plan: prod", head, completed)
+	w.srv.WaitJobs()
+	c, _ = w.repo.CheckRun("dagctl/plan: prod", head)
+	assert.Equal(t, "success", c.Conclusion)
+	assert.Contains(t, c.Summary, "dagctl_example.customer_totals")
+	assert.Len(t, checksNamed(w.repo, "dagctl/plan: prod", head), 1, "the same check run is finished, not a new one")
+	list, err := cluster.Client.BatchV1().Jobs(w.ns).List(context.Background(), metav1.ListOptions{
+		LabelSelector: "dagctl.dev/environment=prod"})
+	require.NoError(t, err)
+	assert.Len(t, list.Items, 1, "prod's Job was followed, not run again")
+	assert.Contains(t, w.sticky(1), "Waiting for approval")
+	assert.Contains(t, w.sticky(1), "dagctl_example.top_customers")
+}
+
+// checksNamed are the check runs of a commit with a name, oldest first.
+func checksNamed(r *githubfake.Repo, name, sha string) []githubfake.CheckRun {
+	var out []githubfake.CheckRun
+	for _, c := range r.CheckRuns() {
+		if c.Name == name && c.HeadSHA == sha {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// get fetches a bot URL (links point at the public URL; the ingress answers them).
+func (w *world) get(url string) string {
+	w.t.Helper()
+	resp, err := http.Get(strings.Replace(url, publicURL, w.ingress.URL, 1))
+	require.NoError(w.t, err)
+	defer resp.Body.Close()
+	require.Equal(w.t, 200, resp.StatusCode)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(w.t, err)
+	return string(b)
+}

@@ -1,0 +1,229 @@
+// Package kubee2e_test runs the whole bot with the Kubernetes executor against a real control plane: webhooks in,
+// Jobs created by the bot, their Pods run by a test node through the real `dagctl-bot job-run` and the real
+// sqlmesh, results posted back to the bot's /jobs endpoints, checks and the sticky comment on a fake GitHub.
+// It is its own package so that the main end-to-end suite does not start a control plane.
+package kubee2e_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dagctl/dagctl-bot/internal/comments"
+	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
+	"github.com/dagctl/dagctl-bot/internal/jobs/kube"
+	"github.com/dagctl/dagctl-bot/internal/jobs/kube/kubetest"
+	"github.com/dagctl/dagctl-bot/internal/server"
+	"github.com/dagctl/dagctl-bot/internal/serverconfig"
+	"github.com/dagctl/dagctl-bot/internal/testutil"
+)
+
+var cluster *kubetest.Env
+
+func TestMain(m *testing.M) {
+	os.Exit(kubetest.Main(m, func(env *kubetest.Env) { cluster = env }))
+}
+
+const (
+	appID          = 42
+	installationID = 7
+	webhookSecret  = "s3cret-webhook"
+	// publicURL is the bot's address in links (log links); Pods report to the test server's own address.
+	publicURL     = "https://bot.test"
+	executionTime = "2024-01-15"
+)
+
+// tokenKey signs the Pods' report tokens; it is the same for every bot process, as the setting must be.
+var tokenKey = []byte("kubee2e-report-token-key-0123456789")
+
+// world is one test's world: a fake GitHub holding examples/sqlmesh, prod applied to a DuckDB file, a namespace
+// with a node running its Pods, and the bot behind a fixed address (an ingress: 502 while the bot is down).
+type world struct {
+	t       *testing.T
+	fake    *githubfake.Fake
+	git     *githubfake.GitRepo
+	repo    *githubfake.Repo
+	pem     []byte
+	base    string
+	state   string // the DuckDB file with data and sqlmesh state
+	dbPath  string
+	ns      string
+	ingress *httptest.Server
+	current atomic.Pointer[http.Handler]
+	srv     *server.Server
+	stopped bool
+	log     *strings.Builder
+}
+
+// newWorld makes a world whose main holds the example with the files of baseFiles added or replaced.
+func newWorld(t *testing.T, baseFiles map[string]string) *world {
+	t.Helper()
+	w := &world{t: t, fake: githubfake.New(t)}
+	w.pem = w.fake.NewApp(t, appID, "dagctl-bot")
+	w.fake.AddInstallation(githubfake.Installation{ID: installationID, AppID: appID, Account: "acme"})
+	w.git = githubfake.NewGitRepo(t, "main")
+	files := testutil.ExampleFiles(t)
+	for name, content := range baseFiles {
+		files[name] = content
+	}
+	w.base = w.git.Commit("main", files, "the example project")
+	w.repo = w.fake.AddRepo("acme", "warehouse", w.git.Dir, "main")
+	w.repo.SetPermission("alice", "write")
+	dir := t.TempDir()
+	w.state = filepath.Join(dir, "state.duckdb")
+	w.dbPath = filepath.Join(dir, "dagctl.db")
+	w.applyProd()
+
+	w.ingress = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		h := w.current.Load()
+		if h == nil {
+			http.Error(rw, "bot down", http.StatusBadGateway)
+			return
+		}
+		(*h).ServeHTTP(rw, r)
+	}))
+	t.Cleanup(w.ingress.Close)
+	w.ns = cluster.Namespace(t)
+	// The node's images: the job image has the pinned sqlmesh's python first on PATH, as a sqlmesh image would.
+	kubetest.StartNode(t, cluster.Client, w.ns, kubetest.NodeConfig{
+		Run: kube.RunInPod, TerminationLogEnv: kube.EnvTerminationLog, RunIDAnnotation: kube.AnnotationRunID,
+		ImageEnv: []string{"PATH=" + filepath.Dir(testutil.SQLMesh(t)) + ":" + os.Getenv("PATH")},
+	})
+	w.start()
+	return w
+}
+
+// applyProd applies main's project to prod with the real sqlmesh, as the team's earlier deploys would have.
+func (w *world) applyProd() {
+	w.t.Helper()
+	dir := w.t.TempDir()
+	for name, content := range testutil.ExampleFiles(w.t) {
+		full := filepath.Join(dir, filepath.FromSlash(name))
+		require.NoError(w.t, os.MkdirAll(filepath.Dir(full), 0o755))
+		require.NoError(w.t, os.WriteFile(full, []byte(content), 0o644))
+	}
+	cmd := exec.Command(testutil.SQLMesh(w.t), "plan", "prod", "--auto-apply", "--no-prompts", "--execution-time", executionTime)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "EXAMPLE_DUCKDB_PATH="+w.state, "SQLMESH__DISABLE_ANONYMIZED_ANALYTICS=1")
+	out, err := cmd.CombinedOutput()
+	require.NoError(w.t, err, "deploying to prod: %s", out)
+}
+
+// start starts a bot process on the world's database, with a Kubernetes executor of its own (again after stop:
+// a restart), and puts it behind the ingress.
+func (w *world) start() {
+	w.t.Helper()
+	w.log = &strings.Builder{}
+	log := slog.New(slog.NewTextHandler(w.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	executor, err := kube.New(context.Background(), cluster.Client, kube.Config{
+		Namespace:   w.ns,
+		Image:       "ghcr.io/dagctl/sqlmesh:test", // the node runs the command locally
+		RunnerImage: "ghcr.io/dagctl/dagctl-bot:test",
+		RunnerPath:  "/usr/local/bin/dagctl-bot",
+		PublicURL:   w.ingress.URL,
+		TokenKey:    tokenKey,
+		Logger:      log,
+	})
+	require.NoError(w.t, err)
+	cfg := serverconfig.Config{
+		DB:       w.dbPath,
+		Executor: serverconfig.ExecutorKubernetes,
+		GitHub: serverconfig.GitHub{
+			AppID: appID, PrivateKey: serverconfig.Secret(w.pem), WebhookSecret: webhookSecret,
+			APIURL: w.fake.APIURL() + "/",
+		},
+		PublicURL: publicURL,
+		SQLMesh:   testutil.SQLMesh(w.t),
+		JobEnv:    []string{"EXAMPLE_DUCKDB_PATH"},
+	}
+	srv, err := server.New(context.Background(), cfg, server.Options{
+		Log:           log,
+		Now:           w.fake.Now,
+		Sleep:         w.fake.Sleep,
+		ExecutionTime: executionTime,
+		Executor:      executor,
+		Environ:       append(os.Environ(), "EXAMPLE_DUCKDB_PATH="+w.state),
+		MaxJobs:       1, // the example's DuckDB file takes one writer at a time
+	})
+	if err != nil {
+		executor.Close()
+		require.NoError(w.t, err)
+	}
+	w.srv, w.stopped = srv, false
+	handler := srv.Handler()
+	w.current.Store(&handler)
+	require.NoError(w.t, srv.Start(context.Background()))
+	w.t.Cleanup(w.stop)
+}
+
+// stop shuts the bot down cleanly.
+func (w *world) stop() { w.close(time.Minute) }
+
+// close takes the bot away from the ingress and closes it, waiting up to grace for running jobs.
+func (w *world) close(grace time.Duration) {
+	if w.stopped {
+		return
+	}
+	w.stopped = true
+	w.current.Store(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	_ = w.srv.Close(ctx)
+	if w.t.Failed() {
+		w.t.Logf("bot log:\n%s", w.log.String())
+	}
+}
+
+// send delivers a webhook to the bot.
+func (w *world) send(p *githubfake.Payload) githubfake.Delivery {
+	w.t.Helper()
+	return p.SendT(w.t, w.ingress.URL+"/webhooks/github", webhookSecret)
+}
+
+// waitForCheck waits until the check run of the commit satisfies ok.
+func (w *world) waitForCheck(name, sha string, ok func(githubfake.CheckRun) bool) {
+	w.t.Helper()
+	require.Eventually(w.t, func() bool {
+		c, found := w.repo.CheckRun(name, sha)
+		return found && ok(c)
+	}, 5*time.Minute, 50*time.Millisecond, "check %q of %s", name, sha)
+}
+
+func completed(c githubfake.CheckRun) bool { return c.Status == "completed" }
+
+// pr makes a PR from a branch with the given changes on top of main, and returns its head SHA.
+func (w *world) pr(number int, branch, author string, files map[string]string) string {
+	w.t.Helper()
+	w.git.Git("checkout", "--quiet", "main")
+	head := w.git.Commit(branch, files, "change on "+branch)
+	w.repo.SetPR(githubfake.PR{Number: number, Title: "Change " + branch, Author: author, HeadRef: branch, HeadSHA: head, BaseRef: "main", BaseSHA: w.base})
+	return head
+}
+
+// prEvent is a pull_request payload for the PR.
+func (w *world) prEvent(action string, number int, head, author string) *githubfake.Payload {
+	return githubfake.LoadPayload(w.t, "pull_request.opened.json").Installation(installationID).Repo(w.repo).
+		PullRequest(number, head, w.base).Set("action", action).Set("pull_request.base.ref", "main").
+		Set("pull_request.user.login", author).Set("sender.login", author)
+}
+
+// sticky is the PR's sticky comment (all parts joined), or "".
+func (w *world) sticky(number int) string {
+	var parts []string
+	for _, c := range w.repo.Comments(number) {
+		if _, ok := comments.MarkerPart(c.Body); ok && !c.Deleted {
+			parts = append(parts, c.Body)
+		}
+	}
+	return strings.Join(parts, "\n")
+}
