@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
@@ -16,12 +17,25 @@ import (
 //   - plan runs the executor lost (a local process dies with the bot) or never started are run again — a plan
 //     applies nothing, so running it twice is harmless;
 //   - plans whose outcome was stored but not yet shown on the forge are reported.
+//
+// Jobs still running are attached first, each taking a job slot, so that plans run again afterwards wait for
+// them: a restart does not run more jobs at once than the bot allows (one DuckDB file takes one writer).
 func (b *Bot) Recover(ctx context.Context) error {
 	runs, err := b.store.ListUnfinishedRuns(ctx)
 	if err != nil {
 		return err
 	}
+	var lost []db.Run
 	for _, run := range runs {
+		attached, err := b.reattach(ctx, run)
+		if err != nil {
+			b.log.Error("re-attaching a run", "run", run.ID, "plan", run.PlanID, "err", err)
+		}
+		if !attached {
+			lost = append(lost, run)
+		}
+	}
+	for _, run := range lost {
 		if err := b.recoverRun(ctx, run); err != nil {
 			b.log.Error("recovering a run", "run", run.ID, "plan", run.PlanID, "err", err)
 		}
@@ -53,18 +67,6 @@ func (b *Bot) recoverRun(ctx context.Context, run db.Run) error {
 	if run.Kind == jobs.KindApply {
 		return b.recoverApply(ctx, p, pc, run)
 	}
-	if run.ExecutorJobID != "" && run.Executor == b.executorName {
-		logw := b.store.NewRunLogWriter(run.ID, logFlushInterval)
-		h, err := b.executor.Attach(ctx, run.ExecutorJobID, b.redactor().Sink(logw.Sink))
-		if err == nil {
-			b.follow(p, pc, run, &attachedJob{handle: h, log: logw})
-			return nil
-		}
-		_ = logw.Close(ctx)
-		if !errors.Is(err, jobs.ErrGone) {
-			return err
-		}
-	}
 	// The job is gone or never started: end this run and plan again.
 	if _, err := b.store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunFailed, Reason: "interrupted: the bot restarted"}); err != nil {
 		return err
@@ -86,9 +88,45 @@ func (b *Bot) recoverRun(ctx context.Context, run db.Run) error {
 	return nil
 }
 
+// reattach follows a plan job a previous process started that the executor still runs (a Kubernetes Job). It
+// reports false when there is nothing to follow.
+func (b *Bot) reattach(ctx context.Context, run db.Run) (bool, error) {
+	if run.Kind != jobs.KindPlan || run.ExecutorJobID == "" || run.Executor != b.executorName {
+		return false, nil
+	}
+	p, err := b.store.GetPlan(ctx, run.PlanID)
+	if err != nil {
+		return false, err
+	}
+	pc, err := decodeContext(p)
+	if err != nil {
+		return false, err
+	}
+	logw := b.store.NewRunLogWriter(run.ID, logFlushInterval)
+	h, err := b.executor.Attach(ctx, run.ExecutorJobID, b.redactor().Sink(logw.Sink))
+	if err != nil {
+		_ = logw.Close(ctx)
+		if errors.Is(err, jobs.ErrGone) {
+			return false, nil
+		}
+		return false, err
+	}
+	job := &attachedJob{handle: h, log: logw, release: func() {}}
+	// The job runs, so it counts against the job slots; with more still running than slots, the extra ones just
+	// keep the next jobs waiting longer.
+	select {
+	case b.slots <- struct{}{}:
+		job.release = sync.OnceFunc(func() { <-b.slots })
+	default:
+	}
+	b.follow(p, pc, run, job)
+	return true, nil
+}
+
 // follow reports a job started by a previous process, in the background.
 func (b *Bot) follow(p db.Plan, pc planContext, run db.Run, job *attachedJob) {
 	b.inBackground(p.ID, run.ID, job.handle, func(ctx context.Context) {
+		defer job.release() // also on the paths that end before the job does
 		if err := b.executePlan(ctx, p, pc, run, job); err != nil {
 			b.log.Error("followed run not reported", "plan", p.ID, "run", run.ID, "err", err)
 		}

@@ -173,6 +173,9 @@ func (b *Bot) executePlan(ctx context.Context, p db.Plan, pc planContext, run db
 		release()
 	} else {
 		outcome = b.waitPlanJob(ctx, run, attached)
+		if attached.release != nil {
+			attached.release()
+		}
 	}
 	if outcome.abandoned {
 		b.log.Info("left a plan run for the next start", "plan", p.ID, "run", run.ID)
@@ -233,6 +236,8 @@ func (b *Bot) reportReadyPlan(ctx context.Context, forge vcs.Forge, p db.Plan, p
 type attachedJob struct {
 	handle jobs.Handle
 	log    *db.RunLogWriter
+	// release gives back the job slot a followed job holds (nil for a job started now: its starter holds it).
+	release func()
 }
 
 // waitPlanJob waits for a plan job (started now, or followed after a restart) and interprets it. Every failure
