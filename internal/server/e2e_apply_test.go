@@ -16,18 +16,18 @@ import (
 
 func approvalCheck(t *testing.T, w *world, env, sha string) (conclusion, title string) {
 	t.Helper()
-	c, ok := w.repo.CheckRun("dagctl/approval: "+env, sha)
+	c, ok := w.Repo.CheckRun("dagctl/approval: "+env, sha)
 	require.True(t, ok, "no approval check for %s on %s", env, sha[:7])
 	return c.Conclusion, c.Title
 }
 
 func TestApprovalNeedsASecondUserOnThePlannedCommit(t *testing.T) {
 	w := newWorld(t, worldOptions{seedProd: true})
-	head := w.pr(1, "x", "alice", nonBreaking)
-	w.send(w.prEvent("opened", 1, head, "alice"))
+	head := w.PR(1, "x", "alice", nonBreaking)
+	w.send(w.PREvent("opened", 1, head, "alice"))
 	conclusion, _ := approvalCheck(t, w, "prod", head)
 	assert.Equal(t, "action_required", conclusion, "a protected environment blocks until approved")
-	_, ok := w.repo.CheckRun("dagctl/approval: dev", head)
+	_, ok := w.Repo.CheckRun("dagctl/approval: dev", head)
 	assert.False(t, ok, "dev is not protected")
 
 	w.review(1, head, "alice", "APPROVED")
@@ -42,7 +42,7 @@ func TestApprovalNeedsASecondUserOnThePlannedCommit(t *testing.T) {
 	conclusion, title := approvalCheck(t, w, "prod", head)
 	assert.Equal(t, "success", conclusion)
 	assert.Contains(t, title, "@bob")
-	assert.Contains(t, w.sticky(1), "approved by bob")
+	assert.Contains(t, w.Sticky(1), "approved by bob")
 
 	w.review(1, head, "bob", "CHANGES_REQUESTED")
 	conclusion, title = approvalCheck(t, w, "prod", head)
@@ -60,11 +60,11 @@ func TestApprovalNeedsASecondUserOnThePlannedCommit(t *testing.T) {
 	assert.Equal(t, "action_required", conclusion)
 
 	// A new push voids the plan and its approvals: the approval check of the new commit blocks again.
-	second := w.git.Commit("x", map[string]string{"models/another.sql": "MODEL (name dagctl_example.another, kind VIEW);\nSELECT 2 AS two\n"}, "push")
-	w.repo.SetPR(githubfake.PR{Number: 1, Author: "alice", HeadRef: "x", HeadSHA: second, BaseSHA: w.base})
+	second := w.Git.Commit("x", map[string]string{"models/another.sql": "MODEL (name dagctl_example.another, kind VIEW);\nSELECT 2 AS two\n"}, "push")
+	w.Repo.SetPR(githubfake.PR{Number: 1, Author: "alice", HeadRef: "x", HeadSHA: second, BaseSHA: w.Base})
 	w.review(1, second, "carol", "APPROVED")
 	w.review(1, head, "bob", "APPROVED") // an approval of the old commit
-	w.send(w.prEvent("synchronize", 1, second, "alice"))
+	w.send(w.PREvent("synchronize", 1, second, "alice"))
 	conclusion, title = approvalCheck(t, w, "prod", second)
 	assert.Equal(t, "success", conclusion, "carol approved the new commit")
 	assert.Contains(t, title, "@carol")
@@ -73,25 +73,25 @@ func TestApprovalNeedsASecondUserOnThePlannedCommit(t *testing.T) {
 
 func TestApplyByCommentIsGatedAndLocked(t *testing.T) {
 	w := newWorld(t, worldOptions{seedProd: true, baseFiles: map[string]string{".dagctl/config.yaml": prodByComment}})
-	head := w.pr(1, "x", "alice", nonBreaking)
-	w.send(w.prEvent("opened", 1, head, "alice"))
+	head := w.PR(1, "x", "alice", nonBreaking)
+	w.send(w.PREvent("opened", 1, head, "alice"))
 
 	w.comment(1, head, "dave", "/dagctl apply prod")
 	assert.Contains(t, lastComment(w, 1), "only users with write permission")
 
 	w.comment(1, head, "bob", "/dagctl apply prod")
 	assert.Contains(t, lastComment(w, 1), "is not approved")
-	applyCheck, ok := w.repo.CheckRun("dagctl/apply: prod", head)
+	applyCheck, ok := w.Repo.CheckRun("dagctl/apply: prod", head)
 	require.True(t, ok)
 	assert.Equal(t, "action_required", applyCheck.Conclusion, "the apply check blocks until applied")
 
 	w.review(1, head, "bob", "APPROVED")
 	w.comment(1, head, "bob", "/dagctl apply prod")
-	applyCheck, _ = w.repo.CheckRun("dagctl/apply: prod", head)
+	applyCheck, _ = w.Repo.CheckRun("dagctl/apply: prod", head)
 	assert.Equal(t, "completed", applyCheck.Status)
 	assert.Equal(t, "success", applyCheck.Conclusion, applyCheck.Summary)
 	assert.Contains(t, applyCheck.Statuses(), "in_progress")
-	assert.Contains(t, w.sticky(1), "Applied")
+	assert.Contains(t, w.Sticky(1), "Applied")
 	assert.Contains(t, lastComment(w, 1), "Applied in")
 	_, held, err := w.srv.Store().Holder(context.Background(), "github", "acme/warehouse", "prod")
 	require.NoError(t, err)
@@ -99,18 +99,18 @@ func TestApplyByCommentIsGatedAndLocked(t *testing.T) {
 
 	// prod now has the change: planning the same PR again shows nothing left to do.
 	w.comment(1, head, "bob", "/dagctl plan prod")
-	plan, _ := w.repo.CheckRun("dagctl/plan: prod", head)
+	plan, _ := w.Repo.CheckRun("dagctl/plan: prod", head)
 	assert.Equal(t, "neutral", plan.Conclusion, plan.Summary)
 }
 
 func TestPlanChangedSinceApprovalIsRefused(t *testing.T) {
 	w := newWorld(t, worldOptions{seedProd: true, baseFiles: map[string]string{".dagctl/config.yaml": prodByComment}})
-	head := w.pr(1, "x", "alice", nonBreaking)
-	w.send(w.prEvent("opened", 1, head, "alice"))
+	head := w.PR(1, "x", "alice", nonBreaking)
+	w.send(w.PREvent("opened", 1, head, "alice"))
 	w.review(1, head, "bob", "APPROVED")
 
 	// Someone deploys another change to prod outside this PR: the PR's plan is no longer what prod would get.
-	w.deployOutsideTheBot(map[string]string{"models/top_customers.sql": "MODEL (name dagctl_example.top_customers, kind VIEW);\nSELECT customer_id, total_amount FROM dagctl_example.customer_totals WHERE total_amount > 0\n"})
+	w.DeployToProd(map[string]string{"models/top_customers.sql": "MODEL (name dagctl_example.top_customers, kind VIEW);\nSELECT customer_id, total_amount FROM dagctl_example.customer_totals WHERE total_amount > 0\n"})
 
 	w.comment(1, head, "bob", "/dagctl apply prod")
 	applyCheck := latestCheck(t, w, "dagctl/apply: prod", head, "apply:")
@@ -130,29 +130,29 @@ func TestPlanChangedSinceApprovalIsRefused(t *testing.T) {
 
 func TestApplyOnMerge(t *testing.T) {
 	w := newWorld(t, worldOptions{seedProd: true})
-	head := w.pr(1, "x", "alice", nonBreaking)
-	w.send(w.prEvent("opened", 1, head, "alice"))
+	head := w.PR(1, "x", "alice", nonBreaking)
+	w.send(w.PREvent("opened", 1, head, "alice"))
 	w.review(1, head, "bob", "APPROVED")
 	mergeSHA := w.merge(1, "x", head, "alice")
-	w.send(w.prEvent("closed", 1, head, "alice").Merged(mergeSHA))
+	w.send(w.PREvent("closed", 1, head, "alice").Merged(mergeSHA))
 
-	applyCheck, ok := w.repo.CheckRun("dagctl/apply: prod", mergeSHA)
-	require.True(t, ok, "the apply is reported on the merge commit; checks: %v", w.repo.CheckRuns())
+	applyCheck, ok := w.Repo.CheckRun("dagctl/apply: prod", mergeSHA)
+	require.True(t, ok, "the apply is reported on the merge commit; checks: %v", w.Repo.CheckRuns())
 	assert.Equal(t, "success", applyCheck.Conclusion, applyCheck.Summary)
-	assert.Contains(t, w.sticky(1), "Applied")
-	_, ok = w.repo.CheckRun("dagctl/apply: dev", mergeSHA)
+	assert.Contains(t, w.Sticky(1), "Applied")
+	_, ok = w.Repo.CheckRun("dagctl/apply: dev", mergeSHA)
 	assert.False(t, ok, "dev is applied by comment, not on merge")
 }
 
 func TestMergeWithoutApprovalAppliesNothing(t *testing.T) {
 	w := newWorld(t, worldOptions{seedProd: true})
-	head := w.pr(1, "x", "alice", nonBreaking)
-	w.send(w.prEvent("opened", 1, head, "alice"))
+	head := w.PR(1, "x", "alice", nonBreaking)
+	w.send(w.PREvent("opened", 1, head, "alice"))
 	w.review(1, head, "alice", "APPROVED") // self-approval
 	mergeSHA := w.merge(1, "x", head, "alice")
-	w.send(w.prEvent("closed", 1, head, "alice").Merged(mergeSHA))
+	w.send(w.PREvent("closed", 1, head, "alice").Merged(mergeSHA))
 
-	applyCheck, ok := w.repo.CheckRun("dagctl/apply: prod", mergeSHA)
+	applyCheck, ok := w.Repo.CheckRun("dagctl/apply: prod", mergeSHA)
 	require.True(t, ok)
 	assert.Equal(t, "failure", applyCheck.Conclusion)
 	assert.Contains(t, applyCheck.Title, "merged without approval")
@@ -163,16 +163,16 @@ func TestMergeWithoutApprovalAppliesNothing(t *testing.T) {
 
 func TestTwoPRsApplyingProdAreSerialised(t *testing.T) {
 	w := newWorld(t, worldOptions{seedProd: true, baseFiles: map[string]string{".dagctl/config.yaml": prodByComment}})
-	head1 := w.pr(1, "one", "alice", nonBreaking)
-	w.send(w.prEvent("opened", 1, head1, "alice"))
-	head2 := w.pr(2, "two", "carol", map[string]string{"models/extra.sql": "MODEL (name dagctl_example.extra, kind VIEW);\nSELECT 1 AS one\n"})
-	w.send(w.prEvent("opened", 2, head2, "carol"))
+	head1 := w.PR(1, "one", "alice", nonBreaking)
+	w.send(w.PREvent("opened", 1, head1, "alice"))
+	head2 := w.PR(2, "two", "carol", map[string]string{"models/extra.sql": "MODEL (name dagctl_example.extra, kind VIEW);\nSELECT 1 AS one\n"})
+	w.send(w.PREvent("opened", 2, head2, "carol"))
 	w.review(1, head1, "bob", "APPROVED")
 	w.review(2, head2, "bob", "APPROVED")
 
 	// Both commands are handled before either apply finishes.
-	w.commentEvent(1, head1, "bob", "/dagctl apply prod").SendT(t, w.http.URL+"/webhooks/github", webhookSecret)
-	w.commentEvent(2, head2, "bob", "/dagctl apply prod").SendT(t, w.http.URL+"/webhooks/github", webhookSecret)
+	w.CommentEvent(1, head1, "bob", "/dagctl apply prod").SendT(t, w.http.URL+"/webhooks/github", webhookSecret)
+	w.CommentEvent(2, head2, "bob", "/dagctl apply prod").SendT(t, w.http.URL+"/webhooks/github", webhookSecret)
 	w.settle()
 
 	runs := applyRuns(t, w)
@@ -211,10 +211,10 @@ def execute(context: ExecutionContext, start: datetime, end: datetime, execution
 
 func TestInterruptedApplyResumesAndClosingReleasesTheLock(t *testing.T) {
 	w := newWorld(t, worldOptions{seedProd: true})
-	head := w.pr(1, "slow", "alice", map[string]string{"models/slow_events.py": slowModel})
-	w.send(w.prEvent("opened", 1, head, "alice"))
+	head := w.PR(1, "slow", "alice", map[string]string{"models/slow_events.py": slowModel})
+	w.send(w.PREvent("opened", 1, head, "alice"))
 
-	w.commentEvent(1, head, "bob", "/dagctl apply dev").SendT(t, w.http.URL+"/webhooks/github", webhookSecret)
+	w.CommentEvent(1, head, "bob", "/dagctl apply dev").SendT(t, w.http.URL+"/webhooks/github", webhookSecret)
 	w.srv.Drain(context.Background())
 	run := waitForProgress(t, w, 3)
 	_, held, err := w.srv.Store().Holder(context.Background(), "github", "acme/warehouse", "dev")
@@ -240,13 +240,13 @@ func TestInterruptedApplyResumesAndClosingReleasesTheLock(t *testing.T) {
 	assert.GreaterOrEqual(t, done+resumed, 14)
 
 	// Closing the PR while an apply runs stops it and releases the lock.
-	second := w.git.Commit("slow", map[string]string{"models/slow_events.py": strings.Replace(slowModel, `"n": [1]`, `"n": [2]`, 1)}, "change")
-	w.repo.SetPR(githubfake.PR{Number: 1, Author: "alice", HeadRef: "slow", HeadSHA: second, BaseSHA: w.base})
-	w.send(w.prEvent("synchronize", 1, second, "alice"))
-	w.commentEvent(1, second, "bob", "/dagctl apply dev").SendT(t, w.http.URL+"/webhooks/github", webhookSecret)
+	second := w.Git.Commit("slow", map[string]string{"models/slow_events.py": strings.Replace(slowModel, `"n": [1]`, `"n": [2]`, 1)}, "change")
+	w.Repo.SetPR(githubfake.PR{Number: 1, Author: "alice", HeadRef: "slow", HeadSHA: second, BaseSHA: w.Base})
+	w.send(w.PREvent("synchronize", 1, second, "alice"))
+	w.CommentEvent(1, second, "bob", "/dagctl apply dev").SendT(t, w.http.URL+"/webhooks/github", webhookSecret)
 	w.srv.Drain(context.Background())
 	waitForProgressOf(t, w, second, 1)
-	w.send(w.prEvent("closed", 1, second, "alice").Set("pull_request.state", "closed"))
+	w.send(w.PREvent("closed", 1, second, "alice").Set("pull_request.state", "closed"))
 	_, held, err = w.srv.Store().Holder(context.Background(), "github", "acme/warehouse", "dev")
 	require.NoError(t, err)
 	assert.False(t, held, "closing the PR released the lock")
@@ -256,7 +256,7 @@ func TestInterruptedApplyResumesAndClosingReleasesTheLock(t *testing.T) {
 
 func TestUnlockIsForAdmins(t *testing.T) {
 	w := newWorld(t, worldOptions{})
-	head := w.pr(1, "x", "alice", nonBreaking)
+	head := w.PR(1, "x", "alice", nonBreaking)
 	other, err := w.srv.Store().CreatePlan(context.Background(), db.Plan{Forge: "github", Repo: "acme/warehouse", PR: 7, Environment: "prod", HeadSHA: "abc"})
 	require.NoError(t, err)
 	_, ok, err := w.srv.Store().TryLock(context.Background(), "github", "acme/warehouse", "prod", db.LockOwner{PlanID: other.ID, PR: 7, User: "zed"})
@@ -330,7 +330,7 @@ func waitForProgressOf(t *testing.T, w *world, sha string, n int) {
 func latestCheck(t *testing.T, w *world, name, sha, prefix string) githubfake.CheckRun {
 	t.Helper()
 	var found *githubfake.CheckRun
-	for _, c := range w.repo.CheckRuns() {
+	for _, c := range w.Repo.CheckRuns() {
 		if c.Name == name && c.HeadSHA == sha && strings.HasPrefix(c.ExternalID, prefix) {
 			c := c
 			found = &c
@@ -341,7 +341,7 @@ func latestCheck(t *testing.T, w *world, name, sha, prefix string) githubfake.Ch
 }
 
 func lastCommentContaining(w *world, number int, s string) string {
-	for _, c := range w.repo.Comments(number) {
+	for _, c := range w.Repo.Comments(number) {
 		if strings.Contains(c.Body, s) {
 			return c.Body
 		}
@@ -351,17 +351,17 @@ func lastCommentContaining(w *world, number int, s string) string {
 
 func TestPushToTheDefaultBranchIsPlannedNeverApplied(t *testing.T) {
 	w := newWorld(t, worldOptions{seedProd: true})
-	w.git.Git("checkout", "--quiet", "main")
-	pushed := w.git.Commit("main", nonBreaking, "a direct push")
-	w.send(githubfake.LoadPayload(t, "push.branch.json").Installation(installationID).Repo(w.repo).
-		Set("ref", "refs/heads/main").Set("before", w.base).Set("after", pushed).Set("deleted", false).
+	w.Git.Git("checkout", "--quiet", "main")
+	pushed := w.Git.Commit("main", nonBreaking, "a direct push")
+	w.send(githubfake.LoadPayload(t, "push.branch.json").Installation(installationID).Repo(w.Repo).
+		Set("ref", "refs/heads/main").Set("before", w.Base).Set("after", pushed).Set("deleted", false).
 		Set("pusher.name", "alice"))
 
-	check, ok := w.repo.CheckRun("dagctl/plan: prod", pushed)
-	require.True(t, ok, "the pushed commit is planned; checks: %v", w.repo.CheckRuns())
+	check, ok := w.Repo.CheckRun("dagctl/plan: prod", pushed)
+	require.True(t, ok, "the pushed commit is planned; checks: %v", w.Repo.CheckRuns())
 	assert.Equal(t, "success", check.Conclusion)
 	assert.Contains(t, check.Summary, "dagctl_example.customer_totals")
-	for _, c := range w.repo.CheckRuns() {
+	for _, c := range w.Repo.CheckRuns() {
 		assert.NotContains(t, c.Name, "dagctl/apply", "a push never applies")
 		assert.NotContains(t, c.Name, "dev", "only environments applied on merge are planned")
 	}
@@ -385,26 +385,26 @@ job:
 
 func TestPREnvironmentIsPlannedAppliedAndRemovedOnClose(t *testing.T) {
 	w := newWorld(t, worldOptions{seedProd: true, baseFiles: map[string]string{".dagctl/config.yaml": prEnvironments}})
-	head := w.pr(3, "x", "alice", nonBreaking)
-	w.send(w.prEvent("opened", 3, head, "alice"))
-	check, ok := w.repo.CheckRun("dagctl/plan: pr_3", head)
-	require.True(t, ok, "the PR's own environment is planned; checks: %v", w.repo.CheckRuns())
+	head := w.PR(3, "x", "alice", nonBreaking)
+	w.send(w.PREvent("opened", 3, head, "alice"))
+	check, ok := w.Repo.CheckRun("dagctl/plan: pr_3", head)
+	require.True(t, ok, "the PR's own environment is planned; checks: %v", w.Repo.CheckRuns())
 	assert.Equal(t, "success", check.Conclusion)
 
 	w.comment(3, head, "alice", "/dagctl apply pr_3")
 	applied := latestCheck(t, w, "dagctl/apply: pr_3", head, "apply:")
 	assert.Equal(t, "success", applied.Conclusion, applied.Summary)
 
-	w.send(w.prEvent("closed", 3, head, "alice").Set("pull_request.state", "closed"))
+	w.send(w.PREvent("closed", 3, head, "alice").Set("pull_request.state", "closed"))
 	w.srv.WaitJobs()
 	assert.Contains(t, w.logLines.String(), `msg="removed a closed PR's environment" env=pr_3`)
 }
 
 func TestApplyKilledByACrashIsReportedAndResumed(t *testing.T) {
 	w := newWorld(t, worldOptions{seedProd: true})
-	head := w.pr(1, "slow", "alice", map[string]string{"models/slow_events.py": slowModel})
-	w.send(w.prEvent("opened", 1, head, "alice"))
-	w.commentEvent(1, head, "bob", "/dagctl apply dev").SendT(t, w.http.URL+"/webhooks/github", webhookSecret)
+	head := w.PR(1, "slow", "alice", map[string]string{"models/slow_events.py": slowModel})
+	w.send(w.PREvent("opened", 1, head, "alice"))
+	w.CommentEvent(1, head, "bob", "/dagctl apply dev").SendT(t, w.http.URL+"/webhooks/github", webhookSecret)
 	w.srv.Drain(context.Background())
 	run := waitForProgress(t, w, 3)
 	w.crash() // the bot dies mid-backfill; its job dies with it
@@ -431,8 +431,8 @@ func TestApplyKilledByACrashIsReportedAndResumed(t *testing.T) {
 
 func TestAnAppliedPlanIsNotAppliedTwice(t *testing.T) {
 	w := newWorld(t, worldOptions{seedProd: true})
-	head := w.pr(1, "x", "alice", nonBreaking)
-	w.send(w.prEvent("opened", 1, head, "alice"))
+	head := w.PR(1, "x", "alice", nonBreaking)
+	w.send(w.PREvent("opened", 1, head, "alice"))
 	w.comment(1, head, "bob", "/dagctl apply dev")
 	require.Equal(t, "success", latestCheck(t, w, "dagctl/apply: dev", head, "apply:").Conclusion)
 	w.comment(1, head, "bob", "/dagctl apply dev")

@@ -70,13 +70,13 @@ func settingsFromEnv(t *testing.T, logs *lockedBuffer, env func() map[string]str
 			vars[k] = v
 		}
 		if vars[serverconfig.EnvGitHubAppID] != "" {
-			vars[serverconfig.EnvGitHubAPIURL] = w.fake.APIURL() + "/"
+			vars[serverconfig.EnvGitHubAPIURL] = w.Fake.APIURL() + "/"
 		}
 		loaded, err := serverconfig.Load(nil, func(name string) string { return vars[name] })
 		require.NoError(t, err)
 		// serverconfig demands the app's credentials as soon as DAGCTL_GITHUB_API_URL is set, so an app-less
 		// bot gets the fake's API URL here.
-		loaded.GitHub.APIURL = w.fake.APIURL() + "/"
+		loaded.GitHub.APIURL = w.Fake.APIURL() + "/"
 		*cfg = loaded
 		opts.Manifest = dagctl.AppManifest
 		opts.Log = slog.New(slog.NewTextHandler(io.MultiWriter(logs, w.logLines), &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -122,29 +122,29 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 	// The app GitHub will create, installed on acme.
 	keyPEM, _, err := githubfake.GenerateAppKey()
 	require.NoError(t, err)
-	w.fake.AddManifestCode(manifestCode, githubfake.ManifestApp{
+	w.Fake.AddManifestCode(manifestCode, githubfake.ManifestApp{
 		ID: manifestAppID, Slug: "dagctl-bot-acme", Name: "dagctl-bot", Owner: "acme", PEM: string(keyPEM),
 		WebhookSecret: manifestWebhookSecret, ClientID: "Iv1.manifest", ClientSecret: manifestClientSecret,
 	})
-	w.fake.AddInstallation(githubfake.Installation{ID: manifestInstallationID, AppID: manifestAppID, Account: "acme"})
+	w.Fake.AddInstallation(githubfake.Installation{ID: manifestInstallationID, AppID: manifestAppID, Account: "acme"})
 
 	// Without an app, webhooks are refused and nothing is stored.
-	head1 := w.pr(1, "first", "alice", nonBreaking)
+	head1 := w.PR(1, "first", "alice", nonBreaking)
 	for _, secret := range []string{"", manifestWebhookSecret} {
-		d := w.prEvent("opened", 1, head1, "alice").Installation(manifestInstallationID).SendT(t, hook(), secret)
+		d := w.PREvent("opened", 1, head1, "alice").Installation(manifestInstallationID).SendT(t, hook(), secret)
 		assert.Equal(t, http.StatusServiceUnavailable, d.Status)
 		assert.Contains(t, d.Body, "not set up")
 		_, err := w.srv.Store().GetDelivery(ctx, "github", d.ID)
 		assert.ErrorIs(t, err, db.ErrNotFound, "a refused delivery is not stored")
 	}
 	w.settle()
-	assert.Empty(t, w.repo.CheckRuns())
+	assert.Empty(t, w.Repo.CheckRuns())
 
 	// /setup posts the manifest, its URLs filled in from the public URL, to GitHub (here the fake, which looks
 	// like GitHub Enterprise Server: its web URL is derived from the API URL).
 	action, manifest := setupForm(t, w, "")
-	require.True(t, strings.HasPrefix(action, w.fake.URL()+"/settings/apps/new?state="), action)
-	state := strings.TrimPrefix(action, w.fake.URL()+"/settings/apps/new?state=")
+	require.True(t, strings.HasPrefix(action, w.Fake.URL()+"/settings/apps/new?state="), action)
+	state := strings.TrimPrefix(action, w.Fake.URL()+"/settings/apps/new?state=")
 	require.NotEmpty(t, state)
 	assert.Equal(t, "dagctl-bot", manifest["name"])
 	assert.Equal(t, publicURL, manifest["url"])
@@ -157,12 +157,12 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 	}, manifest["default_permissions"])
 	assert.ElementsMatch(t, []any{"pull_request", "pull_request_review", "issue_comment", "push", "check_run"}, manifest["default_events"])
 	orgAction, _ := setupForm(t, w, "?org=acme")
-	assert.True(t, strings.HasPrefix(orgAction, w.fake.URL()+"/organizations/acme/settings/apps/new?state="), orgAction)
+	assert.True(t, strings.HasPrefix(orgAction, w.Fake.URL()+"/organizations/acme/settings/apps/new?state="), orgAction)
 
 	// A callback with a state the bot did not hand out is refused before the code is redeemed.
 	status, body := page(t, w, "/setup/callback?code="+manifestCode+"&state=forged")
 	assert.Equal(t, http.StatusBadRequest, status, body)
-	assert.Empty(t, w.fake.RequestsMatching("POST", "/app-manifests/*/conversions"))
+	assert.Empty(t, w.Fake.RequestsMatching("POST", "/app-manifests/*/conversions"))
 	_, err = w.srv.Store().AppCredentials(ctx, "github")
 	assert.ErrorIs(t, err, db.ErrNotFound)
 
@@ -170,10 +170,10 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 	status, body = page(t, w, "/setup/callback?code="+manifestCode+"&state="+state)
 	require.Equal(t, http.StatusOK, status, body)
 	assert.Contains(t, body, "dagctl-bot-acme")
-	assert.Contains(t, body, w.fake.URL()+"/apps/dagctl-bot-acme/installations/new")
+	assert.Contains(t, body, w.Fake.URL()+"/apps/dagctl-bot-acme/installations/new")
 	assert.NotContains(t, body, manifestWebhookSecret)
 	assert.NotContains(t, body, "PRIVATE KEY")
-	conversions := w.fake.RequestsMatching("POST", "/app-manifests/"+manifestCode+"/conversions")
+	conversions := w.Fake.RequestsMatching("POST", "/app-manifests/"+manifestCode+"/conversions")
 	require.Len(t, conversions, 1)
 	assert.Equal(t, http.StatusCreated, conversions[0].Status)
 	creds, err := w.srv.Store().AppCredentials(ctx, "github")
@@ -186,9 +186,9 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 
 	// At once, without a restart: deliveries signed with the new secret are accepted, others are not, and the
 	// PR is planned as the new app (its key signs the JWT the fake checks against the app's public key).
-	bad := w.prEvent("opened", 1, head1, "alice").Installation(manifestInstallationID).SendT(t, hook(), "not-the-secret")
+	bad := w.PREvent("opened", 1, head1, "alice").Installation(manifestInstallationID).SendT(t, hook(), "not-the-secret")
 	assert.Equal(t, http.StatusUnauthorized, bad.Status)
-	d := w.prEvent("opened", 1, head1, "alice").Installation(manifestInstallationID).SendT(t, hook(), manifestWebhookSecret)
+	d := w.PREvent("opened", 1, head1, "alice").Installation(manifestInstallationID).SendT(t, hook(), manifestWebhookSecret)
 	assert.Equal(t, http.StatusAccepted, d.Status)
 	w.settle()
 	assertPlanned(t, w, head1)
@@ -203,8 +203,8 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 	// After a restart the stored credentials are used.
 	w.stop()
 	w.start()
-	head2 := w.pr(2, "second", "bob", nonBreaking)
-	d = w.prEvent("opened", 2, head2, "bob").Installation(manifestInstallationID).SendT(t, hook(), manifestWebhookSecret)
+	head2 := w.PR(2, "second", "bob", nonBreaking)
+	d = w.PREvent("opened", 2, head2, "bob").Installation(manifestInstallationID).SendT(t, hook(), manifestWebhookSecret)
 	assert.Equal(t, http.StatusAccepted, d.Status)
 	w.settle()
 	assertPlanned(t, w, head2)
@@ -216,15 +216,15 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 	w.stop()
 	env = map[string]string{
 		serverconfig.EnvGitHubAppID:         strconv.Itoa(appID),
-		serverconfig.EnvGitHubPrivateKey:    string(w.pem),
+		serverconfig.EnvGitHubPrivateKey:    string(w.PEM),
 		serverconfig.EnvGitHubWebhookSecret: webhookSecret,
 	}
 	w.start()
-	w.fake.ResetRequests()
-	head3 := w.pr(3, "third", "carol", nonBreaking)
-	stale := w.prEvent("opened", 3, head3, "carol").Installation(installationID).SendT(t, hook(), manifestWebhookSecret)
+	w.Fake.ResetRequests()
+	head3 := w.PR(3, "third", "carol", nonBreaking)
+	stale := w.PREvent("opened", 3, head3, "carol").Installation(installationID).SendT(t, hook(), manifestWebhookSecret)
 	assert.Equal(t, http.StatusUnauthorized, stale.Status, "the stored secret no longer verifies")
-	d = w.prEvent("opened", 3, head3, "carol").Installation(installationID).SendT(t, hook(), webhookSecret)
+	d = w.PREvent("opened", 3, head3, "carol").Installation(installationID).SendT(t, hook(), webhookSecret)
 	assert.Equal(t, http.StatusAccepted, d.Status)
 	w.settle()
 	assertPlanned(t, w, head3)
@@ -243,7 +243,7 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 			leaked = append(leaked, name)
 		}
 	}
-	for name, key := range map[string][]byte{"manifest app key": keyPEM, "settings app key": w.pem} {
+	for name, key := range map[string][]byte{"manifest app key": keyPEM, "settings app key": w.PEM} {
 		for i, line := range pemBody(key) {
 			if strings.Contains(out, line) {
 				leaked = append(leaked, fmt.Sprintf("%s (line %d)", name, i+1))
@@ -258,8 +258,8 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 func assertPlanned(t *testing.T, w *world, head string) {
 	t.Helper()
 	for _, env := range []string{"prod", "dev"} {
-		check, ok := w.repo.CheckRun("dagctl/plan: "+env, head)
-		if assert.True(t, ok, "no %s check on %s; checks: %v", env, head, w.repo.CheckRuns()) {
+		check, ok := w.Repo.CheckRun("dagctl/plan: "+env, head)
+		if assert.True(t, ok, "no %s check on %s; checks: %v", env, head, w.Repo.CheckRuns()) {
 			assert.Equal(t, "success", check.Conclusion, env)
 		}
 	}
@@ -270,7 +270,7 @@ func assertPlanned(t *testing.T, w *world, head string) {
 func assertTokensOnlyFor(t *testing.T, w *world, installation int64) {
 	t.Helper()
 	var ours int
-	for _, r := range w.fake.RequestsMatching("POST", "/app/installations/*/access_tokens") {
+	for _, r := range w.Fake.RequestsMatching("POST", "/app/installations/*/access_tokens") {
 		assert.Equal(t, "/app/installations/"+strconv.FormatInt(installation, 10)+"/access_tokens", r.Path)
 		assert.Equal(t, "jwt", r.Auth)
 		assert.Equal(t, http.StatusCreated, r.Status, "the fake verified the JWT with the app's public key")
@@ -301,11 +301,11 @@ func TestCallbackWithAnUnknownCodeStoresNothing(t *testing.T) {
 	_, err := w.srv.Store().AppCredentials(context.Background(), "github")
 	assert.ErrorIs(t, err, db.ErrNotFound)
 	// Still not set up: webhooks are refused, and /setup offers the form again.
-	d := w.prEvent("opened", 1, w.base, "alice").SendT(t, w.http.URL+"/webhooks/github", webhookSecret)
+	d := w.PREvent("opened", 1, w.Base, "alice").SendT(t, w.http.URL+"/webhooks/github", webhookSecret)
 	assert.Equal(t, http.StatusServiceUnavailable, d.Status)
 	setupForm(t, w, "")
 	// The state was used up by the failed attempt.
-	w.fake.AddManifestCode("later", githubfake.ManifestApp{ID: 5, Slug: "x", PEM: string(w.pem), WebhookSecret: "s"})
+	w.Fake.AddManifestCode("later", githubfake.ManifestApp{ID: 5, Slug: "x", PEM: string(w.PEM), WebhookSecret: "s"})
 	status, _ = page(t, w, "/setup/callback?code=later&state="+state)
 	assert.Equal(t, http.StatusBadRequest, status)
 }
@@ -367,17 +367,17 @@ func TestInstallationEventsKeepTheStoreCurrentAndSuspensionStopsPlans(t *testing
 	require.NoError(t, err)
 	assert.True(t, repo.Suspended)
 
-	head := w.pr(1, "x", "alice", nonBreaking)
-	d = w.send(w.prEvent("opened", 1, head, "alice"))
+	head := w.PR(1, "x", "alice", nonBreaking)
+	d = w.send(w.PREvent("opened", 1, head, "alice"))
 	assert.Equal(t, http.StatusAccepted, d.Status)
 	got, err := store.GetDelivery(ctx, "github", d.ID)
 	require.NoError(t, err)
 	assert.Equal(t, db.DeliveryDone, got.Status, "ignored, not failed or retried")
-	assert.Empty(t, w.repo.CheckRuns(), "no checks for a suspended installation")
-	assert.Empty(t, w.repo.Comments(1))
-	w.send(w.commentEvent(1, head, "bob", "/dagctl plan"))
-	assert.Empty(t, w.repo.CheckRuns(), "commands are ignored too")
-	assert.Empty(t, w.repo.Reactions(w.repo.Comments(1)[0].ID))
+	assert.Empty(t, w.Repo.CheckRuns(), "no checks for a suspended installation")
+	assert.Empty(t, w.Repo.Comments(1))
+	w.send(w.CommentEvent(1, head, "bob", "/dagctl plan"))
+	assert.Empty(t, w.Repo.CheckRuns(), "commands are ignored too")
+	assert.Empty(t, w.Repo.Reactions(w.Repo.Comments(1)[0].ID))
 
 	// Unsuspended: served again.
 	w.send(installationPayload(t, "installation.suspend.json", "unsuspend").Set("installation.suspended_at", nil).
@@ -386,7 +386,7 @@ func TestInstallationEventsKeepTheStoreCurrentAndSuspensionStopsPlans(t *testing
 	require.NoError(t, err)
 	assert.False(t, inst.Suspended)
 	assert.Equal(t, []string{"acme/marts", "acme/warehouse"}, repoNames(t, w), "unsuspending keeps the repositories")
-	w.send(w.prEvent("reopened", 1, head, "alice"))
+	w.send(w.PREvent("reopened", 1, head, "alice"))
 	assertPlanned(t, w, head)
 
 	// Uninstalled: the installation and its repositories are gone.

@@ -19,25 +19,25 @@ var nonBreaking = testutil.NonBreakingChange
 
 func TestPullRequestGetsPlanChecksAndStickyComment(t *testing.T) {
 	w := newWorld(t, worldOptions{seedProd: true})
-	head := w.pr(1, "more-columns", "alice", nonBreaking)
-	d := w.send(w.prEvent("opened", 1, head, "alice"))
+	head := w.PR(1, "more-columns", "alice", nonBreaking)
+	d := w.send(w.PREvent("opened", 1, head, "alice"))
 	assert.Equal(t, 202, d.Status)
 
 	for _, env := range []string{"prod", "dev"} {
-		check, ok := w.repo.CheckRun("dagctl/plan: "+env, head)
-		require.True(t, ok, "no check for %s; checks: %v", env, w.repo.CheckRuns())
+		check, ok := w.Repo.CheckRun("dagctl/plan: "+env, head)
+		require.True(t, ok, "no check for %s; checks: %v", env, w.Repo.CheckRuns())
 		assert.Equal(t, []string{"queued", "in_progress", "completed"}, check.Statuses(), env)
 		assert.Equal(t, "success", check.Conclusion, env)
 		assert.Contains(t, check.DetailsURL, publicURL+"/runs/", env)
 		assert.Contains(t, check.Summary, "dagctl_example.customer_totals", env)
 	}
-	prod, _ := w.repo.CheckRun("dagctl/plan: prod", head)
+	prod, _ := w.Repo.CheckRun("dagctl/plan: prod", head)
 	assert.Contains(t, prod.Summary, "Non-breaking")
 	assert.Contains(t, prod.Summary, "dagctl_example.top_customers", "the downstream view is indirectly modified")
 
-	comments := w.repo.Comments(1)
+	comments := w.Repo.Comments(1)
 	require.Len(t, comments, 1, "one sticky comment")
-	body := w.normalize(w.sticky(1), map[string]string{head: "head", w.base: "base"})
+	body := w.normalize(w.Sticky(1), map[string]string{head: "head", w.Base: "base"})
 	golden(t, "pr_opened_non_breaking.md", body)
 
 	// The log link works and shows the real sqlmesh output.

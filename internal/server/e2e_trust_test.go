@@ -109,20 +109,20 @@ func runLog(t *testing.T, w *world, check githubfake.CheckRun) string {
 
 func TestAPRCannotLoosenItsOwnRulesOrReachSecrets(t *testing.T) {
 	w := newWorld(t, worldOptions{configure: allowSomeSecret})
-	head := w.pr(1, "hostile", "mallory", map[string]string{
+	head := w.PR(1, "hostile", "mallory", map[string]string{
 		repoconfig.Path:       hostileConfig(t),
 		"models/env_probe.py": envProbe,
 	})
-	w.repo.SetPermission("mallory", "write")
-	w.send(w.prEvent("opened", 1, head, "mallory"))
+	w.Repo.SetPermission("mallory", "write")
+	w.send(w.PREvent("opened", 1, head, "mallory"))
 
 	// The job's environment is the base's: SOME_SECRET does not reach the PR's code.
-	prod, ok := w.repo.CheckRun("dagctl/plan: prod", head)
-	require.True(t, ok, "checks: %v", w.repo.CheckRuns())
+	prod, ok := w.Repo.CheckRun("dagctl/plan: prod", head)
+	require.True(t, ok, "checks: %v", w.Repo.CheckRuns())
 	assert.Equal(t, "success", prod.Conclusion)
 	assert.Contains(t, prod.Summary, "dagctl_example.env_probe", "the head's model is planned")
 	for _, env := range []string{"prod", "dev"} {
-		check, ok := w.repo.CheckRun("dagctl/plan: "+env, head)
+		check, ok := w.Repo.CheckRun("dagctl/plan: "+env, head)
 		require.True(t, ok, env)
 		log := runLog(t, w, check)
 		assert.Contains(t, log, "env-probe: SOME_SECRET is UNSET", env)
@@ -137,36 +137,36 @@ func TestAPRCannotLoosenItsOwnRulesOrReachSecrets(t *testing.T) {
 	assert.Equal(t, 1, plans["prod"].Env.RequiredApprovals)
 	assert.Equal(t, []repoconfig.ApplyTrigger{repoconfig.ApplyOnMerge}, plans["prod"].Env.ApplyOn)
 	assert.Equal(t, []string{"EXAMPLE_DUCKDB_PATH"}, plans["prod"].Job.PassEnv)
-	sticky := w.sticky(1)
+	sticky := w.Sticky(1)
 	assert.Contains(t, sticky, "merge the PR to apply")
 	assert.NotContains(t, sticky, "/dagctl apply prod", "prod is not applied by comment")
 
 	// The environment the PR adds does not exist yet.
 	assert.NotContains(t, plans, "staging")
-	_, planned := w.repo.CheckRun("dagctl/plan: staging", head)
+	_, planned := w.Repo.CheckRun("dagctl/plan: staging", head)
 	assert.False(t, planned)
 	assert.NotContains(t, sticky, "staging")
-	w.send(w.commentEvent(1, head, "bob", "/dagctl plan staging"))
+	w.send(w.CommentEvent(1, head, "bob", "/dagctl plan staging"))
 	assert.Contains(t, lastComment(w, 1), "environment `staging` is not configured")
-	_, planned = w.repo.CheckRun("dagctl/plan: staging", head)
+	_, planned = w.Repo.CheckRun("dagctl/plan: staging", head)
 	assert.False(t, planned)
 
 	// Nothing of the secret reached the PR either.
-	for _, c := range w.repo.CheckRuns() {
+	for _, c := range w.Repo.CheckRuns() {
 		assert.NotContains(t, c.Summary+c.Text, someSecretValue, c.Name)
 	}
-	for _, c := range w.repo.Comments(1) {
+	for _, c := range w.Repo.Comments(1) {
 		assert.NotContains(t, c.Body, someSecretValue)
 	}
 
 	// Once the base passes SOME_SECRET (merged after review), jobs get it: the probe does see what it is given.
-	w.git.Git("checkout", "--quiet", "main")
-	w.base = w.git.Commit("main", map[string]string{repoconfig.Path: exampleConfig(t, func(s string) string {
+	w.Git.Git("checkout", "--quiet", "main")
+	w.Base = w.Git.Commit("main", map[string]string{repoconfig.Path: exampleConfig(t, func(s string) string {
 		return replaceOnce(t, s, "    - EXAMPLE_DUCKDB_PATH\n", "    - EXAMPLE_DUCKDB_PATH\n    - "+someSecretName+"\n")
 	})}, "pass SOME_SECRET to jobs")
-	head2 := w.pr(2, "probe", "alice", map[string]string{"models/env_probe.py": envProbe})
-	w.send(w.prEvent("opened", 2, head2, "alice"))
-	check, ok := w.repo.CheckRun("dagctl/plan: prod", head2)
+	head2 := w.PR(2, "probe", "alice", map[string]string{"models/env_probe.py": envProbe})
+	w.send(w.PREvent("opened", 2, head2, "alice"))
+	check, ok := w.Repo.CheckRun("dagctl/plan: prod", head2)
 	require.True(t, ok)
 	log := runLog(t, w, check)
 	assert.Contains(t, log, "env-probe: SOME_SECRET is SET")
@@ -186,12 +186,12 @@ func TestProjectsComeFromTheHead(t *testing.T) {
 	files[repoconfig.Path] = exampleConfig(t, func(s string) string {
 		return replaceOnce(t, s, "  - path: .\n", "  - path: warehouse\n")
 	})
-	head := w.pr(1, "move", "alice", files)
-	w.send(w.prEvent("opened", 1, head, "alice"))
+	head := w.PR(1, "move", "alice", files)
+	w.send(w.PREvent("opened", 1, head, "alice"))
 
 	for _, env := range []string{"prod", "dev"} {
-		check, ok := w.repo.CheckRun("dagctl/plan: "+env, head)
-		require.True(t, ok, "checks: %v", w.repo.CheckRuns())
+		check, ok := w.Repo.CheckRun("dagctl/plan: "+env, head)
+		require.True(t, ok, "checks: %v", w.Repo.CheckRuns())
 		assert.Equal(t, "success", check.Conclusion, "%s: %s\n%s", env, check.Title, check.Summary)
 		assert.Contains(t, check.Summary, "dagctl_example.top_customers", env)
 	}
@@ -201,15 +201,15 @@ func TestProjectsComeFromTheHead(t *testing.T) {
 
 func TestNoChangesIsNeutral(t *testing.T) {
 	w := newWorld(t, worldOptions{seedProd: true})
-	head := w.pr(1, "docs", "alice", map[string]string{"README.md": "# The warehouse\n"})
-	w.send(w.prEvent("opened", 1, head, "alice"))
+	head := w.PR(1, "docs", "alice", map[string]string{"README.md": "# The warehouse\n"})
+	w.send(w.PREvent("opened", 1, head, "alice"))
 	for _, env := range []string{"prod", "dev"} {
-		check, ok := w.repo.CheckRun("dagctl/plan: "+env, head)
-		require.True(t, ok, "checks: %v", w.repo.CheckRuns())
+		check, ok := w.Repo.CheckRun("dagctl/plan: "+env, head)
+		require.True(t, ok, "checks: %v", w.Repo.CheckRuns())
 		assert.Equal(t, "completed", check.Status, env)
 		assert.Equal(t, "neutral", check.Conclusion, "%s: %s", env, check.Title)
 	}
-	assert.Contains(t, w.sticky(1), "No changes")
+	assert.Contains(t, w.Sticky(1), "No changes")
 }
 
 func TestSQLErrorFailsTheCheckWithTheError(t *testing.T) {
@@ -217,13 +217,13 @@ func TestSQLErrorFailsTheCheckWithTheError(t *testing.T) {
 	data, err := os.ReadFile(exampleFile("models/customer_totals.sql"))
 	require.NoError(t, err)
 	broken := replaceOnce(t, string(data), "  SUM(amount) AS total_amount\n", "  SUM(amount AS total_amount\n")
-	head := w.pr(1, "typo", "alice", map[string]string{"models/customer_totals.sql": broken})
-	w.send(w.prEvent("opened", 1, head, "alice"))
+	head := w.PR(1, "typo", "alice", map[string]string{"models/customer_totals.sql": broken})
+	w.send(w.PREvent("opened", 1, head, "alice"))
 
-	sticky := w.sticky(1)
+	sticky := w.Sticky(1)
 	for _, env := range []string{"prod", "dev"} {
-		check, ok := w.repo.CheckRun("dagctl/plan: "+env, head)
-		require.True(t, ok, "checks: %v", w.repo.CheckRuns())
+		check, ok := w.Repo.CheckRun("dagctl/plan: "+env, head)
+		require.True(t, ok, "checks: %v", w.Repo.CheckRuns())
 		assert.Equal(t, "failure", check.Conclusion, env)
 		output := check.Summary + "\n" + check.Text
 		assert.Contains(t, output, "Failed to load model from file 'models/customer_totals.sql'", env)
@@ -244,16 +244,16 @@ func TestUncategorizedChangesNeedAction(t *testing.T) {
 	require.NoError(t, err)
 	orders, err := os.ReadFile(exampleFile("models/orders.sql"))
 	require.NoError(t, err)
-	head := w.pr(1, "manual-categories", "alice", map[string]string{
+	head := w.PR(1, "manual-categories", "alice", map[string]string{
 		// With automatic categorisation off, sqlmesh leaves a SQL change for a person to categorise.
 		"config.yaml": replaceOnce(t, string(sqlmeshConfig), "linter:", "plan:\n  auto_categorize_changes:\n    sql: 'off'\n\nlinter:"),
 		"models/orders.sql": replaceOnce(t, string(orders), "order_date BETWEEN @start_ds AND @end_ds",
 			"order_date BETWEEN @start_ds AND @end_ds AND amount > 0"),
 	})
-	w.send(w.prEvent("opened", 1, head, "alice"))
+	w.send(w.PREvent("opened", 1, head, "alice"))
 
-	check, ok := w.repo.CheckRun("dagctl/plan: prod", head)
-	require.True(t, ok, "checks: %v", w.repo.CheckRuns())
+	check, ok := w.Repo.CheckRun("dagctl/plan: prod", head)
+	require.True(t, ok, "checks: %v", w.Repo.CheckRuns())
 	assert.Equal(t, "action_required", check.Conclusion, "%s\n%s", check.Title, check.Summary)
 	assert.Contains(t, check.Summary, "dagctl_example.orders")
 	plans, err := w.srv.Store().ListPlansByPR(context.Background(), "github", "acme/warehouse", 1)
@@ -267,5 +267,5 @@ func TestUncategorizedChangesNeedAction(t *testing.T) {
 	require.NotNil(t, prod)
 	require.NotNil(t, prod.Summary)
 	assert.Equal(t, []string{"dagctl_example.orders"}, prod.Summary.Uncategorized())
-	assert.Contains(t, w.sticky(1), "dagctl_example.orders")
+	assert.Contains(t, w.Sticky(1), "dagctl_example.orders")
 }

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -14,7 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/dagctl/dagctl-bot/internal/comments"
+	"github.com/dagctl/dagctl-bot/internal/forgetest/e2e"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
 	"github.com/dagctl/dagctl-bot/internal/server"
 	"github.com/dagctl/dagctl-bot/internal/serverconfig"
@@ -22,26 +21,21 @@ import (
 )
 
 const (
-	appID          = 42
-	installationID = 7
-	webhookSecret  = "s3cret-webhook"
+	appID          = e2e.AppID
+	installationID = e2e.InstallationID
+	webhookSecret  = e2e.WebhookSecret
 	publicURL      = "https://bot.test"
 	// executionTime fixes sqlmesh's "now", so that backfill intervals are the same on every run.
-	executionTime = "2024-01-15"
+	executionTime = e2e.ExecutionTime
 )
 
 // world is one end-to-end test's world: a fake GitHub with a repository holding examples/sqlmesh, the team's
 // sqlmesh state in a DuckDB file, and dagctl-bot serving webhooks over HTTP.
 type world struct {
+	*e2e.Forge
 	t        *testing.T
-	fake     *githubfake.Fake
-	git      *githubfake.GitRepo
-	repo     *githubfake.Repo
-	pem      []byte
-	state    string // the DuckDB file with data and sqlmesh state
 	dbPath   string
 	workDir  string
-	base     string // main's commit
 	srv      *server.Server
 	http     *httptest.Server
 	stopped  bool
@@ -60,60 +54,15 @@ type worldOptions struct {
 
 func newWorld(t *testing.T, opts worldOptions) *world {
 	t.Helper()
-	w := &world{t: t, opts: opts, fake: githubfake.New(t)}
-	w.pem = w.fake.NewApp(t, appID, "dagctl-bot")
-	w.fake.AddInstallation(githubfake.Installation{ID: installationID, AppID: appID, Account: "acme"})
-	w.git = githubfake.NewGitRepo(t, "main")
-	w.base = w.git.Commit("main", w.mainFiles(), "the example project")
-	w.repo = w.fake.AddRepo("acme", "warehouse", w.git.Dir, "main")
-	for user, role := range map[string]string{"alice": "write", "bob": "write", "carol": "admin", "dave": "read"} {
-		w.repo.SetPermission(user, role)
-	}
+	w := &world{t: t, opts: opts, Forge: e2e.NewForge(t, opts.baseFiles)}
 	dir := t.TempDir()
-	w.state = filepath.Join(dir, "state.duckdb")
 	w.dbPath = filepath.Join(dir, "dagctl.db")
 	w.workDir = filepath.Join(dir, "work")
 	if opts.seedProd {
-		w.applyProd()
+		w.DeployToProd(nil)
 	}
 	w.start()
 	return w
-}
-
-// mainFiles are the files on main: the example and the test's own.
-func (w *world) mainFiles() map[string]string {
-	files := testutil.ExampleFiles(w.t)
-	for name, content := range w.opts.baseFiles {
-		files[name] = content
-	}
-	return files
-}
-
-// applyProd applies main's project to prod with the real sqlmesh, as the team's earlier deploys would have.
-func (w *world) applyProd() {
-	w.t.Helper()
-	w.deployOutsideTheBot(nil)
-}
-
-// deployOutsideTheBot applies main plus some changes to prod with the real sqlmesh, as a deploy the bot does not
-// know about would.
-func (w *world) deployOutsideTheBot(changes map[string]string) {
-	w.t.Helper()
-	dir := w.t.TempDir()
-	files := w.mainFiles()
-	for k, v := range changes {
-		files[k] = v
-	}
-	for name, content := range files {
-		full := filepath.Join(dir, filepath.FromSlash(name))
-		require.NoError(w.t, os.MkdirAll(filepath.Dir(full), 0o755))
-		require.NoError(w.t, os.WriteFile(full, []byte(content), 0o644))
-	}
-	cmd := exec.Command(testutil.SQLMesh(w.t), "plan", "prod", "--auto-apply", "--no-prompts", "--execution-time", executionTime)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "EXAMPLE_DUCKDB_PATH="+w.state, "SQLMESH__DISABLE_ANONYMIZED_ANALYTICS=1")
-	out, err := cmd.CombinedOutput()
-	require.NoError(w.t, err, "deploying to prod: %s", out)
 }
 
 // start starts dagctl-bot on the world's database (again, after stop: a restart).
@@ -123,8 +72,8 @@ func (w *world) start() {
 		DB:       w.dbPath,
 		Executor: serverconfig.ExecutorLocal,
 		GitHub: serverconfig.GitHub{
-			AppID: appID, PrivateKey: serverconfig.Secret(w.pem), WebhookSecret: webhookSecret,
-			APIURL: w.fake.APIURL() + "/",
+			AppID: appID, PrivateKey: serverconfig.Secret(w.PEM), WebhookSecret: webhookSecret,
+			APIURL: w.Fake.APIURL() + "/",
 		},
 		PublicURL: publicURL,
 		SQLMesh:   testutil.SQLMesh(w.t),
@@ -134,10 +83,10 @@ func (w *world) start() {
 	w.logLines = &strings.Builder{}
 	opts := server.Options{
 		Log:           slog.New(slog.NewTextHandler(w.logLines, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:           w.fake.Now,
-		Sleep:         w.fake.Sleep,
+		Now:           w.Fake.Now,
+		Sleep:         w.Fake.Sleep,
 		ExecutionTime: executionTime,
-		Environ:       append(os.Environ(), "EXAMPLE_DUCKDB_PATH="+w.state),
+		Environ:       append(os.Environ(), "EXAMPLE_DUCKDB_PATH="+w.State),
 		// The example's DuckDB file takes one writer at a time; a warehouse would not need this.
 		MaxJobs: 1,
 	}
@@ -207,41 +156,6 @@ func (w *world) settle() {
 	}
 }
 
-// pr makes a PR from a branch with the given changes on top of main, and returns its head SHA.
-func (w *world) pr(number int, branch, author string, files map[string]string) string {
-	w.t.Helper()
-	w.git.Git("checkout", "--quiet", "main")
-	head := w.git.Commit(branch, files, "change on "+branch)
-	w.repo.SetPR(githubfake.PR{Number: number, Title: "Change " + branch, Author: author, HeadRef: branch, HeadSHA: head, BaseRef: "main", BaseSHA: w.base})
-	return head
-}
-
-// prEvent is a pull_request payload for the PR.
-func (w *world) prEvent(action string, number int, head, author string) *githubfake.Payload {
-	return githubfake.LoadPayload(w.t, "pull_request.opened.json").Installation(installationID).Repo(w.repo).
-		PullRequest(number, head, w.base).Set("action", action).Set("pull_request.base.ref", "main").
-		Set("pull_request.user.login", author).Set("sender.login", author)
-}
-
-// commentEvent is an issue_comment payload: a new comment on the PR.
-func (w *world) commentEvent(number int, head, user, body string) *githubfake.Payload {
-	id := w.repo.AddComment(number, user, body)
-	return githubfake.LoadPayload(w.t, "issue_comment.created.on-pr.json").Installation(installationID).Repo(w.repo).
-		PullRequest(number, head, w.base).Set("comment.id", id).Set("comment.body", body).
-		Set("comment.user.login", user).Set("comment.user.type", "User").Set("sender.login", user)
-}
-
-// sticky is the PR's sticky comment (all parts joined), or "".
-func (w *world) sticky(number int) string {
-	var parts []string
-	for _, c := range w.repo.Comments(number) {
-		if _, ok := comments.MarkerPart(c.Body); ok && !c.Deleted {
-			parts = append(parts, c.Body)
-		}
-	}
-	return strings.Join(parts, "\n")
-}
-
 var (
 	logLinkRE = regexp.MustCompile(regexp.QuoteMeta(publicURL) + `/runs/\d+/[0-9a-f]+`)
 )
@@ -258,9 +172,9 @@ func (w *world) normalize(s string, shas map[string]string) string {
 // review adds a review by user to the PR on the fake and sends the pull_request_review event.
 func (w *world) review(number int, head, user, state string) int64 {
 	w.t.Helper()
-	id := w.repo.AddReview(number, githubfake.Review{User: user, State: state, CommitID: head})
-	w.send(githubfake.LoadPayload(w.t, "pull_request_review.submitted.json").Installation(installationID).Repo(w.repo).
-		PullRequest(number, head, w.base).Set("review.id", id).Set("review.state", strings.ToLower(state)).
+	id := w.Repo.AddReview(number, githubfake.Review{User: user, State: state, CommitID: head})
+	w.send(githubfake.LoadPayload(w.t, "pull_request_review.submitted.json").Installation(installationID).Repo(w.Repo).
+		PullRequest(number, head, w.Base).Set("review.id", id).Set("review.state", strings.ToLower(state)).
 		Set("review.user.login", user).Set("review.commit_id", head).Set("sender.login", user))
 	return id
 }
@@ -268,18 +182,18 @@ func (w *world) review(number int, head, user, state string) int64 {
 // dismiss dismisses a review and sends the event.
 func (w *world) dismiss(number int, head string, id int64) {
 	w.t.Helper()
-	w.repo.DismissReview(number, id)
-	w.send(githubfake.LoadPayload(w.t, "pull_request_review.dismissed.json").Installation(installationID).Repo(w.repo).
-		PullRequest(number, head, w.base).Set("review.id", id).Set("review.commit_id", head))
+	w.Repo.DismissReview(number, id)
+	w.send(githubfake.LoadPayload(w.t, "pull_request_review.dismissed.json").Installation(installationID).Repo(w.Repo).
+		PullRequest(number, head, w.Base).Set("review.id", id).Set("review.commit_id", head))
 }
 
 // merge merges the PR's branch into main with a merge commit and returns the merge commit.
 func (w *world) merge(number int, branch, head, author string) string {
 	w.t.Helper()
-	w.git.Git("checkout", "--quiet", "main")
-	w.git.Git("merge", "--quiet", "--no-ff", "-m", "Merge "+branch, branch)
-	sha := w.git.SHA("HEAD")
-	w.repo.SetPR(githubfake.PR{Number: number, Author: author, HeadRef: branch, HeadSHA: head, BaseRef: "main", BaseSHA: w.base,
+	w.Git.Git("checkout", "--quiet", "main")
+	w.Git.Git("merge", "--quiet", "--no-ff", "-m", "Merge "+branch, branch)
+	sha := w.Git.SHA("HEAD")
+	w.Repo.SetPR(githubfake.PR{Number: number, Author: author, HeadRef: branch, HeadSHA: head, BaseRef: "main", BaseSHA: w.Base,
 		State: "closed", Merged: true, MergeCommitSHA: sha})
 	return sha
 }
@@ -287,7 +201,7 @@ func (w *world) merge(number int, branch, head, author string) string {
 // comment sends a new PR comment and waits for what it started.
 func (w *world) comment(number int, head, user, body string) *githubfake.Payload {
 	w.t.Helper()
-	p := w.commentEvent(number, head, user, body)
+	p := w.CommentEvent(number, head, user, body)
 	w.send(p)
 	return p
 }

@@ -25,8 +25,8 @@ var logLinkRE = regexp.MustCompile(regexp.QuoteMeta(publicURL) + `/runs/\d+/[0-9
 // main end-to-end suite's golden file), the plan's log reported by the Pod through the bot's /jobs endpoints.
 func TestPullRequestIsPlannedInKubernetesJobs(t *testing.T) {
 	w := newWorld(t, nil)
-	head := w.pr(1, "more-columns", "alice", testutil.NonBreakingChange)
-	d := w.send(w.prEvent("opened", 1, head, "alice"))
+	head := w.PR(1, "more-columns", "alice", testutil.NonBreakingChange)
+	d := w.send(w.PREvent("opened", 1, head, "alice"))
 	require.Equal(t, 202, d.Status)
 
 	for _, env := range []string{"prod", "dev"} {
@@ -34,7 +34,7 @@ func TestPullRequestIsPlannedInKubernetesJobs(t *testing.T) {
 	}
 	w.srv.WaitJobs()
 	for _, env := range []string{"prod", "dev"} {
-		check, _ := w.repo.CheckRun("dagctl/plan: "+env, head)
+		check, _ := w.Repo.CheckRun("dagctl/plan: "+env, head)
 		assert.Equal(t, []string{"queued", "in_progress", "completed"}, check.Statuses(), env)
 		assert.Equal(t, "success", check.Conclusion, env)
 		assert.Contains(t, check.Summary, "dagctl_example.customer_totals", env)
@@ -47,9 +47,9 @@ func TestPullRequestIsPlannedInKubernetesJobs(t *testing.T) {
 		assert.EqualValues(t, 1, job.Status.Succeeded, job.Name)
 	}
 
-	require.Len(t, w.repo.Comments(1), 1, "one sticky comment")
-	body := w.sticky(1)
-	for sha, name := range map[string]string{head: "head", w.base: "base"} {
+	require.Len(t, w.Repo.Comments(1), 1, "one sticky comment")
+	body := w.Sticky(1)
+	for sha, name := range map[string]string{head: "head", w.Base: "base"} {
 		body = strings.ReplaceAll(body, sha, "<"+name+">")
 		body = strings.ReplaceAll(body, sha[:7], "<"+name+"7>")
 	}
@@ -59,7 +59,7 @@ func TestPullRequestIsPlannedInKubernetesJobs(t *testing.T) {
 	assert.Equal(t, string(want), body, "the sticky comment is the local executor's (internal/server/testdata)")
 
 	// The log holds what the Pod's two containers reported: the checkout, then sqlmesh's output.
-	prod, _ := w.repo.CheckRun("dagctl/plan: prod", head)
+	prod, _ := w.Repo.CheckRun("dagctl/plan: prod", head)
 	log := w.get(prod.DetailsURL + "?format=text")
 	assert.Contains(t, log, "dagctl: checking out "+head)
 	assert.Contains(t, log, "dagctl_example.customer_totals")
@@ -70,41 +70,30 @@ func TestPullRequestIsPlannedInKubernetesJobs(t *testing.T) {
 // slot, and the example's DuckDB file takes one writer at a time).
 func TestBotRestartMidJobReattachesToTheJob(t *testing.T) {
 	w := newWorld(t, nil)
-	head := w.pr(1, "more-columns", "alice", testutil.NonBreakingChange)
-	require.Equal(t, 202, w.send(w.prEvent("opened", 1, head, "alice")).Status)
+	head := w.PR(1, "more-columns", "alice", testutil.NonBreakingChange)
+	require.Equal(t, 202, w.send(w.PREvent("opened", 1, head, "alice")).Status)
 	w.waitForCheck("dagctl/plan: prod", head, func(c githubfake.CheckRun) bool { return c.Status == "in_progress" })
 
 	w.close(50 * time.Millisecond) // a deploy: the Job goes on without the bot
-	c, _ := w.repo.CheckRun("dagctl/plan: prod", head)
+	c, _ := w.Repo.CheckRun("dagctl/plan: prod", head)
 	require.NotEqual(t, "completed", c.Status, "the restart left the check open")
 	w.start()
 
 	w.waitForCheck("dagctl/plan: prod", head, completed)
 	w.waitForCheck("dagctl/plan: dev", head, completed)
 	w.srv.WaitJobs()
-	c, _ = w.repo.CheckRun("dagctl/plan: prod", head)
+	c, _ = w.Repo.CheckRun("dagctl/plan: prod", head)
 	assert.Equal(t, "success", c.Conclusion)
-	dev, _ := w.repo.CheckRun("dagctl/plan: dev", head)
+	dev, _ := w.Repo.CheckRun("dagctl/plan: dev", head)
 	assert.Equal(t, "success", dev.Conclusion, dev.Summary)
 	assert.Contains(t, c.Summary, "dagctl_example.customer_totals")
-	assert.Len(t, checksNamed(w.repo, "dagctl/plan: prod", head), 1, "the same check run is finished, not a new one")
+	assert.Len(t, w.ChecksNamed("dagctl/plan: prod", head), 1, "the same check run is finished, not a new one")
 	list, err := cluster.Client.BatchV1().Jobs(w.ns).List(context.Background(), metav1.ListOptions{
 		LabelSelector: "dagctl.dev/environment=prod"})
 	require.NoError(t, err)
 	assert.Len(t, list.Items, 1, "prod's Job was followed, not run again")
-	assert.Contains(t, w.sticky(1), "Waiting for approval")
-	assert.Contains(t, w.sticky(1), "dagctl_example.top_customers")
-}
-
-// checksNamed are the check runs of a commit with a name, oldest first.
-func checksNamed(r *githubfake.Repo, name, sha string) []githubfake.CheckRun {
-	var out []githubfake.CheckRun
-	for _, c := range r.CheckRuns() {
-		if c.Name == name && c.HeadSHA == sha {
-			out = append(out, c)
-		}
-	}
-	return out
+	assert.Contains(t, w.Sticky(1), "Waiting for approval")
+	assert.Contains(t, w.Sticky(1), "dagctl_example.top_customers")
 }
 
 // get fetches a bot URL (links point at the public URL; the ingress answers them).

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -19,7 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/dagctl/dagctl-bot/internal/comments"
+	"github.com/dagctl/dagctl-bot/internal/forgetest/e2e"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
 	"github.com/dagctl/dagctl-bot/internal/jobs/kube"
 	"github.com/dagctl/dagctl-bot/internal/jobs/kube/kubetest"
@@ -35,12 +34,12 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	appID          = 42
-	installationID = 7
-	webhookSecret  = "s3cret-webhook"
+	appID          = e2e.AppID
+	installationID = e2e.InstallationID
+	webhookSecret  = e2e.WebhookSecret
 	// publicURL is the bot's address in links (log links); Pods report to the test server's own address.
 	publicURL     = "https://bot.test"
-	executionTime = "2024-01-15"
+	executionTime = e2e.ExecutionTime
 )
 
 // tokenKey signs the Pods' report tokens; it is the same for every bot process, as the setting must be.
@@ -49,13 +48,8 @@ var tokenKey = []byte("kubee2e-report-token-key-0123456789")
 // world is one test's world: a fake GitHub holding examples/sqlmesh, prod applied to a DuckDB file, a namespace
 // with a node running its Pods, and the bot behind a fixed address (an ingress: 502 while the bot is down).
 type world struct {
+	*e2e.Forge
 	t       *testing.T
-	fake    *githubfake.Fake
-	git     *githubfake.GitRepo
-	repo    *githubfake.Repo
-	pem     []byte
-	base    string
-	state   string // the DuckDB file with data and sqlmesh state
 	dbPath  string
 	ns      string
 	ingress *httptest.Server
@@ -68,21 +62,9 @@ type world struct {
 // newWorld makes a world whose main holds the example with the files of baseFiles added or replaced.
 func newWorld(t *testing.T, baseFiles map[string]string) *world {
 	t.Helper()
-	w := &world{t: t, fake: githubfake.New(t)}
-	w.pem = w.fake.NewApp(t, appID, "dagctl-bot")
-	w.fake.AddInstallation(githubfake.Installation{ID: installationID, AppID: appID, Account: "acme"})
-	w.git = githubfake.NewGitRepo(t, "main")
-	files := testutil.ExampleFiles(t)
-	for name, content := range baseFiles {
-		files[name] = content
-	}
-	w.base = w.git.Commit("main", files, "the example project")
-	w.repo = w.fake.AddRepo("acme", "warehouse", w.git.Dir, "main")
-	w.repo.SetPermission("alice", "write")
-	dir := t.TempDir()
-	w.state = filepath.Join(dir, "state.duckdb")
-	w.dbPath = filepath.Join(dir, "dagctl.db")
-	w.applyProd()
+	w := &world{t: t, Forge: e2e.NewForge(t, baseFiles)}
+	w.dbPath = filepath.Join(t.TempDir(), "dagctl.db")
+	w.DeployToProd(nil)
 
 	w.ingress = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		h := w.current.Load()
@@ -101,22 +83,6 @@ func newWorld(t *testing.T, baseFiles map[string]string) *world {
 	})
 	w.start()
 	return w
-}
-
-// applyProd applies main's project to prod with the real sqlmesh, as the team's earlier deploys would have.
-func (w *world) applyProd() {
-	w.t.Helper()
-	dir := w.t.TempDir()
-	for name, content := range testutil.ExampleFiles(w.t) {
-		full := filepath.Join(dir, filepath.FromSlash(name))
-		require.NoError(w.t, os.MkdirAll(filepath.Dir(full), 0o755))
-		require.NoError(w.t, os.WriteFile(full, []byte(content), 0o644))
-	}
-	cmd := exec.Command(testutil.SQLMesh(w.t), "plan", "prod", "--auto-apply", "--no-prompts", "--execution-time", executionTime)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "EXAMPLE_DUCKDB_PATH="+w.state, "SQLMESH__DISABLE_ANONYMIZED_ANALYTICS=1")
-	out, err := cmd.CombinedOutput()
-	require.NoError(w.t, err, "deploying to prod: %s", out)
 }
 
 // start starts a bot process on the world's database, with a Kubernetes executor of its own (again after stop:
@@ -139,8 +105,8 @@ func (w *world) start() {
 		DB:       w.dbPath,
 		Executor: serverconfig.ExecutorKubernetes,
 		GitHub: serverconfig.GitHub{
-			AppID: appID, PrivateKey: serverconfig.Secret(w.pem), WebhookSecret: webhookSecret,
-			APIURL: w.fake.APIURL() + "/",
+			AppID: appID, PrivateKey: serverconfig.Secret(w.PEM), WebhookSecret: webhookSecret,
+			APIURL: w.Fake.APIURL() + "/",
 		},
 		PublicURL: publicURL,
 		SQLMesh:   testutil.SQLMesh(w.t),
@@ -148,11 +114,11 @@ func (w *world) start() {
 	}
 	srv, err := server.New(context.Background(), cfg, server.Options{
 		Log:           log,
-		Now:           w.fake.Now,
-		Sleep:         w.fake.Sleep,
+		Now:           w.Fake.Now,
+		Sleep:         w.Fake.Sleep,
 		ExecutionTime: executionTime,
 		Executor:      executor,
-		Environ:       append(os.Environ(), "EXAMPLE_DUCKDB_PATH="+w.state),
+		Environ:       append(os.Environ(), "EXAMPLE_DUCKDB_PATH="+w.State),
 		MaxJobs:       1, // the example's DuckDB file takes one writer at a time
 	})
 	if err != nil {
@@ -194,36 +160,9 @@ func (w *world) send(p *githubfake.Payload) githubfake.Delivery {
 func (w *world) waitForCheck(name, sha string, ok func(githubfake.CheckRun) bool) {
 	w.t.Helper()
 	require.Eventually(w.t, func() bool {
-		c, found := w.repo.CheckRun(name, sha)
+		c, found := w.Repo.CheckRun(name, sha)
 		return found && ok(c)
 	}, 5*time.Minute, 50*time.Millisecond, "check %q of %s", name, sha)
 }
 
 func completed(c githubfake.CheckRun) bool { return c.Status == "completed" }
-
-// pr makes a PR from a branch with the given changes on top of main, and returns its head SHA.
-func (w *world) pr(number int, branch, author string, files map[string]string) string {
-	w.t.Helper()
-	w.git.Git("checkout", "--quiet", "main")
-	head := w.git.Commit(branch, files, "change on "+branch)
-	w.repo.SetPR(githubfake.PR{Number: number, Title: "Change " + branch, Author: author, HeadRef: branch, HeadSHA: head, BaseRef: "main", BaseSHA: w.base})
-	return head
-}
-
-// prEvent is a pull_request payload for the PR.
-func (w *world) prEvent(action string, number int, head, author string) *githubfake.Payload {
-	return githubfake.LoadPayload(w.t, "pull_request.opened.json").Installation(installationID).Repo(w.repo).
-		PullRequest(number, head, w.base).Set("action", action).Set("pull_request.base.ref", "main").
-		Set("pull_request.user.login", author).Set("sender.login", author)
-}
-
-// sticky is the PR's sticky comment (all parts joined), or "".
-func (w *world) sticky(number int) string {
-	var parts []string
-	for _, c := range w.repo.Comments(number) {
-		if _, ok := comments.MarkerPart(c.Body); ok && !c.Deleted {
-			parts = append(parts, c.Body)
-		}
-	}
-	return strings.Join(parts, "\n")
-}

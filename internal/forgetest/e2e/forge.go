@@ -1,0 +1,133 @@
+// Package e2e is the forge side of the bot's end-to-end tests: a fake GitHub (githubfake) holding a repository
+// with examples/sqlmesh, the team's sqlmesh state in a DuckDB file, and the webhook payloads a PR produces. Each
+// test suite adds the bot (local or Kubernetes executor) on top.
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dagctl/dagctl-bot/internal/comments"
+	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
+	"github.com/dagctl/dagctl-bot/internal/testutil"
+)
+
+// The app and repository every end-to-end test uses.
+const (
+	AppID          = 42
+	InstallationID = 7
+	WebhookSecret  = "s3cret-webhook"
+	// ExecutionTime fixes sqlmesh's "now", so that backfill intervals are the same on every run.
+	ExecutionTime = "2024-01-15"
+)
+
+// Forge is a fake GitHub with the app installed on acme/warehouse, whose main holds the example project.
+type Forge struct {
+	T    testing.TB
+	Fake *githubfake.Fake
+	Git  *githubfake.GitRepo
+	Repo *githubfake.Repo
+	PEM  []byte // the app's private key
+	Base string // main's commit
+	// State is the DuckDB file with the team's data and sqlmesh state (EXAMPLE_DUCKDB_PATH of the jobs).
+	State     string
+	baseFiles map[string]string
+}
+
+// NewForge sets the forge up; baseFiles are added to (or replace) the example's files on main. Users: alice and
+// bob have write permission, carol is an admin, dave can only read.
+func NewForge(t testing.TB, baseFiles map[string]string) *Forge {
+	t.Helper()
+	f := &Forge{T: t, Fake: githubfake.New(t), baseFiles: baseFiles}
+	f.PEM = f.Fake.NewApp(t, AppID, "dagctl-bot")
+	f.Fake.AddInstallation(githubfake.Installation{ID: InstallationID, AppID: AppID, Account: "acme"})
+	f.Git = githubfake.NewGitRepo(t, "main")
+	f.Base = f.Git.Commit("main", f.MainFiles(), "the example project")
+	f.Repo = f.Fake.AddRepo("acme", "warehouse", f.Git.Dir, "main")
+	for user, role := range map[string]string{"alice": "write", "bob": "write", "carol": "admin", "dave": "read"} {
+		f.Repo.SetPermission(user, role)
+	}
+	f.State = filepath.Join(t.TempDir(), "state.duckdb")
+	return f
+}
+
+// MainFiles are the files on main: the example and the test's own.
+func (f *Forge) MainFiles() map[string]string {
+	files := testutil.ExampleFiles(f.T)
+	for name, content := range f.baseFiles {
+		files[name] = content
+	}
+	return files
+}
+
+// DeployToProd applies main plus some changes (none: main as it is) to prod with the real sqlmesh, as the
+// team's earlier deploys, or a deploy the bot does not know about, would.
+func (f *Forge) DeployToProd(changes map[string]string) {
+	f.T.Helper()
+	dir := f.T.TempDir()
+	files := f.MainFiles()
+	for k, v := range changes {
+		files[k] = v
+	}
+	for name, content := range files {
+		full := filepath.Join(dir, filepath.FromSlash(name))
+		require.NoError(f.T, os.MkdirAll(filepath.Dir(full), 0o755))
+		require.NoError(f.T, os.WriteFile(full, []byte(content), 0o644))
+	}
+	cmd := exec.Command(testutil.SQLMesh(f.T), "plan", "prod", "--auto-apply", "--no-prompts", "--execution-time", ExecutionTime)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "EXAMPLE_DUCKDB_PATH="+f.State, "SQLMESH__DISABLE_ANONYMIZED_ANALYTICS=1")
+	out, err := cmd.CombinedOutput()
+	require.NoError(f.T, err, "deploying to prod: %s", out)
+}
+
+// PR makes a PR from a branch with the given changes on top of main, and returns its head SHA.
+func (f *Forge) PR(number int, branch, author string, files map[string]string) string {
+	f.T.Helper()
+	f.Git.Git("checkout", "--quiet", "main")
+	head := f.Git.Commit(branch, files, "change on "+branch)
+	f.Repo.SetPR(githubfake.PR{Number: number, Title: "Change " + branch, Author: author, HeadRef: branch, HeadSHA: head, BaseRef: "main", BaseSHA: f.Base})
+	return head
+}
+
+// PREvent is a pull_request payload for the PR.
+func (f *Forge) PREvent(action string, number int, head, author string) *githubfake.Payload {
+	return githubfake.LoadPayload(f.T, "pull_request.opened.json").Installation(InstallationID).Repo(f.Repo).
+		PullRequest(number, head, f.Base).Set("action", action).Set("pull_request.base.ref", "main").
+		Set("pull_request.user.login", author).Set("sender.login", author)
+}
+
+// CommentEvent adds a comment by user to the PR on the fake and returns its issue_comment payload.
+func (f *Forge) CommentEvent(number int, head, user, body string) *githubfake.Payload {
+	id := f.Repo.AddComment(number, user, body)
+	return githubfake.LoadPayload(f.T, "issue_comment.created.on-pr.json").Installation(InstallationID).Repo(f.Repo).
+		PullRequest(number, head, f.Base).Set("comment.id", id).Set("comment.body", body).
+		Set("comment.user.login", user).Set("comment.user.type", "User").Set("sender.login", user)
+}
+
+// Sticky is the PR's sticky comment (all parts joined), or "".
+func (f *Forge) Sticky(number int) string {
+	var parts []string
+	for _, c := range f.Repo.Comments(number) {
+		if _, ok := comments.MarkerPart(c.Body); ok && !c.Deleted {
+			parts = append(parts, c.Body)
+		}
+	}
+	return strings.Join(parts, "\n")
+}
+
+// ChecksNamed are the check runs of a commit with a name, oldest first.
+func (f *Forge) ChecksNamed(name, sha string) []githubfake.CheckRun {
+	var out []githubfake.CheckRun
+	for _, c := range f.Repo.CheckRuns() {
+		if c.Name == name && c.HeadSHA == sha {
+			out = append(out, c)
+		}
+	}
+	return out
+}
