@@ -13,7 +13,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dagctl/dagctl-bot/bench/internal/stats"
+	"github.com/dagctl/dagctl-bot/internal/forgetest/e2e"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
 	"github.com/dagctl/dagctl-bot/internal/server"
 	"github.com/dagctl/dagctl-bot/internal/serverconfig"
@@ -40,11 +40,11 @@ var (
 // The world of the e2e harness (internal/server/harness_test.go), copied: a fake GitHub App installation on
 // acme/warehouse holding examples/sqlmesh, prod applied to a DuckDB state by the real sqlmesh.
 const (
-	appID          = 42
-	installationID = 7
-	webhookSecret  = "s3cret-webhook"
+	appID          = e2e.AppID
+	installationID = e2e.InstallationID
+	webhookSecret  = e2e.WebhookSecret
 	publicURL      = "https://bot.test"
-	executionTime  = "2024-01-15"
+	executionTime  = e2e.ExecutionTime
 	checkProd      = "dagctl/plan: prod"
 	checkDev       = "dagctl/plan: dev"
 )
@@ -89,13 +89,8 @@ func BenchmarkWebhookToCheckRun(b *testing.B) {
 }
 
 type benchWorld struct {
-	fake    *githubfake.Fake
-	git     *githubfake.GitRepo
-	repo    *githubfake.Repo
-	pem     []byte
-	state   string
+	*e2e.Forge
 	dir     string
-	base    string
 	rec     *checkRecorder
 	proxy   *httptest.Server
 	floor   *ghadapter.App
@@ -105,18 +100,10 @@ type benchWorld struct {
 
 func newBenchWorld(b *testing.B) *benchWorld {
 	b.Helper()
-	w := &benchWorld{fake: githubfake.New(b), dir: b.TempDir(), nextPR: 1}
-	w.pem = w.fake.NewApp(b, appID, "dagctl-bot")
-	w.fake.AddInstallation(githubfake.Installation{ID: installationID, AppID: appID, Account: "acme"})
-	w.git = githubfake.NewGitRepo(b, "main")
-	files := testutil.ExampleFiles(b)
-	w.base = w.git.Commit("main", files, "the example project")
-	w.repo = w.fake.AddRepo("acme", "warehouse", w.git.Dir, "main")
-	w.repo.SetPermission("alice", "write")
-	w.state = filepath.Join(w.dir, "state.duckdb")
-	applyProd(b, files, w.state)
+	w := &benchWorld{Forge: e2e.NewForge(b, nil), dir: b.TempDir(), nextPR: 1}
+	w.DeployToProd(nil)
 
-	target, err := url.Parse(w.fake.URL())
+	target, err := url.Parse(w.Fake.URL())
 	require.NoError(b, err)
 	w.rec = &checkRecorder{next: http.DefaultTransport, heads: map[int64]string{}, names: map[int64]string{}}
 	w.proxy = httptest.NewServer(&httputil.ReverseProxy{
@@ -127,7 +114,7 @@ func newBenchWorld(b *testing.B) *benchWorld {
 
 	// The floor's own client: the same adapter, through the same proxy, writes not spaced. Its first call
 	// fetches an installation token; that is left out of the floor.
-	w.floor, err = ghadapter.NewApp(ghadapter.Config{AppID: appID, PrivateKey: w.pem, APIURL: w.proxy.URL + "/api/v3/", MinWriteInterval: -1})
+	w.floor, err = ghadapter.NewApp(ghadapter.Config{AppID: appID, PrivateKey: w.PEM, APIURL: w.proxy.URL + "/api/v3/", MinWriteInterval: -1})
 	require.NoError(b, err)
 	_, _ = w.floorCheck(b)
 	return w
@@ -138,7 +125,7 @@ func (w *benchWorld) floorCheck(b *testing.B) (create, update time.Duration) {
 	b.Helper()
 	ctx := context.Background()
 	repo := vcs.Repo{Forge: ghadapter.Forge, Owner: "acme", Name: "warehouse", InstallationID: installationID}
-	check := vcs.Check{Name: "bench/floor", HeadSHA: w.base, Status: vcs.CheckQueued, Title: "Queued", Summary: "floor"}
+	check := vcs.Check{Name: "bench/floor", HeadSHA: w.Base, Status: vcs.CheckQueued, Title: "Queued", Summary: "floor"}
 	start := time.Now()
 	id, err := w.floor.CreateCheck(ctx, repo, check)
 	create = time.Since(start)
@@ -187,7 +174,7 @@ func (w *benchWorld) startBot(b *testing.B, mode string) (*server.Server, *httpt
 		DB:       filepath.Join(w.dir, mode+".db"),
 		Executor: serverconfig.ExecutorLocal,
 		GitHub: serverconfig.GitHub{
-			AppID: appID, PrivateKey: serverconfig.Secret(w.pem), WebhookSecret: webhookSecret,
+			AppID: appID, PrivateKey: serverconfig.Secret(w.PEM), WebhookSecret: webhookSecret,
 			APIURL: w.proxy.URL + "/api/v3/",
 		},
 		PublicURL: publicURL,
@@ -198,12 +185,12 @@ func (w *benchWorld) startBot(b *testing.B, mode string) (*server.Server, *httpt
 	opts := server.Options{
 		Log:           slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		ExecutionTime: executionTime,
-		Environ:       append(os.Environ(), "EXAMPLE_DUCKDB_PATH="+w.state),
+		Environ:       append(os.Environ(), "EXAMPLE_DUCKDB_PATH="+w.State),
 		// The example's DuckDB file takes one writer at a time (as in the e2e harness).
 		MaxJobs: 1,
 	}
 	if mode == "fake-clock" {
-		opts.Now, opts.Sleep = w.fake.Now, w.fake.Sleep
+		opts.Now, opts.Sleep = w.Fake.Now, w.Fake.Sleep
 	}
 	srv, err := server.New(context.Background(), cfg, opts)
 	require.NoError(b, err)
@@ -216,13 +203,8 @@ func (w *benchWorld) openPR(b *testing.B) (int, string, *githubfake.Payload) {
 	b.Helper()
 	n := w.nextPR
 	w.nextPR++
-	branch := fmt.Sprintf("change-%d", n)
-	w.git.Git("checkout", "--quiet", "main")
-	head := w.git.Commit(branch, nonBreaking, "change on "+branch)
-	w.repo.SetPR(githubfake.PR{Number: n, Title: "Change " + branch, Author: "alice", HeadRef: branch, HeadSHA: head, BaseRef: "main", BaseSHA: w.base})
-	payload := githubfake.LoadPayload(b, "pull_request.opened.json").Installation(installationID).Repo(w.repo).
-		PullRequest(n, head, w.base).Set("action", "opened").Set("pull_request.user.login", "alice").Set("sender.login", "alice")
-	return n, head, payload
+	head := w.PR(n, fmt.Sprintf("change-%d", n), "alice", nonBreaking)
+	return n, head, w.PREvent("opened", n, head, "alice")
 }
 
 // onePR opens a PR, sends its webhook and waits until both plan checks completed and the bot is idle.
@@ -477,20 +459,4 @@ func (c *checkRecorder) eventsFor(head string) []checkEvent {
 		}
 	}
 	return out
-}
-
-// applyProd applies main's project to prod with the real sqlmesh, as the team's earlier deploys would have.
-func applyProd(tb testing.TB, files map[string]string, state string) {
-	tb.Helper()
-	dir := tb.TempDir()
-	for name, content := range files {
-		full := filepath.Join(dir, filepath.FromSlash(name))
-		require.NoError(tb, os.MkdirAll(filepath.Dir(full), 0o755))
-		require.NoError(tb, os.WriteFile(full, []byte(content), 0o644))
-	}
-	cmd := exec.Command(testutil.SQLMesh(tb), "plan", "prod", "--auto-apply", "--no-prompts", "--execution-time", executionTime)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "EXAMPLE_DUCKDB_PATH="+state, "SQLMESH__DISABLE_ANONYMIZED_ANALYTICS=1")
-	out, err := cmd.CombinedOutput()
-	require.NoError(tb, err, "seeding prod: %s", out)
 }
