@@ -38,6 +38,26 @@ type Config struct {
 	PlanDrafts bool
 	// PREnvironment, when set, names the per-PR environment pattern, e.g. "pr_{number}".
 	PREnvironment string
+	// DeployBranches are the branches whose PRs may apply protected environments, besides the default branch
+	// (git-flow teams deploy from e.g. release). Read from the default branch's config only.
+	DeployBranches []string
+}
+
+// IsDeployBranch reports whether a PR into branch may apply protected environments: the default branch, or a
+// branch the default branch's config names in deploy_branches.
+func (c Config) IsDeployBranch(branch, defaultBranch string) bool {
+	if branch == "" {
+		return false
+	}
+	if branch == defaultBranch {
+		return true
+	}
+	for _, b := range c.DeployBranches {
+		if b == branch {
+			return true
+		}
+	}
+	return false
 }
 
 // Project is one data project in the repository.

@@ -2,14 +2,15 @@ package repoconfig
 
 import "maps"
 
-// Merge returns the config that governs a pull request, given the config on the PR's base branch and the one on
-// its head. A pull request can change .dagctl/config.yaml, but it must not be able to loosen the rules that
-// gate its own apply, nor reach credentials it was not given, so:
+// Merge returns the config that governs a pull request, given the trusted config (the repository's default
+// branch's: never the PR's base branch when that is another branch, which any writer can create with any
+// config) and the one on its head. A pull request can change .dagctl/config.yaml, but it must not be able to
+// loosen the rules that gate its own apply, nor reach credentials it was not given, so:
 //
 //   - From BASE (trusted): which environments exist, and for each its protection — protected,
-//     required_approvals, approvers, appliers, apply_on; pr_environment (it creates environments too); and the
-//     whole job section (image, timeout, env, pass_env, secrets), because it decides what reaches the job that
-//     runs the PR's code.
+//     required_approvals, approvers, appliers, apply_on; deploy_branches; pr_environment (it creates
+//     environments too); and the whole job section (image, timeout, env, pass_env, secrets), because it decides
+//     what reaches the job that runs the PR's code.
 //   - From HEAD (the PR's own): projects (what to plan is part of the change under review), plan_drafts, and
 //     plan_on_pr of environments that exist in both (it only turns planning on or off).
 //
@@ -23,6 +24,8 @@ func Merge(base, head Config) Config {
 		Job:           cloneJob(base.Job),
 		PlanDrafts:    head.PlanDrafts,
 		PREnvironment: base.PREnvironment,
+		// Which branches deploy is protection too.
+		DeployBranches: clone(base.DeployBranches),
 	}
 	for _, e := range base.Environments {
 		e = cloneEnvironment(e)

@@ -99,6 +99,9 @@ func validate(ps *problems, raw rawConfig) Config {
 		validatePREnvironment(ps, v)
 		cfg.PREnvironment = v.V
 	}
+	if raw.DeployBranch.Set {
+		cfg.DeployBranches = validateBranches(ps, raw.DeployBranch)
+	}
 	return cfg
 }
 
@@ -398,4 +401,23 @@ func formatDuration(d time.Duration) string {
 		s = s[:len(s)-2]
 	}
 	return s
+}
+
+// validateBranches checks deploy_branches: plain branch names, each once.
+func validateBranches(ps *problems, raw value[[]value[string]]) []string {
+	out := []string{}
+	seen := map[string]bool{}
+	for _, b := range raw.V {
+		name := strings.TrimPrefix(b.V, "refs/heads/")
+		switch {
+		case name == "" || strings.TrimSpace(name) != name || strings.ContainsAny(name, " ~^:?*[\\") || strings.Contains(name, ".."):
+			ps.add(b.At, "%s is not a branch name", quote(b.V))
+		case seen[name]:
+			ps.add(b.At, "%s is listed twice", quote(b.V))
+		default:
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	return out
 }

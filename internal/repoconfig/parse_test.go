@@ -41,6 +41,7 @@ job:
   secrets: [warehouse-creds]
 plan_drafts: true
 pr_environment: pr_{number}
+deploy_branches: [release, refs/heads/hotfix]
 `
 
 func TestParseFullExample(t *testing.T) {
@@ -66,10 +67,15 @@ func TestParseFullExample(t *testing.T) {
 			PassEnv: []string{"SNOWFLAKE_ACCOUNT"},
 			Secrets: []string{"warehouse-creds"},
 		},
-		PlanDrafts:    true,
-		PREnvironment: "pr_{number}",
+		PlanDrafts:     true,
+		PREnvironment:  "pr_{number}",
+		DeployBranches: []string{"release", "hotfix"},
 	}, cfg)
 	assert.Equal(t, "pr_42", cfg.PREnvironmentFor(42))
+	assert.True(t, cfg.IsDeployBranch("main", "main"))
+	assert.True(t, cfg.IsDeployBranch("release", "main"))
+	assert.False(t, cfg.IsDeployBranch("feature", "main"))
+	assert.False(t, cfg.IsDeployBranch("", ""))
 }
 
 func TestParseDefaults(t *testing.T) {
@@ -216,6 +222,10 @@ func TestParseProblems(t *testing.T) {
 			`.dagctl/config.yaml:2: pr_environment: "pr_{number}_{branch}" has a placeholder other than {number}`}},
 		{"pr_environment name", "version: 1\npr_environment: pr {number}\n", []string{
 			`.dagctl/config.yaml:2: pr_environment: "pr {number}" does not make a valid environment name (letters, digits, "_" and "-", starting with a letter or digit)`}},
+		{"deploy_branches", "version: 1\ndeploy_branches: [release, 'a b', release, x..y]\n", []string{
+			`.dagctl/config.yaml:2: deploy_branches[1]: "a b" is not a branch name`,
+			`.dagctl/config.yaml:2: deploy_branches[2]: "release" is listed twice`,
+			`.dagctl/config.yaml:2: deploy_branches[3]: "x..y" is not a branch name`}},
 		{"plan_drafts", "version: 1\nplan_drafts: sometimes\n", []string{
 			`.dagctl/config.yaml:2: plan_drafts: must be true or false, not "sometimes"`}},
 		{"long values are shortened", "version: 1\nprojects:\n  - framework: " + strings.Repeat("x", 100) + "\n", []string{

@@ -50,6 +50,7 @@ type rawConfig struct {
 	Job           value[rawJob]
 	PlanDrafts    value[bool]
 	PREnvironment value[string]
+	DeployBranch  value[[]value[string]]
 }
 
 type rawProject struct {
@@ -82,7 +83,7 @@ type rawEnvVar struct {
 
 // The keys each mapping accepts, in documentation order (suggestions and "known keys" lists use this order).
 var (
-	configKeys      = []string{"version", "projects", "environments", "job", "plan_drafts", "pr_environment"}
+	configKeys      = []string{"version", "projects", "environments", "job", "plan_drafts", "pr_environment", "deploy_branches"}
 	projectKeys     = []string{"name", "path", "framework", "gateway"}
 	environmentKeys = []string{"name", "protected", "required_approvals", "approvers", "appliers", "plan_on_pr", "apply_on"}
 	jobKeys         = []string{"image", "timeout", "env", "pass_env", "secrets"}
@@ -147,6 +148,8 @@ func decodeRaw(ps *problems, data []byte) (raw rawConfig, ok bool) {
 			raw.PlanDrafts = d.boolean(n, a)
 		case "pr_environment":
 			raw.PREnvironment = d.str(n, a)
+		case "deploy_branches":
+			raw.DeployBranch = d.stringList(n, a)
 		}
 	})
 	return raw, ok

@@ -171,8 +171,40 @@ type Forge interface {
 	DeleteComment(ctx context.Context, repo Repo, id int64) error
 	React(ctx context.Context, repo Repo, commentID int64, reaction Reaction) error
 
+	// CheckCompletedAt is when the forge says a check completed, on the forge's own clock (zero while it has not):
+	// approvals count for a plan only when given after its result was posted.
+	CheckCompletedAt(ctx context.Context, repo Repo, checkID int64) (time.Time, error)
+	// Compare says how head relates to base (branch names or commits): their merge base, and how many commits
+	// head is ahead of and behind base.
+	Compare(ctx context.Context, repo Repo, base, head string) (Comparison, error)
+	// ChangedFiles lists the files a pull request changes, as the forge lists them; the list may be truncated.
+	ChangedFiles(ctx context.Context, repo Repo, number int) (FileList, error)
+	// Tree lists every file of a commit with its content id (a blob hash); it may be truncated.
+	Tree(ctx context.Context, repo Repo, sha string) (Tree, error)
+
 	// Limits are the forge's size limits for what the bot writes.
 	Limits() Limits
+}
+
+// Comparison is how a head commit relates to a base.
+type Comparison struct {
+	MergeBase string
+	Ahead     int // commits in head that base lacks
+	Behind    int // commits in base that head lacks: head does not contain base
+}
+
+// FileList is the files a pull request changes. Truncated: the forge stopped listing (GitHub: at 3,000 files),
+// so the list says nothing about the files it does not show.
+type FileList struct {
+	Paths     []string
+	Truncated bool
+}
+
+// Tree is a commit's files: path → content id (equal ids, equal content). Truncated: the forge did not list
+// every file.
+type Tree struct {
+	Files     map[string]string
+	Truncated bool
 }
 
 // Limits are a forge's size limits (see ../shared/forge-limits.md for sources).

@@ -41,6 +41,7 @@ func (f *Fake) routes() {
 	m.HandleFunc("GET /orgs/{org}/teams/{slug}/memberships/{user}", f.handleTeamMembership)
 	m.HandleFunc("GET /repos/{owner}/{repo}/contents/{path...}", f.handleContents)
 	m.HandleFunc("GET /repos/{owner}/{repo}/contents", f.handleContents)
+	f.gitRoutes()
 	m.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { notFound(w) })
 }
 

@@ -150,6 +150,9 @@ func (r *Repo) AddReview(number int, review Review) int64 {
 		review.ID = r.f.newID()
 	}
 	if review.SubmittedAt.IsZero() {
+		// A person reviews after seeing what the bot posted: a second later on the fake's clock, so the review's
+		// time is after the plan check's completion, as the approval rules require.
+		r.f.now = r.f.now.Add(time.Second)
 		review.SubmittedAt = r.f.now
 	}
 	r.f.userID(review.User)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -75,7 +76,7 @@ func TestReviewsArePaginatedAndMapped(t *testing.T) {
 		vcs.ReviewApproved, vcs.ReviewChangesRequested, vcs.ReviewCommented, vcs.ReviewDismissed, vcs.ReviewPending,
 	}, []vcs.ReviewState{reviews[0].State, reviews[1].State, reviews[2].State, reviews[3].State, reviews[4].State})
 	assert.Equal(t, pr.HeadSHA, reviews[0].CommitSHA)
-	assert.Equal(t, e.fake.Now(), reviews[0].SubmittedAt.UTC())
+	assert.Equal(t, e.fake.Now().Add(-149*time.Second), reviews[0].SubmittedAt.UTC(), "the fake stamps each review a second after the last")
 	assert.NotZero(t, reviews[0].ID)
 	assert.Len(t, e.fake.RequestsMatching("GET", "/repos/acme/warehouse/pulls/1/reviews"), 2, "two pages of 100")
 }
