@@ -5,8 +5,10 @@ package approval
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
@@ -23,9 +25,14 @@ type Rule struct {
 
 // Input is everything the rules look at.
 type Input struct {
-	Rule          Rule
-	PRAuthor      string
-	PlanHeadSHA   string // the commit that was planned; an approval must be of exactly this commit
+	Rule     Rule
+	PRAuthor string
+	// Plan is the plan to approve: an approval must be of exactly its commit, and given after its result was
+	// posted (a review given while the plan still ran, or of an earlier plan, approved something else).
+	Plan Plan
+	// SameScope are earlier plans of the same PR whose scope (models, categories, backfill, restatements, flags)
+	// equals Plan's: an approval that covered one of them covers Plan too (a re-run changes nothing reviewed).
+	SameScope     []Plan
 	PlanTrigger   string // who triggered the plan
 	CommitAuthors []string
 	Reviews       []vcs.Review
@@ -33,6 +40,20 @@ type Input struct {
 	Permissions map[string]vcs.Permission
 	// Teams maps "org/team" to its members, for the teams named in Rule.Approvers.
 	Teams map[string][]string
+}
+
+// Plan is a plan as the approval rules see it.
+type Plan struct {
+	ID      int64
+	HeadSHA string
+	// ResultPostedAt is when the forge says the plan's result was posted (its check completed), on the forge's
+	// clock, which is also the clock of the reviews' times. Zero: never posted, so nothing approved it.
+	ResultPostedAt time.Time
+}
+
+// coveredBy reports whether a review was given on the plan's commit after the plan's result was posted.
+func (p Plan) coveredBy(r vcs.Review) bool {
+	return r.CommitSHA == p.HeadSHA && !p.ResultPostedAt.IsZero() && r.SubmittedAt.After(p.ResultPostedAt)
 }
 
 // Ignored is a review that did not count, and why.
@@ -50,6 +71,8 @@ type Result struct {
 	ChangesRequestedBy []string
 	Ignored            []Ignored
 	Required           int
+	// Plans are the plans the counted approvals were given on: Input.Plan, or earlier plans of the same scope.
+	Plans []int64
 }
 
 // Missing is how many more approvals are needed.
@@ -91,7 +114,8 @@ func joinUsers(users []string) string {
 // Evaluate applies the rules:
 //   - each reviewer's latest review that decides something counts (approved, changes requested, or dismissed —
 //     a dismissal voids that reviewer's approval); plain comments do not change a reviewer's state;
-//   - an approval counts only if it is of the planned commit, its author is not the PR author, not the plan's
+//   - an approval counts only if it is of the planned commit and was given after the plan's result was posted
+//     (or after the result of an earlier plan of the same commit and scope), its author is not the PR author, not the plan's
 //     trigger, not a commit author (unless the rule allows), is an allowed approver and has write permission;
 //   - changes requested by a reviewer with write permission block;
 //   - the number of counted approvals must reach the rule's requirement.
@@ -124,8 +148,13 @@ func Evaluate(in Input) Result {
 			res.Ignored = append(res.Ignored, Ignored{r.User, reason})
 			continue
 		}
-		if r.CommitSHA != in.PlanHeadSHA {
-			res.Ignored = append(res.Ignored, Ignored{r.User, fmt.Sprintf("approved %s, not the planned commit %s", short(r.CommitSHA), short(in.PlanHeadSHA))})
+		if r.CommitSHA != in.Plan.HeadSHA {
+			res.Ignored = append(res.Ignored, Ignored{r.User, fmt.Sprintf("approved %s, not the planned commit %s", short(r.CommitSHA), short(in.Plan.HeadSHA))})
+			continue
+		}
+		covered, ok := coveringPlan(in, r)
+		if !ok {
+			res.Ignored = append(res.Ignored, Ignored{r.User, fmt.Sprintf("approved before plan %d's result was posted", in.Plan.ID)})
 			continue
 		}
 		if !perm.CanWrite() {
@@ -137,11 +166,29 @@ func Evaluate(in Input) Result {
 			continue
 		}
 		res.ApprovedBy = append(res.ApprovedBy, r.User)
+		if !slices.Contains(res.Plans, covered) {
+			res.Plans = append(res.Plans, covered)
+		}
 	}
+	slices.Sort(res.Plans)
 	sort.Strings(res.ApprovedBy)
 	sort.Strings(res.ChangesRequestedBy)
 	res.Approved = len(res.ChangesRequestedBy) == 0 && len(res.ApprovedBy) >= res.Required
 	return res
+}
+
+// coveringPlan is the plan a review approved: Input.Plan if it was given after that plan's result, else an earlier
+// plan of the same scope whose result it followed.
+func coveringPlan(in Input, r vcs.Review) (int64, bool) {
+	if in.Plan.coveredBy(r) {
+		return in.Plan.ID, true
+	}
+	for _, p := range in.SameScope {
+		if p.coveredBy(r) {
+			return p.ID, true
+		}
+	}
+	return 0, false
 }
 
 // latestDecisiveReviews keeps, per reviewer, the latest review that is not a plain comment (or pending).

@@ -21,7 +21,7 @@ func base(reviews ...vcs.Review) Input {
 	return Input{
 		Rule:          Rule{RequiredApprovals: 1},
 		PRAuthor:      "alice",
-		PlanHeadSHA:   head,
+		Plan:          Plan{ID: 10, HeadSHA: head, ResultPostedAt: t0},
 		PlanTrigger:   "alice",
 		CommitAuthors: []string{"alice"},
 		Reviews:       reviews,
@@ -119,4 +119,48 @@ func TestNoApprovalRequired(t *testing.T) {
 	res := Evaluate(in)
 	assert.True(t, res.Approved)
 	assert.Equal(t, "No approval required", res.Describe())
+}
+
+func TestAnApprovalCountsOnlyForAPlanPostedBeforeIt(t *testing.T) {
+	// The plan's result was posted at minute 5; an approval at minute 3 was given while it still ran.
+	in := base(review(1, "bob", vcs.ReviewApproved, head, 3))
+	in.Plan.ResultPostedAt = t0.Add(5 * time.Minute)
+	res := Evaluate(in)
+	assert.False(t, res.Approved)
+	assert.Equal(t, []Ignored{{"bob", "approved before plan 10's result was posted"}}, res.Ignored)
+
+	// Given in the same second as the result: not after it, so it does not count either.
+	in = base(review(1, "bob", vcs.ReviewApproved, head, 5))
+	in.Plan.ResultPostedAt = t0.Add(5 * time.Minute)
+	assert.False(t, Evaluate(in).Approved)
+
+	in = base(review(1, "bob", vcs.ReviewApproved, head, 6))
+	in.Plan.ResultPostedAt = t0.Add(5 * time.Minute)
+	res = Evaluate(in)
+	assert.True(t, res.Approved)
+	assert.Equal(t, []int64{10}, res.Plans)
+}
+
+func TestAPlanNeverPostedIsNotApproved(t *testing.T) {
+	in := base(review(1, "bob", vcs.ReviewApproved, head, 3))
+	in.Plan.ResultPostedAt = time.Time{}
+	assert.False(t, Evaluate(in).Approved)
+}
+
+func TestANewPlanAtTheSameHeadNeedsItsOwnReview(t *testing.T) {
+	// Bob approved plan 10 (posted at minute 1, approved at 2). A `/dagctl plan --restate-model ...` makes plan 11 at
+	// the same head, posted at minute 4: its scope differs, so bob's approval does not reach it.
+	in := base(review(1, "bob", vcs.ReviewApproved, head, 2))
+	in.Plan = Plan{ID: 11, HeadSHA: head, ResultPostedAt: t0.Add(4 * time.Minute)}
+	assert.False(t, Evaluate(in).Approved)
+
+	// The same scope as plan 10 (a re-run): the approval of plan 10 covers it.
+	in.SameScope = []Plan{{ID: 10, HeadSHA: head, ResultPostedAt: t0.Add(1 * time.Minute)}}
+	res := Evaluate(in)
+	assert.True(t, res.Approved)
+	assert.Equal(t, []int64{10}, res.Plans)
+
+	// A same-scope plan of another commit covers nothing: approvals are of exactly the planned commit.
+	in.SameScope = []Plan{{ID: 9, HeadSHA: "2222222222222222222222222222222222222222", ResultPostedAt: t0}}
+	assert.False(t, Evaluate(in).Approved)
 }

@@ -28,8 +28,10 @@ type Plan struct {
 	Error       string        // why the plan failed, for the comment and the check
 	// Context is opaque JSON the caller keeps with the plan (what it needs to run the plan again after a
 	// restart); nil when there is none. The store only checks that it is valid JSON.
-	Context   json.RawMessage
-	CreatedAt time.Time
+	Context json.RawMessage
+	// ResultPostedAt is when the forge says the plan's result was posted (zero: not known yet).
+	ResultPostedAt time.Time
+	CreatedAt      time.Time
 	UpdatedAt time.Time
 }
 
@@ -107,15 +109,16 @@ func (s *Store) CreatePlan(ctx context.Context, p Plan) (Plan, error) {
 }
 
 const planColumns = `id, forge, repo, pr, project, environment, head_sha, base_sha, trigger_user, flags, status, summary,
-	error, context, created_at, updated_at`
+	error, context, created_at, updated_at, result_posted_at`
 
 func scanPlan(r scanner) (Plan, error) {
 	var p Plan
 	var flags string
 	var summary, planContext sql.NullString
 	var created, updated int64
+	var posted sql.NullInt64
 	err := r.Scan(&p.ID, &p.Forge, &p.Repo, &p.PR, &p.Project, &p.Environment, &p.HeadSHA, &p.BaseSHA, &p.TriggerUser,
-		&flags, &p.Status, &summary, &p.Error, &planContext, &created, &updated)
+		&flags, &p.Status, &summary, &p.Error, &planContext, &created, &updated, &posted)
 	if err != nil {
 		return p, err
 	}
@@ -123,6 +126,9 @@ func scanPlan(r scanner) (Plan, error) {
 		p.Context = json.RawMessage(planContext.String)
 	}
 	p.CreatedAt, p.UpdatedAt = fromMillis(created), fromMillis(updated)
+	if posted.Valid {
+		p.ResultPostedAt = fromMillis(posted.Int64)
+	}
 	if err := json.Unmarshal([]byte(flags), &p.Flags); err != nil {
 		return p, fmt.Errorf("plan %d flags: %w", p.ID, err)
 	}

@@ -125,3 +125,32 @@ func describeIntervals(is []Interval) string {
 	}
 	return ": " + strings.Join(parts, ", ")
 }
+
+// SameScope reports whether two plans of one commit would do the same thing: no scope difference either way
+// (models, categories, backfill kinds, starts and restatements), the same restated models and the same flags.
+// A review that approved one approved the other: only intervals that became due meanwhile may differ.
+func SameScope(a Summary, fa Flags, b Summary, fb Flags) bool {
+	return len(ScopeDifferences(a, b)) == 0 && len(ScopeDifferences(b, a)) == 0 &&
+		sameSet(a.Restated, b.Restated) && fa.Equal(fb)
+}
+
+// Equal compares flags, an empty restatement list being none.
+func (f Flags) Equal(g Flags) bool {
+	return f.ForwardOnly == g.ForwardOnly && f.Start == g.Start && f.End == g.End && sameSet(f.RestateModels, g.RestateModels)
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := map[string]int{}
+	for _, s := range a {
+		seen[s]++
+	}
+	for _, s := range b {
+		if seen[s]--; seen[s] < 0 {
+			return false
+		}
+	}
+	return true
+}

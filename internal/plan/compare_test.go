@@ -51,3 +51,37 @@ func TestResumedApplyHasLessWorkAndNoDifferences(t *testing.T) {
 	resumed.Backfills = resumed.Backfills[:1]                                             // totals done
 	assert.Empty(t, ScopeDifferences(approvedPlan(), resumed))
 }
+
+func TestSameScope(t *testing.T) {
+	later := approvedPlan()
+	later.Backfills[0].Intervals = []Interval{{Start: "2024-01-01", End: "2024-01-17"}}
+	restated := approvedPlan()
+	restated.Restated = []string{"db.orders"}
+	restated.Backfills[0].Restatement = true
+	earlier := approvedPlan()
+	earlier.Backfills[0].Intervals = []Interval{{Start: "2000-01-01", End: "2024-01-15"}}
+	less := approvedPlan()
+	less.Backfills = less.Backfills[:1]
+
+	tests := []struct {
+		name   string
+		b      Summary
+		fa, fb Flags
+		want   bool
+	}{
+		{"identical", approvedPlan(), Flags{}, Flags{}, true},
+		{"intervals that became due", later, Flags{}, Flags{}, true},
+		{"restatement", restated, Flags{}, Flags{}, false},
+		{"earlier start", earlier, Flags{}, Flags{}, false},
+		{"less work is not the same scope", less, Flags{}, Flags{}, false},
+		{"forward-only flag", approvedPlan(), Flags{}, Flags{ForwardOnly: true}, false},
+		{"start flag", approvedPlan(), Flags{}, Flags{Start: "2000-01-01"}, false},
+		{"restate flags in any order", approvedPlan(), Flags{RestateModels: []string{"a", "b"}}, Flags{RestateModels: []string{"b", "a"}}, true},
+		{"empty and no restate flags", approvedPlan(), Flags{RestateModels: []string{}}, Flags{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, SameScope(approvedPlan(), tt.fa, tt.b, tt.fb))
+		})
+	}
+}
