@@ -73,6 +73,9 @@ type Result struct {
 	Required           int
 	// Plans are the plans the counted approvals were given on: Input.Plan, or earlier plans of the same scope.
 	Plans []int64
+	// Waived says why no approval is needed (set by the caller, e.g. a plan with no changes whose PR changes no
+	// file of the project); "" when approvals decide.
+	Waived string
 }
 
 // Missing is how many more approvals are needed.
@@ -87,6 +90,8 @@ func (r Result) Missing() int {
 func (r Result) Describe() string {
 	var b strings.Builder
 	switch {
+	case r.Waived != "":
+		b.WriteString(r.Waived)
 	case r.Approved && len(r.ApprovedBy) == 0:
 		b.WriteString("No approval required")
 	case r.Approved:

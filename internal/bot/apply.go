@@ -31,6 +31,11 @@ type applyRequest struct {
 	sha     string // the PR's head (by comment) or its merge commit (on merge)
 	user    string // who asked: the commenter, or whoever merged
 	trigger repoconfig.ApplyTrigger
+	// accept is a prefix of the content hash an admin accepted (`--accept`): the files no approved plan covered
+	// were reviewed by them, and the plan at sha is applied as it is.
+	accept string
+	// atBranchHead: sha is the deploy branch's head (an admin's apply on a merged PR), which contains itself.
+	atBranchHead bool
 }
 
 // candidate is a plan an apply would run, or why it cannot.
@@ -136,16 +141,29 @@ func (b *Bot) allowedApplier(ctx context.Context, forge vcs.Forge, repo vcs.Repo
 	return false, nil
 }
 
-// applyByComment runs `/dagctl apply [env]`: every check passes first (the PR is open and mergeable, the user may
+// applyByComment runs `/dagctl apply [env] [--accept HASH]`: every check passes first (the PR is open and
+// mergeable — or merged, for an admin's --accept —, targets a deploy branch, contains the branch's head, the user may
 // apply, the plan at the head is ready and approved), then the apply is queued on the environment's lock.
-func (b *Bot) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, user, envName string) error {
+func (b *Bot) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, user, envName, accept string) error {
 	unlock := b.lockPR(pr.Repo, pr.Number)
 	defer unlock()
+	overMerged := pr.Merged && accept != ""
 	switch {
-	case pr.State == "closed":
+	case pr.State == "closed" && !overMerged:
 		return b.replyError(ctx, forge, pr, "This PR is closed: nothing is applied.")
-	case pr.Mergeable != nil && !*pr.Mergeable:
+	case !pr.Merged && pr.Mergeable != nil && !*pr.Mergeable:
 		return b.replyError(ctx, forge, pr, "This PR has conflicts with its base branch: resolve them, and apply the new plan.")
+	case overMerged && envName == "":
+		return b.replyError(ctx, forge, pr, "Name the environment: `/dagctl apply <env> --accept <hash>`.")
+	}
+	if accept != "" {
+		perm, err := forge.Permission(ctx, pr.Repo, user)
+		if err != nil {
+			return err
+		}
+		if perm != vcs.PermissionAdmin {
+			return b.replyError(ctx, forge, pr, fmt.Sprintf("@%s, only admins can accept content no approved plan covered (`--accept`).", user))
+		}
 	}
 	cfg, _, err := loadConfig(ctx, forge, pr)
 	if err != nil {
@@ -157,7 +175,7 @@ func (b *Bot) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRe
 		switch {
 		case !ok:
 			return b.replyError(ctx, forge, pr, fmt.Sprintf("Environment `%s` is not configured.", envName))
-		case !e.AppliesOn(repoconfig.ApplyOnComment):
+		case !e.AppliesOn(repoconfig.ApplyOnComment) && !overMerged:
 			return b.replyError(ctx, forge, pr, fmt.Sprintf("`%s` is not applied by comment: it is applied when the PR is merged (apply_on in %s).", envName, repoconfig.Path))
 		}
 		envs = []repoconfig.Environment{e}
@@ -171,6 +189,13 @@ func (b *Bot) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRe
 			return b.replyError(ctx, forge, pr, "No environment of this repository is applied by comment.")
 		}
 	}
+	sha := pr.HeadSHA
+	if overMerged {
+		// An admin applies the deploy branch as it is now, having reviewed what no plan covered.
+		if sha, err = forge.BranchHead(ctx, pr.Repo, pr.BaseRef); err != nil {
+			return err
+		}
+	}
 
 	var ready []candidate
 	var refusals []string
@@ -182,6 +207,19 @@ func (b *Bot) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRe
 		if !ok {
 			refusals = append(refusals, fmt.Sprintf("@%s may not apply `%s` (appliers: %s)", user, e.Name, strings.Join(e.Appliers, ", ")))
 			continue
+		}
+		if why := deployRefusal(cfg, pr, e); why != "" {
+			refusals = append(refusals, why)
+			continue
+		}
+		if !overMerged {
+			if why, err := b.divergence(ctx, forge, pr.Repo, pr.BaseRef, pr.HeadSHA, e); err != nil || why != "" {
+				if err != nil {
+					return err
+				}
+				refusals = append(refusals, why)
+				continue
+			}
 		}
 		cands, err := b.applyCandidates(ctx, pr, cfg, e)
 		if err != nil {
@@ -218,7 +256,7 @@ func (b *Bot) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRe
 		return b.replyError(ctx, forge, pr, "Nothing to apply: the plans have no changes.")
 	}
 	for _, c := range ready {
-		if err := b.queueApply(ctx, forge, applyRequest{plan: c.plan, pc: c.pc, sha: pr.HeadSHA, user: user, trigger: repoconfig.ApplyOnComment}); err != nil {
+		if err := b.queueApply(ctx, forge, applyRequest{plan: c.plan, pc: c.pc, sha: sha, user: user, trigger: repoconfig.ApplyOnComment, accept: accept, atBranchHead: overMerged}); err != nil {
 			return err
 		}
 	}
@@ -228,14 +266,14 @@ func (b *Bot) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRe
 // applyOnMerge applies the approved plans of a PR merged into the default branch, for environments applied on
 // merge. Nothing unapproved is applied: the PR and the merge commit are told why.
 func (b *Bot) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, merger string) error {
-	if pr.Repo.DefaultBranch != "" && pr.BaseRef != pr.Repo.DefaultBranch {
-		return nil // merged into another branch: not a deploy
-	}
 	unlock := b.lockPR(pr.Repo, pr.Number)
 	defer unlock()
 	cfg, present, err := loadConfig(ctx, forge, pr)
 	if err != nil || !present {
 		return err
+	}
+	if !cfg.IsDeployBranch(pr.BaseRef, pr.Repo.DefaultBranch) {
+		return nil // merged into a branch that does not deploy
 	}
 	sha := pr.MergeCommitSHA
 	if sha == "" {
@@ -382,6 +420,10 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 		}
 		time.Sleep(lockPoll)
 	}
+	content, end := b.protectedContent(ctx, forge, req)
+	if end != nil {
+		return *end
+	}
 	_ = b.reportApply(ctx, forge, req, run.ID, vcs.CheckInProgress, "", "Checking the plan", "Planning again at "+short(req.sha)+" to compare with the approved plan.")
 
 	logw := b.store.NewRunLogWriter(run.ID, logFlushInterval)
@@ -408,7 +450,7 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 	if outcome.Summary == nil || outcome.Status == plan.StatusFailed {
 		return applyEnding{conclusion: vcs.ConclusionFailure, title: "Planning again failed: nothing was applied", summary: fence(outcome.Error), exitCode: verify.ExitCode, reason: "verify plan failed"}
 	}
-	if diffs := plan.ScopeDifferences(*req.plan.Summary, *outcome.Summary); len(diffs) > 0 {
+	if diffs := plan.ScopeDifferences(*req.plan.Summary, *outcome.Summary); len(diffs) > 0 && !content.accepted {
 		if err := b.replaceApprovedPlan(ctx, forge, req, *outcome.Summary); err != nil {
 			b.log.Error("storing the changed plan", "err", err)
 		}
@@ -436,6 +478,12 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 		tail, _ := b.store.RunLogTail(ctx, run.ID, 30)
 		return applyEnding{conclusion: vcs.ConclusionFailure, title: fmt.Sprintf("Apply failed after %s: comment `/dagctl apply` to retry (completed intervals are kept)", duration),
 			summary: fence(logText(tail)), exitCode: res.ExitCode, reason: firstNonEmpty(res.Reason, "exit code "+strconv.Itoa(res.ExitCode))}
+	}
+	if content.hash != "" {
+		if err := b.store.RecordApplied(ctx, db.AppliedContent{Forge: req.plan.Forge, Repo: req.plan.Repo, Project: req.plan.Project,
+			Environment: req.pc.Env.Name, CommitSHA: req.sha, ContentHash: content.hash, PlanID: req.plan.ID, AppliedAt: time.Now()}); err != nil {
+			b.log.Error("recording what was applied", "env", req.pc.Env.Name, "err", err)
+		}
 	}
 	return applyEnding{conclusion: vcs.ConclusionSuccess, title: fmt.Sprintf("Applied in %s", duration),
 		summary: fmt.Sprintf("Applied the approved plan to `%s` at %s (%s).", req.pc.Env.Name, short(req.sha), progress.describe()), exitCode: res.ExitCode}
@@ -488,19 +536,11 @@ func displayCommand(argv []string) []string {
 	return out
 }
 
-// replaceApprovedPlan stores the plan made at apply time as the PR's current plan for the environment, marks the
-// approved one stale, and requires approvals given after now: the new scope was not reviewed.
+// replaceApprovedPlan stores the plan made at apply time as the PR's current plan for the environment and marks
+// the approved one stale. The new plan's result is posted now, so only reviews given after it count: its scope
+// was not reviewed.
 func (b *Bot) replaceApprovedPlan(ctx context.Context, forge vcs.Forge, req applyRequest, summary plan.Summary) error {
-	reviews, err := forge.Reviews(ctx, req.pc.PR.Repo, req.plan.PR)
-	if err != nil {
-		return err
-	}
 	pc := req.pc
-	for _, r := range reviews {
-		if r.ID > pc.ReviewsAfter {
-			pc.ReviewsAfter = r.ID
-		}
-	}
 	raw, err := json.Marshal(pc)
 	if err != nil {
 		return err

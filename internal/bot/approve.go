@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/approval"
 	"github.com/dagctl/dagctl-bot/internal/comments"
 	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/deploy"
 	"github.com/dagctl/dagctl-bot/internal/plan"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
@@ -29,45 +31,38 @@ func (b *Bot) evaluateApproval(ctx context.Context, forge vcs.Forge, p db.Plan, 
 	if rule.RequiredApprovals < 1 {
 		rule.RequiredApprovals = 1 // a protected environment always needs someone else's approval
 	}
+	if p.Status == plan.StatusNoChanges {
+		waived, err := b.noChangesWaiver(ctx, forge, pc)
+		if err != nil {
+			return approval.Result{}, err
+		}
+		if waived != "" {
+			return approval.Result{Approved: true, Waived: waived}, nil
+		}
+	}
 	reviews, err := forge.Reviews(ctx, pc.PR.Repo, p.PR)
 	if err != nil {
 		return approval.Result{}, fmt.Errorf("reading reviews: %w", err)
 	}
-	// Reviews given before the plan was last invalidated (its scope changed at apply time) do not count.
-	var current []vcs.Review
-	for _, r := range reviews {
-		if r.ID > pc.ReviewsAfter {
-			current = append(current, r)
-		}
+	this, err := b.approvalPlan(ctx, forge, p, pc)
+	if err != nil {
+		return approval.Result{}, err
+	}
+	sameScope, err := b.sameScopePlans(ctx, forge, p)
+	if err != nil {
+		return approval.Result{}, err
 	}
 	authors, err := forge.CommitAuthors(ctx, pc.PR.Repo, p.PR)
 	if err != nil {
 		return approval.Result{}, fmt.Errorf("reading commit authors: %w", err)
 	}
-	perms := map[string]vcs.Permission{}
-	teams := map[string][]string{}
-	for _, r := range current {
-		if _, done := perms[r.User]; done {
-			continue
-		}
-		perm, err := forge.Permission(ctx, pc.PR.Repo, r.User)
-		if err != nil {
-			return approval.Result{}, fmt.Errorf("reading %s's permission: %w", r.User, err)
-		}
-		perms[r.User] = perm
-		for _, team := range rule.Teams() {
-			in, err := forge.InTeam(ctx, pc.PR.Repo, team, r.User)
-			if err != nil {
-				return approval.Result{}, fmt.Errorf("reading team %s: %w", team, err)
-			}
-			if in {
-				teams[team] = append(teams[team], r.User)
-			}
-		}
+	perms, teams, err := reviewerAccess(ctx, forge, pc.PR.Repo, rule, reviews)
+	if err != nil {
+		return approval.Result{}, err
 	}
 	res := approval.Evaluate(approval.Input{
-		Rule: rule, PRAuthor: pc.PR.Author, PlanHeadSHA: p.HeadSHA, PlanTrigger: p.TriggerUser,
-		CommitAuthors: authors, Reviews: current, Permissions: perms, Teams: teams,
+		Rule: rule, PRAuthor: pc.PR.Author, Plan: this, SameScope: sameScope, PlanTrigger: p.TriggerUser,
+		CommitAuthors: authors, Reviews: reviews, Permissions: perms, Teams: teams,
 	})
 	snap := db.ApprovalSnapshot{PlanID: p.ID, SHA: p.HeadSHA, Satisfied: res.Approved, Missing: missing(res)}
 	for _, u := range res.ApprovedBy {
@@ -77,6 +72,109 @@ func (b *Bot) evaluateApproval(ctx context.Context, forge vcs.Forge, p db.Plan, 
 		b.log.Warn("recording an approval snapshot", "plan", p.ID, "err", err)
 	}
 	return res, nil
+}
+
+// reviewerAccess reads each reviewer's permission and, for approvers given as teams, their memberships.
+func reviewerAccess(ctx context.Context, forge vcs.Forge, repo vcs.Repo, rule approval.Rule, reviews []vcs.Review) (map[string]vcs.Permission, map[string][]string, error) {
+	perms := map[string]vcs.Permission{}
+	teams := map[string][]string{}
+	for _, r := range reviews {
+		if _, done := perms[r.User]; done || r.User == "" {
+			continue
+		}
+		perm, err := forge.Permission(ctx, repo, r.User)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading %s's permission: %w", r.User, err)
+		}
+		perms[r.User] = perm
+		for _, team := range rule.Teams() {
+			in, err := forge.InTeam(ctx, repo, team, r.User)
+			if err != nil {
+				return nil, nil, fmt.Errorf("reading team %s: %w", team, err)
+			}
+			if in {
+				teams[team] = append(teams[team], r.User)
+			}
+		}
+	}
+	return perms, teams, nil
+}
+
+// approvalPlan is the plan as the approval rules see it, with the forge's time of its result: read from the forge
+// once (the plan check's completion) and kept, so that later updates of the check do not move it.
+func (b *Bot) approvalPlan(ctx context.Context, forge vcs.Forge, p db.Plan, pc planContext) (approval.Plan, error) {
+	out := approval.Plan{ID: p.ID, HeadSHA: p.HeadSHA, ResultPostedAt: p.ResultPostedAt}
+	if !out.ResultPostedAt.IsZero() {
+		return out, nil
+	}
+	checkID, ok, err := b.store.CheckRun(ctx, p.ID, pc.checkName(CheckPlan))
+	if err != nil || !ok {
+		return out, err // never reported: nothing can have approved it
+	}
+	at, err := forge.CheckCompletedAt(ctx, pc.PR.Repo, checkID)
+	if err != nil {
+		return out, fmt.Errorf("reading when plan %d's result was posted: %w", p.ID, err)
+	}
+	if !at.IsZero() {
+		out.ResultPostedAt = at
+		if err := b.store.SetPlanResultPostedAt(ctx, p.ID, at); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// sameScopePlans are the PR's earlier plans of the same commit, project and environment whose scope equals p's:
+// an approval of one of them covers p (a re-run plans the same thing).
+func (b *Bot) sameScopePlans(ctx context.Context, forge vcs.Forge, p db.Plan) ([]approval.Plan, error) {
+	if p.Summary == nil {
+		return nil, nil
+	}
+	plans, err := b.store.ListPlansByPR(ctx, p.Forge, p.Repo, p.PR)
+	if err != nil {
+		return nil, err
+	}
+	var out []approval.Plan
+	for _, q := range plans {
+		if q.ID >= p.ID || q.HeadSHA != p.HeadSHA || q.Project != p.Project || q.Environment != p.Environment || q.Summary == nil {
+			continue
+		}
+		if !plan.SameScope(*q.Summary, q.Flags, *p.Summary, p.Flags) {
+			continue
+		}
+		qc, err := decodeContext(q)
+		if err != nil {
+			continue
+		}
+		ap, err := b.approvalPlan(ctx, forge, q, qc)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ap)
+	}
+	return out, nil
+}
+
+// noChangesWaiver says why a protected environment's plan that reports no changes needs no approval: the PR
+// changes no file of the project, as the forge lists the PR's files (outside the job, whose output PR code can
+// forge). "" when it does, or when the forge's list is truncated: then the plan needs approvals like any other.
+func (b *Bot) noChangesWaiver(ctx context.Context, forge vcs.Forge, pc planContext) (string, error) {
+	if pc.PR.Number == 0 {
+		return "", nil
+	}
+	files, err := forge.ChangedFiles(ctx, pc.PR.Repo, pc.PR.Number)
+	if err != nil {
+		return "", fmt.Errorf("listing the PR's files: %w", err)
+	}
+	if files.Truncated {
+		return "", nil
+	}
+	for _, f := range files.Paths {
+		if deploy.InProject(pc.Project.Path, f) {
+			return "", nil
+		}
+	}
+	return "No changes: nothing to approve", nil
 }
 
 // missing says in words what an approval still needs.
@@ -109,8 +207,8 @@ func (b *Bot) reportApprovalCheck(ctx context.Context, forge vcs.Forge, p db.Pla
 	check := vcs.Check{Name: pc.checkName(CheckApproval), HeadSHA: p.HeadSHA, Status: vcs.CheckCompleted,
 		ExternalID: "plan:" + strconv.FormatInt(p.ID, 10)}
 	switch {
-	case p.Status == plan.StatusNoChanges:
-		check.Conclusion, check.Title = vcs.ConclusionSuccess, "No changes: nothing to approve"
+	case res.Waived != "":
+		check.Conclusion, check.Title = vcs.ConclusionSuccess, res.Waived
 	case res.Approved:
 		check.Conclusion, check.Title = vcs.ConclusionSuccess, res.Describe()
 	default:
@@ -124,6 +222,7 @@ func (b *Bot) reportApprovalCheck(ctx context.Context, forge vcs.Forge, p db.Pla
 	for _, ig := range res.Ignored {
 		fmt.Fprintf(&summary, "- Not counted: %s %s\n", ig.User, ig.Reason)
 	}
+	summary.WriteString("\n" + approvalScope(p, res))
 	check.Summary = summary.String()
 	return b.putCheck(ctx, forge, pc, p.ID, check)
 }
@@ -181,6 +280,52 @@ func (b *Bot) onReview(ctx context.Context, forge vcs.Forge, ev vcs.ReviewEvent)
 		return err
 	}
 	return b.syncStickyLocked(ctx, forge, pc.PR, "")
+}
+
+// approvalScope says which plan the approvals apply to: a review approves the plan whose result it followed, and
+// plans of the same commit and scope, never a plan made after it with other flags.
+func approvalScope(p db.Plan, res approval.Result) string {
+	if res.Waived != "" {
+		return fmt.Sprintf("Plan %d reports no changes and the PR changes no file of the project.\n", p.ID)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Approvals apply to plan %d (`%s` at `%s`", p.ID, p.Environment, short(p.HeadSHA))
+	if f := describeFlags(p.Flags); f != "" {
+		fmt.Fprintf(&b, ", %s", f)
+	}
+	b.WriteString(")")
+	if !p.ResultPostedAt.IsZero() {
+		fmt.Fprintf(&b, ", whose result was posted at %s: reviews given before that do not count", p.ResultPostedAt.UTC().Format(time.RFC3339))
+	}
+	b.WriteString(".")
+	var earlier []string
+	for _, id := range res.Plans {
+		if id != p.ID {
+			earlier = append(earlier, strconv.FormatInt(id, 10))
+		}
+	}
+	if len(earlier) > 0 {
+		fmt.Fprintf(&b, " Counted approvals of plan %s, which has the same scope.", strings.Join(earlier, ", "))
+	}
+	return b.String() + "\n"
+}
+
+// describeFlags shows a plan's flags as the command that made them, or "" for none.
+func describeFlags(f plan.Flags) string {
+	var parts []string
+	if f.ForwardOnly {
+		parts = append(parts, "--forward-only")
+	}
+	for _, m := range f.RestateModels {
+		parts = append(parts, "--restate-model "+m)
+	}
+	if f.Start != "" {
+		parts = append(parts, "--start "+f.Start)
+	}
+	if f.End != "" {
+		parts = append(parts, "--end "+f.End)
+	}
+	return strings.Join(parts, " ")
 }
 
 func short(sha string) string {

@@ -11,23 +11,28 @@ import (
 
 // ConfigError is a .dagctl/config.yaml that cannot be used; it is shown on the PR, naming file, line and field.
 type ConfigError struct {
-	Ref string // "base" or "head"
+	Ref string // "default" (the default branch) or "head"
 	Err error
 }
 
 func (e *ConfigError) Error() string {
+	if e.Ref == "default" {
+		return fmt.Sprintf("%s (on the default branch)", e.Err)
+	}
 	return fmt.Sprintf("%s (on the PR's %s branch)", e.Err, e.Ref)
 }
 
 func (e *ConfigError) Unwrap() error { return e.Err }
 
-// loadConfig reads .dagctl/config.yaml at the PR's base and head and merges them: protection and job settings
-// from the base (a PR cannot loosen its own rules), projects from the head. A repository without a config on
-// either side uses the defaults for that side. A base config that does not parse stops everything: falling back
-// to the head would let the PR choose its own rules.
+// loadConfig reads .dagctl/config.yaml on the repository's default branch (the trust root) and at the PR's head
+// and merges them: protection, deploy branches and job settings from the default branch (a PR cannot loosen its
+// own rules, nor can a branch a writer created with a loose config), projects from the head. Never the PR's base
+// branch when that is another branch: anyone with write access can push one. A repository without a config on
+// either side uses the defaults for that side. A trusted config that does not parse stops everything: falling
+// back to the head would let the PR choose its own rules.
 func loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) (cfg repoconfig.Config, present bool, err error) {
-	read := func(ref, sha string) (repoconfig.Config, bool, error) {
-		data, err := forge.ReadFile(ctx, pr.Repo, sha, repoconfig.Path)
+	read := func(ref, at string) (repoconfig.Config, bool, error) {
+		data, err := forge.ReadFile(ctx, pr.Repo, at, repoconfig.Path)
 		if errors.Is(err, vcs.ErrNotFound) {
 			return repoconfig.Default(), false, nil
 		}
@@ -40,17 +45,27 @@ func loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) (cfg r
 		}
 		return c, true, nil
 	}
-	baseRef := pr.BaseSHA
-	if baseRef == "" {
-		baseRef = pr.BaseRef
+	if pr.Repo.DefaultBranch == "" {
+		return repoconfig.Config{}, false, fmt.Errorf("%s: the forge did not say which branch is the default: the trusted config cannot be read", pr.Repo.FullName())
 	}
-	base, basePresent, err := read("base", baseRef)
+	trusted, trustedPresent, err := read("default", pr.Repo.DefaultBranch)
 	if err != nil {
-		return repoconfig.Config{}, basePresent, err
+		return repoconfig.Config{}, trustedPresent, err
 	}
 	head, headPresent, err := read("head", pr.HeadSHA)
 	if err != nil {
 		return repoconfig.Config{}, headPresent, err
 	}
-	return repoconfig.Merge(base, head), basePresent || headPresent, nil
+	return repoconfig.Merge(trusted, head), trustedPresent || headPresent, nil
+}
+
+// deployRefusal says why a PR cannot apply a protected environment because of the branch it targets, or "".
+func deployRefusal(cfg repoconfig.Config, pr vcs.PullRequest, env repoconfig.Environment) string {
+	if !env.Protected && env.RequiredApprovals == 0 {
+		return ""
+	}
+	if cfg.IsDeployBranch(pr.BaseRef, pr.Repo.DefaultBranch) {
+		return ""
+	}
+	return fmt.Sprintf("`%s` is protected and this PR targets `%s`, which is not a deploy branch (the default branch `%s`, or one named in `deploy_branches` of its %s): it can be planned here, and applied from a PR into a deploy branch", env.Name, pr.BaseRef, pr.Repo.DefaultBranch, repoconfig.Path)
 }

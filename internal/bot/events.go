@@ -62,7 +62,7 @@ func (b *Bot) runCommand(ctx context.Context, forge vcs.Forge, pr vcs.PullReques
 		}
 		return b.planPR(ctx, forge, pr, user, &cmd)
 	case command.Apply:
-		return b.applyByComment(ctx, forge, pr, user, cmd.Env)
+		return b.applyByComment(ctx, forge, pr, user, cmd.Env, cmd.Accept)
 	case command.Cancel:
 		return b.cancelPR(ctx, forge, pr, user)
 	case command.Unlock:

@@ -28,9 +28,6 @@ type planContext struct {
 	Job          repoconfig.Job `json:"job"`
 	// PREnvironment: Env is the PR's own environment (pr_environment), removed when the PR is closed.
 	PREnvironment bool `json:"pr_environment,omitempty"`
-	// ReviewsAfter: only reviews with a larger id count for this plan. Set when an apply found the plan's scope
-	// changed since it was approved, so that the new scope needs a fresh approval.
-	ReviewsAfter int64 `json:"reviews_after,omitempty"`
 }
 
 func (pc planContext) config() repoconfig.Config {

@@ -23,6 +23,8 @@ type Store interface {
 	// SetPlanReported records the status the plan's check run shows, so a restart re-reports only what is behind.
 	SetPlanReported(ctx context.Context, id int64, status plan.Status) error
 	ListUnreportedPlans(ctx context.Context) ([]db.Plan, error)
+	// SetPlanResultPostedAt records when the forge says the plan's result was posted; the first time stays.
+	SetPlanResultPostedAt(ctx context.Context, id int64, at time.Time) error
 	SetCheckRun(ctx context.Context, planID int64, name string, checkRunID int64) error
 	CheckRun(ctx context.Context, planID int64, name string) (int64, bool, error)
 
@@ -44,6 +46,9 @@ type Store interface {
 	ForceUnlock(ctx context.Context, forge, repo, env string) (db.Lock, bool, error)
 	Holder(ctx context.Context, forge, repo, env string) (db.Lock, bool, error)
 	LocksHeldByPR(ctx context.Context, forge, repo string, pr int) ([]db.Lock, error)
+
+	RecordApplied(ctx context.Context, a db.AppliedContent) error
+	LastApplied(ctx context.Context, forge, repo, project, env string) (db.AppliedContent, error)
 
 	GetInstallation(ctx context.Context, forge string, id int64) (db.Installation, error)
 	UpsertInstallation(ctx context.Context, in db.Installation) error

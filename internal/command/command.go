@@ -30,6 +30,9 @@ type Command struct {
 	// Env is the environment named, or "" for all environments the verb applies to.
 	Env   string
 	Flags plan.Flags
+	// Accept (apply only) is a prefix of the content hash an admin accepts: files that changed since the
+	// environment's last apply and that no approved plan covered, which the admin has reviewed.
+	Accept string
 }
 
 // Usage is the help text the bot replies with.
@@ -37,6 +40,7 @@ const Usage = "Usage:\n" +
 	"```\n" +
 	"/dagctl plan [env] [--forward-only] [--restate-model MODEL]... [--start DATE] [--end DATE]\n" +
 	"/dagctl apply [env]      apply the approved plan (users with write access)\n" +
+	"/dagctl apply env --accept HASH   apply content no plan covered, after reviewing it (admins)\n" +
 	"/dagctl unlock [env]     release an environment lock (admins)\n" +
 	"/dagctl cancel           stop this PR's running jobs\n" +
 	"/dagctl help             show this help\n" +
@@ -101,7 +105,9 @@ func parseLine(line string, words []string) (Command, error) {
 			return cmd, &Error{line, "cancel takes no arguments"}
 		}
 		return cmd, nil
-	case Apply, Unlock:
+	case Apply:
+		return parseApply(line, cmd, args)
+	case Unlock:
 		if len(args) > 1 {
 			return cmd, &Error{line, fmt.Sprintf("%s takes at most one environment", cmd.Verb)}
 		}
@@ -119,6 +125,41 @@ func parseLine(line string, words []string) (Command, error) {
 		return parsePlan(line, cmd, args)
 	}
 	return cmd, &Error{line, fmt.Sprintf("unknown command %q", words[0])}
+}
+
+// acceptHash is a prefix of a content hash an admin accepts: long enough that nobody can prepare content to match.
+var acceptHash = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
+
+// parseApply parses `/dagctl apply [env] [--accept HASH]`. Apply takes no plan flags: the approved plan's are used.
+func parseApply(line string, cmd Command, args []string) (Command, error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, inline, hasInline := strings.Cut(a, "=")
+		switch {
+		case name == "--accept":
+			v := inline
+			if !hasInline {
+				if i+1 >= len(args) {
+					return cmd, &Error{line, "--accept needs the content hash the bot showed"}
+				}
+				i++
+				v = args[i]
+			}
+			if !acceptHash.MatchString(v) {
+				return cmd, &Error{line, fmt.Sprintf("%q is not a content hash (at least 12 lower-case hex digits, as the bot showed it)", v)}
+			}
+			cmd.Accept = v
+		case strings.HasPrefix(a, "-"):
+			return cmd, &Error{line, "apply takes no plan flags: the approved plan's flags are used (only --accept HASH)"}
+		case cmd.Env != "":
+			return cmd, &Error{line, "apply takes at most one environment"}
+		case !envName.MatchString(a):
+			return cmd, &Error{line, fmt.Sprintf("%q is not an environment name", a)}
+		default:
+			cmd.Env = a
+		}
+	}
+	return cmd, nil
 }
 
 func parsePlan(line string, cmd Command, args []string) (Command, error) {

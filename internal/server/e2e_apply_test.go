@@ -62,11 +62,14 @@ func TestApprovalNeedsASecondUserOnThePlannedCommit(t *testing.T) {
 	// A new push voids the plan and its approvals: the approval check of the new commit blocks again.
 	second := w.Git.Commit("x", map[string]string{"models/another.sql": "MODEL (name dagctl_example.another, kind VIEW);\nSELECT 2 AS two\n"}, "push")
 	w.Repo.SetPR(githubfake.PR{Number: 1, Author: "alice", HeadRef: "x", HeadSHA: second, BaseSHA: w.Base})
-	w.review(1, second, "carol", "APPROVED")
-	w.review(1, head, "bob", "APPROVED") // an approval of the old commit
+	w.review(1, second, "carol", "APPROVED") // before the new commit's plan was posted: it approved no plan
+	w.review(1, head, "bob", "APPROVED")     // an approval of the old commit
 	w.send(w.PREvent("synchronize", 1, second, "alice"))
+	conclusion, _ = approvalCheck(t, w, "prod", second)
+	assert.Equal(t, "action_required", conclusion, "approvals given before the plan's result do not count")
+	w.review(1, second, "carol", "APPROVED")
 	conclusion, title = approvalCheck(t, w, "prod", second)
-	assert.Equal(t, "success", conclusion, "carol approved the new commit")
+	assert.Equal(t, "success", conclusion, "carol approved the new commit's plan")
 	assert.Contains(t, title, "@carol")
 	assert.NotContains(t, title, "@bob", "bob approved the old commit only")
 }

@@ -179,6 +179,8 @@ type Forge interface {
 	Compare(ctx context.Context, repo Repo, base, head string) (Comparison, error)
 	// ChangedFiles lists the files a pull request changes, as the forge lists them; the list may be truncated.
 	ChangedFiles(ctx context.Context, repo Repo, number int) (FileList, error)
+	// BranchHead is the commit a branch points to now.
+	BranchHead(ctx context.Context, repo Repo, branch string) (string, error)
 	// Tree lists every file of a commit with its content id (a blob hash); it may be truncated.
 	Tree(ctx context.Context, repo Repo, sha string) (Tree, error)
 

@@ -14,6 +14,22 @@ func (f *Fake) gitRoutes() {
 	m.HandleFunc("GET /repos/{owner}/{repo}/compare/{basehead}", f.handleCompare)
 	m.HandleFunc("GET /repos/{owner}/{repo}/pulls/{number}/files", f.handleListPRFiles)
 	m.HandleFunc("GET /repos/{owner}/{repo}/git/trees/{sha}", f.handleGetTree)
+	m.HandleFunc("GET /repos/{owner}/{repo}/branches/{branch...}", f.handleGetBranch)
+}
+
+// handleGetBranch answers GET /branches/{branch} with the commit it points to.
+func (f *Fake) handleGetBranch(w http.ResponseWriter, r *http.Request) {
+	_, gitDir, ok := f.repoGit(w, r)
+	if !ok {
+		return
+	}
+	name := r.PathValue("branch")
+	sha, err := git(gitDir, "rev-parse", "--verify", "--quiet", "refs/heads/"+name)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "Branch not found", "https://docs.github.com/rest/branches/branches#get-a-branch")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"name": name, "commit": map[string]any{"sha": strings.TrimSpace(string(sha))}, "protected": false})
 }
 
 // SetMaxPRFiles lowers the cap of the pull request files list (GitHub: MaxPRFiles), so tests can reach it.

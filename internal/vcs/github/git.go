@@ -3,6 +3,7 @@ package github
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	gh "github.com/google/go-github/v88/github"
@@ -66,6 +67,23 @@ func (i *Installation) ChangedFiles(ctx context.Context, repo vcs.Repo, number i
 	return out, nil
 }
 
+// BranchHead is the commit a branch points to.
+func (i *Installation) BranchHead(ctx context.Context, repo vcs.Repo, branch string) (string, error) {
+	if err := i.checkRepo(repo); err != nil {
+		return "", err
+	}
+	b, resp, err := i.client.Repositories.GetBranch(ctx, repo.Owner, repo.Name, branch, 1)
+	if err != nil {
+		op := fmt.Sprintf("get branch %s of %s", branch, repo.FullName())
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			// GetBranch follows renames itself and reports a 404 as a plain error, not an ErrorResponse.
+			return "", classifyStatus(op, resp.StatusCode, err)
+		}
+		return "", mapError(op, err)
+	}
+	return b.GetCommit().GetSHA(), nil
+}
+
 // Tree lists a commit's files (blobs) with their blob SHAs, through the recursive trees API.
 func (i *Installation) Tree(ctx context.Context, repo vcs.Repo, sha string) (vcs.Tree, error) {
 	if err := i.checkRepo(repo); err != nil {
@@ -112,4 +130,9 @@ func (a *App) ChangedFiles(ctx context.Context, repo vcs.Repo, number int) (vcs.
 // Tree implements vcs.Forge through the repository's installation.
 func (a *App) Tree(ctx context.Context, repo vcs.Repo, sha string) (vcs.Tree, error) {
 	return via(a, repo, func(i *Installation) (vcs.Tree, error) { return i.Tree(ctx, repo, sha) })
+}
+
+// BranchHead implements vcs.Forge through the repository's installation.
+func (a *App) BranchHead(ctx context.Context, repo vcs.Repo, branch string) (string, error) {
+	return via(a, repo, func(i *Installation) (string, error) { return i.BranchHead(ctx, repo, branch) })
 }

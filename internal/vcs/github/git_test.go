@@ -80,3 +80,12 @@ func TestCheckCompletedAtIsTheForgesClock(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, e.fake.Now(), at.UTC())
 }
+
+func TestBranchHead(t *testing.T) {
+	e := newEnv(t)
+	sha, err := e.inst.BranchHead(e.ctx, e.repo, "main")
+	require.NoError(t, err)
+	assert.Equal(t, e.git.SHA("main"), sha)
+	_, err = e.inst.BranchHead(e.ctx, e.repo, "nope")
+	assert.ErrorIs(t, err, vcs.ErrNotFound)
+}
