@@ -34,6 +34,31 @@ type Command struct {
 	SHA string
 }
 
+// String is the command as a user would type it, so that the bot can show the exact command to comment (a
+// pinned plan after the head moved). Parse reads it back as the same command.
+func (c Command) String() string {
+	words := []string{Prefix, string(c.Verb)}
+	if c.Env != "" {
+		words = append(words, c.Env)
+	}
+	if c.SHA != "" {
+		words = append(words, "--sha", c.SHA)
+	}
+	if c.Flags.ForwardOnly {
+		words = append(words, "--forward-only")
+	}
+	for _, m := range c.Flags.RestateModels {
+		words = append(words, "--restate-model", m)
+	}
+	if c.Flags.Start != "" {
+		words = append(words, "--start", c.Flags.Start)
+	}
+	if c.Flags.End != "" {
+		words = append(words, "--end", c.Flags.End)
+	}
+	return strings.Join(words, " ")
+}
+
 // Usage is the help text the bot replies with.
 const Usage = "Usage:\n" +
 	"```\n" +

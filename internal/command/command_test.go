@@ -73,3 +73,19 @@ func TestParseErrors(t *testing.T) {
 		assert.Contains(t, err.Error(), want, body)
 	}
 }
+
+func TestStringIsParsedBackAsTheSameCommand(t *testing.T) {
+	for _, c := range []Command{
+		{Verb: Plan},
+		{Verb: Plan, Env: "dev", SHA: sha40},
+		{Verb: Plan, Env: "prod", SHA: sha40, Flags: plan.Flags{
+			ForwardOnly: true, RestateModels: []string{"db.a", "db.b"}, Start: "2024-01-01", End: "2024-01-07",
+		}},
+		{Verb: Apply, Env: "prod"},
+	} {
+		got, err := Parse(c.String())
+		require.NoError(t, err, c.String())
+		assert.Equal(t, []Command{c}, got, c.String())
+	}
+	assert.Equal(t, "/dagctl plan dev --sha "+sha40, Command{Verb: Plan, Env: "dev", SHA: sha40}.String())
+}
