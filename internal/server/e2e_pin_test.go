@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dagctl/dagctl-bot/internal/comments"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
 )
@@ -152,4 +153,30 @@ func TestRerequestPlansOnlyTheChecksOwnCommitForAWriter(t *testing.T) {
 	assert.Equal(t, second, plans[2].HeadSHA)
 	assert.Equal(t, "carol", plans[2].TriggerUser)
 	assert.Len(t, w.ChecksNamed("dagctl/plan: dev", second), 2, "a new check run for the new plan")
+}
+
+func TestAMarkerCommentByAnotherUserIsNotAdopted(t *testing.T) {
+	w := newWorld(t, worldOptions{})
+	head := w.PR(1, "x", "alice", nonBreaking)
+	// dave (read-only) posts comments that look like the sticky comment before the bot writes its own, to edit
+	// them into a fake "approved" later.
+	fakeFirst := w.Repo.AddComment(1, "dave", comments.Marker+"\n**dagctl** · ✅ approved, ready to merge")
+	fakePart := w.Repo.AddComment(1, "dave", comments.PartMarker(2)+"\nall checks passed")
+	w.send(w.PREvent("opened", 1, head, "alice"))
+
+	var ours []githubfake.Comment
+	for _, c := range w.Repo.Comments(1) {
+		if _, ok := comments.MarkerPart(c.Body); ok && c.Bot {
+			ours = append(ours, c)
+		}
+	}
+	require.Len(t, ours, 1, "the bot wrote its own sticky comment")
+	assert.Equal(t, "dagctl-bot[bot]", ours[0].User)
+	assert.Contains(t, ours[0].Body, "Ready to apply")
+	for _, id := range []int64{fakeFirst, fakePart} {
+		c, ok := w.Repo.Comment(id)
+		require.True(t, ok)
+		assert.False(t, c.Deleted, "dave's comment %d is not deleted", id)
+		assert.Empty(t, c.History, "dave's comment %d is not edited", id)
+	}
 }
