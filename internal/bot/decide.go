@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/dagctl/dagctl-bot/internal/command"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
@@ -31,16 +32,42 @@ type Target struct {
 	Env     repoconfig.Environment
 }
 
-// Reasons a pull request is not planned automatically, shown on the PR.
-const (
-	NoteFork  = "This PR comes from a fork, so it is not planned automatically: its code would run with the team's warehouse credentials. A user with write permission can comment `/dagctl plan` to plan this exact commit."
-	NoteDraft = "Draft PRs are not planned (set `plan_drafts: true` in .dagctl/config.yaml to change that). Mark it ready for review, or comment `/dagctl plan`."
-)
+// NoteDraft is why a draft PR is not planned automatically, shown on the PR.
+const NoteDraft = "Draft PRs are not planned (set `plan_drafts: true` in .dagctl/config.yaml to change that). Mark it ready for review, or comment `/dagctl plan`."
+
+// ForkNote is why a fork PR is not planned automatically, with the exact command that plans its head. The command
+// names the full SHA: a fork is planned only at a commit a maintainer named, so a push after they looked never
+// runs in its place (and a short prefix could be matched by a new commit in seconds).
+func ForkNote(head string) string {
+	return fmt.Sprintf("This PR comes from a fork, so it is not planned automatically: its code would run with the team's warehouse credentials. A user with write permission who has reviewed commit %s can comment `%s` to plan exactly that commit.",
+		short(head), PinnedPlan(command.Command{Verb: command.Plan}, head))
+}
+
+// PinnedPlan is cmd as a plan command pinned to sha, as the user is asked to comment it.
+func PinnedPlan(cmd command.Command, sha string) string {
+	cmd.Verb, cmd.SHA = command.Plan, sha
+	return cmd.String()
+}
+
+// PinRefusal says why a plan command (or a re-run check, pinned to the check's commit) must not plan the PR's
+// head, or "" when it may. A fork's head is planned only when the command names it; a named commit is planned
+// only while it is the head. The refusal shows the command for the current head.
+func PinRefusal(pr vcs.PullRequest, cmd command.Command) string {
+	switch {
+	case cmd.SHA != "" && cmd.SHA != pr.HeadSHA:
+		return fmt.Sprintf("The PR's head moved: it is %s now, not %s. Nothing was planned. Review the new commit, then comment `%s` to plan it.",
+			short(pr.HeadSHA), short(cmd.SHA), PinnedPlan(cmd, pr.HeadSHA))
+	case cmd.SHA == "" && pr.Fork:
+		return fmt.Sprintf("This PR comes from a fork: it is planned only at a commit you name, so that a push after you looked cannot run instead. Nothing was planned. To plan the head %s, comment `%s`.",
+			short(pr.HeadSHA), PinnedPlan(cmd, pr.HeadSHA))
+	}
+	return ""
+}
 
 // AutoTargets are the targets planned when a PR is opened or pushed to, or a note saying why there are none.
 func AutoTargets(cfg repoconfig.Config, pr vcs.PullRequest) (targets []Target, note string) {
 	if pr.Fork {
-		return nil, NoteFork
+		return nil, ForkNote(pr.HeadSHA)
 	}
 	if pr.Draft && !cfg.PlanDrafts {
 		return nil, NoteDraft

@@ -121,7 +121,8 @@ func (b *Bot) unlockCommand(ctx context.Context, forge vcs.Forge, pr vcs.PullReq
 	return err
 }
 
-// onRerequest plans again when someone asks a plan check to run again.
+// onRerequest plans again when someone asks a plan check to run again: the check's own commit, only while it is
+// the PR's head, and only for a user with write permission (as `/dagctl plan --sha` of that commit would).
 func (b *Bot) onRerequest(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev vcs.RerequestEvent) error {
 	id, ok := strings.CutPrefix(ev.ExternalID, "plan:")
 	if !ok {
@@ -135,6 +136,9 @@ func (b *Bot) onRerequest(ctx context.Context, forge vcs.Forge, repo vcs.Repo, e
 	if err != nil {
 		return err
 	}
+	if p.PR == 0 || p.Forge != repo.Forge || p.Repo != repo.FullName() {
+		return vcs.ErrIgnored // a push's plan, or a check of another repository
+	}
 	pr, err := forge.PullRequest(ctx, repo, p.PR)
 	if err != nil {
 		return err
@@ -142,7 +146,14 @@ func (b *Bot) onRerequest(ctx context.Context, forge vcs.Forge, repo vcs.Repo, e
 	if pr.State == "closed" {
 		return vcs.ErrIgnored
 	}
-	cmd := command.Command{Verb: command.Plan, Env: p.Environment, Flags: p.Flags}
+	perm, err := forge.Permission(ctx, repo, ev.Sender)
+	if err != nil {
+		return err
+	}
+	if !perm.CanWrite() {
+		return b.replyError(ctx, forge, pr, fmt.Sprintf("@%s, only users with write permission can re-run plans (you have %s): nothing was planned.", ev.Sender, perm))
+	}
+	cmd := command.Command{Verb: command.Plan, Env: p.Environment, Flags: p.Flags, SHA: p.HeadSHA}
 	return b.planPR(ctx, forge, pr, ev.Sender, &cmd)
 }
 

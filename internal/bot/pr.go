@@ -65,12 +65,18 @@ func (b *Bot) onPullRequest(ctx context.Context, forge vcs.Forge, ev vcs.PullReq
 	return vcs.ErrIgnored
 }
 
-// planPR plans a PR's head: automatically (cmd nil) or for a `/dagctl plan` command. Older heads' plans become
-// stale first, so their jobs stop and their checks end.
+// planPR plans a PR's head: automatically (cmd nil) or for a `/dagctl plan` command. pr is fresh from the forge
+// and its HeadSHA is what the jobs check out, so a command pinned to a commit runs exactly that commit. Older
+// heads' plans become stale first, so their jobs stop and their checks end.
 func (b *Bot) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, trigger string, cmd *command.Command) error {
 	unlock := b.lockPR(pr.Repo, pr.Number)
 	defer unlock()
 
+	if cmd != nil {
+		if refusal := PinRefusal(pr, *cmd); refusal != "" {
+			return b.replyError(ctx, forge, pr, refusal)
+		}
+	}
 	if err := b.supersede(ctx, forge, pr); err != nil {
 		return err
 	}

@@ -194,8 +194,9 @@ func currentPlans(plans []db.Plan) []db.Plan {
 	return out
 }
 
-// putSticky writes the sticky comment's parts: each part edits the comment that carries its marker, or is
-// created; parts left over from a longer earlier version are deleted.
+// putSticky writes the sticky comment's parts: each part edits the bot's comment that carries its marker, or is
+// created; parts left over from a longer earlier version are deleted. Only the bot's own comments count: anyone
+// can post a body that starts with the marker, and adopting it would let its author edit what the bot said.
 func (b *Bot) putSticky(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, parts []string) error {
 	existing, err := forge.Comments(ctx, pr.Repo, pr.Number)
 	if err != nil {
@@ -203,6 +204,9 @@ func (b *Bot) putSticky(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest
 	}
 	byPart := map[int]vcs.Comment{}
 	for _, c := range existing {
+		if !c.ByBot {
+			continue
+		}
 		if n, ok := comments.MarkerPart(c.Body); ok {
 			if _, seen := byPart[n]; !seen {
 				byPart[n] = c

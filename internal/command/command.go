@@ -33,12 +33,43 @@ type Command struct {
 	// Accept (apply only) is a prefix of the content hash an admin accepts: files that changed since the
 	// environment's last apply and that no approved plan covered, which the admin has reviewed.
 	Accept string
+	// SHA is the full commit `--sha` names: plan only if the PR's head is still that commit. "" when not given.
+	SHA string
+}
+
+// String is the command as a user would type it, so that the bot can show the exact command to comment (a
+// pinned plan after the head moved). Parse reads it back as the same command.
+func (c Command) String() string {
+	words := []string{Prefix, string(c.Verb)}
+	if c.Env != "" {
+		words = append(words, c.Env)
+	}
+	if c.SHA != "" {
+		words = append(words, "--sha", c.SHA)
+	}
+	if c.Flags.ForwardOnly {
+		words = append(words, "--forward-only")
+	}
+	for _, m := range c.Flags.RestateModels {
+		words = append(words, "--restate-model", m)
+	}
+	if c.Flags.Start != "" {
+		words = append(words, "--start", c.Flags.Start)
+	}
+	if c.Flags.End != "" {
+		words = append(words, "--end", c.Flags.End)
+	}
+	if c.Accept != "" {
+		words = append(words, "--accept", c.Accept)
+	}
+	return strings.Join(words, " ")
 }
 
 // Usage is the help text the bot replies with.
 const Usage = "Usage:\n" +
 	"```\n" +
-	"/dagctl plan [env] [--forward-only] [--restate-model MODEL]... [--start DATE] [--end DATE]\n" +
+	"/dagctl plan [env] [--sha SHA] [--forward-only] [--restate-model MODEL]... [--start DATE] [--end DATE]\n" +
+	"                         --sha: plan only if the head is still this commit (40 hex digits; required on fork PRs)\n" +
 	"/dagctl apply [env]      apply the approved plan (users with write access)\n" +
 	"/dagctl apply env --accept HASH   apply content no plan covered, after reviewing it (admins)\n" +
 	"/dagctl unlock [env]     release an environment lock (admins)\n" +
@@ -60,6 +91,10 @@ var envName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 // dateLike accepts what sqlmesh accepts for --start/--end in practice: dates, timestamps and relative
 // expressions ("1 week ago"), but never shell metacharacters or option-looking values.
 var dateLike = regexp.MustCompile(`^[A-Za-z0-9:.+ _-]+$`)
+
+// fullSHA is a whole commit SHA-1. A prefix is refused: whoever controls the PR's branch can push a commit that
+// shares a short prefix with the one a maintainer reviewed.
+var fullSHA = regexp.MustCompile(`^[0-9a-fA-F]{40}$`)
 
 // modelName accepts sqlmesh model names: identifiers with dots, optionally quoted parts.
 var modelName = regexp.MustCompile(`^[A-Za-z0-9_."*-]+$`)
@@ -108,13 +143,15 @@ func parseLine(line string, words []string) (Command, error) {
 	case Apply:
 		return parseApply(line, cmd, args)
 	case Unlock:
+		for _, a := range args {
+			if strings.HasPrefix(a, "-") {
+				return cmd, &Error{line, "unlock takes no flags"}
+			}
+		}
 		if len(args) > 1 {
 			return cmd, &Error{line, fmt.Sprintf("%s takes at most one environment", cmd.Verb)}
 		}
 		if len(args) == 1 {
-			if strings.HasPrefix(args[0], "-") {
-				return cmd, &Error{line, fmt.Sprintf("%s takes no flags: the approved plan's flags are used", cmd.Verb)}
-			}
 			if !envName.MatchString(args[0]) {
 				return cmd, &Error{line, fmt.Sprintf("%q is not an environment name", args[0])}
 			}
@@ -195,6 +232,18 @@ func parsePlan(line string, cmd Command, args []string) (Command, error) {
 				return cmd, &Error{line, fmt.Sprintf("%q is not a model name", v)}
 			}
 			cmd.Flags.RestateModels = append(cmd.Flags.RestateModels, v)
+		case "--sha":
+			v, err := get()
+			if err != nil {
+				return cmd, err
+			}
+			if cmd.SHA != "" {
+				return cmd, &Error{line, "only one --sha may be given"}
+			}
+			if !fullSHA.MatchString(v) {
+				return cmd, &Error{line, fmt.Sprintf("--sha %q is not a full 40-character commit SHA", v)}
+			}
+			cmd.SHA = strings.ToLower(v)
 		case "--start", "--end":
 			v, err := get()
 			if err != nil {

@@ -1,6 +1,7 @@
 package command
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -8,6 +9,9 @@ import (
 
 	"github.com/dagctl/dagctl-bot/internal/plan"
 )
+
+// sha40 is a full commit SHA.
+const sha40 = "0123456789abcdef0123456789abcdef01234567"
 
 func TestParseCommands(t *testing.T) {
 	cases := []struct {
@@ -31,6 +35,10 @@ func TestParseCommands(t *testing.T) {
 		{"```\n/dagctl apply prod\n```", nil},
 		{"/dagctlx plan", nil},
 		{"> quoted /dagctl apply", nil},
+		{"/dagctl plan --sha " + sha40, []Command{{Verb: Plan, SHA: sha40}}},
+		{"/dagctl plan dev --sha=" + strings.ToUpper(sha40) + " --forward-only", []Command{{
+			Verb: Plan, Env: "dev", SHA: sha40, Flags: plan.Flags{ForwardOnly: true},
+		}}},
 	}
 	for _, c := range cases {
 		got, err := Parse(c.body)
@@ -54,6 +62,13 @@ func TestParseErrors(t *testing.T) {
 		"/dagctl cancel now":                   "takes no arguments",
 		"/dagctl plan --forward-only=yes":      "takes no value",
 		"/dagctl plan --restate-model --start": "needs a value",
+		// A short SHA names whichever commit shares its prefix: a fork author can make one in seconds.
+		"/dagctl plan --sha " + sha40[:7]:                 "full 40-character commit SHA",
+		"/dagctl plan --sha " + sha40 + "0":               "full 40-character commit SHA",
+		"/dagctl plan --sha " + strings.Repeat("g", 40):   "full 40-character commit SHA",
+		"/dagctl plan --sha":                              "--sha needs a value",
+		"/dagctl plan --sha " + sha40 + " --sha " + sha40: "only one --sha",
+		"/dagctl apply --sha " + sha40:                    "takes no plan flags",
 	}
 	for body, want := range cases {
 		_, err := Parse(body)
@@ -61,4 +76,20 @@ func TestParseErrors(t *testing.T) {
 		require.ErrorAs(t, err, &cerr, body)
 		assert.Contains(t, err.Error(), want, body)
 	}
+}
+
+func TestStringIsParsedBackAsTheSameCommand(t *testing.T) {
+	for _, c := range []Command{
+		{Verb: Plan},
+		{Verb: Plan, Env: "dev", SHA: sha40},
+		{Verb: Plan, Env: "prod", SHA: sha40, Flags: plan.Flags{
+			ForwardOnly: true, RestateModels: []string{"db.a", "db.b"}, Start: "2024-01-01", End: "2024-01-07",
+		}},
+		{Verb: Apply, Env: "prod"},
+	} {
+		got, err := Parse(c.String())
+		require.NoError(t, err, c.String())
+		assert.Equal(t, []Command{c}, got, c.String())
+	}
+	assert.Equal(t, "/dagctl plan dev --sha "+sha40, Command{Verb: Plan, Env: "dev", SHA: sha40}.String())
 }

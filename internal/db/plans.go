@@ -32,7 +32,7 @@ type Plan struct {
 	// ResultPostedAt is when the forge says the plan's result was posted (zero: not known yet).
 	ResultPostedAt time.Time
 	CreatedAt      time.Time
-	UpdatedAt time.Time
+	UpdatedAt      time.Time
 }
 
 // StatusChange is a plan whose status the store changed, and the status it had before.

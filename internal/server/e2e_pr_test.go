@@ -106,7 +106,7 @@ func TestForkPRWaitsForAWriterToPlanIt(t *testing.T) {
 	assert.Contains(t, lastComment(w, 1), "only users with write permission")
 
 	w.Repo.SetPR(githubfake.PR{Number: 1, Author: "mallory", HeadRef: "fork-change", HeadSHA: head, BaseSHA: w.Base, HeadRepo: "mallory/warehouse"})
-	cmd := w.CommentEvent(1, head, "bob", "/dagctl plan")
+	cmd := w.CommentEvent(1, head, "bob", "/dagctl plan --sha "+head)
 	w.send(cmd)
 	check, ok := w.Repo.CheckRun("dagctl/plan: prod", head)
 	require.True(t, ok, "a writer's command plans the fork's exact commit")

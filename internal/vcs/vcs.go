@@ -85,6 +85,9 @@ type Comment struct {
 	ID     int64  `json:"id"`
 	Author string `json:"author"`
 	Body   string `json:"body"`
+	// ByBot: the bot itself wrote it (as the adapter knows the bot's own account). Only such comments are the
+	// bot's to find, edit or delete: anyone can post a body that looks like the bot's.
+	ByBot bool `json:"by_bot,omitempty"`
 }
 
 // CheckStatus is where a check is.
@@ -165,6 +168,7 @@ type Forge interface {
 	CreateCheck(ctx context.Context, repo Repo, check Check) (int64, error)
 	UpdateCheck(ctx context.Context, repo Repo, check Check) error
 
+	// Comments lists a PR's conversation, each marked ByBot when the bot's own account wrote it.
 	Comments(ctx context.Context, repo Repo, number int) ([]Comment, error)
 	CreateComment(ctx context.Context, repo Repo, number int, body string) (int64, error)
 	UpdateComment(ctx context.Context, repo Repo, id int64, body string) error

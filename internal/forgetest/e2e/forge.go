@@ -110,11 +110,11 @@ func (f *Forge) CommentEvent(number int, head, user, body string) *githubfake.Pa
 		Set("comment.user.login", user).Set("comment.user.type", "User").Set("sender.login", user)
 }
 
-// Sticky is the PR's sticky comment (all parts joined), or "".
+// Sticky is the PR's sticky comment (all parts joined), or "": the bot's comments that carry the marker.
 func (f *Forge) Sticky(number int) string {
 	var parts []string
 	for _, c := range f.Repo.Comments(number) {
-		if _, ok := comments.MarkerPart(c.Body); ok && !c.Deleted {
+		if _, ok := comments.MarkerPart(c.Body); ok && c.Bot && !c.Deleted {
 			parts = append(parts, c.Body)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 
 func (f *Fake) routes() {
 	m := f.api
+	m.HandleFunc("GET /app", f.handleGetApp)
 	m.HandleFunc("POST /app/installations/{id}/access_tokens", f.handleAccessToken)
 	m.HandleFunc("GET /app/installations/{id}", f.handleGetInstallation)
 	m.HandleFunc("POST /app-manifests/{code}/conversions", f.handleManifestConversion)
@@ -189,6 +190,37 @@ func (inst *installationState) selection() string {
 		return "all"
 	}
 	return "selected"
+}
+
+// handleGetApp is GET /app: the authenticated app (app JWT only). The slug names the app's bot user,
+// "<slug>[bot]", which authors everything the app's installations write.
+func (f *Fake) handleGetApp(w http.ResponseWriter, r *http.Request) {
+	app, err := f.appFromJWT(r)
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, err.Error(), "https://docs.github.com/rest/apps/apps#get-the-authenticated-app")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	installations := 0
+	for _, inst := range f.installations {
+		if inst.AppID == app.id {
+			installations++
+		}
+	}
+	rateHeaders(w, f.now)
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id":                  app.id,
+		"slug":                app.slug,
+		"node_id":             "A_" + strconv.FormatInt(app.id, 10),
+		"name":                app.slug,
+		"description":         "",
+		"external_url":        "https://example.com",
+		"html_url":            f.server.URL + "/apps/" + app.slug,
+		"permissions":         installationPermissions,
+		"events":              []string{"pull_request", "pull_request_review", "issue_comment", "push", "check_run", "check_suite"},
+		"installations_count": installations,
+	})
 }
 
 func (f *Fake) handleGetInstallation(w http.ResponseWriter, r *http.Request) {

@@ -234,6 +234,43 @@ func TestPaginationLinks(t *testing.T) {
 	assert.Contains(t, link, "/api/v3/repos/acme/repo/issues/1/comments")
 }
 
+func TestTheAppKnowsItselfAndAuthorsItsCommentsAsItsBot(t *testing.T) {
+	h := newHarness(t)
+	now := time.Now()
+	resp, body := h.do("GET", "/app", "Bearer "+h.jwt(1, now.Add(-30*time.Second), now.Add(time.Minute), h.key), nil)
+	require.Equal(t, 200, resp.StatusCode, string(body))
+	var app struct {
+		ID   int64  `json:"id"`
+		Slug string `json:"slug"`
+	}
+	require.NoError(t, json.Unmarshal(body, &app))
+	assert.Equal(t, int64(1), app.ID)
+	assert.Equal(t, "bot", app.Slug)
+	token := "token " + h.token()
+	resp, _ = h.do("GET", "/app", token, nil)
+	assert.Equal(t, 401, resp.StatusCode, "GET /app takes the app's JWT, not an installation token")
+
+	h.repo.SetPR(githubfake.PR{Number: 1, Author: "alice"})
+	h.repo.AddComment(1, "alice", "mine")
+	h.repo.AddComment(1, "bot[bot]", "a person cannot be a Bot")
+	resp, body = h.do("POST", "/repos/acme/repo/issues/1/comments", token, map[string]string{"body": "the app's"})
+	require.Equal(t, 201, resp.StatusCode, string(body))
+	resp, body = h.do("GET", "/repos/acme/repo/issues/1/comments", token, nil)
+	require.Equal(t, 200, resp.StatusCode, string(body))
+	var list []struct {
+		Body string `json:"body"`
+		User struct {
+			Login string `json:"login"`
+			Type  string `json:"type"`
+		} `json:"user"`
+	}
+	require.NoError(t, json.Unmarshal(body, &list))
+	require.Len(t, list, 3)
+	assert.Equal(t, [2]string{"alice", "User"}, [2]string{list[0].User.Login, list[0].User.Type})
+	assert.Equal(t, "User", list[1].User.Type)
+	assert.Equal(t, [2]string{"bot[bot]", "Bot"}, [2]string{list[2].User.Login, list[2].User.Type}, "GitHub authors an app's comments as <slug>[bot], a Bot")
+}
+
 func TestBotCannotEditSomeoneElsesComment(t *testing.T) {
 	h := newHarness(t)
 	token := "token " + h.token()

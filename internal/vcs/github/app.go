@@ -124,6 +124,7 @@ type App struct {
 
 	mu            sync.Mutex
 	installations map[int64]*Installation
+	identity      identity
 }
 
 // NewApp checks the configuration and builds the app's client. It makes no request.

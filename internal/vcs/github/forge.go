@@ -368,9 +368,13 @@ func optional(s string) *string {
 	return &s
 }
 
-// Comments lists every comment on a pull request's conversation, oldest first.
+// Comments lists every comment on a pull request's conversation, oldest first; ByBot marks the app's own.
 func (i *Installation) Comments(ctx context.Context, repo vcs.Repo, number int) ([]vcs.Comment, error) {
 	if err := i.checkRepo(repo); err != nil {
+		return nil, err
+	}
+	bot, err := i.app.BotLogin(ctx)
+	if err != nil {
 		return nil, err
 	}
 	var out []vcs.Comment
@@ -381,7 +385,8 @@ func (i *Installation) Comments(ctx context.Context, repo vcs.Repo, number int) 
 			return nil, mapError(fmt.Sprintf("list comments of %s#%d", repo.FullName(), number), err)
 		}
 		for _, c := range page {
-			out = append(out, vcs.Comment{ID: c.GetID(), Author: c.GetUser().GetLogin(), Body: c.GetBody()})
+			out = append(out, vcs.Comment{ID: c.GetID(), Author: c.GetUser().GetLogin(), Body: c.GetBody(),
+				ByBot: writtenBy(c.GetUser(), bot)})
 		}
 		if resp.NextPage == 0 {
 			return out, nil

@@ -282,7 +282,7 @@ func TestCommentsLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []vcs.Comment{
 		{ID: userComment, Author: "alice", Body: "/dagctl plan"},
-		{ID: id, Author: testAppSlug + "[bot]", Body: "<!-- dagctl -->\nplan ready"},
+		{ID: id, Author: testAppSlug + "[bot]", Body: "<!-- dagctl -->\nplan ready", ByBot: true},
 	}, comments)
 
 	stored, ok := e.fr.Comment(id)
@@ -298,6 +298,40 @@ func TestCommentsLifecycle(t *testing.T) {
 
 	_, err = e.inst.CreateComment(e.ctx, e.repo, 42, "no such pull request")
 	assert.ErrorIs(t, err, vcs.ErrNotFound)
+}
+
+func TestOnlyTheAppsOwnCommentsAreByBot(t *testing.T) {
+	e := newEnv(t)
+	e.openPR()
+	// Another app installed on the same account, and a person whose login merely looks like the bot's.
+	const otherAppID, otherInstallationID = 5151, 78
+	pemBytes, pub := appKey(t)
+	e.fake.AddApp(otherAppID, "other-app", pub)
+	e.fake.AddInstallation(githubfake.Installation{ID: otherInstallationID, AppID: otherAppID, Account: testOwner})
+	other, err := github.NewApp(github.Config{AppID: otherAppID, PrivateKey: pemBytes, APIURL: e.fake.APIURL(),
+		Now: e.fake.Now, Sleep: e.sleep, MinWriteInterval: -1})
+	require.NoError(t, err)
+	otherRepo := e.repo
+	otherRepo.InstallationID = otherInstallationID
+	_, err = other.Installation(otherInstallationID).CreateComment(e.ctx, otherRepo, 1, "<!-- dagctl-bot:sticky -->\nnot ours")
+	require.NoError(t, err)
+	e.fr.AddComment(1, testAppSlug+"[bot]", "<!-- dagctl-bot:sticky -->\na person")
+	ours, err := e.inst.CreateComment(e.ctx, e.repo, 1, "<!-- dagctl-bot:sticky -->\nours")
+	require.NoError(t, err)
+
+	login, err := e.app.BotLogin(e.ctx)
+	require.NoError(t, err)
+	assert.Equal(t, testAppSlug+"[bot]", login)
+	for range 2 {
+		comments, err := e.inst.Comments(e.ctx, e.repo, 1)
+		require.NoError(t, err)
+		require.Len(t, comments, 3)
+		assert.Equal(t, []bool{false, false, true}, []bool{comments[0].ByBot, comments[1].ByBot, comments[2].ByBot})
+		assert.Equal(t, ours, comments[2].ID)
+	}
+	apps := e.fake.RequestsMatching("GET", "/app")
+	require.Len(t, apps, 1, "the app's identity is asked once")
+	assert.Equal(t, "jwt", apps[0].Auth)
 }
 
 func TestCommentsArePaginated(t *testing.T) {
