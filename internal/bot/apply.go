@@ -289,8 +289,12 @@ func (b *Bot) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.PullRequ
 			return err
 		}
 		for _, c := range cands {
-			if c.plan.Status == plan.StatusNoChanges || c.applied {
-				continue // nothing to do, or applied by comment before the merge
+			if c.plan.Status == plan.StatusNoChanges {
+				b.advanceAppliedContent(ctx, forge, c, sha, merger)
+				continue // nothing to apply
+			}
+			if c.applied {
+				continue // applied by comment before the merge
 			}
 			if c.refusal != "" {
 				notes = append(notes, fmt.Sprintf("`%s` was NOT applied: %s.", e.Name, c.refusal))

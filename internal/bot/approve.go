@@ -227,9 +227,15 @@ func (b *Bot) reportApprovalCheck(ctx context.Context, forge vcs.Forge, p db.Pla
 	return b.putCheck(ctx, forge, pc, p.ID, check)
 }
 
-// putCheck creates a plan's check run of that name, or updates it: one check run per (plan, name).
+// putCheck creates a plan's check run of that name, or updates it: one check run per (plan, name, commit). A check
+// on another commit than the planned one (an apply on the merge commit) is a check run of its own: GitHub's check
+// runs cannot move to another commit, and the merge commit is where a deploy is looked for.
 func (b *Bot) putCheck(ctx context.Context, forge vcs.Forge, pc planContext, planID int64, check vcs.Check) error {
-	id, ok, err := b.store.CheckRun(ctx, planID, check.Name)
+	key := check.Name
+	if check.HeadSHA != pc.PR.HeadSHA {
+		key += "@" + check.HeadSHA
+	}
+	id, ok, err := b.store.CheckRun(ctx, planID, key)
 	if err != nil {
 		return err
 	}
@@ -244,7 +250,7 @@ func (b *Bot) putCheck(ctx context.Context, forge vcs.Forge, pc planContext, pla
 	if err != nil {
 		return fmt.Errorf("creating check %q: %w", check.Name, err)
 	}
-	return b.store.SetCheckRun(ctx, planID, check.Name, id)
+	return b.store.SetCheckRun(ctx, planID, key, id)
 }
 
 // onReview re-evaluates the approval of the PR's current plans when a review is submitted, edited or dismissed.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/deploy"
@@ -133,4 +134,30 @@ func unreviewedSummary(req applyRequest, files []string, hash string) string {
 	fmt.Fprintf(&b, "\nNothing was applied. Open a PR that plans these changes and have it approved, or an admin who reviewed them comments `/dagctl apply %s --accept %s` on this PR to apply the deploy branch's head as it is.",
 		req.pc.Env.Name, hash[:16])
 	return b.String()
+}
+
+// advanceAppliedContent moves a protected environment's record of applied content to a merge that had nothing to
+// apply (a PR that changed no model: docs, CI files) when the PR's approval holds and the merge adds nothing
+// else: the environment's state is then what the merged content says, and the next apply is not refused for
+// files that were reviewed here. Best effort: without it the next apply names those files.
+func (b *Bot) advanceAppliedContent(ctx context.Context, forge vcs.Forge, c candidate, sha, merger string) {
+	if !needsApproval(c.pc) {
+		return
+	}
+	res, err := b.evaluateApproval(ctx, forge, c.plan, c.pc)
+	if err != nil || !res.Approved {
+		return
+	}
+	req := applyRequest{plan: c.plan, pc: c.pc, sha: sha, user: merger, trigger: repoconfig.ApplyOnMerge}
+	unreviewed, hash, err := b.unreviewedFiles(ctx, forge, req)
+	if err != nil || len(unreviewed) > 0 {
+		return
+	}
+	if _, err := b.store.LastApplied(ctx, c.plan.Forge, c.plan.Repo, c.plan.Project, c.pc.Env.Name); err != nil {
+		return // never applied by the bot: the first apply covers the whole project anyway
+	}
+	if err := b.store.RecordApplied(ctx, db.AppliedContent{Forge: c.plan.Forge, Repo: c.plan.Repo, Project: c.plan.Project,
+		Environment: c.pc.Env.Name, CommitSHA: sha, ContentHash: hash, PlanID: c.plan.ID, AppliedAt: time.Now()}); err != nil {
+		b.log.Warn("recording reviewed content", "env", c.pc.Env.Name, "err", err)
+	}
 }

@@ -181,12 +181,17 @@ func TestTwoPRsApplyingProdAreSerialised(t *testing.T) {
 	runs := applyRuns(t, w)
 	require.Len(t, runs, 2)
 	first, second := runs[0], runs[1]
-	if second.StartedAt.Before(first.StartedAt) {
+	if second.FinishedAt.Before(first.FinishedAt) {
 		first, second = second, first
 	}
-	assert.False(t, second.StartedAt.Before(first.FinishedAt), "the second apply started after the first finished")
+	assert.Equal(t, db.RunSucceeded, first.Status, first.Reason)
 	waited := strings.Contains(lastCommentContaining(w, 1, "locked by"), "locked by") || strings.Contains(lastCommentContaining(w, 2, "locked by"), "locked by")
 	assert.True(t, waited, "the waiting PR is told who holds the lock")
+	// Under the lock the second apply sees prod as the first left it: neither PR contains the other's change, so
+	// applying the second would roll the first back, and it is refused.
+	assert.Equal(t, db.RunFailed, second.Status)
+	assert.Contains(t, second.Reason, "no approved plan covered")
+	assert.False(t, second.FinishedAt.Before(first.FinishedAt))
 }
 
 // slowModel is an incremental Python model that takes a while per daily batch, so that an apply can be

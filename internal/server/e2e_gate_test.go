@@ -190,3 +190,24 @@ func TestApplyOnMergeRefusesContentNoApprovedPlanCovered(t *testing.T) {
 	accepted := latestCheck(t, w, "dagctl/apply: prod", w.Git.SHA("main"), "apply:")
 	assert.Equal(t, "success", accepted.Conclusion, accepted.Summary)
 }
+
+// A reviewed PR with nothing to apply (docs) moves the record of what prod holds, so the next apply is not
+// refused for files someone already approved.
+func TestAReviewedMergeWithNothingToApplyIsNotHeldAgainstTheNext(t *testing.T) {
+	w := gateWorld(t)
+	mergeApproved := func(n int, branch string, files map[string]string) string {
+		w.Base = w.Git.SHA("main")
+		head := w.PR(n, branch, "alice", files)
+		w.send(w.PREvent("opened", n, head, "alice"))
+		w.review(n, head, "bob", "APPROVED")
+		merge := w.merge(n, branch, head, "alice")
+		w.send(w.PREvent("closed", n, head, "alice").Merged(merge))
+		return merge
+	}
+	first := mergeApproved(1, "first", viewModel("gate_a"))
+	require.Equal(t, "success", latestCheck(t, w, "dagctl/apply: prod", first, "apply:").Conclusion)
+	mergeApproved(2, "docs", map[string]string{"docs/notes.md": "reviewed, nothing to apply\n"})
+	third := mergeApproved(3, "third", viewModel("gate_c"))
+	applied := latestCheck(t, w, "dagctl/apply: prod", third, "apply:")
+	assert.Equal(t, "success", applied.Conclusion, applied.Summary)
+}
