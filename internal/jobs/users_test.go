@@ -34,21 +34,10 @@ func requireCanSwitchUsers(t *testing.T) {
 	require.NoError(t, CanSwitchUsers(), "these tests need to run as root (they do in `make test`)")
 }
 
-// reachableDir is a fresh directory that other users can pass through (mode 0711 up from the test's
-// temporary directory), as a job's user must pass through the work directory's parents.
-func reachableDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		require.NoError(t, os.Chmod(d, 0o711))
-	}
-	return dir
-}
-
 func newIsolatedLocal(t *testing.T, users *Users) (*Local, string) {
 	t.Helper()
 	requireCanSwitchUsers(t)
-	workDir := filepath.Join(reachableDir(t), "work")
+	workDir := filepath.Join(testutil.TempDirForJobUsers(t), "work")
 	l, err := NewLocal(LocalOptions{WorkDir: workDir, Users: users})
 	require.NoError(t, err)
 	require.True(t, l.Isolated())
@@ -86,7 +75,7 @@ func TestIsolatedJobCannotOpenTheBotsDatabase(t *testing.T) {
 	db := botDatabase(t)
 	l, workDir := newIsolatedLocal(t, testUsers(2))
 
-	res, rec := runJob(t, l, shellJob(reachableDir(t), `id -u; cat "`+db+`" && echo READ THE DATABASE; ls "`+filepath.Dir(db)+`"; exit 0`))
+	res, rec := runJob(t, l, shellJob(testutil.TempDirForJobUsers(t), `id -u; cat "`+db+`" && echo READ THE DATABASE; ls "`+filepath.Dir(db)+`"; exit 0`))
 
 	require.True(t, res.Succeeded(), "%+v: %s", res, rec.joined())
 	out := rec.joined()
@@ -100,14 +89,14 @@ func TestIsolatedJobCannotOpenTheBotsDatabase(t *testing.T) {
 func TestIsolatedJobsCannotReadEachOthersEnvironment(t *testing.T) {
 	const applySecret = "warehouse-admin-password-of-the-apply"
 	l, _ := newIsolatedLocal(t, testUsers(2))
-	apply := shellJob(reachableDir(t), `echo "pid $$"; echo "uid $(id -u)"; exec sleep 1000`)
+	apply := shellJob(testutil.TempDirForJobUsers(t), `echo "pid $$"; echo "uid $(id -u)"; exec sleep 1000`)
 	apply.RunID = "apply"
 	apply.Env["WAREHOUSE_PASSWORD"] = applySecret
 	_, applyRec := startJob(t, l, apply)
 	pid := firstLine(t, applyRec, "pid ")
 	applyUID := firstLine(t, applyRec, "uid ")
 
-	plan := shellJob(reachableDir(t), `echo "uid $(id -u)"
+	plan := shellJob(testutil.TempDirForJobUsers(t), `echo "uid $(id -u)"
 		tr '\0' '\n' < /proc/`+pid+`/environ
 		ls /proc/`+pid+`/cwd/
 		head -c 1000 /proc/`+pid+`/mem
@@ -128,7 +117,7 @@ func TestIsolatedJobsRunningTogetherHaveUIDsOfTheirOwn(t *testing.T) {
 	var handles []Handle
 	uids := map[string]bool{}
 	for i := range 3 {
-		spec := shellJob(reachableDir(t), `echo "ids $(id -u) $(id -g) $(id -G)"; exec sleep 1000`)
+		spec := shellJob(testutil.TempDirForJobUsers(t), `echo "ids $(id -u) $(id -g) $(id -G)"; exec sleep 1000`)
 		spec.RunID = fmt.Sprintf("together-%d", i)
 		h, rec := startJob(t, l, spec)
 		handles = append(handles, h)
@@ -144,7 +133,7 @@ func TestIsolatedJobsRunningTogetherHaveUIDsOfTheirOwn(t *testing.T) {
 	}
 	assert.Len(t, uids, 3, "no two running jobs share a uid")
 
-	spec := shellJob(reachableDir(t), "true")
+	spec := shellJob(testutil.TempDirForJobUsers(t), "true")
 	spec.RunID = "one-too-many"
 	_, err := l.Start(context.Background(), spec, nil)
 	assert.ErrorIs(t, err, errNoFreeUser)
@@ -187,7 +176,7 @@ func TestIsolatedJobLeavesNothingRunning(t *testing.T) {
 	l, workDir := newIsolatedLocal(t, testUsers(1))
 
 	// setsid leaves the job's process group, the way a daemon would; the job ends once it has.
-	res, rec := runJob(t, l, shellJob(reachableDir(t), `setsid sleep 1000 </dev/null >/dev/null 2>&1 &
+	res, rec := runJob(t, l, shellJob(testutil.TempDirForJobUsers(t), `setsid sleep 1000 </dev/null >/dev/null 2>&1 &
 		pid=$!
 		until [ "$(cut -d' ' -f6 /proc/$pid/stat)" = "$pid" ]; do sleep 0.01; done
 		echo $pid`))
@@ -208,7 +197,7 @@ func TestIsolatedJobDoesNotShareItsUIDWithALeftover(t *testing.T) {
 	t.Cleanup(func() { _ = leftover.Process.Kill(); _ = leftover.Wait() })
 	l, _ := newIsolatedLocal(t, testUsers(1))
 
-	res, rec := runJob(t, l, shellJob(reachableDir(t), `id -u`))
+	res, rec := runJob(t, l, shellJob(testutil.TempDirForJobUsers(t), `id -u`))
 
 	require.True(t, res.Succeeded(), rec.joined())
 	assert.Equal(t, []string{strconv.Itoa(testFirstUID)}, rec.texts("stdout"))
@@ -218,7 +207,7 @@ func TestIsolatedJobDoesNotShareItsUIDWithALeftover(t *testing.T) {
 func TestIsolatedJobsGetNoCapabilities(t *testing.T) {
 	l, _ := newIsolatedLocal(t, testUsers(1))
 
-	res, rec := runJob(t, l, shellJob(reachableDir(t), `grep -E '^(CapInh|CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status`))
+	res, rec := runJob(t, l, shellJob(testutil.TempDirForJobUsers(t), `grep -E '^(CapInh|CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status`))
 
 	require.True(t, res.Succeeded(), rec.joined())
 	lines := rec.texts("stdout")
@@ -237,12 +226,12 @@ func TestIsolatedJobsShareFilesOnlyThroughTheJobGroup(t *testing.T) {
 	users := testUsers(2)
 	users.Group = testJobGroup
 	l, _ := newIsolatedLocal(t, users)
-	shared := filepath.Join(reachableDir(t), "warehouse")
+	shared := filepath.Join(testutil.TempDirForJobUsers(t), "warehouse")
 	require.NoError(t, os.Mkdir(shared, 0o770))
 	require.NoError(t, os.Chown(shared, 0, testJobGroup))
 	require.NoError(t, os.Chmod(shared, 0o2770|os.ModeSetgid))
 	file := filepath.Join(shared, "data.duckdb")
-	dir := reachableDir(t)
+	dir := testutil.TempDirForJobUsers(t)
 
 	first := shellJob(dir, `echo first > "`+file+`" && stat -c '%a %g' "`+file+`"`)
 	first.RunID = "first"
@@ -277,7 +266,7 @@ func TestNewLocalRefusesRangesWithTheBotsOrRootsIdentity(t *testing.T) {
 		"past the largest": {First: 30000, Last: 1<<32 - 1},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := NewLocal(LocalOptions{WorkDir: filepath.Join(reachableDir(t), "work"), Users: &users})
+			_, err := NewLocal(LocalOptions{WorkDir: filepath.Join(testutil.TempDirForJobUsers(t), "work"), Users: &users})
 			assert.Error(t, err)
 		})
 	}
@@ -303,7 +292,7 @@ func TestSQLMeshModelCannotReadTheBotsDatabaseOrARunningApply(t *testing.T) {
 	require.NoError(t, ReachableByJobs(filepath.Join(filepath.Dir(sqlmesh), "python"), true))
 	db := botDatabase(t)
 	l, workDir := newIsolatedLocal(t, testUsers(2))
-	apply := shellJob(reachableDir(t), `echo "pid $$"; exec sleep 1000`)
+	apply := shellJob(testutil.TempDirForJobUsers(t), `echo "pid $$"; exec sleep 1000`)
 	apply.RunID = "apply"
 	apply.Env["WAREHOUSE_PASSWORD"] = applySecret
 	applyJob, applyRec := startJob(t, l, apply)

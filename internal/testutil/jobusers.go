@@ -131,3 +131,17 @@ func reachableByOthers(path string) error {
 		}
 	}
 }
+
+// TempDirForJobUsers is a fresh temporary directory that other users can pass through (mode 0711, as is the
+// test's temporary directory above it), as jobs running as users of their own must pass through the
+// directories above their work directory.
+func TempDirForJobUsers(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
