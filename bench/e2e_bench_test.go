@@ -181,6 +181,10 @@ func (w *benchWorld) startBot(b *testing.B, mode string) (*server.Server, *httpt
 		SQLMesh:   testutil.SQLMesh(b),
 		WorkDir:   filepath.Join(w.dir, mode+"-work"),
 		JobEnv:    []string{"EXAMPLE_DUCKDB_PATH"},
+		// The jobs run as the bot's user, as before jobs had users of their own: the benchmark measures the
+		// bot's path from webhook to check run, and its world (one directory for everything) is not laid out
+		// for jobs of other users.
+		JobUsers: serverconfig.JobUsers{Mode: serverconfig.JobUsersOff},
 	}
 	opts := server.Options{
 		Log:           slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),

@@ -33,6 +33,9 @@ type LocalOptions struct {
 	// KillGrace is the time between SIGTERM and SIGKILL when a job times out or is cancelled, and how long
 	// the executor waits for output after a job's processes are gone. Zero means DefaultKillGrace.
 	KillGrace time.Duration
+	// Users, when set, runs every job as a user of its own (see Users); it needs CanSwitchUsers. Nil runs jobs
+	// as the bot's own user, which lets PR code read everything the bot can read.
+	Users *Users
 }
 
 // DefaultWorkDir is $DAGCTL_WORKDIR, else dagctl in the system's temporary directory.
@@ -43,11 +46,12 @@ func DefaultWorkDir() string {
 	return filepath.Join(os.TempDir(), "dagctl")
 }
 
-// Local runs jobs as processes of the bot's machine, each in its own process group and scratch directory.
-// It is safe for concurrent use.
+// Local runs jobs as processes of the bot's machine, each in its own process group and scratch directory, and
+// with Users as a user of its own. It is safe for concurrent use.
 type Local struct {
 	workDir   string
 	killGrace time.Duration
+	users     *userPool // nil: jobs run as the bot's user
 
 	mu      sync.Mutex
 	running map[string]*localJob
@@ -56,7 +60,8 @@ type Local struct {
 var _ Executor = (*Local)(nil)
 
 // NewLocal returns a local executor. It makes the bot's process non-dumpable (see HardenProcess), because
-// jobs run as the bot's user.
+// jobs may run as the bot's user. With Users it makes the work directory one that every job can pass through
+// to its own directory (mode 0711) and fails if a job could not reach it.
 func NewLocal(opts LocalOptions) (*Local, error) {
 	if err := HardenProcess(); err != nil {
 		return nil, err
@@ -73,7 +78,76 @@ func NewLocal(opts LocalOptions) (*Local, error) {
 		return nil, err
 	}
 	l.workDir = abs
+	if opts.Users != nil {
+		if err := CanSwitchUsers(); err != nil {
+			return nil, fmt.Errorf("jobs cannot run as users of their own (%s): %w", opts.Users, err)
+		}
+		if err := opts.Users.validate(os.Geteuid(), os.Getegid()); err != nil {
+			return nil, err
+		}
+		if err := prepareSharedWorkDir(l.workDir); err != nil {
+			return nil, err
+		}
+		l.users = newUserPool(*opts.Users, clearUser)
+	}
 	return l, nil
+}
+
+// Isolated reports whether jobs run as users of their own.
+func (l *Local) Isolated() bool { return l.users != nil }
+
+// prepareSharedWorkDir creates the work directory, or adds the search permission to it, so that a job's user
+// can reach its own directory inside (mode 0700, its own) without listing the others.
+func prepareSharedWorkDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return fmt.Errorf("work directory: %w", err)
+	}
+	info, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("work directory: %w", err)
+	}
+	if perm := info.Mode().Perm(); perm&0o001 == 0 {
+		if err := os.Chmod(dir, perm|0o011); err != nil {
+			return fmt.Errorf("work directory: %w", err)
+		}
+	}
+	return ReachableByJobs(dir, false)
+}
+
+// ReachableByJobs checks that a user other than the bot can reach path: every directory on the way lets
+// others search it, and the file lets others execute it when exec is set. It names the first obstacle.
+func ReachableByJobs(path string, exec bool) error {
+	resolved, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	resolved, err = filepath.Abs(resolved)
+	if err != nil {
+		return err
+	}
+	for dir := filepath.Dir(resolved); ; dir = filepath.Dir(dir) {
+		info, err := os.Stat(dir)
+		if err != nil {
+			return err
+		}
+		if info.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("jobs run as other users and cannot reach %s: %s has mode %04o (others need the search permission, o+x)",
+				path, dir, info.Mode().Perm())
+		}
+		if dir == filepath.Dir(dir) {
+			break
+		}
+	}
+	if exec {
+		info, err := os.Stat(resolved)
+		if err != nil {
+			return err
+		}
+		if info.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("jobs run as other users and cannot execute %s: mode %04o", path, info.Mode().Perm())
+		}
+	}
+	return nil
 }
 
 // Start prepares a scratch directory and starts the job in the background: the checkout (for a CloneURL
@@ -95,11 +169,29 @@ func (l *Local) Start(ctx context.Context, spec Spec, sink Sink) (Handle, error)
 	}
 	id := "local-" + runID
 
-	if err := os.MkdirAll(l.workDir, 0o700); err != nil {
+	workDirMode := os.FileMode(0o700)
+	if l.users != nil {
+		workDirMode = 0o711 // see prepareSharedWorkDir
+	}
+	if err := os.MkdirAll(l.workDir, workDirMode); err != nil {
 		return nil, fmt.Errorf("work directory: %w", err)
+	}
+	var user *jobUser
+	if l.users != nil {
+		uid, err := l.users.acquire()
+		if err != nil {
+			return nil, err
+		}
+		user = &jobUser{uid: uid, group: l.users.users.Group}
+	}
+	releaseUser := func() {
+		if user != nil {
+			l.users.release(user.uid)
+		}
 	}
 	scratch, err := os.MkdirTemp(l.workDir, "job-*")
 	if err != nil {
+		releaseUser()
 		return nil, fmt.Errorf("scratch directory: %w", err)
 	}
 
@@ -108,6 +200,7 @@ func (l *Local) Start(ctx context.Context, spec Spec, sink Sink) (Handle, error)
 		id:        id,
 		spec:      spec,
 		scratch:   scratch,
+		user:      user,
 		killGrace: l.killGrace,
 		redactor:  NewRedactor(spec.Source.Token),
 		sink:      sink,
@@ -122,6 +215,7 @@ func (l *Local) Start(ctx context.Context, spec Spec, sink Sink) (Handle, error)
 		l.mu.Unlock()
 		cancel(nil)
 		_ = os.RemoveAll(scratch)
+		releaseUser()
 		return nil, fmt.Errorf("job %s is already running", id)
 	}
 	l.running[id] = j
@@ -131,6 +225,7 @@ func (l *Local) Start(ctx context.Context, spec Spec, sink Sink) (Handle, error)
 		j.timer = time.AfterFunc(spec.Timeout, func() { cancel(errTimeout) })
 	}
 	j.forget = func() {
+		releaseUser() // its processes are gone and its directory is removed
 		l.mu.Lock()
 		delete(l.running, id)
 		l.mu.Unlock()
@@ -186,11 +281,27 @@ var (
 	errCancelled = errors.New(ReasonCancelled)
 )
 
+// jobUser is the identity a job of the local executor runs as: its uid, a group of the same number, and the
+// jobs' shared group (0: none).
+type jobUser struct {
+	uid   uint32
+	group uint32
+}
+
+func (u *jobUser) credential() *syscall.Credential {
+	c := &syscall.Credential{Uid: u.uid, Gid: u.uid, Groups: []uint32{}} // no supplementary group of the bot's
+	if u.group != 0 {
+		c.Groups = []uint32{u.group}
+	}
+	return c
+}
+
 // localJob is one job of the local executor; it is its own Handle.
 type localJob struct {
 	id        string
 	spec      Spec
 	scratch   string
+	user      *jobUser // nil: the bot's user
 	killGrace time.Duration
 	redactor  *Redactor
 	timer     *time.Timer
@@ -286,18 +397,29 @@ func (j *localJob) execute() Result {
 		return Result{ExitCode: -1, Reason: ReasonStartFailed}
 	}
 
-	env := make(map[string]string, len(j.spec.Env)+1)
+	env := make(map[string]string, len(j.spec.Env)+2)
 	for k, v := range j.spec.Env {
 		env[k] = v
 	}
-	if _, ok := env["HOME"]; !ok {
-		// A fresh home: the bot user's ~/.sqlmesh, ~/.dbt or ~/.netrc are none of the job's business.
-		home := filepath.Join(j.scratch, "home")
-		if err := os.Mkdir(home, 0o700); err != nil {
-			j.emit("stderr", "dagctl: creating the job's home: "+err.Error())
+	// A fresh home: the bot user's ~/.sqlmesh, ~/.dbt or ~/.netrc are none of the job's business. And
+	// temporary files of its own, removed with it, rather than in a /tmp that other jobs see.
+	for name, dir := range map[string]string{"HOME": "home", "TMPDIR": "tmp"} {
+		if _, ok := env[name]; ok {
+			continue
+		}
+		path := filepath.Join(j.scratch, dir)
+		if err := os.Mkdir(path, 0o700); err != nil {
+			j.emit("stderr", "dagctl: creating the job's "+dir+" directory: "+err.Error())
 			return Result{ExitCode: -1, Reason: ReasonStartFailed}
 		}
-		env["HOME"] = home
+		env[name] = path
+	}
+	if j.user != nil {
+		// The job's user owns its directory, checkout included, and nothing else of the bot's.
+		if err := chownTree(j.scratch, int(j.user.uid), int(j.user.uid)); err != nil {
+			j.emit("stderr", "dagctl: handing the job its directory: "+err.Error())
+			return Result{ExitCode: -1, Reason: ReasonStartFailed}
+		}
 	}
 	if reason := j.stopReason(); reason != "" {
 		return Result{ExitCode: -1, Reason: reason}
@@ -333,7 +455,10 @@ func (j *localJob) runProcess(dir string, env map[string]string) Result {
 		// Its own process group, so that stopping the job stops everything it started (sqlmesh's workers).
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
-	err = startJobProcess(cmd)
+	if j.user != nil {
+		cmd.SysProcAttr.Credential = j.user.credential()
+	}
+	err = startJobProcess(cmd, j.user != nil)
 	outW.Close() // the job holds its own copies; EOF comes when every process of the job has closed them
 	errW.Close()
 	if err != nil {
@@ -373,6 +498,10 @@ func (j *localJob) runProcess(dir string, env map[string]string) Result {
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	_ = cmd.Process.Kill()
 	<-exited
+	if j.user != nil && !clearUser(j.user.uid) {
+		// Not expected (SIGKILL from the bot always works); the pool hands the uid out only once they are gone.
+		j.emit("stderr", fmt.Sprintf("dagctl: processes of the job's uid %d are still running", j.user.uid))
+	}
 
 	// Output ends when the last process holding the pipes is gone; one that left the process group could
 	// keep them open forever, so stop waiting after the grace period.
@@ -405,6 +534,16 @@ func (j *localJob) runProcess(dir string, env map[string]string) Result {
 		result.ExitCode = state.ExitCode()
 	}
 	return result
+}
+
+// chownTree gives every file under root (root included, symbolic links themselves) to uid and gid.
+func chownTree(root string, uid, gid int) error {
+	return filepath.WalkDir(root, func(path string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(path, uid, gid)
+	})
 }
 
 // removeScratch removes a job's scratch directory, including directories the job made read-only.

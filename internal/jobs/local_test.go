@@ -173,7 +173,7 @@ func TestLocalKillsWhatAJobLeftBehind(t *testing.T) {
 	requireScratchRemoved(t, workDir)
 }
 
-func TestLocalEnvironmentIsExactlyTheSpecsPlusAHome(t *testing.T) {
+func TestLocalEnvironmentIsExactlyTheSpecsPlusAHomeAndATmpdir(t *testing.T) {
 	t.Setenv("DAGCTL_TEST_BOT_ONLY", "bot-only-value")
 	l, workDir := newTestLocal(t, 0)
 	spec := shellJob(t.TempDir(), "")
@@ -184,15 +184,19 @@ func TestLocalEnvironmentIsExactlyTheSpecsPlusAHome(t *testing.T) {
 
 	require.True(t, res.Succeeded(), rec.joined())
 	got := EnvMap(rec.texts("stdout"))
-	home := got["HOME"]
-	assert.True(t, strings.HasPrefix(home, workDir+string(filepath.Separator)), "HOME %q is inside the scratch directory", home)
-	delete(got, "HOME")
+	for _, name := range []string{"HOME", "TMPDIR"} {
+		dir := got[name]
+		assert.True(t, strings.HasPrefix(dir, workDir+string(filepath.Separator)), "%s %q is inside the scratch directory", name, dir)
+		delete(got, name)
+	}
 	assert.Equal(t, spec.Env, got)
 	requireScratchRemoved(t, workDir)
 
 	spec.Env["HOME"] = "/given/home"
+	spec.Env["TMPDIR"] = "/given/tmp"
 	_, rec = runJob(t, l, spec)
 	assert.Equal(t, "/given/home", EnvMap(rec.texts("stdout"))["HOME"])
+	assert.Equal(t, "/given/tmp", EnvMap(rec.texts("stdout"))["TMPDIR"])
 }
 
 func TestLocalFindsCommandsOnTheJobsPath(t *testing.T) {

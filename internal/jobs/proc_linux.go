@@ -23,8 +23,11 @@ func HardenProcess() error {
 
 // startJobProcess starts cmd without any Linux capabilities and unable to gain any (no_new_privs), even when
 // the bot runs as root: with CAP_SYS_PTRACE a job could read a non-dumpable bot's memory all the same.
-// Capabilities belong to threads, so every job is forked from one OS thread that dropped them for good.
-func startJobProcess(cmd *exec.Cmd) error {
+// Capabilities belong to threads, so every job is forked from one OS thread that dropped them for good, but
+// for CAP_SETUID and CAP_SETGID: the child uses them to become its job's user (cmd.SysProcAttr.Credential),
+// which clears every capability, before it executes the command. A job of another user (isolated) starts with
+// umask 007, so that what it writes outside its own directory is not the other jobs' to read.
+func startJobProcess(cmd *exec.Cmd, isolated bool) error {
 	starterOnce.Do(func() {
 		starter = make(chan startRequest)
 		ready := make(chan error)
@@ -34,36 +37,55 @@ func startJobProcess(cmd *exec.Cmd) error {
 	if starterErr != nil {
 		return starterErr
 	}
-	req := startRequest{cmd: cmd, done: make(chan error, 1)}
+	req := startRequest{cmd: cmd, umask: starterUmask, done: make(chan error, 1)}
+	if isolated {
+		req.umask = isolatedUmask
+	}
 	starter <- req
 	return <-req.done
 }
 
 type startRequest struct {
-	cmd  *exec.Cmd
-	done chan error
+	cmd   *exec.Cmd
+	umask int
+	done  chan error
 }
+
+// isolatedUmask is the umask of jobs that run as users of their own.
+const isolatedUmask = 0o007
 
 var (
 	starterOnce sync.Once
 	starter     chan startRequest
 	starterErr  error
+	// starterUmask is the bot's umask, which jobs running as the bot's user keep.
+	starterUmask int
 )
 
 func runStarter(ready chan<- error) {
 	// Never unlocked: the thread keeps its reduced privileges and serves only this goroutine. The runtime
 	// creates new threads from a clean template thread while a locked one runs, so none inherits them.
 	runtime.LockOSThread()
+	// The thread's own umask (and working directory), so that setting a job's umask changes nothing else.
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		ready <- fmt.Errorf("unshare(CLONE_FS) for jobs: %w", err)
+		return
+	}
+	starterUmask = unix.Umask(0o022)
+	unix.Umask(starterUmask)
 	if err := dropThreadPrivileges(); err != nil {
 		ready <- fmt.Errorf("dropping privileges for jobs: %w", err)
 		return
 	}
 	ready <- nil
 	for req := range starter {
+		unix.Umask(req.umask)
 		req.done <- req.cmd.Start()
 	}
 }
 
+// dropThreadPrivileges leaves the thread only CAP_SETUID and CAP_SETGID (when it had them), with an empty
+// bounding set, no inheritable or ambient capabilities and no_new_privs: nothing it executes gets any.
 func dropThreadPrivileges() error {
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("no_new_privs: %w", err)
@@ -83,8 +105,14 @@ func dropThreadPrivileges() error {
 		return fmt.Errorf("clearing ambient capabilities: %w", err)
 	}
 	header := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var none [2]unix.CapUserData // effective, permitted and inheritable: empty
-	if err := unix.Capset(&header, &none[0]); err != nil {
+	var caps [2]unix.CapUserData
+	if err := unix.Capget(&header, &caps[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	keep := caps[0].Permitted & (1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID)
+	var kept [2]unix.CapUserData // inheritable and the upper 32 capabilities: empty
+	kept[0].Effective, kept[0].Permitted = keep, keep
+	if err := unix.Capset(&header, &kept[0]); err != nil {
 		return fmt.Errorf("capset: %w", err)
 	}
 	return nil

@@ -2,7 +2,10 @@
 
 package jobs
 
-import "os/exec"
+import (
+	"errors"
+	"os/exec"
+)
 
 // HardenProcess does nothing outside Linux. There, a job running as the bot's user may be able to inspect
 // the bot's process; run the bot on Linux, or jobs on another executor, where that matters.
@@ -24,4 +27,12 @@ func watchExit(cmd *exec.Cmd) (exited <-chan struct{}, reap func() error) {
 }
 
 // startJobProcess starts cmd as it is outside Linux.
-func startJobProcess(cmd *exec.Cmd) error { return cmd.Start() }
+func startJobProcess(cmd *exec.Cmd, isolated bool) error { return cmd.Start() }
+
+// CanSwitchUsers: running jobs as users of their own is implemented on Linux only.
+func CanSwitchUsers() error {
+	return errors.New("running jobs as users of their own needs Linux")
+}
+
+// clearUser is never called outside Linux (CanSwitchUsers refuses).
+func clearUser(uid uint32) bool { return false }

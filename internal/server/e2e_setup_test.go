@@ -65,6 +65,10 @@ func settingsFromEnv(t *testing.T, logs *lockedBuffer, env func() map[string]str
 			serverconfig.EnvSQLMesh:   cfg.SQLMesh,
 			serverconfig.EnvJobEnv:    "EXAMPLE_DUCKDB_PATH",
 			serverconfig.EnvLogLevel:  "debug",
+			serverconfig.EnvJobUIDs:   jobUIDsSetting(cfg.JobUsers),
+		}
+		if cfg.JobUsers.Group != 0 {
+			vars[serverconfig.EnvJobGroup] = strconv.FormatUint(uint64(cfg.JobUsers.Group), 10)
 		}
 		for k, v := range env() {
 			vars[k] = v
@@ -396,4 +400,12 @@ func TestInstallationEventsKeepTheStoreCurrentAndSuspensionStopsPlans(t *testing
 	all, err := store.ListRepos(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, all)
+}
+
+// jobUIDsSetting is the DAGCTL_JOB_UIDS value of the world's job users.
+func jobUIDsSetting(u serverconfig.JobUsers) string {
+	if u.Mode == serverconfig.JobUsersRange {
+		return fmt.Sprintf("%d-%d", u.First, u.Last)
+	}
+	return string(u.Mode)
 }

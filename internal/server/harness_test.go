@@ -15,6 +15,7 @@ import (
 
 	"github.com/dagctl/dagctl-bot/internal/forgetest/e2e"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
+	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/server"
 	"github.com/dagctl/dagctl-bot/internal/serverconfig"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
@@ -52,12 +53,26 @@ type worldOptions struct {
 	configure func(w *world, cfg *serverconfig.Config, opts *server.Options)
 }
 
+// The uids of this package's jobs (no other package's tests use them), and the group they share the state in.
+const (
+	worldFirstUID  = 22000
+	worldLastUID   = 22099
+	worldJobsGroup = 22999
+)
+
+// isolatedJobs reports whether the world's jobs run as users of their own, as a bot running as root does.
+func isolatedJobs() bool { return jobs.CanSwitchUsers() == nil }
+
 func newWorld(t *testing.T, opts worldOptions) *world {
 	t.Helper()
 	w := &world{t: t, opts: opts, Forge: e2e.NewForge(t, opts.baseFiles)}
-	dir := t.TempDir()
-	w.dbPath = filepath.Join(dir, "dagctl.db")
+	// As in production: the database in a directory of its own, the jobs' work directory outside it.
+	dir := testutil.TempDirForJobUsers(t)
+	w.dbPath = filepath.Join(dir, "bot", "dagctl.db")
 	w.workDir = filepath.Join(dir, "work")
+	if isolatedJobs() {
+		w.ShareState(worldJobsGroup)
+	}
 	if opts.seedProd {
 		w.DeployToProd(nil)
 	}
@@ -79,6 +94,11 @@ func (w *world) start() {
 		SQLMesh:   testutil.SQLMesh(w.t),
 		WorkDir:   w.workDir,
 		JobEnv:    []string{"EXAMPLE_DUCKDB_PATH"},
+		JobUsers:  serverconfig.JobUsers{Mode: serverconfig.JobUsersOff},
+	}
+	if isolatedJobs() {
+		cfg.SQLMesh = testutil.SQLMeshForJobUsers(w.t)
+		cfg.JobUsers = serverconfig.JobUsers{Mode: serverconfig.JobUsersRange, First: worldFirstUID, Last: worldLastUID, Group: worldJobsGroup}
 	}
 	w.logLines = &strings.Builder{}
 	opts := server.Options{

@@ -62,6 +62,8 @@ type Server struct {
 	credentials []string
 	// logKey signs log links and, for Kubernetes, the per-run report tokens; it is stored, so it survives restarts.
 	logKey []byte
+	// isolation is how local jobs are kept from the bot and from each other.
+	isolation jobIsolation
 
 	ready  sync.Once
 	cancel context.CancelFunc
@@ -77,6 +79,13 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 		opts.Environ = os.Environ()
 	}
 	s := &Server{cfg: cfg, opts: opts, log: opts.Log, forges: &forgeSet{}}
+	if err := s.isolateJobs(); err != nil {
+		return nil, err
+	}
+	// The database's directory of its own (the default path names one), private from the start.
+	if err := os.MkdirAll(filepath.Dir(cfg.DB), 0o700); err != nil {
+		return nil, fmt.Errorf("the database's directory: %w", err)
+	}
 	store, err := db.Open(cfg.DB)
 	if err != nil {
 		return nil, fmt.Errorf("opening the database %s: %w", cfg.DB, err)
@@ -147,13 +156,43 @@ func (s *Server) secrets() []string {
 	}, s.credentials...)
 }
 
+// localJobs reports whether jobs run as local processes of the bot's machine.
+func (s *Server) localJobs() bool {
+	return s.opts.Executor == nil && s.cfg.Executor == serverconfig.ExecutorLocal
+}
+
+// isolateJobs decides which users local jobs run as and, when they are users of their own, makes the
+// database's directory the bot's alone before the database is opened. Jobs that run as the bot's user are
+// announced loudly: they can read everything the bot can.
+func (s *Server) isolateJobs() error {
+	if !s.localJobs() {
+		return nil
+	}
+	python := filepath.Join(filepath.Dir(s.cfg.SQLMesh), "python")
+	isolation, err := decideJobIsolation(s.cfg.JobUsers, python)
+	if err != nil {
+		return err
+	}
+	s.isolation = isolation
+	if isolation.users == nil {
+		s.log.Warn("jobs are not isolated: they run as the bot's own user, and "+notIsolatedRisk,
+			"reason", isolation.notIsolated, "fix", notIsolatedFix)
+		return nil
+	}
+	if err := prepareDatabaseDir(s.cfg.DB, s.cfg.WorkDir, s.cfg.SQLMesh, python); err != nil {
+		return fmt.Errorf("%s=%s: %w", serverconfig.EnvDB, s.cfg.DB, err)
+	}
+	s.log.Info("jobs are isolated: each running job has a uid of its own", "users", isolation.users.String())
+	return nil
+}
+
 func (s *Server) newExecutor() (jobs.Executor, error) {
 	if s.opts.Executor != nil {
 		return s.opts.Executor, nil
 	}
 	switch s.cfg.Executor {
 	case serverconfig.ExecutorLocal:
-		return jobs.NewLocal(jobs.LocalOptions{WorkDir: s.cfg.WorkDir})
+		return jobs.NewLocal(jobs.LocalOptions{WorkDir: s.cfg.WorkDir, Users: s.isolation.users})
 	case serverconfig.ExecutorKubernetes:
 		return newKubeExecutor(s)
 	}
@@ -328,6 +367,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintln(w, "ready")
+	if line := s.isolation.describe(); line != "" {
+		fmt.Fprintln(w, line)
+	}
 }
 
 func (s *Server) setupHandler() http.Handler {

@@ -27,7 +27,8 @@ const (
 type Config struct {
 	// Listen is the HTTP listen address (webhooks, health). DAGCTL_LISTEN, -listen; default ":8080".
 	Listen string
-	// DB is the SQLite database file. DAGCTL_DB, -db; default "./dagctl.db".
+	// DB is the SQLite database file. Its directory is the bot's alone when jobs run as users of their own (see
+	// JobUsers). DAGCTL_DB, -db; default "./dagctl-data/dagctl.db".
 	DB string
 	// Executor runs jobs: "local" or "kubernetes". DAGCTL_EXECUTOR, -executor; default "local".
 	Executor Executor
@@ -46,7 +47,10 @@ type Config struct {
 	// JobEnv names the variables of the bot's own environment that jobs may receive (through a repository's
 	// job.pass_env). Nothing else of the bot's environment reaches a job. DAGCTL_* names are refused.
 	// DAGCTL_JOB_ENV, -job-env (comma-separated); default none.
-	JobEnv     []string
+	JobEnv []string
+	// JobUsers are the users the local executor runs jobs as. DAGCTL_JOB_UIDS, -job-uids; default auto.
+	// DAGCTL_JOB_GROUP, -job-group; default none.
+	JobUsers   JobUsers
 	Kubernetes Kubernetes
 	// LogLevel is debug, info, warn or error (slog syntax, so "debug-4" works too). DAGCTL_LOG_LEVEL,
 	// -log-level; default info.
@@ -87,6 +91,31 @@ type GitLab struct {
 
 // Enabled reports whether the bot serves GitLab.
 func (g GitLab) Enabled() bool { return g.Token.IsSet() }
+
+// JobUsersMode says whether local jobs run as users of their own.
+type JobUsersMode string
+
+const (
+	// JobUsersAuto runs jobs as uids of the default range when the bot can (root), else as the bot's user,
+	// with a warning. The zero value means the same.
+	JobUsersAuto JobUsersMode = "auto"
+	// JobUsersOff runs jobs as the bot's user, with a warning.
+	JobUsersOff JobUsersMode = "off"
+	// JobUsersRange runs jobs as uids of First-Last; a bot that cannot refuses to start.
+	JobUsersRange JobUsersMode = "range"
+)
+
+// JobUsers are the users the local executor runs jobs as: each running job gets a uid of the range (and a
+// group of the same number) that no other running job has, so that PR code can read neither the bot's
+// database nor another job's environment.
+type JobUsers struct {
+	// Mode: DAGCTL_JOB_UIDS=auto, off, or a range FIRST-LAST such as 20000-20999.
+	Mode        JobUsersMode
+	First, Last uint32
+	// Group is a group id every job also belongs to, for files that jobs share on purpose (0: none).
+	// DAGCTL_JOB_GROUP, -job-group.
+	Group uint32
+}
 
 // Kubernetes configures the kubernetes executor.
 type Kubernetes struct {

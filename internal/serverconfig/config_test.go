@@ -59,12 +59,13 @@ func TestDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, Config{
 		Listen:     ":8080",
-		DB:         "./dagctl.db",
+		DB:         "./dagctl-data/dagctl.db",
 		Executor:   ExecutorLocal,
 		GitHub:     GitHub{APIURL: "https://api.github.com/"},
 		GitLab:     GitLab{URL: "https://gitlab.com"},
 		SQLMesh:    sqlmesh,
 		WorkDir:    filepath.Join(os.TempDir(), "dagctl"),
+		JobUsers:   JobUsers{Mode: JobUsersAuto},
 		Kubernetes: Kubernetes{Namespace: "default"},
 		LogLevel:   slog.LevelInfo,
 	}, cfg)
@@ -178,6 +179,8 @@ func TestInvalidSettingsAreAllReported(t *testing.T) {
 	e[EnvGitLabURL] = "gitlab.example.com"
 	e[EnvWorkDir] = " "
 	e[EnvJobEnv] = "OK,BAD-NAME,DAGCTL_GITHUB_PRIVATE_KEY"
+	e[EnvJobUIDs] = "20000-19999"
+	e[EnvJobGroup] = "staff"
 	e[EnvK8sNamespace] = "Prod_NS"
 	e[EnvLogLevel] = "loud"
 	_, err := load(t, e)
@@ -195,6 +198,8 @@ func TestInvalidSettingsAreAllReported(t *testing.T) {
 		`DAGCTL_WORKDIR (-workdir): " " is not a usable directory path`,
 		`DAGCTL_JOB_ENV (-job-env): "BAD-NAME" is not a variable name`,
 		`DAGCTL_JOB_ENV (-job-env): DAGCTL_GITHUB_PRIVATE_KEY cannot be passed to jobs: DAGCTL_* variables are the bot's own`,
+		`DAGCTL_JOB_UIDS (-job-uids): "20000-19999" must be a range of uids from 1 to 2147483646, first to last`,
+		`DAGCTL_JOB_GROUP (-job-group): "staff" is not a group id (1 to 2147483646)`,
 		`DAGCTL_K8S_NAMESPACE (-k8s-namespace): "Prod_NS" is not a Kubernetes namespace name`,
 		`DAGCTL_LOG_LEVEL (-log-level): "loud" is not one of debug, info, warn, error`,
 	}, strings.Split(err.Error(), "\n"))
@@ -301,4 +306,36 @@ func TestBadFlagsAndArguments(t *testing.T) {
 	require.Error(t, err)
 	assert.False(t, errors.Is(err, flag.ErrHelp))
 	assert.Contains(t, err.Error(), "serve takes no arguments")
+}
+
+func TestJobUsers(t *testing.T) {
+	for _, tc := range []struct {
+		uids, group string
+		want        JobUsers
+		wantErr     string
+	}{
+		{uids: "auto", want: JobUsers{Mode: JobUsersAuto}},
+		{uids: "off", group: "30000", want: JobUsers{Mode: JobUsersOff, Group: 30000}},
+		{uids: "20000-20999", want: JobUsers{Mode: JobUsersRange, First: 20000, Last: 20999}},
+		{uids: " 5-5 ", group: "7", want: JobUsers{Mode: JobUsersRange, First: 5, Last: 5, Group: 7}},
+		{uids: "0-10", wantErr: `"0-10" must be a range of uids`},
+		{uids: "1-4294967295", wantErr: "must be a range of uids"},
+		{uids: "20000", wantErr: `"20000" is not auto, off or a uid range like 20000-20999`},
+		{uids: "yes", wantErr: "is not auto, off or a uid range"},
+		{uids: "20000-20999", group: "20500", wantErr: "20500 is in the job uid range"},
+		{uids: "auto", group: "0", wantErr: `"0" is not a group id`},
+	} {
+		t.Run(tc.uids+"/"+tc.group, func(t *testing.T) {
+			e, _ := newEnv(t)
+			e[EnvJobUIDs] = tc.uids
+			e[EnvJobGroup] = tc.group
+			cfg, err := load(t, e)
+			if tc.wantErr != "" {
+				assert.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, cfg.JobUsers)
+		})
+	}
 }

@@ -64,12 +64,28 @@ func (c Config) attrs() []slog.Attr {
 		slog.String("sqlmesh", c.SQLMesh),
 		slog.String("workdir", c.WorkDir),
 		slog.String("job_env", strings.Join(c.JobEnv, ",")),
+		slog.String("job_uids", c.JobUsers.String()),
 		slog.Group("kubernetes",
 			slog.String("namespace", c.Kubernetes.Namespace),
 			slog.String("image", c.Kubernetes.Image),
 		),
 		slog.String("log_level", c.LogLevel.String()),
 	}
+}
+
+// String is the DAGCTL_JOB_UIDS value (with the group, if any).
+func (u JobUsers) String() string {
+	s := string(u.Mode)
+	if u.Mode == JobUsersRange {
+		s = fmt.Sprintf("%d-%d", u.First, u.Last)
+	}
+	if s == "" {
+		s = string(JobUsersAuto)
+	}
+	if u.Group != 0 {
+		s += fmt.Sprintf(" group %d", u.Group)
+	}
+	return s
 }
 
 // redactURL hides the user information of a URL with credentials in it (a DSN, https://TOKEN@host); anything

@@ -37,6 +37,8 @@ const (
 	EnvSQLMesh             = "DAGCTL_SQLMESH"
 	EnvWorkDir             = "DAGCTL_WORKDIR"
 	EnvJobEnv              = "DAGCTL_JOB_ENV"
+	EnvJobUIDs             = "DAGCTL_JOB_UIDS"
+	EnvJobGroup            = "DAGCTL_JOB_GROUP"
 	EnvK8sNamespace        = "DAGCTL_K8S_NAMESPACE"
 	EnvK8sImage            = "DAGCTL_K8S_IMAGE"
 	EnvLogLevel            = "DAGCTL_LOG_LEVEL"
@@ -45,7 +47,7 @@ const (
 func settings() []setting {
 	return []setting{
 		{env: EnvListen, flag: "listen", def: ":8080", usage: "HTTP listen address for webhooks and health checks"},
-		{env: EnvDB, flag: "db", def: "./dagctl.db", usage: "SQLite database file"},
+		{env: EnvDB, flag: "db", def: "./dagctl-data/dagctl.db", usage: "SQLite database file, in a directory of its own"},
 		{env: EnvExecutor, flag: "executor", def: string(ExecutorLocal), usage: "where jobs run: local or kubernetes"},
 		{env: EnvPublicURL, flag: "public-url", usage: "the bot's external base URL, for links in checks and comments"},
 		{env: EnvGitHubAppID, flag: "github-app-id", usage: "GitHub App id; setting it enables GitHub"},
@@ -62,6 +64,9 @@ func settings() []setting {
 		{env: EnvWorkDir, flag: "workdir", def: filepath.Join(os.TempDir(), "dagctl"), usage: "scratch directory for checkouts"},
 		{env: EnvJobEnv, flag: "job-env",
 			usage: "comma-separated names of the bot's environment variables that jobs may receive (via job.pass_env)"},
+		{env: EnvJobUIDs, flag: "job-uids", def: string(JobUsersAuto),
+			usage: "uids local jobs run as, one per running job: auto (20000-20999 when the bot can), off, or FIRST-LAST"},
+		{env: EnvJobGroup, flag: "job-group", usage: "a group id every local job also belongs to, for files jobs share"},
 		{env: EnvK8sNamespace, flag: "k8s-namespace", def: "default", usage: "Kubernetes namespace for job pods and job.secrets"},
 		{env: EnvK8sImage, flag: "k8s-image", usage: "default job image for the kubernetes executor (required with it)"},
 		{env: EnvLogLevel, flag: "log-level", def: "info", usage: "log level: debug, info, warn or error"},
@@ -158,6 +163,8 @@ func build(in inputs, getenv func(string) string) (Config, error) {
 		}
 	}
 
+	buildJobUsers(&c, &errs, in)
+
 	v, s = get(EnvK8sNamespace)
 	if len(v) > 63 || !dnsLabelRE.MatchString(v) {
 		errs.add(s, "%q is not a Kubernetes namespace name", v)
@@ -181,6 +188,42 @@ func build(in inputs, getenv func(string) string) (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// maxJobID is the largest uid or gid a job may have (2^31-2: -1 as uint32 means "unchanged" to the kernel).
+const maxJobID = 1<<31 - 2
+
+func buildJobUsers(c *Config, errs *errList, in inputs) {
+	v, s := strings.TrimSpace(in[EnvJobUIDs].value), settingFor(EnvJobUIDs)
+	switch mode := JobUsersMode(v); mode {
+	case JobUsersAuto, JobUsersOff:
+		c.JobUsers.Mode = mode
+	default:
+		first, last, ok := strings.Cut(v, "-")
+		a, errA := strconv.ParseUint(strings.TrimSpace(first), 10, 32)
+		b, errB := strconv.ParseUint(strings.TrimSpace(last), 10, 32)
+		switch {
+		case !ok || errA != nil || errB != nil:
+			errs.add(s, "%q is not auto, off or a uid range like 20000-20999", v)
+		case a == 0 || a > b || b > maxJobID:
+			errs.add(s, "%q must be a range of uids from 1 to %d, first to last", v, maxJobID)
+		default:
+			c.JobUsers = JobUsers{Mode: JobUsersRange, First: uint32(a), Last: uint32(b)}
+		}
+	}
+	v, s = strings.TrimSpace(in[EnvJobGroup].value), settingFor(EnvJobGroup)
+	if v == "" {
+		return
+	}
+	g, err := strconv.ParseUint(v, 10, 32)
+	switch {
+	case err != nil || g == 0 || g > maxJobID:
+		errs.add(s, "%q is not a group id (1 to %d)", v, maxJobID)
+	case c.JobUsers.Mode == JobUsersRange && uint32(g) >= c.JobUsers.First && uint32(g) <= c.JobUsers.Last:
+		errs.add(s, "%d is in the job uid range, whose ids are the jobs' own groups", g)
+	default:
+		c.JobUsers.Group = uint32(g)
+	}
 }
 
 func buildGitHub(c *Config, errs *errList, in inputs) {

@@ -37,6 +37,8 @@ type Forge struct {
 	// State is the DuckDB file with the team's data and sqlmesh state (EXAMPLE_DUCKDB_PATH of the jobs).
 	State     string
 	baseFiles map[string]string
+	// stateGroup is the jobs' shared group when jobs run as users of their own (ShareState).
+	stateGroup uint32
 }
 
 // NewForge sets the forge up; baseFiles are added to (or replace) the example's files on main. Users: alice and
@@ -54,6 +56,19 @@ func NewForge(t testing.TB, baseFiles map[string]string) *Forge {
 	}
 	f.State = filepath.Join(t.TempDir(), "state.duckdb")
 	return f
+}
+
+// ShareState lets jobs that run as users of their own, all members of group gid (DAGCTL_JOB_GROUP), use the
+// state file, as a team would share a local DuckDB warehouse: its directory becomes the group's with the
+// setgid bit, so that the files one job creates (with umask 007) the others can write. Call it before
+// DeployToProd.
+func (f *Forge) ShareState(gid uint32) {
+	f.T.Helper()
+	dir := filepath.Dir(f.State)
+	require.NoError(f.T, os.Chmod(filepath.Dir(dir), 0o711))
+	require.NoError(f.T, os.Chown(dir, os.Geteuid(), int(gid)))
+	require.NoError(f.T, os.Chmod(dir, 0o770|os.ModeSetgid))
+	f.stateGroup = gid
 }
 
 // MainFiles are the files on main: the example and the test's own.
@@ -84,6 +99,9 @@ func (f *Forge) DeployToProd(changes map[string]string) {
 	cmd.Env = append(os.Environ(), "EXAMPLE_DUCKDB_PATH="+f.State, "SQLMESH__DISABLE_ANONYMIZED_ANALYTICS=1")
 	out, err := cmd.CombinedOutput()
 	require.NoError(f.T, err, "deploying to prod: %s", out)
+	if f.stateGroup != 0 {
+		require.NoError(f.T, os.Chmod(f.State, 0o660), "the jobs' group writes the state too")
+	}
 }
 
 // PR makes a PR from a branch with the given changes on top of main, and returns its head SHA.
