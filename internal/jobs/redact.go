@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"encoding/base64"
 	"net/url"
 	"regexp"
 	"sort"
@@ -10,9 +11,9 @@ import (
 // Mask replaces a redacted secret.
 const Mask = "***"
 
-// MinSecretLen is the shortest value a Redactor masks: masking "1" or "on" everywhere would destroy every
-// log without protecting anything, since no credential is that short.
-const MinSecretLen = 4
+// MinSecretLen is the shortest value a Redactor masks: masking "1", "true" or a port number everywhere would
+// shred every log without protecting anything worth protecting (no credential is that short).
+const MinSecretLen = 6
 
 // urlCredentials finds the user-info part of URLs, as in https://x-access-token:TOKEN@github.com/….
 var urlCredentials = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)([^\s/?#@'"]+)@`)
@@ -54,6 +55,11 @@ func (r *Redactor) With(secrets ...string) *Redactor {
 		}
 		add(url.QueryEscape(s))
 		add(url.PathEscape(s))
+		if len(s) >= MinSecretLen {
+			for _, form := range base64Forms(s) {
+				add(form)
+			}
+		}
 	}
 	// strings.Replacer tries patterns in argument order at each position: longest first, so that a secret
 	// containing another is masked whole.
@@ -89,4 +95,32 @@ func (r *Redactor) Sink(sink Sink) Sink {
 		l.Text = r.Redact(l.Text)
 		sink(l)
 	}
+}
+
+// base64Forms are the ways a secret shows up base64-encoded: whole (padded or not, standard or URL alphabet),
+// and inside a longer encoded text (an Authorization: Basic header, an encoded JSON blob), where it may start at
+// any of the three byte positions of a group. Inside, only the characters that encode the secret's bits alone
+// are fixed; those are masked. Encoders that wrap lines (base64(1) at 76 characters, openssl at 64) put each
+// 57- or 48-byte chunk of an encoded-from-the-start value on a line of its own.
+func base64Forms(s string) []string {
+	var forms []string
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+		forms = append(forms, enc.EncodeToString([]byte(s)), enc.WithPadding(base64.NoPadding).EncodeToString([]byte(s)))
+		for offset := 0; offset < 3; offset++ {
+			encoded := enc.EncodeToString(append(make([]byte, offset), s...))
+			// Character i holds bits 6i to 6i+5 of the text; keep those that lie inside the secret's bytes.
+			first, last := (8*offset+5)/6, 8*(offset+len(s))/6
+			if last-first >= MinSecretLen {
+				forms = append(forms, encoded[first:last])
+			}
+		}
+		for _, chunk := range []int{57, 48} {
+			for i := 0; len(s) > chunk && i < len(s); i += chunk {
+				if part := s[i:min(i+chunk, len(s))]; len(part) >= MinSecretLen {
+					forms = append(forms, enc.WithPadding(base64.NoPadding).EncodeToString([]byte(part))[:8*len(part)/6])
+				}
+			}
+		}
+	}
+	return forms
 }
