@@ -47,15 +47,15 @@ func TestRedactorMasksBase64AndURLEncodingsOfSecrets(t *testing.T) {
 	secret := "p@ss/w?rd+hunter2~" // has characters that the base64 alphabets and URL escaping treat differently
 	r := NewRedactor(secret)
 	forms := map[string]string{
-		"std":        base64.StdEncoding.EncodeToString([]byte(secret)),
-		"std raw":    base64.RawStdEncoding.EncodeToString([]byte(secret)),
-		"url":        base64.URLEncoding.EncodeToString([]byte(secret)),
-		"url raw":    base64.RawURLEncoding.EncodeToString([]byte(secret)),
-		"query":      url.QueryEscape(secret),
-		"path":       url.PathEscape(secret),
+		"std":         base64.StdEncoding.EncodeToString([]byte(secret)),
+		"std raw":     base64.RawStdEncoding.EncodeToString([]byte(secret)),
+		"url":         base64.URLEncoding.EncodeToString([]byte(secret)),
+		"url raw":     base64.RawURLEncoding.EncodeToString([]byte(secret)),
+		"query":       url.QueryEscape(secret),
+		"path":        url.PathEscape(secret),
 		"echo|base64": base64.StdEncoding.EncodeToString([]byte(secret + "\n")), // with the newline echo adds
-		"basic auth": "Basic " + base64.StdEncoding.EncodeToString([]byte("user:"+secret)),
-		"in a blob":  base64.URLEncoding.EncodeToString([]byte(`{"password":"` + secret + `"}`)),
+		"basic auth":  "Basic " + base64.StdEncoding.EncodeToString([]byte("user:"+secret)),
+		"in a blob":   base64.URLEncoding.EncodeToString([]byte(`{"password":"` + secret + `"}`)),
 	}
 	for name, form := range forms {
 		got := r.Redact("out: " + form + " end")
