@@ -49,12 +49,14 @@ func (r *Redactor) With(secrets ...string) *Redactor {
 	for _, s := range secrets {
 		add(s)
 		// A log line holds at most one line of a multi-line secret (a private key), and a secret may show
-		// up URL-encoded (in a clone URL or a query string).
+		// up URL-encoded (in a clone URL or a query string) or base64-encoded (a header, a Secret's data). This
+		// is hygiene against accidents, not a boundary: code that wants to leak a value can encode it otherwise.
 		for _, line := range strings.Split(s, "\n") {
 			add(strings.TrimSpace(line))
 		}
 		add(url.QueryEscape(s))
 		add(url.PathEscape(s))
+		add(escapeAll(s))
 		if len(s) >= MinSecretLen {
 			for _, form := range base64Forms(s) {
 				add(form)
@@ -95,6 +97,24 @@ func (r *Redactor) Sink(sink Sink) Sink {
 		l.Text = r.Redact(l.Text)
 		sink(l)
 	}
+}
+
+// escapeAll percent-encodes every byte but RFC 3986's unreserved characters, as JavaScript's
+// encodeURIComponent and Python's quote(s, safe="") do.
+func escapeAll(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == '~':
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
 }
 
 // base64Forms are the ways a secret shows up base64-encoded: whole (padded or not, standard or URL alphabet),

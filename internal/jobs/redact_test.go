@@ -44,7 +44,7 @@ func TestRedactorSkipsTriviallyShortValues(t *testing.T) {
 }
 
 func TestRedactorMasksBase64AndURLEncodingsOfSecrets(t *testing.T) {
-	secret := "p@ss/w?rd+hunter2~" // has characters that the base64 alphabets and URL escaping treat differently
+	secret := "p@ss/w rd+hunter2~" // has characters that the base64 alphabets and URL escaping treat differently
 	r := NewRedactor(secret)
 	forms := map[string]string{
 		"std":         base64.StdEncoding.EncodeToString([]byte(secret)),
@@ -53,6 +53,7 @@ func TestRedactorMasksBase64AndURLEncodingsOfSecrets(t *testing.T) {
 		"url raw":     base64.RawURLEncoding.EncodeToString([]byte(secret)),
 		"query":       url.QueryEscape(secret),
 		"path":        url.PathEscape(secret),
+		"every byte":  "p%40ss%2Fw%20rd%2Bhunter2~",                             // encodeURIComponent, Python's quote(s, safe="")
 		"echo|base64": base64.StdEncoding.EncodeToString([]byte(secret + "\n")), // with the newline echo adds
 		"basic auth":  "Basic " + base64.StdEncoding.EncodeToString([]byte("user:"+secret)),
 		"in a blob":   base64.URLEncoding.EncodeToString([]byte(`{"password":"` + secret + `"}`)),
@@ -62,7 +63,7 @@ func TestRedactorMasksBase64AndURLEncodingsOfSecrets(t *testing.T) {
 		assert.Contains(t, got, Mask, name)
 		assert.NotContains(t, got, form, name)
 	}
-	for name, form := range map[string]string{"std": forms["std"], "url": forms["url"], "query": forms["query"], "path": forms["path"]} {
+	for name, form := range map[string]string{"std": forms["std"], "url": forms["url"], "query": forms["query"], "path": forms["path"], "every byte": forms["every byte"]} {
 		assert.Equal(t, "out: *** end", r.Redact("out: "+form+" end"), name)
 	}
 }
