@@ -47,6 +47,9 @@ func (r *Redactor) With(secrets ...string) *Redactor {
 		}
 	}
 	for _, s := range secrets {
+		if len(s) < MinSecretLen {
+			continue // nor its encodings, which may be longer ("a b@c" is "a+b%40c")
+		}
 		add(s)
 		// A log line holds at most one line of a multi-line secret (a private key), and a secret may show
 		// up URL-encoded (in a clone URL or a query string) or base64-encoded (a header, a Secret's data). This
@@ -57,10 +60,8 @@ func (r *Redactor) With(secrets ...string) *Redactor {
 		add(url.QueryEscape(s))
 		add(url.PathEscape(s))
 		add(escapeAll(s))
-		if len(s) >= MinSecretLen {
-			for _, form := range base64Forms(s) {
-				add(form)
-			}
+		for _, form := range base64Forms(s) {
+			add(form)
 		}
 	}
 	// strings.Replacer tries patterns in argument order at each position: longest first, so that a secret

@@ -38,9 +38,10 @@ func TestRedactorMasksURLEncodedSecrets(t *testing.T) {
 }
 
 func TestRedactorSkipsTriviallyShortValues(t *testing.T) {
-	r := NewRedactor("12345", "on", "true", "123456")
+	r := NewRedactor("12345", "on", "true", "a b@c", "123456")
 
 	assert.Equal(t, "12345 on true ***", r.Redact("12345 on true 123456"), "masking 5 characters everywhere would shred logs")
+	assert.Equal(t, "a+b%40c", r.Redact("a+b%40c"), "nor their longer encodings")
 }
 
 func TestRedactorMasksBase64AndURLEncodingsOfSecrets(t *testing.T) {
