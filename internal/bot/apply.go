@@ -456,7 +456,7 @@ func (b *Bot) runStep(ctx context.Context, forge vcs.Forge, req applyRequest, ru
 	if err != nil {
 		return jobs.Result{}, err
 	}
-	sink := b.redactor().With(token).Sink(func(l jobs.Line) {
+	sink := b.jobRedactor(token, req.pc.Job).Sink(func(l jobs.Line) {
 		logw.Sink(l)
 		onLine(l)
 	})

@@ -287,7 +287,7 @@ func (b *Bot) invalidate(ctx context.Context, p db.Plan, pc planContext) error {
 	b.slots <- struct{}{}
 	defer func() { <-b.slots }()
 	tail := NewTail(20)
-	h, err := b.executor.Start(ctx, spec, b.redactor().With(token).Sink(func(l jobs.Line) { tail.Add(l.Text) }))
+	h, err := b.executor.Start(ctx, spec, b.jobRedactor(token, pc.Job).Sink(func(l jobs.Line) { tail.Add(l.Text) }))
 	if err != nil {
 		return err
 	}
