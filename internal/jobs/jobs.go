@@ -100,5 +100,14 @@ type Executor interface {
 	Attach(ctx context.Context, id string, sink Sink) (Handle, error)
 }
 
+// SecretChecker is an executor that mounts secrets by name (Spec.Secrets, a repository's job.secrets): it says
+// which ones the operator lets jobs have. The bot asks before it plans, so that a refused name is a config error
+// on the PR; the executor refuses it again when it starts a job.
+type SecretChecker interface {
+	// RefuseSecret says why jobs may not mount the secret ("is one of the bot's own Secrets ..."), or "" when
+	// they may. An error means it cannot tell now (the API is unreachable, the bot may not read Secrets).
+	RefuseSecret(ctx context.Context, name string) (string, error)
+}
+
 // ErrGone means a job cannot be attached to any more.
 var ErrGone = errors.New("job is gone")
