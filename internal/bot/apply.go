@@ -147,7 +147,7 @@ func (b *Bot) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRe
 	case pr.Mergeable != nil && !*pr.Mergeable:
 		return b.replyError(ctx, forge, pr, "This PR has conflicts with its base branch: resolve them, and apply the new plan.")
 	}
-	cfg, _, err := loadConfig(ctx, forge, pr)
+	cfg, _, err := b.loadConfig(ctx, forge, pr)
 	if err != nil {
 		return b.replyError(ctx, forge, pr, "Cannot read the config: "+err.Error())
 	}
@@ -233,7 +233,7 @@ func (b *Bot) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.PullRequ
 	}
 	unlock := b.lockPR(pr.Repo, pr.Number)
 	defer unlock()
-	cfg, present, err := loadConfig(ctx, forge, pr)
+	cfg, present, err := b.loadConfig(ctx, forge, pr)
 	if err != nil || !present {
 		return err
 	}

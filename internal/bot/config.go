@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
@@ -24,8 +25,9 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // loadConfig reads .dagctl/config.yaml at the PR's base and head and merges them: protection and job settings
 // from the base (a PR cannot loosen its own rules), projects from the head. A repository without a config on
 // either side uses the defaults for that side. A base config that does not parse stops everything: falling back
-// to the head would let the PR choose its own rules.
-func loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) (cfg repoconfig.Config, present bool, err error) {
+// to the head would let the PR choose its own rules. Neither side may name secrets the executor refuses (only
+// the base's reach a job, but a head that names one would be refused once merged).
+func (b *Bot) loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) (cfg repoconfig.Config, present bool, err error) {
 	read := func(ref, sha string) (repoconfig.Config, bool, error) {
 		data, err := forge.ReadFile(ctx, pr.Repo, sha, repoconfig.Path)
 		if errors.Is(err, vcs.ErrNotFound) {
@@ -36,6 +38,18 @@ func loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) (cfg r
 		}
 		c, err := repoconfig.Parse(repoconfig.Path, data)
 		if err != nil {
+			return repoconfig.Config{}, true, &ConfigError{Ref: ref, Err: err}
+		}
+		refused, err := b.refusedSecrets(ctx, c.Job.Secrets)
+		if err != nil {
+			return repoconfig.Config{}, true, fmt.Errorf("checking job.secrets of %s at %s: %w", repoconfig.Path, ref, err)
+		}
+		if len(refused) > 0 {
+			// Parsed again with the refusals as rules, so that each is shown at its line.
+			_, err := repoconfig.ParseWithRules(repoconfig.Path, data, repoconfig.Rules{RefuseSecret: func(name string) string { return refused[name] }})
+			if err == nil {
+				err = fmt.Errorf("%s: job.secrets: refused: %v", repoconfig.Path, refused)
+			}
 			return repoconfig.Config{}, true, &ConfigError{Ref: ref, Err: err}
 		}
 		return c, true, nil
@@ -53,4 +67,23 @@ func loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) (cfg r
 		return repoconfig.Config{}, headPresent, err
 	}
 	return repoconfig.Merge(base, head), basePresent || headPresent, nil
+}
+
+// refusedSecrets asks the executor, when it mounts secrets, why it would refuse each of the secrets named.
+func (b *Bot) refusedSecrets(ctx context.Context, names []string) (map[string]string, error) {
+	checker, ok := b.executor.(jobs.SecretChecker)
+	if !ok {
+		return nil, nil // the local executor mounts no secrets
+	}
+	refused := map[string]string{}
+	for _, name := range names {
+		why, err := checker.RefuseSecret(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if why != "" {
+			refused[name] = why
+		}
+	}
+	return refused, nil
 }

@@ -77,7 +77,7 @@ func (b *Bot) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, t
 	if err := b.supersede(ctx, forge, pr); err != nil {
 		return err
 	}
-	cfg, present, err := loadConfig(ctx, forge, pr)
+	cfg, present, err := b.loadConfig(ctx, forge, pr)
 	var cfgErr *ConfigError
 	switch {
 	case errors.As(err, &cfgErr):
