@@ -50,7 +50,8 @@ type Spec struct {
 	// Image is the container image for executors that run containers; the local executor ignores it.
 	Image string
 	// Secrets names secrets whose keys become environment variables of the job (Kubernetes: Secrets in the jobs
-	// namespace, attached with envFrom, so their values never pass through the bot). Executors without a secret
+	// namespace, attached with envFrom; their values reach the bot only when it reads a Secret to check it, and
+	// then to mask them). Only those the executor allows (SecretChecker) are mounted. Executors without a secret
 	// store ignore them.
 	Secrets []string
 }
