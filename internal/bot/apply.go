@@ -165,7 +165,7 @@ func (b *Bot) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRe
 			return b.replyError(ctx, forge, pr, fmt.Sprintf("@%s, only admins can accept content no approved plan covered (`--accept`).", user))
 		}
 	}
-	cfg, _, err := loadConfig(ctx, forge, pr)
+	cfg, _, err := b.loadConfig(ctx, forge, pr)
 	if err != nil {
 		return b.replyError(ctx, forge, pr, "Cannot read the config: "+err.Error())
 	}
@@ -268,7 +268,7 @@ func (b *Bot) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRe
 func (b *Bot) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, merger string) error {
 	unlock := b.lockPR(pr.Repo, pr.Number)
 	defer unlock()
-	cfg, present, err := loadConfig(ctx, forge, pr)
+	cfg, present, err := b.loadConfig(ctx, forge, pr)
 	if err != nil || !present {
 		return err
 	}
@@ -508,7 +508,7 @@ func (b *Bot) runStep(ctx context.Context, forge vcs.Forge, req applyRequest, ru
 	if err != nil {
 		return jobs.Result{}, err
 	}
-	sink := b.redactor().With(token).Sink(func(l jobs.Line) {
+	sink := b.jobRedactor(token, req.pc.Job).Sink(func(l jobs.Line) {
 		logw.Sink(l)
 		onLine(l)
 	})

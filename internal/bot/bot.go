@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/dagctl/dagctl-bot/internal/jobs"
+	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
@@ -126,6 +127,11 @@ func (b *Bot) redactor() *jobs.Redactor {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.redact
+}
+
+// jobRedactor masks a job's output of the bot's secrets, the job's clone token and the values the job is given.
+func (b *Bot) jobRedactor(token string, job repoconfig.Job) *jobs.Redactor {
+	return b.redactor().With(token).With(b.jobs.Masked(job)...)
 }
 
 // Wait blocks until every job the bot started has finished and been reported.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
@@ -29,8 +30,9 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // own rules, nor can a branch a writer created with a loose config), projects from the head. Never the PR's base
 // branch when that is another branch: anyone with write access can push one. A repository without a config on
 // either side uses the defaults for that side. A trusted config that does not parse stops everything: falling
-// back to the head would let the PR choose its own rules.
-func loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) (cfg repoconfig.Config, present bool, err error) {
+// back to the head would let the PR choose its own rules. Neither side may name secrets the executor refuses
+// (only the trusted side's reach a job, but a head that names one would be refused once merged).
+func (b *Bot) loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) (cfg repoconfig.Config, present bool, err error) {
 	read := func(ref, at string) (repoconfig.Config, bool, error) {
 		data, err := forge.ReadFile(ctx, pr.Repo, at, repoconfig.Path)
 		if errors.Is(err, vcs.ErrNotFound) {
@@ -41,6 +43,18 @@ func loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) (cfg r
 		}
 		c, err := repoconfig.Parse(repoconfig.Path, data)
 		if err != nil {
+			return repoconfig.Config{}, true, &ConfigError{Ref: ref, Err: err}
+		}
+		refused, err := b.refusedSecrets(ctx, c.Job.Secrets)
+		if err != nil {
+			return repoconfig.Config{}, true, fmt.Errorf("checking job.secrets of %s at %s: %w", repoconfig.Path, ref, err)
+		}
+		if len(refused) > 0 {
+			// Parsed again with the refusals as rules, so that each is shown at its line.
+			_, err := repoconfig.ParseWithRules(repoconfig.Path, data, repoconfig.Rules{RefuseSecret: func(name string) string { return refused[name] }})
+			if err == nil {
+				err = fmt.Errorf("%s: job.secrets: refused: %v", repoconfig.Path, refused)
+			}
 			return repoconfig.Config{}, true, &ConfigError{Ref: ref, Err: err}
 		}
 		return c, true, nil
@@ -68,4 +82,23 @@ func deployRefusal(cfg repoconfig.Config, pr vcs.PullRequest, env repoconfig.Env
 		return ""
 	}
 	return fmt.Sprintf("`%s` is protected and this PR targets `%s`, which is not a deploy branch (the default branch `%s`, or one named in `deploy_branches` of its %s): it can be planned here, and applied from a PR into a deploy branch", env.Name, pr.BaseRef, pr.Repo.DefaultBranch, repoconfig.Path)
+}
+
+// refusedSecrets asks the executor, when it mounts secrets, why it would refuse each of the secrets named.
+func (b *Bot) refusedSecrets(ctx context.Context, names []string) (map[string]string, error) {
+	checker, ok := b.executor.(jobs.SecretChecker)
+	if !ok {
+		return nil, nil // the local executor mounts no secrets
+	}
+	refused := map[string]string{}
+	for _, name := range names {
+		why, err := checker.RefuseSecret(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if why != "" {
+			refused[name] = why
+		}
+	}
+	return refused, nil
 }

@@ -169,7 +169,7 @@ func (b *Bot) onPush(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev vcs
 	if strings.Trim(ev.Before, "0") == "" {
 		commit.BaseSHA = ev.After // a new branch: its own config is the base
 	}
-	cfg, present, err := loadConfig(ctx, forge, commit)
+	cfg, present, err := b.loadConfig(ctx, forge, commit)
 	if err != nil || !present {
 		if err != nil {
 			b.log.Warn("push to the default branch: config unusable", "sha", ev.After, "err", err)

@@ -83,6 +83,14 @@ func (s JobSettings) Spec(req JobRequest) (jobs.Spec, []jobs.Refused, error) {
 	}, refused, nil
 }
 
+// Masked are the values a job of this config is given by the operator (pass_env) and the config (job.env):
+// its output is masked of them, as of the bot's own secrets (see jobs.PassedValues).
+func (s JobSettings) Masked(job repoconfig.Job) []string {
+	return jobs.PassedValues(jobs.EnvRequest{
+		Bot: s.BotEnv, Allowed: s.Allowed, Literal: job.Env, PassEnv: job.PassEnv, Required: s.SQLMesh.Env(),
+	})
+}
+
 // DescribeRefused says which variables were kept out of a job, for the log and the PR.
 func DescribeRefused(refused []jobs.Refused) string {
 	if len(refused) == 0 {

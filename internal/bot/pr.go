@@ -80,7 +80,7 @@ func (b *Bot) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, t
 	if err := b.supersede(ctx, forge, pr); err != nil {
 		return err
 	}
-	cfg, present, err := loadConfig(ctx, forge, pr)
+	cfg, present, err := b.loadConfig(ctx, forge, pr)
 	var cfgErr *ConfigError
 	switch {
 	case errors.As(err, &cfgErr):
@@ -290,7 +290,7 @@ func (b *Bot) invalidate(ctx context.Context, p db.Plan, pc planContext) error {
 	b.slots <- struct{}{}
 	defer func() { <-b.slots }()
 	tail := NewTail(20)
-	h, err := b.executor.Start(ctx, spec, b.redactor().With(token).Sink(func(l jobs.Line) { tail.Add(l.Text) }))
+	h, err := b.executor.Start(ctx, spec, b.jobRedactor(token, pc.Job).Sink(func(l jobs.Line) { tail.Add(l.Text) }))
 	if err != nil {
 		return err
 	}

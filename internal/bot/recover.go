@@ -103,7 +103,7 @@ func (b *Bot) reattach(ctx context.Context, run db.Run) (bool, error) {
 		return false, err
 	}
 	logw := b.store.NewRunLogWriter(run.ID, logFlushInterval)
-	h, err := b.executor.Attach(ctx, run.ExecutorJobID, b.redactor().Sink(logw.Sink))
+	h, err := b.executor.Attach(ctx, run.ExecutorJobID, b.jobRedactor("", pc.Job).Sink(logw.Sink))
 	if err != nil {
 		_ = logw.Close(ctx)
 		if errors.Is(err, jobs.ErrGone) {

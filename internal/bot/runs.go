@@ -289,7 +289,7 @@ func (b *Bot) startPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc p
 		return nil, err
 	}
 	logw := b.store.NewRunLogWriter(run.ID, logFlushInterval)
-	sink := b.redactor().With(token).Sink(logw.Sink)
+	sink := b.jobRedactor(token, pc.Job).Sink(logw.Sink)
 	if msg := DescribeRefused(refused); msg != "" {
 		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + msg})
 	}

@@ -189,3 +189,21 @@ func nonEmpty(values []string) []string {
 	}
 	return out
 }
+
+// PassedValues are the values a job gets from the operator's allowed variables (PassEnv) and from the repository's
+// literal variables, as BuildEnv gives them: what the job's output is masked of. The base (PATH, HOME, ...) and
+// the command's own variables are not: they are no one's secret.
+func PassedValues(req EnvRequest) []string {
+	env, _ := BuildEnv(req)
+	var values []string
+	names := append(append([]string(nil), req.PassEnv...), sortedKeys(req.Literal)...)
+	for _, name := range names {
+		if _, own := req.Required[name]; own {
+			continue
+		}
+		if v, ok := env[name]; ok {
+			values = append(values, v)
+		}
+	}
+	return values
+}

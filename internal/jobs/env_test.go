@@ -141,3 +141,17 @@ func TestEnvMapAndEnvList(t *testing.T) {
 	require.NotNil(t, list, "a nil environment would make exec inherit the bot's")
 	assert.Empty(t, list)
 }
+
+func TestPassedValuesAreWhatTheJobGetsFromTheOperatorAndTheConfig(t *testing.T) {
+	values := PassedValues(EnvRequest{
+		Bot:      map[string]string{"PATH": "/usr/bin", "WAREHOUSE_PASSWORD": "pw-from-the-bot", "OTHER": "not-passed"},
+		Allowed:  []string{"WAREHOUSE_PASSWORD", "OTHER"},
+		PassEnv:  []string{"WAREHOUSE_PASSWORD", "NOT_SET_IN_BOT"},
+		Literal:  map[string]string{"DSN": "postgres://ci@db/x", "OVERRIDDEN": "literal-value"},
+		Required: map[string]string{"OVERRIDDEN": "required-value"},
+		Home:     "/scratch/home",
+	})
+
+	assert.ElementsMatch(t, []string{"pw-from-the-bot", "postgres://ci@db/x"}, values,
+		"not the base (PATH, HOME), not what was not passed, not the command's own variables")
+}

@@ -50,7 +50,8 @@ type Spec struct {
 	// Image is the container image for executors that run containers; the local executor ignores it.
 	Image string
 	// Secrets names secrets whose keys become environment variables of the job (Kubernetes: Secrets in the jobs
-	// namespace, attached with envFrom, so their values never pass through the bot). Executors without a secret
+	// namespace, attached with envFrom; their values reach the bot only when it reads a Secret to check it, and
+	// then to mask them). Only those the executor allows (SecretChecker) are mounted. Executors without a secret
 	// store ignore them.
 	Secrets []string
 }
@@ -98,6 +99,15 @@ type Executor interface {
 	// Attach finds a job started earlier, possibly by a previous process of the bot. It returns ErrGone when the
 	// job can no longer be followed (a local process dies with the bot).
 	Attach(ctx context.Context, id string, sink Sink) (Handle, error)
+}
+
+// SecretChecker is an executor that mounts secrets by name (Spec.Secrets, a repository's job.secrets): it says
+// which ones the operator lets jobs have. The bot asks before it plans, so that a refused name is a config error
+// on the PR; the executor refuses it again when it starts a job.
+type SecretChecker interface {
+	// RefuseSecret says why jobs may not mount the secret ("is one of the bot's own Secrets ..."), or "" when
+	// they may. An error means it cannot tell now (the API is unreachable, the bot may not read Secrets).
+	RefuseSecret(ctx context.Context, name string) (string, error)
 }
 
 // ErrGone means a job cannot be attached to any more.

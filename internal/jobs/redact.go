@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"encoding/base64"
 	"net/url"
 	"regexp"
 	"sort"
@@ -10,9 +11,9 @@ import (
 // Mask replaces a redacted secret.
 const Mask = "***"
 
-// MinSecretLen is the shortest value a Redactor masks: masking "1" or "on" everywhere would destroy every
-// log without protecting anything, since no credential is that short.
-const MinSecretLen = 4
+// MinSecretLen is the shortest value a Redactor masks: masking "1", "true" or a port number everywhere would
+// shred every log without protecting anything worth protecting (no credential is that short).
+const MinSecretLen = 6
 
 // urlCredentials finds the user-info part of URLs, as in https://x-access-token:TOKEN@github.com/….
 var urlCredentials = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)([^\s/?#@'"]+)@`)
@@ -46,14 +47,22 @@ func (r *Redactor) With(secrets ...string) *Redactor {
 		}
 	}
 	for _, s := range secrets {
+		if len(s) < MinSecretLen {
+			continue // nor its encodings, which may be longer ("a b@c" is "a+b%40c")
+		}
 		add(s)
 		// A log line holds at most one line of a multi-line secret (a private key), and a secret may show
-		// up URL-encoded (in a clone URL or a query string).
+		// up URL-encoded (in a clone URL or a query string) or base64-encoded (a header, a Secret's data). This
+		// is hygiene against accidents, not a boundary: code that wants to leak a value can encode it otherwise.
 		for _, line := range strings.Split(s, "\n") {
 			add(strings.TrimSpace(line))
 		}
 		add(url.QueryEscape(s))
 		add(url.PathEscape(s))
+		add(escapeAll(s))
+		for _, form := range base64Forms(s) {
+			add(form)
+		}
 	}
 	// strings.Replacer tries patterns in argument order at each position: longest first, so that a secret
 	// containing another is masked whole.
@@ -89,4 +98,50 @@ func (r *Redactor) Sink(sink Sink) Sink {
 		l.Text = r.Redact(l.Text)
 		sink(l)
 	}
+}
+
+// escapeAll percent-encodes every byte but RFC 3986's unreserved characters, as JavaScript's
+// encodeURIComponent and Python's quote(s, safe="") do.
+func escapeAll(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == '~':
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		}
+	}
+	return b.String()
+}
+
+// base64Forms are the ways a secret shows up base64-encoded: whole (padded or not, standard or URL alphabet),
+// and inside a longer encoded text (an Authorization: Basic header, an encoded JSON blob), where it may start at
+// any of the three byte positions of a group. Inside, only the characters that encode the secret's bits alone
+// are fixed; those are masked. Encoders that wrap lines (base64(1) at 76 characters, openssl at 64) put each
+// 57- or 48-byte chunk of an encoded-from-the-start value on a line of its own.
+func base64Forms(s string) []string {
+	var forms []string
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+		forms = append(forms, enc.EncodeToString([]byte(s)), enc.WithPadding(base64.NoPadding).EncodeToString([]byte(s)))
+		for offset := 0; offset < 3; offset++ {
+			encoded := enc.EncodeToString(append(make([]byte, offset), s...))
+			// Character i holds bits 6i to 6i+5 of the text; keep those that lie inside the secret's bytes.
+			first, last := (8*offset+5)/6, 8*(offset+len(s))/6
+			if last-first >= MinSecretLen {
+				forms = append(forms, encoded[first:last])
+			}
+		}
+		for _, chunk := range []int{57, 48} {
+			for i := 0; len(s) > chunk && i < len(s); i += chunk {
+				if part := s[i:min(i+chunk, len(s))]; len(part) >= MinSecretLen {
+					forms = append(forms, enc.WithPadding(base64.NoPadding).EncodeToString([]byte(part))[:8*len(part)/6])
+				}
+			}
+		}
+	}
+	return forms
 }

@@ -36,6 +36,19 @@ var (
 // Parse reads the config file named filename (used in messages only; normally Path) from data. The Config it
 // returns is complete: every default is filled in. On failure the error is a *Error listing every problem found.
 func Parse(filename string, data []byte) (Config, error) {
+	return ParseWithRules(filename, data, Rules{})
+}
+
+// Rules are what the server refuses on top of the file's own checks. Each refusal is a problem at the line
+// that asks for it, like any other.
+type Rules struct {
+	// RefuseSecret says why jobs may not mount a secret named in job.secrets ("is not allowed by ..."), or ""
+	// when they may.
+	RefuseSecret func(name string) string
+}
+
+// ParseWithRules is Parse with the server's rules checked too.
+func ParseWithRules(filename string, data []byte, rules Rules) (Config, error) {
 	ps := &problems{file: filename}
 	if len(data) > MaxSize {
 		ps.add(at{}, "the file is %d bytes; the limit is %d", len(data), MaxSize)
@@ -45,7 +58,7 @@ func Parse(filename string, data []byte) (Config, error) {
 	if !ok {
 		return Config{}, ps.err()
 	}
-	cfg := validate(ps, raw)
+	cfg := validate(ps, raw, rules)
 	if err := ps.err(); err != nil {
 		return Config{}, err
 	}
@@ -74,7 +87,7 @@ func defaultEnvironment(name string) Environment {
 	return e
 }
 
-func validate(ps *problems, raw rawConfig) Config {
+func validate(ps *problems, raw rawConfig, rules Rules) Config {
 	cfg := Default()
 	switch {
 	case raw.Version.Bad:
@@ -90,7 +103,7 @@ func validate(ps *problems, raw rawConfig) Config {
 		cfg.Environments = validateEnvironments(ps, raw.Environments)
 	}
 	if raw.Job.Set {
-		cfg.Job = validateJob(ps, raw.Job.V)
+		cfg.Job = validateJob(ps, raw.Job.V, rules)
 	}
 	if raw.PlanDrafts.Set {
 		cfg.PlanDrafts = raw.PlanDrafts.V
@@ -292,7 +305,7 @@ func principals(ps *problems, v value[[]value[string]]) []string {
 	return out
 }
 
-func validateJob(ps *problems, raw rawJob) Job {
+func validateJob(ps *problems, raw rawJob, rules Rules) Job {
 	j := Job{Timeout: DefaultTimeout, Env: map[string]string{}}
 	if v := raw.Image; v.Set {
 		if v.V == "" || strings.ContainsAny(v.V, " \t\r\n") {
@@ -348,6 +361,12 @@ func validateJob(ps *problems, raw rawJob) Job {
 			if len(s.V) > 253 || !secretNameRE.MatchString(s.V) {
 				ps.add(s.At, "%s is not a Kubernetes secret name (lower-case letters, digits, \"-\" and \".\")", quote(s.V))
 				continue
+			}
+			if refuse := rules.RefuseSecret; refuse != nil {
+				if why := refuse(s.V); why != "" {
+					ps.add(s.At, "%s %s", quote(s.V), why)
+					continue
+				}
 			}
 			if !seen[s.V] {
 				seen[s.V] = true

@@ -313,3 +313,25 @@ func TestParseRefusesAliasExpansion(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "the file expands to too many values")
 }
+
+// The server's rules are checked with the file's own: a refused secret is a problem at the line that names it.
+func TestParseWithRulesRefusesSecretsWhereTheyAreNamed(t *testing.T) {
+	yaml := "version: 1\njob:\n  secrets:\n    - warehouse\n    - dagctl-bot\n  timeout: 0s\n"
+	rules := Rules{RefuseSecret: func(name string) string {
+		if name == "dagctl-bot" {
+			return "is one of the bot's own Secrets"
+		}
+		return ""
+	}}
+
+	_, err := ParseWithRules(Path, []byte(yaml), rules)
+
+	require.Error(t, err)
+	assert.Equal(t, []string{
+		`.dagctl/config.yaml:5: job.secrets[1]: "dagctl-bot" is one of the bot's own Secrets`,
+		".dagctl/config.yaml:6: job.timeout: must be longer than 0",
+	}, strings.Split(err.Error(), "\n"))
+	cfg, err := ParseWithRules(Path, []byte("version: 1\njob:\n  secrets: [warehouse]\n"), rules)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"warehouse"}, cfg.Job.Secrets)
+}

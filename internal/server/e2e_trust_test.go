@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -268,4 +270,73 @@ func TestUncategorizedChangesNeedAction(t *testing.T) {
 	require.NotNil(t, prod.Summary)
 	assert.Equal(t, []string{"dagctl_example.orders"}, prod.Summary.Uncategorized())
 	assert.Contains(t, w.Sticky(1), "dagctl_example.orders")
+}
+
+// Values a job is given, with characters that the base64 alphabets and the URL escapes treat differently.
+const (
+	leakyPassedValue  = "hunter2 the:warehouse@pass&word/ok?~~"
+	leakyLiteralValue = "literal s3cret/with:chars?~>"
+)
+
+// leakProbe is a careless model: when sqlmesh loads it, it prints the values of LEAKY_PASSED (pass_env) and
+// LEAKY_LITERAL (job.env) as they are, base64-encoded (standard and URL alphabet, padded and not) and
+// URL-encoded (query, every byte, path segment), and then fails with all of that in its error, which the PR shows.
+const leakProbe = `import base64
+import os
+import sys
+import urllib.parse
+
+forms = []
+for name in ("LEAKY_PASSED", "LEAKY_LITERAL"):
+    v = os.environ[name]
+    b = v.encode()
+    for form in (v, base64.b64encode(b).decode(), base64.b64encode(b).decode().rstrip("="),
+                 base64.urlsafe_b64encode(b).decode(), base64.urlsafe_b64encode(b).decode().rstrip("="),
+                 urllib.parse.quote_plus(v), urllib.parse.quote(v, safe=""), urllib.parse.quote(v, safe="$&+=:@")):
+        print("leak-probe: " + name + " [" + form + "]", file=sys.stderr, flush=True)
+        forms.append(form)
+raise RuntimeError("leak-probe: " + " ".join(forms))
+`
+
+func TestWhatAJobIsGivenIsMaskedInItsLogAndOnThePR(t *testing.T) {
+	w := newWorld(t, worldOptions{
+		baseFiles: map[string]string{repoconfig.Path: exampleConfig(t, func(s string) string {
+			s = replaceOnce(t, s, "    - EXAMPLE_DUCKDB_PATH\n", "    - EXAMPLE_DUCKDB_PATH\n    - LEAKY_PASSED\n")
+			return replaceOnce(t, s, "  env:\n", "  env:\n    LEAKY_LITERAL: \""+leakyLiteralValue+"\"\n")
+		})},
+		configure: func(_ *world, cfg *serverconfig.Config, opts *server.Options) {
+			cfg.JobEnv = append(cfg.JobEnv, "LEAKY_PASSED")
+			opts.Environ = append(opts.Environ, "LEAKY_PASSED="+leakyPassedValue)
+		},
+	})
+	head := w.PR(1, "careless", "alice", map[string]string{"models/leak_probe.py": leakProbe})
+	w.send(w.PREvent("opened", 1, head, "alice"))
+
+	var forms []string
+	for _, v := range []string{leakyPassedValue, leakyLiteralValue} {
+		b := []byte(v)
+		forms = append(forms, v, base64.StdEncoding.EncodeToString(b), base64.RawStdEncoding.EncodeToString(b),
+			base64.URLEncoding.EncodeToString(b), base64.RawURLEncoding.EncodeToString(b),
+			url.QueryEscape(v), url.PathEscape(v))
+	}
+	check, ok := w.Repo.CheckRun("dagctl/plan: prod", head)
+	require.True(t, ok, "checks: %v", w.Repo.CheckRuns())
+	assert.Equal(t, "failure", check.Conclusion)
+	log := runLog(t, w, check)
+	for _, name := range []string{"LEAKY_PASSED", "LEAKY_LITERAL"} {
+		assert.Equal(t, 8, strings.Count(log, "leak-probe: "+name+" [***]"), "every form of %s printed and masked:\n%s", name, log)
+	}
+	assert.Contains(t, check.Summary+check.Text, "leak-probe: *** ***", "the error is shown, masked")
+	shown := []string{log, w.Sticky(1)}
+	for _, c := range w.Repo.CheckRuns() {
+		shown = append(shown, c.Title+c.Summary+c.Text)
+	}
+	for _, c := range w.Repo.Comments(1) {
+		shown = append(shown, c.Body)
+	}
+	for _, text := range shown {
+		for _, form := range forms {
+			assert.NotContains(t, text, form)
+		}
+	}
 }

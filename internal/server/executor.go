@@ -28,6 +28,10 @@ func newKubeExecutor(s *Server) (*kube.Executor, error) {
 	if cfg.Image == "" {
 		cfg.Image = s.cfg.Kubernetes.Image
 	}
+	// Which Secrets jobs may mount are server settings (flags too), not the executor's own environment.
+	cfg.JobSecrets = s.cfg.Kubernetes.JobSecrets
+	cfg.JobSecretsSelector = s.cfg.Kubernetes.JobSecretsSelector
+	cfg.BotSecrets = s.cfg.Kubernetes.BotSecrets
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = s.cfg.PublicURL
 	}

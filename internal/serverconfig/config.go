@@ -125,6 +125,17 @@ type Kubernetes struct {
 	// Image is the default runtime image for jobs, used when a repository sets no job.image; required with the
 	// kubernetes executor. DAGCTL_K8S_IMAGE, -k8s-image.
 	Image string
+	// JobSecrets are the Secrets of Namespace that repositories may name in job.secrets.
+	// DAGCTL_K8S_JOB_SECRETS, -k8s-job-secrets (comma-separated); default none.
+	JobSecrets []string
+	// JobSecretsSelector allows the Secrets whose labels match it too; the bot reads such a Secret to check it
+	// (RBAC: get on secrets) and masks its values in the job's log. DAGCTL_K8S_JOB_SECRETS_SELECTOR,
+	// -k8s-job-secrets-selector; default none.
+	JobSecretsSelector string
+	// BotSecrets are the bot's own Secrets in Namespace (its app credentials, its token key), which jobs never
+	// get, even when allowed; a name in both lists is an error. DAGCTL_K8S_BOT_SECRETS, -k8s-bot-secrets
+	// (comma-separated; the chart sets it).
+	BotSecrets []string
 }
 
 // Load reads the settings from args (the arguments after the subcommand) and getenv (os.Getenv, or a fake in

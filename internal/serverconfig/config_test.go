@@ -339,3 +339,27 @@ func TestJobUsers(t *testing.T) {
 		})
 	}
 }
+
+func TestJobSecretsSettings(t *testing.T) {
+	e, _ := newEnv(t)
+	e[EnvK8sJobSecrets] = " warehouse, ,dbt-profiles,warehouse"
+	e[EnvK8sJobSecretsSelector] = "example.com/dagctl-job-secret=yes,team in (data)"
+	e[EnvK8sBotSecrets] = "dagctl-bot,dagctl-bot-job-token-key"
+	cfg, err := load(t, e)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"warehouse", "dbt-profiles"}, cfg.Kubernetes.JobSecrets)
+	assert.Equal(t, "example.com/dagctl-job-secret=yes,team in (data)", cfg.Kubernetes.JobSecretsSelector)
+	assert.Equal(t, []string{"dagctl-bot", "dagctl-bot-job-token-key"}, cfg.Kubernetes.BotSecrets)
+
+	e[EnvK8sJobSecrets] = "warehouse,Bad_Name,dagctl-bot"
+	e[EnvK8sJobSecretsSelector] = "a in b"
+	e[EnvK8sBotSecrets] = "dagctl-bot,-x"
+	_, err = load(t, e)
+	require.Error(t, err)
+	assert.Equal(t, []string{
+		`DAGCTL_K8S_JOB_SECRETS (-k8s-job-secrets): "Bad_Name" is not a Kubernetes secret name`,
+		`DAGCTL_K8S_BOT_SECRETS (-k8s-bot-secrets): "-x" is not a Kubernetes secret name`,
+		`DAGCTL_K8S_JOB_SECRETS (-k8s-job-secrets): dagctl-bot is one of the bot's own Secrets (DAGCTL_K8S_BOT_SECRETS): jobs never get it`,
+		`DAGCTL_K8S_JOB_SECRETS_SELECTOR (-k8s-job-secrets-selector): "a in b" is not a label selector`,
+	}, strings.Split(err.Error(), "\n"))
+}

@@ -68,6 +68,9 @@ func (c Config) attrs() []slog.Attr {
 		slog.Group("kubernetes",
 			slog.String("namespace", c.Kubernetes.Namespace),
 			slog.String("image", c.Kubernetes.Image),
+			slog.String("job_secrets", strings.Join(c.Kubernetes.JobSecrets, ",")),
+			slog.String("job_secrets_selector", c.Kubernetes.JobSecretsSelector),
+			slog.String("bot_secrets", strings.Join(c.Kubernetes.BotSecrets, ",")),
 		),
 		slog.String("log_level", c.LogLevel.String()),
 	}

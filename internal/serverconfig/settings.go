@@ -11,8 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // setting is one server setting; the table below is the single list that flags, help and docs come from.
@@ -41,7 +44,11 @@ const (
 	EnvJobGroup            = "DAGCTL_JOB_GROUP"
 	EnvK8sNamespace        = "DAGCTL_K8S_NAMESPACE"
 	EnvK8sImage            = "DAGCTL_K8S_IMAGE"
-	EnvLogLevel            = "DAGCTL_LOG_LEVEL"
+	EnvK8sJobSecrets       = "DAGCTL_K8S_JOB_SECRETS"
+	// EnvK8sJobSecretsSelector is a label selector of Secrets jobs may mount.
+	EnvK8sJobSecretsSelector = "DAGCTL_K8S_JOB_SECRETS_SELECTOR"
+	EnvK8sBotSecrets         = "DAGCTL_K8S_BOT_SECRETS"
+	EnvLogLevel              = "DAGCTL_LOG_LEVEL"
 )
 
 func settings() []setting {
@@ -69,6 +76,12 @@ func settings() []setting {
 		{env: EnvJobGroup, flag: "job-group", usage: "a group id every local job also belongs to, for files jobs share"},
 		{env: EnvK8sNamespace, flag: "k8s-namespace", def: "default", usage: "Kubernetes namespace for job pods and job.secrets"},
 		{env: EnvK8sImage, flag: "k8s-image", usage: "default job image for the kubernetes executor (required with it)"},
+		{env: EnvK8sJobSecrets, flag: "k8s-job-secrets",
+			usage: "comma-separated names of Secrets that repositories may name in job.secrets (kubernetes executor)"},
+		{env: EnvK8sJobSecretsSelector, flag: "k8s-job-secrets-selector",
+			usage: "label selector of more Secrets that repositories may name in job.secrets (the bot reads them to check)"},
+		{env: EnvK8sBotSecrets, flag: "k8s-bot-secrets",
+			usage: "comma-separated names of the bot's own Secrets in the jobs namespace, which jobs never get (the chart sets it)"},
 		{env: EnvLogLevel, flag: "log-level", def: "info", usage: "log level: debug, info, warn or error"},
 	}
 }
@@ -93,6 +106,8 @@ var (
 	envVarNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	// Kubernetes namespaces are DNS labels.
 	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	// Kubernetes secret names are DNS subdomains.
+	secretNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 )
 
 func build(in inputs, getenv func(string) string) (Config, error) {
@@ -178,6 +193,7 @@ func build(in inputs, getenv func(string) string) (Config, error) {
 		errs.add(s, "is required with the kubernetes executor")
 	}
 	c.Kubernetes.Image = v
+	buildJobSecrets(&c, &errs, in)
 
 	v, s = get(EnvLogLevel)
 	if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
@@ -224,6 +240,39 @@ func buildJobUsers(c *Config, errs *errList, in inputs) {
 	default:
 		c.JobUsers.Group = uint32(g)
 	}
+}
+
+// buildJobSecrets reads which Secrets jobs may mount (names, a label selector) and which are the bot's own.
+func buildJobSecrets(c *Config, errs *errList, in inputs) {
+	secretNames := func(env string) []string {
+		var names []string
+		seen := map[string]bool{}
+		for _, part := range strings.Split(in[env].value, ",") {
+			name := strings.TrimSpace(part)
+			switch {
+			case name == "" || seen[name]:
+			case len(name) > 253 || !secretNameRE.MatchString(name):
+				errs.add(settingFor(env), "%q is not a Kubernetes secret name", name)
+			default:
+				seen[name] = true
+				names = append(names, name)
+			}
+		}
+		return names
+	}
+	k := &c.Kubernetes
+	k.JobSecrets = secretNames(EnvK8sJobSecrets)
+	k.BotSecrets = secretNames(EnvK8sBotSecrets)
+	for _, name := range k.JobSecrets {
+		if slices.Contains(k.BotSecrets, name) {
+			errs.add(settingFor(EnvK8sJobSecrets), "%s is one of the bot's own Secrets (%s): jobs never get it", name, EnvK8sBotSecrets)
+		}
+	}
+	v := in[EnvK8sJobSecretsSelector].value
+	if _, err := labels.Parse(v); err != nil {
+		errs.add(settingFor(EnvK8sJobSecretsSelector), "%q is not a label selector", v)
+	}
+	k.JobSecretsSelector = strings.TrimSpace(v)
 }
 
 func buildGitHub(c *Config, errs *errList, in inputs) {

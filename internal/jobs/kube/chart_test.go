@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"testing"
 
 	"github.com/dagctl/dagctl-bot/internal/jobs"
@@ -102,6 +103,15 @@ func TestChartAppliesToTheAPIServer(t *testing.T) {
 			"secrets.existingSecret=app", "persistence.enabled=false", "config.publicURL=https://dagctl.example.com"},
 		"credentials from values, jobs elsewhere": {"secrets.github.appID=12345", "secrets.github.webhookSecret=s3cret",
 			"jobs.serviceAccountName=warehouse", "jobs.imagePullSecrets[0]=registry", "config.jobEnv[0]=DBT_PROFILES_DIR"},
+		"job secrets allowed": {"jobs.secrets.allowed[0]=warehouse", "jobs.secrets.allowed[1]=dbt-profiles",
+			"jobs.secrets.selector=example.com/dagctl-job=yes"},
+	}
+	// The bot's own Secrets, which the chart names so that jobs never get them.
+	botSecrets := map[string]string{
+		"defaults": "dagctl-bot,dagctl-bot-job-token-key",
+		"ingress, existing secret, no persistence": "app,dagctl-bot-job-token-key",
+		"credentials from values, jobs elsewhere":  "dagctl-bot,dagctl-bot-job-token-key",
+		"job secrets allowed":                      "dagctl-bot,dagctl-bot-job-token-key",
 	}
 	for name, set := range variants {
 		t.Run(name, func(t *testing.T) {
@@ -130,6 +140,24 @@ func TestChartAppliesToTheAPIServer(t *testing.T) {
 			assert.Equal(t, ns, env["DAGCTL_K8S_NAMESPACE"])
 			assert.Equal(t, "/data/dagctl.db", env["DAGCTL_DB"])
 			assert.NotEmpty(t, env["DAGCTL_K8S_IMAGE"])
+			assert.Equal(t, botSecrets[name], env["DAGCTL_K8S_BOT_SECRETS"])
+			var role rbacv1.Role
+			find(t, objects, "Role", &role)
+			var secretVerbs []string
+			for _, rule := range role.Rules {
+				if slices.Contains(rule.Resources, "secrets") {
+					secretVerbs = append(secretVerbs, rule.Verbs...)
+				}
+			}
+			if name == "job secrets allowed" {
+				assert.Equal(t, "warehouse,dbt-profiles", env["DAGCTL_K8S_JOB_SECRETS"])
+				assert.Equal(t, "example.com/dagctl-job=yes", env["DAGCTL_K8S_JOB_SECRETS_SELECTOR"])
+				assert.Equal(t, []string{"create", "get"}, secretVerbs, "the selector needs to read a Secret's labels")
+			} else {
+				assert.NotContains(t, env, "DAGCTL_K8S_JOB_SECRETS", "nothing can be mounted by default")
+				assert.NotContains(t, env, "DAGCTL_K8S_JOB_SECRETS_SELECTOR")
+				assert.Equal(t, []string{"create"}, secretVerbs, "without a selector the bot reads no Secret")
+			}
 			assert.Equal(t, "/healthz", c.LivenessProbe.HTTPGet.Path)
 			assert.Equal(t, "/readyz", c.ReadinessProbe.HTTPGet.Path)
 
@@ -151,7 +179,8 @@ func TestChartAppliesToTheAPIServer(t *testing.T) {
 // clean-up. Anything missing from the Role fails here.
 func TestChartRoleIsEnoughForTheExecutor(t *testing.T) {
 	botNS, jobsNS := newNamespace(t), newNamespace(t)
-	objects := renderChart(t, botNS, "jobs.namespace="+jobsNS)
+	const selector = "example.com/dagctl-job=yes" // the most the Role grants: get on secrets too
+	objects := renderChart(t, botNS, "jobs.namespace="+jobsNS, "jobs.secrets.selector="+selector)
 	var sa corev1.ServiceAccount
 	var role rbacv1.Role
 	var binding rbacv1.RoleBinding
@@ -182,14 +211,19 @@ func TestChartRoleIsEnoughForTheExecutor(t *testing.T) {
 	node := startNode(t, jobsNS)
 	repo := newGitRepo(t)
 	cfg := testConfig(jobsNS, b.server.URL)
+	cfg.JobSecretsSelector = selector
 	first := b.startExecutor(t, botClient, cfg)
+	createSecret(t, jobsNS, "labelled", map[string]string{"example.com/dagctl-job": "yes"}, map[string]string{"LABELLED": "pw-by-label"})
 
 	var out lineSink
-	h, err := first.Start(ctx, planSpec(repo, "rbac-plan", "sh", "-c", "cat model.sql"), out.sink)
+	spec := planSpec(repo, "rbac-plan", "sh", "-c", `cat model.sql; echo "labelled=$LABELLED"`)
+	spec.Secrets = []string{"labelled"} // checked through the API: allowed by its labels
+	h, err := first.Start(ctx, spec, out.sink)
 	require.NoError(t, err)
 	res := wait(t, h)
 	assert.True(t, res.Succeeded(), "%+v %q", res, out.texts())
 	assert.True(t, out.has("select 1 as pr_head"))
+	assert.True(t, out.has("labelled=***"), "%q", out.texts())
 
 	node.Hold("rbac-cancel")
 	cancelled, err := first.Start(ctx, planSpec(repo, "rbac-cancel", "true"), nil)
@@ -214,7 +248,7 @@ func TestChartRoleIsEnoughForTheExecutor(t *testing.T) {
 	_, err = botClient.CoreV1().Pods(jobsNS).GetLogs(pod.Name, &corev1.PodLogOptions{Container: mainContainerName}).DoRaw(ctx)
 	assert.False(t, apierrors.IsForbidden(err), "%v", err)
 
-	// And nothing more than needed: the bot cannot read Secrets, not even the run tokens it created.
+	// And nothing more than needed: the bot cannot list Secrets, nor read any without the selector.
 	_, err = botClient.CoreV1().Secrets(jobsNS).List(ctx, metav1.ListOptions{})
 	assert.True(t, apierrors.IsForbidden(err), "%v", err)
 	_, err = botClient.CoreV1().Pods(jobsNS).List(ctx, metav1.ListOptions{})

@@ -52,7 +52,17 @@ type Config struct {
 	ImagePullSecrets []string
 	// RunAsUser is the numeric user of both containers (runAsNonRoot needs a number). Default 65532.
 	RunAsUser int64
-	Logger    *slog.Logger
+	// JobSecrets are the Secrets of Namespace that repositories may name in job.secrets
+	// (DAGCTL_K8S_JOB_SECRETS). Default none.
+	JobSecrets []string
+	// JobSecretsSelector lets repositories name any Secret whose labels match it, too
+	// (DAGCTL_K8S_JOB_SECRETS_SELECTOR, a label selector). The executor reads such a Secret to check its labels
+	// (RBAC: get on secrets), and masks its values in the job's output. Empty: none.
+	JobSecretsSelector string
+	// BotSecrets are the bot's own Secrets (its app credentials, its token key: DAGCTL_K8S_BOT_SECRETS). Jobs
+	// never get them, even when allowed; nor the per-run token Secrets the executor creates.
+	BotSecrets []string
+	Logger     *slog.Logger
 }
 
 const (
@@ -100,6 +110,9 @@ func (c Config) withDefaults() (Config, error) {
 			},
 			Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("2Gi")},
 		}
+	}
+	if _, err := parseSecretSelector(c.JobSecretsSelector); err != nil {
+		return c, fmt.Errorf("kube: the job secrets selector (DAGCTL_K8S_JOB_SECRETS_SELECTOR): %w", err)
 	}
 	if c.RunAsUser == 0 {
 		c.RunAsUser = defaultUser

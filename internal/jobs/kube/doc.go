@@ -8,7 +8,9 @@
 // Job, and only then lets the Job run: its Pod never waits for a missing Secret. The Job has backoffLimit 0 (a
 // failed plan is an answer, not a flake to retry), activeDeadlineSeconds from the spec's Timeout and
 // ttlSecondsAfterFinished from the config. Its Pod runs as a non-root user with a read-only root file system,
-// no capabilities, no privilege escalation, no service-account token and no service links.
+// no capabilities, no privilege escalation, no service-account token and no service links. It mounts (envFrom)
+// only the Secrets the operator allows by name or label selector, never the bot's own nor a run's token Secret
+// (checkSecret; Start refuses a spec that names one).
 //
 // # How results come back, and why this way
 //

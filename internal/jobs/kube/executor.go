@@ -32,6 +32,9 @@ type Executor struct {
 	cfg    Config
 	client kubernetes.Interface
 
+	// secretSelector allows Secrets by their labels (Config.JobSecretsSelector); nil: none.
+	secretSelector labels.Selector
+
 	jobs   batchlisters.JobLister
 	pods   corelisters.PodLister
 	cancel context.CancelFunc
@@ -62,14 +65,19 @@ func New(ctx context.Context, client kubernetes.Interface, cfg Config) (*Executo
 	if _, err := client.CoreV1().Pods(cfg.Namespace).List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
 		return nil, fmt.Errorf("kube: listing pods in namespace %s: %w", cfg.Namespace, err)
 	}
+	secretSelector, err := parseSecretSelector(cfg.JobSecretsSelector)
+	if err != nil {
+		return nil, err
+	}
 	watchCtx, cancel := context.WithCancel(context.Background())
 	e := &Executor{
-		cfg:      cfg,
-		client:   client,
-		cancel:   cancel,
-		closed:   make(chan struct{}),
-		runs:     map[string]*handle{},
-		finished: map[string]bool{},
+		cfg:            cfg,
+		client:         client,
+		secretSelector: secretSelector,
+		cancel:         cancel,
+		closed:         make(chan struct{}),
+		runs:           map[string]*handle{},
+		finished:       map[string]bool{},
 	}
 	selector := labels.SelectorFromSet(labels.Set{LabelInstance: labelValue(cfg.Instance)}).String()
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0,
@@ -133,7 +141,12 @@ func (e *Executor) Start(ctx context.Context, spec jobs.Spec, sink jobs.Sink) (j
 	if err != nil {
 		return nil, err
 	}
-	h := e.follow(spec.RunID, job.Name, sink)
+	// The bot checked job.secrets when it read the config; the executor does again, for every caller.
+	values, err := e.checkSecrets(ctx, spec.RunID, spec.Secrets)
+	if err != nil {
+		return nil, err
+	}
+	h := e.follow(spec.RunID, job.Name, maskValues(sink, values))
 	created, err := e.client.BatchV1().Jobs(e.cfg.Namespace).Create(ctx, job, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		// A retried Start: the Job of this run exists already, which is fine if it is really this run's.
@@ -196,7 +209,7 @@ func (e *Executor) Attach(ctx context.Context, id string, sink jobs.Sink) (jobs.
 		e.deleteJob(ctx, job.Name, job.UID)
 		return nil, fmt.Errorf("kube: job %s of run %s never started: %w", job.Name, id, jobs.ErrGone)
 	}
-	h := e.follow(id, job.Name, sink)
+	h := e.follow(id, job.Name, maskValues(sink, e.rereadSecrets(ctx, id, job)))
 	h.evaluate(job, false)
 	return h, nil
 }

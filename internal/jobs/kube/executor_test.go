@@ -55,6 +55,7 @@ func TestStartCreatesTheJobOfARun(t *testing.T) {
 	repo := newGitRepo(t)
 	cfg := testConfig(ns, b.server.URL)
 	cfg.TTLAfterFinished = 90 * time.Minute
+	cfg.JobSecrets = []string{"warehouse-credentials"}
 	cfg.Resources = corev1.ResourceRequirements{
 		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m")},
 		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")},
@@ -153,7 +154,9 @@ func TestAPlanRunsToSuccess(t *testing.T) {
 	b := newBot(t)
 	startNode(t, ns)
 	repo := newGitRepo(t)
-	e := b.startExecutor(t, testClient, testConfig(ns, b.server.URL))
+	cfg := testConfig(ns, b.server.URL)
+	cfg.JobSecrets = []string{"warehouse"}
+	e := b.startExecutor(t, testClient, cfg)
 	_, err := testClient.CoreV1().Secrets(ns).Create(context.Background(), &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "warehouse"},
 		StringData: map[string]string{"WAREHOUSE_PASSWORD": "hunter2"},

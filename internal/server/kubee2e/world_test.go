@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/dagctl/dagctl-bot/internal/forgetest/e2e"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
@@ -41,6 +43,9 @@ const (
 	publicURL     = "https://bot.test"
 	executionTime = e2e.ExecutionTime
 )
+
+// botAppSecret is the bot's own Secret, with its GitHub App credentials (the chart's app Secret).
+const botAppSecret = "dagctl-bot"
 
 // tokenKey signs the Pods' report tokens; it is the same for every bot process, as the setting must be.
 var tokenKey = []byte("kubee2e-report-token-key-0123456789")
@@ -76,6 +81,12 @@ func newWorld(t *testing.T, baseFiles map[string]string) *world {
 	}))
 	t.Cleanup(w.ingress.Close)
 	w.ns = cluster.Namespace(t)
+	// The bot's app credentials live beside its Jobs, as with the chart's defaults (one namespace).
+	_, err := cluster.Client.CoreV1().Secrets(w.ns).Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: botAppSecret},
+		StringData: map[string]string{"DAGCTL_GITHUB_PRIVATE_KEY": string(w.PEM), "DAGCTL_GITHUB_WEBHOOK_SECRET": webhookSecret},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
 	// The node's images: the job image has the pinned sqlmesh's python first on PATH, as a sqlmesh image would.
 	kubetest.StartNode(t, cluster.Client, w.ns, kubetest.NodeConfig{
 		Run: kube.RunInPod, TerminationLogEnv: kube.EnvTerminationLog, RunIDAnnotation: kube.AnnotationRunID,
@@ -98,6 +109,7 @@ func (w *world) start() {
 		RunnerPath:  "/usr/local/bin/dagctl-bot",
 		PublicURL:   w.ingress.URL,
 		TokenKey:    tokenKey,
+		BotSecrets:  []string{botAppSecret}, // as the chart sets DAGCTL_K8S_BOT_SECRETS
 		Logger:      log,
 	})
 	require.NoError(w.t, err)
