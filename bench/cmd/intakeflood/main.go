@@ -122,7 +122,7 @@ type phase struct {
 // slowCounts are the slow senders' outcomes.
 type slowCounts struct {
 	connections atomic.Int64
-	answered    sync.Map // status code → *atomic.Int64
+	answered    sync.Map     // status code → *atomic.Int64
 	closed      atomic.Int64 // closed by the intake without an answer
 	unfinished  atomic.Int64 // still open when the phase ended
 	bytesSent   atomic.Int64
