@@ -199,7 +199,10 @@ func (w *benchWorld) startBot(b *testing.B, mode string) (*server.Server, *httpt
 	srv, err := server.New(context.Background(), cfg, opts)
 	require.NoError(b, err)
 	require.NoError(b, srv.Start(context.Background()))
-	return srv, httptest.NewServer(srv.Handler())
+	hs := httptest.NewUnstartedServer(srv.Handler())
+	hs.Config = server.NewHTTPServer("", srv.Handler(), server.DefaultHTTPLimits) // as `dagctl-bot serve` serves
+	hs.Start()
+	return srv, hs
 }
 
 // openPR makes a PR with the non-breaking change on a new branch and returns its number, head and webhook.

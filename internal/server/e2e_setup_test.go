@@ -101,7 +101,25 @@ func page(t *testing.T, w *world, path string) (status int, body string) {
 var (
 	formActionRE    = regexp.MustCompile(`<form action="([^"]+)" method="post">`)
 	manifestInputRE = regexp.MustCompile(`<input type="hidden" name="manifest" value="([^"]*)">`)
+	setupCodeRE     = regexp.MustCompile(`/setup\?setup_code=([A-Za-z0-9]+)`)
 )
+
+// setupCodes are the setup codes the bot printed to its log, in order.
+func setupCodes(logs *lockedBuffer) []string {
+	var codes []string
+	for _, m := range setupCodeRE.FindAllStringSubmatch(logs.String(), -1) {
+		codes = append(codes, m[1])
+	}
+	return codes
+}
+
+// setupCode is the one setup code the bot printed to its log.
+func setupCode(t *testing.T, logs *lockedBuffer) string {
+	t.Helper()
+	codes := setupCodes(logs)
+	require.Len(t, codes, 1, "setup codes in the bot's log:\n%s", logs.String())
+	return codes[0]
+}
 
 // setupForm opens /setup and returns where its form posts and the manifest it posts.
 func setupForm(t *testing.T, w *world, query string) (action string, manifest map[string]any) {
@@ -144,9 +162,21 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 	w.settle()
 	assert.Empty(t, w.Repo.CheckRuns())
 
+	// /setup is a stranger's to claim only with the one-time code the bot printed to its log.
+	code := setupCode(t, logs)
+	for _, query := range []string{"", "?org=acme", "?setup_code=", "?setup_code=wrong", "?setup_code=" + code[:len(code)-1],
+		"?setup_code=" + strings.ToLower(code) + "x"} {
+		status, body := page(t, w, "/setup"+query)
+		assert.Equal(t, http.StatusForbidden, status, query)
+		assert.Contains(t, body, "setup code", query)
+		assert.Contains(t, body, "log", query, "the refusal says where the code is")
+		assert.NotContains(t, body, code, query)
+		assert.NotContains(t, body, "<form", query)
+	}
+
 	// /setup posts the manifest, its URLs filled in from the public URL, to GitHub (here the fake, which looks
 	// like GitHub Enterprise Server: its web URL is derived from the API URL).
-	action, manifest := setupForm(t, w, "")
+	action, manifest := setupForm(t, w, "?setup_code="+code)
 	require.True(t, strings.HasPrefix(action, w.Fake.URL()+"/settings/apps/new?state="), action)
 	state := strings.TrimPrefix(action, w.Fake.URL()+"/settings/apps/new?state=")
 	require.NotEmpty(t, state)
@@ -160,7 +190,7 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 		"checks": "write", "pull_requests": "write", "issues": "write", "contents": "read", "metadata": "read", "members": "read",
 	}, manifest["default_permissions"])
 	assert.ElementsMatch(t, []any{"pull_request", "pull_request_review", "issue_comment", "push", "check_run"}, manifest["default_events"])
-	orgAction, _ := setupForm(t, w, "?org=acme")
+	orgAction, _ := setupForm(t, w, "?setup_code="+code+"&org=acme")
 	assert.True(t, strings.HasPrefix(orgAction, w.Fake.URL()+"/organizations/acme/settings/apps/new?state="), orgAction)
 
 	// A callback with a state the bot did not hand out is refused before the code is redeemed.
@@ -198,9 +228,12 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 	assertPlanned(t, w, head1)
 	assertTokensOnlyFor(t, w, manifestInstallationID)
 
-	// Once configured, /setup creates no second app.
+	// Once configured, /setup creates no second app, the code is used up, and no new one is printed.
 	status, _ = page(t, w, "/setup")
 	assert.Equal(t, http.StatusConflict, status)
+	status, body = page(t, w, "/setup?setup_code="+code)
+	assert.Equal(t, http.StatusConflict, status)
+	assert.NotContains(t, body, "<form")
 	status, _ = page(t, w, "/setup/callback?code=another&state="+state)
 	assert.Equal(t, http.StatusConflict, status)
 
@@ -215,6 +248,7 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 	assertTokensOnlyFor(t, w, manifestInstallationID)
 	status, _ = page(t, w, "/setup")
 	assert.Equal(t, http.StatusConflict, status)
+	assert.Equal(t, []string{code}, setupCodes(logs), "a configured bot prints no setup code")
 
 	// Settings win over stored credentials: with DAGCTL_GITHUB_* set, the bot is the configured app.
 	w.stop()
@@ -297,17 +331,18 @@ func pemBody(key []byte) []string {
 func TestCallbackWithAnUnknownCodeStoresNothing(t *testing.T) {
 	logs := &lockedBuffer{}
 	w := newWorld(t, worldOptions{configure: settingsFromEnv(t, logs, func() map[string]string { return nil })})
-	action, _ := setupForm(t, w, "")
+	code := setupCode(t, logs)
+	action, _ := setupForm(t, w, "?setup_code="+code)
 	state := action[strings.Index(action, "state=")+len("state="):]
 
 	status, body := page(t, w, "/setup/callback?code=never-issued&state="+state)
 	assert.Equal(t, http.StatusBadGateway, status, body)
 	_, err := w.srv.Store().AppCredentials(context.Background(), "github")
 	assert.ErrorIs(t, err, db.ErrNotFound)
-	// Still not set up: webhooks are refused, and /setup offers the form again.
+	// Still not set up: webhooks are refused, and /setup offers the form again, to the same code.
 	d := w.PREvent("opened", 1, w.Base, "alice").SendT(t, w.http.URL+"/webhooks/github", webhookSecret)
 	assert.Equal(t, http.StatusServiceUnavailable, d.Status)
-	setupForm(t, w, "")
+	setupForm(t, w, "?setup_code="+code)
 	// The state was used up by the failed attempt.
 	w.Fake.AddManifestCode("later", githubfake.ManifestApp{ID: 5, Slug: "x", PEM: string(w.PEM), WebhookSecret: "s"})
 	status, _ = page(t, w, "/setup/callback?code=later&state="+state)

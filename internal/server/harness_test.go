@@ -116,7 +116,10 @@ func (w *world) start() {
 	srv, err := server.New(context.Background(), cfg, opts)
 	require.NoError(w.t, err)
 	w.srv = srv
-	w.http = httptest.NewServer(srv.Handler())
+	// Served with the limits `dagctl-bot serve` has, so every end-to-end test runs under them.
+	w.http = httptest.NewUnstartedServer(srv.Handler())
+	w.http.Config = server.NewHTTPServer("", srv.Handler(), server.DefaultHTTPLimits)
+	w.http.Start()
 	require.NoError(w.t, srv.Recover(context.Background()))
 	w.stopped = false
 	w.t.Cleanup(w.stop)

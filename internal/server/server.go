@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -320,7 +321,7 @@ func (s *Server) configureGitHub(ctx context.Context) error {
 		return fmt.Errorf("reading stored app credentials: %w", err)
 	}
 	if err != nil {
-		s.log.Warn("no GitHub App configured: webhooks are refused until one is (set DAGCTL_GITHUB_* or open /setup)")
+		s.log.Warn("no GitHub App configured: webhooks are refused until one is (set DAGCTL_GITHUB_* or open /setup with the setup code)")
 		return nil
 	}
 	return s.useGitHubApp(creds.AppID, []byte(creds.PrivateKeyPEM), []byte(creds.WebhookSecret))
@@ -377,7 +378,15 @@ func (s *Server) setupHandler() http.Handler {
 	if web == "" {
 		web = gitHubWebURL(s.cfg.GitHub.APIURL)
 	}
+	code := ""
+	if !s.forges.gitHubConfigured() {
+		// Printed once, here: reading the bot's log is what proves the visitor of /setup is its operator.
+		code = setup.NewCode()
+		s.log.Warn("no GitHub App configured: create one through the manifest flow with this one-time setup code",
+			"open", strings.TrimRight(s.cfg.PublicURL, "/")+setup.SetupPath(code))
+	}
 	return &setup.Handler{
+		SetupCode:  code,
 		PublicURL:  s.cfg.PublicURL,
 		WebURL:     web,
 		Manifest:   s.opts.Manifest,

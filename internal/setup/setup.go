@@ -1,11 +1,15 @@
 // Package setup runs GitHub's app manifest flow so that a newcomer creates the dagctl-bot app in one click:
 // /setup posts app-manifest.yml (URLs filled in) to GitHub, GitHub redirects back to /setup/callback with a
 // code, and the bot exchanges the code for the app's id, private key and webhook secret and stores them.
+//
+// Whoever finishes the flow owns the bot (its app, its webhook secret), so it starts only with a one-time setup
+// code that the bot prints to its log: a stranger who finds /setup on an unconfigured bot cannot claim it.
 package setup
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -43,9 +47,36 @@ type Handler struct {
 	// Save stores the credentials and makes them active (the webhook secret starts verifying deliveries).
 	Save func(ctx context.Context, c Credentials) error
 	Log  *slog.Logger
+	// SetupCode (NewCode) is required, as the setup_code parameter, to start the flow; it is forgotten once an app
+	// is set up. Empty: the flow cannot be started.
+	SetupCode string
 
 	mu     sync.Mutex
 	states map[string]time.Time // CSRF states handed to GitHub, with their expiry
+}
+
+// CodeParam is the parameter of /setup that carries the setup code.
+const CodeParam = "setup_code"
+
+// NewCode is a fresh setup code: 128 random bits, in letters and digits so that it fits in a URL as it is.
+func NewCode() string { return rand.Text() }
+
+// SetupPath is where the holder of code starts the flow.
+func SetupPath(code string) string { return "/setup?" + CodeParam + "=" + url.QueryEscape(code) }
+
+// codeMatches compares in constant time, so that timing does not reveal the code.
+func (h *Handler) codeMatches(given string) bool {
+	h.mu.Lock()
+	want := h.SetupCode
+	h.mu.Unlock()
+	return want != "" && subtle.ConstantTimeCompare([]byte(given), []byte(want)) == 1
+}
+
+// forgetCode makes the code useless once an app is set up.
+func (h *Handler) forgetCode() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.SetupCode = ""
 }
 
 const stateTTL = 30 * time.Minute
@@ -79,6 +110,14 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 			"<p>An app is configured (by settings or an earlier setup). Remove it from the settings to create another.</p>")
 		return
 	}
+	code := r.FormValue(CodeParam)
+	if !h.codeMatches(code) {
+		page(w, http.StatusForbidden, "The setup code is missing or wrong",
+			`<p>Creating the app needs the one-time setup code. dagctl-bot printed it to its log when it started without a
+GitHub App: find the log line with "setup code" and open the link it shows (<code>/setup?setup_code=…</code>).
+Restarting the bot prints a new code.</p>`)
+		return
+	}
 	if h.PublicURL == "" {
 		page(w, http.StatusServiceUnavailable, "Set DAGCTL_PUBLIC_URL first",
 			"<p>GitHub must reach the bot: set DAGCTL_PUBLIC_URL to the bot's public address and restart.</p>")
@@ -99,8 +138,9 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
 <input type="hidden" name="manifest" value="%s">
 <button type="submit">Create the GitHub App</button>
 </form>
-<p>For an organization, open <code>/setup?org=NAME</code>.</p>`,
-		template.HTMLEscapeString(target), url.QueryEscape(state), template.HTMLEscapeString(string(manifest)))
+<p>For an organization, open <code>%s&amp;org=NAME</code>.</p>`,
+		template.HTMLEscapeString(target), url.QueryEscape(state), template.HTMLEscapeString(string(manifest)),
+		template.HTMLEscapeString(SetupPath(code)))
 	page(w, http.StatusOK, "Set up dagctl-bot", body)
 }
 
@@ -111,7 +151,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 	}
 	code, state := r.URL.Query().Get("code"), r.URL.Query().Get("state")
 	if code == "" || !h.takeState(state) {
-		page(w, http.StatusBadRequest, "Setup link expired", `<p>Start again at <a href="/setup">/setup</a>.</p>`)
+		page(w, http.StatusBadRequest, "Setup link expired", `<p>Start again at /setup, with the setup code from the bot's log.</p>`)
 		return
 	}
 	creds, err := h.Exchange(r.Context(), code)
@@ -125,6 +165,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		page(w, http.StatusInternalServerError, "Could not store the app's credentials", "<p>See the bot's log.</p>")
 		return
 	}
+	h.forgetCode()
 	h.log().Info("GitHub App created through the manifest flow", "app_id", creds.AppID, "slug", creds.Slug)
 	install := strings.TrimRight(h.WebURL, "/") + "/apps/" + url.PathEscape(creds.Slug) + "/installations/new"
 	page(w, http.StatusOK, "dagctl-bot app created",

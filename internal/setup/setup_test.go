@@ -2,6 +2,8 @@ package setup
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,4 +42,25 @@ func TestStatesAreSingleUse(t *testing.T) {
 	assert.True(t, h.takeState(s))
 	assert.False(t, h.takeState(s), "a state must not be usable twice")
 	assert.False(t, h.takeState("forged"))
+}
+
+func TestTheFlowStartsOnlyWithTheSetupCode(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "app-manifest.yml"))
+	require.NoError(t, err)
+	code := NewCode()
+	h := &Handler{SetupCode: code, PublicURL: "https://bot.example.com", WebURL: "https://github.com/", Manifest: raw,
+		Configured: func() bool { return false }}
+	start := func(query string) int {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/setup"+query, nil))
+		return rec.Code
+	}
+	assert.Equal(t, http.StatusForbidden, start(""))
+	assert.Equal(t, http.StatusForbidden, start("?setup_code="+NewCode()))
+	assert.Equal(t, http.StatusOK, start("?setup_code="+code))
+	assert.Equal(t, http.StatusOK, start("?setup_code="+code), "usable until an app is set up")
+	h.forgetCode() // what a successful callback does
+	assert.Equal(t, http.StatusForbidden, start("?setup_code="+code))
+	assert.Equal(t, http.StatusForbidden, start("?setup_code="), "no code is no code")
+	assert.NotEqual(t, NewCode(), NewCode())
 }

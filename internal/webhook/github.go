@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 
 	ghadapter "github.com/dagctl/dagctl-bot/internal/vcs/github"
 )
@@ -20,6 +21,19 @@ type GitHub struct {
 	// Notify is called after a new delivery is stored, to wake the dispatcher. Optional.
 	Notify func()
 	Log    *slog.Logger
+	// Limits bound the bodies read at once (zero: DefaultBodyLimits).
+	Limits BodyLimits
+
+	once      sync.Once
+	admission *admission
+}
+
+// Stats is what the intake holds right now.
+func (h *GitHub) Stats() IntakeStats { return h.admit().snapshot() }
+
+func (h *GitHub) admit() *admission {
+	h.once.Do(func() { h.admission = newAdmission(h.Limits) })
+	return h.admission
 }
 
 func (h *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -34,7 +48,29 @@ func (h *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusServiceUnavailable, "dagctl-bot is not set up yet: no webhook secret is configured (see /setup)")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	// Everything that can be refused without the body is refused before it is read: reading is what costs memory.
+	if r.ContentLength > MaxBodyBytes {
+		reply(w, http.StatusRequestEntityTooLarge, "payload too large")
+		return
+	}
+	event, id, signature := r.Header.Get(ghadapter.EventHeader), r.Header.Get(ghadapter.DeliveryHeader), r.Header.Get(ghadapter.SignatureHeader)
+	if signature == "" {
+		reply(w, http.StatusUnauthorized, "missing or invalid X-Hub-Signature-256")
+		return
+	}
+	if event == "" || id == "" {
+		reply(w, http.StatusBadRequest, "missing X-GitHub-Event or X-GitHub-Delivery")
+		return
+	}
+	release, ok := h.admit().admit(r.Context(), r.ContentLength)
+	if !ok {
+		log.Warn("webhook refused: the intake is full", "delivery", id, "content_length", r.ContentLength)
+		w.Header().Set("Retry-After", "10")
+		reply(w, http.StatusServiceUnavailable, "the intake is busy; redeliver this delivery")
+		return
+	}
+	defer release()
+	body, err := readBody(w, r)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -44,15 +80,10 @@ func (h *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusBadRequest, "cannot read body")
 		return
 	}
-	event, id := r.Header.Get(ghadapter.EventHeader), r.Header.Get(ghadapter.DeliveryHeader)
 	// The adapter holds GitHub's signature rule (sha256 only, constant time, through go-github).
-	if err := ghadapter.VerifySignature(string(secret), r.Header.Get(ghadapter.SignatureHeader), body); err != nil {
+	if err := ghadapter.VerifySignature(string(secret), signature, body); err != nil {
 		log.Warn("webhook rejected", "delivery", id, "reason", err)
 		reply(w, http.StatusUnauthorized, "missing or invalid X-Hub-Signature-256")
-		return
-	}
-	if event == "" || id == "" {
-		reply(w, http.StatusBadRequest, "missing X-GitHub-Event or X-GitHub-Delivery")
 		return
 	}
 	key := gitHubOrderingKey(body)
@@ -72,6 +103,19 @@ func (h *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Notify()
 	}
 	reply(w, http.StatusAccepted, "queued")
+}
+
+// readBody reads the whole body: into a buffer of the declared length when there is one (admission charged
+// exactly that), else growing up to the cap.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength < 0 {
+		return io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	}
+	body := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(r.Body, body); err != nil {
+		return nil, err
+	}
+	return body, nil
 }
 
 // gitHubOrderingKey puts every event about one pull request under one key ("github:owner/repo#12") and other

@@ -20,18 +20,27 @@ const secret = "webhook-secret"
 
 func newIntake(t *testing.T, secretValue string) (*db.Store, *httptest.Server, *int) {
 	t.Helper()
+	store, srv, _, notified := newIntakeWith(t, secretValue, BodyLimits{})
+	return store, srv, notified
+}
+
+// newIntakeWith serves the intake with the given body limits over a real store.
+func newIntakeWith(t *testing.T, secretValue string, limits BodyLimits) (*db.Store, *httptest.Server, *GitHub, *int) {
+	t.Helper()
 	store, err := db.Open(filepath.Join(t.TempDir(), "dagctl.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
 	notified := 0
 	var mu sync.Mutex
-	srv := httptest.NewServer(&GitHub{
+	h := &GitHub{
 		Secret: func() []byte { return []byte(secretValue) },
 		Queue:  store,
 		Notify: func() { mu.Lock(); notified++; mu.Unlock() },
-	})
+		Limits: limits,
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return store, srv, &notified
+	return store, srv, h, &notified
 }
 
 func TestSignedDeliveryIsQueuedWithItsPRKey(t *testing.T) {
