@@ -42,7 +42,7 @@ func TestJobSecretsNamingTheBotsOwnSecretIsAConfigError(t *testing.T) {
 	w.srv.WaitJobs()
 	sticky := w.Sticky(1)
 	assert.Contains(t, sticky, fmt.Sprintf(`.dagctl/config.yaml:%d: job.secrets[0]: "%s" is one of the bot's own Secrets`, line, botAppSecret), sticky)
-	assert.Contains(t, sticky, "(on the PR's base branch)")
+	assert.Contains(t, sticky, "(on the default branch)")
 
 	list, err := cluster.Client.BatchV1().Jobs(w.ns).List(context.Background(), metav1.ListOptions{})
 	require.NoError(t, err)
