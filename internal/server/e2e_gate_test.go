@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -11,22 +12,9 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 )
 
-// gateConfig has prod only (fewer sqlmesh runs), applied by comment or on merge after one approval.
-const gateConfig = `version: 1
-projects:
-  - path: .
-    framework: sqlmesh
-environments:
-  - name: prod
-    protected: true
-    required_approvals: 1
-    apply_on: [comment, merge]
-job:
-  timeout: 15m
-  env:
-    PYTHONWARNINGS: "ignore::FutureWarning,ignore::UserWarning"
-  pass_env: [EXAMPLE_DUCKDB_PATH]
-`
+// gateConfig has prod only (fewer sqlmesh runs), applied by comment or on merge after one approval: the
+// example's prodByComment without dev.
+var gateConfig = strings.Replace(prodByComment, "  - name: dev\n    apply_on: [comment]\n", "", 1)
 
 // looseConfig is what an attacker writes on a branch of their own: prod unprotected, applied by comment.
 const looseConfig = `version: 1

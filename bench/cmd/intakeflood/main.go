@@ -77,34 +77,9 @@ func main() {
 }
 
 // delivery is one real signed payload, ready to send.
-type delivery struct {
-	event, signature string
-	body             []byte
-}
+type delivery = githubfake.SignedPayload
 
-func loadPayloads(dir string) ([]delivery, error) {
-	if dir == "" {
-		var err error
-		if dir, err = githubfake.PayloadDir(); err != nil {
-			return nil, err
-		}
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
-	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("no payloads in %s", dir)
-	}
-	sort.Strings(files)
-	var out []delivery
-	for _, f := range files {
-		body, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		event, _, _ := strings.Cut(filepath.Base(f), ".")
-		out = append(out, delivery{event: event, body: body, signature: githubfake.Sign(secret, body)})
-	}
-	return out, nil
-}
+func loadPayloads(dir string) ([]delivery, error) { return githubfake.SignedPayloads(dir, secret) }
 
 // phase is what one phase measured.
 type phase struct {
@@ -281,15 +256,15 @@ func measure(name string, cfg config, addr string, payloads []delivery, slow int
 
 // send posts one delivery as GitHub does and returns the time until the whole answer was read.
 func send(client *http.Client, url string, p delivery, id string) (time.Duration, int, error) {
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(string(p.body)))
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(string(p.Body)))
 	if err != nil {
 		return 0, 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "GitHub-Hookshot/intakeflood")
-	req.Header.Set("X-GitHub-Event", p.event)
+	req.Header.Set("X-GitHub-Event", p.Event)
 	req.Header.Set("X-GitHub-Delivery", id)
-	req.Header.Set("X-Hub-Signature-256", p.signature)
+	req.Header.Set("X-Hub-Signature-256", p.Signature)
 	start := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {

@@ -26,7 +26,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,35 +91,10 @@ func main() {
 	}
 }
 
-// delivery is one signed payload, ready to send.
-type delivery struct {
-	event, signature string
-	body             []byte
-}
+// delivery is one real signed payload, ready to send.
+type delivery = githubfake.SignedPayload
 
-func loadPayloads(dir string) ([]delivery, error) {
-	if dir == "" {
-		var err error
-		if dir, err = githubfake.PayloadDir(); err != nil {
-			return nil, err
-		}
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
-	if err != nil || len(files) == 0 {
-		return nil, fmt.Errorf("no payloads in %s", dir)
-	}
-	sort.Strings(files)
-	var out []delivery
-	for _, f := range files {
-		body, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		event, _, _ := strings.Cut(filepath.Base(f), ".")
-		out = append(out, delivery{event: event, body: body, signature: githubfake.Sign(secret, body)})
-	}
-	return out, nil
-}
+func loadPayloads(dir string) ([]delivery, error) { return githubfake.SignedPayloads(dir, secret) }
 
 // target is a server under test.
 type target struct {
@@ -253,15 +227,15 @@ func load(t target, payloads []delivery, c, n int, d time.Duration) result {
 
 // send posts one delivery as GitHub does and returns the time until the whole answer was read.
 func send(client *http.Client, url string, p delivery, id string) (time.Duration, error) {
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(string(p.body)))
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(string(p.Body)))
 	if err != nil {
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "GitHub-Hookshot/loadtest")
-	req.Header.Set("X-GitHub-Event", p.event)
+	req.Header.Set("X-GitHub-Event", p.Event)
 	req.Header.Set("X-GitHub-Delivery", id)
-	req.Header.Set("X-Hub-Signature-256", p.signature)
+	req.Header.Set("X-Hub-Signature-256", p.Signature)
 	start := time.Now()
 	resp, err := client.Do(req)
 	if err != nil {
@@ -305,7 +279,7 @@ func run(cfg config, w io.Writer) error {
 
 	var bytes int
 	for _, p := range payloads {
-		bytes += len(p.body)
+		bytes += len(p.Body)
 	}
 	fmt.Fprintf(w, "%d payloads (mean %d B), %d requests or %s per run, %d rounds, %d CPUs (shared with this load generator), %s\n",
 		len(payloads), bytes/len(payloads), cfg.requests, cfg.duration, cfg.rounds, runtime.NumCPU(),

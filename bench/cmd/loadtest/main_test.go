@@ -24,7 +24,7 @@ func TestWrongSignatureFailsTheRun(t *testing.T) {
 	payloads, err := loadPayloads("")
 	require.NoError(t, err)
 	for i := range payloads {
-		payloads[i].signature = "sha256=" + strings.Repeat("0", 64)
+		payloads[i].Signature = "sha256=" + strings.Repeat("0", 64)
 	}
 	dir := t.TempDir()
 	target, closeStore, err := intake(dir)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -320,4 +321,36 @@ func newDeliveryID() string {
 	}
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// SignedPayload is one of the real payloads, signed, ready to send.
+type SignedPayload struct {
+	Event, Signature string
+	Body             []byte
+}
+
+// SignedPayloads reads every payload in dir (PayloadDir when "") and signs it with secret; the event is the file
+// name's first part (pull_request.opened.json → pull_request).
+func SignedPayloads(dir, secret string) ([]SignedPayload, error) {
+	if dir == "" {
+		var err error
+		if dir, err = PayloadDir(); err != nil {
+			return nil, err
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("no payloads in %s", dir)
+	}
+	sort.Strings(files)
+	var out []SignedPayload
+	for _, f := range files {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		event, _, _ := strings.Cut(filepath.Base(f), ".")
+		out = append(out, SignedPayload{Event: event, Body: body, Signature: Sign(secret, body)})
+	}
+	return out, nil
 }
