@@ -46,9 +46,8 @@ func makeJobVenv(pinned string) (string, error) {
 	}
 	minor := strings.Join(strings.SplitN(version, ".", 3)[:2], ".")
 	sitePackages := filepath.Join(venv, "lib", "python"+minor, "site-packages")
-	if err := reachableByOthers(sitePackages); err != nil {
-		return "", err
-	}
+	// A clone under a private home (CI's, say) keeps the packages out of reach too: then they are copied.
+	copyPackages := reachableByOthers(sitePackages) != nil
 	var python string
 	for _, dir := range []string{"/usr/bin", "/usr/local/bin"} {
 		candidate := filepath.Join(dir, "python"+minor)
@@ -60,7 +59,7 @@ func makeJobVenv(pinned string) (string, error) {
 	if python == "" {
 		return "", fmt.Errorf("%s's interpreter is out of other users' reach, and there is no python%s in /usr/bin or /usr/local/bin", pinned, minor)
 	}
-	sum := sha256.Sum256([]byte(pinned + "\x00" + python))
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%t", pinned, python, copyPackages)))
 	dir := filepath.Join(os.TempDir(), "dagctl-job-venv-"+hex.EncodeToString(sum[:6]))
 	sqlmesh := filepath.Join(dir, "bin", "sqlmesh")
 	if _, err := os.Stat(sqlmesh); err == nil {
@@ -76,8 +75,15 @@ func makeJobVenv(pinned string) (string, error) {
 	if out, err := exec.Command(python, "-m", "venv", "--without-pip", build).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("%s -m venv: %v: %s", python, err, out)
 	}
-	pth := filepath.Join(build, "lib", "python"+minor, "site-packages", "dagctl-pinned.pth")
-	if err := os.WriteFile(pth, []byte(sitePackages+"\n"), 0o644); err != nil {
+	buildPackages := filepath.Join(build, "lib", "python"+minor, "site-packages")
+	if copyPackages {
+		if out, err := exec.Command("cp", "-a", sitePackages+"/.", buildPackages).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("copying %s: %v: %s", sitePackages, err, out)
+		}
+		if out, err := exec.Command("chmod", "-R", "go+rX", buildPackages).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("chmod %s: %v: %s", buildPackages, err, out)
+		}
+	} else if err := os.WriteFile(filepath.Join(buildPackages, "dagctl-pinned.pth"), []byte(sitePackages+"\n"), 0o644); err != nil {
 		return "", err
 	}
 	script, err := os.ReadFile(pinned)
