@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,7 +54,11 @@ func TestRunLifecycle(t *testing.T) {
 	ok, err := s.VerifyRunToken(ctx, r.ID, token)
 	require.NoError(t, err)
 	assert.True(t, ok, "the token survives a restart")
-	for _, bad := range []string{"", "x", token[:63] + "0"} {
+	other := "0"
+	if strings.HasSuffix(token, "0") {
+		other = "1" // a different last digit, whatever the token ends with
+	}
+	for _, bad := range []string{"", "x", token[:63] + other} {
 		ok, err = s.VerifyRunToken(ctx, r.ID, bad)
 		require.NoError(t, err)
 		assert.False(t, ok, bad)
