@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/approval"
+	"github.com/dagctl/dagctl-bot/internal/command"
 	"github.com/dagctl/dagctl-bot/internal/comments"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/deploy"
@@ -16,9 +17,7 @@ import (
 )
 
 // needsApproval reports whether applying the environment needs reviews at all.
-func needsApproval(pc planContext) bool {
-	return pc.Env.Protected || pc.Env.RequiredApprovals > 0
-}
+func needsApproval(pc planContext) bool { return pc.Env.NeedsApproval() }
 
 // evaluateApproval reads the PR's reviews, its commit authors and the reviewers' permissions fresh from the
 // forge and applies the approval rules to the plan. Nothing is cached: approvals change behind the bot's back
@@ -166,13 +165,8 @@ func (b *Bot) noChangesWaiver(ctx context.Context, forge vcs.Forge, pc planConte
 	if err != nil {
 		return "", fmt.Errorf("listing the PR's files: %w", err)
 	}
-	if files.Truncated {
+	if deploy.TouchesProject(pc.Project.Path, files.Paths, files.Truncated) {
 		return "", nil
-	}
-	for _, f := range files.Paths {
-		if deploy.InProject(pc.Project.Path, f) {
-			return "", nil
-		}
 	}
 	return "No changes: nothing to approve", nil
 }
@@ -296,7 +290,7 @@ func approvalScope(p db.Plan, res approval.Result) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Approvals apply to plan %d (`%s` at `%s`", p.ID, p.Environment, short(p.HeadSHA))
-	if f := describeFlags(p.Flags); f != "" {
+	if f := command.FlagsString(p.Flags); f != "" {
 		fmt.Fprintf(&b, ", %s", f)
 	}
 	b.WriteString(")")
@@ -314,24 +308,6 @@ func approvalScope(p db.Plan, res approval.Result) string {
 		fmt.Fprintf(&b, " Counted approvals of plan %s, which has the same scope.", strings.Join(earlier, ", "))
 	}
 	return b.String() + "\n"
-}
-
-// describeFlags shows a plan's flags as the command that made them, or "" for none.
-func describeFlags(f plan.Flags) string {
-	var parts []string
-	if f.ForwardOnly {
-		parts = append(parts, "--forward-only")
-	}
-	for _, m := range f.RestateModels {
-		parts = append(parts, "--restate-model "+m)
-	}
-	if f.Start != "" {
-		parts = append(parts, "--start "+f.Start)
-	}
-	if f.End != "" {
-		parts = append(parts, "--end "+f.End)
-	}
-	return strings.Join(parts, " ")
 }
 
 func short(sha string) string {

@@ -75,7 +75,7 @@ func (b *Bot) loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullReques
 
 // deployRefusal says why a PR cannot apply a protected environment because of the branch it targets, or "".
 func deployRefusal(cfg repoconfig.Config, pr vcs.PullRequest, env repoconfig.Environment) string {
-	if !env.Protected && env.RequiredApprovals == 0 {
+	if !env.NeedsApproval() {
 		return ""
 	}
 	if cfg.IsDeployBranch(pr.BaseRef, pr.Repo.DefaultBranch) {

@@ -17,7 +17,7 @@ import (
 // deploy branch's current head, so what was merged since would be undone. "" when it does (or the environment is
 // not protected: a shared dev environment is rebuilt from whatever PR applies last).
 func (b *Bot) divergence(ctx context.Context, forge vcs.Forge, repo vcs.Repo, branch, head string, env repoconfig.Environment) (string, error) {
-	if !env.Protected && env.RequiredApprovals == 0 {
+	if !env.NeedsApproval() {
 		return "", nil
 	}
 	c, err := forge.Compare(ctx, repo, branch, head)
@@ -144,6 +144,9 @@ func (b *Bot) advanceAppliedContent(ctx context.Context, forge vcs.Forge, c cand
 	if !needsApproval(c.pc) {
 		return
 	}
+	if _, err := b.store.LastApplied(ctx, c.plan.Forge, c.plan.Repo, c.plan.Project, c.pc.Env.Name); err != nil {
+		return // never applied by the bot: the first apply covers the whole project anyway
+	}
 	res, err := b.evaluateApproval(ctx, forge, c.plan, c.pc)
 	if err != nil || !res.Approved {
 		return
@@ -152,9 +155,6 @@ func (b *Bot) advanceAppliedContent(ctx context.Context, forge vcs.Forge, c cand
 	unreviewed, hash, err := b.unreviewedFiles(ctx, forge, req)
 	if err != nil || len(unreviewed) > 0 {
 		return
-	}
-	if _, err := b.store.LastApplied(ctx, c.plan.Forge, c.plan.Repo, c.plan.Project, c.pc.Env.Name); err != nil {
-		return // never applied by the bot: the first apply covers the whole project anyway
 	}
 	if err := b.store.RecordApplied(ctx, db.AppliedContent{Forge: c.plan.Forge, Repo: c.plan.Repo, Project: c.plan.Project,
 		Environment: c.pc.Env.Name, CommitSHA: sha, ContentHash: hash, PlanID: c.plan.ID, AppliedAt: time.Now()}); err != nil {

@@ -47,22 +47,31 @@ func (c Command) String() string {
 	if c.SHA != "" {
 		words = append(words, "--sha", c.SHA)
 	}
-	if c.Flags.ForwardOnly {
-		words = append(words, "--forward-only")
-	}
-	for _, m := range c.Flags.RestateModels {
-		words = append(words, "--restate-model", m)
-	}
-	if c.Flags.Start != "" {
-		words = append(words, "--start", c.Flags.Start)
-	}
-	if c.Flags.End != "" {
-		words = append(words, "--end", c.Flags.End)
-	}
+	words = append(words, flagWords(c.Flags)...)
 	if c.Accept != "" {
 		words = append(words, "--accept", c.Accept)
 	}
 	return strings.Join(words, " ")
+}
+
+// FlagsString is a plan's flags as they are typed in `/dagctl plan`, or "" for none.
+func FlagsString(f plan.Flags) string { return strings.Join(flagWords(f), " ") }
+
+func flagWords(f plan.Flags) []string {
+	var words []string
+	if f.ForwardOnly {
+		words = append(words, "--forward-only")
+	}
+	for _, m := range f.RestateModels {
+		words = append(words, "--restate-model", m)
+	}
+	if f.Start != "" {
+		words = append(words, "--start", f.Start)
+	}
+	if f.End != "" {
+		words = append(words, "--end", f.End)
+	}
+	return words
 }
 
 // Usage is the help text the bot replies with.

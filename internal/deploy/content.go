@@ -20,6 +20,20 @@ func InProject(projectPath, file string) bool {
 	return p == "." || file == p || strings.HasPrefix(file, p+"/")
 }
 
+// TouchesProject reports whether a PR's changed files (as the forge lists them) may include a file of the
+// project. A truncated list says nothing about the files it leaves out, so it may.
+func TouchesProject(projectPath string, changed []string, truncated bool) bool {
+	if truncated {
+		return true
+	}
+	for _, f := range changed {
+		if InProject(projectPath, f) {
+			return true
+		}
+	}
+	return false
+}
+
 // ContentHash is a hash of the project's files (their paths and content ids), the same for the same content
 // whatever commit holds it: a squash or rebase merge of reviewed content hashes like the reviewed commit.
 func ContentHash(projectPath string, files Files) string {

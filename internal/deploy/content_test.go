@@ -14,6 +14,27 @@ func TestInProject(t *testing.T) {
 	assert.False(t, InProject("warehouse", "README.md"))
 }
 
+func TestTouchesProject(t *testing.T) {
+	tests := []struct {
+		name      string
+		path      string
+		changed   []string
+		truncated bool
+		want      bool
+	}{
+		{"a model", "w", []string{"README.md", "w/models/a.sql"}, false, true},
+		{"outside the project", "w", []string{"README.md", "other/x.sql"}, false, false},
+		{"nothing", ".", nil, false, false},
+		{"anything under the root project", ".", []string{"docs/notes.md"}, false, true},
+		{"a truncated list of other files", "w", []string{"README.md"}, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, TouchesProject(tt.path, tt.changed, tt.truncated))
+		})
+	}
+}
+
 func TestContentHashIsAboutTheProjectsContentOnly(t *testing.T) {
 	a := Files{"w/models/a.sql": "1", "w/models/b.sql": "2", "README.md": "x"}
 	b := Files{"w/models/b.sql": "2", "w/models/a.sql": "1", "README.md": "y"} // another commit, same project content

@@ -79,6 +79,10 @@ type Environment struct {
 	ApplyOn           []ApplyTrigger
 }
 
+// NeedsApproval reports whether applying the environment needs someone else's approval: the gate's rules
+// (approvals, deploy branches, no rollback, reviewed content) apply to it.
+func (e Environment) NeedsApproval() bool { return e.Protected || e.RequiredApprovals > 0 }
+
 // AppliesOn reports whether the trigger applies this environment.
 func (e Environment) AppliesOn(t ApplyTrigger) bool {
 	for _, a := range e.ApplyOn {

@@ -32,13 +32,6 @@ func (f *Fake) handleGetBranch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"name": name, "commit": map[string]any{"sha": strings.TrimSpace(string(sha))}, "protected": false})
 }
 
-// SetMaxPRFiles lowers the cap of the pull request files list (GitHub: MaxPRFiles), so tests can reach it.
-func (f *Fake) SetMaxPRFiles(n int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.maxPRFiles = n
-}
-
 // repoGit is the repository's git directory, or a 404 written when it has none.
 func (f *Fake) repoGit(w http.ResponseWriter, r *http.Request) (*Repo, string, bool) {
 	f.mu.Lock()
@@ -105,7 +98,7 @@ func (f *Fake) handleCompare(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleListPRFiles lists the files a pull request changes (against the merge base with its base branch, as
-// GitHub's three-dot diff), cut at the fake's cap like GitHub's 3,000.
+// GitHub's three-dot diff), cut at GitHub's 3,000.
 func (f *Fake) handleListPRFiles(w http.ResponseWriter, r *http.Request) {
 	repo, gitDir, ok := f.repoGit(w, r)
 	if !ok {
@@ -114,16 +107,12 @@ func (f *Fake) handleListPRFiles(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	pr, ok := prFor(w, r, repo)
 	var baseRef, head string
-	limit := f.maxPRFiles
 	if ok {
 		baseRef, head = pr.BaseRef, pr.HeadSHA
 	}
 	f.mu.Unlock()
 	if !ok {
 		return
-	}
-	if limit <= 0 {
-		limit = MaxPRFiles
 	}
 	mergeBase, err := git(gitDir, "merge-base", baseRef, head)
 	if err != nil {
@@ -147,8 +136,8 @@ func (f *Fake) handleListPRFiles(w http.ResponseWriter, r *http.Request) {
 		}
 		files = append(files, map[string]any{"filename": name, "status": status})
 	}
-	if len(files) > limit {
-		files = files[:limit]
+	if len(files) > MaxPRFiles {
+		files = files[:MaxPRFiles]
 	}
 	start, end := paginate(w, r, len(files))
 	writeJSON(w, http.StatusOK, append([]map[string]any{}, files[start:end]...))

@@ -50,7 +50,6 @@ type Fake struct {
 	repos         map[string]*Repo // by lower-case "owner/name"
 	users         map[string]int64 // login → id
 	emails        map[string]string
-	maxPRFiles    int                          // 0: MaxPRFiles
 	teams         map[string]map[string]string // "org/slug" → login → state
 	manifestCodes map[string]ManifestApp
 	failures      []*failureRule

@@ -1,6 +1,9 @@
 package github_test
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -8,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dagctl/dagctl-bot/internal/vcs"
+	"github.com/dagctl/dagctl-bot/internal/vcs/github"
 )
 
 func TestCompareSaysWhetherHeadContainsBase(t *testing.T) {
@@ -42,10 +46,21 @@ func TestChangedFilesAreListedAndTruncationIsSaid(t *testing.T) {
 	assert.ElementsMatch(t, []string{"models/a.sql", "models/b.sql", "models/c.sql", "models/d.sql", "models/e.sql", "models/orders.sql"}, got.Paths)
 	assert.False(t, got.Truncated)
 
-	e.fake.SetMaxPRFiles(3)
+	// Past GitHub's 3,000 files the list stops: the adapter says it may be incomplete.
+	for i := range github.MaxPRFiles {
+		path := filepath.Join(e.git.Dir, "docs", fmt.Sprintf("%04d.md", i))
+		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		require.NoError(t, os.WriteFile(path, []byte("x\n"), 0o644))
+	}
+	e.git.Git("add", "docs")
+	e.git.Git("commit", "--quiet", "-m", "many files")
+	pr := e.openPR()
+	pr.HeadSHA = e.git.SHA("feature")
+	e.fr.SetPR(pr)
 	got, err = e.inst.ChangedFiles(e.ctx, e.repo, 1)
 	require.NoError(t, err)
-	assert.Len(t, got.Paths, 3, "the forge stopped listing")
+	assert.Len(t, got.Paths, github.MaxPRFiles)
+	assert.True(t, got.Truncated)
 }
 
 func TestTreeListsBlobsWithTheirIDs(t *testing.T) {
