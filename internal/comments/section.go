@@ -93,7 +93,8 @@ func headline(s Section, sum *plan.Summary) []string {
 	if sum.ForwardOnly {
 		facts = append(facts, "⏩ Forward-only: existing data is kept")
 	}
-	if breaking == 0 && len(sum.Removed) == 0 && len(sum.Uncategorized()) == 0 && len(sum.DirectlyModified) > 0 {
+	// A framework without categories (dbt) cannot tell breaking from non-breaking: claim nothing for it.
+	if breaking == 0 && len(sum.Removed) == 0 && len(sum.Uncategorized()) == 0 && len(sum.DirectlyModified) > 0 && sum.Categorized() {
 		facts = append(facts, "No breaking changes")
 	}
 	facts = append(facts, backfillFact(sum))
@@ -348,7 +349,7 @@ func changeLine(c plan.Change, direct bool) string {
 	b.WriteString(code(c.Model, maxNameRunes))
 	var attrs []string
 	switch cat {
-	case "":
+	case "", plan.NoCategory:
 	case plan.Breaking, plan.Uncategorized:
 		attrs = append(attrs, "**"+cat.Label()+"**")
 	default:
@@ -441,7 +442,11 @@ func renderDiffs(d *doc, s Section, shownDiffs map[string]string) {
 		if cat == "" {
 			cat = plan.Uncategorized
 		}
-		d.details("Diff of " + htmlCode(c.Model, maxNameRunes) + " · " + htmlText(cat.Label(), maxNameRunes))
+		title := "Diff of " + htmlCode(c.Model, maxNameRunes)
+		if cat != plan.NoCategory {
+			title += " · " + htmlText(cat.Label(), maxNameRunes)
+		}
+		d.details(title)
 		d.codeBlock(block{lang: "diff", text: strings.TrimRight(c.Diff, "\n"), logURL: s.LogURL})
 		d.close()
 	}

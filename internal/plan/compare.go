@@ -38,7 +38,7 @@ func ScopeDifferences(approved, now Summary) []string {
 			case inA && !inB:
 				out = append(out, fmt.Sprintf("`%s` is no longer %s", m, g.name))
 			case !inA && inB:
-				if cb.Category == "" {
+				if cb.Category == "" || cb.Category == NoCategory {
 					out = append(out, fmt.Sprintf("`%s` is now %s", m, g.name))
 				} else {
 					out = append(out, fmt.Sprintf("`%s` is now %s (%s)", m, g.name, cb.Category.Label()))

@@ -6,7 +6,9 @@ package plan
 import "sort"
 
 // Category is how a change is classified. Direct categories come from sqlmesh's change categorisation of the
-// model that was edited; indirect ones describe its downstream models.
+// model that was edited; indirect ones describe its downstream models. Three cases must never be confused: a
+// category (breaking, non-breaking, ...), Uncategorized (the framework categorises but could not: the apply is
+// refused), and NoCategory (the framework has no categories at all, as dbt: nothing to refuse).
 type Category string
 
 const (
@@ -18,6 +20,9 @@ const (
 	IndirectNonBreaking Category = "indirect-non-breaking"
 	// Uncategorized means the tool could not decide; a human has to (sqlmesh prompts, and fails with --no-prompts).
 	Uncategorized Category = "uncategorized"
+	// NoCategory means the framework has no change categories (dbt). It is not a failure to categorise, so it
+	// never counts as Uncategorized and is rendered without a category.
+	NoCategory Category = "none"
 )
 
 // Label is the wording users see, matching sqlmesh's own ("Breaking", "Indirect Non-breaking", …).
@@ -37,6 +42,8 @@ func (c Category) Label() string {
 		return "Indirect Non-breaking"
 	case Uncategorized:
 		return "Uncategorized"
+	case NoCategory:
+		return ""
 	}
 	return string(c)
 }
@@ -112,7 +119,9 @@ func (s Summary) HasChanges() bool {
 		len(s.MetadataUpdated)+len(s.Backfills)+len(s.Restated) > 0 || s.CreatesEnvironment
 }
 
-// Uncategorized lists directly modified models the tool could not categorise.
+// Uncategorized lists directly modified models the tool could not categorise. An empty category counts too:
+// a framework that categorises must say so for every direct change, and the gate fails closed when it does
+// not. NoCategory never counts (see Categorized).
 func (s Summary) Uncategorized() []string {
 	var out []string
 	for _, c := range s.DirectlyModified {
@@ -121,6 +130,19 @@ func (s Summary) Uncategorized() []string {
 		}
 	}
 	return out
+}
+
+// Categorized reports whether the summary's changes carry categories: false when every change says NoCategory
+// (a framework without categories), so that "no breaking changes" is not claimed for it.
+func (s Summary) Categorized() bool {
+	for _, l := range [][]Change{s.Added, s.Removed, s.DirectlyModified, s.IndirectlyModified, s.MetadataUpdated} {
+		for _, c := range l {
+			if c.Category != NoCategory {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Normalize sorts every list by model name so that equal plans compare and render identically.
