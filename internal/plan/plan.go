@@ -164,3 +164,32 @@ type Flags struct {
 	Start         string   `json:"start,omitempty"`
 	End           string   `json:"end,omitempty"`
 }
+
+// Flag is one plan flag, spelled as `/dagctl plan` takes it. Which flags a project accepts is its framework's
+// to say (sqlmesh takes them all; dbt none): see framework.CheckFlags.
+type Flag string
+
+const (
+	FlagForwardOnly  Flag = "--forward-only"
+	FlagRestateModel Flag = "--restate-model"
+	FlagStart        Flag = "--start"
+	FlagEnd          Flag = "--end"
+)
+
+// Set lists the flags f sets, in the order `/dagctl plan` prints them.
+func (f Flags) Set() []Flag {
+	var out []Flag
+	if f.ForwardOnly {
+		out = append(out, FlagForwardOnly)
+	}
+	if len(f.RestateModels) > 0 {
+		out = append(out, FlagRestateModel)
+	}
+	if f.Start != "" {
+		out = append(out, FlagStart)
+	}
+	if f.End != "" {
+		out = append(out, FlagEnd)
+	}
+	return out
+}
