@@ -1,0 +1,136 @@
+package framework
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/dagctl/dagctl-bot/internal/jobs"
+	"github.com/dagctl/dagctl-bot/internal/plan"
+	"github.com/dagctl/dagctl-bot/internal/repoconfig"
+)
+
+// JobSettings are the operator's settings for every job the bot starts.
+type JobSettings struct {
+	Frameworks Registry
+	// Allowed are the names of the bot's variables jobs may receive (DAGCTL_JOB_ENV).
+	Allowed []string
+	// BotEnv is the bot's environment, the only source of passed variables.
+	BotEnv map[string]string
+	// Image is the default runtime image for container executors.
+	Image string
+	// ExecutionTime fixes the tool's "now"; only tests set it, so that backfill intervals are reproducible.
+	ExecutionTime string
+}
+
+// JobRequest names one plan, apply or cleanup job.
+type JobRequest struct {
+	RunID   string
+	Kind    jobs.Kind
+	Config  repoconfig.Config
+	Project repoconfig.Project
+	Env     string
+	Flags   plan.Flags
+	Source  jobs.Source
+	Labels  map[string]string
+}
+
+// Spec builds the job's spec, and the variables refused for it (to warn about). The framework supplies the
+// command and its variables; the job's environment is built, never inherited (see jobs.BuildEnv). Flags the
+// framework does not take are refused here too, though the bot refuses them when the command is given.
+func (s JobSettings) Spec(req JobRequest) (jobs.Spec, []jobs.Refused, error) {
+	fw, err := s.Frameworks.For(req.Project)
+	if err != nil {
+		return jobs.Spec{}, nil, err
+	}
+	if err := CheckFlags(fw, req.Project.Name, req.Flags); err != nil {
+		return jobs.Spec{}, nil, err
+	}
+	argv, err := s.command(fw, req)
+	if err != nil {
+		return jobs.Spec{}, nil, err
+	}
+	env, refused := jobs.BuildEnv(jobs.EnvRequest{
+		Bot:      s.BotEnv,
+		Allowed:  s.Allowed,
+		Literal:  req.Config.Job.Env,
+		PassEnv:  req.Config.Job.PassEnv,
+		Required: fw.Env(),
+		Secrets:  nonEmpty(req.Source.Token),
+	})
+	image := req.Config.Job.Image
+	if image == "" {
+		image = s.Image
+	}
+	labels := map[string]string{"environment": req.Env, "project": req.Project.Name}
+	for k, v := range req.Labels {
+		labels[k] = v
+	}
+	return jobs.Spec{
+		RunID:   req.RunID,
+		Kind:    req.Kind,
+		Labels:  labels,
+		Source:  req.Source,
+		Subdir:  filepath.Clean(req.Project.Path),
+		Command: argv,
+		Env:     env,
+		Timeout: req.Config.Job.Timeout,
+		Image:   image,
+		Secrets: req.Config.Job.Secrets,
+	}, refused, nil
+}
+
+func (s JobSettings) command(fw Framework, req JobRequest) ([]string, error) {
+	creq := CommandRequest{Project: req.Project, Env: req.Env, Flags: req.Flags, ExecutionTime: s.ExecutionTime}
+	switch req.Kind {
+	case jobs.KindPlan:
+		return fw.PlanCommand(creq), nil
+	case jobs.KindApply:
+		return fw.ApplyCommand(creq), nil
+	case jobs.KindInvalidate:
+		if argv, ok := fw.CleanupCommand(creq); ok {
+			return argv, nil
+		}
+		return nil, fmt.Errorf("project %s: %s environments need no cleanup", req.Project.Name, fw.Name())
+	}
+	return nil, fmt.Errorf("project %s: unknown job kind %q", req.Project.Name, req.Kind)
+}
+
+// Masked are the values a job of this config is given by the operator (pass_env) and the config (job.env):
+// its output is masked of them, as of the bot's own secrets (see jobs.PassedValues). Variables a registered
+// framework sets itself (NO_COLOR=1, ...) are not masked: they are no secret, and masking "1" would garble logs.
+func (s JobSettings) Masked(job repoconfig.Job) []string {
+	own := map[string]string{}
+	for _, fw := range s.Frameworks.All() {
+		for k, v := range fw.Env() {
+			own[k] = v
+		}
+	}
+	return jobs.PassedValues(jobs.EnvRequest{
+		Bot: s.BotEnv, Allowed: s.Allowed, Literal: job.Env, PassEnv: job.PassEnv, Required: own,
+	})
+}
+
+// DescribeRefused says which variables were kept out of a job, for the log and the PR.
+func DescribeRefused(refused []jobs.Refused) string {
+	if len(refused) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(refused))
+	for _, r := range refused {
+		parts = append(parts, r.Name+" "+r.Reason)
+	}
+	sort.Strings(parts)
+	return "Not passed to the job: " + strings.Join(parts, "; ") + "."
+}
+
+func nonEmpty(values ...string) []string {
+	var out []string
+	for _, v := range values {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
