@@ -103,6 +103,8 @@ type Job struct {
 	PassEnv []string
 	// Secrets are Kubernetes secret references (envFrom) for the Kubernetes executor.
 	Secrets []string
+	// Setup are commands run before the framework's command, in order (job.setup); see SetupStep.
+	Setup []SetupStep
 }
 
 // Environment returns the environment with that name.

@@ -9,7 +9,7 @@ import "maps"
 //
 //   - From BASE (trusted): which environments exist, and for each its protection — protected,
 //     required_approvals, approvers, appliers, apply_on; deploy_branches; pr_environment (it creates
-//     environments too); and the whole job section (image, timeout, env, pass_env, secrets), because it decides
+//     environments too); and the whole job section (image, timeout, env, pass_env, secrets, setup), because it decides
 //     what reaches the job that runs the PR's code.
 //   - From HEAD (the PR's own): projects (what to plan is part of the change under review), plan_drafts, and
 //     plan_on_pr of environments that exist in both (it only turns planning on or off).
@@ -48,6 +48,7 @@ func cloneJob(j Job) Job {
 	j.Env = maps.Clone(j.Env)
 	j.PassEnv = clone(j.PassEnv)
 	j.Secrets = clone(j.Secrets)
+	j.Setup = clone(j.Setup)
 	return j
 }
 

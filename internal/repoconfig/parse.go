@@ -45,6 +45,9 @@ type Rules struct {
 	// RefuseSecret says why jobs may not mount a secret named in job.secrets ("is not allowed by ..."), or ""
 	// when they may.
 	RefuseSecret func(name string) string
+	// RefuseSetup says why a job.setup step may not run, or "" when it may (SetupAllowlist.Refuse). Nil refuses
+	// every step: setup steps run only where the operator allows them.
+	RefuseSetup func(step SetupStep) string
 }
 
 // ParseWithRules is Parse with the server's rules checked too.
@@ -373,6 +376,9 @@ func validateJob(ps *problems, raw rawJob, rules Rules) Job {
 				j.Secrets = append(j.Secrets, s.V)
 			}
 		}
+	}
+	if v := raw.Setup; v.Set {
+		j.Setup = validateSetup(ps, v, rules)
 	}
 	return j
 }

@@ -75,6 +75,14 @@ type rawJob struct {
 	Env            value[[]rawEnvVar]
 	PassEnv        value[[]value[string]]
 	Secrets        value[[]value[string]]
+	Setup          value[[]rawSetupStep]
+}
+
+// rawSetupStep is one job.setup item: a string (a command line) or a list of strings (an argv).
+type rawSetupStep struct {
+	At   at
+	Line value[string]
+	Argv value[[]value[string]]
 }
 
 type rawEnvVar struct {
@@ -86,7 +94,7 @@ var (
 	configKeys      = []string{"version", "projects", "environments", "job", "plan_drafts", "pr_environment", "deploy_branches"}
 	projectKeys     = []string{"name", "path", "framework", "gateway"}
 	environmentKeys = []string{"name", "protected", "required_approvals", "approvers", "appliers", "plan_on_pr", "apply_on"}
-	jobKeys         = []string{"image", "timeout", "env", "pass_env", "secrets"}
+	jobKeys         = []string{"image", "timeout", "env", "pass_env", "secrets", "setup"}
 )
 
 // decoder walks the node tree. Aliases let a small file stand for a huge tree (a list aliased a thousand times),
@@ -453,9 +461,25 @@ func (d decoder) job(n *yaml.Node, a at) value[rawJob] {
 			j.PassEnv = d.stringList(n, a)
 		case "secrets":
 			j.Secrets = d.stringList(n, a)
+		case "setup":
+			j.Setup = list(d, n, a, d.setupStep)
 		}
 	})
 	return value[rawJob]{V: j, Set: ok, Bad: !ok, At: a}
+}
+
+// setupStep decodes one job.setup item: a command line, or an argv list.
+func (d decoder) setupStep(n *yaml.Node, a at) (rawSetupStep, bool) {
+	step := rawSetupStep{At: a}
+	if r := resolve(n); r != nil && r.Kind == yaml.SequenceNode {
+		step.Argv = list(d, n, a, func(n *yaml.Node, a at) (value[string], bool) {
+			v := d.str(n, a)
+			return v, !v.Bad
+		})
+		return step, !step.Argv.Bad
+	}
+	step.Line = d.str(n, a)
+	return step, !step.Line.Bad
 }
 
 // envMap decodes job.env, keeping the order and position of every variable.

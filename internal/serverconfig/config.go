@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+
+	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 )
 
 // Executor names where jobs run.
@@ -48,6 +50,9 @@ type Config struct {
 	// job.pass_env). Nothing else of the bot's environment reaches a job. DAGCTL_* names are refused.
 	// DAGCTL_JOB_ENV, -job-env (comma-separated); default none.
 	JobEnv []string
+	// JobSetup is which job.setup steps jobs may run (repoconfig.Rules.RefuseSetup). DAGCTL_JOB_SETUP, -job-setup:
+	// "any" or comma-separated command prefixes; default none.
+	JobSetup repoconfig.SetupAllowlist
 	// JobUsers are the users the local executor runs jobs as. DAGCTL_JOB_UIDS, -job-uids; default auto.
 	// DAGCTL_JOB_GROUP, -job-group; default none.
 	JobUsers   JobUsers

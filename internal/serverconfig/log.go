@@ -64,6 +64,7 @@ func (c Config) attrs() []slog.Attr {
 		slog.String("sqlmesh", c.SQLMesh),
 		slog.String("workdir", c.WorkDir),
 		slog.String("job_env", strings.Join(c.JobEnv, ",")),
+		slog.String("job_setup", c.JobSetup.String()),
 		slog.String("job_uids", c.JobUsers.String()),
 		slog.Group("kubernetes",
 			slog.String("namespace", c.Kubernetes.Namespace),

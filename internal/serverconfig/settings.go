@@ -16,6 +16,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 )
 
 // setting is one server setting; the table below is the single list that flags, help and docs come from.
@@ -40,6 +42,7 @@ const (
 	EnvSQLMesh             = "DAGCTL_SQLMESH"
 	EnvWorkDir             = "DAGCTL_WORKDIR"
 	EnvJobEnv              = "DAGCTL_JOB_ENV"
+	EnvJobSetup            = "DAGCTL_JOB_SETUP"
 	EnvJobUIDs             = "DAGCTL_JOB_UIDS"
 	EnvJobGroup            = "DAGCTL_JOB_GROUP"
 	EnvK8sNamespace        = "DAGCTL_K8S_NAMESPACE"
@@ -71,6 +74,8 @@ func settings() []setting {
 		{env: EnvWorkDir, flag: "workdir", def: filepath.Join(os.TempDir(), "dagctl"), usage: "scratch directory for checkouts"},
 		{env: EnvJobEnv, flag: "job-env",
 			usage: "comma-separated names of the bot's environment variables that jobs may receive (via job.pass_env)"},
+		{env: EnvJobSetup, flag: "job-setup",
+			usage: "which job.setup steps jobs may run: any, or comma-separated command prefixes (pip install -r requirements.txt,dbt deps); default none"},
 		{env: EnvJobUIDs, flag: "job-uids", def: string(JobUsersAuto),
 			usage: "uids local jobs run as, one per running job: auto (20000-20999 when the bot can), off, or FIRST-LAST"},
 		{env: EnvJobGroup, flag: "job-group", usage: "a group id every local job also belongs to, for files jobs share"},
@@ -176,6 +181,13 @@ func build(in inputs, getenv func(string) string) (Config, error) {
 			seen[name] = true
 			c.JobEnv = append(c.JobEnv, name)
 		}
+	}
+
+	v, s = get(EnvJobSetup)
+	if allow, err := repoconfig.ParseSetupAllowlist(v); err != nil {
+		errs.add(s, "%v", err)
+	} else {
+		c.JobSetup = allow
 	}
 
 	buildJobUsers(&c, &errs, in)
