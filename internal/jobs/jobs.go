@@ -42,7 +42,11 @@ type Spec struct {
 	Labels map[string]string
 	Source Source
 	// Subdir is the project's path inside the checkout, where the command runs.
-	Subdir  string
+	Subdir string
+	// Setup are commands run before Command, in order, in the same directory, as the same user, with the same
+	// environment and masking (a repository's job.setup, as its operator allows). The first that fails ends the
+	// job with ReasonSetupFailed-style reasons ("setup step 2 failed") and its exit code; Command does not run.
+	Setup   [][]string
 	Command []string
 	// Env is the complete environment of the job; see BuildEnv.
 	Env     map[string]string

@@ -23,6 +23,10 @@ const (
 	ReasonStartFailed    = "start failed"
 )
 
+// SetupFailedReason is the Reason of a job whose setup step i (1-based) failed; the log names its command.
+// Shared by the executors.
+func SetupFailedReason(i int) string { return fmt.Sprintf("setup step %d failed", i) }
+
 // DefaultKillGrace is how long a stopped job has to exit after SIGTERM before it is killed.
 const DefaultKillGrace = 10 * time.Second
 
@@ -266,6 +270,8 @@ func validateLocal(spec Spec) error {
 	switch {
 	case len(spec.Command) == 0 || spec.Command[0] == "":
 		return errors.New("job has no command")
+	case !validSetup(spec.Setup):
+		return errors.New("job has an empty setup step")
 	case (src.Dir == "") == (src.CloneURL == ""):
 		return errors.New("job needs exactly one of Source.Dir and Source.CloneURL")
 	case src.CloneURL != "" && !validSHA(src.SHA):
@@ -274,6 +280,22 @@ func validateLocal(spec Spec) error {
 		return fmt.Errorf("job subdirectory %q must be a relative path inside the checkout", spec.Subdir)
 	}
 	return nil
+}
+
+func orNone(reason string) string {
+	if reason == "" {
+		return "no other reason"
+	}
+	return reason
+}
+
+func validSetup(steps [][]string) bool {
+	for _, s := range steps {
+		if len(s) == 0 || s[0] == "" {
+			return false
+		}
+	}
+	return true
 }
 
 var (
@@ -424,11 +446,24 @@ func (j *localJob) execute() Result {
 	if reason := j.stopReason(); reason != "" {
 		return Result{ExitCode: -1, Reason: reason}
 	}
-	return j.runProcess(dir, env)
+	for i, step := range j.spec.Setup {
+		j.emit("stderr", fmt.Sprintf("dagctl: setup %d/%d: %s", i+1, len(j.spec.Setup), strings.Join(step, " ")))
+		res := j.runProcess(dir, env, step)
+		if res.Succeeded() {
+			continue
+		}
+		if j.stopReason() == "" { // a timeout or cancel keeps its own reason
+			j.emit("stderr", fmt.Sprintf("dagctl: setup step %d (%s) failed (exit code %d, %s); the job stops here", i+1, step[0], res.ExitCode, orNone(res.Reason)))
+			res.Reason = SetupFailedReason(i + 1)
+		}
+		return res
+	}
+	return j.runProcess(dir, env, j.spec.Command)
 }
 
-func (j *localJob) runProcess(dir string, env map[string]string) Result {
-	path, err := lookPath(j.spec.Command[0], env["PATH"])
+// runProcess runs one command of the job (a setup step or the command) to its end.
+func (j *localJob) runProcess(dir string, env map[string]string, argv []string) Result {
+	path, err := lookPath(argv[0], env["PATH"])
 	if err != nil {
 		j.emit("stderr", "dagctl: "+err.Error())
 		return Result{ExitCode: -1, Reason: ReasonStartFailed}
@@ -447,7 +482,7 @@ func (j *localJob) runProcess(dir string, env map[string]string) Result {
 	}
 	cmd := &exec.Cmd{
 		Path:   path,
-		Args:   j.spec.Command,
+		Args:   argv,
 		Dir:    dir,
 		Env:    EnvList(env), // never nil: a nil Env would inherit the bot's environment
 		Stdout: outW,
