@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"path"
@@ -36,6 +37,8 @@ const (
 	envBinDir       = "DAGCTL_JOB_BIN_DIR"
 	envSubdir       = "DAGCTL_JOB_SUBDIR"
 	envReportGrace  = "DAGCTL_JOB_REPORT_GRACE"
+	// envSetup holds the job's setup steps (jobs.Spec.Setup) as a JSON list of argvs.
+	envSetup = "DAGCTL_JOB_SETUP_STEPS"
 	// EnvTerminationLog overrides /dev/termination-log (for tests that play the node).
 	EnvTerminationLog = "DAGCTL_JOB_TERMINATION_LOG"
 
@@ -141,6 +144,13 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 		corev1.EnvVar{Name: envSubdir, Value: subdir},
 		corev1.EnvVar{Name: envReportGrace, Value: e.cfg.ReportGrace.String()},
 	)
+	if len(spec.Setup) > 0 {
+		steps, err := json.Marshal(spec.Setup)
+		if err != nil {
+			return nil, fmt.Errorf("kube: run %s: setup steps: %w", spec.RunID, err)
+		}
+		env = append(env, corev1.EnvVar{Name: envSetup, Value: string(steps)})
+	}
 	var envFrom []corev1.EnvFromSource
 	for _, s := range spec.Secrets {
 		envFrom = append(envFrom, corev1.EnvFromSource{SecretRef: &corev1.SecretEnvSource{

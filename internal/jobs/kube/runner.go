@@ -111,8 +111,8 @@ func runCommand(ctx context.Context, vars map[string]string, command []string) i
 	}
 
 	started := time.Now()
-	exitCode := execute(ctx, command, dir, childEnv, rep)
-	res := wireResult{ExitCode: exitCode, DurationMS: time.Since(started).Milliseconds()}
+	exitCode, reason := runSteps(ctx, vars[envSetup], command, dir, childEnv, rep)
+	res := wireResult{ExitCode: exitCode, Reason: reason, DurationMS: time.Since(started).Milliseconds()}
 	// First the termination message: if the Pod is killed while the bot is unreachable, it is what remains.
 	writeTermination(vars, terminationMessage{Result: &res, Tail: rep.tail()})
 	grace := defaultReportGrace
@@ -130,6 +130,36 @@ func runCommand(ctx context.Context, vars map[string]string, command []string) i
 		return 255
 	}
 	return exitCode
+}
+
+// runSteps runs the setup steps (setupJSON, a JSON list of argvs; "" for none), each logged first, and then the
+// command, as the local executor does: the first step that fails ends the job with its exit code and the
+// reason jobs.SetupFailedReason, unless the Pod is being stopped (the bot then knows why).
+func runSteps(ctx context.Context, setupJSON string, command []string, dir string, env []string, rep *reporter) (exitCode int, reason string) {
+	var steps [][]string
+	if setupJSON != "" {
+		if err := json.Unmarshal([]byte(setupJSON), &steps); err != nil {
+			rep.line("stderr", "dagctl: reading the setup steps: "+err.Error())
+			return 2, jobs.SetupFailedReason(1)
+		}
+	}
+	for i, step := range steps {
+		if len(step) == 0 {
+			rep.line("stderr", fmt.Sprintf("dagctl: setup step %d is empty", i+1))
+			return 2, jobs.SetupFailedReason(i + 1)
+		}
+		rep.line("stderr", fmt.Sprintf("dagctl: setup %d/%d: %s", i+1, len(steps), strings.Join(step, " ")))
+		code := execute(ctx, step, dir, env, rep)
+		if code == 0 {
+			continue
+		}
+		if ctx.Err() != nil {
+			return code, ""
+		}
+		rep.line("stderr", fmt.Sprintf("dagctl: setup step %d (%s) failed (exit code %d); the job stops here", i+1, step[0], code))
+		return code, jobs.SetupFailedReason(i + 1)
+	}
+	return execute(ctx, command, dir, env, rep), ""
 }
 
 // execute runs the command in its own process group and returns its exit code as a shell reports it
