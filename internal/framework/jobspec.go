@@ -22,6 +22,9 @@ type JobSettings struct {
 	Image string
 	// ExecutionTime fixes the tool's "now"; only tests set it, so that backfill intervals are reproducible.
 	ExecutionTime string
+	// Setup is which job.setup steps jobs may run (DAGCTL_JOB_SETUP). The config was checked against it when it
+	// was read (repoconfig.Rules.RefuseSetup); Spec checks again, so that no path runs a step it does not allow.
+	Setup repoconfig.SetupAllowlist
 }
 
 // JobRequest names one plan, apply or cleanup job.
@@ -51,6 +54,10 @@ func (s JobSettings) Spec(req JobRequest) (jobs.Spec, []jobs.Refused, error) {
 	if err != nil {
 		return jobs.Spec{}, nil, err
 	}
+	setup, err := s.setup(req.Config.Job.Setup)
+	if err != nil {
+		return jobs.Spec{}, nil, err
+	}
 	env, refused := jobs.BuildEnv(jobs.EnvRequest{
 		Bot:      s.BotEnv,
 		Allowed:  s.Allowed,
@@ -73,6 +80,7 @@ func (s JobSettings) Spec(req JobRequest) (jobs.Spec, []jobs.Refused, error) {
 		Labels:  labels,
 		Source:  req.Source,
 		Subdir:  filepath.Clean(req.Project.Path),
+		Setup:   setup,
 		Command: argv,
 		Env:     env,
 		Timeout: req.Config.Job.Timeout,
@@ -95,6 +103,18 @@ func (s JobSettings) command(fw Framework, req JobRequest) ([]string, error) {
 		return nil, fmt.Errorf("project %s: %s environments need no cleanup", req.Project.Name, fw.Name())
 	}
 	return nil, fmt.Errorf("project %s: unknown job kind %q", req.Project.Name, req.Kind)
+}
+
+// setup is the argv of each setup step, in order, when the operator allows every one.
+func (s JobSettings) setup(steps []repoconfig.SetupStep) ([][]string, error) {
+	var out [][]string
+	for i, step := range steps {
+		if why := s.Setup.Refuse(step); why != "" {
+			return nil, fmt.Errorf("job.setup[%d]: %q %s", i, step.String(), why)
+		}
+		out = append(out, step.Command())
+	}
+	return out, nil
 }
 
 // Masked are the values a job of this config is given by the operator (pass_env) and the config (job.env):

@@ -91,15 +91,57 @@ func TestProgressOfARealApply(t *testing.T) {
 	assert.False(t, ok)
 }
 
-// The seam end to end: the registry finds sqlmesh for the project, the spec runs its plan on the local
-// executor with the real sqlmesh, and the framework reads the result; then the apply reports progress.
-func TestPlanAndApplyThroughTheSeam(t *testing.T) {
+// exampleCheckout is examples/sqlmesh in a directory of its own.
+func exampleCheckout(t *testing.T) string {
+	t.Helper()
 	dir := t.TempDir()
 	for name, content := range testutil.ExampleFiles(t) {
 		path := filepath.Join(dir, filepath.FromSlash(name))
 		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 		require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
 	}
+	return dir
+}
+
+// A setup step runs in the checkout before sqlmesh: here it writes a model, which the plan then adds.
+func TestSetupStepsRunBeforeThePlan(t *testing.T) {
+	dir := exampleCheckout(t)
+	reg, err := framework.NewRegistry(New(testutil.Python(t)))
+	require.NoError(t, err)
+	allowAny, err := repoconfig.ParseSetupAllowlist("any")
+	require.NoError(t, err)
+	cfg, err := repoconfig.ParseWithRules(repoconfig.Path, []byte(`version: 1
+job:
+  setup:
+    - "printf 'MODEL (name dagctl_example.from_setup, kind VIEW);\nSELECT 1 AS x\n' > models/from_setup.sql"
+`), repoconfig.Rules{RefuseSetup: allowAny.Refuse})
+	require.NoError(t, err)
+	req := framework.JobRequest{RunID: "setup-1", Kind: jobs.KindPlan, Config: cfg, Project: cfg.Projects[0], Env: "prod", Source: jobs.Source{Dir: dir}}
+
+	_, _, err = framework.JobSettings{Frameworks: reg}.Spec(req)
+	assert.ErrorContains(t, err, "job.setup[0]", "a step the operator does not allow is refused when the job is built too")
+
+	settings := framework.JobSettings{Frameworks: reg, ExecutionTime: "2024-01-22", Setup: allowAny}
+	spec, _, err := settings.Spec(req)
+	require.NoError(t, err)
+	exec, err := jobs.NewLocal(jobs.LocalOptions{WorkDir: t.TempDir()})
+	require.NoError(t, err)
+	tail := framework.NewTail(40)
+	stdout, res, err := framework.RunJob(context.Background(), exec, spec, func(l jobs.Line) { tail.Add(l.Text) }, nil)
+	require.NoError(t, err)
+	o := framework.InterpretPlan(reg.All()[0], res, stdout, tail.Lines())
+	require.Equal(t, plan.StatusReady, o.Status, "%s\n%v", o.Error, tail.Lines())
+	var added []string
+	for _, c := range o.Summary.Added {
+		added = append(added, c.Model)
+	}
+	assert.Contains(t, added, "dagctl_example.from_setup")
+}
+
+// The seam end to end: the registry finds sqlmesh for the project, the spec runs its plan on the local
+// executor with the real sqlmesh, and the framework reads the result; then the apply reports progress.
+func TestPlanAndApplyThroughTheSeam(t *testing.T) {
+	dir := exampleCheckout(t)
 	reg, err := framework.NewRegistry(New(testutil.Python(t)))
 	require.NoError(t, err)
 	settings := framework.JobSettings{Frameworks: reg, ExecutionTime: "2024-01-22", BotEnv: map[string]string{"PATH": os.Getenv("PATH")}, Allowed: []string{"PATH"}}
