@@ -163,6 +163,20 @@ func CheckFlags(f Framework, project string, flags plan.Flags) error {
 	return checkFlags(f.Name(), f.Flags(), project, flags)
 }
 
+// CheckPlanFlags is the command-time check of `/dagctl plan` flags: every project the command plans must take
+// them, or the command is refused as a usage error naming the first project that does not. A project whose
+// framework this bot does not run is left to its plan, which fails saying so.
+func (r Registry) CheckPlanFlags(projects []repoconfig.Project, flags plan.Flags) error {
+	for _, p := range projects {
+		if f, ok := r.byName[p.Framework]; ok {
+			if err := CheckFlags(f, p.Name, flags); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func checkFlags(name repoconfig.Framework, accepted []plan.Flag, project string, flags plan.Flags) error {
 	ok := map[plan.Flag]bool{}
 	for _, a := range accepted {

@@ -184,3 +184,14 @@ func TestPlanAndApplyThroughTheSeam(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{filepath.Join(filepath.Dir(testutil.Python(t)), "sqlmesh"), "invalidate", "pr_7"}, spec.Command)
 }
+
+func TestSQLMeshTakesEveryPlanFlag(t *testing.T) {
+	reg, err := framework.NewRegistry(New("python"))
+	require.NoError(t, err)
+	all := plan.Flags{ForwardOnly: true, RestateModels: []string{"dagctl_example.orders"}, Start: "2024-01-01", End: "2024-01-08"}
+	projects := []repoconfig.Project{{Name: "warehouse", Framework: repoconfig.SQLMesh}, {Name: "marts", Framework: repoconfig.DBT}}
+	assert.NoError(t, reg.CheckPlanFlags(projects, all), "dbt is not run here: its plan says so, not the flags")
+	for _, f := range all.Set() {
+		assert.Contains(t, New("python").Flags(), f)
+	}
+}
