@@ -446,19 +446,28 @@ func (j *localJob) execute() Result {
 	if reason := j.stopReason(); reason != "" {
 		return Result{ExitCode: -1, Reason: reason}
 	}
+	if res, ok := j.runSetup(dir, env); !ok {
+		return res
+	}
+	return j.runProcess(dir, env, j.spec.Command)
+}
+
+// runSetup runs the setup steps in order, each logged first; it stops at the first that fails and returns its
+// result, with SetupFailedReason unless the job was stopped (a timeout or cancel keeps its own reason).
+func (j *localJob) runSetup(dir string, env map[string]string) (Result, bool) {
 	for i, step := range j.spec.Setup {
 		j.emit("stderr", fmt.Sprintf("dagctl: setup %d/%d: %s", i+1, len(j.spec.Setup), strings.Join(step, " ")))
 		res := j.runProcess(dir, env, step)
 		if res.Succeeded() {
 			continue
 		}
-		if j.stopReason() == "" { // a timeout or cancel keeps its own reason
+		if j.stopReason() == "" {
 			j.emit("stderr", fmt.Sprintf("dagctl: setup step %d (%s) failed (exit code %d, %s); the job stops here", i+1, step[0], res.ExitCode, orNone(res.Reason)))
 			res.Reason = SetupFailedReason(i + 1)
 		}
-		return res
+		return res, false
 	}
-	return j.runProcess(dir, env, j.spec.Command)
+	return Result{}, true
 }
 
 // runProcess runs one command of the job (a setup step or the command) to its end.
