@@ -385,7 +385,7 @@ func TestInstallationEventsKeepTheStoreCurrentAndSuspensionStopsPlans(t *testing
 	require.Equal(t, http.StatusAccepted, d.Status)
 	inst, err := store.GetInstallation(ctx, "github", strconv.Itoa(installationID))
 	require.NoError(t, err)
-	assert.Equal(t, "acme", inst.Account)
+	assert.Equal(t, "acme", inst.Owner)
 	assert.False(t, inst.Suspended)
 	assert.Equal(t, []string{"acme/warehouse"}, repoNames(t, w))
 
