@@ -51,7 +51,9 @@ func (w *contractWorld) OpenPR(files map[string]string) (int, string) {
 	return w.prs, head
 }
 
-func (w *contractWorld) CommentAs(number int, login, body string) { w.fr.AddComment(number, login, body) }
+func (w *contractWorld) CommentAs(number int, login, body string) {
+	w.fr.AddComment(number, login, body)
+}
 
 // CommentAsOtherBot comments as another app installed on the same account.
 func (w *contractWorld) CommentAsOtherBot(number int, body string) {
