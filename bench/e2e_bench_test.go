@@ -124,7 +124,7 @@ func newBenchWorld(b *testing.B) *benchWorld {
 func (w *benchWorld) floorCheck(b *testing.B) (create, update time.Duration) {
 	b.Helper()
 	ctx := context.Background()
-	repo := vcs.Repo{Forge: ghadapter.Forge, Owner: "acme", Name: "warehouse", InstallationID: installationID}
+	repo := vcs.Repo{Forge: ghadapter.Forge, Owner: "acme", Name: "warehouse", Account: ghadapter.AccountOf(installationID)}
 	check := vcs.Check{Name: "bench/floor", HeadSHA: w.Base, Status: vcs.CheckQueued, Title: "Queued", Summary: "floor"}
 	start := time.Now()
 	id, err := w.floor.CreateCheck(ctx, repo, check)

@@ -40,6 +40,22 @@ type Input struct {
 	Permissions map[string]vcs.Permission
 	// Teams maps "org/team" to its members, for the teams named in Rule.Approvers.
 	Teams map[string][]string
+	// Facts is what the forge's reviews carry (vcs.Forge.ReviewFacts). The rules bind an approval to the plan by
+	// its commit and its time, so they need both: without either, no approval counts (the zero value counts none).
+	Facts vcs.ReviewFacts
+}
+
+// unbindable says why the forge's reviews cannot be bound to a plan, or "" when they can.
+func unbindable(f vcs.ReviewFacts) string {
+	switch {
+	case !f.Commit && !f.SubmittedAt:
+		return "the forge's approvals name neither the commit approved nor when"
+	case !f.Commit:
+		return "the forge's approvals do not name the commit approved"
+	case !f.SubmittedAt:
+		return "the forge's approvals do not say when they were given"
+	}
+	return ""
 }
 
 // Plan is a plan as the approval rules see it.
@@ -123,9 +139,12 @@ func joinUsers(users []string) string {
 //     (or after the result of an earlier plan of the same commit and scope), its author is not the PR author, not the plan's
 //     trigger, not a commit author (unless the rule allows), is an allowed approver and has write permission;
 //   - changes requested by a reviewer with write permission block;
-//   - the number of counted approvals must reach the rule's requirement.
+//   - the number of counted approvals must reach the rule's requirement;
+//   - when the forge's reviews do not carry both their commit and their time (Input.Facts), no approval counts:
+//     it could not be bound to the plan.
 func Evaluate(in Input) Result {
 	res := Result{Required: in.Rule.RequiredApprovals}
+	cannotBind := unbindable(in.Facts)
 	excluded := map[string]string{}
 	if !in.Rule.CountCommitAuthors {
 		for _, a := range in.CommitAuthors {
@@ -151,6 +170,10 @@ func Evaluate(in Input) Result {
 		}
 		if reason, ok := excluded[strings.ToLower(r.User)]; ok {
 			res.Ignored = append(res.Ignored, Ignored{r.User, reason})
+			continue
+		}
+		if cannotBind != "" {
+			res.Ignored = append(res.Ignored, Ignored{r.User, cannotBind})
 			continue
 		}
 		if r.CommitSHA != in.Plan.HeadSHA {

@@ -26,6 +26,40 @@ func base(reviews ...vcs.Review) Input {
 		CommitAuthors: []string{"alice"},
 		Reviews:       reviews,
 		Permissions:   map[string]vcs.Permission{"alice": vcs.PermissionWrite, "bob": vcs.PermissionWrite, "carol": vcs.PermissionAdmin, "dave": vcs.PermissionRead, "erin": vcs.PermissionWrite},
+		Facts:         vcs.ReviewFacts{Commit: true, SubmittedAt: true}, // GitHub's reviews
+	}
+}
+
+// The rules need both facts to bind an approval to a plan; a forge that gives fewer gets no approval counted,
+// however the review looks, and changes requested still block.
+func TestApprovalsCountOnlyWhenTheForgeSaysCommitAndTime(t *testing.T) {
+	approved := review(1, "bob", vcs.ReviewApproved, head, 1)
+	for name, tc := range map[string]struct {
+		facts    vcs.ReviewFacts
+		approved bool
+		reason   string
+	}{
+		"commit and time (GitHub)": {vcs.ReviewFacts{Commit: true, SubmittedAt: true}, true, ""},
+		"time only":                {vcs.ReviewFacts{SubmittedAt: true}, false, "the forge's approvals do not name the commit approved"},
+		"commit only":              {vcs.ReviewFacts{Commit: true}, false, "the forge's approvals do not say when they were given"},
+		"neither (GitLab's approvals)": {vcs.ReviewFacts{}, false,
+			"the forge's approvals name neither the commit approved nor when"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			in := base(approved)
+			in.Facts = tc.facts
+			res := Evaluate(in)
+			assert.Equal(t, tc.approved, res.Approved)
+			if tc.approved {
+				assert.Equal(t, []string{"bob"}, res.ApprovedBy)
+				return
+			}
+			assert.Empty(t, res.ApprovedBy)
+			assert.Equal(t, []Ignored{{"bob", tc.reason}}, res.Ignored)
+
+			in.Reviews = append(in.Reviews, review(2, "carol", vcs.ReviewChangesRequested, head, 2))
+			assert.Equal(t, []string{"carol"}, Evaluate(in).ChangesRequestedBy, "a request for changes blocks whatever the forge carries")
+		})
 	}
 }
 

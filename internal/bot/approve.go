@@ -61,7 +61,7 @@ func (b *Bot) evaluateApproval(ctx context.Context, forge vcs.Forge, p db.Plan, 
 	}
 	res := approval.Evaluate(approval.Input{
 		Rule: rule, PRAuthor: pc.PR.Author, Plan: this, SameScope: sameScope, PlanTrigger: p.TriggerUser,
-		CommitAuthors: authors, Reviews: reviews, Permissions: perms, Teams: teams,
+		CommitAuthors: authors, Reviews: reviews, Permissions: perms, Teams: teams, Facts: forge.ReviewFacts(),
 	})
 	snap := db.ApprovalSnapshot{PlanID: p.ID, SHA: p.HeadSHA, Satisfied: res.Approved, Missing: missing(res)}
 	for _, u := range res.ApprovedBy {

@@ -94,8 +94,8 @@ func (b *Bot) Handle(ctx context.Context, ev vcs.Event) error {
 	if !ok {
 		return fmt.Errorf("no forge %q configured", ev.Repo.Forge)
 	}
-	if ev.Repo.InstallationID != 0 {
-		inst, err := b.store.GetInstallation(ctx, ev.Repo.Forge, ev.Repo.InstallationID)
+	if ev.Repo.Account != "" {
+		inst, err := b.store.GetInstallation(ctx, ev.Repo.Forge, ev.Repo.Account)
 		if err == nil && inst.Suspended {
 			return vcs.ErrIgnored // a suspended installation is not served
 		}

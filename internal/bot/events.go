@@ -196,16 +196,16 @@ func (b *Bot) onPush(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev vcs
 func (b *Bot) onInstallation(ctx context.Context, forge string, ev vcs.InstallationEvent) error {
 	switch ev.Action {
 	case "deleted":
-		return b.store.RemoveInstallation(ctx, forge, ev.ID)
+		return b.store.RemoveInstallation(ctx, forge, ev.Account)
 	case "created", "suspend", "unsuspend", "added", "removed", "new_permissions_accepted":
 		if err := b.store.UpsertInstallation(ctx, db.Installation{
-			Forge: forge, ID: ev.ID, Account: ev.Account, Suspended: ev.Action == "suspend",
+			Forge: forge, Account: ev.Account, Owner: ev.Owner, Suspended: ev.Action == "suspend",
 		}); err != nil {
 			return err
 		}
 		for _, r := range ev.Added {
 			if err := b.store.UpsertRepo(ctx, db.Repo{
-				Forge: forge, FullName: r.FullName(), InstallationID: ev.ID, CloneURL: r.CloneURL, DefaultBranch: r.DefaultBranch,
+				Forge: forge, FullName: r.FullName(), Account: ev.Account, CloneURL: r.CloneURL, DefaultBranch: r.DefaultBranch,
 			}); err != nil {
 				return err
 			}

@@ -50,9 +50,9 @@ type Store interface {
 	RecordApplied(ctx context.Context, a db.AppliedContent) error
 	LastApplied(ctx context.Context, forge, repo, project, env string) (db.AppliedContent, error)
 
-	GetInstallation(ctx context.Context, forge string, id int64) (db.Installation, error)
+	GetInstallation(ctx context.Context, forge, account string) (db.Installation, error)
 	UpsertInstallation(ctx context.Context, in db.Installation) error
-	RemoveInstallation(ctx context.Context, forge string, id int64) error
+	RemoveInstallation(ctx context.Context, forge, account string) error
 	UpsertRepo(ctx context.Context, r db.Repo) error
 	RemoveRepo(ctx context.Context, forge, fullName string) error
 }

@@ -136,8 +136,8 @@ func TestConcurrentWritersNeverSeeBusy(t *testing.T) {
 						if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM installations`).Scan(&n); err != nil {
 							return err
 						}
-						_, err := tx.ExecContext(ctx, `INSERT INTO installations (forge, installation_id, account, created_at, updated_at)
-							VALUES ('github', ?, 'acct', 0, 0)`, n+1)
+						_, err := tx.ExecContext(ctx, `INSERT INTO installations (forge, account, owner, created_at, updated_at)
+							VALUES ('github', CAST(? AS TEXT), 'acct', 0, 0)`, n+1)
 						return err
 					})
 					_, err := s.ListInstallations(ctx)
@@ -152,7 +152,7 @@ func TestConcurrentWritersNeverSeeBusy(t *testing.T) {
 		require.NoError(t, err)
 	}
 	var n, distinct int
-	require.NoError(t, a.db.QueryRowContext(ctx, `SELECT count(*), count(DISTINCT installation_id) FROM installations`).Scan(&n, &distinct))
+	require.NoError(t, a.db.QueryRowContext(ctx, `SELECT count(*), count(DISTINCT account) FROM installations`).Scan(&n, &distinct))
 	assert.Equal(t, 2*goroutines*writes, n)
 	assert.Equal(t, n, distinct, "every read-then-write saw the previous writes: the transactions were serial")
 }

@@ -14,16 +14,16 @@ func TestInstallationsAndRepos(t *testing.T) {
 	clk := newClock()
 	s, path := openTemp(t, WithClock(clk.Now))
 
-	require.NoError(t, s.UpsertInstallation(ctx, Installation{Forge: "github", ID: 7, Account: "acme"}))
-	require.NoError(t, s.UpsertInstallation(ctx, Installation{Forge: "github", ID: 8, Account: "other"}))
-	require.NoError(t, s.UpsertRepo(ctx, Repo{Forge: "github", FullName: "acme/warehouse", InstallationID: 7,
+	require.NoError(t, s.UpsertInstallation(ctx, Installation{Forge: "github", Account: "7", Owner: "acme"}))
+	require.NoError(t, s.UpsertInstallation(ctx, Installation{Forge: "github", Account: "8", Owner: "other"}))
+	require.NoError(t, s.UpsertRepo(ctx, Repo{Forge: "github", FullName: "acme/warehouse", Account: "7",
 		CloneURL: "https://github.com/acme/warehouse.git", DefaultBranch: "main"}))
-	require.NoError(t, s.UpsertRepo(ctx, Repo{Forge: "github", FullName: "acme/analytics", InstallationID: 7,
+	require.NoError(t, s.UpsertRepo(ctx, Repo{Forge: "github", FullName: "acme/analytics", Account: "7",
 		CloneURL: "https://github.com/acme/analytics.git", DefaultBranch: "main"}))
-	require.NoError(t, s.UpsertRepo(ctx, Repo{Forge: "github", FullName: "other/x", InstallationID: 8,
+	require.NoError(t, s.UpsertRepo(ctx, Repo{Forge: "github", FullName: "other/x", Account: "8",
 		CloneURL: "https://github.com/other/x.git", DefaultBranch: "trunk"}))
 
-	assert.Error(t, s.UpsertRepo(ctx, Repo{Forge: "github", FullName: "ghost/x", InstallationID: 99}),
+	assert.Error(t, s.UpsertRepo(ctx, Repo{Forge: "github", FullName: "ghost/x", Account: "99"}),
 		"a repo needs its installation")
 
 	r, err := s.GetRepo(ctx, "github", "ACME/Warehouse")
@@ -35,9 +35,9 @@ func TestInstallationsAndRepos(t *testing.T) {
 
 	// Upsert updates in place (a renamed default branch, a suspended installation).
 	clk.Advance(time.Minute)
-	require.NoError(t, s.UpsertRepo(ctx, Repo{Forge: "github", FullName: "acme/warehouse", InstallationID: 7,
+	require.NoError(t, s.UpsertRepo(ctx, Repo{Forge: "github", FullName: "acme/warehouse", Account: "7",
 		CloneURL: "https://github.com/acme/warehouse.git", DefaultBranch: "develop"}))
-	require.NoError(t, s.UpsertInstallation(ctx, Installation{Forge: "github", ID: 7, Account: "acme", Suspended: true}))
+	require.NoError(t, s.UpsertInstallation(ctx, Installation{Forge: "github", Account: "7", Owner: "acme", Suspended: true}))
 	r, err = s.GetRepo(ctx, "github", "acme/warehouse")
 	require.NoError(t, err)
 	assert.Equal(t, "develop", r.DefaultBranch)
@@ -45,14 +45,14 @@ func TestInstallationsAndRepos(t *testing.T) {
 	assert.Equal(t, clk.Now(), r.UpdatedAt)
 	assert.True(t, r.UpdatedAt.After(r.CreatedAt))
 
-	in, err := s.GetInstallation(ctx, "github", 7)
+	in, err := s.GetInstallation(ctx, "github", "7")
 	require.NoError(t, err)
 	assert.True(t, in.Suspended)
 
 	installs, err := s.ListInstallations(ctx)
 	require.NoError(t, err)
 	assert.Len(t, installs, 2)
-	repos, err := s.ListInstallationRepos(ctx, "github", 7)
+	repos, err := s.ListInstallationRepos(ctx, "github", "7")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"acme/analytics", "acme/warehouse"}, repoNames(repos))
 
@@ -67,8 +67,8 @@ func TestInstallationsAndRepos(t *testing.T) {
 	_, err = s.GetRepo(ctx, "github", "acme/analytics")
 	assert.ErrorIs(t, err, ErrNotFound)
 
-	require.NoError(t, s.RemoveInstallation(ctx, "github", 7))
-	_, err = s.GetInstallation(ctx, "github", 7)
+	require.NoError(t, s.RemoveInstallation(ctx, "github", "7"))
+	_, err = s.GetInstallation(ctx, "github", "7")
 	assert.ErrorIs(t, err, ErrNotFound)
 	all, err = s.ListRepos(ctx)
 	require.NoError(t, err)

@@ -367,7 +367,7 @@ func repoList(names ...string) []any {
 
 func repoNames(t *testing.T, w *world) []string {
 	t.Helper()
-	repos, err := w.srv.Store().ListInstallationRepos(context.Background(), "github", installationID)
+	repos, err := w.srv.Store().ListInstallationRepos(context.Background(), "github", strconv.Itoa(installationID))
 	require.NoError(t, err)
 	var names []string
 	for _, r := range repos {
@@ -383,9 +383,9 @@ func TestInstallationEventsKeepTheStoreCurrentAndSuspensionStopsPlans(t *testing
 
 	d := w.send(installationPayload(t, "installation.created.json", "created").Set("repositories", repoList("warehouse")))
 	require.Equal(t, http.StatusAccepted, d.Status)
-	inst, err := store.GetInstallation(ctx, "github", installationID)
+	inst, err := store.GetInstallation(ctx, "github", strconv.Itoa(installationID))
 	require.NoError(t, err)
-	assert.Equal(t, "acme", inst.Account)
+	assert.Equal(t, "acme", inst.Owner)
 	assert.False(t, inst.Suspended)
 	assert.Equal(t, []string{"acme/warehouse"}, repoNames(t, w))
 
@@ -399,7 +399,7 @@ func TestInstallationEventsKeepTheStoreCurrentAndSuspensionStopsPlans(t *testing
 	// Suspended: the installation's repositories are not served. (The fake still hands out tokens, so only the
 	// bot's own rule keeps it from planning.)
 	w.send(installationPayload(t, "installation.suspend.json", "suspend"))
-	inst, err = store.GetInstallation(ctx, "github", installationID)
+	inst, err = store.GetInstallation(ctx, "github", strconv.Itoa(installationID))
 	require.NoError(t, err)
 	assert.True(t, inst.Suspended)
 	repo, err := store.GetRepo(ctx, "github", "acme/warehouse")
@@ -421,7 +421,7 @@ func TestInstallationEventsKeepTheStoreCurrentAndSuspensionStopsPlans(t *testing
 	// Unsuspended: served again.
 	w.send(installationPayload(t, "installation.suspend.json", "unsuspend").Set("installation.suspended_at", nil).
 		Set("installation.suspended_by", nil))
-	inst, err = store.GetInstallation(ctx, "github", installationID)
+	inst, err = store.GetInstallation(ctx, "github", strconv.Itoa(installationID))
 	require.NoError(t, err)
 	assert.False(t, inst.Suspended)
 	assert.Equal(t, []string{"acme/marts", "acme/warehouse"}, repoNames(t, w), "unsuspending keeps the repositories")
@@ -430,7 +430,7 @@ func TestInstallationEventsKeepTheStoreCurrentAndSuspensionStopsPlans(t *testing
 
 	// Uninstalled: the installation and its repositories are gone.
 	w.send(installationPayload(t, "installation.deleted.json", "deleted").Set("repositories", repoList("marts", "warehouse")))
-	_, err = store.GetInstallation(ctx, "github", installationID)
+	_, err = store.GetInstallation(ctx, "github", strconv.Itoa(installationID))
 	assert.ErrorIs(t, err, db.ErrNotFound)
 	all, err := store.ListRepos(ctx)
 	require.NoError(t, err)

@@ -23,7 +23,6 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/planner"
 	"github.com/dagctl/dagctl-bot/internal/serverconfig"
 	"github.com/dagctl/dagctl-bot/internal/setup"
-	"github.com/dagctl/dagctl-bot/internal/vcs"
 	ghadapter "github.com/dagctl/dagctl-bot/internal/vcs/github"
 	"github.com/dagctl/dagctl-bot/internal/webhook"
 )
@@ -46,6 +45,9 @@ type Options struct {
 	Environ []string
 	// MaxJobs bounds concurrent jobs (default 4).
 	MaxJobs int
+	// Forges are served besides GitHub, each at /webhooks/{name} (tests register a forge of their own; adapters
+	// configured by the settings are added the same way).
+	Forges []Forge
 }
 
 // Server is a running dagctl-bot.
@@ -56,6 +58,7 @@ type Server struct {
 	store      *db.Store
 	executor   jobs.Executor
 	forges     *forgeSet
+	intake     *webhook.Intake
 	bot        *bot.Bot
 	dispatcher *dispatch.Dispatcher
 	router     *mux.Router
@@ -79,7 +82,10 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 	if opts.Environ == nil {
 		opts.Environ = os.Environ()
 	}
-	s := &Server{cfg: cfg, opts: opts, log: opts.Log, forges: &forgeSet{}}
+	s := &Server{cfg: cfg, opts: opts, log: opts.Log, forges: newForgeSet()}
+	if err := s.registerForges(); err != nil {
+		return nil, err
+	}
 	if err := s.isolateJobs(); err != nil {
 		return nil, err
 	}
@@ -123,7 +129,7 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 	})
 	s.dispatcher = &dispatch.Dispatcher{
 		Queue:   store,
-		Parsers: map[string]dispatch.Parser{ghadapter.Forge: ghadapter.ParseWebhook},
+		Parsers: s.forges.parsers(),
 		Handle:  s.bot.Handle,
 		Log:     s.log,
 	}
@@ -276,38 +282,21 @@ func (s *Server) Crash() {
 	s.bot.Wait()
 }
 
-// forgeSet holds the configured forges; /setup can add GitHub while the server runs.
-type forgeSet struct {
-	mu            sync.RWMutex
-	github        vcs.Forge
-	webhookSecret []byte
-}
-
-func (f *forgeSet) get(name string) (vcs.Forge, bool) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if name == ghadapter.Forge && f.github != nil {
-		return f.github, true
+// registerForges registers GitHub (configured later, from the settings or /setup) and the forges of the options,
+// which come configured.
+func (s *Server) registerForges() error {
+	if err := s.forges.add(gitHubForge()); err != nil {
+		return err
 	}
-	return nil, false
-}
-
-func (f *forgeSet) setGitHub(forge vcs.Forge, secret []byte) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.github, f.webhookSecret = forge, secret
-}
-
-func (f *forgeSet) gitHubSecret() []byte {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return f.webhookSecret
-}
-
-func (f *forgeSet) gitHubConfigured() bool {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return f.github != nil
+	for _, forge := range s.opts.Forges {
+		if err := s.forges.add(forge); err != nil {
+			return err
+		}
+		if len(forge.Secret) > 0 {
+			s.credentials = append(s.credentials, string(forge.Secret))
+		}
+	}
+	return nil
 }
 
 // configureGitHub sets the GitHub App up from the settings (which win) or from credentials stored by /setup.
@@ -334,7 +323,7 @@ func (s *Server) useGitHubApp(appID int64, key, secret []byte) error {
 	if err != nil {
 		return fmt.Errorf("GitHub App %d: %w", appID, err)
 	}
-	s.forges.setGitHub(app, secret)
+	s.forges.configure(ghadapter.Forge, app, secret)
 	s.credentials = append(s.credentials, string(key), string(secret))
 	if s.bot != nil {
 		s.bot.AddSecrets(string(key), string(secret))
@@ -346,12 +335,11 @@ func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
-	r.Handle("/webhooks/github", &webhook.GitHub{
-		Secret: s.forges.gitHubSecret,
-		Queue:  s.store,
-		Notify: s.dispatcher.Notify,
-		Log:    s.log,
-	})
+	// One intake for every forge: one body budget, each forge's headers, verifier and ordering.
+	s.intake = &webhook.Intake{Queue: s.store, Notify: s.dispatcher.Notify, Log: s.log}
+	for _, src := range s.forges.sources() {
+		r.Handle("/webhooks/"+src.Forge, s.intake.For(src))
+	}
 	r.HandleFunc("/runs/{id}/{sig}", s.runLog).Methods(http.MethodGet)
 	if len(s.opts.Manifest) > 0 {
 		r.PathPrefix("/setup").Handler(s.setupHandler())
@@ -379,7 +367,7 @@ func (s *Server) setupHandler() http.Handler {
 		web = gitHubWebURL(s.cfg.GitHub.APIURL)
 	}
 	code := ""
-	if !s.forges.gitHubConfigured() {
+	if !s.forges.configured(ghadapter.Forge) {
 		// Printed once, here: reading the bot's log is what proves the visitor of /setup is its operator.
 		code = setup.NewCode()
 		s.log.Warn("no GitHub App configured: create one through the manifest flow with this one-time setup code",
@@ -390,7 +378,7 @@ func (s *Server) setupHandler() http.Handler {
 		PublicURL:  s.cfg.PublicURL,
 		WebURL:     web,
 		Manifest:   s.opts.Manifest,
-		Configured: s.forges.gitHubConfigured,
+		Configured: func() bool { return s.forges.configured(ghadapter.Forge) },
 		Exchange: func(ctx context.Context, code string) (setup.Credentials, error) {
 			c, err := ghadapter.ExchangeManifestCode(ctx, s.cfg.GitHub.APIURL, code)
 			if err != nil {

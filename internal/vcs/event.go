@@ -70,11 +70,13 @@ type RerequestEvent struct {
 	Sender     string `json:"sender"`
 }
 
-// InstallationEvent: the app was installed, removed, suspended, or its repository list changed.
+// InstallationEvent: the app was installed, removed, suspended, or its repository list changed (GitHub Apps;
+// a forge with one configured token has none).
 type InstallationEvent struct {
-	Action  string `json:"action"` // created, deleted, suspend, unsuspend, added, removed
-	ID      int64  `json:"id"`
+	Action string `json:"action"` // created, deleted, suspend, unsuspend, added, removed
+	// Account is the installation as vcs.Repo.Account names it; Owner the user or organisation it is on.
 	Account string `json:"account"`
+	Owner   string `json:"owner"`
 	Added   []Repo `json:"added,omitempty"`
 	Removed []Repo `json:"removed,omitempty"`
 }

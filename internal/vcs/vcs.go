@@ -6,22 +6,44 @@ package vcs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strconv"
 	"time"
 )
 
 // Repo identifies a repository on a forge.
 type Repo struct {
-	Forge          string `json:"forge"` // "github", "gitlab"
-	Owner          string `json:"owner"`
-	Name           string `json:"name"`
-	InstallationID int64  `json:"installation_id,omitempty"`
-	CloneURL       string `json:"clone_url,omitempty"`
-	DefaultBranch  string `json:"default_branch,omitempty"`
+	Forge string `json:"forge"` // "github", "gitlab"
+	Owner string `json:"owner"`
+	Name  string `json:"name"`
+	// Account is the forge account the bot acts through for this repository, as the adapter spells it: GitHub's
+	// installation id in decimal; "" for a forge with one configured token (GitLab). Opaque to the core.
+	Account       string `json:"account,omitempty"`
+	CloneURL      string `json:"clone_url,omitempty"`
+	DefaultBranch string `json:"default_branch,omitempty"`
 }
 
 // FullName is owner/name.
 func (r Repo) FullName() string { return r.Owner + "/" + r.Name }
+
+// UnmarshalJSON also reads what earlier versions stored (plans keep their PR as JSON): the GitHub installation id
+// as "installation_id", a number, which is the account in decimal.
+func (r *Repo) UnmarshalJSON(data []byte) error {
+	type plain Repo // without this method
+	var stored struct {
+		plain
+		InstallationID int64 `json:"installation_id"`
+	}
+	if err := json.Unmarshal(data, &stored); err != nil {
+		return err
+	}
+	*r = Repo(stored.plain)
+	if r.Account == "" && stored.InstallationID != 0 {
+		r.Account = strconv.FormatInt(stored.InstallationID, 10)
+	}
+	return nil
+}
 
 // PullRequest is a pull request (GitHub) or merge request (GitLab).
 type PullRequest struct {
@@ -165,7 +187,17 @@ type Forge interface {
 	// CloneToken is a short-lived credential for fetching the repository's code.
 	CloneToken(ctx context.Context, repo Repo) (string, error)
 
+	// PutStatus writes the status of (status.CommitSHA, status.Name): ref is what the previous write of that status
+	// returned, "" the first time; the answer is the ref to pass next time. Each adapter documents how the eight
+	// states map to its forge.
+	PutStatus(ctx context.Context, repo Repo, status Status, ref StatusRef) (StatusRef, error)
+	// StatusPostedAt is when the forge says the status reached a final state, on the forge's own clock (zero while
+	// it has not): approvals count for a plan only when given after its result was posted.
+	StatusPostedAt(ctx context.Context, repo Repo, ref StatusRef) (time.Time, error)
+
+	// Deprecated: use PutStatus. Kept while internal/bot still writes check runs.
 	CreateCheck(ctx context.Context, repo Repo, check Check) (int64, error)
+	// Deprecated: use PutStatus. Kept while internal/bot still writes check runs.
 	UpdateCheck(ctx context.Context, repo Repo, check Check) error
 
 	// Comments lists a PR's conversation, each marked ByBot when the bot's own account wrote it.
@@ -175,8 +207,9 @@ type Forge interface {
 	DeleteComment(ctx context.Context, repo Repo, id int64) error
 	React(ctx context.Context, repo Repo, commentID int64, reaction Reaction) error
 
-	// CheckCompletedAt is when the forge says a check completed, on the forge's own clock (zero while it has not):
-	// approvals count for a plan only when given after its result was posted.
+	// CheckCompletedAt is when the forge says a check completed, on the forge's own clock (zero while it has not).
+	//
+	// Deprecated: use StatusPostedAt (the ref of a GitHub status is its check run's id in decimal).
 	CheckCompletedAt(ctx context.Context, repo Repo, checkID int64) (time.Time, error)
 	// Compare says how head relates to base (branch names or commits): their merge base, and how many commits
 	// head is ahead of and behind base.
@@ -188,8 +221,22 @@ type Forge interface {
 	// Tree lists every file of a commit with its content id (a blob hash); it may be truncated.
 	Tree(ctx context.Context, repo Repo, sha string) (Tree, error)
 
+	// ReviewFacts says what the forge's reviews carry, for the approval rules to know what they can decide.
+	ReviewFacts() ReviewFacts
+
 	// Limits are the forge's size limits for what the bot writes.
 	Limits() Limits
+}
+
+// ReviewFacts is what each review (approval) a forge lists says about itself. The approval rules bind an approval
+// to a plan by both: it was given on the plan's commit, after the plan's result was posted. A forge that lacks
+// one gives approvals the rules cannot bind, and they do not count (GitLab: its approvals carry neither per
+// approval; its adapter will supply what it can read elsewhere).
+type ReviewFacts struct {
+	// Commit: Review.CommitSHA is the commit the reviewer saw when approving.
+	Commit bool
+	// SubmittedAt: Review.SubmittedAt is when the forge recorded the review, on the forge's clock.
+	SubmittedAt bool
 }
 
 // Comparison is how a head commit relates to a base.

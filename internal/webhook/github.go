@@ -2,8 +2,6 @@ package webhook
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -12,10 +10,27 @@ import (
 	ghadapter "github.com/dagctl/dagctl-bot/internal/vcs/github"
 )
 
-// GitHub receives GitHub App webhooks at POST /webhooks/github.
+// GitHubSource is GitHub's part of the intake: X-GitHub-Event, X-GitHub-Delivery, and X-Hub-Signature-256
+// checked by the adapter's rule (sha256 only, constant time, through go-github).
+func GitHubSource(secret func() []byte) Source {
+	return Source{
+		Forge:           ghadapter.Forge,
+		EventHeader:     ghadapter.EventHeader,
+		DeliveryHeaders: []string{ghadapter.DeliveryHeader},
+		AuthHeader:      ghadapter.SignatureHeader,
+		Secret:          secret,
+		SetupHint:       "see /setup",
+		Verify: func(secret []byte, signature string, body []byte) error {
+			return ghadapter.VerifySignature(string(secret), signature, body)
+		},
+		OrderingKey: gitHubOrderingKey,
+	}
+}
+
+// GitHub receives GitHub App webhooks alone: an Intake with GitHub's source (the benches and the intake's own
+// tests serve it so).
 type GitHub struct {
-	// Secret returns the webhook secret; empty means the app is not set up yet and nothing is accepted. It is a
-	// function because the manifest flow (/setup) can set the secret while the server runs.
+	// Secret returns the webhook secret; empty means the app is not set up yet and nothing is accepted.
 	Secret func() []byte
 	Queue  Queue
 	// Notify is called after a new delivery is stored, to wake the dispatcher. Optional.
@@ -24,98 +39,27 @@ type GitHub struct {
 	// Limits bound the bodies read at once (zero: DefaultBodyLimits).
 	Limits BodyLimits
 
-	once      sync.Once
-	admission *admission
+	once    sync.Once
+	intake  *Intake
+	handler http.Handler
+}
+
+func (h *GitHub) init() {
+	h.once.Do(func() {
+		h.intake = &Intake{Queue: h.Queue, Notify: h.Notify, Log: h.Log, Limits: h.Limits}
+		h.handler = h.intake.For(GitHubSource(h.Secret))
+	})
 }
 
 // Stats is what the intake holds right now.
-func (h *GitHub) Stats() IntakeStats { return h.admit().snapshot() }
-
-func (h *GitHub) admit() *admission {
-	h.once.Do(func() { h.admission = newAdmission(h.Limits) })
-	return h.admission
+func (h *GitHub) Stats() IntakeStats {
+	h.init()
+	return h.intake.Stats()
 }
 
 func (h *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	log := logger(h.Log)
-	if r.Method != http.MethodPost {
-		reply(w, http.StatusMethodNotAllowed, "webhooks are POSTed")
-		return
-	}
-	secret := h.Secret()
-	if len(secret) == 0 {
-		// Never accept unsigned deliveries: without a secret anyone could drive the bot.
-		reply(w, http.StatusServiceUnavailable, "dagctl-bot is not set up yet: no webhook secret is configured (see /setup)")
-		return
-	}
-	// Everything that can be refused without the body is refused before it is read: reading is what costs memory.
-	if r.ContentLength > MaxBodyBytes {
-		reply(w, http.StatusRequestEntityTooLarge, "payload too large")
-		return
-	}
-	event, id, signature := r.Header.Get(ghadapter.EventHeader), r.Header.Get(ghadapter.DeliveryHeader), r.Header.Get(ghadapter.SignatureHeader)
-	if signature == "" {
-		reply(w, http.StatusUnauthorized, "missing or invalid X-Hub-Signature-256")
-		return
-	}
-	if event == "" || id == "" {
-		reply(w, http.StatusBadRequest, "missing X-GitHub-Event or X-GitHub-Delivery")
-		return
-	}
-	release, ok := h.admit().admit(r.Context(), r.ContentLength)
-	if !ok {
-		log.Warn("webhook refused: the intake is full", "delivery", id, "content_length", r.ContentLength)
-		w.Header().Set("Retry-After", "10")
-		reply(w, http.StatusServiceUnavailable, "the intake is busy; redeliver this delivery")
-		return
-	}
-	defer release()
-	body, err := readBody(w, r)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			reply(w, http.StatusRequestEntityTooLarge, "payload too large")
-			return
-		}
-		reply(w, http.StatusBadRequest, "cannot read body")
-		return
-	}
-	// The adapter holds GitHub's signature rule (sha256 only, constant time, through go-github).
-	if err := ghadapter.VerifySignature(string(secret), signature, body); err != nil {
-		log.Warn("webhook rejected", "delivery", id, "reason", err)
-		reply(w, http.StatusUnauthorized, "missing or invalid X-Hub-Signature-256")
-		return
-	}
-	key := gitHubOrderingKey(body)
-	inserted, err := h.Queue.Enqueue(r.Context(), "github", id, event, key, body)
-	if err != nil {
-		log.Error("webhook not stored", "delivery", id, "event", event, "err", err)
-		reply(w, http.StatusInternalServerError, "could not store the delivery; redeliver it")
-		return
-	}
-	if !inserted {
-		log.Info("duplicate delivery ignored", "delivery", id, "event", event)
-		reply(w, http.StatusOK, "duplicate delivery, already queued")
-		return
-	}
-	log.Info("delivery queued", "delivery", id, "event", event, "key", key)
-	if h.Notify != nil {
-		h.Notify()
-	}
-	reply(w, http.StatusAccepted, "queued")
-}
-
-// readBody reads the whole body: into a buffer of the declared length when there is one (admission charged
-// exactly that), else growing up to the cap.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	if r.ContentLength < 0 {
-		return io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	}
-	body := make([]byte, r.ContentLength)
-	if _, err := io.ReadFull(r.Body, body); err != nil {
-		return nil, err
-	}
-	return body, nil
+	h.init()
+	h.handler.ServeHTTP(w, r)
 }
 
 // gitHubOrderingKey puts every event about one pull request under one key ("github:owner/repo#12") and other

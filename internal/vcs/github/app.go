@@ -112,7 +112,7 @@ func APIURLs(apiURL string) (base, upload string, err error) {
 }
 
 // App is a GitHub App: it authenticates as the app (JWT) and hands out one cached Installation per
-// installation id. App implements vcs.Forge by routing each call on repo.InstallationID.
+// installation id. App implements vcs.Forge by routing each call on repo.Account (the installation id).
 type App struct {
 	cfg       Config
 	baseURL   string
@@ -272,12 +272,16 @@ func (t *tokenTransport) Token(ctx context.Context) (string, error) {
 	return t.current.Load().Token(ctx)
 }
 
-// forRepo is the installation of a repository, from repo.InstallationID.
+// forRepo is the installation of a repository, from repo.Account.
 func (a *App) forRepo(repo vcs.Repo) (*Installation, error) {
-	if repo.InstallationID == 0 {
+	if repo.Account == "" {
 		return nil, fmt.Errorf("github: %s has no installation id", repo.FullName())
 	}
-	return a.Installation(repo.InstallationID), nil
+	id, err := InstallationOf(repo.Account)
+	if err != nil {
+		return nil, fmt.Errorf("github: %s: %w", repo.FullName(), err)
+	}
+	return a.Installation(id), nil
 }
 
 var _ vcs.Forge = (*App)(nil)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -48,10 +49,30 @@ func (i *Installation) Limits() vcs.Limits {
 	return vcs.Limits{CommentChars: MaxCommentChars, CheckOutputSize: MaxCheckOutput}
 }
 
+// Account is the installation as vcs.Repo.Account names it: its id in decimal.
+func (i *Installation) Account() string { return AccountOf(i.id) }
+
+// AccountOf is vcs.Repo.Account for installation id.
+func AccountOf(installationID int64) string {
+	if installationID == 0 {
+		return ""
+	}
+	return strconv.FormatInt(installationID, 10)
+}
+
+// InstallationOf reads vcs.Repo.Account back as an installation id.
+func InstallationOf(account string) (int64, error) {
+	id, err := strconv.ParseInt(account, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("github: account %q is not an installation id", account)
+	}
+	return id, nil
+}
+
 // checkRepo refuses a repository that names another installation: its token would not see it.
 func (i *Installation) checkRepo(repo vcs.Repo) error {
-	if repo.InstallationID != 0 && repo.InstallationID != i.id {
-		return fmt.Errorf("github: %s belongs to installation %d, not %d", repo.FullName(), repo.InstallationID, i.id)
+	if repo.Account != "" && repo.Account != i.Account() {
+		return fmt.Errorf("github: %s belongs to installation %s, not %d", repo.FullName(), repo.Account, i.id)
 	}
 	if repo.Owner == "" || repo.Name == "" {
 		return fmt.Errorf("github: repository owner and name are required (got %q)", repo.FullName())
@@ -277,6 +298,8 @@ func (i *Installation) CloneToken(ctx context.Context, repo vcs.Repo) (string, e
 }
 
 // CreateCheck creates a check run and returns its id.
+//
+// Deprecated: use PutStatus.
 func (i *Installation) CreateCheck(ctx context.Context, repo vcs.Repo, check vcs.Check) (int64, error) {
 	if err := i.checkRepo(repo); err != nil {
 		return 0, err
@@ -304,6 +327,8 @@ func (i *Installation) CreateCheck(ctx context.Context, repo vcs.Repo, check vcs
 
 // UpdateCheck updates check run check.ID: status, conclusion, output and links. Name must be the check's name
 // (GitHub would rename it otherwise).
+//
+// Deprecated: use PutStatus.
 func (i *Installation) UpdateCheck(ctx context.Context, repo vcs.Repo, check vcs.Check) error {
 	if err := i.checkRepo(repo); err != nil {
 		return err

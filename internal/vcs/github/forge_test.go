@@ -312,7 +312,7 @@ func TestOnlyTheAppsOwnCommentsAreByBot(t *testing.T) {
 		Now: e.fake.Now, Sleep: e.sleep, MinWriteInterval: -1})
 	require.NoError(t, err)
 	otherRepo := e.repo
-	otherRepo.InstallationID = otherInstallationID
+	otherRepo.Account = "78"
 	_, err = other.Installation(otherInstallationID).CreateComment(e.ctx, otherRepo, 1, "<!-- dagctl-bot:sticky -->\nnot ours")
 	require.NoError(t, err)
 	e.fr.AddComment(1, testAppSlug+"[bot]", "<!-- dagctl-bot:sticky -->\na person")
@@ -382,12 +382,12 @@ func TestAppRoutesByInstallation(t *testing.T) {
 	assert.Same(t, e.inst, e.app.Installation(testInstallationID), "installations are cached")
 
 	noInstallation := e.repo
-	noInstallation.InstallationID = 0
+	noInstallation.Account = ""
 	_, err = forge.CreateComment(e.ctx, noInstallation, 1, "lost")
 	assert.ErrorContains(t, err, "no installation id")
 
 	other := e.repo
-	other.InstallationID = 5
+	other.Account = "5"
 	_, err = e.inst.CreateComment(e.ctx, other, 1, "wrong installation")
 	assert.ErrorContains(t, err, "belongs to installation 5")
 }
@@ -404,7 +404,7 @@ func TestInstallationInfo(t *testing.T) {
 func TestRepositoryOutsideTheInstallationIsNotFound(t *testing.T) {
 	e := newEnv(t)
 	e.fake.AddRepo("elsewhere", "secret", "", "")
-	other := vcs.Repo{Forge: github.Forge, Owner: "elsewhere", Name: "secret", InstallationID: testInstallationID}
+	other := vcs.Repo{Forge: github.Forge, Owner: "elsewhere", Name: "secret", Account: github.AccountOf(testInstallationID)}
 	_, err := e.inst.PullRequest(e.ctx, other, 1)
 	assert.ErrorIs(t, err, vcs.ErrNotFound)
 }

@@ -85,7 +85,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	e.app = app
 	e.inst = app.Installation(testInstallationID)
 	e.repo = vcs.Repo{
-		Forge: github.Forge, Owner: testOwner, Name: testRepoName, InstallationID: testInstallationID,
+		Forge: github.Forge, Owner: testOwner, Name: testRepoName, Account: github.AccountOf(testInstallationID),
 		CloneURL: e.fr.CloneURL(), DefaultBranch: "main",
 	}
 	return e

@@ -157,7 +157,7 @@ func repoOf(r *gh.Repository, inst *gh.Installation) vcs.Repo {
 		owner, name, _ = strings.Cut(r.GetFullName(), "/")
 	}
 	return vcs.Repo{
-		Forge: Forge, Owner: owner, Name: name, InstallationID: inst.GetID(),
+		Forge: Forge, Owner: owner, Name: name, Account: AccountOf(inst.GetID()),
 		CloneURL: r.GetCloneURL(), DefaultBranch: r.GetDefaultBranch(),
 	}
 }
@@ -240,7 +240,7 @@ func pushEvent(e *gh.PushEvent) (vcs.Event, error) {
 	}
 	return vcs.Event{
 		Repo: vcs.Repo{
-			Forge: Forge, Owner: owner, Name: name, InstallationID: e.GetInstallation().GetID(),
+			Forge: Forge, Owner: owner, Name: name, Account: AccountOf(e.GetInstallation().GetID()),
 			CloneURL: r.GetCloneURL(), DefaultBranch: r.GetDefaultBranch(),
 		},
 		Push: &vcs.PushEvent{
@@ -286,32 +286,32 @@ func checkSuiteEvent(e *gh.CheckSuiteEvent) (vcs.Event, error) {
 }
 
 // reposOf translates an installation payload's repository list ("owner/name" full names; no clone URLs).
-func reposOf(repos []*gh.Repository, installationID int64) []vcs.Repo {
+func reposOf(repos []*gh.Repository, account string) []vcs.Repo {
 	var out []vcs.Repo
 	for _, r := range repos {
 		owner, name, _ := strings.Cut(r.GetFullName(), "/")
 		if name == "" {
 			name = r.GetName()
 		}
-		out = append(out, vcs.Repo{Forge: Forge, Owner: owner, Name: name, InstallationID: installationID})
+		out = append(out, vcs.Repo{Forge: Forge, Owner: owner, Name: name, Account: account})
 	}
 	return out
 }
 
 func installationEvent(e *gh.InstallationEvent) (vcs.Event, error) {
 	inst := e.GetInstallation()
-	ev := &vcs.InstallationEvent{Action: e.GetAction(), ID: inst.GetID(), Account: inst.GetAccount().GetLogin()}
+	ev := &vcs.InstallationEvent{Action: e.GetAction(), Account: AccountOf(inst.GetID()), Owner: inst.GetAccount().GetLogin()}
 	switch e.GetAction() {
 	case "created":
-		ev.Added = reposOf(e.Repositories, inst.GetID())
+		ev.Added = reposOf(e.Repositories, ev.Account)
 	case "deleted":
-		ev.Removed = reposOf(e.Repositories, inst.GetID())
+		ev.Removed = reposOf(e.Repositories, ev.Account)
 	case "suspend", "unsuspend":
 	default:
 		return vcs.Event{}, ignored("installation", e.GetAction(), "action not handled by the bot")
 	}
 	return vcs.Event{
-		Repo:         vcs.Repo{Forge: Forge, Owner: ev.Account, InstallationID: ev.ID},
+		Repo:         vcs.Repo{Forge: Forge, Owner: ev.Owner, Account: ev.Account},
 		Installation: ev,
 	}, nil
 }
@@ -324,12 +324,11 @@ func installationRepositoriesEvent(e *gh.InstallationRepositoriesEvent) (vcs.Eve
 	}
 	inst := e.GetInstallation()
 	ev := &vcs.InstallationEvent{
-		Action: e.GetAction(), ID: inst.GetID(), Account: inst.GetAccount().GetLogin(),
-		Added:   reposOf(e.RepositoriesAdded, inst.GetID()),
-		Removed: reposOf(e.RepositoriesRemoved, inst.GetID()),
+		Action: e.GetAction(), Account: AccountOf(inst.GetID()), Owner: inst.GetAccount().GetLogin(),
 	}
+	ev.Added, ev.Removed = reposOf(e.RepositoriesAdded, ev.Account), reposOf(e.RepositoriesRemoved, ev.Account)
 	return vcs.Event{
-		Repo:         vcs.Repo{Forge: Forge, Owner: ev.Account, InstallationID: ev.ID},
+		Repo:         vcs.Repo{Forge: Forge, Owner: ev.Owner, Account: ev.Account},
 		Installation: ev,
 	}, nil
 }

@@ -22,7 +22,7 @@ import (
 // helloWorld is the repository most octokit fixtures are about.
 func helloWorld(installationID int64) vcs.Repo {
 	return vcs.Repo{
-		Forge: "github", Owner: "Codertocat", Name: "Hello-World", InstallationID: installationID,
+		Forge: "github", Owner: "Codertocat", Name: "Hello-World", Account: github.AccountOf(installationID),
 		CloneURL: "https://github.com/Codertocat/Hello-World.git", DefaultBranch: "master",
 	}
 }
@@ -116,7 +116,7 @@ var expectedEvents = map[string]func(t *testing.T, ev vcs.Event, err error){
 		require.NoError(t, err)
 		assert.Equal(t, "github", ev.Repo.Forge)
 		assert.Equal(t, "github/hello-world", ev.Repo.FullName())
-		assert.Equal(t, int64(1), ev.Repo.InstallationID)
+		assert.Equal(t, "1", ev.Repo.Account)
 		assert.Equal(t, &vcs.RerequestEvent{
 			CheckName: "randscape", HeadSHA: "d6fde92930d4715a2b49857d24b940956b26d2d3", Sender: "octocat",
 		}, ev.Rerequest, "no pull requests: GitHub does not link them for forks")
@@ -137,36 +137,36 @@ var expectedEvents = map[string]func(t *testing.T, ev vcs.Event, err error){
 	"installation.created.json": func(t *testing.T, ev vcs.Event, err error) {
 		require.NoError(t, err)
 		assert.Equal(t, vcs.Event{
-			Repo: vcs.Repo{Forge: "github", Owner: "Codertocat", InstallationID: 957387},
+			Repo: vcs.Repo{Forge: "github", Owner: "Codertocat", Account: "957387"},
 			Installation: &vcs.InstallationEvent{
-				Action: "created", ID: 957387, Account: "Codertocat",
-				Added: []vcs.Repo{{Forge: "github", Owner: "Codertocat", Name: "Hello-World", InstallationID: 957387}},
+				Action: "created", Account: "957387", Owner: "Codertocat",
+				Added: []vcs.Repo{{Forge: "github", Owner: "Codertocat", Name: "Hello-World", Account: "957387"}},
 			},
 		}, ev)
 	},
 	"installation.deleted.json": func(t *testing.T, ev vcs.Event, err error) {
 		require.NoError(t, err)
 		assert.Equal(t, &vcs.InstallationEvent{
-			Action: "deleted", ID: 2, Account: "octocat",
-			Removed: []vcs.Repo{{Forge: "github", Owner: "octocat", Name: "Hello-World", InstallationID: 2}},
+			Action: "deleted", Account: "2", Owner: "octocat",
+			Removed: []vcs.Repo{{Forge: "github", Owner: "octocat", Name: "Hello-World", Account: "2"}},
 		}, ev.Installation)
 	},
 	"installation.suspend.json": func(t *testing.T, ev vcs.Event, err error) {
 		require.NoError(t, err)
-		assert.Equal(t, &vcs.InstallationEvent{Action: "suspend", ID: 16598467, Account: "Codertocat"}, ev.Installation)
+		assert.Equal(t, &vcs.InstallationEvent{Action: "suspend", Account: "16598467", Owner: "Codertocat"}, ev.Installation)
 	},
 	"installation_repositories.added.json": func(t *testing.T, ev vcs.Event, err error) {
 		require.NoError(t, err)
 		assert.Equal(t, &vcs.InstallationEvent{
-			Action: "added", ID: 957387, Account: "Codertocat",
-			Added: []vcs.Repo{{Forge: "github", Owner: "Codertocat", Name: "Space", InstallationID: 957387}},
+			Action: "added", Account: "957387", Owner: "Codertocat",
+			Added: []vcs.Repo{{Forge: "github", Owner: "Codertocat", Name: "Space", Account: "957387"}},
 		}, ev.Installation)
 	},
 	"installation_repositories.removed.json": func(t *testing.T, ev vcs.Event, err error) {
 		require.NoError(t, err)
 		assert.Equal(t, &vcs.InstallationEvent{
-			Action: "removed", ID: 2, Account: "octocat",
-			Removed: []vcs.Repo{{Forge: "github", Owner: "octocat", Name: "Hello-World", InstallationID: 2}},
+			Action: "removed", Account: "2", Owner: "octocat",
+			Removed: []vcs.Repo{{Forge: "github", Owner: "octocat", Name: "Hello-World", Account: "2"}},
 		}, ev.Installation)
 	},
 	"ping.json": func(t *testing.T, ev vcs.Event, err error) {
@@ -249,7 +249,7 @@ func TestCommentPayloadVariants(t *testing.T) {
 	}
 	ev, err := github.ParseWebhook("issue_comment", base().Bytes())
 	require.NoError(t, err)
-	assert.Equal(t, int64(77), ev.Repo.InstallationID)
+	assert.Equal(t, "77", ev.Repo.Account)
 	assert.Equal(t, "/dagctl apply prod", ev.Comment.Comment.Body)
 	assert.False(t, ev.Comment.Edited)
 	assert.Equal(t, "github:runatlantis/atlantis-tests#1", ev.OrderingKey())
