@@ -25,7 +25,9 @@ type OutboxWrite struct {
 	Token string
 	// Attempts is how many sends of the write began before the current one (a claim returns the count before
 	// it): above 0, the forge may already have received it.
-	Attempts   int
+	Attempts int
+	// Sending: a send of the write began and has not ended (it is in flight, or the process stopped meanwhile).
+	Sending    bool
 	NotBefore  time.Time
 	EnqueuedAt time.Time
 	LastError  string
@@ -38,7 +40,7 @@ type OutboxAccount struct {
 }
 
 const outboxColumns = `id, forge, account, kind, coalesce_key, priority, repo, payload, token, attempts,
-	not_before, enqueued_at, last_error`
+	state = 'sending', not_before, enqueued_at, last_error`
 
 func scanOutbox(sc scanner) (OutboxWrite, error) {
 	var w OutboxWrite
@@ -46,7 +48,7 @@ func scanOutbox(sc scanner) (OutboxWrite, error) {
 	var repo, payload string
 	var notBefore, enqueued int64
 	err := sc.Scan(&w.ID, &w.Forge, &w.Account, &w.Kind, &key, &w.Priority, &repo, &payload, &w.Token,
-		&w.Attempts, &notBefore, &enqueued, &lastErr)
+		&w.Attempts, &w.Sending, &notBefore, &enqueued, &lastErr)
 	w.Key, w.LastError = key.String, lastErr.String
 	w.Repo, w.Payload = []byte(repo), []byte(payload)
 	w.NotBefore, w.EnqueuedAt = fromMillis(notBefore), fromMillis(enqueued)

@@ -2,8 +2,10 @@ package outbox_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -251,4 +253,29 @@ func TestRefsOfOldKeysArePruned(t *testing.T) {
 	require.NoError(t, ob.PutStatus(ctx, acct, w.vrepo, w.status(planProd, vcs.StatusSuccess, "plan:1"), outbox.PriorityResult))
 	require.NoError(t, ob.Drain(ctx))
 	assert.Len(t, w.repo.CheckRuns(), 2)
+}
+
+func TestRunSendsWhatIsEnqueuedWhileItRuns(t *testing.T) {
+	w := newWorld(t)
+	ob := w.outbox(w.app)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ob.Run(ctx) }()
+
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 3 {
+				assert.NoError(t, ob.Reply(context.Background(), acct, w.vrepo, prNumber, fmt.Sprintf("reply %d.%d", i, j), outbox.PriorityOther))
+			}
+		}()
+	}
+	wg.Wait()
+	require.Eventually(t, func() bool { return len(w.repo.Comments(prNumber)) == 9 && len(w.pending()) == 0 },
+		time.Minute, 10*time.Millisecond, "every reply is sent without a Drain")
+	cancel()
+	require.NoError(t, <-done)
+	assert.Equal(t, 1, w.fake.MaxConcurrentWrites(), "one account's writes go one at a time")
 }
