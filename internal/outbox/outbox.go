@@ -204,6 +204,10 @@ func newToken() (string, error) {
 	return hex.EncodeToString(b), nil
 }
 
+// ReplyOverhead is how many characters the outbox adds to a reply (its marker): the core sizes replies to the
+// forge's comment limit less this.
+const ReplyOverhead = len("\n\n<!-- dagctl-bot:write=") + 24 + len(" -->")
+
 // writeMarker is the hidden line a reply ends with, so that after a crash the reply is found among the bot's
 // comments instead of being posted twice.
 func writeMarker(token string) string { return "<!-- dagctl-bot:write=" + token + " -->" }

@@ -279,3 +279,14 @@ func TestRunSendsWhatIsEnqueuedWhileItRuns(t *testing.T) {
 	require.NoError(t, <-done)
 	assert.Equal(t, 1, w.fake.MaxConcurrentWrites(), "one account's writes go one at a time")
 }
+
+func TestReplyOverheadIsWhatAReplyGrowsBy(t *testing.T) {
+	w := newWorld(t)
+	ob := w.outbox(w.app)
+	ctx := context.Background()
+	require.NoError(t, ob.Reply(ctx, acct, w.vrepo, prNumber, "short", outbox.PriorityOther))
+	require.NoError(t, ob.Drain(ctx))
+	got := w.repo.Comments(prNumber)
+	require.Len(t, got, 1)
+	assert.Equal(t, len("short")+outbox.ReplyOverhead, len(got[0].Body))
+}

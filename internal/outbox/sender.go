@@ -37,6 +37,12 @@ const (
 	// DefaultMaxAttempts bounds the sends of one write (about 13 minutes of retries with the defaults): a write
 	// the forge keeps failing for another reason (a 422) must not hold a key forever.
 	DefaultMaxAttempts = 10
+	// DefaultRefTTL is how long the outbox keeps a key's ref (a check run's id, a sticky part's comment id)
+	// after its last write: statuses of old commits and the stickies of PRs closed long ago are not written
+	// again. A later write of a forgotten key starts afresh (a sticky part is found again by its marker).
+	DefaultRefTTL = 30 * 24 * time.Hour
+	// pruneEvery is how often Run prunes refs.
+	pruneEvery = time.Hour
 	// DefaultPoll is how often Run looks at the outbox when nothing woke it (writes enqueued by another
 	// process, retries falling due).
 	DefaultPoll = 5 * time.Second
@@ -50,6 +56,7 @@ type Config struct {
 	MaxBackoff  time.Duration // 0: DefaultMaxBackoff
 	MaxAttempts int           // 0: DefaultMaxAttempts
 	Poll        time.Duration // 0: DefaultPoll
+	RefTTL      time.Duration // 0: DefaultRefTTL
 	Now         func() time.Time
 	Sleep       func(ctx context.Context, d time.Duration) error
 	Log         *slog.Logger
@@ -73,6 +80,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Poll <= 0 {
 		c.Poll = DefaultPoll
+	}
+	if c.RefTTL <= 0 {
+		c.RefTTL = DefaultRefTTL
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -117,7 +127,16 @@ func (s *sender) notify() {
 func (s *sender) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	var pruned time.Time
 	for {
+		if now := s.cfg.Now(); now.Sub(pruned) >= pruneEvery {
+			pruned = now
+			if n, err := s.store.PruneOutboxRefs(ctx, now.Add(-s.cfg.RefTTL)); err != nil {
+				s.cfg.Log.Error("outbox: pruning refs", "err", err)
+			} else if n > 0 {
+				s.cfg.Log.Info("outbox: forgot the refs of keys not written for a while", "refs", n, "ttl", s.cfg.RefTTL)
+			}
+		}
 		wait := s.cfg.Poll
 		next, err := s.startDue(ctx, &wg)
 		if err != nil {
