@@ -122,6 +122,13 @@ func (o *Outbox) PutStatus(ctx context.Context, acct Account, repo vcs.Repo, st 
 	return o.enqueue(ctx, acct, repo, kindStatus, statusKey(repo, st), prio, statusPayload{Status: st})
 }
 
+// StatusRef is the forge's ref of a status the outbox has sent ("" while none was), opaque, for port calls that
+// read the status back (when GitHub says a plan's check completed: the approval rules' clock).
+func (o *Outbox) StatusRef(ctx context.Context, acct Account, repo vcs.Repo, st vcs.Status) (vcs.StatusRef, error) {
+	ref, err := o.store.OutboxRef(ctx, acct.Forge, acct.ID, statusKey(repo, st))
+	return vcs.StatusRef(ref), err
+}
+
 // PutSticky enqueues the PR's sticky comment as rendered (comments.Comment: part 1 first). Each part is its
 // own key, so an unchanged part that was sent is not sent again. Parts a longer earlier version had are
 // deleted by a trim write, enqueued when the outbox knows of such parts or has never written this PR's sticky

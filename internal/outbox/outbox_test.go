@@ -49,6 +49,9 @@ func TestAStatusIsWrittenAgainThroughTheRefTheForgeReturned(t *testing.T) {
 
 	runs := w.repo.CheckRuns()
 	require.Len(t, runs, 1, "the second state updates the check run the first created")
+	ref, err := ob.StatusRef(ctx, acct, w.vrepo, w.status(planProd, vcs.StatusSuccess, "plan:1"))
+	require.NoError(t, err)
+	assert.Equal(t, vcs.StatusRef(itoa(runs[0].ID)), ref, "the core can read the status back through its ref")
 	assert.Equal(t, []string{"in_progress", "completed"}, runs[0].Statuses())
 	assert.Equal(t, "failure", runs[0].Conclusion)
 }
