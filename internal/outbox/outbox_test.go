@@ -293,3 +293,21 @@ func TestReplyOverheadIsWhatAReplyGrowsBy(t *testing.T) {
 	require.Len(t, got, 1)
 	assert.Equal(t, len("short")+outbox.ReplyOverhead, len(got[0].Body))
 }
+
+func TestAStickyPartDeletedMeanwhileIsCreatedAgain(t *testing.T) {
+	w := newWorld(t)
+	ob := w.outbox(w.app)
+	ctx := context.Background()
+	require.NoError(t, ob.PutSticky(ctx, acct, w.vrepo, prNumber, []string{comments.Marker + "\nqueued"}, outbox.PriorityResult))
+	require.NoError(t, ob.Drain(ctx))
+	live := w.repo.Comments(prNumber)
+	require.Len(t, live, 1)
+	require.NoError(t, w.app.DeleteComment(ctx, w.vrepo, live[0].ID)) // someone deleted the bot's comment
+
+	require.NoError(t, ob.PutSticky(ctx, acct, w.vrepo, prNumber, []string{comments.Marker + "\ndone"}, outbox.PriorityResult))
+	require.NoError(t, ob.Drain(ctx))
+	live = w.repo.Comments(prNumber)
+	require.Len(t, live, 1)
+	assert.Equal(t, comments.Marker+"\ndone", live[0].Body)
+	assert.Empty(t, w.pending())
+}
