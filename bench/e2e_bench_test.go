@@ -380,8 +380,9 @@ type checkRecorder struct {
 
 	mu     sync.Mutex
 	events []checkEvent
-	calls  []apiCall        // every request, to tell the fake's time from the bot's
-	heads  map[int64]string // check run id → head SHA
+	calls  []apiCall         // every request, to tell the fake's time from the bot's
+	log    []recordedRequest // every request's answer time, and comment bodies (BenchmarkWebhookToFinalSticky)
+	heads  map[int64]string  // check run id → head SHA
 	names  map[int64]string
 }
 
@@ -398,22 +399,24 @@ type checkEvent struct {
 func (c *checkRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	create := req.Method == http.MethodPost && strings.HasSuffix(req.URL.Path, "/check-runs")
 	update := req.Method == http.MethodPatch && strings.Contains(req.URL.Path, "/check-runs/")
+	body, err := readBody(req)
+	if err != nil {
+		return nil, err
+	}
 	if !create && !update {
 		start := time.Now()
 		resp, err := c.next.RoundTrip(req)
+		end := time.Now()
+		c.recordComment(req, body, end)
 		c.mu.Lock()
-		c.calls = append(c.calls, apiCall{start: start, end: time.Now()})
+		c.calls = append(c.calls, apiCall{start: start, end: end})
 		c.mu.Unlock()
 		return resp, err
 	}
 	start := time.Now()
-	body, err := io.ReadAll(req.Body)
-	if err != nil {
-		return nil, err
-	}
-	req.Body = io.NopCloser(bytes.NewReader(body))
 	resp, err := c.next.RoundTrip(req)
 	at := time.Now()
+	c.recordComment(req, body, at)
 	if err != nil || resp.StatusCode >= 300 {
 		return resp, err
 	}

@@ -1,0 +1,220 @@
+// Package outbox is the bot's durable queue of writes to the forge. The core enqueues what the forge should show
+// (a status, a part of the sticky comment, a reply, a reaction) and returns at once; a sender drains each account
+// one write at a time, spaced as the forge asks, by priority and then in order, sending only the newest state of
+// each key. Writes live in the database until the forge has them, so a restart loses none and a SIGKILL repeats
+// none: upserts are idempotent, and a created comment carries a hidden per-write marker by which it is found
+// among the bot's own comments before it is created again.
+//
+// The outbox keeps what later writes need from the forge (a status's StatusRef, a sticky part's comment id), so
+// the core never handles forge ids.
+package outbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/dagctl/dagctl-bot/internal/comments"
+	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
+)
+
+// Account is who a write is sent as: the forge and a forge-neutral identity (GitHub: the installation id in
+// decimal; GitLab: the token's user). The forge's limits on writes apply per account.
+type Account struct {
+	Forge string
+	ID    string
+}
+
+// GitHubAccount is the account of a GitHub App installation.
+func GitHubAccount(installationID int64) Account {
+	return Account{Forge: "github", ID: strconv.FormatInt(installationID, 10)}
+}
+
+// Priority orders an account's writes: lower first, then first in first out.
+type Priority int
+
+const (
+	// PriorityResult is what a person waits for first: a plan's status and the sticky comment.
+	PriorityResult Priority = 0
+	// PriorityProgress is intermediate state: queued and running statuses, progress in the sticky comment.
+	PriorityProgress Priority = 1
+	// PriorityOther is the rest: reactions, acknowledgements.
+	PriorityOther Priority = 2
+)
+
+// The kinds of write, as stored.
+const (
+	kindStatus     = "status"
+	kindStickyPart = "sticky_part"
+	kindStickyTrim = "sticky_trim"
+	kindReply      = "reply"
+	kindReaction   = "reaction"
+)
+
+type statusPayload struct {
+	Status vcs.Status `json:"status"`
+}
+
+type stickyPartPayload struct {
+	PR   int    `json:"pr"`
+	Part int    `json:"part"`
+	Body string `json:"body"`
+}
+
+type stickyTrimPayload struct {
+	PR   int `json:"pr"`
+	Keep int `json:"keep"`
+}
+
+type replyPayload struct {
+	PR   int    `json:"pr"`
+	Body string `json:"body"`
+}
+
+type reactionPayload struct {
+	CommentID int64        `json:"comment_id"`
+	Reaction  vcs.Reaction `json:"reaction"`
+}
+
+// Outbox enqueues writes and, with Run or Drain, sends them.
+type Outbox struct {
+	store *db.Store
+	*sender
+}
+
+// New is the outbox over the bot's store; forges gives the forge to send an account's writes through.
+func New(store *db.Store, forges func(Account) (Forge, error), cfg Config) *Outbox {
+	return &Outbox{store: store, sender: newSender(store, forges, cfg)}
+}
+
+// Keys. Repository names are case-insensitive on the forges, so keys use the lower-cased full name.
+func repoKey(repo vcs.Repo) string { return strings.ToLower(repo.FullName()) }
+
+// statusKey identifies one status: the commit and name, and the run of the bot it reports (ExternalID). A
+// status of another run on the same commit and name (a plan run again) is another key: on GitHub it is another
+// check run, and the earlier run's final state must still reach its own.
+func statusKey(repo vcs.Repo, st vcs.Status) string {
+	return strings.Join([]string{kindStatus, repoKey(repo), st.CommitSHA, st.Name, st.ExternalID}, "|")
+}
+
+func stickyPrefix(repo vcs.Repo, pr int) string {
+	return "sticky|" + repoKey(repo) + "|" + strconv.Itoa(pr) + "|"
+}
+
+func stickyPartKey(repo vcs.Repo, pr, part int) string {
+	return stickyPrefix(repo, pr) + strconv.Itoa(part)
+}
+
+func stickyTrimKey(repo vcs.Repo, pr int) string {
+	return "sticky-trim|" + repoKey(repo) + "|" + strconv.Itoa(pr)
+}
+
+// PutStatus enqueues a status: only the newest state of (commit, name, run) is sent.
+func (o *Outbox) PutStatus(ctx context.Context, acct Account, repo vcs.Repo, st vcs.Status, prio Priority) error {
+	if st.Name == "" || st.CommitSHA == "" || st.State == "" {
+		return fmt.Errorf("outbox: a status needs a name, a commit and a state (got %q on %q: %q)", st.Name, st.CommitSHA, st.State)
+	}
+	return o.enqueue(ctx, acct, repo, kindStatus, statusKey(repo, st), prio, statusPayload{Status: st})
+}
+
+// StatusRef is the forge's ref of a status the outbox has sent ("" while none was), opaque, for port calls that
+// read the status back (when GitHub says a plan's check completed: the approval rules' clock).
+func (o *Outbox) StatusRef(ctx context.Context, acct Account, repo vcs.Repo, st vcs.Status) (vcs.StatusRef, error) {
+	ref, err := o.store.OutboxRef(ctx, acct.Forge, acct.ID, statusKey(repo, st))
+	return vcs.StatusRef(ref), err
+}
+
+// PutSticky enqueues the PR's sticky comment as rendered (comments.Comment: part 1 first). Each part is its
+// own key, so an unchanged part that was sent is not sent again. Parts a longer earlier version had are
+// deleted by a trim write, enqueued when the outbox knows of such parts or has never written this PR's sticky
+// (it may then adopt parts written before the outbox existed).
+func (o *Outbox) PutSticky(ctx context.Context, acct Account, repo vcs.Repo, pr int, parts []string, prio Priority) error {
+	if pr <= 0 || len(parts) == 0 {
+		return fmt.Errorf("outbox: a sticky comment needs a pull request and at least one part")
+	}
+	for i, body := range parts {
+		if n, ok := comments.MarkerPart(body); !ok || n != i+1 {
+			return fmt.Errorf("outbox: sticky part %d does not start with its marker", i+1)
+		}
+		p := stickyPartPayload{PR: pr, Part: i + 1, Body: body}
+		if err := o.enqueue(ctx, acct, repo, kindStickyPart, stickyPartKey(repo, pr, i+1), prio, p); err != nil {
+			return err
+		}
+	}
+	known, err := o.store.OutboxRefKeys(ctx, acct.Forge, acct.ID, stickyPrefix(repo, pr))
+	if err != nil {
+		return err
+	}
+	trim := len(known) == 0
+	for _, k := range known {
+		if n, _ := strconv.Atoi(k[strings.LastIndex(k, "|")+1:]); n > len(parts) {
+			trim = true
+		}
+	}
+	if !trim {
+		return nil
+	}
+	return o.enqueue(ctx, acct, repo, kindStickyTrim, stickyTrimKey(repo, pr), prio, stickyTrimPayload{PR: pr, Keep: len(parts)})
+}
+
+// Reply enqueues a new comment on the PR. Replies never coalesce: each one is posted, once.
+func (o *Outbox) Reply(ctx context.Context, acct Account, repo vcs.Repo, pr int, body string, prio Priority) error {
+	if pr <= 0 || body == "" {
+		return fmt.Errorf("outbox: a reply needs a pull request and a body")
+	}
+	return o.enqueue(ctx, acct, repo, kindReply, "", prio, replyPayload{PR: pr, Body: body})
+}
+
+// React enqueues a reaction to a comment (adding a reaction twice is harmless, so it is keyed).
+func (o *Outbox) React(ctx context.Context, acct Account, repo vcs.Repo, commentID int64, reaction vcs.Reaction, prio Priority) error {
+	key := strings.Join([]string{kindReaction, repoKey(repo), strconv.FormatInt(commentID, 10), string(reaction)}, "|")
+	return o.enqueue(ctx, acct, repo, kindReaction, key, prio, reactionPayload{CommentID: commentID, Reaction: reaction})
+}
+
+func (o *Outbox) enqueue(ctx context.Context, acct Account, repo vcs.Repo, kind, key string, prio Priority, payload any) error {
+	if acct.Forge == "" || acct.ID == "" {
+		return fmt.Errorf("outbox: a write needs an account (got %+v)", acct)
+	}
+	p, err := json.Marshal(payload)
+	if err != nil {
+		return err
+	}
+	r, err := json.Marshal(repo)
+	if err != nil {
+		return err
+	}
+	token, err := newToken()
+	if err != nil {
+		return err
+	}
+	_, _, err = o.store.EnqueueOutbox(ctx, db.OutboxWrite{
+		Forge: acct.Forge, Account: acct.ID, Kind: kind, Key: key, Priority: int(prio), Repo: r, Payload: p, Token: token,
+	})
+	if err != nil {
+		return fmt.Errorf("outbox: enqueue %s: %w", kind, err)
+	}
+	o.notify()
+	return nil
+}
+
+// newToken is a write's marker: random, so that it cannot match a comment of an earlier database.
+func newToken() (string, error) {
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// ReplyOverhead is how many characters the outbox adds to a reply (its marker): the core sizes replies to the
+// forge's comment limit less this.
+const ReplyOverhead = len("\n\n<!-- dagctl-bot:write=") + 24 + len(" -->")
+
+// writeMarker is the hidden line a reply ends with, so that after a crash the reply is found among the bot's
+// comments instead of being posted twice.
+func writeMarker(token string) string { return "<!-- dagctl-bot:write=" + token + " -->" }
