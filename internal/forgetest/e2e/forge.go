@@ -26,14 +26,20 @@ const (
 	ExecutionTime = "2024-01-15"
 )
 
-// Forge is a fake GitHub with the app installed on acme/warehouse, whose main holds the example project.
+// Forge is a fake GitHub with the app installed on acme/warehouse, whose main holds the example project: the
+// GitHub-only world of the benchmarks and the Kubernetes suite (forge-neutral tests use World).
 type Forge struct {
-	T    testing.TB
+	*Warehouse
 	Fake *githubfake.Fake
 	Git  *githubfake.GitRepo
 	Repo *githubfake.Repo
 	PEM  []byte // the app's private key
 	Base string // main's commit
+}
+
+// Warehouse is the team's side of every end-to-end world: the example project on main and its sqlmesh state.
+type Warehouse struct {
+	T testing.TB
 	// State is the DuckDB file with the team's data and sqlmesh state (EXAMPLE_DUCKDB_PATH of the jobs).
 	State     string
 	baseFiles map[string]string
@@ -41,11 +47,15 @@ type Forge struct {
 	stateGroup uint32
 }
 
+func newWarehouse(t testing.TB, baseFiles map[string]string) *Warehouse {
+	return &Warehouse{T: t, baseFiles: baseFiles, State: filepath.Join(t.TempDir(), "state.duckdb")}
+}
+
 // NewForge sets the forge up; baseFiles are added to (or replace) the example's files on main. Users: alice and
 // bob have write permission, carol is an admin, dave can only read.
 func NewForge(t testing.TB, baseFiles map[string]string) *Forge {
 	t.Helper()
-	f := &Forge{T: t, Fake: githubfake.New(t), baseFiles: baseFiles}
+	f := &Forge{Warehouse: newWarehouse(t, baseFiles), Fake: githubfake.New(t)}
 	f.PEM = f.Fake.NewApp(t, AppID, "dagctl-bot")
 	f.Fake.AddInstallation(githubfake.Installation{ID: InstallationID, AppID: AppID, Account: "acme"})
 	f.Git = githubfake.NewGitRepo(t, "main")
@@ -54,7 +64,6 @@ func NewForge(t testing.TB, baseFiles map[string]string) *Forge {
 	for user, role := range map[string]string{"alice": "write", "bob": "write", "carol": "admin", "dave": "read"} {
 		f.Repo.SetPermission(user, role)
 	}
-	f.State = filepath.Join(t.TempDir(), "state.duckdb")
 	return f
 }
 
@@ -62,7 +71,7 @@ func NewForge(t testing.TB, baseFiles map[string]string) *Forge {
 // state file, as a team would share a local DuckDB warehouse: its directory becomes the group's with the
 // setgid bit, so that the files one job creates (with umask 007) the others can write. Call it before
 // DeployToProd.
-func (f *Forge) ShareState(gid uint32) {
+func (f *Warehouse) ShareState(gid uint32) {
 	f.T.Helper()
 	dir := filepath.Dir(f.State)
 	require.NoError(f.T, os.Chmod(filepath.Dir(dir), 0o711))
@@ -72,7 +81,7 @@ func (f *Forge) ShareState(gid uint32) {
 }
 
 // MainFiles are the files on main: the example and the test's own.
-func (f *Forge) MainFiles() map[string]string {
+func (f *Warehouse) MainFiles() map[string]string {
 	files := testutil.ExampleFiles(f.T)
 	for name, content := range f.baseFiles {
 		files[name] = content
@@ -82,7 +91,7 @@ func (f *Forge) MainFiles() map[string]string {
 
 // DeployToProd applies main plus some changes (none: main as it is) to prod with the real sqlmesh, as the
 // team's earlier deploys, or a deploy the bot does not know about, would.
-func (f *Forge) DeployToProd(changes map[string]string) {
+func (f *Warehouse) DeployToProd(changes map[string]string) {
 	f.T.Helper()
 	dir := f.T.TempDir()
 	files := f.MainFiles()
