@@ -8,6 +8,7 @@ package forgetest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -112,6 +113,11 @@ type Status struct {
 	Ref vcs.StatusRef
 	// History is every state the bot wrote, in order.
 	History []vcs.StatusState
+}
+
+// String shows a status briefly, for failure messages.
+func (s Status) String() string {
+	return fmt.Sprintf("%s@%.7s %s %q %.300q", s.Name, s.CommitSHA, s.State, s.Title, s.Summary+s.Text)
 }
 
 // Output is the status's title, summary and text together.

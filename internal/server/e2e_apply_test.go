@@ -20,7 +20,7 @@ import (
 func approvalCheck(t *testing.T, w *world, env, sha string) (state vcs.StatusState, title string) {
 	t.Helper()
 	c, ok := w.Status("dagctl/approval: "+env, sha)
-	require.True(t, ok, "no approval status for %s on %s", env, sha[:7])
+	require.True(t, ok, "no approval status for %s on %s; statuses: %v", env, sha[:7], w.Statuses())
 	return c.State, c.Title
 }
 

@@ -119,7 +119,7 @@ func TestForkPRWaitsForAWriterToPlanIt(t *testing.T) {
 		cmd := w.comment(1, "bob", "/dagctl plan --sha "+head)
 		check, ok := w.Status("dagctl/plan: prod", head)
 		require.True(t, ok, "a writer's command plans the fork's exact commit")
-		assert.Equal(t, vcs.StatusSuccess, check.State)
+		assert.Equal(t, vcs.StatusSuccess, check.State, check.Output())
 		assert.Equal(t, vcs.ReactionEyes, forgetest.LastReaction(w, cmd))
 	})
 }
