@@ -226,3 +226,18 @@ func LastReaction(w World, commentID int64) vcs.Reaction {
 	}
 	return rs[len(rs)-1]
 }
+
+// CheckState is a check run's status and conclusion in the core's words, as GitHub's adapter maps them:
+// queued → queued, in_progress → running, completed with action_required → blocked, otherwise the conclusion.
+func CheckState(status vcs.CheckStatus, conclusion vcs.CheckConclusion) vcs.StatusState {
+	switch status {
+	case vcs.CheckQueued:
+		return vcs.StatusQueued
+	case vcs.CheckInProgress:
+		return vcs.StatusRunning
+	}
+	if conclusion == vcs.ConclusionActionRequired {
+		return vcs.StatusBlocked
+	}
+	return vcs.StatusState(conclusion)
+}

@@ -255,29 +255,15 @@ func (w *World) RerequestEvent(s forgetest.Status, sender string) forgetest.Webh
 func (w *World) Statuses() []forgetest.Status {
 	var out []forgetest.Status
 	for _, c := range w.FakeRepo.CheckRuns() {
-		s := forgetest.Status{Name: c.Name, CommitSHA: c.HeadSHA, State: StateOf(c.Status, c.Conclusion), Title: c.Title,
+		s := forgetest.Status{Name: c.Name, CommitSHA: c.HeadSHA, State: forgetest.CheckState(vcs.CheckStatus(c.Status), vcs.CheckConclusion(c.Conclusion)), Title: c.Title,
 			Summary: c.Summary, Text: c.Text, DetailsURL: c.DetailsURL, ExternalID: c.ExternalID,
 			Ref: vcs.StatusRef(fmt.Sprint(c.ID))}
 		for _, h := range c.History {
-			s.History = append(s.History, StateOf(h.Status, h.Conclusion))
+			s.History = append(s.History, forgetest.CheckState(vcs.CheckStatus(h.Status), vcs.CheckConclusion(h.Conclusion)))
 		}
 		out = append(out, s)
 	}
 	return out
-}
-
-// StateOf maps a check run's status and conclusion to the core's status state.
-func StateOf(status, conclusion string) vcs.StatusState {
-	switch status {
-	case "queued":
-		return vcs.StatusQueued
-	case "in_progress":
-		return vcs.StatusRunning
-	}
-	if conclusion == "action_required" {
-		return vcs.StatusBlocked
-	}
-	return vcs.StatusState(conclusion)
 }
 
 func (w *World) Comments(number int) []forgetest.Comment {

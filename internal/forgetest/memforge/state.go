@@ -1,6 +1,7 @@
 package memforge
 
 import (
+	"github.com/dagctl/dagctl-bot/internal/forgetest"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
@@ -160,28 +161,7 @@ func (f *Forge) CheckNamed(rp vcs.Repo, name, sha string) (Check, bool) {
 // State is a check's state in the core's words (vcs.StatusState), as the forge-neutral tests observe it.
 func (c Check) State() vcs.StatusState { return StateOf(c.Status, c.Conclusion) }
 
-// StateOf maps a check run's status and conclusion to the core's status states: queued → queued,
-// in_progress → running, completed with action_required → blocked, otherwise the conclusion.
+// StateOf is a check run's status and conclusion in the core's words (see forgetest.CheckState).
 func StateOf(status vcs.CheckStatus, conclusion vcs.CheckConclusion) vcs.StatusState {
-	switch status {
-	case vcs.CheckQueued:
-		return vcs.StatusQueued
-	case vcs.CheckInProgress:
-		return vcs.StatusRunning
-	}
-	switch conclusion {
-	case vcs.ConclusionActionRequired:
-		return vcs.StatusBlocked
-	case vcs.ConclusionSuccess:
-		return vcs.StatusSuccess
-	case vcs.ConclusionFailure:
-		return vcs.StatusFailure
-	case vcs.ConclusionNeutral:
-		return vcs.StatusNeutral
-	case vcs.ConclusionCancelled:
-		return vcs.StatusCancelled
-	case vcs.ConclusionSkipped:
-		return vcs.StatusSkipped
-	}
-	return vcs.StatusState("unknown:" + string(conclusion))
+	return forgetest.CheckState(status, conclusion)
 }
