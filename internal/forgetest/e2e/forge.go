@@ -1,18 +1,16 @@
-// Package e2e is the forge side of the bot's end-to-end tests: a fake GitHub (githubfake) holding a repository
-// with examples/sqlmesh, the team's sqlmesh state in a DuckDB file, and the webhook payloads a PR produces. Each
-// test suite adds the bot (local or Kubernetes executor) on top.
+// Package e2e is the world of the bot's end-to-end tests: a fake forge (a forgetest.World, one per e2e.Forges)
+// holding a repository with examples/sqlmesh, and the team's sqlmesh state in a DuckDB file. Each test suite adds
+// the bot (local or Kubernetes executor) on top. Forge is the GitHub-only world the benchmarks use.
 package e2e
 
 import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/dagctl/dagctl-bot/internal/comments"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
 )
@@ -127,34 +125,4 @@ func (f *Forge) PREvent(action string, number int, head, author string) *githubf
 	return githubfake.LoadPayload(f.T, "pull_request.opened.json").Installation(InstallationID).Repo(f.Repo).
 		PullRequest(number, head, f.Base).Set("action", action).Set("pull_request.base.ref", "main").
 		Set("pull_request.user.login", author).Set("sender.login", author)
-}
-
-// CommentEvent adds a comment by user to the PR on the fake and returns its issue_comment payload.
-func (f *Forge) CommentEvent(number int, head, user, body string) *githubfake.Payload {
-	id := f.Repo.AddComment(number, user, body)
-	return githubfake.LoadPayload(f.T, "issue_comment.created.on-pr.json").Installation(InstallationID).Repo(f.Repo).
-		PullRequest(number, head, f.Base).Set("comment.id", id).Set("comment.body", body).
-		Set("comment.user.login", user).Set("comment.user.type", "User").Set("sender.login", user)
-}
-
-// Sticky is the PR's sticky comment (all parts joined), or "": the bot's comments that carry the marker.
-func (f *Forge) Sticky(number int) string {
-	var parts []string
-	for _, c := range f.Repo.Comments(number) {
-		if _, ok := comments.MarkerPart(c.Body); ok && c.Bot && !c.Deleted {
-			parts = append(parts, c.Body)
-		}
-	}
-	return strings.Join(parts, "\n")
-}
-
-// ChecksNamed are the check runs of a commit with a name, oldest first.
-func (f *Forge) ChecksNamed(name, sha string) []githubfake.CheckRun {
-	var out []githubfake.CheckRun
-	for _, c := range f.Repo.CheckRuns() {
-		if c.Name == name && c.HeadSHA == sha {
-			out = append(out, c)
-		}
-	}
-	return out
 }
