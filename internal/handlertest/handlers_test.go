@@ -6,6 +6,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dagctl/dagctl-bot/internal/comments"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
@@ -58,4 +59,19 @@ func TestAnApplyByAReadOnlyUserIsRefused(t *testing.T) {
 			assert.NotEqual(t, jobs.KindApply, k.Kind, "no apply job ran")
 		}
 	}
+}
+
+func TestAMarkerCommentByAnotherUserIsNotAdopted(t *testing.T) {
+	w := newWorld(t)
+	w.forge.Commit(w.repo, "more-columns", "alice", testutil.NonBreakingChange)
+	pr := w.forge.OpenPR(w.repo, 1, "more-columns", "main", "alice")
+	// dave (read-only) posts what looks like the sticky comment before the bot writes its own; memforge, like
+	// the forges, refuses the bot an edit of it, so adopting it would fail the handler.
+	fake := w.forge.AddComment(w.repo, 1, "dave", comments.Marker+"\n**dagctl** · ✅ approved, ready to merge")
+	w.handle(vcs.Event{PullRequest: &vcs.PullRequestEvent{Action: vcs.PROpened, PR: pr, Sender: "alice"}})
+
+	assert.Contains(t, w.sticky(1), pr.HeadSHA[:7], "the bot wrote a sticky comment of its own")
+	edits, deleted := w.forge.CommentHistory(w.repo, fake.ID)
+	assert.Empty(t, edits, "dave's comment is not edited")
+	assert.False(t, deleted, "nor deleted")
 }
