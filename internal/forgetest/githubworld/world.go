@@ -61,7 +61,7 @@ func (w *World) Name() string { return "github" }
 
 func (w *World) Repo() vcs.Repo {
 	return vcs.Repo{Forge: w.Name(), Owner: Owner, Name: RepoName, DefaultBranch: DefaultBranch,
-		CloneURL: w.FakeRepo.CloneURL(), InstallationID: InstallationID}
+		CloneURL: w.FakeRepo.CloneURL()}
 }
 
 func (w *World) BotAccount() string { return AppSlug + "[bot]" }
