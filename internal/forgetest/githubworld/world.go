@@ -30,7 +30,7 @@ const (
 	DefaultBranch  = "main"
 )
 
-// World is GitHub's world. Fake, Git and Repo are open for the tests that are GitHub's alone (the manifest
+// World is GitHub's world. Fake, Git and FakeRepo are open for the tests that are GitHub's alone (the manifest
 // flow, installations, rate limits).
 type World struct {
 	T        testing.TB
