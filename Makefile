@@ -32,10 +32,11 @@ test: tools vet
 	$(GO) test -race -count=1 -timeout 45m ./...
 
 ## golden: run the real sqlmesh on examples/ and rewrite the golden files (planner output, rendered comments, the
-## end-to-end sticky comment); read the diff before committing it
+## end-to-end sticky comment, the handler tests' captured job output); read the diff before committing it
 golden: tools
 	DAGCTL_UPDATE_GOLDEN=1 $(GO) test -count=1 -timeout 30m ./internal/planner/... ./internal/comments/...
 	DAGCTL_UPDATE_GOLDEN=1 $(GO) test -count=1 -timeout 30m -run '^TestPullRequestGetsPlanChecksAndStickyComment$$' ./internal/server/
+	DAGCTL_REPLAY_CAPTURE=1 $(GO) test -count=1 -timeout 30m ./internal/handlertest/
 
 ## bench: the figures of BENCHMARKS.md: the Go benchmarks (a 10,000-model plan; webhook to first check run), then
 ## `dagctl-bot plan` against the raw sqlmesh CLI, then the intake under load, then the intake under a flood of

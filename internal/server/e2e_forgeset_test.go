@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/forgetest/e2e"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
 	"github.com/dagctl/dagctl-bot/internal/server"
 	"github.com/dagctl/dagctl-bot/internal/serverconfig"
@@ -34,8 +35,9 @@ const (
 )
 
 func labForge(t *testing.T, w *world) server.Forge {
+	gh := w.GitHub()
 	port, err := ghadapter.NewInstallation(ghadapter.Config{
-		AppID: appID, PrivateKey: w.PEM, APIURL: w.Fake.APIURL() + "/", Now: w.Fake.Now, Sleep: w.Fake.Sleep,
+		AppID: appID, PrivateKey: gh.PEM, APIURL: gh.Fake.APIURL() + "/", Now: gh.Fake.Now, Sleep: gh.Fake.Sleep,
 	}, installationID)
 	require.NoError(t, err)
 	return server.Forge{
@@ -110,11 +112,11 @@ func mergeRequestOpened(t *testing.T, w *world, number int, branch, head, author
 	var doc map[string]any
 	require.NoError(t, json.Unmarshal(raw, &doc))
 	project := doc["project"].(map[string]any)
-	project["path_with_namespace"], project["git_http_url"], project["default_branch"] = "acme/warehouse", w.Repo.CloneURL(), "main"
+	project["path_with_namespace"], project["git_http_url"], project["default_branch"] = "acme/warehouse", w.GitHub().FakeRepo.CloneURL(), "main"
 	attrs := doc["object_attributes"].(map[string]any)
 	attrs["iid"], attrs["source_branch"], attrs["target_branch"] = number, branch, "main"
 	attrs["last_commit"].(map[string]any)["id"] = head
-	attrs["source"].(map[string]any)["git_http_url"] = w.Repo.CloneURL()
+	attrs["source"].(map[string]any)["git_http_url"] = w.GitHub().FakeRepo.CloneURL()
 	doc["user"].(map[string]any)["username"] = author
 	body, err := json.Marshal(doc)
 	require.NoError(t, err)
@@ -140,7 +142,8 @@ func sendLab(t *testing.T, url, event, token, key string, body []byte) int {
 // delivery ids deduped), its stored deliveries are parsed by its parser, and the bot plans its PR through its
 // port, with no edit to intake, dispatch or the bot. GitHub's route is unchanged; an unregistered forge has none.
 func TestAForgeRegisteredInATestIsServedEndToEnd(t *testing.T) {
-	w := newWorld(t, worldOptions{configure: func(w *world, _ *serverconfig.Config, opts *server.Options) {
+	// GitHub-only: the stand-in forge's port is the GitHub adapter over GitHub's fake.
+	w := newWorld(t, e2e.GitHub, worldOptions{configure: func(w *world, _ *serverconfig.Config, opts *server.Options) {
 		opts.Forges = []server.Forge{labForge(t, w)}
 	}})
 	head := w.PR(1, "more-columns", "alice", nonBreaking)
@@ -158,7 +161,7 @@ func TestAForgeRegisteredInATestIsServedEndToEnd(t *testing.T) {
 	w.settle()
 
 	for _, env := range []string{"prod", "dev"} {
-		check, ok := w.Repo.CheckRun("dagctl/plan: "+env, head)
+		check, ok := w.GitHub().FakeRepo.CheckRun("dagctl/plan: "+env, head)
 		require.True(t, ok, "the plan of %s was reported through the forge's port", env)
 		assert.Equal(t, "success", check.Conclusion, env)
 	}
@@ -169,6 +172,7 @@ func TestAForgeRegisteredInATestIsServedEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, db.DeliveryDone, got.Status)
 
-	d := w.PREvent("opened", 2, w.PR(2, "other", "bob", nonBreaking), "bob").SendT(t, w.http.URL+"/webhooks/github", webhookSecret)
+	w.PR(2, "other", "bob", nonBreaking)
+	d := w.deliver(w.PREvent(vcs.PROpened, 2))
 	assert.Equal(t, http.StatusAccepted, d.Status, fmt.Sprintf("GitHub's route is unchanged: %s", d.Body))
 }

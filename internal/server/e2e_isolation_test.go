@@ -15,9 +15,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dagctl/dagctl-bot/internal/forgetest/e2e"
 	"github.com/dagctl/dagctl-bot/internal/server"
 	"github.com/dagctl/dagctl-bot/internal/serverconfig"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
 // snoopModel is a python model whose module, run when sqlmesh loads the PR's project, tries to read the bot's
@@ -59,10 +61,10 @@ def execute(context: ExecutionContext, start: datetime, end: datetime, execution
 func planLogOfSnoopingPR(t *testing.T, w *world) string {
 	t.Helper()
 	head := w.PR(1, "snoop", "mallory", map[string]string{"models/snoop.py": snoopModel(w.dbPath)})
-	w.Repo.SetPermission("mallory", "write")
-	w.send(w.PREvent("opened", 1, head, "mallory"))
-	check, ok := w.Repo.CheckRun("dagctl/plan: prod", head)
-	require.True(t, ok, "checks: %v", w.Repo.CheckRuns())
+	w.SetPermission("mallory", vcs.PermissionWrite)
+	w.send(w.PREvent(vcs.PROpened, 1))
+	check, ok := w.Status("dagctl/plan: prod", head)
+	require.True(t, ok, "checks: %v", w.Statuses())
 	log := runLog(t, w, check)
 	require.Contains(t, log, "snoop: "+w.dbPath+": ", "the PR's model ran")
 	return log
@@ -80,39 +82,43 @@ func readyz(t *testing.T, w *world) string {
 }
 
 func TestAPRsCodeCannotReachTheBotsDatabase(t *testing.T) {
-	require.True(t, isolatedJobs(), "the end-to-end tests run as root, where jobs run as users of their own")
-	w := newWorld(t, worldOptions{})
+	forEachForge(t, func(t *testing.T, forge e2e.Kind) {
+		require.True(t, isolatedJobs(), "the end-to-end tests run as root, where jobs run as users of their own")
+		w := newWorld(t, forge, worldOptions{})
 
-	log := planLogOfSnoopingPR(t, w)
+		log := planLogOfSnoopingPR(t, w)
 
-	for _, path := range []string{w.dbPath, w.dbPath + "-wal", w.dbPath + "-shm"} {
-		assert.Contains(t, log, "snoop: "+path+": PermissionError", path)
-	}
-	assert.Regexp(t, `snoop: /proc/\d+/environ: PermissionError`, log, "the bot's environment")
-	assert.Contains(t, log, "snoop: writing beside the database: PermissionError")
-	assert.NotContains(t, log, "READ")
-	assert.NotContains(t, log, "WROTE")
-	info, err := os.Stat(filepath.Dir(w.dbPath))
-	require.NoError(t, err)
-	assert.Equal(t, fs.FileMode(0o700), info.Mode().Perm(), "the database's directory is the bot's alone")
-	assert.Contains(t, readyz(t, w), "jobs: isolated: each running job has a uid of its own (uids 22000-22099, group 22999)")
-	assert.Contains(t, w.logLines.String(), `msg="jobs are isolated: each running job has a uid of its own"`)
+		for _, path := range []string{w.dbPath, w.dbPath + "-wal", w.dbPath + "-shm"} {
+			assert.Contains(t, log, "snoop: "+path+": PermissionError", path)
+		}
+		assert.Regexp(t, `snoop: /proc/\d+/environ: PermissionError`, log, "the bot's environment")
+		assert.Contains(t, log, "snoop: writing beside the database: PermissionError")
+		assert.NotContains(t, log, "READ")
+		assert.NotContains(t, log, "WROTE")
+		info, err := os.Stat(filepath.Dir(w.dbPath))
+		require.NoError(t, err)
+		assert.Equal(t, fs.FileMode(0o700), info.Mode().Perm(), "the database's directory is the bot's alone")
+		assert.Contains(t, readyz(t, w), "jobs: isolated: each running job has a uid of its own (uids 22000-22099, group 22999)")
+		assert.Contains(t, w.logLines.String(), `msg="jobs are isolated: each running job has a uid of its own"`)
+	})
 }
 
 func TestJobsThatRunAsTheBotAreAnnouncedLoudly(t *testing.T) {
-	w := newWorld(t, worldOptions{configure: func(_ *world, cfg *serverconfig.Config, _ *server.Options) {
-		cfg.JobUsers = serverconfig.JobUsers{Mode: serverconfig.JobUsersOff}
-	}})
+	forEachForge(t, func(t *testing.T, forge e2e.Kind) {
+		w := newWorld(t, forge, worldOptions{configure: func(_ *world, cfg *serverconfig.Config, _ *server.Options) {
+			cfg.JobUsers = serverconfig.JobUsers{Mode: serverconfig.JobUsersOff}
+		}})
 
-	log := planLogOfSnoopingPR(t, w)
+		log := planLogOfSnoopingPR(t, w)
 
-	assert.Contains(t, w.logLines.String(), `level=WARN msg="jobs are not isolated: they run as the bot's own user, and pull-request code can read and write the bot's database`)
-	assert.Contains(t, w.logLines.String(), `reason="DAGCTL_JOB_UIDS=off"`)
-	ready := readyz(t, w)
-	assert.True(t, strings.HasPrefix(ready, "ready\n"), ready)
-	assert.Contains(t, ready, "jobs: WARNING: not isolated, they run as the bot's own user (DAGCTL_JOB_UIDS=off)")
-	// What the warning says is true: the same model reads the database.
-	assert.Contains(t, log, "snoop: "+w.dbPath+": READ")
+		assert.Contains(t, w.logLines.String(), `level=WARN msg="jobs are not isolated: they run as the bot's own user, and pull-request code can read and write the bot's database`)
+		assert.Contains(t, w.logLines.String(), `reason="DAGCTL_JOB_UIDS=off"`)
+		ready := readyz(t, w)
+		assert.True(t, strings.HasPrefix(ready, "ready\n"), ready)
+		assert.Contains(t, ready, "jobs: WARNING: not isolated, they run as the bot's own user (DAGCTL_JOB_UIDS=off)")
+		// What the warning says is true: the same model reads the database.
+		assert.Contains(t, log, "snoop: "+w.dbPath+": READ")
+	})
 }
 
 // startBot starts a bot with jobs of their own users on the given database and work directory.

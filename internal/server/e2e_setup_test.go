@@ -20,9 +20,23 @@ import (
 
 	dagctl "github.com/dagctl/dagctl-bot"
 	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/forgetest"
+	"github.com/dagctl/dagctl-bot/internal/forgetest/e2e"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
+	"github.com/dagctl/dagctl-bot/internal/forgetest/githubworld"
 	"github.com/dagctl/dagctl-bot/internal/server"
 	"github.com/dagctl/dagctl-bot/internal/serverconfig"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
+)
+
+// The manifest flow (/setup), GET /app and installations are GitHub App notions: the tests of this file run
+// against GitHub's world only.
+
+// The app of every world, as githubworld installs it.
+const (
+	appID          = githubworld.AppID
+	installationID = githubworld.InstallationID
+	webhookSecret  = githubworld.WebhookSecret
 )
 
 // The app GitHub creates in the manifest flow, and its installation on acme.
@@ -74,13 +88,13 @@ func settingsFromEnv(t *testing.T, logs *lockedBuffer, env func() map[string]str
 			vars[k] = v
 		}
 		if vars[serverconfig.EnvGitHubAppID] != "" {
-			vars[serverconfig.EnvGitHubAPIURL] = w.Fake.APIURL() + "/"
+			vars[serverconfig.EnvGitHubAPIURL] = w.GitHub().Fake.APIURL() + "/"
 		}
 		loaded, err := serverconfig.Load(nil, func(name string) string { return vars[name] })
 		require.NoError(t, err)
 		// serverconfig demands the app's credentials as soon as DAGCTL_GITHUB_API_URL is set, so an app-less
 		// bot gets the fake's API URL here.
-		loaded.GitHub.APIURL = w.Fake.APIURL() + "/"
+		loaded.GitHub.APIURL = w.GitHub().Fake.APIURL() + "/"
 		*cfg = loaded
 		opts.Manifest = dagctl.AppManifest
 		opts.Log = slog.New(slog.NewTextHandler(io.MultiWriter(logs, w.logLines), &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -138,29 +152,30 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 	ctx := context.Background()
 	logs := &lockedBuffer{}
 	env := map[string]string{} // the bot's DAGCTL_GITHUB_* variables; none at first
-	w := newWorld(t, worldOptions{configure: settingsFromEnv(t, logs, func() map[string]string { return env })})
+	w := newWorld(t, e2e.GitHub, worldOptions{configure: settingsFromEnv(t, logs, func() map[string]string { return env })})
+	gh := w.GitHub()
 	hook := func() string { return w.http.URL + "/webhooks/github" } // a restart serves on a new port
 
 	// The app GitHub will create, installed on acme.
 	keyPEM, _, err := githubfake.GenerateAppKey()
 	require.NoError(t, err)
-	w.Fake.AddManifestCode(manifestCode, githubfake.ManifestApp{
+	gh.Fake.AddManifestCode(manifestCode, githubfake.ManifestApp{
 		ID: manifestAppID, Slug: "dagctl-bot-acme", Name: "dagctl-bot", Owner: "acme", PEM: string(keyPEM),
 		WebhookSecret: manifestWebhookSecret, ClientID: "Iv1.manifest", ClientSecret: manifestClientSecret,
 	})
-	w.Fake.AddInstallation(githubfake.Installation{ID: manifestInstallationID, AppID: manifestAppID, Account: "acme"})
+	gh.Fake.AddInstallation(githubfake.Installation{ID: manifestInstallationID, AppID: manifestAppID, Account: "acme"})
 
 	// Without an app, webhooks are refused and nothing is stored.
 	head1 := w.PR(1, "first", "alice", nonBreaking)
 	for _, secret := range []string{"", manifestWebhookSecret} {
-		d := w.PREvent("opened", 1, head1, "alice").Installation(manifestInstallationID).SendT(t, hook(), secret)
+		d := ghPREvent(w, 1, head1, "alice").Installation(manifestInstallationID).SendT(t, hook(), secret)
 		assert.Equal(t, http.StatusServiceUnavailable, d.Status)
 		assert.Contains(t, d.Body, "not set up")
 		_, err := w.srv.Store().GetDelivery(ctx, "github", d.ID)
 		assert.ErrorIs(t, err, db.ErrNotFound, "a refused delivery is not stored")
 	}
 	w.settle()
-	assert.Empty(t, w.Repo.CheckRuns())
+	assert.Empty(t, w.Statuses())
 
 	// /setup is a stranger's to claim only with the one-time code the bot printed to its log.
 	code := setupCode(t, logs)
@@ -177,8 +192,8 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 	// /setup posts the manifest, its URLs filled in from the public URL, to GitHub (here the fake, which looks
 	// like GitHub Enterprise Server: its web URL is derived from the API URL).
 	action, manifest := setupForm(t, w, "?setup_code="+code)
-	require.True(t, strings.HasPrefix(action, w.Fake.URL()+"/settings/apps/new?state="), action)
-	state := strings.TrimPrefix(action, w.Fake.URL()+"/settings/apps/new?state=")
+	require.True(t, strings.HasPrefix(action, gh.Fake.URL()+"/settings/apps/new?state="), action)
+	state := strings.TrimPrefix(action, gh.Fake.URL()+"/settings/apps/new?state=")
 	require.NotEmpty(t, state)
 	assert.Equal(t, "dagctl-bot", manifest["name"])
 	assert.Equal(t, publicURL, manifest["url"])
@@ -191,12 +206,12 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 	}, manifest["default_permissions"])
 	assert.ElementsMatch(t, []any{"pull_request", "pull_request_review", "issue_comment", "push", "check_run"}, manifest["default_events"])
 	orgAction, _ := setupForm(t, w, "?setup_code="+code+"&org=acme")
-	assert.True(t, strings.HasPrefix(orgAction, w.Fake.URL()+"/organizations/acme/settings/apps/new?state="), orgAction)
+	assert.True(t, strings.HasPrefix(orgAction, gh.Fake.URL()+"/organizations/acme/settings/apps/new?state="), orgAction)
 
 	// A callback with a state the bot did not hand out is refused before the code is redeemed.
 	status, body := page(t, w, "/setup/callback?code="+manifestCode+"&state=forged")
 	assert.Equal(t, http.StatusBadRequest, status, body)
-	assert.Empty(t, w.Fake.RequestsMatching("POST", "/app-manifests/*/conversions"))
+	assert.Empty(t, gh.Fake.RequestsMatching("POST", "/app-manifests/*/conversions"))
 	_, err = w.srv.Store().AppCredentials(ctx, "github")
 	assert.ErrorIs(t, err, db.ErrNotFound)
 
@@ -204,10 +219,10 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 	status, body = page(t, w, "/setup/callback?code="+manifestCode+"&state="+state)
 	require.Equal(t, http.StatusOK, status, body)
 	assert.Contains(t, body, "dagctl-bot-acme")
-	assert.Contains(t, body, w.Fake.URL()+"/apps/dagctl-bot-acme/installations/new")
+	assert.Contains(t, body, gh.Fake.URL()+"/apps/dagctl-bot-acme/installations/new")
 	assert.NotContains(t, body, manifestWebhookSecret)
 	assert.NotContains(t, body, "PRIVATE KEY")
-	conversions := w.Fake.RequestsMatching("POST", "/app-manifests/"+manifestCode+"/conversions")
+	conversions := gh.Fake.RequestsMatching("POST", "/app-manifests/"+manifestCode+"/conversions")
 	require.Len(t, conversions, 1)
 	assert.Equal(t, http.StatusCreated, conversions[0].Status)
 	creds, err := w.srv.Store().AppCredentials(ctx, "github")
@@ -220,9 +235,9 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 
 	// At once, without a restart: deliveries signed with the new secret are accepted, others are not, and the
 	// PR is planned as the new app (its key signs the JWT the fake checks against the app's public key).
-	bad := w.PREvent("opened", 1, head1, "alice").Installation(manifestInstallationID).SendT(t, hook(), "not-the-secret")
+	bad := ghPREvent(w, 1, head1, "alice").Installation(manifestInstallationID).SendT(t, hook(), "not-the-secret")
 	assert.Equal(t, http.StatusUnauthorized, bad.Status)
-	d := w.PREvent("opened", 1, head1, "alice").Installation(manifestInstallationID).SendT(t, hook(), manifestWebhookSecret)
+	d := ghPREvent(w, 1, head1, "alice").Installation(manifestInstallationID).SendT(t, hook(), manifestWebhookSecret)
 	assert.Equal(t, http.StatusAccepted, d.Status)
 	w.settle()
 	assertPlanned(t, w, head1)
@@ -241,7 +256,7 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 	w.stop()
 	w.start()
 	head2 := w.PR(2, "second", "bob", nonBreaking)
-	d = w.PREvent("opened", 2, head2, "bob").Installation(manifestInstallationID).SendT(t, hook(), manifestWebhookSecret)
+	d = ghPREvent(w, 2, head2, "bob").Installation(manifestInstallationID).SendT(t, hook(), manifestWebhookSecret)
 	assert.Equal(t, http.StatusAccepted, d.Status)
 	w.settle()
 	assertPlanned(t, w, head2)
@@ -254,15 +269,15 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 	w.stop()
 	env = map[string]string{
 		serverconfig.EnvGitHubAppID:         strconv.Itoa(appID),
-		serverconfig.EnvGitHubPrivateKey:    string(w.PEM),
+		serverconfig.EnvGitHubPrivateKey:    string(gh.PEM),
 		serverconfig.EnvGitHubWebhookSecret: webhookSecret,
 	}
 	w.start()
-	w.Fake.ResetRequests()
+	gh.Fake.ResetRequests()
 	head3 := w.PR(3, "third", "carol", nonBreaking)
-	stale := w.PREvent("opened", 3, head3, "carol").Installation(installationID).SendT(t, hook(), manifestWebhookSecret)
+	stale := ghPREvent(w, 3, head3, "carol").Installation(installationID).SendT(t, hook(), manifestWebhookSecret)
 	assert.Equal(t, http.StatusUnauthorized, stale.Status, "the stored secret no longer verifies")
-	d = w.PREvent("opened", 3, head3, "carol").Installation(installationID).SendT(t, hook(), webhookSecret)
+	d = ghPREvent(w, 3, head3, "carol").Installation(installationID).SendT(t, hook(), webhookSecret)
 	assert.Equal(t, http.StatusAccepted, d.Status)
 	w.settle()
 	assertPlanned(t, w, head3)
@@ -281,7 +296,7 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 			leaked = append(leaked, name)
 		}
 	}
-	for name, key := range map[string][]byte{"manifest app key": keyPEM, "settings app key": w.PEM} {
+	for name, key := range map[string][]byte{"manifest app key": keyPEM, "settings app key": gh.PEM} {
 		for i, line := range pemBody(key) {
 			if strings.Contains(out, line) {
 				leaked = append(leaked, fmt.Sprintf("%s (line %d)", name, i+1))
@@ -292,13 +307,27 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 	assert.Empty(t, leaked, "secrets in the bot's log")
 }
 
+// ghPREvent is a pull_request payload for PR number at head, by author, as GitHub sends it (the PR need not
+// exist on the fake).
+func ghPREvent(w *world, number int, head, author string) *githubfake.Payload {
+	return githubfake.LoadPayload(w.t, "pull_request.opened.json").Installation(installationID).Repo(w.GitHub().FakeRepo).
+		PullRequest(number, head, w.Base).Set("action", "opened").Set("pull_request.base.ref", "main").
+		Set("pull_request.user.login", author).Set("sender.login", author)
+}
+
+// sendGitHub signs and delivers a GitHub payload and waits for what it started.
+func (w *world) sendGitHub(p *githubfake.Payload) forgetest.Delivery {
+	w.t.Helper()
+	return w.send(w.GitHub().Webhook(p))
+}
+
 // assertPlanned checks that both plan checks of head ended successfully.
 func assertPlanned(t *testing.T, w *world, head string) {
 	t.Helper()
 	for _, env := range []string{"prod", "dev"} {
-		check, ok := w.Repo.CheckRun("dagctl/plan: "+env, head)
-		if assert.True(t, ok, "no %s check on %s; checks: %v", env, head, w.Repo.CheckRuns()) {
-			assert.Equal(t, "success", check.Conclusion, env)
+		check, ok := w.Status("dagctl/plan: "+env, head)
+		if assert.True(t, ok, "no %s check on %s; checks: %v", env, head, w.Statuses()) {
+			assert.Equal(t, vcs.StatusSuccess, check.State, env)
 		}
 	}
 }
@@ -308,7 +337,7 @@ func assertPlanned(t *testing.T, w *world, head string) {
 func assertTokensOnlyFor(t *testing.T, w *world, installation int64) {
 	t.Helper()
 	var ours int
-	for _, r := range w.Fake.RequestsMatching("POST", "/app/installations/*/access_tokens") {
+	for _, r := range w.GitHub().Fake.RequestsMatching("POST", "/app/installations/*/access_tokens") {
 		assert.Equal(t, "/app/installations/"+strconv.FormatInt(installation, 10)+"/access_tokens", r.Path)
 		assert.Equal(t, "jwt", r.Auth)
 		assert.Equal(t, http.StatusCreated, r.Status, "the fake verified the JWT with the app's public key")
@@ -330,7 +359,8 @@ func pemBody(key []byte) []string {
 
 func TestCallbackWithAnUnknownCodeStoresNothing(t *testing.T) {
 	logs := &lockedBuffer{}
-	w := newWorld(t, worldOptions{configure: settingsFromEnv(t, logs, func() map[string]string { return nil })})
+	w := newWorld(t, e2e.GitHub, worldOptions{configure: settingsFromEnv(t, logs, func() map[string]string { return nil })})
+	gh := w.GitHub()
 	code := setupCode(t, logs)
 	action, _ := setupForm(t, w, "?setup_code="+code)
 	state := action[strings.Index(action, "state=")+len("state="):]
@@ -340,11 +370,11 @@ func TestCallbackWithAnUnknownCodeStoresNothing(t *testing.T) {
 	_, err := w.srv.Store().AppCredentials(context.Background(), "github")
 	assert.ErrorIs(t, err, db.ErrNotFound)
 	// Still not set up: webhooks are refused, and /setup offers the form again, to the same code.
-	d := w.PREvent("opened", 1, w.Base, "alice").SendT(t, w.http.URL+"/webhooks/github", webhookSecret)
+	d := ghPREvent(w, 1, w.Base, "alice").SendT(t, w.http.URL+"/webhooks/github", webhookSecret)
 	assert.Equal(t, http.StatusServiceUnavailable, d.Status)
 	setupForm(t, w, "?setup_code="+code)
 	// The state was used up by the failed attempt.
-	w.Fake.AddManifestCode("later", githubfake.ManifestApp{ID: 5, Slug: "x", PEM: string(w.PEM), WebhookSecret: "s"})
+	gh.Fake.AddManifestCode("later", githubfake.ManifestApp{ID: 5, Slug: "x", PEM: string(gh.PEM), WebhookSecret: "s"})
 	status, _ = page(t, w, "/setup/callback?code=later&state="+state)
 	assert.Equal(t, http.StatusBadRequest, status)
 }
@@ -378,10 +408,10 @@ func repoNames(t *testing.T, w *world) []string {
 
 func TestInstallationEventsKeepTheStoreCurrentAndSuspensionStopsPlans(t *testing.T) {
 	ctx := context.Background()
-	w := newWorld(t, worldOptions{})
+	w := newWorld(t, e2e.GitHub, worldOptions{})
 	store := w.srv.Store()
 
-	d := w.send(installationPayload(t, "installation.created.json", "created").Set("repositories", repoList("warehouse")))
+	d := w.sendGitHub(installationPayload(t, "installation.created.json", "created").Set("repositories", repoList("warehouse")))
 	require.Equal(t, http.StatusAccepted, d.Status)
 	inst, err := store.GetInstallation(ctx, "github", strconv.Itoa(installationID))
 	require.NoError(t, err)
@@ -389,16 +419,16 @@ func TestInstallationEventsKeepTheStoreCurrentAndSuspensionStopsPlans(t *testing
 	assert.False(t, inst.Suspended)
 	assert.Equal(t, []string{"acme/warehouse"}, repoNames(t, w))
 
-	w.send(installationPayload(t, "installation_repositories.added.json", "added").
+	w.sendGitHub(installationPayload(t, "installation_repositories.added.json", "added").
 		Set("repositories_added", repoList("lake", "marts")).Set("repositories_removed", []any{}))
 	assert.Equal(t, []string{"acme/lake", "acme/marts", "acme/warehouse"}, repoNames(t, w))
-	w.send(installationPayload(t, "installation_repositories.removed.json", "removed").
+	w.sendGitHub(installationPayload(t, "installation_repositories.removed.json", "removed").
 		Set("repositories_added", []any{}).Set("repositories_removed", repoList("lake")))
 	assert.Equal(t, []string{"acme/marts", "acme/warehouse"}, repoNames(t, w))
 
 	// Suspended: the installation's repositories are not served. (The fake still hands out tokens, so only the
 	// bot's own rule keeps it from planning.)
-	w.send(installationPayload(t, "installation.suspend.json", "suspend"))
+	w.sendGitHub(installationPayload(t, "installation.suspend.json", "suspend"))
 	inst, err = store.GetInstallation(ctx, "github", strconv.Itoa(installationID))
 	require.NoError(t, err)
 	assert.True(t, inst.Suspended)
@@ -407,29 +437,29 @@ func TestInstallationEventsKeepTheStoreCurrentAndSuspensionStopsPlans(t *testing
 	assert.True(t, repo.Suspended)
 
 	head := w.PR(1, "x", "alice", nonBreaking)
-	d = w.send(w.PREvent("opened", 1, head, "alice"))
+	d = w.send(w.PREvent(vcs.PROpened, 1))
 	assert.Equal(t, http.StatusAccepted, d.Status)
 	got, err := store.GetDelivery(ctx, "github", d.ID)
 	require.NoError(t, err)
 	assert.Equal(t, db.DeliveryDone, got.Status, "ignored, not failed or retried")
-	assert.Empty(t, w.Repo.CheckRuns(), "no checks for a suspended installation")
-	assert.Empty(t, w.Repo.Comments(1))
-	w.send(w.CommentEvent(1, head, "bob", "/dagctl plan"))
-	assert.Empty(t, w.Repo.CheckRuns(), "commands are ignored too")
-	assert.Empty(t, w.Repo.Reactions(w.Repo.Comments(1)[0].ID))
+	assert.Empty(t, w.Statuses(), "no checks for a suspended installation")
+	assert.Empty(t, w.Comments(1))
+	w.comment(1, "bob", "/dagctl plan")
+	assert.Empty(t, w.Statuses(), "commands are ignored too")
+	assert.Empty(t, w.Reactions(w.Comments(1)[0].ID))
 
 	// Unsuspended: served again.
-	w.send(installationPayload(t, "installation.suspend.json", "unsuspend").Set("installation.suspended_at", nil).
+	w.sendGitHub(installationPayload(t, "installation.suspend.json", "unsuspend").Set("installation.suspended_at", nil).
 		Set("installation.suspended_by", nil))
 	inst, err = store.GetInstallation(ctx, "github", strconv.Itoa(installationID))
 	require.NoError(t, err)
 	assert.False(t, inst.Suspended)
 	assert.Equal(t, []string{"acme/marts", "acme/warehouse"}, repoNames(t, w), "unsuspending keeps the repositories")
-	w.send(w.PREvent("reopened", 1, head, "alice"))
+	w.send(w.PREvent(vcs.PRReopened, 1))
 	assertPlanned(t, w, head)
 
 	// Uninstalled: the installation and its repositories are gone.
-	w.send(installationPayload(t, "installation.deleted.json", "deleted").Set("repositories", repoList("marts", "warehouse")))
+	w.sendGitHub(installationPayload(t, "installation.deleted.json", "deleted").Set("repositories", repoList("marts", "warehouse")))
 	_, err = store.GetInstallation(ctx, "github", strconv.Itoa(installationID))
 	assert.ErrorIs(t, err, db.ErrNotFound)
 	all, err := store.ListRepos(ctx)

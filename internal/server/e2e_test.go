@@ -10,7 +10,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dagctl/dagctl-bot/internal/forgetest/e2e"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
 // nonBreaking adds a column to customer_totals: a non-breaking change whose downstream view is indirectly
@@ -18,31 +20,33 @@ import (
 var nonBreaking = testutil.NonBreakingChange
 
 func TestPullRequestGetsPlanChecksAndStickyComment(t *testing.T) {
-	w := newWorld(t, worldOptions{seedProd: true})
-	head := w.PR(1, "more-columns", "alice", nonBreaking)
-	d := w.send(w.PREvent("opened", 1, head, "alice"))
-	assert.Equal(t, 202, d.Status)
+	forEachForge(t, func(t *testing.T, forge e2e.Kind) {
+		w := newWorld(t, forge, worldOptions{seedProd: true})
+		head := w.PR(1, "more-columns", "alice", nonBreaking)
+		d := w.send(w.PREvent(vcs.PROpened, 1))
+		assert.Equal(t, 202, d.Status)
 
-	for _, env := range []string{"prod", "dev"} {
-		check, ok := w.Repo.CheckRun("dagctl/plan: "+env, head)
-		require.True(t, ok, "no check for %s; checks: %v", env, w.Repo.CheckRuns())
-		assert.Equal(t, []string{"queued", "in_progress", "completed"}, check.Statuses(), env)
-		assert.Equal(t, "success", check.Conclusion, env)
-		assert.Contains(t, check.DetailsURL, publicURL+"/runs/", env)
-		assert.Contains(t, check.Summary, "dagctl_example.customer_totals", env)
-	}
-	prod, _ := w.Repo.CheckRun("dagctl/plan: prod", head)
-	assert.Contains(t, prod.Summary, "Non-breaking")
-	assert.Contains(t, prod.Summary, "dagctl_example.top_customers", "the downstream view is indirectly modified")
+		for _, env := range []string{"prod", "dev"} {
+			check, ok := w.Status("dagctl/plan: "+env, head)
+			require.True(t, ok, "no check for %s; checks: %v", env, w.Statuses())
+			assert.Equal(t, []vcs.StatusState{vcs.StatusQueued, vcs.StatusRunning, vcs.StatusSuccess}, check.History, env)
+			assert.Equal(t, vcs.StatusSuccess, check.State, env)
+			assert.Contains(t, check.DetailsURL, publicURL+"/runs/", env)
+			assert.Contains(t, check.Summary, "dagctl_example.customer_totals", env)
+		}
+		prod, _ := w.Status("dagctl/plan: prod", head)
+		assert.Contains(t, prod.Summary, "Non-breaking")
+		assert.Contains(t, prod.Summary, "dagctl_example.top_customers", "the downstream view is indirectly modified")
 
-	comments := w.Repo.Comments(1)
-	require.Len(t, comments, 1, "one sticky comment")
-	body := w.normalize(w.Sticky(1), map[string]string{head: "head", w.Base: "base"})
-	golden(t, "pr_opened_non_breaking.md", body)
+		comments := w.Comments(1)
+		require.Len(t, comments, 1, "one sticky comment")
+		body := w.normalize(w.Sticky(1), map[string]string{head: "head", w.Base: "base"})
+		golden(t, "pr_opened_non_breaking.md", body)
 
-	// The log link works and shows the real sqlmesh output.
-	resp := httpGet(t, prod.DetailsURL, w)
-	assert.Contains(t, resp, "dagctl_example.customer_totals")
+		// The log link works and shows the real sqlmesh output.
+		resp := httpGet(t, prod.DetailsURL, w)
+		assert.Contains(t, resp, "dagctl_example.customer_totals")
+	})
 }
 
 // golden compares got with testdata/name; DAGCTL_UPDATE_GOLDEN=1 rewrites it.

@@ -13,27 +13,25 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dagctl/dagctl-bot/internal/forgetest"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/e2e"
-	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/server"
 	"github.com/dagctl/dagctl-bot/internal/serverconfig"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
 const (
-	appID          = e2e.AppID
-	installationID = e2e.InstallationID
-	webhookSecret  = e2e.WebhookSecret
-	publicURL      = "https://bot.test"
+	publicURL = "https://bot.test"
 	// executionTime fixes sqlmesh's "now", so that backfill intervals are the same on every run.
 	executionTime = e2e.ExecutionTime
 )
 
-// world is one end-to-end test's world: a fake GitHub with a repository holding examples/sqlmesh, the team's
+// world is one end-to-end test's world: a fake forge with a repository holding examples/sqlmesh, the team's
 // sqlmesh state in a DuckDB file, and dagctl-bot serving webhooks over HTTP.
 type world struct {
-	*e2e.Forge
+	*e2e.World
 	t        *testing.T
 	dbPath   string
 	workDir  string
@@ -63,9 +61,16 @@ const (
 // isolatedJobs reports whether the world's jobs run as users of their own, as a bot running as root does.
 func isolatedJobs() bool { return jobs.CanSwitchUsers() == nil }
 
-func newWorld(t *testing.T, opts worldOptions) *world {
+// forEachForge runs a scenario once per fake forge, as a subtest named after it.
+func forEachForge(t *testing.T, scenario func(t *testing.T, forge e2e.Kind)) {
+	for _, f := range e2e.Forges {
+		t.Run(f.Name, func(t *testing.T) { scenario(t, f) })
+	}
+}
+
+func newWorld(t *testing.T, forge e2e.Kind, opts worldOptions) *world {
 	t.Helper()
-	w := &world{t: t, opts: opts, Forge: e2e.NewForge(t, opts.baseFiles)}
+	w := &world{t: t, opts: opts, World: e2e.NewWorld(t, forge, opts.baseFiles)}
 	// As in production: the database in a directory of its own, the jobs' work directory outside it.
 	dir := testutil.TempDirForJobUsers(t)
 	w.dbPath = filepath.Join(dir, "bot", "dagctl.db")
@@ -84,18 +89,15 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 func (w *world) start() {
 	w.t.Helper()
 	cfg := serverconfig.Config{
-		DB:       w.dbPath,
-		Executor: serverconfig.ExecutorLocal,
-		GitHub: serverconfig.GitHub{
-			AppID: appID, PrivateKey: serverconfig.Secret(w.PEM), WebhookSecret: webhookSecret,
-			APIURL: w.Fake.APIURL() + "/",
-		},
+		DB:        w.dbPath,
+		Executor:  serverconfig.ExecutorLocal,
 		PublicURL: publicURL,
 		SQLMesh:   testutil.SQLMesh(w.t),
 		WorkDir:   w.workDir,
 		JobEnv:    []string{"EXAMPLE_DUCKDB_PATH"},
 		JobUsers:  serverconfig.JobUsers{Mode: serverconfig.JobUsersOff},
 	}
+	w.Configure(&cfg)
 	if isolatedJobs() {
 		cfg.SQLMesh = testutil.SQLMeshForJobUsers(w.t)
 		cfg.JobUsers = serverconfig.JobUsers{Mode: serverconfig.JobUsersRange, First: worldFirstUID, Last: worldLastUID, Group: worldJobsGroup}
@@ -103,8 +105,8 @@ func (w *world) start() {
 	w.logLines = &strings.Builder{}
 	opts := server.Options{
 		Log:           slog.New(slog.NewTextHandler(w.logLines, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:           w.Fake.Now,
-		Sleep:         w.Fake.Sleep,
+		Now:           w.Now,
+		Sleep:         w.Sleep,
 		ExecutionTime: executionTime,
 		Environ:       append(os.Environ(), "EXAMPLE_DUCKDB_PATH="+w.State),
 		// The example's DuckDB file takes one writer at a time; a warehouse would not need this.
@@ -159,10 +161,18 @@ func (w *world) crash() {
 }
 
 // send delivers a webhook and waits until the bot has handled it and every job it started has been reported.
-func (w *world) send(p *githubfake.Payload) githubfake.Delivery {
+func (w *world) send(wh forgetest.Webhook) forgetest.Delivery {
 	w.t.Helper()
-	d := p.SendT(w.t, w.http.URL+"/webhooks/github", webhookSecret)
+	d := w.deliver(wh)
 	w.settle()
+	return d
+}
+
+// deliver sends a webhook and returns the bot's answer at once: the bot handles it when drained.
+func (w *world) deliver(wh forgetest.Webhook) forgetest.Delivery {
+	w.t.Helper()
+	d, err := wh.Send(w.http.URL)
+	require.NoError(w.t, err, "sending %s webhook", wh.Event)
 	return d
 }
 
@@ -192,42 +202,53 @@ func (w *world) normalize(s string, shas map[string]string) string {
 	return logLinkRE.ReplaceAllString(s, publicURL+"/runs/<id>/<sig>")
 }
 
-// review adds a review by user to the PR on the fake and sends the pull_request_review event.
-func (w *world) review(number int, head, user, state string) int64 {
+// review adds a review by user of the commit head to the PR and sends its webhook.
+func (w *world) review(number int, head, user string, state vcs.ReviewState) int64 {
 	w.t.Helper()
-	id := w.Repo.AddReview(number, githubfake.Review{User: user, State: state, CommitID: head})
-	w.send(githubfake.LoadPayload(w.t, "pull_request_review.submitted.json").Installation(installationID).Repo(w.Repo).
-		PullRequest(number, head, w.Base).Set("review.id", id).Set("review.state", strings.ToLower(state)).
-		Set("review.user.login", user).Set("review.commit_id", head).Set("sender.login", user))
+	id := w.AddReview(number, user, state, head)
+	w.send(w.ReviewEvent(number, id))
 	return id
 }
 
-// dismiss dismisses a review and sends the event.
-func (w *world) dismiss(number int, head string, id int64) {
+// dismiss dismisses a review and sends the webhook.
+func (w *world) dismiss(number int, id int64) {
 	w.t.Helper()
-	w.Repo.DismissReview(number, id)
-	w.send(githubfake.LoadPayload(w.t, "pull_request_review.dismissed.json").Installation(installationID).Repo(w.Repo).
-		PullRequest(number, head, w.Base).Set("review.id", id).Set("review.commit_id", head))
+	w.DismissReview(number, id)
+	w.send(w.ReviewDismissedEvent(number, id))
 }
 
-// merge merges the PR's branch into main with a merge commit and returns the merge commit.
-func (w *world) merge(number int, branch, head, author string) string {
+// merge merges the PR's branch into main with a merge commit and returns the merge commit (no webhook).
+func (w *world) merge(number int) string {
 	w.t.Helper()
-	w.Git.Git("checkout", "--quiet", "main")
-	w.Git.Git("merge", "--quiet", "--no-ff", "-m", "Merge "+branch, branch)
-	sha := w.Git.SHA("HEAD")
-	w.Repo.SetPR(githubfake.PR{Number: number, Author: author, HeadRef: branch, HeadSHA: head, BaseRef: "main", BaseSHA: w.Base,
-		State: "closed", Merged: true, MergeCommitSHA: sha})
-	return sha
+	return w.MergePR(number)
 }
 
-// comment sends a new PR comment and waits for what it started.
-func (w *world) comment(number int, head, user, body string) *githubfake.Payload {
+// comment adds a comment by user to the PR, sends its webhook, waits for what it started and returns its id.
+func (w *world) comment(number int, user, body string) int64 {
 	w.t.Helper()
-	p := w.CommentEvent(number, head, user, body)
-	w.send(p)
-	return p
+	id := w.AddComment(number, user, body)
+	w.send(w.CommentEvent(number, id))
+	return id
 }
+
+// commentLater adds a comment and delivers its webhook without waiting for the bot to handle it.
+func (w *world) commentLater(number int, user, body string) int64 {
+	w.t.Helper()
+	id := w.AddComment(number, user, body)
+	w.deliver(w.CommentEvent(number, id))
+	return id
+}
+
+// close closes the PR on the forge, sends the webhook and waits for what it started.
+func (w *world) close(number int) {
+	w.t.Helper()
+	w.UpdatePR(number, func(pr *forgetest.PR) { pr.Closed = true })
+	w.send(w.PREvent(vcs.PRClosed, number))
+}
+
+// forge is the forge's name, as the store keys what it holds; repoName the repository's full name.
+func (w *world) forge() string    { return w.Name() }
+func (w *world) repoName() string { return w.Repo().FullName() }
 
 // prodByComment is the example's config with prod applied by `/dagctl apply` too.
 const prodByComment = `version: 1

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dagctl/dagctl-bot/internal/forgetest/e2e"
 	"github.com/dagctl/dagctl-bot/internal/server"
 )
 
@@ -62,7 +63,7 @@ func dial(t *testing.T, addr string) net.Conn {
 // Slow senders are cut off by the server's deadlines: headers trickled past ReadHeaderTimeout, a body trickled
 // past ReadTimeout, a connection left idle past IdleTimeout. Short limits here; serve uses the defaults.
 func TestSlowSendersAreCutOff(t *testing.T) {
-	w := newWorld(t, worldOptions{})
+	w := newWorld(t, e2e.GitHub, worldOptions{}) // the server's limits, whichever forge: one world is enough
 	addr := serveWith(t, w, server.HTTPLimits{
 		ReadHeaderTimeout: 200 * time.Millisecond, ReadTimeout: 500 * time.Millisecond,
 		WriteTimeout: time.Second, IdleTimeout: 200 * time.Millisecond,
@@ -107,7 +108,7 @@ func TestSlowSendersAreCutOff(t *testing.T) {
 // Headers are capped (the default limits, as serve has them): a request with huge headers is refused before
 // its handler runs.
 func TestHugeHeadersAreRefused(t *testing.T) {
-	w := newWorld(t, worldOptions{})
+	w := newWorld(t, e2e.GitHub, worldOptions{}) // the server's limits, whichever forge: one world is enough
 	addr := serveWith(t, w, server.DefaultHTTPLimits)
 	conn := dial(t, addr)
 	_, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: bot\r\nX-Padding: " + strings.Repeat("a", 512<<10) + "\r\n\r\n"))

@@ -1,6 +1,6 @@
-// Package e2e is the forge side of the bot's end-to-end tests: a fake GitHub (githubfake) holding a repository
-// with examples/sqlmesh, the team's sqlmesh state in a DuckDB file, and the webhook payloads a PR produces. Each
-// test suite adds the bot (local or Kubernetes executor) on top.
+// Package e2e is the world of the bot's end-to-end tests: a fake forge (a forgetest.World, one per e2e.Forges)
+// holding a repository with examples/sqlmesh, and the team's sqlmesh state in a DuckDB file. Each test suite adds
+// the bot (local or Kubernetes executor) on top. Forge is the GitHub-only world the benchmarks use.
 package e2e
 
 import (
@@ -26,14 +26,20 @@ const (
 	ExecutionTime = "2024-01-15"
 )
 
-// Forge is a fake GitHub with the app installed on acme/warehouse, whose main holds the example project.
+// Forge is a fake GitHub with the app installed on acme/warehouse, whose main holds the example project: the
+// GitHub-only world of the benchmarks and the Kubernetes suite (forge-neutral tests use World).
 type Forge struct {
-	T    testing.TB
+	*Warehouse
 	Fake *githubfake.Fake
 	Git  *githubfake.GitRepo
 	Repo *githubfake.Repo
 	PEM  []byte // the app's private key
 	Base string // main's commit
+}
+
+// Warehouse is the team's side of every end-to-end world: the example project on main and its sqlmesh state.
+type Warehouse struct {
+	T testing.TB
 	// State is the DuckDB file with the team's data and sqlmesh state (EXAMPLE_DUCKDB_PATH of the jobs).
 	State     string
 	baseFiles map[string]string
@@ -41,11 +47,15 @@ type Forge struct {
 	stateGroup uint32
 }
 
+func newWarehouse(t testing.TB, baseFiles map[string]string) *Warehouse {
+	return &Warehouse{T: t, baseFiles: baseFiles, State: filepath.Join(t.TempDir(), "state.duckdb")}
+}
+
 // NewForge sets the forge up; baseFiles are added to (or replace) the example's files on main. Users: alice and
 // bob have write permission, carol is an admin, dave can only read.
 func NewForge(t testing.TB, baseFiles map[string]string) *Forge {
 	t.Helper()
-	f := &Forge{T: t, Fake: githubfake.New(t), baseFiles: baseFiles}
+	f := &Forge{Warehouse: newWarehouse(t, baseFiles), Fake: githubfake.New(t)}
 	f.PEM = f.Fake.NewApp(t, AppID, "dagctl-bot")
 	f.Fake.AddInstallation(githubfake.Installation{ID: InstallationID, AppID: AppID, Account: "acme"})
 	f.Git = githubfake.NewGitRepo(t, "main")
@@ -54,7 +64,6 @@ func NewForge(t testing.TB, baseFiles map[string]string) *Forge {
 	for user, role := range map[string]string{"alice": "write", "bob": "write", "carol": "admin", "dave": "read"} {
 		f.Repo.SetPermission(user, role)
 	}
-	f.State = filepath.Join(t.TempDir(), "state.duckdb")
 	return f
 }
 
@@ -62,7 +71,7 @@ func NewForge(t testing.TB, baseFiles map[string]string) *Forge {
 // state file, as a team would share a local DuckDB warehouse: its directory becomes the group's with the
 // setgid bit, so that the files one job creates (with umask 007) the others can write. Call it before
 // DeployToProd.
-func (f *Forge) ShareState(gid uint32) {
+func (f *Warehouse) ShareState(gid uint32) {
 	f.T.Helper()
 	dir := filepath.Dir(f.State)
 	require.NoError(f.T, os.Chmod(filepath.Dir(dir), 0o711))
@@ -72,7 +81,7 @@ func (f *Forge) ShareState(gid uint32) {
 }
 
 // MainFiles are the files on main: the example and the test's own.
-func (f *Forge) MainFiles() map[string]string {
+func (f *Warehouse) MainFiles() map[string]string {
 	files := testutil.ExampleFiles(f.T)
 	for name, content := range f.baseFiles {
 		files[name] = content
@@ -82,7 +91,7 @@ func (f *Forge) MainFiles() map[string]string {
 
 // DeployToProd applies main plus some changes (none: main as it is) to prod with the real sqlmesh, as the
 // team's earlier deploys, or a deploy the bot does not know about, would.
-func (f *Forge) DeployToProd(changes map[string]string) {
+func (f *Warehouse) DeployToProd(changes map[string]string) {
 	f.T.Helper()
 	dir := f.T.TempDir()
 	files := f.MainFiles()
@@ -120,14 +129,6 @@ func (f *Forge) PREvent(action string, number int, head, author string) *githubf
 		Set("pull_request.user.login", author).Set("sender.login", author)
 }
 
-// CommentEvent adds a comment by user to the PR on the fake and returns its issue_comment payload.
-func (f *Forge) CommentEvent(number int, head, user, body string) *githubfake.Payload {
-	id := f.Repo.AddComment(number, user, body)
-	return githubfake.LoadPayload(f.T, "issue_comment.created.on-pr.json").Installation(InstallationID).Repo(f.Repo).
-		PullRequest(number, head, f.Base).Set("comment.id", id).Set("comment.body", body).
-		Set("comment.user.login", user).Set("comment.user.type", "User").Set("sender.login", user)
-}
-
 // Sticky is the PR's sticky comment (all parts joined), or "": the bot's comments that carry the marker.
 func (f *Forge) Sticky(number int) string {
 	var parts []string
@@ -137,15 +138,4 @@ func (f *Forge) Sticky(number int) string {
 		}
 	}
 	return strings.Join(parts, "\n")
-}
-
-// ChecksNamed are the check runs of a commit with a name, oldest first.
-func (f *Forge) ChecksNamed(name, sha string) []githubfake.CheckRun {
-	var out []githubfake.CheckRun
-	for _, c := range f.Repo.CheckRuns() {
-		if c.Name == name && c.HeadSHA == sha {
-			out = append(out, c)
-		}
-	}
-	return out
 }

@@ -283,18 +283,7 @@ func (p *Payload) SendAs(url, secret, deliveryID string) (Delivery, error) {
 	if err != nil {
 		return Delivery{}, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "GitHub-Hookshot/fake")
-	req.Header.Set("X-GitHub-Event", p.Event)
-	req.Header.Set("X-GitHub-Delivery", deliveryID)
-	req.Header.Set("X-GitHub-Hook-ID", "1")
-	if id := p.Get("installation.id"); id != nil {
-		req.Header.Set("X-GitHub-Hook-Installation-Target-ID", fmt.Sprint(id))
-	}
-	req.Header.Set("X-GitHub-Hook-Installation-Target-Type", "integration")
-	if secret != "" {
-		req.Header.Set("X-Hub-Signature-256", Sign(secret, body))
-	}
+	req.Header = p.Header(body, secret, deliveryID)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return Delivery{ID: deliveryID}, err
@@ -303,6 +292,27 @@ func (p *Payload) SendAs(url, secret, deliveryID string) (Delivery, error) {
 	answer, err := io.ReadAll(resp.Body)
 	return Delivery{ID: deliveryID, Status: resp.StatusCode, Body: string(answer)}, err
 }
+
+// Header is what GitHub sends with body: the event, the delivery id and, with a secret, the signature.
+func (p *Payload) Header(body []byte, secret, deliveryID string) http.Header {
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", "GitHub-Hookshot/fake")
+	h.Set("X-GitHub-Event", p.Event)
+	h.Set("X-GitHub-Delivery", deliveryID)
+	h.Set("X-GitHub-Hook-ID", "1")
+	if id := p.Get("installation.id"); id != nil {
+		h.Set("X-GitHub-Hook-Installation-Target-ID", fmt.Sprint(id))
+	}
+	h.Set("X-GitHub-Hook-Installation-Target-Type", "integration")
+	if secret != "" {
+		h.Set("X-Hub-Signature-256", Sign(secret, body))
+	}
+	return h
+}
+
+// NewDeliveryID is a fresh X-GitHub-Delivery value.
+func NewDeliveryID() string { return newDeliveryID() }
 
 // SendT is Send that fails the test on a transport error.
 func (p *Payload) SendT(t testing.TB, url, secret string) Delivery {

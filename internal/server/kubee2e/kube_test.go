@@ -15,8 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
+	"github.com/dagctl/dagctl-bot/internal/forgetest"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
 var logLinkRE = regexp.MustCompile(regexp.QuoteMeta(publicURL) + `/runs/\d+/[0-9a-f]+`)
@@ -26,7 +27,7 @@ var logLinkRE = regexp.MustCompile(regexp.QuoteMeta(publicURL) + `/runs/\d+/[0-9
 func TestPullRequestIsPlannedInKubernetesJobs(t *testing.T) {
 	w := newWorld(t, nil)
 	head := w.PR(1, "more-columns", "alice", testutil.NonBreakingChange)
-	d := w.send(w.PREvent("opened", 1, head, "alice"))
+	d := w.send(w.PREvent(vcs.PROpened, 1))
 	require.Equal(t, 202, d.Status)
 
 	for _, env := range []string{"prod", "dev"} {
@@ -34,9 +35,9 @@ func TestPullRequestIsPlannedInKubernetesJobs(t *testing.T) {
 	}
 	w.srv.WaitJobs()
 	for _, env := range []string{"prod", "dev"} {
-		check, _ := w.Repo.CheckRun("dagctl/plan: "+env, head)
-		assert.Equal(t, []string{"queued", "in_progress", "completed"}, check.Statuses(), env)
-		assert.Equal(t, "success", check.Conclusion, env)
+		check, _ := w.Status("dagctl/plan: "+env, head)
+		assert.Equal(t, []vcs.StatusState{vcs.StatusQueued, vcs.StatusRunning, vcs.StatusSuccess}, check.History, env)
+		assert.Equal(t, vcs.StatusSuccess, check.State, env)
 		assert.Contains(t, check.Summary, "dagctl_example.customer_totals", env)
 	}
 	// Each plan ran in a Job of the bot's, which the job controller completed.
@@ -47,7 +48,7 @@ func TestPullRequestIsPlannedInKubernetesJobs(t *testing.T) {
 		assert.EqualValues(t, 1, job.Status.Succeeded, job.Name)
 	}
 
-	require.Len(t, w.Repo.Comments(1), 1, "one sticky comment")
+	require.Len(t, w.Comments(1), 1, "one sticky comment")
 	body := w.Sticky(1)
 	for sha, name := range map[string]string{head: "head", w.Base: "base"} {
 		body = strings.ReplaceAll(body, sha, "<"+name+">")
@@ -59,7 +60,7 @@ func TestPullRequestIsPlannedInKubernetesJobs(t *testing.T) {
 	assert.Equal(t, string(want), body, "the sticky comment is the local executor's (internal/server/testdata)")
 
 	// The log holds what the Pod's two containers reported: the checkout, then sqlmesh's output.
-	prod, _ := w.Repo.CheckRun("dagctl/plan: prod", head)
+	prod, _ := w.Status("dagctl/plan: prod", head)
 	log := w.get(prod.DetailsURL + "?format=text")
 	assert.Contains(t, log, "dagctl: checking out "+head)
 	assert.Contains(t, log, "dagctl_example.customer_totals")
@@ -71,23 +72,23 @@ func TestPullRequestIsPlannedInKubernetesJobs(t *testing.T) {
 func TestBotRestartMidJobReattachesToTheJob(t *testing.T) {
 	w := newWorld(t, nil)
 	head := w.PR(1, "more-columns", "alice", testutil.NonBreakingChange)
-	require.Equal(t, 202, w.send(w.PREvent("opened", 1, head, "alice")).Status)
-	w.waitForCheck("dagctl/plan: prod", head, func(c githubfake.CheckRun) bool { return c.Status == "in_progress" })
+	require.Equal(t, 202, w.send(w.PREvent(vcs.PROpened, 1)).Status)
+	w.waitForCheck("dagctl/plan: prod", head, func(c forgetest.Status) bool { return c.State == vcs.StatusRunning })
 
 	w.close(50 * time.Millisecond) // a deploy: the Job goes on without the bot
-	c, _ := w.Repo.CheckRun("dagctl/plan: prod", head)
-	require.NotEqual(t, "completed", c.Status, "the restart left the check open")
+	c, _ := w.Status("dagctl/plan: prod", head)
+	require.False(t, c.State.Final(), "the restart left the check open")
 	w.start()
 
 	w.waitForCheck("dagctl/plan: prod", head, completed)
 	w.waitForCheck("dagctl/plan: dev", head, completed)
 	w.srv.WaitJobs()
-	c, _ = w.Repo.CheckRun("dagctl/plan: prod", head)
-	assert.Equal(t, "success", c.Conclusion)
-	dev, _ := w.Repo.CheckRun("dagctl/plan: dev", head)
-	assert.Equal(t, "success", dev.Conclusion, dev.Summary)
+	c, _ = w.Status("dagctl/plan: prod", head)
+	assert.Equal(t, vcs.StatusSuccess, c.State)
+	dev, _ := w.Status("dagctl/plan: dev", head)
+	assert.Equal(t, vcs.StatusSuccess, dev.State, dev.Summary)
 	assert.Contains(t, c.Summary, "dagctl_example.customer_totals")
-	assert.Len(t, w.ChecksNamed("dagctl/plan: prod", head), 1, "the same check run is finished, not a new one")
+	assert.Len(t, w.StatusesNamed("dagctl/plan: prod", head), 1, "the same check run is finished, not a new one")
 	list, err := cluster.Client.BatchV1().Jobs(w.ns).List(context.Background(), metav1.ListOptions{
 		LabelSelector: "dagctl.dev/environment=prod"})
 	require.NoError(t, err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
 // leakKey is what a PR's model could do with the bot's Secret mounted: print the App's private key, base64-encoded
@@ -35,8 +36,8 @@ func TestJobSecretsNamingTheBotsOwnSecretIsAConfigError(t *testing.T) {
 	config := strings.TrimRight(string(example), "\n") + "\n  secrets:\n    - " + botAppSecret + "\n"
 	line := strings.Count(config, "\n") // the last line names it
 	w := newWorld(t, map[string]string{repoconfig.Path: config})
-	head := w.PR(1, "macro", "alice", map[string]string{"models/leak.py": leakKey})
-	require.Equal(t, 202, w.send(w.PREvent("opened", 1, head, "alice")).Status)
+	w.PR(1, "macro", "alice", map[string]string{"models/leak.py": leakKey})
+	require.Equal(t, 202, w.send(w.PREvent(vcs.PROpened, 1)).Status)
 
 	require.Eventually(t, func() bool { return w.Sticky(1) != "" }, 2*time.Minute, 50*time.Millisecond, "the PR gets its sticky comment")
 	w.srv.WaitJobs()
@@ -54,8 +55,8 @@ func TestJobSecretsNamingTheBotsOwnSecretIsAConfigError(t *testing.T) {
 		}
 	}
 	assert.Empty(t, list.Items, "nothing is planned until the config is fixed")
-	encoded := base64.StdEncoding.EncodeToString(w.PEM)[:40]
-	for _, c := range w.Repo.CheckRuns() {
+	encoded := base64.StdEncoding.EncodeToString(w.GitHub().PEM)[:40]
+	for _, c := range w.Statuses() {
 		assert.NotContains(t, c.Summary+c.Text, encoded, c.Name)
 	}
 }

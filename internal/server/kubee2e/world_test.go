@@ -20,8 +20,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/dagctl/dagctl-bot/internal/forgetest"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/e2e"
-	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
+	"github.com/dagctl/dagctl-bot/internal/forgetest/githubworld"
 	"github.com/dagctl/dagctl-bot/internal/jobs/kube"
 	"github.com/dagctl/dagctl-bot/internal/jobs/kube/kubetest"
 	"github.com/dagctl/dagctl-bot/internal/server"
@@ -36,9 +37,6 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	appID          = e2e.AppID
-	installationID = e2e.InstallationID
-	webhookSecret  = e2e.WebhookSecret
 	// publicURL is the bot's address in links (log links); Pods report to the test server's own address.
 	publicURL     = "https://bot.test"
 	executionTime = e2e.ExecutionTime
@@ -50,10 +48,10 @@ const botAppSecret = "dagctl-bot"
 // tokenKey signs the Pods' report tokens; it is the same for every bot process, as the setting must be.
 var tokenKey = []byte("kubee2e-report-token-key-0123456789")
 
-// world is one test's world: a fake GitHub holding examples/sqlmesh, prod applied to a DuckDB file, a namespace
+// world is one test's world: a fake forge holding examples/sqlmesh, prod applied to a DuckDB file, a namespace
 // with a node running its Pods, and the bot behind a fixed address (an ingress: 502 while the bot is down).
 type world struct {
-	*e2e.Forge
+	*e2e.World
 	t       *testing.T
 	dbPath  string
 	ns      string
@@ -64,10 +62,13 @@ type world struct {
 	log     *strings.Builder
 }
 
-// newWorld makes a world whose main holds the example with the files of baseFiles added or replaced.
+// newWorld makes a world whose main holds the example with the files of baseFiles added or replaced. The bot's
+// own Secret holds a GitHub App's credentials, so the suite runs on GitHub's world (the scenarios themselves
+// speak only forgetest.World).
 func newWorld(t *testing.T, baseFiles map[string]string) *world {
 	t.Helper()
-	w := &world{t: t, Forge: e2e.NewForge(t, baseFiles)}
+	w := &world{t: t, World: e2e.NewWorld(t, e2e.GitHub, baseFiles)}
+	gh := w.GitHub()
 	w.dbPath = filepath.Join(t.TempDir(), "dagctl.db")
 	w.DeployToProd(nil)
 
@@ -84,7 +85,7 @@ func newWorld(t *testing.T, baseFiles map[string]string) *world {
 	// The bot's app credentials live beside its Jobs, as with the chart's defaults (one namespace).
 	_, err := cluster.Client.CoreV1().Secrets(w.ns).Create(context.Background(), &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: botAppSecret},
-		StringData: map[string]string{"DAGCTL_GITHUB_PRIVATE_KEY": string(w.PEM), "DAGCTL_GITHUB_WEBHOOK_SECRET": webhookSecret},
+		StringData: map[string]string{"DAGCTL_GITHUB_PRIVATE_KEY": string(gh.PEM), "DAGCTL_GITHUB_WEBHOOK_SECRET": githubworld.WebhookSecret},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	// The node's images: the job image has the pinned sqlmesh's python first on PATH, as a sqlmesh image would.
@@ -114,20 +115,17 @@ func (w *world) start() {
 	})
 	require.NoError(w.t, err)
 	cfg := serverconfig.Config{
-		DB:       w.dbPath,
-		Executor: serverconfig.ExecutorKubernetes,
-		GitHub: serverconfig.GitHub{
-			AppID: appID, PrivateKey: serverconfig.Secret(w.PEM), WebhookSecret: webhookSecret,
-			APIURL: w.Fake.APIURL() + "/",
-		},
+		DB:        w.dbPath,
+		Executor:  serverconfig.ExecutorKubernetes,
 		PublicURL: publicURL,
 		SQLMesh:   testutil.SQLMesh(w.t),
 		JobEnv:    []string{"EXAMPLE_DUCKDB_PATH"},
 	}
+	w.Configure(&cfg)
 	srv, err := server.New(context.Background(), cfg, server.Options{
 		Log:           log,
-		Now:           w.Fake.Now,
-		Sleep:         w.Fake.Sleep,
+		Now:           w.Now,
+		Sleep:         w.Sleep,
 		ExecutionTime: executionTime,
 		Executor:      executor,
 		Environ:       append(os.Environ(), "EXAMPLE_DUCKDB_PATH="+w.State),
@@ -163,18 +161,20 @@ func (w *world) close(grace time.Duration) {
 }
 
 // send delivers a webhook to the bot.
-func (w *world) send(p *githubfake.Payload) githubfake.Delivery {
+func (w *world) send(wh forgetest.Webhook) forgetest.Delivery {
 	w.t.Helper()
-	return p.SendT(w.t, w.ingress.URL+"/webhooks/github", webhookSecret)
+	d, err := wh.Send(w.ingress.URL)
+	require.NoError(w.t, err, "sending %s webhook", wh.Event)
+	return d
 }
 
-// waitForCheck waits until the check run of the commit satisfies ok.
-func (w *world) waitForCheck(name, sha string, ok func(githubfake.CheckRun) bool) {
+// waitForCheck waits until the status of the commit satisfies ok.
+func (w *world) waitForCheck(name, sha string, ok func(forgetest.Status) bool) {
 	w.t.Helper()
 	require.Eventually(w.t, func() bool {
-		c, found := w.Repo.CheckRun(name, sha)
+		c, found := w.Status(name, sha)
 		return found && ok(c)
-	}, 5*time.Minute, 50*time.Millisecond, "check %q of %s", name, sha)
+	}, 5*time.Minute, 50*time.Millisecond, "status %q of %s", name, sha)
 }
 
-func completed(c githubfake.CheckRun) bool { return c.Status == "completed" }
+func completed(c forgetest.Status) bool { return c.State.Final() }
