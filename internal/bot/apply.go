@@ -10,7 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dagctl/dagctl-bot/internal/approval"
 	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/deploy"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/plan"
 	"github.com/dagctl/dagctl-bot/internal/planner"
@@ -38,92 +40,20 @@ type applyRequest struct {
 	atBranchHead bool
 }
 
-// candidate is a plan an apply would run, or why it cannot.
+// candidate is a plan an apply would run, with the facts the deploy decision reads of it.
 type candidate struct {
-	plan    db.Plan
-	pc      planContext
-	env     repoconfig.Environment
-	refusal string
-	applied bool // an apply of this plan succeeded already
-}
-
-// applyCandidates finds, for each project, the plan of the environment at the PR's head, and says why it cannot
-// be applied when it cannot. Protection comes from cfg, read fresh from the base branch.
-func (b *Bot) applyCandidates(ctx context.Context, pr vcs.PullRequest, cfg repoconfig.Config, env repoconfig.Environment) ([]candidate, error) {
-	plans, err := b.store.ListPlansByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
-	if err != nil {
-		return nil, err
-	}
-	var out []candidate
-	for _, project := range cfg.Projects {
-		c := candidate{env: env}
-		for _, p := range plans {
-			if p.HeadSHA == pr.HeadSHA && p.Project == project.Name && p.Environment == env.Name {
-				c.plan = p // the newest wins: plans are listed oldest first
-			}
-		}
-		name := env.Name
-		if len(cfg.Projects) > 1 {
-			name = project.Name + "/" + env.Name
-		}
-		switch {
-		case c.plan.ID == 0:
-			c.refusal = fmt.Sprintf("`%s` has no plan for %s: comment `/dagctl plan %s` first", name, short(pr.HeadSHA), env.Name)
-		case c.plan.Status == plan.StatusNoChanges:
-			c.refusal = "" // nothing to apply; skipped below
-		case c.plan.Status != plan.StatusReady:
-			c.refusal = fmt.Sprintf("`%s`'s plan for %s is %s", name, short(pr.HeadSHA), c.plan.Status)
-		case c.plan.Summary == nil:
-			c.refusal = fmt.Sprintf("`%s`'s plan has no summary", name)
-		case len(c.plan.Summary.Uncategorized()) > 0:
-			c.refusal = fmt.Sprintf("`%s` has changes sqlmesh cannot categorise (%s): categorise them in the project and push", name, strings.Join(c.plan.Summary.Uncategorized(), ", "))
-		}
-		if c.plan.ID != 0 && c.refusal == "" {
-			if c.refusal, c.applied, err = b.applyState(ctx, c.plan, name); err != nil {
-				return nil, err
-			}
-		}
-		if c.plan.ID != 0 {
-			if c.pc, err = decodeContext(c.plan); err != nil {
-				return nil, err
-			}
-			c.pc.Env = env // protection as the base branch says now
-		}
-		out = append(out, c)
-	}
-	return out, nil
-}
-
-// applyState says why a plan cannot be applied now because of its own applies: one is running or queued, or
-// one already applied it. "" when neither.
-func (b *Bot) applyState(ctx context.Context, p db.Plan, name string) (refusal string, applied bool, err error) {
-	runs, err := b.store.ListRuns(ctx, p.ID)
-	if err != nil {
-		return "", false, err
-	}
-	for i := len(runs) - 1; i >= 0; i-- {
-		r := runs[i]
-		if r.Kind != jobs.KindApply {
-			continue
-		}
-		switch {
-		case !r.Status.Final():
-			return fmt.Sprintf("`%s` is being applied already (run %d)", name, r.ID), false, nil
-		case r.Status == db.RunSucceeded:
-			return fmt.Sprintf("`%s` is applied already: push a new commit to plan more changes", name), true, nil
-		}
-		return "", false, nil // the latest apply failed or was cancelled: applying again resumes it
-	}
-	return "", false, nil
+	plan   db.Plan
+	pc     planContext
+	target deploy.Target
 }
 
 // allowedApplier reports whether the user may apply the environment (appliers: logins or org/team slugs;
 // empty means anyone with write permission, which the caller has checked).
-func (b *Bot) allowedApplier(ctx context.Context, forge vcs.Forge, repo vcs.Repo, env repoconfig.Environment, user string) (bool, error) {
-	if len(env.Appliers) == 0 {
+func (b *Bot) allowedApplier(ctx context.Context, forge vcs.Forge, repo vcs.Repo, appliers []string, user string) (bool, error) {
+	if len(appliers) == 0 {
 		return true, nil
 	}
-	for _, a := range env.Appliers {
+	for _, a := range appliers {
 		if !strings.Contains(a, "/") {
 			if strings.EqualFold(strings.TrimPrefix(a, "@"), user) {
 				return true, nil
@@ -141,129 +71,134 @@ func (b *Bot) allowedApplier(ctx context.Context, forge vcs.Forge, repo vcs.Repo
 	return false, nil
 }
 
-// applyByComment runs `/dagctl apply [env] [--accept HASH]`: every check passes first (the PR is open and
-// mergeable — or merged, for an admin's --accept —, targets a deploy branch, contains the branch's head, the user may
-// apply, the plan at the head is ready and approved), then the apply is queued on the environment's lock.
+// applyByComment runs `/dagctl apply [env] [--accept HASH]`: the deploy decision must allow every plan first
+// (the PR is open and mergeable — or merged, for an admin's --accept —, targets a deploy branch, contains the
+// branch's head, the user may apply, the plan at the head is ready and approved), then the applies are queued on
+// the environments' locks.
 func (b *Bot) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, user, envName, accept string) error {
 	unlock := b.lockPR(pr.Repo, pr.Number)
 	defer unlock()
-	overMerged := pr.Merged && accept != ""
-	switch {
-	case pr.State == "closed" && !overMerged:
-		return b.replyError(ctx, forge, pr, "This PR is closed: nothing is applied.")
-	case !pr.Merged && pr.Mergeable != nil && !*pr.Mergeable:
-		return b.replyError(ctx, forge, pr, "This PR has conflicts with its base branch: resolve them, and apply the new plan.")
-	case overMerged && envName == "":
-		return b.replyError(ctx, forge, pr, "Name the environment: `/dagctl apply <env> --accept <hash>`.")
-	}
-	if accept != "" {
+	facts := deploy.Facts{Step: deploy.StepAsked, Trigger: repoconfig.ApplyOnComment, User: user,
+		Request: deploy.Request{EnvNamed: envName != "", Accept: accept}, PR: prFacts(pr, repoconfig.Config{})}
+	d := deploy.Decide(facts)
+	if d.Need == deploy.NeedAdmin {
 		perm, err := forge.Permission(ctx, pr.Repo, user)
 		if err != nil {
 			return err
 		}
-		if perm != vcs.PermissionAdmin {
-			return b.replyError(ctx, forge, pr, fmt.Sprintf("@%s, only admins can accept content no approved plan covered (`--accept`).", user))
-		}
+		admin := perm == vcs.PermissionAdmin
+		facts.Request.UserIsAdmin = &admin
+		d = deploy.Decide(facts)
+	}
+	if d.Verdict == deploy.Refuse {
+		return b.replyError(ctx, forge, pr, d.Reasons[0].Message)
 	}
 	cfg, _, err := b.loadConfig(ctx, forge, pr)
 	if err != nil {
 		return b.replyError(ctx, forge, pr, "Cannot read the config: "+err.Error())
 	}
-	var envs []repoconfig.Environment
-	if envName != "" {
-		e, ok := Environment(cfg, pr.Number, envName)
-		switch {
-		case !ok:
-			return b.replyError(ctx, forge, pr, fmt.Sprintf("Environment `%s` is not configured.", envName))
-		case !e.AppliesOn(repoconfig.ApplyOnComment) && !overMerged:
-			return b.replyError(ctx, forge, pr, fmt.Sprintf("`%s` is not applied by comment: it is applied when the PR is merged (apply_on in %s).", envName, repoconfig.Path))
-		}
-		envs = []repoconfig.Environment{e}
-	} else {
-		for _, e := range Environments(cfg, pr.Number) {
-			if e.AppliesOn(repoconfig.ApplyOnComment) {
-				envs = append(envs, e)
-			}
-		}
-		if len(envs) == 0 {
-			return b.replyError(ctx, forge, pr, "No environment of this repository is applied by comment.")
-		}
+	facts.PR = prFacts(pr, cfg)
+	envs, refusal := commentEnvironments(cfg, pr, envName)
+	if refusal != "" {
+		return b.replyError(ctx, forge, pr, refusal)
 	}
-	sha := pr.HeadSHA
-	if overMerged {
+	sha, atBranchHead := pr.HeadSHA, pr.Merged && accept != ""
+	if atBranchHead {
 		// An admin applies the deploy branch as it is now, having reviewed what no plan covered.
 		if sha, err = forge.BranchHead(ctx, pr.Repo, pr.BaseRef); err != nil {
 			return err
 		}
 	}
-
-	var ready []candidate
-	var refusals []string
-	for _, e := range envs {
-		ok, err := b.allowedApplier(ctx, forge, pr.Repo, e, user)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			refusals = append(refusals, fmt.Sprintf("@%s may not apply `%s` (appliers: %s)", user, e.Name, strings.Join(e.Appliers, ", ")))
-			continue
-		}
-		if why := deployRefusal(cfg, pr, e); why != "" {
-			refusals = append(refusals, why)
-			continue
-		}
-		if !overMerged {
-			if why, err := b.divergence(ctx, forge, pr.Repo, pr.BaseRef, pr.HeadSHA, e); err != nil || why != "" {
-				if err != nil {
-					return err
-				}
-				refusals = append(refusals, why)
-				continue
-			}
-		}
-		cands, err := b.applyCandidates(ctx, pr, cfg, e)
-		if err != nil {
-			return err
-		}
-		for _, c := range cands {
-			switch {
-			case c.refusal != "":
-				refusals = append(refusals, c.refusal)
-			case c.plan.Status == plan.StatusNoChanges:
-				if envName != "" {
-					refusals = append(refusals, fmt.Sprintf("`%s` has no changes to apply", e.Name))
-				}
-			default:
-				res, err := b.evaluateApproval(ctx, forge, c.plan, c.pc)
-				if err != nil {
-					return err
-				}
-				if !res.Approved {
-					refusals = append(refusals, fmt.Sprintf("`%s` is not approved: %s", e.Name, res.Describe()))
-					if err := b.reportApprovalCheck(ctx, forge, c.plan, c.pc, res); err != nil {
-						return err
-					}
-					continue
-				}
-				ready = append(ready, c)
-			}
-		}
-	}
-	if len(refusals) > 0 {
-		return b.replyError(ctx, forge, pr, "Not applied:\n\n- "+strings.Join(refusals, "\n- "))
-	}
-	if len(ready) == 0 {
+	ready, refusals, err := b.decideByComment(ctx, forge, pr, cfg, envs, facts)
+	switch {
+	case err != nil:
+		return err
+	case len(refusals) == 1 && refusals[0].Code.AboutRequest():
+		return b.replyError(ctx, forge, pr, refusals[0].Message)
+	case len(refusals) > 0:
+		return b.replyError(ctx, forge, pr, "Not applied:\n\n- "+strings.Join(messages(refusals), "\n- "))
+	case len(ready) == 0:
 		return b.replyError(ctx, forge, pr, "Nothing to apply: the plans have no changes.")
 	}
 	for _, c := range ready {
-		if err := b.queueApply(ctx, forge, applyRequest{plan: c.plan, pc: c.pc, sha: sha, user: user, trigger: repoconfig.ApplyOnComment, accept: accept, atBranchHead: overMerged}); err != nil {
+		if err := b.queueApply(ctx, forge, applyRequest{plan: c.plan, pc: c.pc, sha: sha, user: user, trigger: repoconfig.ApplyOnComment, accept: accept, atBranchHead: atBranchHead}); err != nil {
 			return err
 		}
 	}
 	return b.syncStickyLocked(ctx, forge, pr, "")
 }
 
-// applyOnMerge applies the approved plans of a PR merged into the default branch, for environments applied on
+// commentEnvironments are the environments `/dagctl apply [env]` is for, or why there are none. A named
+// environment not applied by comment is left to the deploy decision (an admin's --accept on a merged PR applies it).
+func commentEnvironments(cfg repoconfig.Config, pr vcs.PullRequest, envName string) ([]repoconfig.Environment, string) {
+	if envName != "" {
+		e, ok := Environment(cfg, pr.Number, envName)
+		if !ok {
+			return nil, fmt.Sprintf("Environment `%s` is not configured.", envName)
+		}
+		return []repoconfig.Environment{e}, ""
+	}
+	var envs []repoconfig.Environment
+	for _, e := range Environments(cfg, pr.Number) {
+		if e.AppliesOn(repoconfig.ApplyOnComment) {
+			envs = append(envs, e)
+		}
+	}
+	if len(envs) == 0 {
+		return nil, "No environment of this repository is applied by comment."
+	}
+	return envs, ""
+}
+
+// decideByComment decides each plan of the environments: the ones to apply, and the reasons of the others (an
+// environment's own reasons once, however many projects it has). A plan refused for its approval gets its
+// approval check updated, so the PR shows what is missing.
+func (b *Bot) decideByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, cfg repoconfig.Config, envs []repoconfig.Environment, facts deploy.Facts) ([]candidate, []deploy.Reason, error) {
+	g := newRequestGatherer(b, forge, pr)
+	var ready []candidate
+	var refusals []deploy.Reason
+	seen := map[string]bool{}
+	for _, e := range envs {
+		cands, err := b.candidates(ctx, pr, cfg, e, repoconfig.ApplyOnComment)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i := range cands {
+			c := &cands[i]
+			c.target.SHA = pr.HeadSHA
+			d, err := g.decide(ctx, facts, c)
+			if err != nil {
+				return nil, nil, err
+			}
+			switch {
+			case d.Verdict == deploy.Apply:
+				ready = append(ready, *c)
+			case d.Verdict != deploy.Refuse || seen[d.Reasons[0].Message]:
+			case d.Reasons[0].Code.AboutRequest():
+				return nil, []deploy.Reason{d.Reasons[0]}, nil
+			default:
+				seen[d.Reasons[0].Message] = true
+				refusals = append(refusals, d.Reasons[0])
+				if d.Has(deploy.CodeNotApproved) {
+					if err := b.reportApprovalCheck(ctx, forge, c.plan, c.pc, g.approval); err != nil {
+						return nil, nil, err
+					}
+				}
+			}
+		}
+	}
+	return ready, refusals, nil
+}
+
+func messages(reasons []deploy.Reason) []string {
+	out := make([]string, len(reasons))
+	for i, r := range reasons {
+		out[i] = r.Message
+	}
+	return out
+}
+
+// applyOnMerge applies the approved plans of a PR merged into a deploy branch, for environments applied on
 // merge. Nothing unapproved is applied: the PR and the merge commit are told why.
 func (b *Bot) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, merger string) error {
 	unlock := b.lockPR(pr.Repo, pr.Number)
@@ -272,48 +207,32 @@ func (b *Bot) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.PullRequ
 	if err != nil || !present {
 		return err
 	}
-	if !cfg.IsDeployBranch(pr.BaseRef, pr.Repo.DefaultBranch) {
+	facts := deploy.Facts{Step: deploy.StepAsked, Trigger: repoconfig.ApplyOnMerge, User: merger, PR: prFacts(pr, cfg)}
+	if deploy.Decide(facts).Verdict == deploy.NothingToDo {
 		return nil // merged into a branch that does not deploy
 	}
 	sha := pr.MergeCommitSHA
 	if sha == "" {
 		sha = pr.HeadSHA
 	}
+	g := newRequestGatherer(b, forge, pr)
 	var notes []string
 	for _, e := range Environments(cfg, pr.Number) {
 		if !e.AppliesOn(repoconfig.ApplyOnMerge) {
 			continue
 		}
-		cands, err := b.applyCandidates(ctx, pr, cfg, e)
+		cands, err := b.candidates(ctx, pr, cfg, e, repoconfig.ApplyOnMerge)
 		if err != nil {
 			return err
 		}
-		for _, c := range cands {
-			if c.plan.Status == plan.StatusNoChanges {
-				b.advanceAppliedContent(ctx, forge, c, sha, merger)
-				continue // nothing to apply
-			}
-			if c.applied {
-				continue // applied by comment before the merge
-			}
-			if c.refusal != "" {
-				notes = append(notes, fmt.Sprintf("`%s` was NOT applied: %s.", e.Name, c.refusal))
-				continue
-			}
-			res, err := b.evaluateApproval(ctx, forge, c.plan, c.pc)
+		for i := range cands {
+			c := &cands[i]
+			c.target.SHA = sha
+			d, err := g.decide(ctx, facts, c)
 			if err != nil {
 				return err
 			}
-			if !res.Approved {
-				notes = append(notes, fmt.Sprintf("`%s` was NOT applied: the PR was merged without the required approval (%s).", e.Name, res.Describe()))
-				if err := b.putCheck(ctx, forge, c.pc, c.plan.ID, vcs.Check{Name: c.pc.checkName(CheckApply), HeadSHA: sha,
-					Status: vcs.CheckCompleted, Conclusion: vcs.ConclusionFailure, Title: "Not applied: merged without approval",
-					Summary: "The plan for `" + e.Name + "` was not approved: " + res.Describe() + ".\n\nNothing was applied."}); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := b.queueApply(ctx, forge, applyRequest{plan: c.plan, pc: c.pc, sha: sha, user: merger, trigger: repoconfig.ApplyOnMerge}); err != nil {
+			if err := b.carryOutMerge(ctx, forge, d, *c, g.approval, sha, merger, &notes); err != nil {
 				return err
 			}
 		}
@@ -324,6 +243,28 @@ func (b *Bot) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.PullRequ
 		}
 	}
 	return b.syncStickyLocked(ctx, forge, pr, "")
+}
+
+// carryOutMerge does what the decision says of one plan of a merge: queue its apply, record reviewed content
+// of a plan with nothing to apply, or note why it was not applied (on the merge commit's apply check too, when
+// the approval was missing).
+func (b *Bot) carryOutMerge(ctx context.Context, forge vcs.Forge, d deploy.Decision, c candidate, res approval.Result, sha, merger string, notes *[]string) error {
+	switch d.Verdict {
+	case deploy.Apply:
+		return b.queueApply(ctx, forge, applyRequest{plan: c.plan, pc: c.pc, sha: sha, user: merger, trigger: repoconfig.ApplyOnMerge})
+	case deploy.NothingToDo:
+		if d.Has(deploy.CodeNoChanges) {
+			b.advanceAppliedContent(ctx, forge, c, sha, merger)
+		}
+		return nil
+	}
+	*notes = append(*notes, d.Reasons[0].Message)
+	if !d.Has(deploy.CodeNotApproved) {
+		return nil
+	}
+	return b.putCheck(ctx, forge, c.pc, c.plan.ID, vcs.Check{Name: c.pc.checkName(CheckApply), HeadSHA: sha,
+		Status: vcs.CheckCompleted, Conclusion: vcs.ConclusionFailure, Title: "Not applied: merged without approval",
+		Summary: "The plan for `" + c.pc.Env.Name + "` was not approved: " + res.Describe() + ".\n\nNothing was applied."})
 }
 
 // queueApply stores the apply's run, shows it on its check and runs it in the background: it waits for the
@@ -399,13 +340,16 @@ func (b *Bot) runApply(ctx context.Context, forge vcs.Forge, req applyRequest, r
 
 // applyUnderLock takes the environment's lock (waiting in line), checks the plan again and applies it.
 func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequest, run db.Run, owner db.LockOwner) applyEnding {
+	facts := req.lockedFacts()
 	told := false
 	for {
 		held, ok, err := b.store.TryLock(ctx, req.plan.Forge, req.plan.Repo, req.pc.Env.Name, owner)
 		if err != nil {
 			return applyEnding{conclusion: vcs.ConclusionFailure, title: "Could not take the environment's lock", summary: err.Error(), exitCode: -1, reason: err.Error()}
 		}
-		if ok {
+		facts.Target.Lock = &deploy.Lock{Ours: ok, PR: held.Owner.PR, User: held.Owner.User, PlanID: held.Owner.PlanID}
+		d := deploy.Decide(facts)
+		if d.Verdict != deploy.Wait {
 			break
 		}
 		if b.cancelled(run.ID) {
@@ -416,7 +360,7 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 		}
 		if !told {
 			told = true
-			msg := fmt.Sprintf("Waiting: `%s` is locked by #%d (%s), applying plan %d.", req.pc.Env.Name, held.Owner.PR, held.Owner.User, held.Owner.PlanID)
+			msg := d.Reasons[0].Message
 			_ = b.reportApply(ctx, forge, req, run.ID, vcs.CheckQueued, "", "Waiting for the lock", msg)
 			if _, err := forge.CreateComment(ctx, req.pc.PR.Repo, req.plan.PR, "⏳ "+msg+" This apply runs when it is released."); err != nil {
 				b.log.Warn("telling who holds a lock", "err", err)
@@ -424,7 +368,7 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 		}
 		time.Sleep(lockPoll)
 	}
-	content, end := b.protectedContent(ctx, forge, req)
+	content, end := b.protectedContent(ctx, forge, req, facts)
 	if end != nil {
 		return *end
 	}
@@ -454,14 +398,13 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 	if outcome.Summary == nil || outcome.Status == plan.StatusFailed {
 		return applyEnding{conclusion: vcs.ConclusionFailure, title: "Planning again failed: nothing was applied", summary: fence(outcome.Error), exitCode: verify.ExitCode, reason: "verify plan failed"}
 	}
-	if diffs := plan.ScopeDifferences(*req.plan.Summary, *outcome.Summary); len(diffs) > 0 && !content.accepted {
+	facts.Step, facts.Target.ContentAccepted = deploy.StepReplanned, content.accepted
+	facts.Target.ScopeDifferences = plan.ScopeDifferences(*req.plan.Summary, *outcome.Summary)
+	if d := deploy.Decide(facts); d.Verdict != deploy.Apply {
 		if err := b.replaceApprovedPlan(ctx, forge, req, *outcome.Summary); err != nil {
 			b.log.Error("storing the changed plan", "err", err)
 		}
-		return applyEnding{conclusion: vcs.ConclusionFailure, title: "Refused: the plan changed since it was approved",
-			summary: "Planning again at " + short(req.sha) + " gives a different plan than the one approved:\n\n- " + strings.Join(diffs, "\n- ") +
-				"\n\nNothing was applied. The new plan is on the PR and needs a fresh approval.",
-			exitCode: -1, reason: "plan changed since approval"}
+		return applyEnding{conclusion: vcs.ConclusionFailure, title: d.Reasons[0].Title, summary: d.Reasons[0].Message, exitCode: -1, reason: "plan changed since approval"}
 	}
 
 	// 2. Apply, with sqlmesh's per-batch progress on the check.

@@ -73,17 +73,6 @@ func (b *Bot) loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullReques
 	return repoconfig.Merge(trusted, head), trustedPresent || headPresent, nil
 }
 
-// deployRefusal says why a PR cannot apply a protected environment because of the branch it targets, or "".
-func deployRefusal(cfg repoconfig.Config, pr vcs.PullRequest, env repoconfig.Environment) string {
-	if !env.NeedsApproval() {
-		return ""
-	}
-	if cfg.IsDeployBranch(pr.BaseRef, pr.Repo.DefaultBranch) {
-		return ""
-	}
-	return fmt.Sprintf("`%s` is protected and this PR targets `%s`, which is not a deploy branch (the default branch `%s`, or one named in `deploy_branches` of its %s): it can be planned here, and applied from a PR into a deploy branch", env.Name, pr.BaseRef, pr.Repo.DefaultBranch, repoconfig.Path)
-}
-
 // refusedSecrets asks the executor, when it mounts secrets, why it would refuse each of the secrets named.
 func (b *Bot) refusedSecrets(ctx context.Context, names []string) (map[string]string, error) {
 	checker, ok := b.executor.(jobs.SecretChecker)

@@ -4,31 +4,171 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
+	"github.com/dagctl/dagctl-bot/internal/approval"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/deploy"
+	"github.com/dagctl/dagctl-bot/internal/jobs"
+	"github.com/dagctl/dagctl-bot/internal/plan"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
-// divergence says why applying head to a protected environment would roll it back: head does not contain the
-// deploy branch's current head, so what was merged since would be undone. "" when it does (or the environment is
-// not protected: a shared dev environment is rebuilt from whatever PR applies last).
-func (b *Bot) divergence(ctx context.Context, forge vcs.Forge, repo vcs.Repo, branch, head string, env repoconfig.Environment) (string, error) {
-	if !env.NeedsApproval() {
-		return "", nil
+// The deploy decision (deploy.Decide) is pure; this file gathers its facts from the forge and the store, each
+// when the decision asks for it, and no earlier: a request refused early reads nothing more.
+
+// prFacts are the PR's facts for the deploy decision, with the trust root from cfg (read from the default branch).
+func prFacts(pr vcs.PullRequest, cfg repoconfig.Config) deploy.PR {
+	return deploy.PR{Closed: pr.State == "closed", Merged: pr.Merged, Mergeable: pr.Mergeable, HeadSHA: pr.HeadSHA,
+		BaseRef: pr.BaseRef, DefaultBranch: pr.Repo.DefaultBranch, BaseIsDeployBranch: cfg.IsDeployBranch(pr.BaseRef, pr.Repo.DefaultBranch)}
+}
+
+func envFacts(e repoconfig.Environment, trigger repoconfig.ApplyTrigger) deploy.Env {
+	return deploy.Env{Name: e.Name, AppliesOnTrigger: e.AppliesOn(trigger), NeedsApproval: e.NeedsApproval(), Appliers: e.Appliers}
+}
+
+// requestGatherer reads the facts of an apply request as the decision asks for them. The environment's facts
+// (appliers, divergence) are read once per environment, whatever the number of its projects.
+type requestGatherer struct {
+	b       *Bot
+	forge   vcs.Forge
+	pr      vcs.PullRequest
+	applier map[string]bool
+	behind  map[string]int
+	// approval is the last approval evaluated, for the approval check of a refusal.
+	approval approval.Result
+}
+
+func newRequestGatherer(b *Bot, forge vcs.Forge, pr vcs.PullRequest) *requestGatherer {
+	return &requestGatherer{b: b, forge: forge, pr: pr, applier: map[string]bool{}, behind: map[string]int{}}
+}
+
+// decide evaluates the decision for one candidate, gathering what it needs until it decides.
+func (g *requestGatherer) decide(ctx context.Context, f deploy.Facts, c *candidate) (deploy.Decision, error) {
+	t := &c.target
+	f.Target = t
+	for {
+		d := deploy.Decide(f)
+		if d.Verdict != deploy.Undecided {
+			return d, nil
+		}
+		switch d.Need {
+		case deploy.NeedApplier:
+			ok, known := g.applier[t.Env.Name]
+			if !known {
+				var err error
+				if ok, err = g.b.allowedApplier(ctx, g.forge, g.pr.Repo, t.Env.Appliers, f.User); err != nil {
+					return d, err
+				}
+				g.applier[t.Env.Name] = ok
+			}
+			t.Applier = &ok
+		case deploy.NeedBehind:
+			n, known := g.behind[t.Env.Name]
+			if !known {
+				var err error
+				if n, err = g.b.behind(ctx, g.forge, g.pr.Repo, g.pr.BaseRef, g.pr.HeadSHA); err != nil {
+					return d, err
+				}
+				g.behind[t.Env.Name] = n
+			}
+			t.Behind = &n
+		case deploy.NeedApproval:
+			res, err := g.b.evaluateApproval(ctx, g.forge, c.plan, c.pc)
+			if err != nil {
+				return d, err
+			}
+			g.approval = res
+			t.Approval = &deploy.Approval{Approved: res.Approved, Describe: res.Describe()}
+		default:
+			return d, fmt.Errorf("the deploy decision needs %s, which an apply request does not gather", d.Need)
+		}
 	}
+}
+
+// candidates are, for each project, the newest plan of the environment at the PR's head with the facts the
+// decision reads of it. Protection comes from env, read fresh from the default branch.
+func (b *Bot) candidates(ctx context.Context, pr vcs.PullRequest, cfg repoconfig.Config, env repoconfig.Environment, trigger repoconfig.ApplyTrigger) ([]candidate, error) {
+	plans, err := b.store.ListPlansByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
+	if err != nil {
+		return nil, err
+	}
+	var out []candidate
+	for _, project := range cfg.Projects {
+		c := candidate{target: deploy.Target{Env: envFacts(env, trigger), Name: env.Name}}
+		if len(cfg.Projects) > 1 {
+			c.target.Name = project.Name + "/" + env.Name
+		}
+		for _, p := range plans {
+			if p.HeadSHA == pr.HeadSHA && p.Project == project.Name && p.Environment == env.Name {
+				c.plan = p // the newest wins: plans are listed oldest first
+			}
+		}
+		if c.plan.ID != 0 {
+			if err := b.planFacts(ctx, &c); err != nil {
+				return nil, err
+			}
+			if c.pc, err = decodeContext(c.plan); err != nil {
+				return nil, err
+			}
+			c.pc.Env = env // protection as the default branch says now
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// planFacts fills in the plan's facts. Its applies are read only for a plan that could be applied: the others
+// are refused for their status first.
+func (b *Bot) planFacts(ctx context.Context, c *candidate) error {
+	p := c.plan
+	f := deploy.Plan{Found: true, Status: p.Status, HasSummary: p.Summary != nil}
+	if p.Summary != nil {
+		f.Uncategorized = p.Summary.Uncategorized()
+	}
+	applicable := p.Status == plan.StatusNoChanges || p.Status == plan.StatusReady && f.HasSummary && len(f.Uncategorized) == 0
+	if applicable {
+		var err error
+		if f.ApplyRunning, f.Applied, err = b.applyState(ctx, p); err != nil {
+			return err
+		}
+	}
+	c.target.Plan = f
+	return nil
+}
+
+// applyState is the plan's latest apply: queued or running (its run id), or succeeded. A failed or cancelled
+// latest apply is neither: applying again resumes it.
+func (b *Bot) applyState(ctx context.Context, p db.Plan) (running int64, applied bool, err error) {
+	runs, err := b.store.ListRuns(ctx, p.ID)
+	if err != nil {
+		return 0, false, err
+	}
+	for i := len(runs) - 1; i >= 0; i-- {
+		r := runs[i]
+		if r.Kind != jobs.KindApply {
+			continue
+		}
+		switch {
+		case !r.Status.Final():
+			return r.ID, false, nil
+		case r.Status == db.RunSucceeded:
+			return 0, true, nil
+		}
+		return 0, false, nil
+	}
+	return 0, false, nil
+}
+
+// behind is how many commits head lacks of the deploy branch's head: applying it to a protected environment
+// would roll back what was merged since.
+func (b *Bot) behind(ctx context.Context, forge vcs.Forge, repo vcs.Repo, branch, head string) (int, error) {
 	c, err := forge.Compare(ctx, repo, branch, head)
 	if err != nil {
-		return "", fmt.Errorf("comparing %s with %s: %w", short(head), branch, err)
+		return 0, fmt.Errorf("comparing %s with %s: %w", short(head), branch, err)
 	}
-	if c.Behind == 0 {
-		return "", nil
-	}
-	return fmt.Sprintf("`%s`: this PR's head %s is %d commit(s) behind `%s`: applying it would roll `%s` back by what was merged since. Update the branch, then apply the new plan.",
-		env.Name, short(head), c.Behind, branch, env.Name), nil
+	return c.Behind, nil
 }
 
 // contentCheck is what the content rule found for an apply.
@@ -37,38 +177,55 @@ type contentCheck struct {
 	accepted bool   // an admin accepted unreviewed files: the plan at the commit is applied as it is
 }
 
-// protectedContent checks, under the environment's lock, what a protected environment is about to receive: the
-// PR must still contain the deploy branch's head (by comment), and the project's files may differ from what the
-// environment was last applied from only by what the approved plan's PR changed. It returns the ending when the
-// apply must stop.
-func (b *Bot) protectedContent(ctx context.Context, forge vcs.Forge, req applyRequest) (contentCheck, *applyEnding) {
-	if !needsApproval(req.pc) {
-		return contentCheck{}, nil
-	}
+// lockedFacts are the facts of an apply that the decision reads again under the lock.
+func (req applyRequest) lockedFacts() deploy.Facts {
+	pr := req.pc.PR
+	return deploy.Facts{Step: deploy.StepLocked, Trigger: req.trigger, User: req.user,
+		Request: deploy.Request{Accept: req.accept},
+		PR:      deploy.PR{HeadSHA: pr.HeadSHA, BaseRef: pr.BaseRef, DefaultBranch: pr.Repo.DefaultBranch},
+		Target:  &deploy.Target{Env: envFacts(req.pc.Env, req.trigger), Name: req.pc.Env.Name, SHA: req.sha, AtBranchHead: req.atBranchHead}}
+}
+
+// protectedContent decides, holding the environment's lock, whether the environment may receive the commit
+// (deploy.StepLocked), reading the divergence and the content from the forge as the decision asks. It returns
+// the ending when the apply must stop.
+func (b *Bot) protectedContent(ctx context.Context, forge vcs.Forge, req applyRequest, f deploy.Facts) (contentCheck, *applyEnding) {
 	refuse := func(title, summary string) (contentCheck, *applyEnding) {
 		return contentCheck{}, &applyEnding{conclusion: vcs.ConclusionFailure, title: title, summary: summary, exitCode: -1, reason: title}
 	}
-	if req.trigger == repoconfig.ApplyOnComment && !req.atBranchHead {
-		why, err := b.divergence(ctx, forge, req.pc.PR.Repo, req.pc.PR.BaseRef, req.sha, req.pc.Env)
-		if err != nil {
-			return refuse("Could not compare with the deploy branch", err.Error())
+	t := f.Target
+	for {
+		d := deploy.Decide(f)
+		switch d.Verdict {
+		case deploy.Apply:
+			check := contentCheck{accepted: d.Has(deploy.CodeContentAccepted)}
+			if t.Content != nil {
+				check.hash = t.Content.Hash
+			}
+			if check.accepted {
+				b.log.Warn("applying content no approved plan covered, accepted by an admin", "env", req.pc.Env.Name, "user", req.user, "files", len(t.Content.Unreviewed), "hash", check.hash)
+			}
+			return check, nil
+		case deploy.Refuse:
+			return refuse(d.Reasons[0].Title, d.Reasons[0].Message)
 		}
-		if why != "" {
-			return refuse("Refused: the PR is behind its deploy branch", why+"\n\nNothing was applied.")
+		switch d.Need {
+		case deploy.NeedBehind:
+			n, err := b.behind(ctx, forge, req.pc.PR.Repo, req.pc.PR.BaseRef, req.sha)
+			if err != nil {
+				return refuse("Could not compare with the deploy branch", err.Error())
+			}
+			t.Behind = &n
+		case deploy.NeedContent:
+			unreviewed, hash, err := b.unreviewedFiles(ctx, forge, req)
+			if err != nil {
+				return refuse("Could not compare the content with the last apply", err.Error()+"\n\nNothing was applied.")
+			}
+			t.Content = &deploy.ReviewedContent{Hash: hash, Unreviewed: unreviewed}
+		default:
+			return refuse("Could not decide", fmt.Sprintf("the deploy decision asked for %s (%s) under the lock", d.Need, d.Verdict))
 		}
 	}
-	unreviewed, hash, err := b.unreviewedFiles(ctx, forge, req)
-	if err != nil {
-		return refuse("Could not compare the content with the last apply", err.Error()+"\n\nNothing was applied.")
-	}
-	if len(unreviewed) == 0 {
-		return contentCheck{hash: hash}, nil
-	}
-	if req.accept != "" && strings.HasPrefix(hash, req.accept) {
-		b.log.Warn("applying content no approved plan covered, accepted by an admin", "env", req.pc.Env.Name, "user", req.user, "files", len(unreviewed), "hash", hash)
-		return contentCheck{hash: hash, accepted: true}, nil
-	}
-	return refuse("Refused: files changed since the last apply that no approved plan covered", unreviewedSummary(req, unreviewed, hash))
 }
 
 // unreviewedFiles compares the project's files at the apply's commit with the environment's last applied content
@@ -115,25 +272,6 @@ func (b *Bot) unreviewedFiles(ctx context.Context, forge vcs.Forge, req applyReq
 		return nil, "", err
 	}
 	return deploy.UnreviewedFiles(c), hash, nil
-}
-
-// maxListedFiles bounds the files named in a refusal.
-const maxListedFiles = 30
-
-func unreviewedSummary(req applyRequest, files []string, hash string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "`%s` was last applied from content that differs from %s in files the approved plan's PR did not change (or changed differently): nobody approved them for `%s`.\n\n",
-		req.pc.Env.Name, short(req.sha), req.pc.Env.Name)
-	for i, f := range files {
-		if i == maxListedFiles {
-			fmt.Fprintf(&b, "- … and %d more\n", len(files)-maxListedFiles)
-			break
-		}
-		fmt.Fprintf(&b, "- `%s`\n", f)
-	}
-	fmt.Fprintf(&b, "\nNothing was applied. Open a PR that plans these changes and have it approved, or an admin who reviewed them comments `/dagctl apply %s --accept %s` on this PR to apply the deploy branch's head as it is.",
-		req.pc.Env.Name, hash[:16])
-	return b.String()
 }
 
 // advanceAppliedContent moves a protected environment's record of applied content to a merge that had nothing to
