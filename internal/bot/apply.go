@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/approval"
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/deploy"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
@@ -29,7 +30,7 @@ const progressInterval = 2 * time.Second
 // applyRequest is one apply to run: the approved plan, applied at a commit.
 type applyRequest struct {
 	plan    db.Plan
-	pc      planContext
+	pc      prstate.PlanContext
 	sha     string // the PR's head (by comment) or its merge commit (on merge)
 	user    string // who asked: the commenter, or whoever merged
 	trigger repoconfig.ApplyTrigger
@@ -43,7 +44,7 @@ type applyRequest struct {
 // candidate is a plan an apply would run, with the facts the deploy decision reads of it.
 type candidate struct {
 	plan   db.Plan
-	pc     planContext
+	pc     prstate.PlanContext
 	target deploy.Target
 }
 
@@ -262,7 +263,7 @@ func (b *Bot) carryOutMerge(ctx context.Context, forge vcs.Forge, d deploy.Decis
 	if !d.Has(deploy.CodeNotApproved) {
 		return nil
 	}
-	return b.putCheck(ctx, forge, c.pc, c.plan.ID, vcs.Check{Name: c.pc.checkName(CheckApply), HeadSHA: sha,
+	return b.putCheck(ctx, forge, c.pc, c.plan.ID, vcs.Check{Name: c.pc.CheckName(prstate.CheckApply), HeadSHA: sha,
 		Status: vcs.CheckCompleted, Conclusion: vcs.ConclusionFailure, Title: "Not applied: merged without approval",
 		Summary: "The plan for `" + c.pc.Env.Name + "` was not approved: " + res.Describe() + ".\n\nNothing was applied."})
 }
@@ -278,7 +279,7 @@ func (b *Bot) queueApply(ctx context.Context, forge vcs.Forge, req applyRequest)
 		return err
 	}
 	if req.trigger == repoconfig.ApplyOnComment {
-		if _, err := forge.CreateComment(ctx, req.pc.PR.Repo, req.plan.PR, fmt.Sprintf("🚀 Applying `%s` at %s for @%s: planning again first, to make sure it still is what was approved.", req.pc.Env.Name, short(req.sha), req.user)); err != nil {
+		if _, err := forge.CreateComment(ctx, req.pc.PR.Repo, req.plan.PR, fmt.Sprintf("🚀 Applying `%s` at %s for @%s: planning again first, to make sure it still is what was approved.", req.pc.Env.Name, prstate.Short(req.sha), req.user)); err != nil {
 			b.log.Warn("acknowledging an apply", "err", err)
 		}
 	}
@@ -372,7 +373,7 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 	if end != nil {
 		return *end
 	}
-	_ = b.reportApply(ctx, forge, req, run.ID, vcs.CheckInProgress, "", "Checking the plan", "Planning again at "+short(req.sha)+" to compare with the approved plan.")
+	_ = b.reportApply(ctx, forge, req, run.ID, vcs.CheckInProgress, "", "Checking the plan", "Planning again at "+prstate.Short(req.sha)+" to compare with the approved plan.")
 
 	logw := b.store.NewRunLogWriter(run.ID, logFlushInterval)
 	defer func() { _ = logw.Close(context.Background()) }()
@@ -433,7 +434,7 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 		}
 	}
 	return applyEnding{conclusion: vcs.ConclusionSuccess, title: fmt.Sprintf("Applied in %s", duration),
-		summary: fmt.Sprintf("Applied the approved plan to `%s` at %s (%s).", req.pc.Env.Name, short(req.sha), progress.describe()), exitCode: res.ExitCode}
+		summary: fmt.Sprintf("Applied the approved plan to `%s` at %s (%s).", req.pc.Env.Name, prstate.Short(req.sha), progress.describe()), exitCode: res.ExitCode}
 }
 
 // runStep runs one job of an apply (the verifying plan, or the apply itself) at the apply's commit.
@@ -443,7 +444,7 @@ func (b *Bot) runStep(ctx context.Context, forge vcs.Forge, req applyRequest, ru
 		return jobs.Result{}, fmt.Errorf("could not get a token to fetch the code: %w", err)
 	}
 	spec, refused, err := b.jobs.Spec(JobRequest{
-		RunID: fmt.Sprintf("%d-%s", runID, step), Kind: kind, Config: req.pc.config(), Project: req.pc.Project,
+		RunID: fmt.Sprintf("%d-%s", runID, step), Kind: kind, Config: req.pc.Config(), Project: req.pc.Project,
 		Env: req.pc.Env.Name, Flags: req.plan.Flags,
 		Source: jobs.Source{CloneURL: req.pc.PR.Repo.CloneURL, SHA: req.sha, Token: token},
 		Labels: map[string]string{"repo": req.plan.Repo, "pr": strconv.Itoa(req.plan.PR), "sha": req.sha},
@@ -515,7 +516,7 @@ func (b *Bot) replaceApprovedPlan(ctx context.Context, forge vcs.Forge, req appl
 // reportApply shows an apply on its check run, `dagctl/apply: <env>`, on the applied commit.
 func (b *Bot) reportApply(ctx context.Context, forge vcs.Forge, req applyRequest, runID int64, status vcs.CheckStatus, conclusion vcs.CheckConclusion, title, summary string) error {
 	return b.putCheck(ctx, forge, req.pc, req.plan.ID, vcs.Check{
-		Name: req.pc.checkName(CheckApply), HeadSHA: req.sha, Status: status, Conclusion: conclusion,
+		Name: req.pc.CheckName(prstate.CheckApply), HeadSHA: req.sha, Status: status, Conclusion: conclusion,
 		Title: title, Summary: summary, DetailsURL: b.logURL(runID), ExternalID: "apply:" + strconv.FormatInt(runID, 10),
 	})
 }

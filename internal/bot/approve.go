@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/approval"
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/command"
 	"github.com/dagctl/dagctl-bot/internal/comments"
 	"github.com/dagctl/dagctl-bot/internal/db"
@@ -16,15 +17,12 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
-// needsApproval reports whether applying the environment needs reviews at all.
-func needsApproval(pc planContext) bool { return pc.Env.NeedsApproval() }
-
 // evaluateApproval reads the PR's reviews, its commit authors and the reviewers' permissions fresh from the
 // forge and applies the approval rules to the plan. Nothing is cached: approvals change behind the bot's back
 // (GitLab resets them on push without a webhook), so every decision reads them again.
-func (b *Bot) evaluateApproval(ctx context.Context, forge vcs.Forge, p db.Plan, pc planContext) (approval.Result, error) {
+func (b *Bot) evaluateApproval(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext) (approval.Result, error) {
 	rule := approval.Rule{RequiredApprovals: pc.Env.RequiredApprovals, Approvers: pc.Env.Approvers}
-	if !needsApproval(pc) {
+	if !pc.NeedsApproval() {
 		return approval.Result{Approved: true}, nil
 	}
 	if rule.RequiredApprovals < 1 {
@@ -101,12 +99,12 @@ func reviewerAccess(ctx context.Context, forge vcs.Forge, repo vcs.Repo, rule ap
 
 // approvalPlan is the plan as the approval rules see it, with the forge's time of its result: read from the forge
 // once (the plan check's completion) and kept, so that later updates of the check do not move it.
-func (b *Bot) approvalPlan(ctx context.Context, forge vcs.Forge, p db.Plan, pc planContext) (approval.Plan, error) {
+func (b *Bot) approvalPlan(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext) (approval.Plan, error) {
 	out := approval.Plan{ID: p.ID, HeadSHA: p.HeadSHA, ResultPostedAt: p.ResultPostedAt}
 	if !out.ResultPostedAt.IsZero() {
 		return out, nil
 	}
-	checkID, ok, err := b.store.CheckRun(ctx, p.ID, pc.checkName(CheckPlan))
+	checkID, ok, err := b.store.CheckRun(ctx, p.ID, pc.CheckName(prstate.CheckPlan))
 	if err != nil || !ok {
 		return out, err // never reported: nothing can have approved it
 	}
@@ -141,7 +139,7 @@ func (b *Bot) sameScopePlans(ctx context.Context, forge vcs.Forge, p db.Plan) ([
 		if !plan.SameScope(*q.Summary, q.Flags, *p.Summary, p.Flags) {
 			continue
 		}
-		qc, err := decodeContext(q)
+		qc, err := prstate.DecodeContext(q)
 		if err != nil {
 			continue
 		}
@@ -157,7 +155,7 @@ func (b *Bot) sameScopePlans(ctx context.Context, forge vcs.Forge, p db.Plan) ([
 // noChangesWaiver says why a protected environment's plan that reports no changes needs no approval: the PR
 // changes no file of the project, as the forge lists the PR's files (outside the job, whose output PR code can
 // forge). "" when it does, or when the forge's list is truncated: then the plan needs approvals like any other.
-func (b *Bot) noChangesWaiver(ctx context.Context, forge vcs.Forge, pc planContext) (string, error) {
+func (b *Bot) noChangesWaiver(ctx context.Context, forge vcs.Forge, pc prstate.PlanContext) (string, error) {
 	if pc.PR.Number == 0 {
 		return "", nil
 	}
@@ -197,8 +195,8 @@ func sectionApproval(res approval.Result) comments.Approval {
 
 // reportApprovalCheck shows the approval of a plan as `dagctl/approval: <env>` on the planned commit. It stays
 // blocking (action_required) until the approval is there, so branch protection can require it.
-func (b *Bot) reportApprovalCheck(ctx context.Context, forge vcs.Forge, p db.Plan, pc planContext, res approval.Result) error {
-	check := vcs.Check{Name: pc.checkName(CheckApproval), HeadSHA: p.HeadSHA, Status: vcs.CheckCompleted,
+func (b *Bot) reportApprovalCheck(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, res approval.Result) error {
+	check := vcs.Check{Name: pc.CheckName(prstate.CheckApproval), HeadSHA: p.HeadSHA, Status: vcs.CheckCompleted,
 		ExternalID: "plan:" + strconv.FormatInt(p.ID, 10)}
 	switch {
 	case res.Waived != "":
@@ -209,7 +207,7 @@ func (b *Bot) reportApprovalCheck(ctx context.Context, forge vcs.Forge, p db.Pla
 		check.Conclusion, check.Title = vcs.ConclusionActionRequired, "Waiting for approval: "+res.Describe()
 	}
 	var summary strings.Builder
-	fmt.Fprintf(&summary, "**%s** for `%s` at `%s`.\n\n", check.Title, pc.Env.Name, short(p.HeadSHA))
+	fmt.Fprintf(&summary, "**%s** for `%s` at `%s`.\n\n", check.Title, pc.Env.Name, prstate.Short(p.HeadSHA))
 	for _, m := range missing(res) {
 		fmt.Fprintf(&summary, "- Missing: %s\n", m)
 	}
@@ -224,7 +222,7 @@ func (b *Bot) reportApprovalCheck(ctx context.Context, forge vcs.Forge, p db.Pla
 // putCheck creates a plan's check run of that name, or updates it: one check run per (plan, name, commit). A check
 // on another commit than the planned one (an apply on the merge commit) is a check run of its own: GitHub's check
 // runs cannot move to another commit, and the merge commit is where a deploy is looked for.
-func (b *Bot) putCheck(ctx context.Context, forge vcs.Forge, pc planContext, planID int64, check vcs.Check) error {
+func (b *Bot) putCheck(ctx context.Context, forge vcs.Forge, pc prstate.PlanContext, planID int64, check vcs.Check) error {
 	key := check.Name
 	if check.HeadSHA != pc.PR.HeadSHA {
 		key += "@" + check.HeadSHA
@@ -255,7 +253,7 @@ func (b *Bot) onReview(ctx context.Context, forge vcs.Forge, ev vcs.ReviewEvent)
 	if err != nil {
 		return err
 	}
-	current := currentPlans(plans)
+	current := prstate.CurrentPlans(plans)
 	if len(current) == 0 {
 		return vcs.ErrIgnored
 	}
@@ -263,8 +261,8 @@ func (b *Bot) onReview(ctx context.Context, forge vcs.Forge, ev vcs.ReviewEvent)
 		if p.Status != plan.StatusReady && p.Status != plan.StatusNoChanges {
 			continue
 		}
-		pc, err := decodeContext(p)
-		if err != nil || !needsApproval(pc) {
+		pc, err := prstate.DecodeContext(p)
+		if err != nil || !pc.NeedsApproval() {
 			continue
 		}
 		res, err := b.evaluateApproval(ctx, forge, p, pc)
@@ -275,7 +273,7 @@ func (b *Bot) onReview(ctx context.Context, forge vcs.Forge, ev vcs.ReviewEvent)
 			return err
 		}
 	}
-	pc, err := decodeContext(current[len(current)-1])
+	pc, err := prstate.DecodeContext(current[len(current)-1])
 	if err != nil {
 		return err
 	}
@@ -289,7 +287,7 @@ func approvalScope(p db.Plan, res approval.Result) string {
 		return fmt.Sprintf("Plan %d reports no changes and the PR changes no file of the project.\n", p.ID)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Approvals apply to plan %d (`%s` at `%s`", p.ID, p.Environment, short(p.HeadSHA))
+	fmt.Fprintf(&b, "Approvals apply to plan %d (`%s` at `%s`", p.ID, p.Environment, prstate.Short(p.HeadSHA))
 	if f := command.FlagsString(p.Flags); f != "" {
 		fmt.Fprintf(&b, ", %s", f)
 	}
@@ -308,11 +306,4 @@ func approvalScope(p db.Plan, res approval.Result) string {
 		fmt.Fprintf(&b, " Counted approvals of plan %s, which has the same scope.", strings.Join(earlier, ", "))
 	}
 	return b.String() + "\n"
-}
-
-func short(sha string) string {
-	if len(sha) > 7 {
-		return sha[:7]
-	}
-	return sha
 }

@@ -13,10 +13,14 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
+
+// Store is what the bot keeps durably (prstate.Store).
+type Store = prstate.Store
 
 // Bot handles events.
 type Bot struct {
@@ -34,8 +38,8 @@ type Bot struct {
 	slots chan struct{} // bounds concurrent jobs
 
 	mu      sync.Mutex
-	running map[int64]*runningJob  // by run id
-	prLocks map[string]*sync.Mutex // serialises reporting per PR
+	running map[int64]*runningJob // by run id
+	prLocks *prstate.PRLocks
 	wg      sync.WaitGroup
 	closed  bool
 }
@@ -81,7 +85,7 @@ func New(o Options) *Bot {
 		redact:       jobs.NewRedactor(o.Secrets...),
 		slots:        make(chan struct{}, o.MaxJobs),
 		running:      map[int64]*runningJob{},
-		prLocks:      map[string]*sync.Mutex{},
+		prLocks:      &prstate.PRLocks{},
 	}
 }
 
@@ -153,18 +157,7 @@ func (b *Bot) Shutdown(ctx context.Context) error {
 }
 
 // lockPR serialises work on one PR's checks and sticky comment.
-func (b *Bot) lockPR(repo vcs.Repo, number int) func() {
-	key := fmt.Sprintf("%s:%s#%d", repo.Forge, repo.FullName(), number)
-	b.mu.Lock()
-	m, ok := b.prLocks[key]
-	if !ok {
-		m = &sync.Mutex{}
-		b.prLocks[key] = m
-	}
-	b.mu.Unlock()
-	m.Lock()
-	return m.Unlock
-}
+func (b *Bot) lockPR(repo vcs.Repo, number int) func() { return b.prLocks.Lock(repo, number) }
 
 // logURL is where a run's full log is served.
 func (b *Bot) logURL(runID int64) string {

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dagctl/dagctl-bot/internal/command"
-	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/plan"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
@@ -119,26 +118,6 @@ func TestPinRefusal(t *testing.T) {
 		assert.Contains(t, refusal, "head moved")
 		assert.Contains(t, refusal, "`/dagctl plan dev --sha "+sha40+"`", "the command for the new head, same environment")
 	}
-}
-
-func TestCheckNames(t *testing.T) {
-	cfg := config()
-	assert.Equal(t, "dagctl/plan: prod", CheckName(CheckPlan, cfg, "default", "prod"))
-	cfg.Projects = append(cfg.Projects, repoconfig.Project{Name: "marts", Path: "marts"})
-	assert.Equal(t, "dagctl/apply: marts/prod", CheckName(CheckApply, cfg, "marts", "prod"))
-}
-
-func TestCurrentPlansAreTheNewestHeadsLatest(t *testing.T) {
-	plans := []db.Plan{
-		{ID: 1, HeadSHA: "a", Project: "p", Environment: "prod"},
-		{ID: 2, HeadSHA: "b", Project: "p", Environment: "prod"},
-		{ID: 3, HeadSHA: "b", Project: "p", Environment: "dev"},
-		{ID: 4, HeadSHA: "b", Project: "p", Environment: "prod"}, // re-planned by command
-	}
-	got := currentPlans(plans)
-	require.Len(t, got, 2)
-	assert.Equal(t, int64(4), got[0].ID)
-	assert.Equal(t, int64(3), got[1].ID)
 }
 
 func TestLogLinksAreSignedPerRun(t *testing.T) {

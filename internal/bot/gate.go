@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/approval"
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/deploy"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
@@ -109,7 +110,7 @@ func (b *Bot) candidates(ctx context.Context, pr vcs.PullRequest, cfg repoconfig
 			if err := b.planFacts(ctx, &c); err != nil {
 				return nil, err
 			}
-			if c.pc, err = decodeContext(c.plan); err != nil {
+			if c.pc, err = prstate.DecodeContext(c.plan); err != nil {
 				return nil, err
 			}
 			c.pc.Env = env // protection as the default branch says now
@@ -166,7 +167,7 @@ func (b *Bot) applyState(ctx context.Context, p db.Plan) (running int64, applied
 func (b *Bot) behind(ctx context.Context, forge vcs.Forge, repo vcs.Repo, branch, head string) (int, error) {
 	c, err := forge.Compare(ctx, repo, branch, head)
 	if err != nil {
-		return 0, fmt.Errorf("comparing %s with %s: %w", short(head), branch, err)
+		return 0, fmt.Errorf("comparing %s with %s: %w", prstate.Short(head), branch, err)
 	}
 	return c.Behind, nil
 }
@@ -236,10 +237,10 @@ func (b *Bot) unreviewedFiles(ctx context.Context, forge vcs.Forge, req applyReq
 	tree := func(sha string) (deploy.Files, error) {
 		t, err := forge.Tree(ctx, repo, sha)
 		if err != nil {
-			return nil, fmt.Errorf("reading the files of %s: %w", short(sha), err)
+			return nil, fmt.Errorf("reading the files of %s: %w", prstate.Short(sha), err)
 		}
 		if t.Truncated {
-			return nil, fmt.Errorf("the forge's file list of %s is truncated, so its content cannot be compared", short(sha))
+			return nil, fmt.Errorf("the forge's file list of %s is truncated, so its content cannot be compared", prstate.Short(sha))
 		}
 		return t.Files, nil
 	}
@@ -279,7 +280,7 @@ func (b *Bot) unreviewedFiles(ctx context.Context, forge vcs.Forge, req applyReq
 // else: the environment's state is then what the merged content says, and the next apply is not refused for
 // files that were reviewed here. Best effort: without it the next apply names those files.
 func (b *Bot) advanceAppliedContent(ctx context.Context, forge vcs.Forge, c candidate, sha, merger string) {
-	if !needsApproval(c.pc) {
+	if !c.pc.NeedsApproval() {
 		return
 	}
 	if _, err := b.store.LastApplied(ctx, c.plan.Forge, c.plan.Repo, c.plan.Project, c.pc.Env.Name); err != nil {

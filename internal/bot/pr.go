@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/command"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
@@ -16,39 +17,6 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
-
-// planContext is what a stored plan remembers of its PR and target, so that it can be run, re-run after a
-// restart, and reported without the event that created it.
-type planContext struct {
-	PR      vcs.PullRequest        `json:"pr"`
-	Project repoconfig.Project     `json:"project"`
-	Env     repoconfig.Environment `json:"env"`
-	// MultiProject: the repository has several projects, so check names carry the project.
-	MultiProject bool           `json:"multi_project,omitempty"`
-	Job          repoconfig.Job `json:"job"`
-	// PREnvironment: Env is the PR's own environment (pr_environment), removed when the PR is closed.
-	PREnvironment bool `json:"pr_environment,omitempty"`
-}
-
-func (pc planContext) config() repoconfig.Config {
-	cfg := repoconfig.Config{Projects: []repoconfig.Project{pc.Project}, Environments: []repoconfig.Environment{pc.Env}, Job: pc.Job}
-	if pc.MultiProject {
-		cfg.Projects = append(cfg.Projects, repoconfig.Project{Name: "(other)"})
-	}
-	return cfg
-}
-
-func (pc planContext) checkName(kind string) string {
-	return CheckName(kind, pc.config(), pc.Project.Name, pc.Env.Name)
-}
-
-func decodeContext(p db.Plan) (planContext, error) {
-	var pc planContext
-	if err := json.Unmarshal(p.Context, &pc); err != nil {
-		return pc, fmt.Errorf("plan %d: unreadable context: %w", p.ID, err)
-	}
-	return pc, nil
-}
 
 func (b *Bot) onPullRequest(ctx context.Context, forge vcs.Forge, ev vcs.PullRequestEvent) error {
 	switch ev.Action {
@@ -141,7 +109,7 @@ func normFlags(f plan.Flags) plan.Flags {
 
 // startPlan stores a queued plan, creates its check run and starts its job.
 func (b *Bot) startPlan(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, cfg repoconfig.Config, t Target, flags plan.Flags, trigger string) error {
-	pc := planContext{PR: pr, Project: t.Project, Env: t.Env, MultiProject: len(cfg.Projects) > 1, Job: cfg.Job,
+	pc := prstate.PlanContext{PR: pr, Project: t.Project, Env: t.Env, MultiProject: len(cfg.Projects) > 1, Job: cfg.Job,
 		PREnvironment: pr.Number != 0 && t.Env.Name == cfg.PREnvironmentFor(pr.Number)}
 	raw, err := json.Marshal(pc)
 	if err != nil {
@@ -179,7 +147,7 @@ func (b *Bot) supersede(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest
 		if c.From.Final() {
 			continue // its check already ended, on its own (older) commit
 		}
-		pc, err := decodeContext(p)
+		pc, err := prstate.DecodeContext(p)
 		if err != nil {
 			b.log.Error("stale plan", "err", err)
 			continue
@@ -214,11 +182,11 @@ func (b *Bot) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, 
 			b.log.Warn("cancelling plan", "plan", p.ID, "err", err)
 			continue
 		}
-		pc, err := decodeContext(p)
+		pc, err := prstate.DecodeContext(p)
 		if err != nil {
 			continue
 		}
-		if err := b.reportPlanCheck(ctx, forge, p, pc, latestRun(ctx, b.store, p.ID)); err != nil {
+		if err := b.reportPlanCheck(ctx, forge, p, pc, prstate.LatestRun(ctx, b.store, p.ID)); err != nil {
 			return err
 		}
 	}
@@ -242,22 +210,13 @@ func (b *Bot) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, 
 	return nil
 }
 
-// latestRun is the id of the plan's newest run, or 0.
-func latestRun(ctx context.Context, store Store, planID int64) int64 {
-	runs, err := store.ListRuns(ctx, planID)
-	if err != nil || len(runs) == 0 {
-		return 0
-	}
-	return runs[len(runs)-1].ID
-}
-
 // removePREnvironments invalidates the per-PR environments of a closed PR (`sqlmesh invalidate`), in the
 // background: sqlmesh's janitor then drops them. Best effort: a failure is logged, and the janitor's TTL for
 // environments removes what is left.
 func (b *Bot) removePREnvironments(plans []db.Plan) {
 	seen := map[string]bool{}
 	for _, p := range plans {
-		pc, err := decodeContext(p)
+		pc, err := prstate.DecodeContext(p)
 		if err != nil || !pc.PREnvironment || seen[p.Project+"/"+p.Environment] {
 			continue
 		}
@@ -270,7 +229,7 @@ func (b *Bot) removePREnvironments(plans []db.Plan) {
 	}
 }
 
-func (b *Bot) invalidate(ctx context.Context, p db.Plan, pc planContext) error {
+func (b *Bot) invalidate(ctx context.Context, p db.Plan, pc prstate.PlanContext) error {
 	forge, ok := b.forges(p.Forge)
 	if !ok {
 		return fmt.Errorf("no forge %q", p.Forge)
@@ -280,7 +239,7 @@ func (b *Bot) invalidate(ctx context.Context, p db.Plan, pc planContext) error {
 		return err
 	}
 	spec, _, err := b.jobs.Spec(JobRequest{
-		RunID: fmt.Sprintf("invalidate-%d", p.ID), Kind: jobs.KindInvalidate, Config: pc.config(), Project: pc.Project,
+		RunID: fmt.Sprintf("invalidate-%d", p.ID), Kind: jobs.KindInvalidate, Config: pc.Config(), Project: pc.Project,
 		Env: pc.Env.Name, Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: p.HeadSHA, Token: token},
 		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": p.HeadSHA},
 	})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/plan"
@@ -60,7 +61,7 @@ func (b *Bot) recoverRun(ctx context.Context, run db.Run) error {
 	if err != nil {
 		return err
 	}
-	pc, err := decodeContext(p)
+	pc, err := prstate.DecodeContext(p)
 	if err != nil {
 		return err
 	}
@@ -98,7 +99,7 @@ func (b *Bot) reattach(ctx context.Context, run db.Run) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	pc, err := decodeContext(p)
+	pc, err := prstate.DecodeContext(p)
 	if err != nil {
 		return false, err
 	}
@@ -124,7 +125,7 @@ func (b *Bot) reattach(ctx context.Context, run db.Run) (bool, error) {
 }
 
 // follow reports a job started by a previous process, in the background.
-func (b *Bot) follow(p db.Plan, pc planContext, run db.Run, job *attachedJob) {
+func (b *Bot) follow(p db.Plan, pc prstate.PlanContext, run db.Run, job *attachedJob) {
 	b.inBackground(p.ID, run.ID, job.handle, func(ctx context.Context) {
 		defer job.release() // also on the paths that end before the job does
 		if err := b.executePlan(ctx, p, pc, run, job); err != nil {
@@ -139,13 +140,13 @@ func (b *Bot) reportStored(ctx context.Context, p db.Plan) error {
 	if !ok {
 		return fmt.Errorf("no forge %q", p.Forge)
 	}
-	pc, err := decodeContext(p)
+	pc, err := prstate.DecodeContext(p)
 	if err != nil {
 		return err
 	}
 	unlock := b.lockPR(pc.PR.Repo, pc.PR.Number)
 	defer unlock()
-	if err := b.reportReadyPlan(ctx, forge, p, pc, latestRun(ctx, b.store, p.ID)); err != nil {
+	if err := b.reportReadyPlan(ctx, forge, p, pc, prstate.LatestRun(ctx, b.store, p.ID)); err != nil {
 		return err
 	}
 	return b.syncStickyLocked(ctx, forge, pc.PR, "")
@@ -154,7 +155,7 @@ func (b *Bot) reportStored(ctx context.Context, p db.Plan) error {
 // recoverApply ends an apply a previous process left unfinished. An apply is not re-run by itself: a person
 // asked for it at a moment, and much may have changed since. It fails with a clear message, its lock is
 // released, and `/dagctl apply` resumes it (sqlmesh skips the intervals it already computed).
-func (b *Bot) recoverApply(ctx context.Context, p db.Plan, pc planContext, run db.Run) error {
+func (b *Bot) recoverApply(ctx context.Context, p db.Plan, pc prstate.PlanContext, run db.Run) error {
 	forge, ok := b.forges(p.Forge)
 	if !ok {
 		return fmt.Errorf("no forge %q", p.Forge)

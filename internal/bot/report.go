@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/comments"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
@@ -16,7 +16,7 @@ import (
 )
 
 // section is how a stored plan shows on the PR.
-func (b *Bot) section(p db.Plan, pc planContext, runID int64) comments.Section {
+func (b *Bot) section(p db.Plan, pc prstate.PlanContext, runID int64) comments.Section {
 	s := comments.Section{
 		Environment:    p.Environment,
 		State:          comments.StateOf(p.Status),
@@ -38,7 +38,7 @@ func (b *Bot) section(p db.Plan, pc planContext, runID int64) comments.Section {
 
 // stickySection is a plan's section of the sticky comment: the plan, its approval (as last evaluated) and its
 // latest apply.
-func (b *Bot) stickySection(ctx context.Context, p db.Plan, pc planContext) comments.Section {
+func (b *Bot) stickySection(ctx context.Context, p db.Plan, pc prstate.PlanContext) comments.Section {
 	runs, err := b.store.ListRuns(ctx, p.ID)
 	if err != nil {
 		b.log.Warn("listing runs", "plan", p.ID, "err", err)
@@ -52,7 +52,7 @@ func (b *Bot) stickySection(ctx context.Context, p db.Plan, pc planContext) comm
 		}
 	}
 	s := b.section(p, pc, lastRun)
-	if p.Status == plan.StatusReady && needsApproval(pc) {
+	if p.Status == plan.StatusReady && pc.NeedsApproval() {
 		snap, err := b.store.Approval(ctx, p.ID)
 		switch {
 		case err == nil:
@@ -83,8 +83,8 @@ func (b *Bot) stickySection(ctx context.Context, p db.Plan, pc planContext) comm
 // reportPlanCheck makes the plan's check run show the plan's status: created on first report, updated after.
 // A plan that went stale while its check was still open ends as cancelled; a check that already ended is left
 // as it was (it belongs to an older commit).
-func (b *Bot) reportPlanCheck(ctx context.Context, forge vcs.Forge, p db.Plan, pc planContext, runID int64) error {
-	name := pc.checkName(CheckPlan)
+func (b *Bot) reportPlanCheck(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, runID int64) error {
+	name := pc.CheckName(prstate.CheckPlan)
 	checkID, _, err := b.store.CheckRun(ctx, p.ID, name)
 	if err != nil {
 		return err
@@ -151,12 +151,12 @@ func (b *Bot) writeSticky(ctx context.Context, forge vcs.Forge, pr vcs.PullReque
 		if err != nil {
 			return err
 		}
-		current := currentPlans(plans)
+		current := prstate.CurrentPlans(plans)
 		if len(current) > 0 {
 			view.HeadSHA = current[0].HeadSHA
 		}
 		for _, p := range current {
-			pc, err := decodeContext(p)
+			pc, err := prstate.DecodeContext(p)
 			if err != nil {
 				b.log.Error("sticky comment", "err", err)
 				continue
@@ -168,30 +168,6 @@ func (b *Bot) writeSticky(ctx context.Context, forge vcs.Forge, pr vcs.PullReque
 		return nil
 	}
 	return b.putSticky(ctx, forge, pr, comments.Comment(view, forge.Limits().CommentChars))
-}
-
-// currentPlans are the latest plan per (project, environment) of the PR's newest head, in creation order.
-func currentPlans(plans []db.Plan) []db.Plan {
-	if len(plans) == 0 {
-		return nil
-	}
-	sort.Slice(plans, func(i, j int) bool { return plans[i].ID < plans[j].ID })
-	head := plans[len(plans)-1].HeadSHA
-	latest := map[string]int{}
-	var out []db.Plan
-	for _, p := range plans {
-		if p.HeadSHA != head {
-			continue
-		}
-		key := p.Project + "\x00" + p.Environment
-		if i, ok := latest[key]; ok {
-			out[i] = p
-			continue
-		}
-		latest[key] = len(out)
-		out = append(out, p)
-	}
-	return out
 }
 
 // putSticky writes the sticky comment's parts: each part edits the bot's comment that carries its marker, or is

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/plan"
@@ -25,7 +26,7 @@ type runningJob struct {
 }
 
 // launch runs a plan's job in the background, bounded by the bot's job slots.
-func (b *Bot) launch(p db.Plan, pc planContext, run db.Run) {
+func (b *Bot) launch(p db.Plan, pc prstate.PlanContext, run db.Run) {
 	b.inBackground(p.ID, run.ID, nil, func(ctx context.Context) {
 		if err := b.executePlan(ctx, p, pc, run, nil); err != nil {
 			b.log.Error("plan run not reported", "plan", p.ID, "run", run.ID, "err", err)
@@ -128,7 +129,7 @@ func (b *Bot) cancelled(runID int64) bool {
 // executePlan runs one plan job and reports it: check in progress, the job with its log streamed to the store,
 // the outcome stored, the check completed and the sticky comment updated. With attached set, the job was
 // started by a previous process of the bot and is followed to its end.
-func (b *Bot) executePlan(ctx context.Context, p db.Plan, pc planContext, run db.Run, attached *attachedJob) error {
+func (b *Bot) executePlan(ctx context.Context, p db.Plan, pc prstate.PlanContext, run db.Run, attached *attachedJob) error {
 	forge, ok := b.forges(p.Forge)
 	if !ok {
 		return fmt.Errorf("no forge %q", p.Forge)
@@ -203,14 +204,14 @@ func (b *Bot) executePlan(ctx context.Context, p db.Plan, pc planContext, run db
 // reportReadyPlan reports a finished plan: its plan check and, for a plan that can be applied, the approval
 // check (protected environments) and the apply check (environments applied by comment), both blocking until
 // their condition is met.
-func (b *Bot) reportReadyPlan(ctx context.Context, forge vcs.Forge, p db.Plan, pc planContext, runID int64) error {
+func (b *Bot) reportReadyPlan(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, runID int64) error {
 	if err := b.reportPlanCheck(ctx, forge, p, pc, runID); err != nil {
 		return err
 	}
 	if p.Status != plan.StatusReady && p.Status != plan.StatusNoChanges || pc.PR.Number == 0 {
 		return nil // approvals and applies belong to pull requests, not to pushed commits
 	}
-	if needsApproval(pc) {
+	if pc.NeedsApproval() {
 		res, err := b.evaluateApproval(ctx, forge, p, pc)
 		if err != nil {
 			return err
@@ -220,7 +221,7 @@ func (b *Bot) reportReadyPlan(ctx context.Context, forge vcs.Forge, p db.Plan, p
 		}
 	}
 	if pc.Env.AppliesOn(repoconfig.ApplyOnComment) && pc.PR.Number != 0 {
-		check := vcs.Check{Name: pc.checkName(CheckApply), HeadSHA: p.HeadSHA, Status: vcs.CheckCompleted}
+		check := vcs.Check{Name: pc.CheckName(prstate.CheckApply), HeadSHA: p.HeadSHA, Status: vcs.CheckCompleted}
 		if p.Status == plan.StatusNoChanges {
 			check.Conclusion, check.Title = vcs.ConclusionSuccess, "No changes: nothing to apply"
 		} else {
@@ -273,13 +274,13 @@ func (b *Bot) failRun(ctx context.Context, runID int64, msg string) PlanOutcome 
 }
 
 // startPlanJob builds the plan job's spec and starts it, its output redacted into the run's log.
-func (b *Bot) startPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc planContext, run db.Run) (*attachedJob, error) {
+func (b *Bot) startPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, run db.Run) (*attachedJob, error) {
 	token, err := forge.CloneToken(ctx, pc.PR.Repo)
 	if err != nil {
 		return nil, fmt.Errorf("Could not get a token to fetch the code: %v", err)
 	}
 	spec, refused, err := b.jobs.Spec(JobRequest{
-		RunID: strconv.FormatInt(run.ID, 10), Kind: jobs.KindPlan, Config: pc.config(), Project: pc.Project,
+		RunID: strconv.FormatInt(run.ID, 10), Kind: jobs.KindPlan, Config: pc.Config(), Project: pc.Project,
 		Env: pc.Env.Name, Flags: p.Flags,
 		// The base repository serves fork heads too (refs/pull/N/head); the token reads no fork.
 		Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: p.HeadSHA, Token: token},
