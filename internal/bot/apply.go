@@ -92,16 +92,16 @@ func (b *Bot) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRe
 		d = deploy.Decide(facts)
 	}
 	if d.Verdict == deploy.Refuse {
-		return b.replyError(ctx, forge, pr, d.Reasons[0].Message)
+		return b.report.ReplyError(ctx, forge, pr, d.Reasons[0].Message)
 	}
 	cfg, _, err := b.loadConfig(ctx, forge, pr)
 	if err != nil {
-		return b.replyError(ctx, forge, pr, "Cannot read the config: "+err.Error())
+		return b.report.ReplyError(ctx, forge, pr, "Cannot read the config: "+err.Error())
 	}
 	facts.PR = prFacts(pr, cfg)
 	envs, refusal := commentEnvironments(cfg, pr, envName)
 	if refusal != "" {
-		return b.replyError(ctx, forge, pr, refusal)
+		return b.report.ReplyError(ctx, forge, pr, refusal)
 	}
 	sha, atBranchHead := pr.HeadSHA, pr.Merged && accept != ""
 	if atBranchHead {
@@ -115,18 +115,18 @@ func (b *Bot) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRe
 	case err != nil:
 		return err
 	case len(refusals) == 1 && refusals[0].Code.AboutRequest():
-		return b.replyError(ctx, forge, pr, refusals[0].Message)
+		return b.report.ReplyError(ctx, forge, pr, refusals[0].Message)
 	case len(refusals) > 0:
-		return b.replyError(ctx, forge, pr, "Not applied:\n\n- "+strings.Join(messages(refusals), "\n- "))
+		return b.report.ReplyError(ctx, forge, pr, "Not applied:\n\n- "+strings.Join(messages(refusals), "\n- "))
 	case len(ready) == 0:
-		return b.replyError(ctx, forge, pr, "Nothing to apply: the plans have no changes.")
+		return b.report.ReplyError(ctx, forge, pr, "Nothing to apply: the plans have no changes.")
 	}
 	for _, c := range ready {
 		if err := b.queueApply(ctx, forge, applyRequest{plan: c.plan, pc: c.pc, sha: sha, user: user, trigger: repoconfig.ApplyOnComment, accept: accept, atBranchHead: atBranchHead}); err != nil {
 			return err
 		}
 	}
-	return b.syncStickyLocked(ctx, forge, pr, "")
+	return b.report.Sticky(ctx, forge, pr, "")
 }
 
 // commentEnvironments are the environments `/dagctl apply [env]` is for, or why there are none. A named
@@ -181,7 +181,7 @@ func (b *Bot) decideByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullR
 				seen[d.Reasons[0].Message] = true
 				refusals = append(refusals, d.Reasons[0])
 				if d.Has(deploy.CodeNotApproved) {
-					if err := b.reportApprovalCheck(ctx, forge, c.plan, c.pc, g.approval); err != nil {
+					if err := b.report.ApprovalStatus(ctx, forge, c.plan, c.pc, g.approval); err != nil {
 						return nil, nil, err
 					}
 				}
@@ -243,7 +243,7 @@ func (b *Bot) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.PullRequ
 			return err
 		}
 	}
-	return b.syncStickyLocked(ctx, forge, pr, "")
+	return b.report.Sticky(ctx, forge, pr, "")
 }
 
 // carryOutMerge does what the decision says of one plan of a merge: queue its apply, record reviewed content
@@ -263,9 +263,10 @@ func (b *Bot) carryOutMerge(ctx context.Context, forge vcs.Forge, d deploy.Decis
 	if !d.Has(deploy.CodeNotApproved) {
 		return nil
 	}
-	return b.putCheck(ctx, forge, c.pc, c.plan.ID, vcs.Check{Name: c.pc.CheckName(prstate.CheckApply), HeadSHA: sha,
-		Status: vcs.CheckCompleted, Conclusion: vcs.ConclusionFailure, Title: "Not applied: merged without approval",
-		Summary: "The plan for `" + c.pc.Env.Name + "` was not approved: " + res.Describe() + ".\n\nNothing was applied."})
+	const title = "Not applied: merged without approval"
+	return b.report.PutStatus(ctx, forge, c.pc, c.plan.ID, vcs.Status{Name: c.pc.CheckName(prstate.CheckApply), CommitSHA: sha,
+		State: vcs.StatusFailure, Description: title, Output: &vcs.StatusOutput{Title: title,
+			Summary: "The plan for `" + c.pc.Env.Name + "` was not approved: " + res.Describe() + ".\n\nNothing was applied."}})
 }
 
 // queueApply stores the apply's run, shows it on its check and runs it in the background: it waits for the
@@ -275,7 +276,7 @@ func (b *Bot) queueApply(ctx context.Context, forge vcs.Forge, req applyRequest)
 	if err != nil {
 		return err
 	}
-	if err := b.reportApply(ctx, forge, req, run.ID, vcs.CheckQueued, "", "Queued", "Waiting for the environment's lock."); err != nil {
+	if err := b.reportApply(ctx, forge, req, run.ID, vcs.StatusQueued, "Queued", "Waiting for the environment's lock."); err != nil {
 		return err
 	}
 	if req.trigger == repoconfig.ApplyOnComment {
@@ -291,7 +292,7 @@ func (b *Bot) queueApply(ctx context.Context, forge vcs.Forge, req applyRequest)
 
 // applyEnding is how an apply ended, for its check and the PR.
 type applyEnding struct {
-	conclusion vcs.CheckConclusion
+	conclusion vcs.StatusState
 	title      string
 	summary    string
 	reason     string // stored with the run
@@ -314,27 +315,27 @@ func (b *Bot) runApply(ctx context.Context, forge vcs.Forge, req applyRequest, r
 	exit := end.exitCode
 	res := db.RunResult{Status: db.RunSucceeded, ExitCode: &exit, Reason: end.reason}
 	switch end.conclusion {
-	case vcs.ConclusionCancelled:
+	case vcs.StatusCancelled:
 		res.Status = db.RunCancelled
-	case vcs.ConclusionFailure:
+	case vcs.StatusFailure:
 		res.Status = db.RunFailed
 	}
 	if _, err := b.store.FinishRun(ctx, run.ID, res); err != nil {
 		b.log.Warn("recording a finished apply", "run", run.ID, "err", err)
 	}
-	if err := b.reportApply(ctx, forge, req, run.ID, vcs.CheckCompleted, end.conclusion, end.title, end.summary); err != nil {
+	if err := b.reportApply(ctx, forge, req, run.ID, end.conclusion, end.title, end.summary); err != nil {
 		b.log.Error("reporting an apply", "run", run.ID, "err", err)
 	}
 	unlock := b.lockPR(req.pc.PR.Repo, req.plan.PR)
 	defer unlock()
-	body := fmt.Sprintf("%s `%s`: %s", map[bool]string{true: "✅", false: "❌"}[end.conclusion == vcs.ConclusionSuccess], req.pc.Env.Name, end.title)
-	if end.conclusion != vcs.ConclusionSuccess && end.summary != "" {
+	body := fmt.Sprintf("%s `%s`: %s", map[bool]string{true: "✅", false: "❌"}[end.conclusion == vcs.StatusSuccess], req.pc.Env.Name, end.title)
+	if end.conclusion != vcs.StatusSuccess && end.summary != "" {
 		body += "\n\n" + end.summary
 	}
 	if _, err := forge.CreateComment(ctx, req.pc.PR.Repo, req.plan.PR, body); err != nil {
 		b.log.Warn("commenting an apply's end", "err", err)
 	}
-	if err := b.syncStickyLocked(ctx, forge, req.pc.PR, ""); err != nil {
+	if err := b.report.Sticky(ctx, forge, req.pc.PR, ""); err != nil {
 		b.log.Warn("updating the sticky comment", "err", err)
 	}
 }
@@ -346,7 +347,7 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 	for {
 		held, ok, err := b.store.TryLock(ctx, req.plan.Forge, req.plan.Repo, req.pc.Env.Name, owner)
 		if err != nil {
-			return applyEnding{conclusion: vcs.ConclusionFailure, title: "Could not take the environment's lock", summary: err.Error(), exitCode: -1, reason: err.Error()}
+			return applyEnding{conclusion: vcs.StatusFailure, title: "Could not take the environment's lock", summary: err.Error(), exitCode: -1, reason: err.Error()}
 		}
 		facts.Target.Lock = &deploy.Lock{Ours: ok, PR: held.Owner.PR, User: held.Owner.User, PlanID: held.Owner.PlanID}
 		d := deploy.Decide(facts)
@@ -354,7 +355,7 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 			break
 		}
 		if b.cancelled(run.ID) {
-			return applyEnding{conclusion: vcs.ConclusionCancelled, title: "Cancelled while waiting for the lock", exitCode: -1, reason: jobs.ReasonCancelled}
+			return applyEnding{conclusion: vcs.StatusCancelled, title: "Cancelled while waiting for the lock", exitCode: -1, reason: jobs.ReasonCancelled}
 		}
 		if b.isClosed() {
 			return applyEnding{abandoned: true}
@@ -362,7 +363,7 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 		if !told {
 			told = true
 			msg := d.Reasons[0].Message
-			_ = b.reportApply(ctx, forge, req, run.ID, vcs.CheckQueued, "", "Waiting for the lock", msg)
+			_ = b.reportApply(ctx, forge, req, run.ID, vcs.StatusQueued, "Waiting for the lock", msg)
 			if _, err := forge.CreateComment(ctx, req.pc.PR.Repo, req.plan.PR, "⏳ "+msg+" This apply runs when it is released."); err != nil {
 				b.log.Warn("telling who holds a lock", "err", err)
 			}
@@ -373,7 +374,7 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 	if end != nil {
 		return *end
 	}
-	_ = b.reportApply(ctx, forge, req, run.ID, vcs.CheckInProgress, "", "Checking the plan", "Planning again at "+prstate.Short(req.sha)+" to compare with the approved plan.")
+	_ = b.reportApply(ctx, forge, req, run.ID, vcs.StatusRunning, "Checking the plan", "Planning again at "+prstate.Short(req.sha)+" to compare with the approved plan.")
 
 	logw := b.store.NewRunLogWriter(run.ID, logFlushInterval)
 	defer func() { _ = logw.Close(context.Background()) }()
@@ -390,14 +391,14 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 		return applyEnding{abandoned: true}
 	}
 	if err != nil {
-		return applyEnding{conclusion: vcs.ConclusionFailure, title: "Could not plan again", summary: err.Error(), exitCode: -1, reason: err.Error()}
+		return applyEnding{conclusion: vcs.StatusFailure, title: "Could not plan again", summary: err.Error(), exitCode: -1, reason: err.Error()}
 	}
 	if verify.Reason == jobs.ReasonCancelled {
-		return applyEnding{conclusion: vcs.ConclusionCancelled, title: "Cancelled", exitCode: verify.ExitCode, reason: jobs.ReasonCancelled}
+		return applyEnding{conclusion: vcs.StatusCancelled, title: "Cancelled", exitCode: verify.ExitCode, reason: jobs.ReasonCancelled}
 	}
 	outcome := InterpretPlan(verify, stdout.String(), nil)
 	if outcome.Summary == nil || outcome.Status == plan.StatusFailed {
-		return applyEnding{conclusion: vcs.ConclusionFailure, title: "Planning again failed: nothing was applied", summary: fence(outcome.Error), exitCode: verify.ExitCode, reason: "verify plan failed"}
+		return applyEnding{conclusion: vcs.StatusFailure, title: "Planning again failed: nothing was applied", summary: fence(outcome.Error), exitCode: verify.ExitCode, reason: "verify plan failed"}
 	}
 	facts.Step, facts.Target.ContentAccepted = deploy.StepReplanned, content.accepted
 	facts.Target.ScopeDifferences = plan.ScopeDifferences(*req.plan.Summary, *outcome.Summary)
@@ -405,7 +406,7 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 		if err := b.replaceApprovedPlan(ctx, forge, req, *outcome.Summary); err != nil {
 			b.log.Error("storing the changed plan", "err", err)
 		}
-		return applyEnding{conclusion: vcs.ConclusionFailure, title: d.Reasons[0].Title, summary: d.Reasons[0].Message, exitCode: -1, reason: "plan changed since approval"}
+		return applyEnding{conclusion: vcs.StatusFailure, title: d.Reasons[0].Title, summary: d.Reasons[0].Message, exitCode: -1, reason: "plan changed since approval"}
 	}
 
 	// 2. Apply, with sqlmesh's per-batch progress on the check.
@@ -418,13 +419,13 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 	}
 	switch {
 	case err != nil:
-		return applyEnding{conclusion: vcs.ConclusionFailure, title: "The apply could not run", summary: err.Error(), exitCode: -1, reason: err.Error()}
+		return applyEnding{conclusion: vcs.StatusFailure, title: "The apply could not run", summary: err.Error(), exitCode: -1, reason: err.Error()}
 	case res.Reason == jobs.ReasonCancelled:
-		return applyEnding{conclusion: vcs.ConclusionCancelled, title: "Cancelled: comment `/dagctl apply` to resume (completed intervals are kept)", exitCode: res.ExitCode, reason: res.Reason}
+		return applyEnding{conclusion: vcs.StatusCancelled, title: "Cancelled: comment `/dagctl apply` to resume (completed intervals are kept)", exitCode: res.ExitCode, reason: res.Reason}
 	case !res.Succeeded():
 		_ = logw.Flush(ctx)
 		tail, _ := b.store.RunLogTail(ctx, run.ID, 30)
-		return applyEnding{conclusion: vcs.ConclusionFailure, title: fmt.Sprintf("Apply failed after %s: comment `/dagctl apply` to retry (completed intervals are kept)", duration),
+		return applyEnding{conclusion: vcs.StatusFailure, title: fmt.Sprintf("Apply failed after %s: comment `/dagctl apply` to retry (completed intervals are kept)", duration),
 			summary: fence(logText(tail)), exitCode: res.ExitCode, reason: firstNonEmpty(res.Reason, "exit code "+strconv.Itoa(res.ExitCode))}
 	}
 	if content.hash != "" {
@@ -433,7 +434,7 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 			b.log.Error("recording what was applied", "env", req.pc.Env.Name, "err", err)
 		}
 	}
-	return applyEnding{conclusion: vcs.ConclusionSuccess, title: fmt.Sprintf("Applied in %s", duration),
+	return applyEnding{conclusion: vcs.StatusSuccess, title: fmt.Sprintf("Applied in %s", duration),
 		summary: fmt.Sprintf("Applied the approved plan to `%s` at %s (%s).", req.pc.Env.Name, prstate.Short(req.sha), progress.describe()), exitCode: res.ExitCode}
 }
 
@@ -510,15 +511,7 @@ func (b *Bot) replaceApprovedPlan(ctx context.Context, forge vcs.Forge, req appl
 	}
 	unlock := b.lockPR(pc.PR.Repo, p.PR)
 	defer unlock()
-	return b.reportReadyPlan(ctx, forge, next, pc, 0)
-}
-
-// reportApply shows an apply on its check run, `dagctl/apply: <env>`, on the applied commit.
-func (b *Bot) reportApply(ctx context.Context, forge vcs.Forge, req applyRequest, runID int64, status vcs.CheckStatus, conclusion vcs.CheckConclusion, title, summary string) error {
-	return b.putCheck(ctx, forge, req.pc, req.plan.ID, vcs.Check{
-		Name: req.pc.CheckName(prstate.CheckApply), HeadSHA: req.sha, Status: status, Conclusion: conclusion,
-		Title: title, Summary: summary, DetailsURL: b.logURL(runID), ExternalID: "apply:" + strconv.FormatInt(runID, 10),
-	})
+	return b.report.FinishedPlan(ctx, forge, next, pc, 0)
 }
 
 // progressReporter turns sqlmesh's per-batch lines into updates of the apply check, at most one per
@@ -571,7 +564,7 @@ func (p *progressReporter) loop() {
 			continue
 		}
 		summary := fmt.Sprintf("%d batches done. Latest: `%s` %s (batch %d/%d).", n, last.Model, last.Action, last.Batch, last.Batches)
-		_ = p.b.reportApply(context.Background(), p.forge, p.req, p.runID, vcs.CheckInProgress, "", fmt.Sprintf("Applying: %d batches done", n), summary)
+		_ = p.b.reportApply(context.Background(), p.forge, p.req, p.runID, vcs.StatusRunning, fmt.Sprintf("Applying: %d batches done", n), summary)
 	}
 }
 
@@ -609,4 +602,9 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// reportApply shows an apply on its status, `dagctl/apply: <env>`, on the applied commit.
+func (b *Bot) reportApply(ctx context.Context, forge vcs.Forge, req applyRequest, runID int64, state vcs.StatusState, title, summary string) error {
+	return b.report.ApplyStatus(ctx, forge, req.pc, req.plan.ID, req.sha, runID, state, title, summary)
 }

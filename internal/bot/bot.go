@@ -6,14 +6,13 @@ package bot
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"sync"
 
+	"github.com/dagctl/dagctl-bot/internal/bot/approvals"
 	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
+	"github.com/dagctl/dagctl-bot/internal/bot/report"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
@@ -24,9 +23,11 @@ type Store = prstate.Store
 
 // Bot handles events.
 type Bot struct {
-	store    Store
-	forges   func(name string) (vcs.Forge, bool) // by forge name ("github")
-	executor jobs.Executor
+	store     Store
+	report    *report.Reporter
+	approvals *approvals.Evaluator
+	forges    func(name string) (vcs.Forge, bool) // by forge name ("github")
+	executor  jobs.Executor
 	// executorName is stored with each run ("local", "kubernetes").
 	executorName string
 	jobs         JobSettings
@@ -73,8 +74,11 @@ func New(o Options) *Bot {
 	if o.ExecutorName == "" {
 		o.ExecutorName = "local"
 	}
+	evaluator := &approvals.Evaluator{Store: o.Store, Log: o.Log}
 	return &Bot{
 		store:        o.Store,
+		approvals:    evaluator,
+		report:       &report.Reporter{Store: o.Store, Approvals: evaluator, Log: o.Log, PublicURL: o.PublicURL, LogKey: o.LogKey},
 		forges:       o.Forges,
 		executor:     o.Executor,
 		executorName: o.ExecutorName,
@@ -159,17 +163,5 @@ func (b *Bot) Shutdown(ctx context.Context) error {
 // lockPR serialises work on one PR's checks and sticky comment.
 func (b *Bot) lockPR(repo vcs.Repo, number int) func() { return b.prLocks.Lock(repo, number) }
 
-// logURL is where a run's full log is served.
-func (b *Bot) logURL(runID int64) string {
-	if b.publicURL == "" || runID == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%s/runs/%d/%s", b.publicURL, runID, LogSignature(b.logKey, runID))
-}
-
 // LogSignature signs a run id for its log link; the server checks it before showing the log.
-func LogSignature(key []byte, runID int64) string {
-	mac := hmac.New(sha256.New, key)
-	fmt.Fprintf(mac, "run-log:%d", runID)
-	return hex.EncodeToString(mac.Sum(nil))[:32]
-}
+func LogSignature(key []byte, runID int64) string { return report.LogSignature(key, runID) }

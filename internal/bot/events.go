@@ -30,11 +30,11 @@ func (b *Bot) onComment(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev 
 	}
 	if !perm.CanWrite() {
 		_ = forge.React(ctx, repo, ev.Comment.ID, vcs.ReactionConfused)
-		return b.replyError(ctx, forge, pr, fmt.Sprintf("@%s, only users with write permission can run `/dagctl` commands (you have %s).", ev.Comment.Author, perm))
+		return b.report.ReplyError(ctx, forge, pr, fmt.Sprintf("@%s, only users with write permission can run `/dagctl` commands (you have %s).", ev.Comment.Author, perm))
 	}
 	if parseErr != nil {
 		_ = forge.React(ctx, repo, ev.Comment.ID, vcs.ReactionConfused)
-		return b.replyError(ctx, forge, pr, parseErr.Error()+"\n\n"+command.Usage)
+		return b.report.ReplyError(ctx, forge, pr, parseErr.Error()+"\n\n"+command.Usage)
 	}
 	if err := forge.React(ctx, repo, ev.Comment.ID, vcs.ReactionEyes); err != nil {
 		b.log.Warn("reacting to a command", "err", err)
@@ -58,7 +58,7 @@ func (b *Bot) runCommand(ctx context.Context, forge vcs.Forge, pr vcs.PullReques
 		return err
 	case command.Plan:
 		if pr.State == "closed" {
-			return b.replyError(ctx, forge, pr, "This PR is closed: there is nothing to plan.")
+			return b.report.ReplyError(ctx, forge, pr, "This PR is closed: there is nothing to plan.")
 		}
 		return b.planPR(ctx, forge, pr, user, &cmd)
 	case command.Apply:
@@ -68,7 +68,7 @@ func (b *Bot) runCommand(ctx context.Context, forge vcs.Forge, pr vcs.PullReques
 	case command.Unlock:
 		return b.unlockCommand(ctx, forge, pr, user, cmd.Env)
 	}
-	return b.replyError(ctx, forge, pr, fmt.Sprintf("`/dagctl %s` is not available in this version of dagctl-bot.", cmd.Verb))
+	return b.report.ReplyError(ctx, forge, pr, fmt.Sprintf("`/dagctl %s` is not available in this version of dagctl-bot.", cmd.Verb))
 }
 
 // cancelPR stops the PR's running plans and applies; their checks end as cancelled and applies release their
@@ -89,7 +89,7 @@ func (b *Bot) unlockCommand(ctx context.Context, forge vcs.Forge, pr vcs.PullReq
 		return err
 	}
 	if perm != vcs.PermissionAdmin {
-		return b.replyError(ctx, forge, pr, fmt.Sprintf("@%s, only admins can unlock environments.", user))
+		return b.report.ReplyError(ctx, forge, pr, fmt.Sprintf("@%s, only admins can unlock environments.", user))
 	}
 	var released []string
 	if env != "" {
@@ -151,7 +151,7 @@ func (b *Bot) onRerequest(ctx context.Context, forge vcs.Forge, repo vcs.Repo, e
 		return err
 	}
 	if !perm.CanWrite() {
-		return b.replyError(ctx, forge, pr, fmt.Sprintf("@%s, only users with write permission can re-run plans (you have %s): nothing was planned.", ev.Sender, perm))
+		return b.report.ReplyError(ctx, forge, pr, fmt.Sprintf("@%s, only users with write permission can re-run plans (you have %s): nothing was planned.", ev.Sender, perm))
 	}
 	cmd := command.Command{Verb: command.Plan, Env: p.Environment, Flags: p.Flags, SHA: p.HeadSHA}
 	return b.planPR(ctx, forge, pr, ev.Sender, &cmd)

@@ -76,7 +76,7 @@ func (g *requestGatherer) decide(ctx context.Context, f deploy.Facts, c *candida
 			}
 			t.Behind = &n
 		case deploy.NeedApproval:
-			res, err := g.b.evaluateApproval(ctx, g.forge, c.plan, c.pc)
+			res, err := g.b.approvals.Evaluate(ctx, g.forge, c.plan, c.pc)
 			if err != nil {
 				return d, err
 			}
@@ -192,7 +192,7 @@ func (req applyRequest) lockedFacts() deploy.Facts {
 // the ending when the apply must stop.
 func (b *Bot) protectedContent(ctx context.Context, forge vcs.Forge, req applyRequest, f deploy.Facts) (contentCheck, *applyEnding) {
 	refuse := func(title, summary string) (contentCheck, *applyEnding) {
-		return contentCheck{}, &applyEnding{conclusion: vcs.ConclusionFailure, title: title, summary: summary, exitCode: -1, reason: title}
+		return contentCheck{}, &applyEnding{conclusion: vcs.StatusFailure, title: title, summary: summary, exitCode: -1, reason: title}
 	}
 	t := f.Target
 	for {
@@ -286,7 +286,7 @@ func (b *Bot) advanceAppliedContent(ctx context.Context, forge vcs.Forge, c cand
 	if _, err := b.store.LastApplied(ctx, c.plan.Forge, c.plan.Repo, c.plan.Project, c.pc.Env.Name); err != nil {
 		return // never applied by the bot: the first apply covers the whole project anyway
 	}
-	res, err := b.evaluateApproval(ctx, forge, c.plan, c.pc)
+	res, err := b.approvals.Evaluate(ctx, forge, c.plan, c.pc)
 	if err != nil || !res.Approved {
 		return
 	}

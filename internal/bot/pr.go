@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
+	"github.com/dagctl/dagctl-bot/internal/bot/report"
 	"github.com/dagctl/dagctl-bot/internal/command"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
@@ -42,7 +43,7 @@ func (b *Bot) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, t
 
 	if cmd != nil {
 		if refusal := PinRefusal(pr, *cmd); refusal != "" {
-			return b.replyError(ctx, forge, pr, refusal)
+			return b.report.ReplyError(ctx, forge, pr, refusal)
 		}
 	}
 	if err := b.supersede(ctx, forge, pr); err != nil {
@@ -52,7 +53,7 @@ func (b *Bot) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, t
 	var cfgErr *ConfigError
 	switch {
 	case errors.As(err, &cfgErr):
-		return b.writeSticky(ctx, forge, pr, stickyInput{ConfigError: cfgErr.Error()})
+		return b.report.WriteSticky(ctx, forge, pr, report.StickyInput{ConfigError: cfgErr.Error()})
 	case err != nil:
 		return err
 	case !present && cmd == nil:
@@ -65,7 +66,7 @@ func (b *Bot) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, t
 		targets, note = AutoTargets(cfg, pr)
 	} else {
 		if targets, err = CommandTargets(cfg, pr, cmd.Env); err != nil {
-			return b.replyError(ctx, forge, pr, err.Error())
+			return b.report.ReplyError(ctx, forge, pr, err.Error())
 		}
 	}
 	var flags plan.Flags
@@ -84,7 +85,7 @@ func (b *Bot) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, t
 			return err
 		}
 	}
-	return b.syncStickyLocked(ctx, forge, pr, note)
+	return b.report.Sticky(ctx, forge, pr, note)
 }
 
 // hasPlanFor reports whether the head already has a plan for the target with these flags that is not
@@ -128,7 +129,7 @@ func (b *Bot) startPlan(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest
 	if err != nil {
 		return err
 	}
-	if err := b.reportPlanCheck(ctx, forge, p, pc, run.ID); err != nil {
+	if err := b.report.PlanStatus(ctx, forge, p, pc, run.ID); err != nil {
 		return err
 	}
 	b.launch(p, pc, run)
@@ -152,7 +153,7 @@ func (b *Bot) supersede(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest
 			b.log.Error("stale plan", "err", err)
 			continue
 		}
-		if err := b.reportPlanCheck(ctx, forge, p, pc, 0); err != nil {
+		if err := b.report.PlanStatus(ctx, forge, p, pc, 0); err != nil {
 			return err
 		}
 	}
@@ -186,7 +187,7 @@ func (b *Bot) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, 
 		if err != nil {
 			continue
 		}
-		if err := b.reportPlanCheck(ctx, forge, p, pc, prstate.LatestRun(ctx, b.store, p.ID)); err != nil {
+		if err := b.report.PlanStatus(ctx, forge, p, pc, prstate.LatestRun(ctx, b.store, p.ID)); err != nil {
 			return err
 		}
 	}

@@ -146,10 +146,10 @@ func (b *Bot) reportStored(ctx context.Context, p db.Plan) error {
 	}
 	unlock := b.lockPR(pc.PR.Repo, pc.PR.Number)
 	defer unlock()
-	if err := b.reportReadyPlan(ctx, forge, p, pc, prstate.LatestRun(ctx, b.store, p.ID)); err != nil {
+	if err := b.report.FinishedPlan(ctx, forge, p, pc, prstate.LatestRun(ctx, b.store, p.ID)); err != nil {
 		return err
 	}
-	return b.syncStickyLocked(ctx, forge, pc.PR, "")
+	return b.report.Sticky(ctx, forge, pc.PR, "")
 }
 
 // recoverApply ends an apply a previous process left unfinished. An apply is not re-run by itself: a person
@@ -171,11 +171,11 @@ func (b *Bot) recoverApply(ctx context.Context, p db.Plan, pc prstate.PlanContex
 	}
 	// The check run is updated by its stored id, so the commit here only names it.
 	req := applyRequest{plan: p, pc: pc, sha: p.HeadSHA}
-	if err := b.reportApply(ctx, forge, req, run.ID, vcs.CheckCompleted, vcs.ConclusionFailure,
+	if err := b.reportApply(ctx, forge, req, run.ID, vcs.StatusFailure,
 		"Interrupted: comment `/dagctl apply` to resume", "The bot restarted while this apply ran. Completed intervals are kept; applying again resumes where it stopped."); err != nil {
 		return err
 	}
 	unlock := b.lockPR(pc.PR.Repo, pc.PR.Number)
 	defer unlock()
-	return b.syncStickyLocked(ctx, forge, pc.PR, "")
+	return b.report.Sticky(ctx, forge, pc.PR, "")
 }

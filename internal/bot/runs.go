@@ -12,7 +12,6 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/plan"
-	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
@@ -164,7 +163,7 @@ func (b *Bot) executePlan(ctx context.Context, p db.Plan, pc prstate.PlanContext
 			// close or a push may have ended it (and its check) meanwhile, and must not be overwritten.
 			unlock := b.lockPR(pc.PR.Repo, pc.PR.Number)
 			if cur, err := b.store.GetPlan(ctx, p.ID); err == nil && cur.Status == plan.StatusRunning {
-				if err := b.reportPlanCheck(ctx, forge, cur, pc, run.ID); err != nil {
+				if err := b.report.PlanStatus(ctx, forge, cur, pc, run.ID); err != nil {
 					b.log.Warn("reporting a running plan", "plan", p.ID, "err", err)
 				}
 			}
@@ -192,45 +191,13 @@ func (b *Bot) executePlan(ctx context.Context, p db.Plan, pc prstate.PlanContext
 	}
 	unlock := b.lockPR(pc.PR.Repo, pc.PR.Number)
 	defer unlock()
-	if err := b.reportReadyPlan(ctx, forge, done, pc, run.ID); err != nil {
+	if err := b.report.FinishedPlan(ctx, forge, done, pc, run.ID); err != nil {
 		return err
 	}
 	if pc.PR.Number == 0 {
 		return nil // a pushed commit has its check only
 	}
-	return b.syncStickyLocked(ctx, forge, pc.PR, "")
-}
-
-// reportReadyPlan reports a finished plan: its plan check and, for a plan that can be applied, the approval
-// check (protected environments) and the apply check (environments applied by comment), both blocking until
-// their condition is met.
-func (b *Bot) reportReadyPlan(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, runID int64) error {
-	if err := b.reportPlanCheck(ctx, forge, p, pc, runID); err != nil {
-		return err
-	}
-	if p.Status != plan.StatusReady && p.Status != plan.StatusNoChanges || pc.PR.Number == 0 {
-		return nil // approvals and applies belong to pull requests, not to pushed commits
-	}
-	if pc.NeedsApproval() {
-		res, err := b.evaluateApproval(ctx, forge, p, pc)
-		if err != nil {
-			return err
-		}
-		if err := b.reportApprovalCheck(ctx, forge, p, pc, res); err != nil {
-			return err
-		}
-	}
-	if pc.Env.AppliesOn(repoconfig.ApplyOnComment) && pc.PR.Number != 0 {
-		check := vcs.Check{Name: pc.CheckName(prstate.CheckApply), HeadSHA: p.HeadSHA, Status: vcs.CheckCompleted}
-		if p.Status == plan.StatusNoChanges {
-			check.Conclusion, check.Title = vcs.ConclusionSuccess, "No changes: nothing to apply"
-		} else {
-			check.Conclusion, check.Title = vcs.ConclusionActionRequired, "Not applied yet"
-			check.Summary = fmt.Sprintf("Comment `/dagctl apply %s` to apply this plan once it is approved.", pc.Env.Name)
-		}
-		return b.putCheck(ctx, forge, pc, p.ID, check)
-	}
-	return nil
+	return b.report.Sticky(ctx, forge, pc.PR, "")
 }
 
 // attachedJob is a job and its log writer, started now or found again after a restart.
