@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/approval"
+	"github.com/dagctl/dagctl-bot/internal/bot/jobrun"
 	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/deploy"
@@ -284,7 +285,7 @@ func (b *Bot) queueApply(ctx context.Context, forge vcs.Forge, req applyRequest)
 			b.log.Warn("acknowledging an apply", "err", err)
 		}
 	}
-	if !b.inBackground(req.plan.ID, run.ID, nil, func(ctx context.Context) { b.runApply(ctx, forge, req, run) }) {
+	if !b.runner.InBackground(req.plan.ID, run.ID, nil, func(ctx context.Context) { b.runApply(ctx, forge, req, run) }) {
 		return errors.New("the bot is shutting down")
 	}
 	return nil
@@ -354,10 +355,10 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 		if d.Verdict != deploy.Wait {
 			break
 		}
-		if b.cancelled(run.ID) {
+		if b.runner.Cancelled(run.ID) {
 			return applyEnding{conclusion: vcs.StatusCancelled, title: "Cancelled while waiting for the lock", exitCode: -1, reason: jobs.ReasonCancelled}
 		}
-		if b.isClosed() {
+		if b.runner.IsClosed() {
 			return applyEnding{abandoned: true}
 		}
 		if !told {
@@ -376,18 +377,18 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 	}
 	_ = b.reportApply(ctx, forge, req, run.ID, vcs.StatusRunning, "Checking the plan", "Planning again at "+prstate.Short(req.sha)+" to compare with the approved plan.")
 
-	logw := b.store.NewRunLogWriter(run.ID, logFlushInterval)
+	logw := b.store.NewRunLogWriter(run.ID, jobrun.LogFlushInterval)
 	defer func() { _ = logw.Close(context.Background()) }()
 	started := time.Now()
 
 	// 1. Plan again at the commit about to be applied.
 	var stdout strings.Builder
-	verify, err := b.runStep(ctx, forge, req, run.ID, jobs.KindPlan, "verify", logw, func(l jobs.Line) {
+	verify, err := b.runner.RunStep(ctx, forge, jobrun.Step{Plan: req.plan, Context: req.pc, RunID: run.ID, Kind: jobs.KindPlan, Name: "verify", SHA: req.sha}, logw, func(l jobs.Line) {
 		if l.Stream == "stdout" {
 			stdout.WriteString(l.Text + "\n")
 		}
 	})
-	if b.abandoned(run.ID, verify, err) {
+	if b.runner.Abandoned(run.ID, verify, err) {
 		return applyEnding{abandoned: true}
 	}
 	if err != nil {
@@ -396,7 +397,7 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 	if verify.Reason == jobs.ReasonCancelled {
 		return applyEnding{conclusion: vcs.StatusCancelled, title: "Cancelled", exitCode: verify.ExitCode, reason: jobs.ReasonCancelled}
 	}
-	outcome := InterpretPlan(verify, stdout.String(), nil)
+	outcome := jobrun.InterpretPlan(verify, stdout.String(), nil)
 	if outcome.Summary == nil || outcome.Status == plan.StatusFailed {
 		return applyEnding{conclusion: vcs.StatusFailure, title: "Planning again failed: nothing was applied", summary: fence(outcome.Error), exitCode: verify.ExitCode, reason: "verify plan failed"}
 	}
@@ -411,10 +412,10 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 
 	// 2. Apply, with sqlmesh's per-batch progress on the check.
 	progress := newProgressReporter(b, forge, req, run.ID)
-	res, err := b.runStep(ctx, forge, req, run.ID, jobs.KindApply, "apply", logw, progress.line)
+	res, err := b.runner.RunStep(ctx, forge, jobrun.Step{Plan: req.plan, Context: req.pc, RunID: run.ID, Kind: jobs.KindApply, Name: "apply", SHA: req.sha}, logw, progress.line)
 	progress.stop()
 	duration := time.Since(started).Round(time.Second)
-	if b.abandoned(run.ID, res, err) {
+	if b.runner.Abandoned(run.ID, res, err) {
 		return applyEnding{abandoned: true}
 	}
 	switch {
@@ -436,53 +437,6 @@ func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequ
 	}
 	return applyEnding{conclusion: vcs.StatusSuccess, title: fmt.Sprintf("Applied in %s", duration),
 		summary: fmt.Sprintf("Applied the approved plan to `%s` at %s (%s).", req.pc.Env.Name, prstate.Short(req.sha), progress.describe()), exitCode: res.ExitCode}
-}
-
-// runStep runs one job of an apply (the verifying plan, or the apply itself) at the apply's commit.
-func (b *Bot) runStep(ctx context.Context, forge vcs.Forge, req applyRequest, runID int64, kind jobs.Kind, step string, logw *db.RunLogWriter, onLine func(jobs.Line)) (jobs.Result, error) {
-	token, err := forge.CloneToken(ctx, req.pc.PR.Repo)
-	if err != nil {
-		return jobs.Result{}, fmt.Errorf("could not get a token to fetch the code: %w", err)
-	}
-	spec, refused, err := b.jobs.Spec(JobRequest{
-		RunID: fmt.Sprintf("%d-%s", runID, step), Kind: kind, Config: req.pc.Config(), Project: req.pc.Project,
-		Env: req.pc.Env.Name, Flags: req.plan.Flags,
-		Source: jobs.Source{CloneURL: req.pc.PR.Repo.CloneURL, SHA: req.sha, Token: token},
-		Labels: map[string]string{"repo": req.plan.Repo, "pr": strconv.Itoa(req.plan.PR), "sha": req.sha},
-	})
-	if err != nil {
-		return jobs.Result{}, err
-	}
-	sink := b.jobRedactor(token, req.pc.Job).Sink(func(l jobs.Line) {
-		logw.Sink(l)
-		onLine(l)
-	})
-	sink(jobs.Line{Stream: "stderr", Text: fmt.Sprintf("dagctl: %s: %s", step, strings.Join(displayCommand(spec.Command), " "))})
-	if msg := DescribeRefused(refused); msg != "" {
-		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + msg})
-	}
-	b.slots <- struct{}{} // applies share the job slots with plans
-	defer func() { <-b.slots }()
-	if b.cancelled(runID) {
-		return jobs.Result{ExitCode: -1, Reason: jobs.ReasonCancelled}, nil
-	}
-	h, err := b.executor.Start(ctx, spec, sink)
-	if err != nil {
-		return jobs.Result{}, err
-	}
-	b.started(ctx, runID, h)
-	return h.Wait(ctx)
-}
-
-// displayCommand shortens the embedded helper's source in a logged command line.
-func displayCommand(argv []string) []string {
-	out := append([]string(nil), argv...)
-	for i := range out {
-		if i > 0 && out[i-1] == "-c" && len(out[i]) > 80 {
-			out[i] = "<dagctl plan helper>"
-		}
-	}
-	return out
 }
 
 // replaceApprovedPlan stores the plan made at apply time as the PR's current plan for the environment and marks

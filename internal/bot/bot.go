@@ -8,13 +8,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/dagctl/dagctl-bot/internal/bot/approvals"
+	"github.com/dagctl/dagctl-bot/internal/bot/jobrun"
 	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/bot/report"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
-	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
@@ -23,26 +22,16 @@ type Store = prstate.Store
 
 // Bot handles events.
 type Bot struct {
-	store     Store
-	report    *report.Reporter
-	approvals *approvals.Evaluator
-	forges    func(name string) (vcs.Forge, bool) // by forge name ("github")
-	executor  jobs.Executor
+	store    Store
+	forges   func(name string) (vcs.Forge, bool) // by forge name ("github")
+	executor jobs.Executor
 	// executorName is stored with each run ("local", "kubernetes").
 	executorName string
-	jobs         JobSettings
-	publicURL    string
-	logKey       []byte
 	log          *slog.Logger
-	redact       *jobs.Redactor
-
-	slots chan struct{} // bounds concurrent jobs
-
-	mu      sync.Mutex
-	running map[int64]*runningJob // by run id
-	prLocks *prstate.PRLocks
-	wg      sync.WaitGroup
-	closed  bool
+	prLocks      *prstate.PRLocks
+	report       *report.Reporter
+	approvals    *approvals.Evaluator
+	runner       *jobrun.Runner
 }
 
 // Options configure a Bot.
@@ -75,21 +64,12 @@ func New(o Options) *Bot {
 		o.ExecutorName = "local"
 	}
 	evaluator := &approvals.Evaluator{Store: o.Store, Log: o.Log}
+	reporter := &report.Reporter{Store: o.Store, Approvals: evaluator, Log: o.Log, PublicURL: o.PublicURL, LogKey: o.LogKey}
+	locks := &prstate.PRLocks{}
 	return &Bot{
-		store:        o.Store,
-		approvals:    evaluator,
-		report:       &report.Reporter{Store: o.Store, Approvals: evaluator, Log: o.Log, PublicURL: o.PublicURL, LogKey: o.LogKey},
-		forges:       o.Forges,
-		executor:     o.Executor,
-		executorName: o.ExecutorName,
-		jobs:         o.Jobs,
-		publicURL:    o.PublicURL,
-		logKey:       o.LogKey,
-		log:          o.Log,
-		redact:       jobs.NewRedactor(o.Secrets...),
-		slots:        make(chan struct{}, o.MaxJobs),
-		running:      map[int64]*runningJob{},
-		prLocks:      &prstate.PRLocks{},
+		store: o.Store, forges: o.Forges, executor: o.Executor, executorName: o.ExecutorName, log: o.Log, prLocks: locks, report: reporter, approvals: evaluator,
+		runner: jobrun.New(jobrun.Config{Store: o.Store, Forges: o.Forges, Executor: o.Executor, ExecutorName: o.ExecutorName,
+			Jobs: o.Jobs, Report: reporter, Locks: locks, Log: o.Log, MaxJobs: o.MaxJobs, Secrets: o.Secrets}),
 	}
 }
 
@@ -123,45 +103,18 @@ func (b *Bot) Handle(ctx context.Context, ev vcs.Event) error {
 	return vcs.ErrIgnored
 }
 
-// AddSecrets masks more values in stored logs from now on (credentials the bot learns while it runs, such as
-// an app created through /setup).
-func (b *Bot) AddSecrets(secrets ...string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.redact = b.redact.With(secrets...)
-}
-
-func (b *Bot) redactor() *jobs.Redactor {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.redact
-}
-
-// jobRedactor masks a job's output of the bot's secrets, the job's clone token and the values the job is given.
-func (b *Bot) jobRedactor(token string, job repoconfig.Job) *jobs.Redactor {
-	return b.redactor().With(token).With(b.jobs.Masked(job)...)
-}
-
-// Wait blocks until every job the bot started has finished and been reported.
-func (b *Bot) Wait() { b.wg.Wait() }
-
-// Shutdown stops accepting jobs and waits for running ones to be reported (or ctx to end).
-func (b *Bot) Shutdown(ctx context.Context) error {
-	b.mu.Lock()
-	b.closed = true
-	b.mu.Unlock()
-	done := make(chan struct{})
-	go func() { b.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // lockPR serialises work on one PR's checks and sticky comment.
 func (b *Bot) lockPR(repo vcs.Repo, number int) func() { return b.prLocks.Lock(repo, number) }
 
 // LogSignature signs a run id for its log link; the server checks it before showing the log.
 func LogSignature(key []byte, runID int64) string { return report.LogSignature(key, runID) }
+
+// AddSecrets masks more values in stored logs from now on (credentials the bot learns while it runs, such as
+// an app created through /setup).
+func (b *Bot) AddSecrets(secrets ...string) { b.runner.AddSecrets(secrets...) }
+
+// Wait blocks until every job the bot started has finished and been reported.
+func (b *Bot) Wait() { b.runner.Wait() }
+
+// Shutdown stops accepting jobs and waits for running ones to be reported (or ctx to end).
+func (b *Bot) Shutdown(ctx context.Context) error { return b.runner.Shutdown(ctx) }

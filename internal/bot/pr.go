@@ -4,10 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"reflect"
-	"strconv"
-	"strings"
 
 	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/bot/report"
@@ -132,7 +129,7 @@ func (b *Bot) startPlan(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest
 	if err := b.report.PlanStatus(ctx, forge, p, pc, run.ID); err != nil {
 		return err
 	}
-	b.launch(p, pc, run)
+	b.runner.Launch(p, pc, run)
 	return nil
 }
 
@@ -144,7 +141,7 @@ func (b *Bot) supersede(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest
 	}
 	for _, c := range changes {
 		p := c.Plan
-		b.cancelPlanRuns(ctx, p.ID)
+		b.runner.CancelPlanRuns(ctx, p.ID)
 		if c.From.Final() {
 			continue // its check already ended, on its own (older) commit
 		}
@@ -173,11 +170,11 @@ func (b *Bot) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, 
 	for _, p := range plans {
 		if p.Status.Final() {
 			if !pr.Merged {
-				b.cancelPlanRuns(ctx, p.ID) // a running apply: a merge lets it finish, a close or cancel stops it
+				b.runner.CancelPlanRuns(ctx, p.ID) // a running apply: a merge lets it finish, a close or cancel stops it
 			}
 			continue
 		}
-		b.cancelPlanRuns(ctx, p.ID)
+		b.runner.CancelPlanRuns(ctx, p.ID)
 		p, err = b.store.SetPlanResult(ctx, p.ID, db.PlanResult{Status: plan.StatusCancelled, Error: "Cancelled: " + why + "."})
 		if err != nil {
 			b.log.Warn("cancelling plan", "plan", p.ID, "err", err)
@@ -200,7 +197,7 @@ func (b *Bot) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, 
 			return err
 		}
 		for _, l := range locks {
-			if b.hasActiveRun(l.Owner.PlanID) {
+			if b.runner.HasActiveRun(l.Owner.PlanID) {
 				continue // its apply is stopping or finishing, and releases the lock itself
 			}
 			if err := b.store.Unlock(ctx, l.Forge, l.Repo, l.Environment, l.Owner); err != nil {
@@ -222,45 +219,10 @@ func (b *Bot) removePREnvironments(plans []db.Plan) {
 			continue
 		}
 		seen[p.Project+"/"+p.Environment] = true
-		b.inBackground(p.ID, 0, nil, func(ctx context.Context) {
-			if err := b.invalidate(ctx, p, pc); err != nil {
+		b.runner.InBackground(p.ID, 0, nil, func(ctx context.Context) {
+			if err := b.runner.Invalidate(ctx, p, pc); err != nil {
 				b.log.Warn("removing a PR environment", "env", pc.Env.Name, "err", err)
 			}
 		})
 	}
-}
-
-func (b *Bot) invalidate(ctx context.Context, p db.Plan, pc prstate.PlanContext) error {
-	forge, ok := b.forges(p.Forge)
-	if !ok {
-		return fmt.Errorf("no forge %q", p.Forge)
-	}
-	token, err := forge.CloneToken(ctx, pc.PR.Repo)
-	if err != nil {
-		return err
-	}
-	spec, _, err := b.jobs.Spec(JobRequest{
-		RunID: fmt.Sprintf("invalidate-%d", p.ID), Kind: jobs.KindInvalidate, Config: pc.Config(), Project: pc.Project,
-		Env: pc.Env.Name, Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: p.HeadSHA, Token: token},
-		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": p.HeadSHA},
-	})
-	if err != nil {
-		return err
-	}
-	b.slots <- struct{}{}
-	defer func() { <-b.slots }()
-	tail := NewTail(20)
-	h, err := b.executor.Start(ctx, spec, b.jobRedactor(token, pc.Job).Sink(func(l jobs.Line) { tail.Add(l.Text) }))
-	if err != nil {
-		return err
-	}
-	res, err := h.Wait(ctx)
-	if err != nil {
-		return err
-	}
-	if !res.Succeeded() {
-		return fmt.Errorf("sqlmesh invalidate %s: exit %d %s: %s", pc.Env.Name, res.ExitCode, res.Reason, strings.Join(tail.Lines(), " | "))
-	}
-	b.log.Info("removed a closed PR's environment", "env", pc.Env.Name, "pr", p.PR)
-	return nil
 }
