@@ -2,45 +2,17 @@ package bot
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/approval"
-	"github.com/dagctl/dagctl-bot/internal/bot/jobrun"
+	"github.com/dagctl/dagctl-bot/internal/bot/apply"
 	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/deploy"
-	"github.com/dagctl/dagctl-bot/internal/jobs"
-	"github.com/dagctl/dagctl-bot/internal/plan"
-	"github.com/dagctl/dagctl-bot/internal/planner"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
-
-// lockPoll is how often a queued apply looks at the environment's lock again.
-const lockPoll = 500 * time.Millisecond
-
-// progressInterval spaces the apply check's progress updates (content-creating requests are rate limited).
-const progressInterval = 2 * time.Second
-
-// applyRequest is one apply to run: the approved plan, applied at a commit.
-type applyRequest struct {
-	plan    db.Plan
-	pc      prstate.PlanContext
-	sha     string // the PR's head (by comment) or its merge commit (on merge)
-	user    string // who asked: the commenter, or whoever merged
-	trigger repoconfig.ApplyTrigger
-	// accept is a prefix of the content hash an admin accepted (`--accept`): the files no approved plan covered
-	// were reviewed by them, and the plan at sha is applied as it is.
-	accept string
-	// atBranchHead: sha is the deploy branch's head (an admin's apply on a merged PR), which contains itself.
-	atBranchHead bool
-}
 
 // candidate is a plan an apply would run, with the facts the deploy decision reads of it.
 type candidate struct {
@@ -123,7 +95,7 @@ func (b *Bot) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRe
 		return b.report.ReplyError(ctx, forge, pr, "Nothing to apply: the plans have no changes.")
 	}
 	for _, c := range ready {
-		if err := b.queueApply(ctx, forge, applyRequest{plan: c.plan, pc: c.pc, sha: sha, user: user, trigger: repoconfig.ApplyOnComment, accept: accept, atBranchHead: atBranchHead}); err != nil {
+		if err := b.applies.Queue(ctx, forge, apply.Request{Plan: c.plan, Context: c.pc, SHA: sha, User: user, Trigger: repoconfig.ApplyOnComment, Accept: accept, AtBranchHead: atBranchHead}); err != nil {
 			return err
 		}
 	}
@@ -253,10 +225,10 @@ func (b *Bot) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.PullRequ
 func (b *Bot) carryOutMerge(ctx context.Context, forge vcs.Forge, d deploy.Decision, c candidate, res approval.Result, sha, merger string, notes *[]string) error {
 	switch d.Verdict {
 	case deploy.Apply:
-		return b.queueApply(ctx, forge, applyRequest{plan: c.plan, pc: c.pc, sha: sha, user: merger, trigger: repoconfig.ApplyOnMerge})
+		return b.applies.Queue(ctx, forge, apply.Request{Plan: c.plan, Context: c.pc, SHA: sha, User: merger, Trigger: repoconfig.ApplyOnMerge})
 	case deploy.NothingToDo:
 		if d.Has(deploy.CodeNoChanges) {
-			b.advanceAppliedContent(ctx, forge, c, sha, merger)
+			b.applies.AdvanceAppliedContent(ctx, forge, c.plan, c.pc, sha, merger)
 		}
 		return nil
 	}
@@ -268,297 +240,4 @@ func (b *Bot) carryOutMerge(ctx context.Context, forge vcs.Forge, d deploy.Decis
 	return b.report.PutStatus(ctx, forge, c.pc, c.plan.ID, vcs.Status{Name: c.pc.CheckName(prstate.CheckApply), CommitSHA: sha,
 		State: vcs.StatusFailure, Description: title, Output: &vcs.StatusOutput{Title: title,
 			Summary: "The plan for `" + c.pc.Env.Name + "` was not approved: " + res.Describe() + ".\n\nNothing was applied."}})
-}
-
-// queueApply stores the apply's run, shows it on its check and runs it in the background: it waits for the
-// environment's lock, plans again at the commit, compares with the approved plan, and applies.
-func (b *Bot) queueApply(ctx context.Context, forge vcs.Forge, req applyRequest) error {
-	run, _, err := b.store.CreateRun(ctx, req.plan.ID, jobs.KindApply, b.executorName)
-	if err != nil {
-		return err
-	}
-	if err := b.reportApply(ctx, forge, req, run.ID, vcs.StatusQueued, "Queued", "Waiting for the environment's lock."); err != nil {
-		return err
-	}
-	if req.trigger == repoconfig.ApplyOnComment {
-		if _, err := forge.CreateComment(ctx, req.pc.PR.Repo, req.plan.PR, fmt.Sprintf("🚀 Applying `%s` at %s for @%s: planning again first, to make sure it still is what was approved.", req.pc.Env.Name, prstate.Short(req.sha), req.user)); err != nil {
-			b.log.Warn("acknowledging an apply", "err", err)
-		}
-	}
-	if !b.runner.InBackground(req.plan.ID, run.ID, nil, func(ctx context.Context) { b.runApply(ctx, forge, req, run) }) {
-		return errors.New("the bot is shutting down")
-	}
-	return nil
-}
-
-// applyEnding is how an apply ended, for its check and the PR.
-type applyEnding struct {
-	conclusion vcs.StatusState
-	title      string
-	summary    string
-	reason     string // stored with the run
-	exitCode   int
-	abandoned  bool // the bot is stopping: nothing is recorded
-}
-
-func (b *Bot) runApply(ctx context.Context, forge vcs.Forge, req applyRequest, run db.Run) {
-	owner := db.LockOwner{PlanID: req.plan.ID, PR: req.plan.PR, User: req.user}
-	end := b.applyUnderLock(ctx, forge, req, run, owner)
-	if end.abandoned {
-		// The bot is stopping: the run stays unfinished, and the next start ends it, releases its lock and says
-		// how to resume (recoverApply).
-		b.log.Info("left an apply for the next start", "run", run.ID)
-		return
-	}
-	if err := b.store.Unlock(ctx, req.plan.Forge, req.plan.Repo, req.pc.Env.Name, owner); err != nil && !errors.Is(err, db.ErrNotLockOwner) {
-		b.log.Warn("releasing a lock", "env", req.pc.Env.Name, "err", err)
-	}
-	exit := end.exitCode
-	res := db.RunResult{Status: db.RunSucceeded, ExitCode: &exit, Reason: end.reason}
-	switch end.conclusion {
-	case vcs.StatusCancelled:
-		res.Status = db.RunCancelled
-	case vcs.StatusFailure:
-		res.Status = db.RunFailed
-	}
-	if _, err := b.store.FinishRun(ctx, run.ID, res); err != nil {
-		b.log.Warn("recording a finished apply", "run", run.ID, "err", err)
-	}
-	if err := b.reportApply(ctx, forge, req, run.ID, end.conclusion, end.title, end.summary); err != nil {
-		b.log.Error("reporting an apply", "run", run.ID, "err", err)
-	}
-	unlock := b.lockPR(req.pc.PR.Repo, req.plan.PR)
-	defer unlock()
-	body := fmt.Sprintf("%s `%s`: %s", map[bool]string{true: "✅", false: "❌"}[end.conclusion == vcs.StatusSuccess], req.pc.Env.Name, end.title)
-	if end.conclusion != vcs.StatusSuccess && end.summary != "" {
-		body += "\n\n" + end.summary
-	}
-	if _, err := forge.CreateComment(ctx, req.pc.PR.Repo, req.plan.PR, body); err != nil {
-		b.log.Warn("commenting an apply's end", "err", err)
-	}
-	if err := b.report.Sticky(ctx, forge, req.pc.PR, ""); err != nil {
-		b.log.Warn("updating the sticky comment", "err", err)
-	}
-}
-
-// applyUnderLock takes the environment's lock (waiting in line), checks the plan again and applies it.
-func (b *Bot) applyUnderLock(ctx context.Context, forge vcs.Forge, req applyRequest, run db.Run, owner db.LockOwner) applyEnding {
-	facts := req.lockedFacts()
-	told := false
-	for {
-		held, ok, err := b.store.TryLock(ctx, req.plan.Forge, req.plan.Repo, req.pc.Env.Name, owner)
-		if err != nil {
-			return applyEnding{conclusion: vcs.StatusFailure, title: "Could not take the environment's lock", summary: err.Error(), exitCode: -1, reason: err.Error()}
-		}
-		facts.Target.Lock = &deploy.Lock{Ours: ok, PR: held.Owner.PR, User: held.Owner.User, PlanID: held.Owner.PlanID}
-		d := deploy.Decide(facts)
-		if d.Verdict != deploy.Wait {
-			break
-		}
-		if b.runner.Cancelled(run.ID) {
-			return applyEnding{conclusion: vcs.StatusCancelled, title: "Cancelled while waiting for the lock", exitCode: -1, reason: jobs.ReasonCancelled}
-		}
-		if b.runner.IsClosed() {
-			return applyEnding{abandoned: true}
-		}
-		if !told {
-			told = true
-			msg := d.Reasons[0].Message
-			_ = b.reportApply(ctx, forge, req, run.ID, vcs.StatusQueued, "Waiting for the lock", msg)
-			if _, err := forge.CreateComment(ctx, req.pc.PR.Repo, req.plan.PR, "⏳ "+msg+" This apply runs when it is released."); err != nil {
-				b.log.Warn("telling who holds a lock", "err", err)
-			}
-		}
-		time.Sleep(lockPoll)
-	}
-	content, end := b.protectedContent(ctx, forge, req, facts)
-	if end != nil {
-		return *end
-	}
-	_ = b.reportApply(ctx, forge, req, run.ID, vcs.StatusRunning, "Checking the plan", "Planning again at "+prstate.Short(req.sha)+" to compare with the approved plan.")
-
-	logw := b.store.NewRunLogWriter(run.ID, jobrun.LogFlushInterval)
-	defer func() { _ = logw.Close(context.Background()) }()
-	started := time.Now()
-
-	// 1. Plan again at the commit about to be applied.
-	var stdout strings.Builder
-	verify, err := b.runner.RunStep(ctx, forge, jobrun.Step{Plan: req.plan, Context: req.pc, RunID: run.ID, Kind: jobs.KindPlan, Name: "verify", SHA: req.sha}, logw, func(l jobs.Line) {
-		if l.Stream == "stdout" {
-			stdout.WriteString(l.Text + "\n")
-		}
-	})
-	if b.runner.Abandoned(run.ID, verify, err) {
-		return applyEnding{abandoned: true}
-	}
-	if err != nil {
-		return applyEnding{conclusion: vcs.StatusFailure, title: "Could not plan again", summary: err.Error(), exitCode: -1, reason: err.Error()}
-	}
-	if verify.Reason == jobs.ReasonCancelled {
-		return applyEnding{conclusion: vcs.StatusCancelled, title: "Cancelled", exitCode: verify.ExitCode, reason: jobs.ReasonCancelled}
-	}
-	outcome := jobrun.InterpretPlan(verify, stdout.String(), nil)
-	if outcome.Summary == nil || outcome.Status == plan.StatusFailed {
-		return applyEnding{conclusion: vcs.StatusFailure, title: "Planning again failed: nothing was applied", summary: fence(outcome.Error), exitCode: verify.ExitCode, reason: "verify plan failed"}
-	}
-	facts.Step, facts.Target.ContentAccepted = deploy.StepReplanned, content.accepted
-	facts.Target.ScopeDifferences = plan.ScopeDifferences(*req.plan.Summary, *outcome.Summary)
-	if d := deploy.Decide(facts); d.Verdict != deploy.Apply {
-		if err := b.replaceApprovedPlan(ctx, forge, req, *outcome.Summary); err != nil {
-			b.log.Error("storing the changed plan", "err", err)
-		}
-		return applyEnding{conclusion: vcs.StatusFailure, title: d.Reasons[0].Title, summary: d.Reasons[0].Message, exitCode: -1, reason: "plan changed since approval"}
-	}
-
-	// 2. Apply, with sqlmesh's per-batch progress on the check.
-	progress := newProgressReporter(b, forge, req, run.ID)
-	res, err := b.runner.RunStep(ctx, forge, jobrun.Step{Plan: req.plan, Context: req.pc, RunID: run.ID, Kind: jobs.KindApply, Name: "apply", SHA: req.sha}, logw, progress.line)
-	progress.stop()
-	duration := time.Since(started).Round(time.Second)
-	if b.runner.Abandoned(run.ID, res, err) {
-		return applyEnding{abandoned: true}
-	}
-	switch {
-	case err != nil:
-		return applyEnding{conclusion: vcs.StatusFailure, title: "The apply could not run", summary: err.Error(), exitCode: -1, reason: err.Error()}
-	case res.Reason == jobs.ReasonCancelled:
-		return applyEnding{conclusion: vcs.StatusCancelled, title: "Cancelled: comment `/dagctl apply` to resume (completed intervals are kept)", exitCode: res.ExitCode, reason: res.Reason}
-	case !res.Succeeded():
-		_ = logw.Flush(ctx)
-		tail, _ := b.store.RunLogTail(ctx, run.ID, 30)
-		return applyEnding{conclusion: vcs.StatusFailure, title: fmt.Sprintf("Apply failed after %s: comment `/dagctl apply` to retry (completed intervals are kept)", duration),
-			summary: fence(logText(tail)), exitCode: res.ExitCode, reason: firstNonEmpty(res.Reason, "exit code "+strconv.Itoa(res.ExitCode))}
-	}
-	if content.hash != "" {
-		if err := b.store.RecordApplied(ctx, db.AppliedContent{Forge: req.plan.Forge, Repo: req.plan.Repo, Project: req.plan.Project,
-			Environment: req.pc.Env.Name, CommitSHA: req.sha, ContentHash: content.hash, PlanID: req.plan.ID, AppliedAt: time.Now()}); err != nil {
-			b.log.Error("recording what was applied", "env", req.pc.Env.Name, "err", err)
-		}
-	}
-	return applyEnding{conclusion: vcs.StatusSuccess, title: fmt.Sprintf("Applied in %s", duration),
-		summary: fmt.Sprintf("Applied the approved plan to `%s` at %s (%s).", req.pc.Env.Name, prstate.Short(req.sha), progress.describe()), exitCode: res.ExitCode}
-}
-
-// replaceApprovedPlan stores the plan made at apply time as the PR's current plan for the environment and marks
-// the approved one stale. The new plan's result is posted now, so only reviews given after it count: its scope
-// was not reviewed.
-func (b *Bot) replaceApprovedPlan(ctx context.Context, forge vcs.Forge, req applyRequest, summary plan.Summary) error {
-	pc := req.pc
-	raw, err := json.Marshal(pc)
-	if err != nil {
-		return err
-	}
-	p := req.plan
-	next, err := b.store.CreatePlan(ctx, db.Plan{Forge: p.Forge, Repo: p.Repo, PR: p.PR, Project: p.Project, Environment: p.Environment,
-		HeadSHA: p.HeadSHA, BaseSHA: p.BaseSHA, TriggerUser: req.user, Flags: p.Flags, Context: raw})
-	if err != nil {
-		return err
-	}
-	if _, err := b.store.SetPlanStatus(ctx, next.ID, plan.StatusRunning); err != nil {
-		return err
-	}
-	if next, err = b.store.SetPlanResult(ctx, next.ID, db.PlanResult{Status: plan.Outcome(summary), Summary: &summary}); err != nil {
-		return err
-	}
-	if _, err := b.store.SetPlanStatus(ctx, p.ID, plan.StatusStale); err != nil {
-		b.log.Warn("marking the approved plan stale", "plan", p.ID, "err", err)
-	}
-	unlock := b.lockPR(pc.PR.Repo, p.PR)
-	defer unlock()
-	return b.report.FinishedPlan(ctx, forge, next, pc, 0)
-}
-
-// progressReporter turns sqlmesh's per-batch lines into updates of the apply check, at most one per
-// progressInterval.
-type progressReporter struct {
-	b       *Bot
-	forge   vcs.Forge
-	req     applyRequest
-	runID   int64
-	mu      sync.Mutex
-	batches int
-	last    planner.Progress
-	changed bool
-	done    chan struct{}
-	stopped chan struct{}
-}
-
-func newProgressReporter(b *Bot, forge vcs.Forge, req applyRequest, runID int64) *progressReporter {
-	p := &progressReporter{b: b, forge: forge, req: req, runID: runID, done: make(chan struct{}), stopped: make(chan struct{})}
-	go p.loop()
-	return p
-}
-
-func (p *progressReporter) line(l jobs.Line) {
-	pr, ok := planner.ParseProgress(l.Text)
-	if !ok {
-		return
-	}
-	p.mu.Lock()
-	p.batches++
-	p.last, p.changed = pr, true
-	p.mu.Unlock()
-}
-
-func (p *progressReporter) loop() {
-	defer close(p.stopped)
-	t := time.NewTicker(progressInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.done:
-			return
-		case <-t.C:
-		}
-		p.mu.Lock()
-		changed, last, n := p.changed, p.last, p.batches
-		p.changed = false
-		p.mu.Unlock()
-		if !changed {
-			continue
-		}
-		summary := fmt.Sprintf("%d batches done. Latest: `%s` %s (batch %d/%d).", n, last.Model, last.Action, last.Batch, last.Batches)
-		_ = p.b.reportApply(context.Background(), p.forge, p.req, p.runID, vcs.StatusRunning, fmt.Sprintf("Applying: %d batches done", n), summary)
-	}
-}
-
-func (p *progressReporter) stop() {
-	close(p.done)
-	<-p.stopped
-}
-
-func (p *progressReporter) describe() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return fmt.Sprintf("%d batches", p.batches)
-}
-
-func fence(s string) string {
-	if s == "" {
-		return ""
-	}
-	return "```text\n" + strings.ReplaceAll(s, "```", "'''") + "\n```"
-}
-
-func logText(lines []db.LogLine) string {
-	var b strings.Builder
-	for _, l := range lines {
-		b.WriteString(l.Text)
-		b.WriteByte('\n')
-	}
-	return strings.TrimRight(b.String(), "\n")
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
-// reportApply shows an apply on its status, `dagctl/apply: <env>`, on the applied commit.
-func (b *Bot) reportApply(ctx context.Context, forge vcs.Forge, req applyRequest, runID int64, state vcs.StatusState, title, summary string) error {
-	return b.report.ApplyStatus(ctx, forge, req.pc, req.plan.ID, req.sha, runID, state, title, summary)
 }

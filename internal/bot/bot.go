@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/dagctl/dagctl-bot/internal/bot/apply"
 	"github.com/dagctl/dagctl-bot/internal/bot/approvals"
 	"github.com/dagctl/dagctl-bot/internal/bot/jobrun"
 	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
@@ -32,6 +33,7 @@ type Bot struct {
 	report       *report.Reporter
 	approvals    *approvals.Evaluator
 	runner       *jobrun.Runner
+	applies      *apply.Sequence
 }
 
 // Options configure a Bot.
@@ -66,10 +68,13 @@ func New(o Options) *Bot {
 	evaluator := &approvals.Evaluator{Store: o.Store, Log: o.Log}
 	reporter := &report.Reporter{Store: o.Store, Approvals: evaluator, Log: o.Log, PublicURL: o.PublicURL, LogKey: o.LogKey}
 	locks := &prstate.PRLocks{}
+	runner := jobrun.New(jobrun.Config{Store: o.Store, Forges: o.Forges, Executor: o.Executor, ExecutorName: o.ExecutorName,
+		Jobs: o.Jobs, Report: reporter, Locks: locks, Log: o.Log, MaxJobs: o.MaxJobs, Secrets: o.Secrets})
 	return &Bot{
 		store: o.Store, forges: o.Forges, executor: o.Executor, executorName: o.ExecutorName, log: o.Log, prLocks: locks, report: reporter, approvals: evaluator,
-		runner: jobrun.New(jobrun.Config{Store: o.Store, Forges: o.Forges, Executor: o.Executor, ExecutorName: o.ExecutorName,
-			Jobs: o.Jobs, Report: reporter, Locks: locks, Log: o.Log, MaxJobs: o.MaxJobs, Secrets: o.Secrets}),
+		runner: runner,
+		applies: &apply.Sequence{Store: o.Store, Forges: o.Forges, Runner: runner, Report: reporter, Approvals: evaluator,
+			Locks: locks, Log: o.Log, ExecutorName: o.ExecutorName},
 	}
 }
 

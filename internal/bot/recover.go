@@ -7,7 +7,6 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
-	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
 // Recover finishes what a previous process of the bot left behind, so that every check reaches a final state:
@@ -65,7 +64,7 @@ func (b *Bot) recoverRun(ctx context.Context, run db.Run) error {
 		return err
 	}
 	if run.Kind == jobs.KindApply {
-		return b.recoverApply(ctx, p, pc, run)
+		return b.applies.Recover(ctx, p, pc, run)
 	}
 	final, err := b.runner.RecoverPlanRun(ctx, p, pc, run)
 	if err != nil || !final {
@@ -89,33 +88,5 @@ func (b *Bot) reportStored(ctx context.Context, p db.Plan) error {
 	if err := b.report.FinishedPlan(ctx, forge, p, pc, prstate.LatestRun(ctx, b.store, p.ID)); err != nil {
 		return err
 	}
-	return b.report.Sticky(ctx, forge, pc.PR, "")
-}
-
-// recoverApply ends an apply a previous process left unfinished. An apply is not re-run by itself: a person
-// asked for it at a moment, and much may have changed since. It fails with a clear message, its lock is
-// released, and `/dagctl apply` resumes it (sqlmesh skips the intervals it already computed).
-func (b *Bot) recoverApply(ctx context.Context, p db.Plan, pc prstate.PlanContext, run db.Run) error {
-	forge, ok := b.forges(p.Forge)
-	if !ok {
-		return fmt.Errorf("no forge %q", p.Forge)
-	}
-	const why = "interrupted: the bot restarted while this apply ran"
-	if _, err := b.store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunFailed, Reason: why}); err != nil {
-		return err
-	}
-	if held, ok, err := b.store.Holder(ctx, p.Forge, p.Repo, p.Environment); err == nil && ok && held.Owner.PlanID == p.ID {
-		if _, _, err := b.store.ForceUnlock(ctx, p.Forge, p.Repo, p.Environment); err != nil {
-			return err
-		}
-	}
-	// The check run is updated by its stored id, so the commit here only names it.
-	req := applyRequest{plan: p, pc: pc, sha: p.HeadSHA}
-	if err := b.reportApply(ctx, forge, req, run.ID, vcs.StatusFailure,
-		"Interrupted: comment `/dagctl apply` to resume", "The bot restarted while this apply ran. Completed intervals are kept; applying again resumes where it stopped."); err != nil {
-		return err
-	}
-	unlock := b.lockPR(pc.PR.Repo, pc.PR.Number)
-	defer unlock()
 	return b.report.Sticky(ctx, forge, pc.PR, "")
 }

@@ -82,6 +82,11 @@ type Env struct {
 	Appliers         []string
 }
 
+// EnvOf is an environment of the trusted config as the decision sees it for a trigger.
+func EnvOf(e repoconfig.Environment, trigger repoconfig.ApplyTrigger) Env {
+	return Env{Name: e.Name, AppliesOnTrigger: e.AppliesOn(trigger), NeedsApproval: e.NeedsApproval(), Appliers: e.Appliers}
+}
+
 // Plan is the newest plan of the target at the PR's head, and its applies.
 type Plan struct {
 	Found         bool // a plan exists at the PR's head
