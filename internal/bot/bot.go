@@ -11,6 +11,7 @@ import (
 
 	"github.com/dagctl/dagctl-bot/internal/bot/apply"
 	"github.com/dagctl/dagctl-bot/internal/bot/approvals"
+	"github.com/dagctl/dagctl-bot/internal/bot/events"
 	"github.com/dagctl/dagctl-bot/internal/bot/jobrun"
 	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/bot/report"
@@ -34,6 +35,7 @@ type Bot struct {
 	approvals    *approvals.Evaluator
 	runner       *jobrun.Runner
 	applies      *apply.Sequence
+	handlers     *events.Handlers
 }
 
 // Options configure a Bot.
@@ -70,18 +72,21 @@ func New(o Options) *Bot {
 	locks := &prstate.PRLocks{}
 	runner := jobrun.New(jobrun.Config{Store: o.Store, Forges: o.Forges, Executor: o.Executor, ExecutorName: o.ExecutorName,
 		Jobs: o.Jobs, Report: reporter, Locks: locks, Log: o.Log, MaxJobs: o.MaxJobs, Secrets: o.Secrets})
+	applies := &apply.Sequence{Store: o.Store, Forges: o.Forges, Runner: runner, Report: reporter, Approvals: evaluator,
+		Locks: locks, Log: o.Log, ExecutorName: o.ExecutorName}
 	return &Bot{
 		store: o.Store, forges: o.Forges, executor: o.Executor, executorName: o.ExecutorName, log: o.Log, prLocks: locks, report: reporter, approvals: evaluator,
-		runner: runner,
-		applies: &apply.Sequence{Store: o.Store, Forges: o.Forges, Runner: runner, Report: reporter, Approvals: evaluator,
-			Locks: locks, Log: o.Log, ExecutorName: o.ExecutorName},
+		runner:  runner,
+		applies: applies,
+		handlers: &events.Handlers{Store: o.Store, Executor: o.Executor, ExecutorName: o.ExecutorName, Log: o.Log, Locks: locks,
+			Report: reporter, Approvals: evaluator, Runner: runner, Applies: applies},
 	}
 }
 
 // Handle acts on one event. It is called by the dispatcher, in order for events of one PR.
 func (b *Bot) Handle(ctx context.Context, ev vcs.Event) error {
 	if ev.Installation != nil {
-		return b.onInstallation(ctx, ev.Repo.Forge, *ev.Installation)
+		return b.handlers.Installation(ctx, ev.Repo.Forge, *ev.Installation)
 	}
 	forge, ok := b.forges(ev.Repo.Forge)
 	if !ok {
@@ -95,15 +100,15 @@ func (b *Bot) Handle(ctx context.Context, ev vcs.Event) error {
 	}
 	switch {
 	case ev.PullRequest != nil:
-		return b.onPullRequest(ctx, forge, *ev.PullRequest)
+		return b.handlers.PullRequest(ctx, forge, *ev.PullRequest)
 	case ev.Comment != nil:
-		return b.onComment(ctx, forge, ev.Repo, *ev.Comment)
+		return b.handlers.Comment(ctx, forge, ev.Repo, *ev.Comment)
 	case ev.Review != nil:
-		return b.onReview(ctx, forge, *ev.Review)
+		return b.handlers.Review(ctx, forge, *ev.Review)
 	case ev.Rerequest != nil:
-		return b.onRerequest(ctx, forge, ev.Repo, *ev.Rerequest)
+		return b.handlers.Rerequest(ctx, forge, ev.Repo, *ev.Rerequest)
 	case ev.Push != nil:
-		return b.onPush(ctx, forge, ev.Repo, *ev.Push)
+		return b.handlers.Push(ctx, forge, ev.Repo, *ev.Push)
 	}
 	return vcs.ErrIgnored
 }

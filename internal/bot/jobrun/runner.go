@@ -173,42 +173,11 @@ func (r *Runner) executePlan(ctx context.Context, p db.Plan, pc prstate.PlanCont
 	}
 	var outcome PlanOutcome
 	if attached == nil {
-		// A job slot is held while the job runs, and only then: the forge's writes (rate-limited and spaced per
-		// installation) must not keep other jobs waiting.
-		r.slots <- struct{}{}
-		release := sync.OnceFunc(func() { <-r.slots })
-		defer release()
-		if r.IsClosed() {
-			return nil // stopping: the run stays queued for the next start
-		}
-		current, err := r.Store.GetPlan(ctx, p.ID)
-		if err != nil {
+		var started bool
+		var err error
+		if outcome, started, err = r.runPlanJob(ctx, forge, p, pc, run); err != nil || !started {
 			return err
 		}
-		if current.Status != plan.StatusQueued || r.Cancelled(run.ID) {
-			// Superseded or cancelled while waiting for a slot; its check was ended by whoever did that.
-			_, err := r.Store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunCancelled, Reason: jobs.ReasonCancelled})
-			return err
-		}
-		if p, err = r.Store.SetPlanStatus(ctx, p.ID, plan.StatusRunning); err != nil {
-			return err
-		}
-		job, err := r.startPlanJob(ctx, forge, p, pc, run)
-		if err != nil {
-			outcome = r.failRun(ctx, run.ID, err.Error())
-		} else {
-			// The job runs while its check says so. Under the PR's lock, and only if the plan is still running: a
-			// close or a push may have ended it (and its check) meanwhile, and must not be overwritten.
-			unlock := r.Locks.Lock(pc.PR.Repo, pc.PR.Number)
-			if cur, err := r.Store.GetPlan(ctx, p.ID); err == nil && cur.Status == plan.StatusRunning {
-				if err := r.Report.PlanStatus(ctx, forge, cur, pc, run.ID); err != nil {
-					r.Log.Warn("reporting a running plan", "plan", p.ID, "err", err)
-				}
-			}
-			unlock()
-			outcome = r.waitPlanJob(ctx, run, job)
-		}
-		release()
 	} else {
 		outcome = r.waitPlanJob(ctx, run, attached)
 		if attached.release != nil {
@@ -236,6 +205,44 @@ func (r *Runner) executePlan(ctx context.Context, p db.Plan, pc prstate.PlanCont
 		return nil // a pushed commit has its check only
 	}
 	return r.Report.Sticky(ctx, forge, pc.PR, "")
+}
+
+// runPlanJob starts the plan's job when a job slot is free and waits for it. It reports false when nothing was
+// started: the bot is stopping (the run stays queued for the next start), or the plan was superseded or
+// cancelled while it waited (its check was ended by whoever did that).
+func (r *Runner) runPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, run db.Run) (PlanOutcome, bool, error) {
+	// A job slot is held while the job runs, and only then: the forge's writes (rate-limited and spaced per
+	// installation) must not keep other jobs waiting.
+	r.slots <- struct{}{}
+	defer func() { <-r.slots }()
+	if r.IsClosed() {
+		return PlanOutcome{}, false, nil
+	}
+	current, err := r.Store.GetPlan(ctx, p.ID)
+	if err != nil {
+		return PlanOutcome{}, false, err
+	}
+	if current.Status != plan.StatusQueued || r.Cancelled(run.ID) {
+		_, err := r.Store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunCancelled, Reason: jobs.ReasonCancelled})
+		return PlanOutcome{}, false, err
+	}
+	if p, err = r.Store.SetPlanStatus(ctx, p.ID, plan.StatusRunning); err != nil {
+		return PlanOutcome{}, false, err
+	}
+	job, err := r.startPlanJob(ctx, forge, p, pc, run)
+	if err != nil {
+		return r.failRun(ctx, run.ID, err.Error()), true, nil
+	}
+	// The job runs while its check says so. Under the PR's lock, and only if the plan is still running: a close
+	// or a push may have ended it (and its check) meanwhile, and must not be overwritten.
+	unlock := r.Locks.Lock(pc.PR.Repo, pc.PR.Number)
+	if cur, err := r.Store.GetPlan(ctx, p.ID); err == nil && cur.Status == plan.StatusRunning {
+		if err := r.Report.PlanStatus(ctx, forge, cur, pc, run.ID); err != nil {
+			r.Log.Warn("reporting a running plan", "plan", p.ID, "err", err)
+		}
+	}
+	unlock()
+	return r.waitPlanJob(ctx, run, job), true, nil
 }
 
 // attachedJob is a job and its log writer, started now or found again after a restart.

@@ -33,3 +33,10 @@ func TestStatusesMapToTodaysCheckRuns(t *testing.T) {
 	assert.Equal(t, "D", checkOf(vcs.Status{State: vcs.StatusSuccess, Description: "D"}).Title, "without output, the description is the title")
 	assert.Equal(t, vcs.StatusBlocked, stateOf(string(vcs.ConclusionActionRequired)))
 }
+
+func TestLogLinksAreSignedPerRun(t *testing.T) {
+	key := []byte("k")
+	assert.Len(t, LogSignature(key, 1), 32)
+	assert.NotEqual(t, LogSignature(key, 1), LogSignature(key, 2))
+	assert.NotEqual(t, LogSignature(key, 1), LogSignature([]byte("other"), 1))
+}

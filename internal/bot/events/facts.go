@@ -1,4 +1,4 @@
-package bot
+package events
 
 import (
 	"context"
@@ -27,7 +27,7 @@ func prFacts(pr vcs.PullRequest, cfg repoconfig.Config) deploy.PR {
 // requestGatherer reads the facts of an apply request as the decision asks for them. The environment's facts
 // (appliers, divergence) are read once per environment, whatever the number of its projects.
 type requestGatherer struct {
-	b       *Bot
+	h       *Handlers
 	forge   vcs.Forge
 	pr      vcs.PullRequest
 	applier map[string]bool
@@ -36,8 +36,8 @@ type requestGatherer struct {
 	approval approval.Result
 }
 
-func newRequestGatherer(b *Bot, forge vcs.Forge, pr vcs.PullRequest) *requestGatherer {
-	return &requestGatherer{b: b, forge: forge, pr: pr, applier: map[string]bool{}, behind: map[string]int{}}
+func newRequestGatherer(h *Handlers, forge vcs.Forge, pr vcs.PullRequest) *requestGatherer {
+	return &requestGatherer{h: h, forge: forge, pr: pr, applier: map[string]bool{}, behind: map[string]int{}}
 }
 
 // decide evaluates the decision for one candidate, gathering what it needs until it decides.
@@ -54,7 +54,7 @@ func (g *requestGatherer) decide(ctx context.Context, f deploy.Facts, c *candida
 			ok, known := g.applier[t.Env.Name]
 			if !known {
 				var err error
-				if ok, err = g.b.allowedApplier(ctx, g.forge, g.pr.Repo, t.Env.Appliers, f.User); err != nil {
+				if ok, err = g.h.allowedApplier(ctx, g.forge, g.pr.Repo, t.Env.Appliers, f.User); err != nil {
 					return d, err
 				}
 				g.applier[t.Env.Name] = ok
@@ -71,7 +71,7 @@ func (g *requestGatherer) decide(ctx context.Context, f deploy.Facts, c *candida
 			}
 			t.Behind = &n
 		case deploy.NeedApproval:
-			res, err := g.b.approvals.Evaluate(ctx, g.forge, c.plan, c.pc)
+			res, err := g.h.Approvals.Evaluate(ctx, g.forge, c.plan, c.pc)
 			if err != nil {
 				return d, err
 			}
@@ -85,8 +85,8 @@ func (g *requestGatherer) decide(ctx context.Context, f deploy.Facts, c *candida
 
 // candidates are, for each project, the newest plan of the environment at the PR's head with the facts the
 // decision reads of it. Protection comes from env, read fresh from the default branch.
-func (b *Bot) candidates(ctx context.Context, pr vcs.PullRequest, cfg repoconfig.Config, env repoconfig.Environment, trigger repoconfig.ApplyTrigger) ([]candidate, error) {
-	plans, err := b.store.ListPlansByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
+func (h *Handlers) candidates(ctx context.Context, pr vcs.PullRequest, cfg repoconfig.Config, env repoconfig.Environment, trigger repoconfig.ApplyTrigger) ([]candidate, error) {
+	plans, err := h.Store.ListPlansByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +102,7 @@ func (b *Bot) candidates(ctx context.Context, pr vcs.PullRequest, cfg repoconfig
 			}
 		}
 		if c.plan.ID != 0 {
-			if err := b.planFacts(ctx, &c); err != nil {
+			if err := h.planFacts(ctx, &c); err != nil {
 				return nil, err
 			}
 			if c.pc, err = prstate.DecodeContext(c.plan); err != nil {
@@ -117,7 +117,7 @@ func (b *Bot) candidates(ctx context.Context, pr vcs.PullRequest, cfg repoconfig
 
 // planFacts fills in the plan's facts. Its applies are read only for a plan that could be applied: the others
 // are refused for their status first.
-func (b *Bot) planFacts(ctx context.Context, c *candidate) error {
+func (h *Handlers) planFacts(ctx context.Context, c *candidate) error {
 	p := c.plan
 	f := deploy.Plan{Found: true, Status: p.Status, HasSummary: p.Summary != nil}
 	if p.Summary != nil {
@@ -126,7 +126,7 @@ func (b *Bot) planFacts(ctx context.Context, c *candidate) error {
 	applicable := p.Status == plan.StatusNoChanges || p.Status == plan.StatusReady && f.HasSummary && len(f.Uncategorized) == 0
 	if applicable {
 		var err error
-		if f.ApplyRunning, f.Applied, err = b.applyState(ctx, p); err != nil {
+		if f.ApplyRunning, f.Applied, err = h.applyState(ctx, p); err != nil {
 			return err
 		}
 	}
@@ -136,8 +136,8 @@ func (b *Bot) planFacts(ctx context.Context, c *candidate) error {
 
 // applyState is the plan's latest apply: queued or running (its run id), or succeeded. A failed or cancelled
 // latest apply is neither: applying again resumes it.
-func (b *Bot) applyState(ctx context.Context, p db.Plan) (running int64, applied bool, err error) {
-	runs, err := b.store.ListRuns(ctx, p.ID)
+func (h *Handlers) applyState(ctx context.Context, p db.Plan) (running int64, applied bool, err error) {
+	runs, err := h.Store.ListRuns(ctx, p.ID)
 	if err != nil {
 		return 0, false, err
 	}

@@ -1,4 +1,4 @@
-package bot
+package events
 
 import (
 	"testing"
@@ -65,11 +65,4 @@ func TestPinRefusal(t *testing.T) {
 		assert.Contains(t, refusal, "head moved")
 		assert.Contains(t, refusal, "`/dagctl plan dev --sha "+sha40+"`", "the command for the new head, same environment")
 	}
-}
-
-func TestLogLinksAreSignedPerRun(t *testing.T) {
-	key := []byte("k")
-	assert.Len(t, LogSignature(key, 1), 32)
-	assert.NotEqual(t, LogSignature(key, 1), LogSignature(key, 2))
-	assert.NotEqual(t, LogSignature(key, 1), LogSignature([]byte("other"), 1))
 }

@@ -1,4 +1,4 @@
-package bot
+package events
 
 import (
 	"context"
@@ -8,11 +8,11 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
-// onReview re-evaluates the approval of the PR's current plans when a review is submitted, edited or dismissed.
-func (b *Bot) onReview(ctx context.Context, forge vcs.Forge, ev vcs.ReviewEvent) error {
-	unlock := b.lockPR(ev.PR.Repo, ev.PR.Number)
+// Review re-evaluates the approval of the PR's current plans when a review is submitted, edited or dismissed.
+func (h *Handlers) Review(ctx context.Context, forge vcs.Forge, ev vcs.ReviewEvent) error {
+	unlock := h.Locks.Lock(ev.PR.Repo, ev.PR.Number)
 	defer unlock()
-	plans, err := b.store.ListPlansByPR(ctx, ev.PR.Repo.Forge, ev.PR.Repo.FullName(), ev.PR.Number)
+	plans, err := h.Store.ListPlansByPR(ctx, ev.PR.Repo.Forge, ev.PR.Repo.FullName(), ev.PR.Number)
 	if err != nil {
 		return err
 	}
@@ -28,11 +28,11 @@ func (b *Bot) onReview(ctx context.Context, forge vcs.Forge, ev vcs.ReviewEvent)
 		if err != nil || !pc.NeedsApproval() {
 			continue
 		}
-		res, err := b.approvals.Evaluate(ctx, forge, p, pc)
+		res, err := h.Approvals.Evaluate(ctx, forge, p, pc)
 		if err != nil {
 			return err
 		}
-		if err := b.report.ApprovalStatus(ctx, forge, p, pc, res); err != nil {
+		if err := h.Report.ApprovalStatus(ctx, forge, p, pc, res); err != nil {
 			return err
 		}
 	}
@@ -40,5 +40,5 @@ func (b *Bot) onReview(ctx context.Context, forge vcs.Forge, ev vcs.ReviewEvent)
 	if err != nil {
 		return err
 	}
-	return b.report.Sticky(ctx, forge, pc.PR, "")
+	return h.Report.Sticky(ctx, forge, pc.PR, "")
 }

@@ -1,4 +1,4 @@
-package bot
+package events
 
 import (
 	"context"
@@ -23,7 +23,7 @@ type candidate struct {
 
 // allowedApplier reports whether the user may apply the environment (appliers: logins or org/team slugs;
 // empty means anyone with write permission, which the caller has checked).
-func (b *Bot) allowedApplier(ctx context.Context, forge vcs.Forge, repo vcs.Repo, appliers []string, user string) (bool, error) {
+func (h *Handlers) allowedApplier(ctx context.Context, forge vcs.Forge, repo vcs.Repo, appliers []string, user string) (bool, error) {
 	if len(appliers) == 0 {
 		return true, nil
 	}
@@ -49,8 +49,8 @@ func (b *Bot) allowedApplier(ctx context.Context, forge vcs.Forge, repo vcs.Repo
 // (the PR is open and mergeable — or merged, for an admin's --accept —, targets a deploy branch, contains the
 // branch's head, the user may apply, the plan at the head is ready and approved), then the applies are queued on
 // the environments' locks.
-func (b *Bot) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, user, envName, accept string) error {
-	unlock := b.lockPR(pr.Repo, pr.Number)
+func (h *Handlers) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, user, envName, accept string) error {
+	unlock := h.Locks.Lock(pr.Repo, pr.Number)
 	defer unlock()
 	facts := deploy.Facts{Step: deploy.StepAsked, Trigger: repoconfig.ApplyOnComment, User: user,
 		Request: deploy.Request{EnvNamed: envName != "", Accept: accept}, PR: prFacts(pr, repoconfig.Config{})}
@@ -65,16 +65,16 @@ func (b *Bot) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRe
 		d = deploy.Decide(facts)
 	}
 	if d.Verdict == deploy.Refuse {
-		return b.report.ReplyError(ctx, forge, pr, d.Reasons[0].Message)
+		return h.Report.ReplyError(ctx, forge, pr, d.Reasons[0].Message)
 	}
-	cfg, _, err := b.loadConfig(ctx, forge, pr)
+	cfg, _, err := h.loadConfig(ctx, forge, pr)
 	if err != nil {
-		return b.report.ReplyError(ctx, forge, pr, "Cannot read the config: "+err.Error())
+		return h.Report.ReplyError(ctx, forge, pr, "Cannot read the config: "+err.Error())
 	}
 	facts.PR = prFacts(pr, cfg)
 	envs, refusal := commentEnvironments(cfg, pr, envName)
 	if refusal != "" {
-		return b.report.ReplyError(ctx, forge, pr, refusal)
+		return h.Report.ReplyError(ctx, forge, pr, refusal)
 	}
 	sha, atBranchHead := pr.HeadSHA, pr.Merged && accept != ""
 	if atBranchHead {
@@ -83,23 +83,23 @@ func (b *Bot) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRe
 			return err
 		}
 	}
-	ready, refusals, err := b.decideByComment(ctx, forge, pr, cfg, envs, facts)
+	ready, refusals, err := h.decideByComment(ctx, forge, pr, cfg, envs, facts)
 	switch {
 	case err != nil:
 		return err
 	case len(refusals) == 1 && refusals[0].Code.AboutRequest():
-		return b.report.ReplyError(ctx, forge, pr, refusals[0].Message)
+		return h.Report.ReplyError(ctx, forge, pr, refusals[0].Message)
 	case len(refusals) > 0:
-		return b.report.ReplyError(ctx, forge, pr, "Not applied:\n\n- "+strings.Join(messages(refusals), "\n- "))
+		return h.Report.ReplyError(ctx, forge, pr, "Not applied:\n\n- "+strings.Join(messages(refusals), "\n- "))
 	case len(ready) == 0:
-		return b.report.ReplyError(ctx, forge, pr, "Nothing to apply: the plans have no changes.")
+		return h.Report.ReplyError(ctx, forge, pr, "Nothing to apply: the plans have no changes.")
 	}
 	for _, c := range ready {
-		if err := b.applies.Queue(ctx, forge, apply.Request{Plan: c.plan, Context: c.pc, SHA: sha, User: user, Trigger: repoconfig.ApplyOnComment, Accept: accept, AtBranchHead: atBranchHead}); err != nil {
+		if err := h.Applies.Queue(ctx, forge, apply.Request{Plan: c.plan, Context: c.pc, SHA: sha, User: user, Trigger: repoconfig.ApplyOnComment, Accept: accept, AtBranchHead: atBranchHead}); err != nil {
 			return err
 		}
 	}
-	return b.report.Sticky(ctx, forge, pr, "")
+	return h.Report.Sticky(ctx, forge, pr, "")
 }
 
 // commentEnvironments are the environments `/dagctl apply [env]` is for, or why there are none. A named
@@ -127,13 +127,13 @@ func commentEnvironments(cfg repoconfig.Config, pr vcs.PullRequest, envName stri
 // decideByComment decides each plan of the environments: the ones to apply, and the reasons of the others (an
 // environment's own reasons once, however many projects it has). A plan refused for its approval gets its
 // approval check updated, so the PR shows what is missing.
-func (b *Bot) decideByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, cfg repoconfig.Config, envs []repoconfig.Environment, facts deploy.Facts) ([]candidate, []deploy.Reason, error) {
-	g := newRequestGatherer(b, forge, pr)
+func (h *Handlers) decideByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, cfg repoconfig.Config, envs []repoconfig.Environment, facts deploy.Facts) ([]candidate, []deploy.Reason, error) {
+	g := newRequestGatherer(h, forge, pr)
 	var ready []candidate
 	var refusals []deploy.Reason
 	seen := map[string]bool{}
 	for _, e := range envs {
-		cands, err := b.candidates(ctx, pr, cfg, e, repoconfig.ApplyOnComment)
+		cands, err := h.candidates(ctx, pr, cfg, e, repoconfig.ApplyOnComment)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -154,7 +154,7 @@ func (b *Bot) decideByComment(ctx context.Context, forge vcs.Forge, pr vcs.PullR
 				seen[d.Reasons[0].Message] = true
 				refusals = append(refusals, d.Reasons[0])
 				if d.Has(deploy.CodeNotApproved) {
-					if err := b.report.ApprovalStatus(ctx, forge, c.plan, c.pc, g.approval); err != nil {
+					if err := h.Report.ApprovalStatus(ctx, forge, c.plan, c.pc, g.approval); err != nil {
 						return nil, nil, err
 					}
 				}
@@ -174,10 +174,10 @@ func messages(reasons []deploy.Reason) []string {
 
 // applyOnMerge applies the approved plans of a PR merged into a deploy branch, for environments applied on
 // merge. Nothing unapproved is applied: the PR and the merge commit are told why.
-func (b *Bot) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, merger string) error {
-	unlock := b.lockPR(pr.Repo, pr.Number)
+func (h *Handlers) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, merger string) error {
+	unlock := h.Locks.Lock(pr.Repo, pr.Number)
 	defer unlock()
-	cfg, present, err := b.loadConfig(ctx, forge, pr)
+	cfg, present, err := h.loadConfig(ctx, forge, pr)
 	if err != nil || !present {
 		return err
 	}
@@ -189,13 +189,13 @@ func (b *Bot) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.PullRequ
 	if sha == "" {
 		sha = pr.HeadSHA
 	}
-	g := newRequestGatherer(b, forge, pr)
+	g := newRequestGatherer(h, forge, pr)
 	var notes []string
 	for _, e := range Environments(cfg, pr.Number) {
 		if !e.AppliesOn(repoconfig.ApplyOnMerge) {
 			continue
 		}
-		cands, err := b.candidates(ctx, pr, cfg, e, repoconfig.ApplyOnMerge)
+		cands, err := h.candidates(ctx, pr, cfg, e, repoconfig.ApplyOnMerge)
 		if err != nil {
 			return err
 		}
@@ -206,7 +206,7 @@ func (b *Bot) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.PullRequ
 			if err != nil {
 				return err
 			}
-			if err := b.carryOutMerge(ctx, forge, d, *c, g.approval, sha, merger, &notes); err != nil {
+			if err := h.carryOutMerge(ctx, forge, d, *c, g.approval, sha, merger, &notes); err != nil {
 				return err
 			}
 		}
@@ -216,19 +216,19 @@ func (b *Bot) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.PullRequ
 			return err
 		}
 	}
-	return b.report.Sticky(ctx, forge, pr, "")
+	return h.Report.Sticky(ctx, forge, pr, "")
 }
 
 // carryOutMerge does what the decision says of one plan of a merge: queue its apply, record reviewed content
 // of a plan with nothing to apply, or note why it was not applied (on the merge commit's apply check too, when
 // the approval was missing).
-func (b *Bot) carryOutMerge(ctx context.Context, forge vcs.Forge, d deploy.Decision, c candidate, res approval.Result, sha, merger string, notes *[]string) error {
+func (h *Handlers) carryOutMerge(ctx context.Context, forge vcs.Forge, d deploy.Decision, c candidate, res approval.Result, sha, merger string, notes *[]string) error {
 	switch d.Verdict {
 	case deploy.Apply:
-		return b.applies.Queue(ctx, forge, apply.Request{Plan: c.plan, Context: c.pc, SHA: sha, User: merger, Trigger: repoconfig.ApplyOnMerge})
+		return h.Applies.Queue(ctx, forge, apply.Request{Plan: c.plan, Context: c.pc, SHA: sha, User: merger, Trigger: repoconfig.ApplyOnMerge})
 	case deploy.NothingToDo:
 		if d.Has(deploy.CodeNoChanges) {
-			b.applies.AdvanceAppliedContent(ctx, forge, c.plan, c.pc, sha, merger)
+			h.Applies.AdvanceAppliedContent(ctx, forge, c.plan, c.pc, sha, merger)
 		}
 		return nil
 	}
@@ -237,7 +237,7 @@ func (b *Bot) carryOutMerge(ctx context.Context, forge vcs.Forge, d deploy.Decis
 		return nil
 	}
 	const title = "Not applied: merged without approval"
-	return b.report.PutStatus(ctx, forge, c.pc, c.plan.ID, vcs.Status{Name: c.pc.CheckName(prstate.CheckApply), CommitSHA: sha,
+	return h.Report.PutStatus(ctx, forge, c.pc, c.plan.ID, vcs.Status{Name: c.pc.CheckName(prstate.CheckApply), CommitSHA: sha,
 		State: vcs.StatusFailure, Description: title, Output: &vcs.StatusOutput{Title: title,
 			Summary: "The plan for `" + c.pc.Env.Name + "` was not approved: " + res.Describe() + ".\n\nNothing was applied."}})
 }

@@ -1,4 +1,4 @@
-package bot
+package events
 
 import (
 	"context"
@@ -16,17 +16,17 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
-func (b *Bot) onPullRequest(ctx context.Context, forge vcs.Forge, ev vcs.PullRequestEvent) error {
+func (h *Handlers) PullRequest(ctx context.Context, forge vcs.Forge, ev vcs.PullRequestEvent) error {
 	switch ev.Action {
 	case vcs.PROpened, vcs.PRReopened, vcs.PRPushed, vcs.PRReady:
-		return b.planPR(ctx, forge, ev.PR, ev.Sender, nil)
+		return h.planPR(ctx, forge, ev.PR, ev.Sender, nil)
 	case vcs.PRClosed:
-		return b.closePR(ctx, forge, ev.PR, "the PR was closed")
+		return h.closePR(ctx, forge, ev.PR, "the PR was closed")
 	case vcs.PRMerged:
-		if err := b.closePR(ctx, forge, ev.PR, "the PR was merged"); err != nil {
+		if err := h.closePR(ctx, forge, ev.PR, "the PR was merged"); err != nil {
 			return err
 		}
-		return b.applyOnMerge(ctx, forge, ev.PR, ev.Sender)
+		return h.applyOnMerge(ctx, forge, ev.PR, ev.Sender)
 	}
 	return vcs.ErrIgnored
 }
@@ -34,23 +34,23 @@ func (b *Bot) onPullRequest(ctx context.Context, forge vcs.Forge, ev vcs.PullReq
 // planPR plans a PR's head: automatically (cmd nil) or for a `/dagctl plan` command. pr is fresh from the forge
 // and its HeadSHA is what the jobs check out, so a command pinned to a commit runs exactly that commit. Older
 // heads' plans become stale first, so their jobs stop and their checks end.
-func (b *Bot) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, trigger string, cmd *command.Command) error {
-	unlock := b.lockPR(pr.Repo, pr.Number)
+func (h *Handlers) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, trigger string, cmd *command.Command) error {
+	unlock := h.Locks.Lock(pr.Repo, pr.Number)
 	defer unlock()
 
 	if cmd != nil {
 		if refusal := PinRefusal(pr, *cmd); refusal != "" {
-			return b.report.ReplyError(ctx, forge, pr, refusal)
+			return h.Report.ReplyError(ctx, forge, pr, refusal)
 		}
 	}
-	if err := b.supersede(ctx, forge, pr); err != nil {
+	if err := h.supersede(ctx, forge, pr); err != nil {
 		return err
 	}
-	cfg, present, err := b.loadConfig(ctx, forge, pr)
+	cfg, present, err := h.loadConfig(ctx, forge, pr)
 	var cfgErr *ConfigError
 	switch {
 	case errors.As(err, &cfgErr):
-		return b.report.WriteSticky(ctx, forge, pr, report.StickyInput{ConfigError: cfgErr.Error()})
+		return h.Report.WriteSticky(ctx, forge, pr, report.StickyInput{ConfigError: cfgErr.Error()})
 	case err != nil:
 		return err
 	case !present && cmd == nil:
@@ -63,14 +63,14 @@ func (b *Bot) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, t
 		targets, note = AutoTargets(cfg, pr)
 	} else {
 		if targets, err = CommandTargets(cfg, pr, cmd.Env); err != nil {
-			return b.report.ReplyError(ctx, forge, pr, err.Error())
+			return h.Report.ReplyError(ctx, forge, pr, err.Error())
 		}
 	}
 	var flags plan.Flags
 	if cmd != nil {
 		flags = cmd.Flags
 	}
-	existing, err := b.store.ListPlansByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
+	existing, err := h.Store.ListPlansByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
 	if err != nil {
 		return err
 	}
@@ -78,11 +78,11 @@ func (b *Bot) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, t
 		if cmd == nil && hasPlanFor(existing, pr.HeadSHA, t, flags) {
 			continue // a replayed event: this head is planned already
 		}
-		if err := b.startPlan(ctx, forge, pr, cfg, t, flags, trigger); err != nil {
+		if err := h.startPlan(ctx, forge, pr, cfg, t, flags, trigger); err != nil {
 			return err
 		}
 	}
-	return b.report.Sticky(ctx, forge, pr, note)
+	return h.Report.Sticky(ctx, forge, pr, note)
 }
 
 // hasPlanFor reports whether the head already has a plan for the target with these flags that is not
@@ -106,14 +106,14 @@ func normFlags(f plan.Flags) plan.Flags {
 }
 
 // startPlan stores a queued plan, creates its check run and starts its job.
-func (b *Bot) startPlan(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, cfg repoconfig.Config, t Target, flags plan.Flags, trigger string) error {
+func (h *Handlers) startPlan(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, cfg repoconfig.Config, t Target, flags plan.Flags, trigger string) error {
 	pc := prstate.PlanContext{PR: pr, Project: t.Project, Env: t.Env, MultiProject: len(cfg.Projects) > 1, Job: cfg.Job,
 		PREnvironment: pr.Number != 0 && t.Env.Name == cfg.PREnvironmentFor(pr.Number)}
 	raw, err := json.Marshal(pc)
 	if err != nil {
 		return err
 	}
-	p, err := b.store.CreatePlan(ctx, db.Plan{
+	p, err := h.Store.CreatePlan(ctx, db.Plan{
 		Forge: pr.Repo.Forge, Repo: pr.Repo.FullName(), PR: pr.Number,
 		Project: t.Project.Name, Environment: t.Env.Name,
 		HeadSHA: pr.HeadSHA, BaseSHA: pr.BaseSHA, TriggerUser: trigger,
@@ -122,35 +122,35 @@ func (b *Bot) startPlan(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest
 	if err != nil {
 		return err
 	}
-	run, _, err := b.store.CreateRun(ctx, p.ID, jobs.KindPlan, b.executorName)
+	run, _, err := h.Store.CreateRun(ctx, p.ID, jobs.KindPlan, h.ExecutorName)
 	if err != nil {
 		return err
 	}
-	if err := b.report.PlanStatus(ctx, forge, p, pc, run.ID); err != nil {
+	if err := h.Report.PlanStatus(ctx, forge, p, pc, run.ID); err != nil {
 		return err
 	}
-	b.runner.Launch(p, pc, run)
+	h.Runner.Launch(p, pc, run)
 	return nil
 }
 
 // supersede marks plans of older heads stale, cancels their jobs and ends their checks.
-func (b *Bot) supersede(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) error {
-	changes, err := b.store.MarkStale(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number, pr.HeadSHA)
+func (h *Handlers) supersede(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) error {
+	changes, err := h.Store.MarkStale(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number, pr.HeadSHA)
 	if err != nil {
 		return err
 	}
 	for _, c := range changes {
 		p := c.Plan
-		b.runner.CancelPlanRuns(ctx, p.ID)
+		h.Runner.CancelPlanRuns(ctx, p.ID)
 		if c.From.Final() {
 			continue // its check already ended, on its own (older) commit
 		}
 		pc, err := prstate.DecodeContext(p)
 		if err != nil {
-			b.log.Error("stale plan", "err", err)
+			h.Log.Error("stale plan", "err", err)
 			continue
 		}
-		if err := b.report.PlanStatus(ctx, forge, p, pc, 0); err != nil {
+		if err := h.Report.PlanStatus(ctx, forge, p, pc, 0); err != nil {
 			return err
 		}
 	}
@@ -160,48 +160,48 @@ func (b *Bot) supersede(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest
 // closePR stops everything of a closed or merged PR (or of a `/dagctl cancel`): queued and running plans are
 // cancelled and their checks end; running applies are cancelled (they end their checks and release their locks
 // themselves); locks the PR still holds are released.
-func (b *Bot) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, why string) error {
-	unlock := b.lockPR(pr.Repo, pr.Number)
+func (h *Handlers) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, why string) error {
+	unlock := h.Locks.Lock(pr.Repo, pr.Number)
 	defer unlock()
-	plans, err := b.store.ListPlansByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
+	plans, err := h.Store.ListPlansByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
 	if err != nil {
 		return err
 	}
 	for _, p := range plans {
 		if p.Status.Final() {
 			if !pr.Merged {
-				b.runner.CancelPlanRuns(ctx, p.ID) // a running apply: a merge lets it finish, a close or cancel stops it
+				h.Runner.CancelPlanRuns(ctx, p.ID) // a running apply: a merge lets it finish, a close or cancel stops it
 			}
 			continue
 		}
-		b.runner.CancelPlanRuns(ctx, p.ID)
-		p, err = b.store.SetPlanResult(ctx, p.ID, db.PlanResult{Status: plan.StatusCancelled, Error: "Cancelled: " + why + "."})
+		h.Runner.CancelPlanRuns(ctx, p.ID)
+		p, err = h.Store.SetPlanResult(ctx, p.ID, db.PlanResult{Status: plan.StatusCancelled, Error: "Cancelled: " + why + "."})
 		if err != nil {
-			b.log.Warn("cancelling plan", "plan", p.ID, "err", err)
+			h.Log.Warn("cancelling plan", "plan", p.ID, "err", err)
 			continue
 		}
 		pc, err := prstate.DecodeContext(p)
 		if err != nil {
 			continue
 		}
-		if err := b.report.PlanStatus(ctx, forge, p, pc, prstate.LatestRun(ctx, b.store, p.ID)); err != nil {
+		if err := h.Report.PlanStatus(ctx, forge, p, pc, prstate.LatestRun(ctx, h.Store, p.ID)); err != nil {
 			return err
 		}
 	}
 	if pr.State == "closed" && !pr.Merged {
-		b.removePREnvironments(plans)
+		h.removePREnvironments(plans)
 	}
 	if pr.State == "closed" || pr.Merged {
-		locks, err := b.store.LocksHeldByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
+		locks, err := h.Store.LocksHeldByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
 		if err != nil {
 			return err
 		}
 		for _, l := range locks {
-			if b.runner.HasActiveRun(l.Owner.PlanID) {
+			if h.Runner.HasActiveRun(l.Owner.PlanID) {
 				continue // its apply is stopping or finishing, and releases the lock itself
 			}
-			if err := b.store.Unlock(ctx, l.Forge, l.Repo, l.Environment, l.Owner); err != nil {
-				b.log.Warn("releasing a closed PR's lock", "env", l.Environment, "err", err)
+			if err := h.Store.Unlock(ctx, l.Forge, l.Repo, l.Environment, l.Owner); err != nil {
+				h.Log.Warn("releasing a closed PR's lock", "env", l.Environment, "err", err)
 			}
 		}
 	}
@@ -211,7 +211,7 @@ func (b *Bot) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, 
 // removePREnvironments invalidates the per-PR environments of a closed PR (`sqlmesh invalidate`), in the
 // background: sqlmesh's janitor then drops them. Best effort: a failure is logged, and the janitor's TTL for
 // environments removes what is left.
-func (b *Bot) removePREnvironments(plans []db.Plan) {
+func (h *Handlers) removePREnvironments(plans []db.Plan) {
 	seen := map[string]bool{}
 	for _, p := range plans {
 		pc, err := prstate.DecodeContext(p)
@@ -219,9 +219,9 @@ func (b *Bot) removePREnvironments(plans []db.Plan) {
 			continue
 		}
 		seen[p.Project+"/"+p.Environment] = true
-		b.runner.InBackground(p.ID, 0, nil, func(ctx context.Context) {
-			if err := b.runner.Invalidate(ctx, p, pc); err != nil {
-				b.log.Warn("removing a PR environment", "env", pc.Env.Name, "err", err)
+		h.Runner.InBackground(p.ID, 0, nil, func(ctx context.Context) {
+			if err := h.Runner.Invalidate(ctx, p, pc); err != nil {
+				h.Log.Warn("removing a PR environment", "env", pc.Env.Name, "err", err)
 			}
 		})
 	}
