@@ -1,6 +1,6 @@
-// Package bot is the glue between the forge-neutral events and the bot's parts: one thin handler per event over
-// the pure rules (repoconfig, command, approval, plan) and the ports (vcs.Forge, jobs.Executor, the store).
-// State lives in the store first and is reported to the forge from there, so a restart only has to re-report
+// Package bot assembles the bot's parts and is what internal/server and cmd/ call: Handle passes each event to
+// its handler (bot/events), Recover finishes what a previous process left behind, Wait and Shutdown wait for the
+// job runner (bot/jobrun). The apply sequence is bot/apply, the reporter bot/report. State lives in the store first and is reported to the forge from there, so a restart only has to re-report
 // what is stored and re-attach to, or re-run, the jobs a previous process left behind.
 package bot
 
@@ -26,16 +26,12 @@ type Store = prstate.Store
 type Bot struct {
 	store    Store
 	forges   func(name string) (vcs.Forge, bool) // by forge name ("github")
-	executor jobs.Executor
-	// executorName is stored with each run ("local", "kubernetes").
-	executorName string
-	log          *slog.Logger
-	prLocks      *prstate.PRLocks
-	report       *report.Reporter
-	approvals    *approvals.Evaluator
-	runner       *jobrun.Runner
-	applies      *apply.Sequence
-	handlers     *events.Handlers
+	log      *slog.Logger
+	prLocks  *prstate.PRLocks
+	report   *report.Reporter
+	runner   *jobrun.Runner
+	applies  *apply.Sequence
+	handlers *events.Handlers
 }
 
 // Options configure a Bot.
@@ -75,9 +71,7 @@ func New(o Options) *Bot {
 	applies := &apply.Sequence{Store: o.Store, Forges: o.Forges, Runner: runner, Report: reporter, Approvals: evaluator,
 		Locks: locks, Log: o.Log, ExecutorName: o.ExecutorName}
 	return &Bot{
-		store: o.Store, forges: o.Forges, executor: o.Executor, executorName: o.ExecutorName, log: o.Log, prLocks: locks, report: reporter, approvals: evaluator,
-		runner:  runner,
-		applies: applies,
+		store: o.Store, forges: o.Forges, log: o.Log, prLocks: locks, report: reporter, runner: runner, applies: applies,
 		handlers: &events.Handlers{Store: o.Store, Executor: o.Executor, ExecutorName: o.ExecutorName, Log: o.Log, Locks: locks,
 			Report: reporter, Approvals: evaluator, Runner: runner, Applies: applies},
 	}

@@ -138,6 +138,7 @@ func (r *Runner) Abandoned(runID int64, res jobs.Result, err error) bool {
 	return err != nil || res.Reason == jobs.ReasonCancelled
 }
 
+// IsClosed reports whether the runner is shutting down.
 func (r *Runner) IsClosed() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -156,6 +157,7 @@ func (r *Runner) HasActiveRun(planID int64) bool {
 	return false
 }
 
+// Cancelled reports whether the run was cancelled (it may still be waiting for its job to stop).
 func (r *Runner) Cancelled(runID int64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -419,6 +421,7 @@ func (r *Runner) follow(p db.Plan, pc prstate.PlanContext, run db.Run, job *atta
 	})
 }
 
+// Invalidate runs the framework's environment cleanup (`sqlmesh invalidate`) for a closed PR's environment.
 func (r *Runner) Invalidate(ctx context.Context, p db.Plan, pc prstate.PlanContext) error {
 	forge, ok := r.Forges(p.Forge)
 	if !ok {
