@@ -36,3 +36,13 @@ func (c Code) AboutRequest() bool {
 	}
 	return false
 }
+
+// AboutEnvironment reports whether the code refuses the environment itself (who may apply it, the branch it is
+// applied from, divergence from that branch): the same for each of its projects.
+func (c Code) AboutEnvironment() bool {
+	switch c {
+	case CodeNotApplier, CodeNotDeployBranch, CodeBehind:
+		return true
+	}
+	return false
+}

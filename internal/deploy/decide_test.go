@@ -164,4 +164,6 @@ func TestDecisionMessages(t *testing.T) {
 func TestRequestCodesAreAnsweredAlone(t *testing.T) {
 	assert.True(t, CodePRClosed.AboutRequest())
 	assert.False(t, CodeNotApproved.AboutRequest())
+	assert.True(t, CodeBehind.AboutEnvironment())
+	assert.False(t, CodeNotApproved.AboutEnvironment(), "each project's plan has its own approval")
 }

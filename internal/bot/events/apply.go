@@ -147,9 +147,11 @@ func (h *Handlers) decideByComment(ctx context.Context, forge vcs.Forge, pr vcs.
 			switch {
 			case d.Verdict == deploy.Apply:
 				ready = append(ready, *c)
-			case d.Verdict != deploy.Refuse || seen[d.Reasons[0].Message]:
+			case d.Verdict != deploy.Refuse:
 			case d.Reasons[0].Code.AboutRequest():
 				return nil, []deploy.Reason{d.Reasons[0]}, nil
+			case d.Reasons[0].Code.AboutEnvironment() && seen[d.Reasons[0].Message]:
+				// said once for the environment, whatever the number of its projects
 			default:
 				seen[d.Reasons[0].Message] = true
 				refusals = append(refusals, d.Reasons[0])
