@@ -1,43 +1,37 @@
-// Package bot is the glue between the forge-neutral events and the bot's parts: one thin handler per event over
-// the pure rules (repoconfig, command, approval, plan) and the ports (vcs.Forge, jobs.Executor, the store).
-// State lives in the store first and is reported to the forge from there, so a restart only has to re-report
+// Package bot assembles the bot's parts and is what internal/server and cmd/ call: Handle passes each event to
+// its handler (bot/events), Recover finishes what a previous process left behind, Wait and Shutdown wait for the
+// job runner (bot/jobrun). The apply sequence is bot/apply, the reporter bot/report. State lives in the store first and is reported to the forge from there, so a restart only has to re-report
 // what is stored and re-attach to, or re-run, the jobs a previous process left behind.
 package bot
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"sync"
 
+	"github.com/dagctl/dagctl-bot/internal/bot/apply"
+	"github.com/dagctl/dagctl-bot/internal/bot/approvals"
+	"github.com/dagctl/dagctl-bot/internal/bot/events"
+	"github.com/dagctl/dagctl-bot/internal/bot/jobrun"
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
+	"github.com/dagctl/dagctl-bot/internal/bot/report"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
-	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
+
+// Store is what the bot keeps durably (prstate.Store).
+type Store = prstate.Store
 
 // Bot handles events.
 type Bot struct {
 	store    Store
 	forges   func(name string) (vcs.Forge, bool) // by forge name ("github")
-	executor jobs.Executor
-	// executorName is stored with each run ("local", "kubernetes").
-	executorName string
-	jobs         JobSettings
-	publicURL    string
-	logKey       []byte
-	log          *slog.Logger
-	redact       *jobs.Redactor
-
-	slots chan struct{} // bounds concurrent jobs
-
-	mu      sync.Mutex
-	running map[int64]*runningJob  // by run id
-	prLocks map[string]*sync.Mutex // serialises reporting per PR
-	wg      sync.WaitGroup
-	closed  bool
+	log      *slog.Logger
+	prLocks  *prstate.PRLocks
+	report   *report.Reporter
+	runner   *jobrun.Runner
+	applies  *apply.Sequence
+	handlers *events.Handlers
 }
 
 // Options configure a Bot.
@@ -69,26 +63,24 @@ func New(o Options) *Bot {
 	if o.ExecutorName == "" {
 		o.ExecutorName = "local"
 	}
+	evaluator := &approvals.Evaluator{Store: o.Store, Log: o.Log}
+	reporter := &report.Reporter{Store: o.Store, Approvals: evaluator, Log: o.Log, PublicURL: o.PublicURL, LogKey: o.LogKey}
+	locks := &prstate.PRLocks{}
+	runner := jobrun.New(jobrun.Config{Store: o.Store, Forges: o.Forges, Executor: o.Executor, ExecutorName: o.ExecutorName,
+		Jobs: o.Jobs, Report: reporter, Locks: locks, Log: o.Log, MaxJobs: o.MaxJobs, Secrets: o.Secrets})
+	applies := &apply.Sequence{Store: o.Store, Forges: o.Forges, Runner: runner, Report: reporter, Approvals: evaluator,
+		Locks: locks, Log: o.Log, ExecutorName: o.ExecutorName}
 	return &Bot{
-		store:        o.Store,
-		forges:       o.Forges,
-		executor:     o.Executor,
-		executorName: o.ExecutorName,
-		jobs:         o.Jobs,
-		publicURL:    o.PublicURL,
-		logKey:       o.LogKey,
-		log:          o.Log,
-		redact:       jobs.NewRedactor(o.Secrets...),
-		slots:        make(chan struct{}, o.MaxJobs),
-		running:      map[int64]*runningJob{},
-		prLocks:      map[string]*sync.Mutex{},
+		store: o.Store, forges: o.Forges, log: o.Log, prLocks: locks, report: reporter, runner: runner, applies: applies,
+		handlers: &events.Handlers{Store: o.Store, Executor: o.Executor, ExecutorName: o.ExecutorName, Log: o.Log, Locks: locks,
+			Report: reporter, Approvals: evaluator, Runner: runner, Applies: applies},
 	}
 }
 
 // Handle acts on one event. It is called by the dispatcher, in order for events of one PR.
 func (b *Bot) Handle(ctx context.Context, ev vcs.Event) error {
 	if ev.Installation != nil {
-		return b.onInstallation(ctx, ev.Repo.Forge, *ev.Installation)
+		return b.handlers.Installation(ctx, ev.Repo.Forge, *ev.Installation)
 	}
 	forge, ok := b.forges(ev.Repo.Forge)
 	if !ok {
@@ -102,81 +94,31 @@ func (b *Bot) Handle(ctx context.Context, ev vcs.Event) error {
 	}
 	switch {
 	case ev.PullRequest != nil:
-		return b.onPullRequest(ctx, forge, *ev.PullRequest)
+		return b.handlers.PullRequest(ctx, forge, *ev.PullRequest)
 	case ev.Comment != nil:
-		return b.onComment(ctx, forge, ev.Repo, *ev.Comment)
+		return b.handlers.Comment(ctx, forge, ev.Repo, *ev.Comment)
 	case ev.Review != nil:
-		return b.onReview(ctx, forge, *ev.Review)
+		return b.handlers.Review(ctx, forge, *ev.Review)
 	case ev.Rerequest != nil:
-		return b.onRerequest(ctx, forge, ev.Repo, *ev.Rerequest)
+		return b.handlers.Rerequest(ctx, forge, ev.Repo, *ev.Rerequest)
 	case ev.Push != nil:
-		return b.onPush(ctx, forge, ev.Repo, *ev.Push)
+		return b.handlers.Push(ctx, forge, ev.Repo, *ev.Push)
 	}
 	return vcs.ErrIgnored
 }
 
-// AddSecrets masks more values in stored logs from now on (credentials the bot learns while it runs, such as
-// an app created through /setup).
-func (b *Bot) AddSecrets(secrets ...string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.redact = b.redact.With(secrets...)
-}
-
-func (b *Bot) redactor() *jobs.Redactor {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.redact
-}
-
-// jobRedactor masks a job's output of the bot's secrets, the job's clone token and the values the job is given.
-func (b *Bot) jobRedactor(token string, job repoconfig.Job) *jobs.Redactor {
-	return b.redactor().With(token).With(b.jobs.Masked(job)...)
-}
-
-// Wait blocks until every job the bot started has finished and been reported.
-func (b *Bot) Wait() { b.wg.Wait() }
-
-// Shutdown stops accepting jobs and waits for running ones to be reported (or ctx to end).
-func (b *Bot) Shutdown(ctx context.Context) error {
-	b.mu.Lock()
-	b.closed = true
-	b.mu.Unlock()
-	done := make(chan struct{})
-	go func() { b.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // lockPR serialises work on one PR's checks and sticky comment.
-func (b *Bot) lockPR(repo vcs.Repo, number int) func() {
-	key := fmt.Sprintf("%s:%s#%d", repo.Forge, repo.FullName(), number)
-	b.mu.Lock()
-	m, ok := b.prLocks[key]
-	if !ok {
-		m = &sync.Mutex{}
-		b.prLocks[key] = m
-	}
-	b.mu.Unlock()
-	m.Lock()
-	return m.Unlock
-}
-
-// logURL is where a run's full log is served.
-func (b *Bot) logURL(runID int64) string {
-	if b.publicURL == "" || runID == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%s/runs/%d/%s", b.publicURL, runID, LogSignature(b.logKey, runID))
-}
+func (b *Bot) lockPR(repo vcs.Repo, number int) func() { return b.prLocks.Lock(repo, number) }
 
 // LogSignature signs a run id for its log link; the server checks it before showing the log.
-func LogSignature(key []byte, runID int64) string {
-	mac := hmac.New(sha256.New, key)
-	fmt.Fprintf(mac, "run-log:%d", runID)
-	return hex.EncodeToString(mac.Sum(nil))[:32]
-}
+func LogSignature(key []byte, runID int64) string { return report.LogSignature(key, runID) }
+
+// AddSecrets masks more values in stored logs from now on (credentials the bot learns while it runs, such as
+// an app created through /setup).
+func (b *Bot) AddSecrets(secrets ...string) { b.runner.AddSecrets(secrets...) }
+
+// Wait blocks until every job the bot started has finished and been reported.
+func (b *Bot) Wait() { b.runner.Wait() }
+
+// Shutdown stops accepting jobs and waits for running ones to be reported (or ctx to end).
+func (b *Bot) Shutdown(ctx context.Context) error { return b.runner.Shutdown(ctx) }

@@ -2,14 +2,11 @@ package bot
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
-	"github.com/dagctl/dagctl-bot/internal/plan"
-	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
 // Recover finishes what a previous process of the bot left behind, so that every check reaches a final state:
@@ -27,7 +24,7 @@ func (b *Bot) Recover(ctx context.Context) error {
 	}
 	var lost []db.Run
 	for _, run := range runs {
-		attached, err := b.reattach(ctx, run)
+		attached, err := b.runner.Reattach(ctx, run)
 		if err != nil {
 			b.log.Error("re-attaching a run", "run", run.ID, "plan", run.PlanID, "err", err)
 		}
@@ -55,82 +52,25 @@ func (b *Bot) Recover(ctx context.Context) error {
 	return nil
 }
 
+// recoverRun ends a run the previous process left unfinished and lost: an apply fails (recoverApply), a plan
+// is run again.
 func (b *Bot) recoverRun(ctx context.Context, run db.Run) error {
 	p, err := b.store.GetPlan(ctx, run.PlanID)
 	if err != nil {
 		return err
 	}
-	pc, err := decodeContext(p)
+	pc, err := prstate.DecodeContext(p)
 	if err != nil {
 		return err
 	}
 	if run.Kind == jobs.KindApply {
-		return b.recoverApply(ctx, p, pc, run)
+		return b.applies.Recover(ctx, p, pc, run)
 	}
-	// The job is gone or never started: end this run and plan again.
-	if _, err := b.store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunFailed, Reason: "interrupted: the bot restarted"}); err != nil {
+	final, err := b.runner.RecoverPlanRun(ctx, p, pc, run)
+	if err != nil || !final {
 		return err
 	}
-	if p.Status.Final() {
-		return b.reportStored(ctx, p)
-	}
-	if p.Status == plan.StatusRunning {
-		if p, err = b.store.SetPlanStatus(ctx, p.ID, plan.StatusQueued); err != nil {
-			return err
-		}
-	}
-	next, _, err := b.store.CreateRun(ctx, p.ID, jobs.KindPlan, b.executorName)
-	if err != nil {
-		return err
-	}
-	b.log.Info("re-running a plan interrupted by a restart", "plan", p.ID, "run", next.ID)
-	b.launch(p, pc, next)
-	return nil
-}
-
-// reattach follows a plan job a previous process started that the executor still runs (a Kubernetes Job). It
-// reports false when there is nothing to follow.
-func (b *Bot) reattach(ctx context.Context, run db.Run) (bool, error) {
-	if run.Kind != jobs.KindPlan || run.ExecutorJobID == "" || run.Executor != b.executorName {
-		return false, nil
-	}
-	p, err := b.store.GetPlan(ctx, run.PlanID)
-	if err != nil {
-		return false, err
-	}
-	pc, err := decodeContext(p)
-	if err != nil {
-		return false, err
-	}
-	logw := b.store.NewRunLogWriter(run.ID, logFlushInterval)
-	h, err := b.executor.Attach(ctx, run.ExecutorJobID, b.jobRedactor("", pc.Job).Sink(logw.Sink))
-	if err != nil {
-		_ = logw.Close(ctx)
-		if errors.Is(err, jobs.ErrGone) {
-			return false, nil
-		}
-		return false, err
-	}
-	job := &attachedJob{handle: h, log: logw, release: func() {}}
-	// The job runs, so it counts against the job slots; with more still running than slots, the extra ones just
-	// keep the next jobs waiting longer.
-	select {
-	case b.slots <- struct{}{}:
-		job.release = sync.OnceFunc(func() { <-b.slots })
-	default:
-	}
-	b.follow(p, pc, run, job)
-	return true, nil
-}
-
-// follow reports a job started by a previous process, in the background.
-func (b *Bot) follow(p db.Plan, pc planContext, run db.Run, job *attachedJob) {
-	b.inBackground(p.ID, run.ID, job.handle, func(ctx context.Context) {
-		defer job.release() // also on the paths that end before the job does
-		if err := b.executePlan(ctx, p, pc, run, job); err != nil {
-			b.log.Error("followed run not reported", "plan", p.ID, "run", run.ID, "err", err)
-		}
-	})
+	return b.reportStored(ctx, p)
 }
 
 // reportStored shows a stored plan on the forge: its check and the PR's sticky comment.
@@ -139,42 +79,14 @@ func (b *Bot) reportStored(ctx context.Context, p db.Plan) error {
 	if !ok {
 		return fmt.Errorf("no forge %q", p.Forge)
 	}
-	pc, err := decodeContext(p)
+	pc, err := prstate.DecodeContext(p)
 	if err != nil {
 		return err
 	}
 	unlock := b.lockPR(pc.PR.Repo, pc.PR.Number)
 	defer unlock()
-	if err := b.reportReadyPlan(ctx, forge, p, pc, latestRun(ctx, b.store, p.ID)); err != nil {
+	if err := b.report.FinishedPlan(ctx, forge, p, pc, prstate.LatestRun(ctx, b.store, p.ID)); err != nil {
 		return err
 	}
-	return b.syncStickyLocked(ctx, forge, pc.PR, "")
-}
-
-// recoverApply ends an apply a previous process left unfinished. An apply is not re-run by itself: a person
-// asked for it at a moment, and much may have changed since. It fails with a clear message, its lock is
-// released, and `/dagctl apply` resumes it (sqlmesh skips the intervals it already computed).
-func (b *Bot) recoverApply(ctx context.Context, p db.Plan, pc planContext, run db.Run) error {
-	forge, ok := b.forges(p.Forge)
-	if !ok {
-		return fmt.Errorf("no forge %q", p.Forge)
-	}
-	const why = "interrupted: the bot restarted while this apply ran"
-	if _, err := b.store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunFailed, Reason: why}); err != nil {
-		return err
-	}
-	if held, ok, err := b.store.Holder(ctx, p.Forge, p.Repo, p.Environment); err == nil && ok && held.Owner.PlanID == p.ID {
-		if _, _, err := b.store.ForceUnlock(ctx, p.Forge, p.Repo, p.Environment); err != nil {
-			return err
-		}
-	}
-	// The check run is updated by its stored id, so the commit here only names it.
-	req := applyRequest{plan: p, pc: pc, sha: p.HeadSHA}
-	if err := b.reportApply(ctx, forge, req, run.ID, vcs.CheckCompleted, vcs.ConclusionFailure,
-		"Interrupted: comment `/dagctl apply` to resume", "The bot restarted while this apply ran. Completed intervals are kept; applying again resumes where it stopped."); err != nil {
-		return err
-	}
-	unlock := b.lockPR(pc.PR.Repo, pc.PR.Number)
-	defer unlock()
-	return b.syncStickyLocked(ctx, forge, pc.PR, "")
+	return b.report.Sticky(ctx, forge, pc.PR, "")
 }

@@ -1,4 +1,4 @@
-package bot
+package events
 
 import (
 	"context"
@@ -32,7 +32,7 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // either side uses the defaults for that side. A trusted config that does not parse stops everything: falling
 // back to the head would let the PR choose its own rules. Neither side may name secrets the executor refuses
 // (only the trusted side's reach a job, but a head that names one would be refused once merged).
-func (b *Bot) loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) (cfg repoconfig.Config, present bool, err error) {
+func (h *Handlers) loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) (cfg repoconfig.Config, present bool, err error) {
 	read := func(ref, at string) (repoconfig.Config, bool, error) {
 		data, err := forge.ReadFile(ctx, pr.Repo, at, repoconfig.Path)
 		if errors.Is(err, vcs.ErrNotFound) {
@@ -45,7 +45,7 @@ func (b *Bot) loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullReques
 		if err != nil {
 			return repoconfig.Config{}, true, &ConfigError{Ref: ref, Err: err}
 		}
-		refused, err := b.refusedSecrets(ctx, c.Job.Secrets)
+		refused, err := h.refusedSecrets(ctx, c.Job.Secrets)
 		if err != nil {
 			return repoconfig.Config{}, true, fmt.Errorf("checking job.secrets of %s at %s: %w", repoconfig.Path, ref, err)
 		}
@@ -73,20 +73,9 @@ func (b *Bot) loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullReques
 	return repoconfig.Merge(trusted, head), trustedPresent || headPresent, nil
 }
 
-// deployRefusal says why a PR cannot apply a protected environment because of the branch it targets, or "".
-func deployRefusal(cfg repoconfig.Config, pr vcs.PullRequest, env repoconfig.Environment) string {
-	if !env.NeedsApproval() {
-		return ""
-	}
-	if cfg.IsDeployBranch(pr.BaseRef, pr.Repo.DefaultBranch) {
-		return ""
-	}
-	return fmt.Sprintf("`%s` is protected and this PR targets `%s`, which is not a deploy branch (the default branch `%s`, or one named in `deploy_branches` of its %s): it can be planned here, and applied from a PR into a deploy branch", env.Name, pr.BaseRef, pr.Repo.DefaultBranch, repoconfig.Path)
-}
-
 // refusedSecrets asks the executor, when it mounts secrets, why it would refuse each of the secrets named.
-func (b *Bot) refusedSecrets(ctx context.Context, names []string) (map[string]string, error) {
-	checker, ok := b.executor.(jobs.SecretChecker)
+func (h *Handlers) refusedSecrets(ctx context.Context, names []string) (map[string]string, error) {
+	checker, ok := h.Executor.(jobs.SecretChecker)
 	if !ok {
 		return nil, nil // the local executor mounts no secrets
 	}

@@ -1,30 +1,14 @@
-package bot
+package events
 
 import (
 	"fmt"
 	"strings"
 
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/command"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
-
-// Check kinds, the first part of a check run's name. Branch protection keys on the full names
-// ("dagctl/plan: prod"): never change them casually.
-const (
-	CheckPlan     = "plan"
-	CheckApproval = "approval"
-	CheckApply    = "apply"
-)
-
-// CheckName is the check run's name for a kind, project and environment: "dagctl/plan: prod", or with several
-// projects "dagctl/plan: analytics/prod".
-func CheckName(kind string, cfg repoconfig.Config, project, env string) string {
-	if len(cfg.Projects) > 1 {
-		return fmt.Sprintf("dagctl/%s: %s/%s", kind, project, env)
-	}
-	return fmt.Sprintf("dagctl/%s: %s", kind, env)
-}
 
 // Target is one (project, environment) of a pull request.
 type Target struct {
@@ -40,7 +24,7 @@ const NoteDraft = "Draft PRs are not planned (set `plan_drafts: true` in .dagctl
 // runs in its place (and a short prefix could be matched by a new commit in seconds).
 func ForkNote(head string) string {
 	return fmt.Sprintf("This PR comes from a fork, so it is not planned automatically: its code would run with the team's warehouse credentials. A user with write permission who has reviewed commit %s can comment `%s` to plan exactly that commit.",
-		short(head), PinnedPlan(command.Command{Verb: command.Plan}, head))
+		prstate.Short(head), PinnedPlan(command.Command{Verb: command.Plan}, head))
 }
 
 // PinnedPlan is cmd as a plan command pinned to sha, as the user is asked to comment it.
@@ -56,10 +40,10 @@ func PinRefusal(pr vcs.PullRequest, cmd command.Command) string {
 	switch {
 	case cmd.SHA != "" && cmd.SHA != pr.HeadSHA:
 		return fmt.Sprintf("The PR's head moved: it is %s now, not %s. Nothing was planned. Review the new commit, then comment `%s` to plan it.",
-			short(pr.HeadSHA), short(cmd.SHA), PinnedPlan(cmd, pr.HeadSHA))
+			prstate.Short(pr.HeadSHA), prstate.Short(cmd.SHA), PinnedPlan(cmd, pr.HeadSHA))
 	case cmd.SHA == "" && pr.Fork:
 		return fmt.Sprintf("This PR comes from a fork: it is planned only at a commit you name, so that a push after you looked cannot run instead. Nothing was planned. To plan the head %s, comment `%s`.",
-			short(pr.HeadSHA), PinnedPlan(cmd, pr.HeadSHA))
+			prstate.Short(pr.HeadSHA), PinnedPlan(cmd, pr.HeadSHA))
 	}
 	return ""
 }

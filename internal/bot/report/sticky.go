@@ -1,12 +1,11 @@
-package bot
+package report
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"strconv"
 
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/comments"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
@@ -16,13 +15,13 @@ import (
 )
 
 // section is how a stored plan shows on the PR.
-func (b *Bot) section(p db.Plan, pc planContext, runID int64) comments.Section {
+func (r *Reporter) section(p db.Plan, pc prstate.PlanContext, runID int64) comments.Section {
 	s := comments.Section{
 		Environment:    p.Environment,
 		State:          comments.StateOf(p.Status),
 		Summary:        p.Summary,
 		Error:          p.Error,
-		LogURL:         b.logURL(runID),
+		LogURL:         r.LogURL(runID),
 		TriggeredBy:    p.TriggerUser,
 		ApplyByComment: pc.Env.AppliesOn(repoconfig.ApplyOnComment),
 		ApplyOnMerge:   pc.Env.AppliesOn(repoconfig.ApplyOnMerge),
@@ -38,10 +37,10 @@ func (b *Bot) section(p db.Plan, pc planContext, runID int64) comments.Section {
 
 // stickySection is a plan's section of the sticky comment: the plan, its approval (as last evaluated) and its
 // latest apply.
-func (b *Bot) stickySection(ctx context.Context, p db.Plan, pc planContext) comments.Section {
-	runs, err := b.store.ListRuns(ctx, p.ID)
+func (r *Reporter) stickySection(ctx context.Context, p db.Plan, pc prstate.PlanContext) comments.Section {
+	runs, err := r.Store.ListRuns(ctx, p.ID)
 	if err != nil {
-		b.log.Warn("listing runs", "plan", p.ID, "err", err)
+		r.Log.Warn("listing runs", "plan", p.ID, "err", err)
 	}
 	var lastRun int64
 	var lastApply *db.Run
@@ -51,9 +50,9 @@ func (b *Bot) stickySection(ctx context.Context, p db.Plan, pc planContext) comm
 			lastApply = &runs[i]
 		}
 	}
-	s := b.section(p, pc, lastRun)
-	if p.Status == plan.StatusReady && needsApproval(pc) {
-		snap, err := b.store.Approval(ctx, p.ID)
+	s := r.section(p, pc, lastRun)
+	if p.Status == plan.StatusReady && pc.NeedsApproval() {
+		snap, err := r.Store.Approval(ctx, p.ID)
 		switch {
 		case err == nil:
 			var users []string
@@ -80,60 +79,20 @@ func (b *Bot) stickySection(ctx context.Context, p db.Plan, pc planContext) comm
 	return s
 }
 
-// reportPlanCheck makes the plan's check run show the plan's status: created on first report, updated after.
-// A plan that went stale while its check was still open ends as cancelled; a check that already ended is left
-// as it was (it belongs to an older commit).
-func (b *Bot) reportPlanCheck(ctx context.Context, forge vcs.Forge, p db.Plan, pc planContext, runID int64) error {
-	name := pc.checkName(CheckPlan)
-	checkID, _, err := b.store.CheckRun(ctx, p.ID, name)
-	if err != nil {
-		return err
-	}
-	sec := b.section(p, pc, runID)
-	title, summary, text := comments.CheckOutput(sec)
-	check := vcs.Check{
-		ID: checkID, Name: name, HeadSHA: p.HeadSHA,
-		Title: title, Summary: summary, Text: text,
-		DetailsURL: b.logURL(runID), ExternalID: "plan:" + strconv.FormatInt(p.ID, 10),
-	}
-	switch p.Status {
-	case plan.StatusQueued:
-		check.Status = vcs.CheckQueued
-	case plan.StatusRunning:
-		check.Status = vcs.CheckInProgress
-	case plan.StatusStale:
-		check.Status, check.Conclusion = vcs.CheckCompleted, vcs.ConclusionCancelled
-		check.Title = "Superseded by a newer commit"
-	default:
-		check.Status, check.Conclusion = vcs.CheckCompleted, vcs.CheckConclusion(comments.Conclusion(sec))
-	}
-	if check.ID == 0 {
-		id, err := forge.CreateCheck(ctx, pc.PR.Repo, check)
-		if err != nil {
-			return fmt.Errorf("creating check %q: %w", check.Name, err)
-		}
-		if err := b.store.SetCheckRun(ctx, p.ID, name, id); err != nil {
-			return err
-		}
-	} else if err := forge.UpdateCheck(ctx, pc.PR.Repo, check); err != nil {
-		return fmt.Errorf("updating check %q: %w", check.Name, err)
-	}
-	return b.store.SetPlanReported(ctx, p.ID, p.Status)
-}
-
-// stickyInput is what the sticky comment shows besides the plans.
-type stickyInput struct {
+// StickyInput is what the sticky comment shows besides the plans.
+type StickyInput struct {
 	Note        string
 	ConfigError string
 }
 
-// syncStickyLocked renders the PR's sticky comment from the stored plans of its newest head. The caller holds
+// Sticky renders the PR's sticky comment from the stored plans of its newest head. The caller holds
 // the PR's lock.
-func (b *Bot) syncStickyLocked(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, note string) error {
-	return b.writeSticky(ctx, forge, pr, stickyInput{Note: note})
+func (r *Reporter) Sticky(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, note string) error {
+	return r.WriteSticky(ctx, forge, pr, StickyInput{Note: note})
 }
 
-func (b *Bot) writeSticky(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, in stickyInput) error {
+// WriteSticky renders the sticky comment with a config error or a note. The caller holds the PR's lock.
+func (r *Reporter) WriteSticky(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, in StickyInput) error {
 	if pr.Number == 0 {
 		return nil // a pushed commit, not a pull request
 	}
@@ -147,57 +106,33 @@ func (b *Bot) writeSticky(ctx context.Context, forge vcs.Forge, pr vcs.PullReque
 			Error: "The bot cannot plan this PR until its config is fixed:\n\n" + in.ConfigError,
 		})
 	} else {
-		plans, err := b.store.ListPlansByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
+		plans, err := r.Store.ListPlansByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
 		if err != nil {
 			return err
 		}
-		current := currentPlans(plans)
+		current := prstate.CurrentPlans(plans)
 		if len(current) > 0 {
 			view.HeadSHA = current[0].HeadSHA
 		}
 		for _, p := range current {
-			pc, err := decodeContext(p)
+			pc, err := prstate.DecodeContext(p)
 			if err != nil {
-				b.log.Error("sticky comment", "err", err)
+				r.Log.Error("sticky comment", "err", err)
 				continue
 			}
-			view.Sections = append(view.Sections, b.stickySection(ctx, p, pc))
+			view.Sections = append(view.Sections, r.stickySection(ctx, p, pc))
 		}
 	}
 	if len(view.Sections) == 0 && len(view.Notes) == 0 {
 		return nil
 	}
-	return b.putSticky(ctx, forge, pr, comments.Comment(view, forge.Limits().CommentChars))
-}
-
-// currentPlans are the latest plan per (project, environment) of the PR's newest head, in creation order.
-func currentPlans(plans []db.Plan) []db.Plan {
-	if len(plans) == 0 {
-		return nil
-	}
-	sort.Slice(plans, func(i, j int) bool { return plans[i].ID < plans[j].ID })
-	head := plans[len(plans)-1].HeadSHA
-	latest := map[string]int{}
-	var out []db.Plan
-	for _, p := range plans {
-		if p.HeadSHA != head {
-			continue
-		}
-		key := p.Project + "\x00" + p.Environment
-		if i, ok := latest[key]; ok {
-			out[i] = p
-			continue
-		}
-		latest[key] = len(out)
-		out = append(out, p)
-	}
-	return out
+	return r.putSticky(ctx, forge, pr, comments.Comment(view, forge.Limits().CommentChars))
 }
 
 // putSticky writes the sticky comment's parts: each part edits the bot's comment that carries its marker, or is
 // created; parts left over from a longer earlier version are deleted. Only the bot's own comments count: anyone
 // can post a body that starts with the marker, and adopting it would let its author edit what the bot said.
-func (b *Bot) putSticky(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, parts []string) error {
+func (r *Reporter) putSticky(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, parts []string) error {
 	existing, err := forge.Comments(ctx, pr.Repo, pr.Number)
 	if err != nil {
 		return fmt.Errorf("listing comments: %w", err)
@@ -241,8 +176,8 @@ func (b *Bot) putSticky(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest
 	return nil
 }
 
-// replyError answers a command with what was wrong.
-func (b *Bot) replyError(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, msg string) error {
+// ReplyError answers a command with what was wrong.
+func (r *Reporter) ReplyError(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, msg string) error {
 	_, err := forge.CreateComment(ctx, pr.Repo, pr.Number, "⚠️ "+msg)
 	return err
 }

@@ -1,4 +1,4 @@
-package bot
+package events
 
 import (
 	"context"
@@ -14,8 +14,8 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
-// onComment runs the `/dagctl` commands of a new PR comment.
-func (b *Bot) onComment(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev vcs.CommentEvent) error {
+// Comment runs the `/dagctl` commands of a new PR comment.
+func (h *Handlers) Comment(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev vcs.CommentEvent) error {
 	if ev.Edited {
 		return vcs.ErrIgnored // an edit never runs a command: it would re-run an old one, or hide who ran it
 	}
@@ -30,51 +30,51 @@ func (b *Bot) onComment(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev 
 	}
 	if !perm.CanWrite() {
 		_ = forge.React(ctx, repo, ev.Comment.ID, vcs.ReactionConfused)
-		return b.replyError(ctx, forge, pr, fmt.Sprintf("@%s, only users with write permission can run `/dagctl` commands (you have %s).", ev.Comment.Author, perm))
+		return h.Report.ReplyError(ctx, forge, pr, fmt.Sprintf("@%s, only users with write permission can run `/dagctl` commands (you have %s).", ev.Comment.Author, perm))
 	}
 	if parseErr != nil {
 		_ = forge.React(ctx, repo, ev.Comment.ID, vcs.ReactionConfused)
-		return b.replyError(ctx, forge, pr, parseErr.Error()+"\n\n"+command.Usage)
+		return h.Report.ReplyError(ctx, forge, pr, parseErr.Error()+"\n\n"+command.Usage)
 	}
 	if err := forge.React(ctx, repo, ev.Comment.ID, vcs.ReactionEyes); err != nil {
-		b.log.Warn("reacting to a command", "err", err)
+		h.Log.Warn("reacting to a command", "err", err)
 	}
 	pr, err = forge.PullRequest(ctx, repo, ev.Number)
 	if err != nil {
 		return err
 	}
 	for _, cmd := range cmds {
-		if err := b.runCommand(ctx, forge, pr, ev.Comment.Author, cmd); err != nil {
+		if err := h.runCommand(ctx, forge, pr, ev.Comment.Author, cmd); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (b *Bot) runCommand(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, user string, cmd command.Command) error {
+func (h *Handlers) runCommand(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, user string, cmd command.Command) error {
 	switch cmd.Verb {
 	case command.Help:
 		_, err := forge.CreateComment(ctx, pr.Repo, pr.Number, command.Usage)
 		return err
 	case command.Plan:
 		if pr.State == "closed" {
-			return b.replyError(ctx, forge, pr, "This PR is closed: there is nothing to plan.")
+			return h.Report.ReplyError(ctx, forge, pr, "This PR is closed: there is nothing to plan.")
 		}
-		return b.planPR(ctx, forge, pr, user, &cmd)
+		return h.planPR(ctx, forge, pr, user, &cmd)
 	case command.Apply:
-		return b.applyByComment(ctx, forge, pr, user, cmd.Env, cmd.Accept)
+		return h.applyByComment(ctx, forge, pr, user, cmd.Env, cmd.Accept)
 	case command.Cancel:
-		return b.cancelPR(ctx, forge, pr, user)
+		return h.cancelPR(ctx, forge, pr, user)
 	case command.Unlock:
-		return b.unlockCommand(ctx, forge, pr, user, cmd.Env)
+		return h.unlockCommand(ctx, forge, pr, user, cmd.Env)
 	}
-	return b.replyError(ctx, forge, pr, fmt.Sprintf("`/dagctl %s` is not available in this version of dagctl-bot.", cmd.Verb))
+	return h.Report.ReplyError(ctx, forge, pr, fmt.Sprintf("`/dagctl %s` is not available in this version of dagctl-bot.", cmd.Verb))
 }
 
 // cancelPR stops the PR's running plans and applies; their checks end as cancelled and applies release their
 // locks as they stop.
-func (b *Bot) cancelPR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, user string) error {
-	if err := b.closePR(ctx, forge, pr, "cancelled by "+user); err != nil {
+func (h *Handlers) cancelPR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, user string) error {
+	if err := h.closePR(ctx, forge, pr, "cancelled by "+user); err != nil {
 		return err
 	}
 	_, err := forge.CreateComment(ctx, pr.Repo, pr.Number, fmt.Sprintf("🚫 Cancelled this PR's running jobs for @%s.", user))
@@ -83,17 +83,17 @@ func (b *Bot) cancelPR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest,
 
 // unlockCommand releases an environment's lock (admins only): the named environment's, or every lock this PR
 // holds.
-func (b *Bot) unlockCommand(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, user, env string) error {
+func (h *Handlers) unlockCommand(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, user, env string) error {
 	perm, err := forge.Permission(ctx, pr.Repo, user)
 	if err != nil {
 		return err
 	}
 	if perm != vcs.PermissionAdmin {
-		return b.replyError(ctx, forge, pr, fmt.Sprintf("@%s, only admins can unlock environments.", user))
+		return h.Report.ReplyError(ctx, forge, pr, fmt.Sprintf("@%s, only admins can unlock environments.", user))
 	}
 	var released []string
 	if env != "" {
-		held, ok, err := b.store.ForceUnlock(ctx, pr.Repo.Forge, pr.Repo.FullName(), env)
+		held, ok, err := h.Store.ForceUnlock(ctx, pr.Repo.Forge, pr.Repo.FullName(), env)
 		if err != nil {
 			return err
 		}
@@ -101,12 +101,12 @@ func (b *Bot) unlockCommand(ctx context.Context, forge vcs.Forge, pr vcs.PullReq
 			released = append(released, fmt.Sprintf("`%s` (held by #%d, %s)", env, held.Owner.PR, held.Owner.User))
 		}
 	} else {
-		locks, err := b.store.LocksHeldByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
+		locks, err := h.Store.LocksHeldByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
 		if err != nil {
 			return err
 		}
 		for _, l := range locks {
-			if _, ok, err := b.store.ForceUnlock(ctx, l.Forge, l.Repo, l.Environment); err != nil {
+			if _, ok, err := h.Store.ForceUnlock(ctx, l.Forge, l.Repo, l.Environment); err != nil {
 				return err
 			} else if ok {
 				released = append(released, "`"+l.Environment+"`")
@@ -121,9 +121,9 @@ func (b *Bot) unlockCommand(ctx context.Context, forge vcs.Forge, pr vcs.PullReq
 	return err
 }
 
-// onRerequest plans again when someone asks a plan check to run again: the check's own commit, only while it is
+// Rerequest plans again when someone asks a plan check to run again: the check's own commit, only while it is
 // the PR's head, and only for a user with write permission (as `/dagctl plan --sha` of that commit would).
-func (b *Bot) onRerequest(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev vcs.RerequestEvent) error {
+func (h *Handlers) Rerequest(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev vcs.RerequestEvent) error {
 	id, ok := strings.CutPrefix(ev.ExternalID, "plan:")
 	if !ok {
 		return vcs.ErrIgnored
@@ -132,7 +132,7 @@ func (b *Bot) onRerequest(ctx context.Context, forge vcs.Forge, repo vcs.Repo, e
 	if err != nil {
 		return vcs.ErrIgnored
 	}
-	p, err := b.store.GetPlan(ctx, planID)
+	p, err := h.Store.GetPlan(ctx, planID)
 	if err != nil {
 		return err
 	}
@@ -151,16 +151,16 @@ func (b *Bot) onRerequest(ctx context.Context, forge vcs.Forge, repo vcs.Repo, e
 		return err
 	}
 	if !perm.CanWrite() {
-		return b.replyError(ctx, forge, pr, fmt.Sprintf("@%s, only users with write permission can re-run plans (you have %s): nothing was planned.", ev.Sender, perm))
+		return h.Report.ReplyError(ctx, forge, pr, fmt.Sprintf("@%s, only users with write permission can re-run plans (you have %s): nothing was planned.", ev.Sender, perm))
 	}
 	cmd := command.Command{Verb: command.Plan, Env: p.Environment, Flags: p.Flags, SHA: p.HeadSHA}
-	return b.planPR(ctx, forge, pr, ev.Sender, &cmd)
+	return h.planPR(ctx, forge, pr, ev.Sender, &cmd)
 }
 
-// onPush plans a push to the default branch for the environments applied on merge, and reports it on the
+// Push plans a push to the default branch for the environments applied on merge, and reports it on the
 // commit. It never applies: only an approved pull request's plan is applied. Pushes to other branches arrive as
 // pull_request events when they matter.
-func (b *Bot) onPush(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev vcs.PushEvent) error {
+func (h *Handlers) Push(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev vcs.PushEvent) error {
 	if ev.Deleted || repo.DefaultBranch == "" || ev.Ref != "refs/heads/"+repo.DefaultBranch {
 		return vcs.ErrIgnored
 	}
@@ -169,10 +169,10 @@ func (b *Bot) onPush(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev vcs
 	if strings.Trim(ev.Before, "0") == "" {
 		commit.BaseSHA = ev.After // a new branch: its own config is the base
 	}
-	cfg, present, err := b.loadConfig(ctx, forge, commit)
+	cfg, present, err := h.loadConfig(ctx, forge, commit)
 	if err != nil || !present {
 		if err != nil {
-			b.log.Warn("push to the default branch: config unusable", "sha", ev.After, "err", err)
+			h.Log.Warn("push to the default branch: config unusable", "sha", ev.After, "err", err)
 		}
 		return vcs.ErrIgnored
 	}
@@ -185,33 +185,33 @@ func (b *Bot) onPush(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev vcs
 		}
 	}
 	for _, t := range targets {
-		if err := b.startPlan(ctx, forge, commit, cfg, t, plan.Flags{}, ev.Pusher); err != nil {
+		if err := h.startPlan(ctx, forge, commit, cfg, t, plan.Flags{}, ev.Pusher); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// onInstallation keeps the store's installations and repositories current.
-func (b *Bot) onInstallation(ctx context.Context, forge string, ev vcs.InstallationEvent) error {
+// Installation keeps the store's installations and repositories current.
+func (h *Handlers) Installation(ctx context.Context, forge string, ev vcs.InstallationEvent) error {
 	switch ev.Action {
 	case "deleted":
-		return b.store.RemoveInstallation(ctx, forge, ev.Account)
+		return h.Store.RemoveInstallation(ctx, forge, ev.Account)
 	case "created", "suspend", "unsuspend", "added", "removed", "new_permissions_accepted":
-		if err := b.store.UpsertInstallation(ctx, db.Installation{
+		if err := h.Store.UpsertInstallation(ctx, db.Installation{
 			Forge: forge, Account: ev.Account, Owner: ev.Owner, Suspended: ev.Action == "suspend",
 		}); err != nil {
 			return err
 		}
 		for _, r := range ev.Added {
-			if err := b.store.UpsertRepo(ctx, db.Repo{
+			if err := h.Store.UpsertRepo(ctx, db.Repo{
 				Forge: forge, FullName: r.FullName(), Account: ev.Account, CloneURL: r.CloneURL, DefaultBranch: r.DefaultBranch,
 			}); err != nil {
 				return err
 			}
 		}
 		for _, r := range ev.Removed {
-			if err := b.store.RemoveRepo(ctx, forge, r.FullName()); err != nil && !errors.Is(err, db.ErrNotFound) {
+			if err := h.Store.RemoveRepo(ctx, forge, r.FullName()); err != nil && !errors.Is(err, db.ErrNotFound) {
 				return err
 			}
 		}

@@ -1,0 +1,541 @@
+// Package apply is the apply sequence: an approved plan waits for its environment's lock, is decided again
+// under it (deploy.StepLocked: divergence, reviewed content), planned again at the commit to apply and compared
+// (deploy.StepReplanned), then applied, with its progress on the apply status and its content recorded.
+package apply
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dagctl/dagctl-bot/internal/bot/approvals"
+	"github.com/dagctl/dagctl-bot/internal/bot/jobrun"
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
+	"github.com/dagctl/dagctl-bot/internal/bot/report"
+	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/deploy"
+	"github.com/dagctl/dagctl-bot/internal/jobs"
+	"github.com/dagctl/dagctl-bot/internal/plan"
+	"github.com/dagctl/dagctl-bot/internal/planner"
+	"github.com/dagctl/dagctl-bot/internal/repoconfig"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
+)
+
+// Sequence runs applies.
+type Sequence struct {
+	Store        prstate.Store
+	Forges       func(name string) (vcs.Forge, bool)
+	Runner       *jobrun.Runner
+	Report       *report.Reporter
+	Approvals    *approvals.Evaluator
+	Locks        *prstate.PRLocks
+	Log          *slog.Logger
+	ExecutorName string
+}
+
+// lockPoll is how often a queued apply looks at the environment's lock again.
+const lockPoll = 500 * time.Millisecond
+
+// progressInterval spaces the apply check's progress updates (content-creating requests are rate limited).
+const progressInterval = 2 * time.Second
+
+// Request is one apply to run: the approved plan, applied at a commit.
+type Request struct {
+	Plan    db.Plan
+	Context prstate.PlanContext
+	SHA     string // the PR's head (by comment) or its merge commit (on merge)
+	User    string // who asked: the commenter, or whoever merged
+	Trigger repoconfig.ApplyTrigger
+	// Accept is a prefix of the content hash an admin accepted (`--accept`): the files no approved plan covered
+	// were reviewed by them, and the plan at SHA is applied as it is.
+	Accept string
+	// AtBranchHead: SHA is the deploy branch's head (an admin's apply on a merged PR), which contains itself.
+	AtBranchHead bool
+}
+
+// Queue stores the apply's run, shows it on its check and runs it in the background: it waits for the
+// environment's lock, plans again at the commit, compares with the approved plan, and applies.
+func (s *Sequence) Queue(ctx context.Context, forge vcs.Forge, req Request) error {
+	run, _, err := s.Store.CreateRun(ctx, req.Plan.ID, jobs.KindApply, s.ExecutorName)
+	if err != nil {
+		return err
+	}
+	if err := s.reportApply(ctx, forge, req, run.ID, vcs.StatusQueued, "Queued", "Waiting for the environment's lock."); err != nil {
+		return err
+	}
+	if req.Trigger == repoconfig.ApplyOnComment {
+		if _, err := forge.CreateComment(ctx, req.Context.PR.Repo, req.Plan.PR, fmt.Sprintf("🚀 Applying `%s` at %s for @%s: planning again first, to make sure it still is what was approved.", req.Context.Env.Name, prstate.Short(req.SHA), req.User)); err != nil {
+			s.Log.Warn("acknowledging an apply", "err", err)
+		}
+	}
+	if !s.Runner.InBackground(req.Plan.ID, run.ID, nil, func(ctx context.Context) { s.runApply(ctx, forge, req, run) }) {
+		return errors.New("the bot is shutting down")
+	}
+	return nil
+}
+
+// applyEnding is how an apply ended, for its check and the PR.
+type applyEnding struct {
+	conclusion vcs.StatusState
+	title      string
+	summary    string
+	reason     string // stored with the run
+	exitCode   int
+	abandoned  bool // the bot is stopping: nothing is recorded
+}
+
+func (s *Sequence) runApply(ctx context.Context, forge vcs.Forge, req Request, run db.Run) {
+	owner := db.LockOwner{PlanID: req.Plan.ID, PR: req.Plan.PR, User: req.User}
+	end := s.applyUnderLock(ctx, forge, req, run, owner)
+	if end.abandoned {
+		// The bot is stopping: the run stays unfinished, and the next start ends it, releases its lock and says
+		// how to resume (recoverApply).
+		s.Log.Info("left an apply for the next start", "run", run.ID)
+		return
+	}
+	if err := s.Store.Unlock(ctx, req.Plan.Forge, req.Plan.Repo, req.Context.Env.Name, owner); err != nil && !errors.Is(err, db.ErrNotLockOwner) {
+		s.Log.Warn("releasing a lock", "env", req.Context.Env.Name, "err", err)
+	}
+	exit := end.exitCode
+	res := db.RunResult{Status: db.RunSucceeded, ExitCode: &exit, Reason: end.reason}
+	switch end.conclusion {
+	case vcs.StatusCancelled:
+		res.Status = db.RunCancelled
+	case vcs.StatusFailure:
+		res.Status = db.RunFailed
+	}
+	if _, err := s.Store.FinishRun(ctx, run.ID, res); err != nil {
+		s.Log.Warn("recording a finished apply", "run", run.ID, "err", err)
+	}
+	if err := s.reportApply(ctx, forge, req, run.ID, end.conclusion, end.title, end.summary); err != nil {
+		s.Log.Error("reporting an apply", "run", run.ID, "err", err)
+	}
+	unlock := s.Locks.Lock(req.Context.PR.Repo, req.Plan.PR)
+	defer unlock()
+	body := fmt.Sprintf("%s `%s`: %s", map[bool]string{true: "✅", false: "❌"}[end.conclusion == vcs.StatusSuccess], req.Context.Env.Name, end.title)
+	if end.conclusion != vcs.StatusSuccess && end.summary != "" {
+		body += "\n\n" + end.summary
+	}
+	if _, err := forge.CreateComment(ctx, req.Context.PR.Repo, req.Plan.PR, body); err != nil {
+		s.Log.Warn("commenting an apply's end", "err", err)
+	}
+	if err := s.Report.Sticky(ctx, forge, req.Context.PR, ""); err != nil {
+		s.Log.Warn("updating the sticky comment", "err", err)
+	}
+}
+
+// applyUnderLock takes the environment's lock (waiting in line), decides again under it, plans again and
+// applies.
+func (s *Sequence) applyUnderLock(ctx context.Context, forge vcs.Forge, req Request, run db.Run, owner db.LockOwner) applyEnding {
+	facts := req.lockedFacts()
+	if end := s.waitForLock(ctx, forge, req, run, owner, &facts); end != nil {
+		return *end
+	}
+	content, end := s.protectedContent(ctx, forge, req, facts)
+	if end != nil {
+		return *end
+	}
+	_ = s.reportApply(ctx, forge, req, run.ID, vcs.StatusRunning, "Checking the plan", "Planning again at "+prstate.Short(req.SHA)+" to compare with the approved plan.")
+
+	logw := s.Store.NewRunLogWriter(run.ID, jobrun.LogFlushInterval)
+	defer func() { _ = logw.Close(context.Background()) }()
+	started := time.Now()
+	facts.Target.ContentAccepted = content.accepted
+	if end := s.replan(ctx, forge, req, run, logw, facts); end != nil {
+		return *end
+	}
+	return s.applyStep(ctx, forge, req, run, logw, content, started)
+}
+
+// waitForLock takes the environment's lock, or waits in line for it, saying once who holds it. It returns the
+// ending when the apply stops while waiting.
+func (s *Sequence) waitForLock(ctx context.Context, forge vcs.Forge, req Request, run db.Run, owner db.LockOwner, facts *deploy.Facts) *applyEnding {
+	told := false
+	for {
+		held, ok, err := s.Store.TryLock(ctx, req.Plan.Forge, req.Plan.Repo, req.Context.Env.Name, owner)
+		if err != nil {
+			return &applyEnding{conclusion: vcs.StatusFailure, title: "Could not take the environment's lock", summary: err.Error(), exitCode: -1, reason: err.Error()}
+		}
+		facts.Target.Lock = &deploy.Lock{Ours: ok, PR: held.Owner.PR, User: held.Owner.User, PlanID: held.Owner.PlanID}
+		d := deploy.Decide(*facts)
+		if d.Verdict != deploy.Wait {
+			return nil
+		}
+		if s.Runner.Cancelled(run.ID) {
+			return &applyEnding{conclusion: vcs.StatusCancelled, title: "Cancelled while waiting for the lock", exitCode: -1, reason: jobs.ReasonCancelled}
+		}
+		if s.Runner.IsClosed() {
+			return &applyEnding{abandoned: true}
+		}
+		if !told {
+			told = true
+			msg := d.Reasons[0].Message
+			_ = s.reportApply(ctx, forge, req, run.ID, vcs.StatusQueued, "Waiting for the lock", msg)
+			if _, err := forge.CreateComment(ctx, req.Context.PR.Repo, req.Plan.PR, "⏳ "+msg+" This apply runs when it is released."); err != nil {
+				s.Log.Warn("telling who holds a lock", "err", err)
+			}
+		}
+		time.Sleep(lockPoll)
+	}
+}
+
+// replan plans again at the commit about to be applied and decides on the scopes (deploy.StepReplanned). A
+// changed scope is stored as the PR's new plan. It returns the ending when the apply stops here.
+func (s *Sequence) replan(ctx context.Context, forge vcs.Forge, req Request, run db.Run, logw *db.RunLogWriter, facts deploy.Facts) *applyEnding {
+	var stdout strings.Builder
+	verify, err := s.Runner.RunStep(ctx, forge, jobrun.Step{Plan: req.Plan, Context: req.Context, RunID: run.ID, Kind: jobs.KindPlan, Name: "verify", SHA: req.SHA}, logw, func(l jobs.Line) {
+		if l.Stream == "stdout" {
+			stdout.WriteString(l.Text + "\n")
+		}
+	})
+	if s.Runner.Abandoned(run.ID, verify, err) {
+		return &applyEnding{abandoned: true}
+	}
+	if err != nil {
+		return &applyEnding{conclusion: vcs.StatusFailure, title: "Could not plan again", summary: err.Error(), exitCode: -1, reason: err.Error()}
+	}
+	if verify.Reason == jobs.ReasonCancelled {
+		return &applyEnding{conclusion: vcs.StatusCancelled, title: "Cancelled", exitCode: verify.ExitCode, reason: jobs.ReasonCancelled}
+	}
+	outcome := jobrun.InterpretPlan(verify, stdout.String(), nil)
+	if outcome.Summary == nil || outcome.Status == plan.StatusFailed {
+		return &applyEnding{conclusion: vcs.StatusFailure, title: "Planning again failed: nothing was applied", summary: fence(outcome.Error), exitCode: verify.ExitCode, reason: "verify plan failed"}
+	}
+	facts.Step = deploy.StepReplanned
+	facts.Target.ScopeDifferences = plan.ScopeDifferences(*req.Plan.Summary, *outcome.Summary)
+	if d := deploy.Decide(facts); d.Verdict != deploy.Apply {
+		if err := s.replaceApprovedPlan(ctx, forge, req, *outcome.Summary); err != nil {
+			s.Log.Error("storing the changed plan", "err", err)
+		}
+		return &applyEnding{conclusion: vcs.StatusFailure, title: d.Reasons[0].Title, summary: d.Reasons[0].Message, exitCode: -1, reason: "plan changed since approval"}
+	}
+	return nil
+}
+
+// applyStep applies, with the framework's per-batch progress on the apply status, and records the content a
+// protected environment now holds.
+func (s *Sequence) applyStep(ctx context.Context, forge vcs.Forge, req Request, run db.Run, logw *db.RunLogWriter, content contentCheck, started time.Time) applyEnding {
+	progress := newProgressReporter(s, forge, req, run.ID)
+	res, err := s.Runner.RunStep(ctx, forge, jobrun.Step{Plan: req.Plan, Context: req.Context, RunID: run.ID, Kind: jobs.KindApply, Name: "apply", SHA: req.SHA}, logw, progress.line)
+	progress.stop()
+	duration := time.Since(started).Round(time.Second)
+	if s.Runner.Abandoned(run.ID, res, err) {
+		return applyEnding{abandoned: true}
+	}
+	switch {
+	case err != nil:
+		return applyEnding{conclusion: vcs.StatusFailure, title: "The apply could not run", summary: err.Error(), exitCode: -1, reason: err.Error()}
+	case res.Reason == jobs.ReasonCancelled:
+		return applyEnding{conclusion: vcs.StatusCancelled, title: "Cancelled: comment `/dagctl apply` to resume (completed intervals are kept)", exitCode: res.ExitCode, reason: res.Reason}
+	case !res.Succeeded():
+		_ = logw.Flush(ctx)
+		tail, _ := s.Store.RunLogTail(ctx, run.ID, 30)
+		return applyEnding{conclusion: vcs.StatusFailure, title: fmt.Sprintf("Apply failed after %s: comment `/dagctl apply` to retry (completed intervals are kept)", duration),
+			summary: fence(logText(tail)), exitCode: res.ExitCode, reason: firstNonEmpty(res.Reason, "exit code "+strconv.Itoa(res.ExitCode))}
+	}
+	if content.hash != "" {
+		if err := s.Store.RecordApplied(ctx, db.AppliedContent{Forge: req.Plan.Forge, Repo: req.Plan.Repo, Project: req.Plan.Project,
+			Environment: req.Context.Env.Name, CommitSHA: req.SHA, ContentHash: content.hash, PlanID: req.Plan.ID, AppliedAt: time.Now()}); err != nil {
+			s.Log.Error("recording what was applied", "env", req.Context.Env.Name, "err", err)
+		}
+	}
+	return applyEnding{conclusion: vcs.StatusSuccess, title: fmt.Sprintf("Applied in %s", duration),
+		summary: fmt.Sprintf("Applied the approved plan to `%s` at %s (%s).", req.Context.Env.Name, prstate.Short(req.SHA), progress.describe()), exitCode: res.ExitCode}
+}
+
+// replaceApprovedPlan stores the plan made at apply time as the PR's current plan for the environment and marks
+// the approved one stale. The new plan's result is posted now, so only reviews given after it count: its scope
+// was not reviewed.
+func (s *Sequence) replaceApprovedPlan(ctx context.Context, forge vcs.Forge, req Request, summary plan.Summary) error {
+	pc := req.Context
+	raw, err := json.Marshal(pc)
+	if err != nil {
+		return err
+	}
+	p := req.Plan
+	next, err := s.Store.CreatePlan(ctx, db.Plan{Forge: p.Forge, Repo: p.Repo, PR: p.PR, Project: p.Project, Environment: p.Environment,
+		HeadSHA: p.HeadSHA, BaseSHA: p.BaseSHA, TriggerUser: req.User, Flags: p.Flags, Context: raw})
+	if err != nil {
+		return err
+	}
+	if _, err := s.Store.SetPlanStatus(ctx, next.ID, plan.StatusRunning); err != nil {
+		return err
+	}
+	if next, err = s.Store.SetPlanResult(ctx, next.ID, db.PlanResult{Status: plan.Outcome(summary), Summary: &summary}); err != nil {
+		return err
+	}
+	if _, err := s.Store.SetPlanStatus(ctx, p.ID, plan.StatusStale); err != nil {
+		s.Log.Warn("marking the approved plan stale", "plan", p.ID, "err", err)
+	}
+	unlock := s.Locks.Lock(pc.PR.Repo, p.PR)
+	defer unlock()
+	return s.Report.FinishedPlan(ctx, forge, next, pc, 0)
+}
+
+// progressReporter turns sqlmesh's per-batch lines into updates of the apply check, at most one per
+// progressInterval.
+type progressReporter struct {
+	s       *Sequence
+	forge   vcs.Forge
+	req     Request
+	runID   int64
+	mu      sync.Mutex
+	batches int
+	last    planner.Progress
+	changed bool
+	done    chan struct{}
+	stopped chan struct{}
+}
+
+func newProgressReporter(s *Sequence, forge vcs.Forge, req Request, runID int64) *progressReporter {
+	p := &progressReporter{s: s, forge: forge, req: req, runID: runID, done: make(chan struct{}), stopped: make(chan struct{})}
+	go p.loop()
+	return p
+}
+
+func (p *progressReporter) line(l jobs.Line) {
+	pr, ok := planner.ParseProgress(l.Text)
+	if !ok {
+		return
+	}
+	p.mu.Lock()
+	p.batches++
+	p.last, p.changed = pr, true
+	p.mu.Unlock()
+}
+
+func (p *progressReporter) loop() {
+	defer close(p.stopped)
+	t := time.NewTicker(progressInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+		p.mu.Lock()
+		changed, last, n := p.changed, p.last, p.batches
+		p.changed = false
+		p.mu.Unlock()
+		if !changed {
+			continue
+		}
+		summary := fmt.Sprintf("%d batches done. Latest: `%s` %s (batch %d/%d).", n, last.Model, last.Action, last.Batch, last.Batches)
+		_ = p.s.reportApply(context.Background(), p.forge, p.req, p.runID, vcs.StatusRunning, fmt.Sprintf("Applying: %d batches done", n), summary)
+	}
+}
+
+func (p *progressReporter) stop() {
+	close(p.done)
+	<-p.stopped
+}
+
+func (p *progressReporter) describe() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return fmt.Sprintf("%d batches", p.batches)
+}
+
+func fence(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "```text\n" + strings.ReplaceAll(s, "```", "'''") + "\n```"
+}
+
+func logText(lines []db.LogLine) string {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString(l.Text)
+		b.WriteByte('\n')
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// reportApply shows an apply on its status, `dagctl/apply: <env>`, on the applied commit.
+func (s *Sequence) reportApply(ctx context.Context, forge vcs.Forge, req Request, runID int64, state vcs.StatusState, title, summary string) error {
+	return s.Report.ApplyStatus(ctx, forge, req.Context, req.Plan.ID, req.SHA, runID, state, title, summary)
+}
+
+// Behind is how many commits head lacks of the deploy branch's head: applying it to a protected environment
+// would roll back what was merged since.
+func Behind(ctx context.Context, forge vcs.Forge, repo vcs.Repo, branch, head string) (int, error) {
+	c, err := forge.Compare(ctx, repo, branch, head)
+	if err != nil {
+		return 0, fmt.Errorf("comparing %s with %s: %w", prstate.Short(head), branch, err)
+	}
+	return c.Behind, nil
+}
+
+// contentCheck is what the content rule found for an apply.
+type contentCheck struct {
+	hash     string // the project's content hash at the apply's commit; "" for unprotected environments
+	accepted bool   // an admin accepted unreviewed files: the plan at the commit is applied as it is
+}
+
+// lockedFacts are the facts of an apply that the decision reads again under the lock.
+func (req Request) lockedFacts() deploy.Facts {
+	pr := req.Context.PR
+	return deploy.Facts{Step: deploy.StepLocked, Trigger: req.Trigger, User: req.User,
+		Request: deploy.Request{Accept: req.Accept},
+		PR:      deploy.PR{HeadSHA: pr.HeadSHA, BaseRef: pr.BaseRef, DefaultBranch: pr.Repo.DefaultBranch},
+		Target:  &deploy.Target{Env: deploy.EnvOf(req.Context.Env, req.Trigger), Name: req.Context.Env.Name, SHA: req.SHA, AtBranchHead: req.AtBranchHead}}
+}
+
+// protectedContent decides, holding the environment's lock, whether the environment may receive the commit
+// (deploy.StepLocked), reading the divergence and the content from the forge as the decision asks. It returns
+// the ending when the apply must stop.
+func (s *Sequence) protectedContent(ctx context.Context, forge vcs.Forge, req Request, f deploy.Facts) (contentCheck, *applyEnding) {
+	refuse := func(title, summary string) (contentCheck, *applyEnding) {
+		return contentCheck{}, &applyEnding{conclusion: vcs.StatusFailure, title: title, summary: summary, exitCode: -1, reason: title}
+	}
+	t := f.Target
+	for {
+		d := deploy.Decide(f)
+		switch d.Verdict {
+		case deploy.Apply:
+			check := contentCheck{accepted: d.Has(deploy.CodeContentAccepted)}
+			if t.Content != nil {
+				check.hash = t.Content.Hash
+			}
+			if check.accepted {
+				s.Log.Warn("applying content no approved plan covered, accepted by an admin", "env", req.Context.Env.Name, "user", req.User, "files", len(t.Content.Unreviewed), "hash", check.hash)
+			}
+			return check, nil
+		case deploy.Refuse:
+			return refuse(d.Reasons[0].Title, d.Reasons[0].Message)
+		}
+		switch d.Need {
+		case deploy.NeedBehind:
+			n, err := Behind(ctx, forge, req.Context.PR.Repo, req.Context.PR.BaseRef, req.SHA)
+			if err != nil {
+				return refuse("Could not compare with the deploy branch", err.Error())
+			}
+			t.Behind = &n
+		case deploy.NeedContent:
+			unreviewed, hash, err := s.unreviewedFiles(ctx, forge, req)
+			if err != nil {
+				return refuse("Could not compare the content with the last apply", err.Error()+"\n\nNothing was applied.")
+			}
+			t.Content = &deploy.ReviewedContent{Hash: hash, Unreviewed: unreviewed}
+		default:
+			return refuse("Could not decide", fmt.Sprintf("the deploy decision asked for %s (%s) under the lock", d.Need, d.Verdict))
+		}
+	}
+}
+
+// unreviewedFiles compares the project's files at the apply's commit with the environment's last applied content
+// and the approved plan's change, with trees read from the forge (never from the job). The first apply of an
+// environment has nothing to compare with: its plan covers the whole project.
+func (s *Sequence) unreviewedFiles(ctx context.Context, forge vcs.Forge, req Request) ([]string, string, error) {
+	repo, p := req.Context.PR.Repo, req.Plan
+	tree := func(sha string) (deploy.Files, error) {
+		t, err := forge.Tree(ctx, repo, sha)
+		if err != nil {
+			return nil, fmt.Errorf("reading the files of %s: %w", prstate.Short(sha), err)
+		}
+		if t.Truncated {
+			return nil, fmt.Errorf("the forge's file list of %s is truncated, so its content cannot be compared", prstate.Short(sha))
+		}
+		return t.Files, nil
+	}
+	target, err := tree(req.SHA)
+	if err != nil {
+		return nil, "", err
+	}
+	hash := deploy.ContentHash(req.Context.Project.Path, target)
+	last, err := s.Store.LastApplied(ctx, p.Forge, p.Repo, p.Project, req.Context.Env.Name)
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+		return nil, hash, nil
+	case err != nil:
+		return nil, "", err
+	case last.ContentHash == hash:
+		return nil, hash, nil // the same content as applied last (a re-apply, a squash of it)
+	}
+	c := deploy.Content{ProjectPath: req.Context.Project.Path, Target: target}
+	if c.LastApplied, err = tree(last.CommitSHA); err != nil {
+		return nil, "", err
+	}
+	if c.Planned, err = tree(p.HeadSHA); err != nil {
+		return nil, "", err
+	}
+	fork, err := forge.Compare(ctx, repo, p.BaseSHA, p.HeadSHA)
+	if err != nil {
+		return nil, "", fmt.Errorf("finding where the PR forked: %w", err)
+	}
+	if c.ForkPoint, err = tree(fork.MergeBase); err != nil {
+		return nil, "", err
+	}
+	return deploy.UnreviewedFiles(c), hash, nil
+}
+
+// AdvanceAppliedContent moves a protected environment's record of applied content to a merge that had nothing to
+// apply (a PR that changed no model: docs, CI files) when the PR's approval holds and the merge adds nothing
+// else: the environment's state is then what the merged content says, and the next apply is not refused for
+// files that were reviewed here. Best effort: without it the next apply names those files.
+func (s *Sequence) AdvanceAppliedContent(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, sha, merger string) {
+	if !pc.NeedsApproval() {
+		return
+	}
+	if _, err := s.Store.LastApplied(ctx, p.Forge, p.Repo, p.Project, pc.Env.Name); err != nil {
+		return // never applied by the bot: the first apply covers the whole project anyway
+	}
+	res, err := s.Approvals.Evaluate(ctx, forge, p, pc)
+	if err != nil || !res.Approved {
+		return
+	}
+	req := Request{Plan: p, Context: pc, SHA: sha, User: merger, Trigger: repoconfig.ApplyOnMerge}
+	unreviewed, hash, err := s.unreviewedFiles(ctx, forge, req)
+	if err != nil || len(unreviewed) > 0 {
+		return
+	}
+	if err := s.Store.RecordApplied(ctx, db.AppliedContent{Forge: p.Forge, Repo: p.Repo, Project: p.Project,
+		Environment: pc.Env.Name, CommitSHA: sha, ContentHash: hash, PlanID: p.ID, AppliedAt: time.Now()}); err != nil {
+		s.Log.Warn("recording reviewed content", "env", pc.Env.Name, "err", err)
+	}
+}
+
+// Recover ends an apply a previous process left unfinished. An apply is not re-run by itself: a person
+// asked for it at a moment, and much may have changed since. It fails with a clear message, its lock is
+// released, and `/dagctl apply` resumes it (sqlmesh skips the intervals it already computed).
+func (s *Sequence) Recover(ctx context.Context, p db.Plan, pc prstate.PlanContext, run db.Run) error {
+	forge, ok := s.Forges(p.Forge)
+	if !ok {
+		return fmt.Errorf("no forge %q", p.Forge)
+	}
+	const why = "interrupted: the bot restarted while this apply ran"
+	if _, err := s.Store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunFailed, Reason: why}); err != nil {
+		return err
+	}
+	if held, ok, err := s.Store.Holder(ctx, p.Forge, p.Repo, p.Environment); err == nil && ok && held.Owner.PlanID == p.ID {
+		if _, _, err := s.Store.ForceUnlock(ctx, p.Forge, p.Repo, p.Environment); err != nil {
+			return err
+		}
+	}
+	// The check run is updated by its stored id, so the commit here only names it.
+	req := Request{Plan: p, Context: pc, SHA: p.HeadSHA}
+	if err := s.reportApply(ctx, forge, req, run.ID, vcs.StatusFailure,
+		"Interrupted: comment `/dagctl apply` to resume", "The bot restarted while this apply ran. Completed intervals are kept; applying again resumes where it stopped."); err != nil {
+		return err
+	}
+	unlock := s.Locks.Lock(pc.PR.Repo, pc.PR.Number)
+	defer unlock()
+	return s.Report.Sticky(ctx, forge, pc.PR, "")
+}

@@ -1,0 +1,228 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
+	"github.com/dagctl/dagctl-bot/internal/bot/report"
+	"github.com/dagctl/dagctl-bot/internal/command"
+	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/jobs"
+	"github.com/dagctl/dagctl-bot/internal/plan"
+	"github.com/dagctl/dagctl-bot/internal/repoconfig"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
+)
+
+func (h *Handlers) PullRequest(ctx context.Context, forge vcs.Forge, ev vcs.PullRequestEvent) error {
+	switch ev.Action {
+	case vcs.PROpened, vcs.PRReopened, vcs.PRPushed, vcs.PRReady:
+		return h.planPR(ctx, forge, ev.PR, ev.Sender, nil)
+	case vcs.PRClosed:
+		return h.closePR(ctx, forge, ev.PR, "the PR was closed")
+	case vcs.PRMerged:
+		if err := h.closePR(ctx, forge, ev.PR, "the PR was merged"); err != nil {
+			return err
+		}
+		return h.applyOnMerge(ctx, forge, ev.PR, ev.Sender)
+	}
+	return vcs.ErrIgnored
+}
+
+// planPR plans a PR's head: automatically (cmd nil) or for a `/dagctl plan` command. pr is fresh from the forge
+// and its HeadSHA is what the jobs check out, so a command pinned to a commit runs exactly that commit. Older
+// heads' plans become stale first, so their jobs stop and their checks end.
+func (h *Handlers) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, trigger string, cmd *command.Command) error {
+	unlock := h.Locks.Lock(pr.Repo, pr.Number)
+	defer unlock()
+
+	if cmd != nil {
+		if refusal := PinRefusal(pr, *cmd); refusal != "" {
+			return h.Report.ReplyError(ctx, forge, pr, refusal)
+		}
+	}
+	if err := h.supersede(ctx, forge, pr); err != nil {
+		return err
+	}
+	cfg, present, err := h.loadConfig(ctx, forge, pr)
+	var cfgErr *ConfigError
+	switch {
+	case errors.As(err, &cfgErr):
+		return h.Report.WriteSticky(ctx, forge, pr, report.StickyInput{ConfigError: cfgErr.Error()})
+	case err != nil:
+		return err
+	case !present && cmd == nil:
+		return vcs.ErrIgnored // the repository has not opted in
+	}
+
+	var targets []Target
+	var note string
+	if cmd == nil {
+		targets, note = AutoTargets(cfg, pr)
+	} else {
+		if targets, err = CommandTargets(cfg, pr, cmd.Env); err != nil {
+			return h.Report.ReplyError(ctx, forge, pr, err.Error())
+		}
+	}
+	var flags plan.Flags
+	if cmd != nil {
+		flags = cmd.Flags
+	}
+	existing, err := h.Store.ListPlansByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
+	if err != nil {
+		return err
+	}
+	for _, t := range targets {
+		if cmd == nil && hasPlanFor(existing, pr.HeadSHA, t, flags) {
+			continue // a replayed event: this head is planned already
+		}
+		if err := h.startPlan(ctx, forge, pr, cfg, t, flags, trigger); err != nil {
+			return err
+		}
+	}
+	return h.Report.Sticky(ctx, forge, pr, note)
+}
+
+// hasPlanFor reports whether the head already has a plan for the target with these flags that is not
+// cancelled or failed (a replayed delivery must not plan twice).
+func hasPlanFor(plans []db.Plan, head string, t Target, flags plan.Flags) bool {
+	for _, p := range plans {
+		if p.HeadSHA == head && p.Project == t.Project.Name && p.Environment == t.Env.Name &&
+			reflect.DeepEqual(normFlags(p.Flags), normFlags(flags)) &&
+			p.Status != plan.StatusCancelled && p.Status != plan.StatusFailed {
+			return true
+		}
+	}
+	return false
+}
+
+func normFlags(f plan.Flags) plan.Flags {
+	if len(f.RestateModels) == 0 {
+		f.RestateModels = nil
+	}
+	return f
+}
+
+// startPlan stores a queued plan, creates its check run and starts its job.
+func (h *Handlers) startPlan(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, cfg repoconfig.Config, t Target, flags plan.Flags, trigger string) error {
+	pc := prstate.PlanContext{PR: pr, Project: t.Project, Env: t.Env, MultiProject: len(cfg.Projects) > 1, Job: cfg.Job,
+		PREnvironment: pr.Number != 0 && t.Env.Name == cfg.PREnvironmentFor(pr.Number)}
+	raw, err := json.Marshal(pc)
+	if err != nil {
+		return err
+	}
+	p, err := h.Store.CreatePlan(ctx, db.Plan{
+		Forge: pr.Repo.Forge, Repo: pr.Repo.FullName(), PR: pr.Number,
+		Project: t.Project.Name, Environment: t.Env.Name,
+		HeadSHA: pr.HeadSHA, BaseSHA: pr.BaseSHA, TriggerUser: trigger,
+		Flags: flags, Status: plan.StatusQueued, Context: raw,
+	})
+	if err != nil {
+		return err
+	}
+	run, _, err := h.Store.CreateRun(ctx, p.ID, jobs.KindPlan, h.ExecutorName)
+	if err != nil {
+		return err
+	}
+	if err := h.Report.PlanStatus(ctx, forge, p, pc, run.ID); err != nil {
+		return err
+	}
+	h.Runner.Launch(p, pc, run)
+	return nil
+}
+
+// supersede marks plans of older heads stale, cancels their jobs and ends their checks.
+func (h *Handlers) supersede(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) error {
+	changes, err := h.Store.MarkStale(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number, pr.HeadSHA)
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		p := c.Plan
+		h.Runner.CancelPlanRuns(ctx, p.ID)
+		if c.From.Final() {
+			continue // its check already ended, on its own (older) commit
+		}
+		pc, err := prstate.DecodeContext(p)
+		if err != nil {
+			h.Log.Error("stale plan", "err", err)
+			continue
+		}
+		if err := h.Report.PlanStatus(ctx, forge, p, pc, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// closePR stops everything of a closed or merged PR (or of a `/dagctl cancel`): queued and running plans are
+// cancelled and their checks end; running applies are cancelled (they end their checks and release their locks
+// themselves); locks the PR still holds are released.
+func (h *Handlers) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, why string) error {
+	unlock := h.Locks.Lock(pr.Repo, pr.Number)
+	defer unlock()
+	plans, err := h.Store.ListPlansByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
+	if err != nil {
+		return err
+	}
+	for _, p := range plans {
+		if p.Status.Final() {
+			if !pr.Merged {
+				h.Runner.CancelPlanRuns(ctx, p.ID) // a running apply: a merge lets it finish, a close or cancel stops it
+			}
+			continue
+		}
+		h.Runner.CancelPlanRuns(ctx, p.ID)
+		p, err = h.Store.SetPlanResult(ctx, p.ID, db.PlanResult{Status: plan.StatusCancelled, Error: "Cancelled: " + why + "."})
+		if err != nil {
+			h.Log.Warn("cancelling plan", "plan", p.ID, "err", err)
+			continue
+		}
+		pc, err := prstate.DecodeContext(p)
+		if err != nil {
+			continue
+		}
+		if err := h.Report.PlanStatus(ctx, forge, p, pc, prstate.LatestRun(ctx, h.Store, p.ID)); err != nil {
+			return err
+		}
+	}
+	if pr.State == "closed" && !pr.Merged {
+		h.removePREnvironments(plans)
+	}
+	if pr.State == "closed" || pr.Merged {
+		locks, err := h.Store.LocksHeldByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
+		if err != nil {
+			return err
+		}
+		for _, l := range locks {
+			if h.Runner.HasActiveRun(l.Owner.PlanID) {
+				continue // its apply is stopping or finishing, and releases the lock itself
+			}
+			if err := h.Store.Unlock(ctx, l.Forge, l.Repo, l.Environment, l.Owner); err != nil {
+				h.Log.Warn("releasing a closed PR's lock", "env", l.Environment, "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+// removePREnvironments invalidates the per-PR environments of a closed PR (`sqlmesh invalidate`), in the
+// background: sqlmesh's janitor then drops them. Best effort: a failure is logged, and the janitor's TTL for
+// environments removes what is left.
+func (h *Handlers) removePREnvironments(plans []db.Plan) {
+	seen := map[string]bool{}
+	for _, p := range plans {
+		pc, err := prstate.DecodeContext(p)
+		if err != nil || !pc.PREnvironment || seen[p.Project+"/"+p.Environment] {
+			continue
+		}
+		seen[p.Project+"/"+p.Environment] = true
+		h.Runner.InBackground(p.ID, 0, nil, func(ctx context.Context) {
+			if err := h.Runner.Invalidate(ctx, p, pc); err != nil {
+				h.Log.Warn("removing a PR environment", "env", pc.Env.Name, "err", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,553 @@
+package jobrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
+	"github.com/dagctl/dagctl-bot/internal/bot/report"
+	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/jobs"
+	"github.com/dagctl/dagctl-bot/internal/plan"
+	"github.com/dagctl/dagctl-bot/internal/repoconfig"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
+)
+
+// Runner runs the bot's jobs: plan jobs (started now, or followed after a restart) and the steps of applies,
+// bounded by the job slots, cancellable by plan, and tracked so that Wait and Shutdown wait for them.
+type Runner struct {
+	Config
+	slots chan struct{} // bounds concurrent jobs
+
+	mu      sync.Mutex
+	redact  *jobs.Redactor
+	running map[int64]*runningJob // by run id
+	wg      sync.WaitGroup
+	closed  bool
+}
+
+// Config is what a Runner needs.
+type Config struct {
+	Store    prstate.Store
+	Forges   func(name string) (vcs.Forge, bool)
+	Executor jobs.Executor
+	// ExecutorName is stored with each run ("local", "kubernetes").
+	ExecutorName string
+	Jobs         JobSettings
+	Report       *report.Reporter
+	Locks        *prstate.PRLocks
+	Log          *slog.Logger
+	MaxJobs      int
+	// Secrets are masked in every stored log line (the bot's own credentials, as a last line of defence).
+	Secrets []string
+}
+
+// New returns a Runner.
+func New(c Config) *Runner {
+	return &Runner{Config: c, slots: make(chan struct{}, c.MaxJobs), redact: jobs.NewRedactor(c.Secrets...), running: map[int64]*runningJob{}}
+}
+
+// LogFlushInterval is how often a running job's output reaches the store (and so the log page).
+const LogFlushInterval = 250 * time.Millisecond
+
+type runningJob struct {
+	planID int64
+	handle jobs.Handle // nil until the executor has started it
+	cancel bool        // cancelled before the executor started it
+}
+
+// Launch runs a plan's job in the background, bounded by the bot's job slots.
+func (r *Runner) Launch(p db.Plan, pc prstate.PlanContext, run db.Run) {
+	r.InBackground(p.ID, run.ID, nil, func(ctx context.Context) {
+		if err := r.executePlan(ctx, p, pc, run, nil); err != nil {
+			r.Log.Error("plan run not reported", "plan", p.ID, "run", run.ID, "err", err)
+		}
+	})
+}
+
+// InBackground runs a run's work in a goroutine the bot tracks: Wait and Shutdown wait for it, and
+// CancelPlanRuns reaches its job. It reports false when the bot is shutting down and nothing was started (the
+// run stays queued in the store, and a restarted bot picks it up). The work outlives the event that started it:
+// it is stopped by cancelling its job, not by the delivery's context. Work without a run (runID 0) is waited
+// for but cannot be cancelled.
+func (r *Runner) InBackground(planID, runID int64, handle jobs.Handle, work func(ctx context.Context)) bool {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return false
+	}
+	if runID != 0 {
+		r.running[runID] = &runningJob{planID: planID, handle: handle}
+	}
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go func() {
+		defer r.wg.Done()
+		if runID != 0 {
+			defer func() {
+				r.mu.Lock()
+				delete(r.running, runID)
+				r.mu.Unlock()
+			}()
+		}
+		work(context.Background())
+	}()
+	return true
+}
+
+// CancelPlanRuns stops the plan's running or waiting jobs.
+func (r *Runner) CancelPlanRuns(ctx context.Context, planID int64) {
+	r.mu.Lock()
+	var handles []jobs.Handle
+	for _, rj := range r.running {
+		if rj.planID != planID {
+			continue
+		}
+		rj.cancel = true
+		if rj.handle != nil {
+			handles = append(handles, rj.handle)
+		}
+	}
+	r.mu.Unlock()
+	for _, h := range handles {
+		if err := h.Cancel(ctx); err != nil {
+			r.Log.Warn("cancelling a job", "plan", planID, "err", err)
+		}
+	}
+}
+
+// Abandoned reports whether a job ended only because this process is stopping (the executor killed or let go
+// of it), not because anyone cancelled it or it ended by itself. Such a run is left unfinished in the store:
+// the next process re-attaches to it (a Kubernetes Job goes on) or runs it again (a local process died with
+// this one), so a restart never shows up as a cancelled check.
+func (r *Runner) Abandoned(runID int64, res jobs.Result, err error) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed {
+		return false
+	}
+	if rj, ok := r.running[runID]; ok && rj.cancel {
+		return false
+	}
+	return err != nil || res.Reason == jobs.ReasonCancelled
+}
+
+// IsClosed reports whether the runner is shutting down.
+func (r *Runner) IsClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
+// HasActiveRun reports whether this process runs a job (or waits to) for the plan.
+func (r *Runner) HasActiveRun(planID int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rj := range r.running {
+		if rj.planID == planID {
+			return true
+		}
+	}
+	return false
+}
+
+// Cancelled reports whether the run was cancelled (it may still be waiting for its job to stop).
+func (r *Runner) Cancelled(runID int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rj, ok := r.running[runID]
+	return ok && rj.cancel
+}
+
+// executePlan runs one plan job and reports it: check in progress, the job with its log streamed to the store,
+// the outcome stored, the check completed and the sticky comment updated. With attached set, the job was
+// started by a previous process of the bot and is followed to its end.
+func (r *Runner) executePlan(ctx context.Context, p db.Plan, pc prstate.PlanContext, run db.Run, attached *attachedJob) error {
+	forge, ok := r.Forges(p.Forge)
+	if !ok {
+		return fmt.Errorf("no forge %q", p.Forge)
+	}
+	var outcome PlanOutcome
+	if attached == nil {
+		var started bool
+		var err error
+		if outcome, started, err = r.runPlanJob(ctx, forge, p, pc, run); err != nil || !started {
+			return err
+		}
+	} else {
+		outcome = r.waitPlanJob(ctx, run, attached)
+		if attached.release != nil {
+			attached.release()
+		}
+	}
+	if outcome.abandoned {
+		r.Log.Info("left a plan run for the next start", "plan", p.ID, "run", run.ID)
+		return nil
+	}
+	done, err := r.Store.SetPlanResult(ctx, p.ID, db.PlanResult{Status: outcome.Status, Summary: outcome.Summary, Error: outcome.Error})
+	if err != nil {
+		// The plan went stale or was cancelled while its job ran: its check was ended then.
+		if latest, gerr := r.Store.GetPlan(ctx, p.ID); gerr == nil && latest.Status.Final() {
+			return nil
+		}
+		return err
+	}
+	unlock := r.Locks.Lock(pc.PR.Repo, pc.PR.Number)
+	defer unlock()
+	if err := r.Report.FinishedPlan(ctx, forge, done, pc, run.ID); err != nil {
+		return err
+	}
+	if pc.PR.Number == 0 {
+		return nil // a pushed commit has its check only
+	}
+	return r.Report.Sticky(ctx, forge, pc.PR, "")
+}
+
+// runPlanJob starts the plan's job when a job slot is free and waits for it. It reports false when nothing was
+// started: the bot is stopping (the run stays queued for the next start), or the plan was superseded or
+// cancelled while it waited (its check was ended by whoever did that).
+func (r *Runner) runPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, run db.Run) (PlanOutcome, bool, error) {
+	// A job slot is held while the job runs, and only then: the forge's writes (rate-limited and spaced per
+	// installation) must not keep other jobs waiting.
+	r.slots <- struct{}{}
+	defer func() { <-r.slots }()
+	if r.IsClosed() {
+		return PlanOutcome{}, false, nil
+	}
+	current, err := r.Store.GetPlan(ctx, p.ID)
+	if err != nil {
+		return PlanOutcome{}, false, err
+	}
+	if current.Status != plan.StatusQueued || r.Cancelled(run.ID) {
+		_, err := r.Store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunCancelled, Reason: jobs.ReasonCancelled})
+		return PlanOutcome{}, false, err
+	}
+	if p, err = r.Store.SetPlanStatus(ctx, p.ID, plan.StatusRunning); err != nil {
+		return PlanOutcome{}, false, err
+	}
+	job, err := r.startPlanJob(ctx, forge, p, pc, run)
+	if err != nil {
+		return r.failRun(ctx, run.ID, err.Error()), true, nil
+	}
+	// The job runs while its check says so. Under the PR's lock, and only if the plan is still running: a close
+	// or a push may have ended it (and its check) meanwhile, and must not be overwritten.
+	unlock := r.Locks.Lock(pc.PR.Repo, pc.PR.Number)
+	if cur, err := r.Store.GetPlan(ctx, p.ID); err == nil && cur.Status == plan.StatusRunning {
+		if err := r.Report.PlanStatus(ctx, forge, cur, pc, run.ID); err != nil {
+			r.Log.Warn("reporting a running plan", "plan", p.ID, "err", err)
+		}
+	}
+	unlock()
+	return r.waitPlanJob(ctx, run, job), true, nil
+}
+
+// attachedJob is a job and its log writer, started now or found again after a restart.
+type attachedJob struct {
+	handle jobs.Handle
+	log    *db.RunLogWriter
+	// release gives back the job slot a followed job holds (nil for a job started now: its starter holds it).
+	release func()
+}
+
+// waitPlanJob waits for a plan job (started now, or followed after a restart) and interprets it. Every failure
+// becomes an outcome: the check must always end. The result is read back from the stored log, so that a job
+// followed after a restart is interpreted from everything it printed, before and after the restart.
+func (r *Runner) waitPlanJob(ctx context.Context, run db.Run, job *attachedJob) PlanOutcome {
+	res, err := job.handle.Wait(ctx)
+	if cerr := job.log.Close(context.Background()); cerr != nil {
+		r.Log.Warn("storing a run's log", "run", run.ID, "err", cerr)
+	}
+	if r.Abandoned(run.ID, res, err) {
+		return PlanOutcome{abandoned: true}
+	}
+	if err != nil {
+		return r.failRun(ctx, run.ID, fmt.Sprintf("Lost the job: %v", err))
+	}
+	if _, err := r.Store.FinishRun(ctx, run.ID, db.RunResultFrom(res)); err != nil {
+		r.Log.Warn("recording a finished run", "run", run.ID, "err", err)
+	}
+	stdout, tail, err := r.readRunOutput(ctx, run.ID)
+	if err != nil {
+		return PlanOutcome{Status: plan.StatusFailed, Error: fmt.Sprintf("Could not read the job's output: %v", err), Result: res}
+	}
+	return InterpretPlan(res, stdout, tail)
+}
+
+// failRun ends a run that could not run, and is the plan's failed outcome.
+func (r *Runner) failRun(ctx context.Context, runID int64, msg string) PlanOutcome {
+	if _, err := r.Store.FinishRun(ctx, runID, db.RunResultFrom(jobs.Result{ExitCode: -1, Reason: msg})); err != nil {
+		r.Log.Warn("recording a failed run", "run", runID, "err", err)
+	}
+	return PlanOutcome{Status: plan.StatusFailed, Error: msg}
+}
+
+// startPlanJob builds the plan job's spec and starts it, its output redacted into the run's log.
+func (r *Runner) startPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, run db.Run) (*attachedJob, error) {
+	token, err := forge.CloneToken(ctx, pc.PR.Repo)
+	if err != nil {
+		return nil, fmt.Errorf("Could not get a token to fetch the code: %v", err)
+	}
+	spec, refused, err := r.Jobs.Spec(JobRequest{
+		RunID: strconv.FormatInt(run.ID, 10), Kind: jobs.KindPlan, Config: pc.Config(), Project: pc.Project,
+		Env: pc.Env.Name, Flags: p.Flags,
+		// The base repository serves fork heads too (refs/pull/N/head); the token reads no fork.
+		Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: p.HeadSHA, Token: token},
+		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": p.HeadSHA},
+	})
+	if err != nil {
+		return nil, err
+	}
+	logw := r.Store.NewRunLogWriter(run.ID, LogFlushInterval)
+	sink := r.JobRedactor(token, pc.Job).Sink(logw.Sink)
+	if msg := DescribeRefused(refused); msg != "" {
+		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + msg})
+	}
+	h, err := r.Executor.Start(ctx, spec, sink)
+	if err != nil {
+		_ = logw.Close(context.Background())
+		return nil, fmt.Errorf("The job could not start: %v", err)
+	}
+	r.Started(ctx, run.ID, h)
+	return &attachedJob{handle: h, log: logw}, nil
+}
+
+// readRunOutput reads a run's stored log: its standard output (which holds the tool's result line) and the
+// last lines of everything, for failures.
+func (r *Runner) readRunOutput(ctx context.Context, runID int64) (stdout string, tail []string, err error) {
+	lines, err := r.Store.RunLog(ctx, runID)
+	if err != nil {
+		return "", nil, err
+	}
+	var out strings.Builder
+	t := NewTail(40)
+	for _, l := range lines {
+		if l.Stream == "stdout" {
+			out.WriteString(l.Text)
+			out.WriteByte('\n')
+		}
+		t.Add(l.Text)
+	}
+	return out.String(), t.Lines(), nil
+}
+
+// Started records a job the executor started, and cancels it at once if its plan was cancelled meanwhile.
+func (r *Runner) Started(ctx context.Context, runID int64, h jobs.Handle) {
+	r.mu.Lock()
+	cancel := false
+	if rj, ok := r.running[runID]; ok {
+		rj.handle = h
+		cancel = rj.cancel
+	}
+	r.mu.Unlock()
+	if _, err := r.Store.StartRun(ctx, runID, h.ID()); err != nil {
+		r.Log.Warn("recording a started run", "run", runID, "err", err)
+	}
+	if cancel {
+		_ = h.Cancel(ctx)
+	}
+}
+
+// RecoverPlanRun ends a plan run whose job is gone or never started, and plans again (a plan applies nothing, so
+// running it twice is harmless). It reports whether the plan was final already: then only its report is due.
+func (r *Runner) RecoverPlanRun(ctx context.Context, p db.Plan, pc prstate.PlanContext, run db.Run) (final bool, err error) {
+	if _, err := r.Store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunFailed, Reason: "interrupted: the bot restarted"}); err != nil {
+		return false, err
+	}
+	if p.Status.Final() {
+		return true, nil
+	}
+	if p.Status == plan.StatusRunning {
+		if p, err = r.Store.SetPlanStatus(ctx, p.ID, plan.StatusQueued); err != nil {
+			return false, err
+		}
+	}
+	next, _, err := r.Store.CreateRun(ctx, p.ID, jobs.KindPlan, r.ExecutorName)
+	if err != nil {
+		return false, err
+	}
+	r.Log.Info("re-running a plan interrupted by a restart", "plan", p.ID, "run", next.ID)
+	r.Launch(p, pc, next)
+	return false, nil
+}
+
+// Reattach follows a plan job a previous process started that the executor still runs (a Kubernetes Job). It
+// reports false when there is nothing to follow.
+func (r *Runner) Reattach(ctx context.Context, run db.Run) (bool, error) {
+	if run.Kind != jobs.KindPlan || run.ExecutorJobID == "" || run.Executor != r.ExecutorName {
+		return false, nil
+	}
+	p, err := r.Store.GetPlan(ctx, run.PlanID)
+	if err != nil {
+		return false, err
+	}
+	pc, err := prstate.DecodeContext(p)
+	if err != nil {
+		return false, err
+	}
+	logw := r.Store.NewRunLogWriter(run.ID, LogFlushInterval)
+	h, err := r.Executor.Attach(ctx, run.ExecutorJobID, r.JobRedactor("", pc.Job).Sink(logw.Sink))
+	if err != nil {
+		_ = logw.Close(ctx)
+		if errors.Is(err, jobs.ErrGone) {
+			return false, nil
+		}
+		return false, err
+	}
+	job := &attachedJob{handle: h, log: logw, release: func() {}}
+	// The job runs, so it counts against the job slots; with more still running than slots, the extra ones just
+	// keep the next jobs waiting longer.
+	select {
+	case r.slots <- struct{}{}:
+		job.release = sync.OnceFunc(func() { <-r.slots })
+	default:
+	}
+	r.follow(p, pc, run, job)
+	return true, nil
+}
+
+// follow reports a job started by a previous process, in the background.
+func (r *Runner) follow(p db.Plan, pc prstate.PlanContext, run db.Run, job *attachedJob) {
+	r.InBackground(p.ID, run.ID, job.handle, func(ctx context.Context) {
+		defer job.release() // also on the paths that end before the job does
+		if err := r.executePlan(ctx, p, pc, run, job); err != nil {
+			r.Log.Error("followed run not reported", "plan", p.ID, "run", run.ID, "err", err)
+		}
+	})
+}
+
+// Invalidate runs the framework's environment cleanup (`sqlmesh invalidate`) for a closed PR's environment.
+func (r *Runner) Invalidate(ctx context.Context, p db.Plan, pc prstate.PlanContext) error {
+	forge, ok := r.Forges(p.Forge)
+	if !ok {
+		return fmt.Errorf("no forge %q", p.Forge)
+	}
+	token, err := forge.CloneToken(ctx, pc.PR.Repo)
+	if err != nil {
+		return err
+	}
+	spec, _, err := r.Jobs.Spec(JobRequest{
+		RunID: fmt.Sprintf("invalidate-%d", p.ID), Kind: jobs.KindInvalidate, Config: pc.Config(), Project: pc.Project,
+		Env: pc.Env.Name, Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: p.HeadSHA, Token: token},
+		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": p.HeadSHA},
+	})
+	if err != nil {
+		return err
+	}
+	r.slots <- struct{}{}
+	defer func() { <-r.slots }()
+	tail := NewTail(20)
+	h, err := r.Executor.Start(ctx, spec, r.JobRedactor(token, pc.Job).Sink(func(l jobs.Line) { tail.Add(l.Text) }))
+	if err != nil {
+		return err
+	}
+	res, err := h.Wait(ctx)
+	if err != nil {
+		return err
+	}
+	if !res.Succeeded() {
+		return fmt.Errorf("sqlmesh invalidate %s: exit %d %s: %s", pc.Env.Name, res.ExitCode, res.Reason, strings.Join(tail.Lines(), " | "))
+	}
+	r.Log.Info("removed a closed PR's environment", "env", pc.Env.Name, "pr", p.PR)
+	return nil
+}
+
+// Step is one job of an apply, run under the apply's run: the verifying plan, or the apply itself.
+type Step struct {
+	Plan    db.Plan
+	Context prstate.PlanContext
+	RunID   int64
+	Kind    jobs.Kind
+	Name    string // "verify", "apply": in the job's id and its log
+	SHA     string // the commit to apply
+}
+
+// RunStep runs one job of an apply (the verifying plan, or the apply itself) at the apply's commit.
+func (r *Runner) RunStep(ctx context.Context, forge vcs.Forge, s Step, logw *db.RunLogWriter, onLine func(jobs.Line)) (jobs.Result, error) {
+	p, pc, runID, kind, step, sha := s.Plan, s.Context, s.RunID, s.Kind, s.Name, s.SHA
+	token, err := forge.CloneToken(ctx, pc.PR.Repo)
+	if err != nil {
+		return jobs.Result{}, fmt.Errorf("could not get a token to fetch the code: %w", err)
+	}
+	spec, refused, err := r.Jobs.Spec(JobRequest{
+		RunID: fmt.Sprintf("%d-%s", runID, step), Kind: kind, Config: pc.Config(), Project: pc.Project,
+		Env: pc.Env.Name, Flags: p.Flags,
+		Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: sha, Token: token},
+		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": sha},
+	})
+	if err != nil {
+		return jobs.Result{}, err
+	}
+	sink := r.JobRedactor(token, pc.Job).Sink(func(l jobs.Line) {
+		logw.Sink(l)
+		onLine(l)
+	})
+	sink(jobs.Line{Stream: "stderr", Text: fmt.Sprintf("dagctl: %s: %s", step, strings.Join(displayCommand(spec.Command), " "))})
+	if msg := DescribeRefused(refused); msg != "" {
+		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + msg})
+	}
+	r.slots <- struct{}{} // applies share the job slots with plans
+	defer func() { <-r.slots }()
+	if r.Cancelled(runID) {
+		return jobs.Result{ExitCode: -1, Reason: jobs.ReasonCancelled}, nil
+	}
+	h, err := r.Executor.Start(ctx, spec, sink)
+	if err != nil {
+		return jobs.Result{}, err
+	}
+	r.Started(ctx, runID, h)
+	return h.Wait(ctx)
+}
+
+// displayCommand shortens the embedded helper's source in a logged command line.
+func displayCommand(argv []string) []string {
+	out := append([]string(nil), argv...)
+	for i := range out {
+		if i > 0 && out[i-1] == "-c" && len(out[i]) > 80 {
+			out[i] = "<dagctl plan helper>"
+		}
+	}
+	return out
+}
+
+// AddSecrets masks more values in stored logs from now on (credentials the bot learns while it runs, such as
+// an app created through /setup).
+func (r *Runner) AddSecrets(secrets ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.redact = r.redact.With(secrets...)
+}
+
+func (r *Runner) redactor() *jobs.Redactor {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.redact
+}
+
+// JobRedactor masks a job's output of the bot's secrets, the job's clone token and the values the job is given.
+func (r *Runner) JobRedactor(token string, job repoconfig.Job) *jobs.Redactor {
+	return r.redactor().With(token).With(r.Jobs.Masked(job)...)
+}
+
+// Wait blocks until every job the bot started has finished and been reported.
+func (r *Runner) Wait() { r.wg.Wait() }
+
+// Shutdown stops accepting jobs and waits for running ones to be reported (or ctx to end).
+func (r *Runner) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
