@@ -20,11 +20,11 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/testutil"
 )
 
-// The uids of this package's tests: no other package's tests (which may run at the same time) use them.
-const (
-	testFirstUID = 21000
-	testJobGroup = 21999
-)
+// The uids of this package's tests: a block of 21000-21899 that no other test process on the machine uses (no
+// other package's tests use the range).
+var testFirstUID = uint32(testutil.UIDBlock(21000, 100, 9))
+
+const testJobGroup = 21999
 
 func testUsers(n uint32) *Users { return &Users{First: testFirstUID, Last: testFirstUID + n - 1} }
 
@@ -125,8 +125,8 @@ func TestIsolatedJobsRunningTogetherHaveUIDsOfTheirOwn(t *testing.T) {
 		require.Len(t, ids, 3, "uid, gid and the one group: %v", ids)
 		uid, err := strconv.Atoi(ids[0])
 		require.NoError(t, err)
-		assert.GreaterOrEqual(t, uid, testFirstUID)
-		assert.LessOrEqual(t, uid, testFirstUID+2)
+		assert.GreaterOrEqual(t, uid, int(testFirstUID))
+		assert.LessOrEqual(t, uid, int(testFirstUID)+2)
 		assert.Equal(t, ids[0], ids[1], "the job's group is its own")
 		assert.Equal(t, ids[0], ids[2], "and it has no other group (none of the bot's)")
 		uids[ids[0]] = true
@@ -200,7 +200,7 @@ func TestIsolatedJobDoesNotShareItsUIDWithALeftover(t *testing.T) {
 	res, rec := runJob(t, l, shellJob(testutil.TempDirForJobUsers(t), `id -u`))
 
 	require.True(t, res.Succeeded(), rec.joined())
-	assert.Equal(t, []string{strconv.Itoa(testFirstUID)}, rec.texts("stdout"))
+	assert.Equal(t, []string{strconv.Itoa(int(testFirstUID))}, rec.texts("stdout"))
 	assert.True(t, processGone(t, leftover.Process.Pid), "the job shared its uid with a process it did not start")
 }
 

@@ -98,7 +98,7 @@ func TestAPRsCodeCannotReachTheBotsDatabase(t *testing.T) {
 		info, err := os.Stat(filepath.Dir(w.dbPath))
 		require.NoError(t, err)
 		assert.Equal(t, fs.FileMode(0o700), info.Mode().Perm(), "the database's directory is the bot's alone")
-		assert.Contains(t, readyz(t, w), "jobs: isolated: each running job has a uid of its own (uids 22000-22099, group 22999)")
+		assert.Contains(t, readyz(t, w), fmt.Sprintf("jobs: isolated: each running job has a uid of its own (uids %d-%d, group %d)", worldFirstUID, worldLastUID, worldJobsGroup))
 		assert.Contains(t, w.logLines.String(), `msg="jobs are isolated: each running job has a uid of its own"`)
 	})
 }
@@ -223,7 +223,7 @@ func TestAnExplicitJobUIDRangeTheBotCannotUseIsAnError(t *testing.T) {
 	_, err := server.New(context.Background(), cfg, opts)
 
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "DAGCTL_JOB_UIDS=22000-22099: jobs run as other users and cannot reach "+filepath.Join(filepath.Dir(sqlmesh), "python"))
+	assert.Contains(t, err.Error(), fmt.Sprintf("DAGCTL_JOB_UIDS=%d-%d", worldFirstUID, worldLastUID)+": jobs run as other users and cannot reach "+filepath.Join(filepath.Dir(sqlmesh), "python"))
 
 	// auto runs the jobs as the bot's user instead, and says so.
 	var logs strings.Builder

@@ -51,11 +51,12 @@ type worldOptions struct {
 	configure func(w *world, cfg *serverconfig.Config, opts *server.Options)
 }
 
-// The uids of this package's jobs (no other package's tests use them), and the group they share the state in.
-const (
-	worldFirstUID  = 22000
-	worldLastUID   = 22099
-	worldJobsGroup = 22999
+// The uids of this package's jobs: a block of 22000-22899 no other test process on the machine uses (no other
+// package's tests use the range), and the group they share the state in.
+var (
+	worldFirstUID  = uint32(testutil.UIDBlock(22000, 100, 9))
+	worldLastUID   = worldFirstUID + 99
+	worldJobsGroup = uint32(22999)
 )
 
 // isolatedJobs reports whether the world's jobs run as users of their own, as a bot running as root does.
