@@ -208,9 +208,9 @@ func (h *Handlers) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequ
 	return nil
 }
 
-// removePREnvironments invalidates the per-PR environments of a closed PR (`sqlmesh invalidate`), in the
-// background: sqlmesh's janitor then drops them. Best effort: a failure is logged, and the janitor's TTL for
-// environments removes what is left.
+// removePREnvironments cleans up the per-PR environments of a closed PR with their framework's cleanup
+// (sqlmesh: `invalidate`, after which its janitor drops them), in the background. Best effort: a failure is
+// logged, and the tool's own expiry of environments removes what is left.
 func (h *Handlers) removePREnvironments(plans []db.Plan) {
 	seen := map[string]bool{}
 	for _, p := range plans {
@@ -220,7 +220,7 @@ func (h *Handlers) removePREnvironments(plans []db.Plan) {
 		}
 		seen[p.Project+"/"+p.Environment] = true
 		h.Runner.InBackground(p.ID, 0, nil, func(ctx context.Context) {
-			if err := h.Runner.Invalidate(ctx, p, pc); err != nil {
+			if err := h.Runner.CleanUpEnvironment(ctx, p, pc); err != nil {
 				h.Log.Warn("removing a PR environment", "env", pc.Env.Name, "err", err)
 			}
 		})
