@@ -65,6 +65,10 @@ func (h *Handlers) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullReque
 		if targets, err = CommandTargets(cfg, pr, cmd.Env); err != nil {
 			return h.Report.ReplyError(ctx, forge, pr, err.Error())
 		}
+		// Flags a planned project's framework does not take are the command's mistake, not a failed job.
+		if err := h.Runner.Jobs.Frameworks.CheckPlanFlags(projectsOf(targets), cmd.Flags); err != nil {
+			return h.Report.ReplyError(ctx, forge, pr, err.Error()+"\n\n"+command.Usage)
+		}
 	}
 	var flags plan.Flags
 	if cmd != nil {
@@ -83,6 +87,19 @@ func (h *Handlers) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullReque
 		}
 	}
 	return h.Report.Sticky(ctx, forge, pr, note)
+}
+
+// projectsOf are the targets' projects, each once.
+func projectsOf(targets []Target) []repoconfig.Project {
+	var out []repoconfig.Project
+	seen := map[string]bool{}
+	for _, t := range targets {
+		if !seen[t.Project.Name] {
+			seen[t.Project.Name] = true
+			out = append(out, t.Project)
+		}
+	}
+	return out
 }
 
 // hasPlanFor reports whether the head already has a plan for the target with these flags that is not
