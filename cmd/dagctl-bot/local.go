@@ -152,7 +152,7 @@ func runPlanCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	cfg, settings, executor := run.cfg, run.settings, run.executor
+	cfg := run.cfg
 
 	var envs []string
 	if f.env != "" {
@@ -168,47 +168,8 @@ func runPlanCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	view := comments.View{Repo: filepath.Base(mustAbs(f.repo))}
 	failed := false
 	for _, env := range envs {
-		envCfg, _ := cfg.Environment(env)
 		for _, project := range cfg.Projects {
-			var spec jobs.Spec
-			var refused []jobs.Refused
-			fw, err := settings.Frameworks.For(project)
-			if err == nil {
-				spec, refused, err = settings.Spec(framework.JobRequest{
-					RunID: "local", Kind: jobs.KindPlan, Config: cfg, Project: project, Env: env,
-					Flags: f.planFlags(), Source: jobs.Source{Dir: mustAbs(f.repo)},
-				})
-			}
-			section := comments.Section{
-				Environment:    env,
-				ApplyByComment: envCfg.AppliesOn(repoconfig.ApplyOnComment),
-				ApplyOnMerge:   envCfg.AppliesOn(repoconfig.ApplyOnMerge),
-			}
-			if len(cfg.Projects) > 1 {
-				section.Project = project.Name
-			}
-			if err != nil {
-				section.State, section.Error = comments.StatePlanFailed, err.Error()
-				view.Sections = append(view.Sections, section)
-				failed = true
-				continue
-			}
-			if msg := framework.DescribeRefused(refused); msg != "" {
-				fmt.Fprintln(stderr, msg)
-			}
-			sink := func(l jobs.Line) {
-				if !f.quiet {
-					fmt.Fprintln(stderr, l.Text)
-				}
-			}
-			logTail := framework.NewTail(40)
-			out, res, err := framework.RunJob(ctx, executor, spec, func(l jobs.Line) { logTail.Add(l.Text); sink(l) }, nil)
-			if err != nil {
-				section.State, section.Error = comments.StatePlanFailed, err.Error()
-			} else {
-				o := framework.InterpretPlan(fw, res, out, logTail.Lines())
-				section.State, section.Summary, section.Error = comments.StateOf(o.Status), o.Summary, o.Error
-			}
+			section := f.planProject(ctx, run, env, project, stderr)
 			if section.State == comments.StatePlanFailed || section.State == comments.StateCancelled {
 				failed = true
 			}
@@ -222,6 +183,50 @@ func runPlanCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		return 1
 	}
 	return 0
+}
+
+// planProject plans one project for env with its framework, as the section a pull request would show.
+func (f *localFlags) planProject(ctx context.Context, run localRun, env string, project repoconfig.Project, stderr io.Writer) comments.Section {
+	envCfg, _ := run.cfg.Environment(env)
+	section := comments.Section{
+		Environment:    env,
+		ApplyByComment: envCfg.AppliesOn(repoconfig.ApplyOnComment),
+		ApplyOnMerge:   envCfg.AppliesOn(repoconfig.ApplyOnMerge),
+	}
+	if len(run.cfg.Projects) > 1 {
+		section.Project = project.Name
+	}
+	fail := func(err error) comments.Section {
+		section.State, section.Error = comments.StatePlanFailed, err.Error()
+		return section
+	}
+	fw, err := run.settings.Frameworks.For(project)
+	if err != nil {
+		return fail(err)
+	}
+	spec, refused, err := run.settings.Spec(framework.JobRequest{
+		RunID: "local", Kind: jobs.KindPlan, Config: run.cfg, Project: project, Env: env,
+		Flags: f.planFlags(), Source: jobs.Source{Dir: mustAbs(f.repo)},
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if msg := framework.DescribeRefused(refused); msg != "" {
+		fmt.Fprintln(stderr, msg)
+	}
+	logTail := framework.NewTail(40)
+	out, res, err := framework.RunJob(ctx, run.executor, spec, func(l jobs.Line) {
+		logTail.Add(l.Text)
+		if !f.quiet {
+			fmt.Fprintln(stderr, l.Text)
+		}
+	}, nil)
+	if err != nil {
+		return fail(err)
+	}
+	o := framework.InterpretPlan(fw, res, out, logTail.Lines())
+	section.State, section.Summary, section.Error = comments.StateOf(o.Status), o.Summary, o.Error
+	return section
 }
 
 // runApplyCommand implements `dagctl-bot apply`: each project's framework's apply command (sqlmesh: `sqlmesh
