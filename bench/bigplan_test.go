@@ -12,7 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/dagctl/dagctl-bot/internal/planner"
+	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh/planner"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
 )
 
@@ -21,7 +21,7 @@ import (
 const bigPlanModels = 10_000
 
 // bigPlanCapture is the real job output the synthetic plan is scaled up from.
-var bigPlanCapture = filepath.Join(testutil.RepoRoot(), "internal", "planner", "testdata", "non_breaking.out")
+var bigPlanCapture = filepath.Join(testutil.RepoRoot(), "internal", "framework", "sqlmesh", "planner", "testdata", "non_breaking.out")
 
 var bigPlan struct {
 	once sync.Once

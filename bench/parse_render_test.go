@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dagctl/dagctl-bot/internal/comments"
+	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh/planner"
 	"github.com/dagctl/dagctl-bot/internal/plan"
-	"github.com/dagctl/dagctl-bot/internal/planner"
 )
 
 // BenchmarkParseRender10k parses a 10,000-model plan job's output and renders the sticky comment (GitHub's

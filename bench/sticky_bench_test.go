@@ -20,7 +20,7 @@ import (
 
 	"github.com/dagctl/dagctl-bot/bench/internal/stats"
 	"github.com/dagctl/dagctl-bot/internal/comments"
-	"github.com/dagctl/dagctl-bot/internal/planner"
+	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh/planner"
 	"github.com/dagctl/dagctl-bot/internal/server"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
 )

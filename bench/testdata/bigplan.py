@@ -2,9 +2,9 @@
 
 Usage: python bigplan.py HELPER_SOURCE CAPTURED_OUT MODELS
 
-HELPER_SOURCE is the bot's embedded helper (internal/planner/sqlmesh_plan.py); its own emit() prints the result,
+HELPER_SOURCE is the bot's embedded helper (internal/framework/sqlmesh/planner/sqlmesh_plan.py); its own emit() prints the result,
 so the chunking into `::dagctl-plan:: part I/N` lines is the real one. CAPTURED_OUT is a real job output
-(internal/planner/testdata/*.out). Every model of the captured plan is replicated, renamed NAME_00000,
+(internal/framework/sqlmesh/planner/testdata/*.out). Every model of the captured plan is replicated, renamed NAME_00000,
 NAME_00001, ..., until the plan holds MODELS models; the explain tree is replicated the same way. The human part
 of the output is the captured one, with the replicated explain tree in place of the captured tree.
 """

@@ -11,11 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/dagctl/dagctl-bot/internal/bot"
 	"github.com/dagctl/dagctl-bot/internal/comments"
+	"github.com/dagctl/dagctl-bot/internal/framework"
+	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/plan"
-	"github.com/dagctl/dagctl-bot/internal/planner"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 )
 
@@ -49,8 +49,9 @@ func (f *localFlags) planFlags() plan.Flags {
 	return plan.Flags{ForwardOnly: f.forwardOnly, RestateModels: f.restate, Start: f.start, End: f.end}
 }
 
-// loadRepoConfig reads the working tree's config, or the defaults when it has none.
-func loadRepoConfig(repo string) (repoconfig.Config, error) {
+// loadRepoConfig reads the working tree's config, or the defaults when it has none; a job.setup step setup
+// does not allow is an error at its line, as on a PR.
+func loadRepoConfig(repo string, setup repoconfig.SetupAllowlist) (repoconfig.Config, error) {
 	data, err := os.ReadFile(filepath.Join(repo, repoconfig.Path))
 	if errors.Is(err, os.ErrNotExist) {
 		return repoconfig.Default(), nil
@@ -58,7 +59,7 @@ func loadRepoConfig(repo string) (repoconfig.Config, error) {
 	if err != nil {
 		return repoconfig.Config{}, err
 	}
-	return repoconfig.Parse(repoconfig.Path, data)
+	return repoconfig.ParseWithRules(repoconfig.Path, data, repoconfig.Rules{RefuseSetup: setup.Refuse})
 }
 
 // sqlmeshPython finds the interpreter that has sqlmesh, from DAGCTL_SQLMESH (the sqlmesh executable; default
@@ -86,13 +87,17 @@ func sqlmeshPython(getenv func(string) string) (string, error) {
 // localRun is what `plan` and `apply` need: the working tree's config, the job settings and an executor.
 type localRun struct {
 	cfg      repoconfig.Config
-	settings bot.JobSettings
+	settings framework.JobSettings
 	executor *jobs.Local
 }
 
 // prepare reads the config (checking the environment, when one is named) and sets up the local executor.
 func (f *localFlags) prepare() (localRun, error) {
-	cfg, err := loadRepoConfig(f.repo)
+	settings, err := localSettings()
+	if err != nil {
+		return localRun{}, err
+	}
+	cfg, err := loadRepoConfig(f.repo, settings.Setup)
 	if err != nil {
 		return localRun{}, err
 	}
@@ -100,10 +105,6 @@ func (f *localFlags) prepare() (localRun, error) {
 		if _, ok := cfg.Environment(f.env); !ok {
 			return localRun{}, fmt.Errorf("environment %q is not in %s (it has %s)", f.env, repoconfig.Path, envNames(cfg))
 		}
-	}
-	settings, err := localSettings()
-	if err != nil {
-		return localRun{}, err
 	}
 	settings.ExecutionTime = f.executionTime
 	executor, err := jobs.NewLocal(jobs.LocalOptions{})
@@ -113,15 +114,25 @@ func (f *localFlags) prepare() (localRun, error) {
 	return localRun{cfg: cfg, settings: settings, executor: executor}, nil
 }
 
-func localSettings() (bot.JobSettings, error) {
+// localSettings are the job settings of `plan` and `apply`, from the same variables `serve` reads.
+func localSettings() (framework.JobSettings, error) {
 	python, err := sqlmeshPython(os.Getenv)
 	if err != nil {
-		return bot.JobSettings{}, err
+		return framework.JobSettings{}, err
 	}
-	return bot.JobSettings{
-		SQLMesh: planner.SQLMesh{Python: python},
-		Allowed: jobs.ParseNames(os.Getenv("DAGCTL_JOB_ENV")),
-		BotEnv:  jobs.EnvMap(os.Environ()),
+	setup, err := repoconfig.ParseSetupAllowlist(os.Getenv("DAGCTL_JOB_SETUP"))
+	if err != nil {
+		return framework.JobSettings{}, fmt.Errorf("DAGCTL_JOB_SETUP: %w", err)
+	}
+	frameworks, err := framework.NewRegistry(sqlmesh.New(python))
+	if err != nil {
+		return framework.JobSettings{}, err
+	}
+	return framework.JobSettings{
+		Frameworks: frameworks,
+		Allowed:    jobs.ParseNames(os.Getenv("DAGCTL_JOB_ENV")),
+		BotEnv:     jobs.EnvMap(os.Environ()),
+		Setup:      setup,
 	}, nil
 }
 
@@ -141,7 +152,7 @@ func runPlanCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	cfg, settings, executor := run.cfg, run.settings, run.executor
+	cfg := run.cfg
 
 	var envs []string
 	if f.env != "" {
@@ -157,42 +168,8 @@ func runPlanCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	view := comments.View{Repo: filepath.Base(mustAbs(f.repo))}
 	failed := false
 	for _, env := range envs {
-		envCfg, _ := cfg.Environment(env)
 		for _, project := range cfg.Projects {
-			spec, refused, err := settings.Spec(bot.JobRequest{
-				RunID: "local", Kind: jobs.KindPlan, Config: cfg, Project: project, Env: env,
-				Flags: f.planFlags(), Source: jobs.Source{Dir: mustAbs(f.repo)},
-			})
-			section := comments.Section{
-				Environment:    env,
-				ApplyByComment: envCfg.AppliesOn(repoconfig.ApplyOnComment),
-				ApplyOnMerge:   envCfg.AppliesOn(repoconfig.ApplyOnMerge),
-			}
-			if len(cfg.Projects) > 1 {
-				section.Project = project.Name
-			}
-			if err != nil {
-				section.State, section.Error = comments.StatePlanFailed, err.Error()
-				view.Sections = append(view.Sections, section)
-				failed = true
-				continue
-			}
-			if msg := bot.DescribeRefused(refused); msg != "" {
-				fmt.Fprintln(stderr, msg)
-			}
-			sink := func(l jobs.Line) {
-				if !f.quiet {
-					fmt.Fprintln(stderr, l.Text)
-				}
-			}
-			logTail := bot.NewTail(40)
-			out, res, err := bot.RunJob(ctx, executor, spec, func(l jobs.Line) { logTail.Add(l.Text); sink(l) }, nil)
-			if err != nil {
-				section.State, section.Error = comments.StatePlanFailed, err.Error()
-			} else {
-				o := bot.InterpretPlan(res, out, logTail.Lines())
-				section.State, section.Summary, section.Error = comments.StateOf(o.Status), o.Summary, o.Error
-			}
+			section := f.planProject(ctx, run, env, project, stderr)
 			if section.State == comments.StatePlanFailed || section.State == comments.StateCancelled {
 				failed = true
 			}
@@ -208,8 +185,52 @@ func runPlanCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	return 0
 }
 
-// runApplyCommand implements `dagctl-bot apply`: `sqlmesh plan ENV --auto-apply` on the working tree, with
-// progress on stderr.
+// planProject plans one project for env with its framework, as the section a pull request would show.
+func (f *localFlags) planProject(ctx context.Context, run localRun, env string, project repoconfig.Project, stderr io.Writer) comments.Section {
+	envCfg, _ := run.cfg.Environment(env)
+	section := comments.Section{
+		Environment:    env,
+		ApplyByComment: envCfg.AppliesOn(repoconfig.ApplyOnComment),
+		ApplyOnMerge:   envCfg.AppliesOn(repoconfig.ApplyOnMerge),
+	}
+	if len(run.cfg.Projects) > 1 {
+		section.Project = project.Name
+	}
+	fail := func(err error) comments.Section {
+		section.State, section.Error = comments.StatePlanFailed, err.Error()
+		return section
+	}
+	fw, err := run.settings.Frameworks.For(project)
+	if err != nil {
+		return fail(err)
+	}
+	spec, refused, err := run.settings.Spec(framework.JobRequest{
+		RunID: "local", Kind: jobs.KindPlan, Config: run.cfg, Project: project, Env: env,
+		Flags: f.planFlags(), Source: jobs.Source{Dir: mustAbs(f.repo)},
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if msg := framework.DescribeRefused(refused); msg != "" {
+		fmt.Fprintln(stderr, msg)
+	}
+	logTail := framework.NewTail(40)
+	out, res, err := framework.RunJob(ctx, run.executor, spec, func(l jobs.Line) {
+		logTail.Add(l.Text)
+		if !f.quiet {
+			fmt.Fprintln(stderr, l.Text)
+		}
+	}, nil)
+	if err != nil {
+		return fail(err)
+	}
+	o := framework.InterpretPlan(fw, res, out, logTail.Lines())
+	section.State, section.Summary, section.Error = comments.StateOf(o.Status), o.Summary, o.Error
+	return section
+}
+
+// runApplyCommand implements `dagctl-bot apply`: each project's framework's apply command (sqlmesh: `sqlmesh
+// plan ENV --auto-apply`) on the working tree, with progress on stderr.
 func runApplyCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("apply", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -231,7 +252,12 @@ func runApplyCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	cfg, settings, executor := run.cfg, run.settings, run.executor
 	code := 0
 	for _, project := range cfg.Projects {
-		spec, refused, err := settings.Spec(bot.JobRequest{
+		fw, err := settings.Frameworks.For(project)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		spec, refused, err := settings.Spec(framework.JobRequest{
 			RunID: "local", Kind: jobs.KindApply, Config: cfg, Project: project, Env: f.env,
 			Flags: f.planFlags(), Source: jobs.Source{Dir: mustAbs(f.repo)},
 		})
@@ -239,11 +265,11 @@ func runApplyCommand(ctx context.Context, args []string, stdout, stderr io.Write
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
-		if msg := bot.DescribeRefused(refused); msg != "" {
+		if msg := framework.DescribeRefused(refused); msg != "" {
 			fmt.Fprintln(stderr, msg)
 		}
-		_, res, err := bot.RunJob(ctx, executor, spec, func(l jobs.Line) {
-			if p, ok := planner.ParseProgress(l.Text); ok {
+		_, res, err := framework.RunJob(ctx, executor, spec, func(l jobs.Line) {
+			if p, ok := fw.ParseProgress(l.Text); ok {
 				fmt.Fprintf(stderr, "[%d/%d] %s %s\n", p.Batch, p.Batches, p.Model, p.Action)
 			} else if !f.quiet {
 				fmt.Fprintln(stdout, l.Text)

@@ -15,6 +15,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/bot/jobrun"
 	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/bot/report"
+	"github.com/dagctl/dagctl-bot/internal/framework"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
@@ -40,7 +41,8 @@ type Options struct {
 	Forges       func(name string) (vcs.Forge, bool)
 	Executor     jobs.Executor
 	ExecutorName string
-	Jobs         JobSettings
+	// Jobs are the job settings: the frameworks this bot runs, the operator's variables and setup steps.
+	Jobs framework.JobSettings
 	// PublicURL is the bot's public base URL; log links point there. Empty: no links.
 	PublicURL string
 	// LogKey signs log links (/runs/{id}/{signature}), so that run ids cannot be enumerated.

@@ -93,6 +93,7 @@ type Plan struct {
 	Status        plan.Status
 	HasSummary    bool
 	Uncategorized []string // models the framework cannot categorise
+	Tool          string   // the project's framework ("sqlmesh"), which the refusal of uncategorised changes names
 	ApplyRunning  int64    // the id of an apply of this plan that is queued or running, or 0
 	Applied       bool     // an apply of this plan succeeded
 }
@@ -301,7 +302,7 @@ func planRefusal(f Facts, t Target) (Code, string) {
 	case !p.HasSummary:
 		return CodeNoSummary, fmt.Sprintf("`%s`'s plan has no summary", t.Name)
 	case len(p.Uncategorized) > 0:
-		return CodeUncategorized, fmt.Sprintf("`%s` has changes sqlmesh cannot categorise (%s): categorise them in the project and push", t.Name, strings.Join(p.Uncategorized, ", "))
+		return CodeUncategorized, fmt.Sprintf("`%s` has changes %s cannot categorise (%s): categorise them in the project and push", t.Name, toolName(p.Tool), strings.Join(p.Uncategorized, ", "))
 	}
 	switch {
 	case p.ApplyRunning != 0:
@@ -310,6 +311,14 @@ func planRefusal(f Facts, t Target) (Code, string) {
 		return CodeApplied, fmt.Sprintf("`%s` is applied already: push a new commit to plan more changes", t.Name)
 	}
 	return "", ""
+}
+
+// toolName is the framework a message names, when the facts say which.
+func toolName(tool string) string {
+	if tool == "" {
+		return "the framework"
+	}
+	return tool
 }
 
 // decideLocked holds the rules checked again under the environment's lock, for protected environments: the PR

@@ -15,9 +15,10 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/comments"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/memforge"
+	"github.com/dagctl/dagctl-bot/internal/framework"
+	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/jobs/replay"
-	"github.com/dagctl/dagctl-bot/internal/planner"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
@@ -41,7 +42,8 @@ type world struct {
 	jobs  *replay.Executor // nil while capturing
 }
 
-func newWorld(t *testing.T) *world {
+// newWorld sets the world up; the bot runs sqlmesh and the frameworks given.
+func newWorld(t *testing.T, frameworks ...framework.Framework) *world {
 	t.Helper()
 	w := &world{t: t, forge: memforge.New()}
 	w.repo = w.forge.AddRepo("acme", "warehouse", "main", "carol", testutil.ExampleFiles(t))
@@ -56,10 +58,17 @@ func newWorld(t *testing.T) *world {
 
 	// Replayed jobs never start a process: the interpreter's name only has to be the same as when capturing,
 	// and it is not part of a capture's key.
-	settings := bot.JobSettings{SQLMesh: planner.SQLMesh{Python: "python"}, Allowed: []string{"EXAMPLE_DUCKDB_PATH"},
+	python := "python"
+	capturing := os.Getenv(captureEnv) != ""
+	if capturing {
+		python = testutil.Python(t)
+	}
+	registry, err := framework.NewRegistry(append([]framework.Framework{sqlmesh.New(python)}, frameworks...)...)
+	require.NoError(t, err)
+	settings := framework.JobSettings{Frameworks: registry, Allowed: []string{"EXAMPLE_DUCKDB_PATH"},
 		BotEnv: map[string]string{"EXAMPLE_DUCKDB_PATH": "/nonexistent/state.duckdb"}, ExecutionTime: executionTime}
 	var executor jobs.Executor
-	if os.Getenv(captureEnv) != "" {
+	if capturing {
 		executor, settings = w.recorder(settings)
 	} else {
 		w.jobs = &replay.Executor{Dir: capturesDir, Files: w.forge.FilesOf}
@@ -80,11 +89,10 @@ func newWorld(t *testing.T) *world {
 }
 
 // recorder runs the jobs with the real sqlmesh, as local processes of the test's user, on a fresh DuckDB file.
-func (w *world) recorder(settings bot.JobSettings) (jobs.Executor, bot.JobSettings) {
+func (w *world) recorder(settings framework.JobSettings) (jobs.Executor, framework.JobSettings) {
 	w.t.Helper()
 	local, err := jobs.NewLocal(jobs.LocalOptions{WorkDir: w.t.TempDir()})
 	require.NoError(w.t, err)
-	settings.SQLMesh.Python = testutil.Python(w.t)
 	settings.BotEnv = map[string]string{"EXAMPLE_DUCKDB_PATH": filepath.Join(w.t.TempDir(), "state.duckdb")}
 	return &replay.Recorder{Dir: capturesDir, Files: w.forge.FilesOf, Inner: local, Scratch: w.t.TempDir()}, settings
 }

@@ -19,8 +19,9 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/bot"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/dispatch"
+	"github.com/dagctl/dagctl-bot/internal/framework"
+	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
-	"github.com/dagctl/dagctl-bot/internal/planner"
 	"github.com/dagctl/dagctl-bot/internal/serverconfig"
 	"github.com/dagctl/dagctl-bot/internal/setup"
 	ghadapter "github.com/dagctl/dagctl-bot/internal/vcs/github"
@@ -48,6 +49,8 @@ type Options struct {
 	// Forges are served besides GitHub, each at /webhooks/{name} (tests register a forge of their own; adapters
 	// configured by the settings are added the same way).
 	Forges []Forge
+	// Frameworks are run besides sqlmesh (tests register a framework of their own, as dbt's adapter will be).
+	Frameworks []framework.Framework
 }
 
 // Server is a running dagctl-bot.
@@ -137,21 +140,26 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 	return s, nil
 }
 
-// jobSettings are the settings every job is built from.
-func (s *Server) jobSettings() (bot.JobSettings, error) {
+// jobSettings are the settings every job is built from: the frameworks the bot runs and the operator's rules.
+func (s *Server) jobSettings() (framework.JobSettings, error) {
 	python := "python"
 	if s.cfg.Executor == serverconfig.ExecutorLocal {
 		python = filepath.Join(filepath.Dir(s.cfg.SQLMesh), "python")
 		if _, err := os.Stat(python); err != nil {
-			return bot.JobSettings{}, fmt.Errorf("DAGCTL_SQLMESH=%s: no python beside it (%v); install sqlmesh in a virtualenv (`make tools`)", s.cfg.SQLMesh, err)
+			return framework.JobSettings{}, fmt.Errorf("DAGCTL_SQLMESH=%s: no python beside it (%v); install sqlmesh in a virtualenv (`make tools`)", s.cfg.SQLMesh, err)
 		}
 	}
-	return bot.JobSettings{
-		SQLMesh:       planner.SQLMesh{Python: python},
+	frameworks, err := framework.NewRegistry(append([]framework.Framework{sqlmesh.New(python)}, s.opts.Frameworks...)...)
+	if err != nil {
+		return framework.JobSettings{}, err
+	}
+	return framework.JobSettings{
+		Frameworks:    frameworks,
 		Allowed:       s.cfg.JobEnv,
 		BotEnv:        jobs.EnvMap(s.opts.Environ),
 		Image:         s.cfg.Kubernetes.Image,
 		ExecutionTime: s.opts.ExecutionTime,
+		Setup:         s.cfg.JobSetup,
 	}, nil
 }
 

@@ -30,7 +30,7 @@ import (
 	"time"
 
 	"github.com/dagctl/dagctl-bot/bench/internal/stats"
-	"github.com/dagctl/dagctl-bot/internal/planner"
+	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh/planner"
 )
 
 func main() {

@@ -20,9 +20,9 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/bot/report"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/deploy"
+	"github.com/dagctl/dagctl-bot/internal/framework"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/plan"
-	"github.com/dagctl/dagctl-bot/internal/planner"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
@@ -188,6 +188,10 @@ func (s *Sequence) waitForLock(ctx context.Context, forge vcs.Forge, req Request
 // replan plans again at the commit about to be applied and decides on the scopes (deploy.StepReplanned). A
 // changed scope is stored as the PR's new plan. It returns the ending when the apply stops here.
 func (s *Sequence) replan(ctx context.Context, forge vcs.Forge, req Request, run db.Run, logw *db.RunLogWriter, facts deploy.Facts) *applyEnding {
+	fw, err := s.Runner.Jobs.Frameworks.For(req.Context.Project)
+	if err != nil {
+		return &applyEnding{conclusion: vcs.StatusFailure, title: "Could not plan again", summary: err.Error(), exitCode: -1, reason: err.Error()}
+	}
 	var stdout strings.Builder
 	verify, err := s.Runner.RunStep(ctx, forge, jobrun.Step{Plan: req.Plan, Context: req.Context, RunID: run.ID, Kind: jobs.KindPlan, Name: "verify", SHA: req.SHA}, logw, func(l jobs.Line) {
 		if l.Stream == "stdout" {
@@ -203,7 +207,7 @@ func (s *Sequence) replan(ctx context.Context, forge vcs.Forge, req Request, run
 	if verify.Reason == jobs.ReasonCancelled {
 		return &applyEnding{conclusion: vcs.StatusCancelled, title: "Cancelled", exitCode: verify.ExitCode, reason: jobs.ReasonCancelled}
 	}
-	outcome := jobrun.InterpretPlan(verify, stdout.String(), nil)
+	outcome := framework.InterpretPlan(fw, verify, stdout.String(), nil)
 	if outcome.Summary == nil || outcome.Status == plan.StatusFailed {
 		return &applyEnding{conclusion: vcs.StatusFailure, title: "Planning again failed: nothing was applied", summary: fence(outcome.Error), exitCode: verify.ExitCode, reason: "verify plan failed"}
 	}
@@ -221,7 +225,11 @@ func (s *Sequence) replan(ctx context.Context, forge vcs.Forge, req Request, run
 // applyStep applies, with the framework's per-batch progress on the apply status, and records the content a
 // protected environment now holds.
 func (s *Sequence) applyStep(ctx context.Context, forge vcs.Forge, req Request, run db.Run, logw *db.RunLogWriter, content contentCheck, started time.Time) applyEnding {
-	progress := newProgressReporter(s, forge, req, run.ID)
+	fw, err := s.Runner.Jobs.Frameworks.For(req.Context.Project)
+	if err != nil {
+		return applyEnding{conclusion: vcs.StatusFailure, title: "The apply could not run", summary: err.Error(), exitCode: -1, reason: err.Error()}
+	}
+	progress := newProgressReporter(s, forge, req, run.ID, fw.ParseProgress)
 	res, err := s.Runner.RunStep(ctx, forge, jobrun.Step{Plan: req.Plan, Context: req.Context, RunID: run.ID, Kind: jobs.KindApply, Name: "apply", SHA: req.SHA}, logw, progress.line)
 	progress.stop()
 	duration := time.Since(started).Round(time.Second)
@@ -278,29 +286,30 @@ func (s *Sequence) replaceApprovedPlan(ctx context.Context, forge vcs.Forge, req
 	return s.Report.FinishedPlan(ctx, forge, next, pc, 0)
 }
 
-// progressReporter turns sqlmesh's per-batch lines into updates of the apply check, at most one per
-// progressInterval.
+// progressReporter turns the framework's progress lines (sqlmesh: one per batch) into updates of the apply
+// check, at most one per progressInterval.
 type progressReporter struct {
 	s       *Sequence
 	forge   vcs.Forge
 	req     Request
 	runID   int64
+	parse   func(line string) (framework.Progress, bool) // Framework.ParseProgress
 	mu      sync.Mutex
 	batches int
-	last    planner.Progress
+	last    framework.Progress
 	changed bool
 	done    chan struct{}
 	stopped chan struct{}
 }
 
-func newProgressReporter(s *Sequence, forge vcs.Forge, req Request, runID int64) *progressReporter {
-	p := &progressReporter{s: s, forge: forge, req: req, runID: runID, done: make(chan struct{}), stopped: make(chan struct{})}
+func newProgressReporter(s *Sequence, forge vcs.Forge, req Request, runID int64, parse func(string) (framework.Progress, bool)) *progressReporter {
+	p := &progressReporter{s: s, forge: forge, req: req, runID: runID, parse: parse, done: make(chan struct{}), stopped: make(chan struct{})}
 	go p.loop()
 	return p
 }
 
 func (p *progressReporter) line(l jobs.Line) {
-	pr, ok := planner.ParseProgress(l.Text)
+	pr, ok := p.parse(l.Text)
 	if !ok {
 		return
 	}

@@ -30,8 +30,9 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // own rules, nor can a branch a writer created with a loose config), projects from the head. Never the PR's base
 // branch when that is another branch: anyone with write access can push one. A repository without a config on
 // either side uses the defaults for that side. A trusted config that does not parse stops everything: falling
-// back to the head would let the PR choose its own rules. Neither side may name secrets the executor refuses
-// (only the trusted side's reach a job, but a head that names one would be refused once merged).
+// back to the head would let the PR choose its own rules. Neither side may name secrets the executor refuses,
+// nor setup steps the operator does not allow (DAGCTL_JOB_SETUP): only the trusted side's reach a job, but a
+// head that names one would be refused once merged.
 func (h *Handlers) loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) (cfg repoconfig.Config, present bool, err error) {
 	read := func(ref, at string) (repoconfig.Config, bool, error) {
 		data, err := forge.ReadFile(ctx, pr.Repo, at, repoconfig.Path)
@@ -41,7 +42,8 @@ func (h *Handlers) loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullR
 		if err != nil {
 			return repoconfig.Config{}, false, fmt.Errorf("reading %s at %s: %w", repoconfig.Path, ref, err)
 		}
-		c, err := repoconfig.Parse(repoconfig.Path, data)
+		rules := repoconfig.Rules{RefuseSetup: h.Runner.Jobs.Setup.Refuse}
+		c, err := repoconfig.ParseWithRules(repoconfig.Path, data, rules)
 		if err != nil {
 			return repoconfig.Config{}, true, &ConfigError{Ref: ref, Err: err}
 		}
@@ -51,7 +53,8 @@ func (h *Handlers) loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullR
 		}
 		if len(refused) > 0 {
 			// Parsed again with the refusals as rules, so that each is shown at its line.
-			_, err := repoconfig.ParseWithRules(repoconfig.Path, data, repoconfig.Rules{RefuseSecret: func(name string) string { return refused[name] }})
+			rules.RefuseSecret = func(name string) string { return refused[name] }
+			_, err := repoconfig.ParseWithRules(repoconfig.Path, data, rules)
 			if err == nil {
 				err = fmt.Errorf("%s: job.secrets: refused: %v", repoconfig.Path, refused)
 			}

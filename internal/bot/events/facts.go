@@ -102,7 +102,7 @@ func (h *Handlers) candidates(ctx context.Context, pr vcs.PullRequest, cfg repoc
 			}
 		}
 		if c.plan.ID != 0 {
-			if err := h.planFacts(ctx, &c); err != nil {
+			if err := h.planFacts(ctx, &c, project); err != nil {
 				return nil, err
 			}
 			if c.pc, err = prstate.DecodeContext(c.plan); err != nil {
@@ -117,10 +117,16 @@ func (h *Handlers) candidates(ctx context.Context, pr vcs.PullRequest, cfg repoc
 
 // planFacts fills in the plan's facts. Its applies are read only for a plan that could be applied: the others
 // are refused for their status first.
-func (h *Handlers) planFacts(ctx context.Context, c *candidate) error {
+func (h *Handlers) planFacts(ctx context.Context, c *candidate, project repoconfig.Project) error {
 	p := c.plan
-	f := deploy.Plan{Found: true, Status: p.Status, HasSummary: p.Summary != nil}
-	if p.Summary != nil {
+	f := deploy.Plan{Found: true, Status: p.Status, HasSummary: p.Summary != nil, Tool: string(project.Framework)}
+	// A framework without categories has nothing to categorise: its changes are never refused as uncategorised.
+	// One this bot does not run counts as categorising, so that the gate fails closed.
+	categorizes := true
+	if fw, err := h.Runner.Jobs.Frameworks.For(project); err == nil {
+		categorizes = fw.Categorizes()
+	}
+	if p.Summary != nil && categorizes {
 		f.Uncategorized = p.Summary.Uncategorized()
 	}
 	applicable := p.Status == plan.StatusNoChanges || p.Status == plan.StatusReady && f.HasSummary && len(f.Uncategorized) == 0

@@ -65,6 +65,10 @@ func (h *Handlers) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullReque
 		if targets, err = CommandTargets(cfg, pr, cmd.Env); err != nil {
 			return h.Report.ReplyError(ctx, forge, pr, err.Error())
 		}
+		// Flags a planned project's framework does not take are the command's mistake, not a failed job.
+		if err := h.Runner.Jobs.Frameworks.CheckPlanFlags(projectsOf(targets), cmd.Flags); err != nil {
+			return h.Report.ReplyError(ctx, forge, pr, err.Error()+"\n\n"+command.Usage)
+		}
 	}
 	var flags plan.Flags
 	if cmd != nil {
@@ -83,6 +87,19 @@ func (h *Handlers) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullReque
 		}
 	}
 	return h.Report.Sticky(ctx, forge, pr, note)
+}
+
+// projectsOf are the targets' projects, each once.
+func projectsOf(targets []Target) []repoconfig.Project {
+	var out []repoconfig.Project
+	seen := map[string]bool{}
+	for _, t := range targets {
+		if !seen[t.Project.Name] {
+			seen[t.Project.Name] = true
+			out = append(out, t.Project)
+		}
+	}
+	return out
 }
 
 // hasPlanFor reports whether the head already has a plan for the target with these flags that is not
@@ -208,9 +225,9 @@ func (h *Handlers) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequ
 	return nil
 }
 
-// removePREnvironments invalidates the per-PR environments of a closed PR (`sqlmesh invalidate`), in the
-// background: sqlmesh's janitor then drops them. Best effort: a failure is logged, and the janitor's TTL for
-// environments removes what is left.
+// removePREnvironments cleans up the per-PR environments of a closed PR with their framework's cleanup
+// (sqlmesh: `invalidate`, after which its janitor drops them), in the background. Best effort: a failure is
+// logged, and the tool's own expiry of environments removes what is left.
 func (h *Handlers) removePREnvironments(plans []db.Plan) {
 	seen := map[string]bool{}
 	for _, p := range plans {
@@ -220,7 +237,7 @@ func (h *Handlers) removePREnvironments(plans []db.Plan) {
 		}
 		seen[p.Project+"/"+p.Environment] = true
 		h.Runner.InBackground(p.ID, 0, nil, func(ctx context.Context) {
-			if err := h.Runner.Invalidate(ctx, p, pc); err != nil {
+			if err := h.Runner.CleanUpEnvironment(ctx, p, pc); err != nil {
 				h.Log.Warn("removing a PR environment", "env", pc.Env.Name, "err", err)
 			}
 		})

@@ -13,6 +13,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/bot/report"
 	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/framework"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/plan"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
@@ -39,11 +40,12 @@ type Config struct {
 	Executor jobs.Executor
 	// ExecutorName is stored with each run ("local", "kubernetes").
 	ExecutorName string
-	Jobs         JobSettings
-	Report       *report.Reporter
-	Locks        *prstate.PRLocks
-	Log          *slog.Logger
-	MaxJobs      int
+	// Jobs build every job from the project's framework (Jobs.Frameworks) and the operator's settings.
+	Jobs    framework.JobSettings
+	Report  *report.Reporter
+	Locks   *prstate.PRLocks
+	Log     *slog.Logger
+	MaxJobs int
 	// Secrets are masked in every stored log line (the bot's own credentials, as a last line of defence).
 	Secrets []string
 }
@@ -173,7 +175,7 @@ func (r *Runner) executePlan(ctx context.Context, p db.Plan, pc prstate.PlanCont
 	if !ok {
 		return fmt.Errorf("no forge %q", p.Forge)
 	}
-	var outcome PlanOutcome
+	var outcome planOutcome
 	if attached == nil {
 		var started bool
 		var err error
@@ -181,7 +183,7 @@ func (r *Runner) executePlan(ctx context.Context, p db.Plan, pc prstate.PlanCont
 			return err
 		}
 	} else {
-		outcome = r.waitPlanJob(ctx, run, attached)
+		outcome = r.waitPlanJob(ctx, run, pc, attached)
 		if attached.release != nil {
 			attached.release()
 		}
@@ -212,24 +214,24 @@ func (r *Runner) executePlan(ctx context.Context, p db.Plan, pc prstate.PlanCont
 // runPlanJob starts the plan's job when a job slot is free and waits for it. It reports false when nothing was
 // started: the bot is stopping (the run stays queued for the next start), or the plan was superseded or
 // cancelled while it waited (its check was ended by whoever did that).
-func (r *Runner) runPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, run db.Run) (PlanOutcome, bool, error) {
+func (r *Runner) runPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, run db.Run) (planOutcome, bool, error) {
 	// A job slot is held while the job runs, and only then: the forge's writes (rate-limited and spaced per
 	// installation) must not keep other jobs waiting.
 	r.slots <- struct{}{}
 	defer func() { <-r.slots }()
 	if r.IsClosed() {
-		return PlanOutcome{}, false, nil
+		return planOutcome{}, false, nil
 	}
 	current, err := r.Store.GetPlan(ctx, p.ID)
 	if err != nil {
-		return PlanOutcome{}, false, err
+		return planOutcome{}, false, err
 	}
 	if current.Status != plan.StatusQueued || r.Cancelled(run.ID) {
 		_, err := r.Store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunCancelled, Reason: jobs.ReasonCancelled})
-		return PlanOutcome{}, false, err
+		return planOutcome{}, false, err
 	}
 	if p, err = r.Store.SetPlanStatus(ctx, p.ID, plan.StatusRunning); err != nil {
-		return PlanOutcome{}, false, err
+		return planOutcome{}, false, err
 	}
 	job, err := r.startPlanJob(ctx, forge, p, pc, run)
 	if err != nil {
@@ -244,7 +246,14 @@ func (r *Runner) runPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc 
 		}
 	}
 	unlock()
-	return r.waitPlanJob(ctx, run, job), true, nil
+	return r.waitPlanJob(ctx, run, pc, job), true, nil
+}
+
+// planOutcome is a finished plan job's outcome, or abandoned: the job ended because the bot is stopping, and
+// nothing is stored or reported.
+type planOutcome struct {
+	framework.PlanOutcome
+	abandoned bool
 }
 
 // attachedJob is a job and its log writer, started now or found again after a restart.
@@ -258,13 +267,13 @@ type attachedJob struct {
 // waitPlanJob waits for a plan job (started now, or followed after a restart) and interprets it. Every failure
 // becomes an outcome: the check must always end. The result is read back from the stored log, so that a job
 // followed after a restart is interpreted from everything it printed, before and after the restart.
-func (r *Runner) waitPlanJob(ctx context.Context, run db.Run, job *attachedJob) PlanOutcome {
+func (r *Runner) waitPlanJob(ctx context.Context, run db.Run, pc prstate.PlanContext, job *attachedJob) planOutcome {
 	res, err := job.handle.Wait(ctx)
 	if cerr := job.log.Close(context.Background()); cerr != nil {
 		r.Log.Warn("storing a run's log", "run", run.ID, "err", cerr)
 	}
 	if r.Abandoned(run.ID, res, err) {
-		return PlanOutcome{abandoned: true}
+		return planOutcome{abandoned: true}
 	}
 	if err != nil {
 		return r.failRun(ctx, run.ID, fmt.Sprintf("Lost the job: %v", err))
@@ -272,19 +281,27 @@ func (r *Runner) waitPlanJob(ctx context.Context, run db.Run, job *attachedJob) 
 	if _, err := r.Store.FinishRun(ctx, run.ID, db.RunResultFrom(res)); err != nil {
 		r.Log.Warn("recording a finished run", "run", run.ID, "err", err)
 	}
+	failed := func(msg string) planOutcome {
+		return planOutcome{PlanOutcome: framework.PlanOutcome{Status: plan.StatusFailed, Error: msg, Result: res}}
+	}
+	// A job followed after a restart may belong to a framework this process no longer runs.
+	fw, err := r.Jobs.Frameworks.For(pc.Project)
+	if err != nil {
+		return failed(err.Error())
+	}
 	stdout, tail, err := r.readRunOutput(ctx, run.ID)
 	if err != nil {
-		return PlanOutcome{Status: plan.StatusFailed, Error: fmt.Sprintf("Could not read the job's output: %v", err), Result: res}
+		return failed(fmt.Sprintf("Could not read the job's output: %v", err))
 	}
-	return InterpretPlan(res, stdout, tail)
+	return planOutcome{PlanOutcome: framework.InterpretPlan(fw, res, stdout, tail)}
 }
 
 // failRun ends a run that could not run, and is the plan's failed outcome.
-func (r *Runner) failRun(ctx context.Context, runID int64, msg string) PlanOutcome {
+func (r *Runner) failRun(ctx context.Context, runID int64, msg string) planOutcome {
 	if _, err := r.Store.FinishRun(ctx, runID, db.RunResultFrom(jobs.Result{ExitCode: -1, Reason: msg})); err != nil {
 		r.Log.Warn("recording a failed run", "run", runID, "err", err)
 	}
-	return PlanOutcome{Status: plan.StatusFailed, Error: msg}
+	return planOutcome{PlanOutcome: framework.PlanOutcome{Status: plan.StatusFailed, Error: msg}}
 }
 
 // startPlanJob builds the plan job's spec and starts it, its output redacted into the run's log.
@@ -293,7 +310,7 @@ func (r *Runner) startPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, p
 	if err != nil {
 		return nil, fmt.Errorf("Could not get a token to fetch the code: %v", err)
 	}
-	spec, refused, err := r.Jobs.Spec(JobRequest{
+	spec, refused, err := r.Jobs.Spec(framework.JobRequest{
 		RunID: strconv.FormatInt(run.ID, 10), Kind: jobs.KindPlan, Config: pc.Config(), Project: pc.Project,
 		Env: pc.Env.Name, Flags: p.Flags,
 		// The base repository serves fork heads too (refs/pull/N/head); the token reads no fork.
@@ -305,7 +322,7 @@ func (r *Runner) startPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, p
 	}
 	logw := r.Store.NewRunLogWriter(run.ID, LogFlushInterval)
 	sink := r.JobRedactor(token, pc.Job).Sink(logw.Sink)
-	if msg := DescribeRefused(refused); msg != "" {
+	if msg := framework.DescribeRefused(refused); msg != "" {
 		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + msg})
 	}
 	h, err := r.Executor.Start(ctx, spec, sink)
@@ -325,7 +342,7 @@ func (r *Runner) readRunOutput(ctx context.Context, runID int64) (stdout string,
 		return "", nil, err
 	}
 	var out strings.Builder
-	t := NewTail(40)
+	t := framework.NewTail(40)
 	for _, l := range lines {
 		if l.Stream == "stdout" {
 			out.WriteString(l.Text)
@@ -421,17 +438,25 @@ func (r *Runner) follow(p db.Plan, pc prstate.PlanContext, run db.Run, job *atta
 	})
 }
 
-// Invalidate runs the framework's environment cleanup (`sqlmesh invalidate`) for a closed PR's environment.
-func (r *Runner) Invalidate(ctx context.Context, p db.Plan, pc prstate.PlanContext) error {
+// CleanUpEnvironment runs the framework's cleanup of a closed PR's environment (Framework.CleanupCommand,
+// sqlmesh: invalidate). A framework with nothing to clean up runs no job.
+func (r *Runner) CleanUpEnvironment(ctx context.Context, p db.Plan, pc prstate.PlanContext) error {
 	forge, ok := r.Forges(p.Forge)
 	if !ok {
 		return fmt.Errorf("no forge %q", p.Forge)
+	}
+	fw, err := r.Jobs.Frameworks.For(pc.Project)
+	if err != nil {
+		return err
+	}
+	if _, ok := fw.CleanupCommand(framework.CommandRequest{Project: pc.Project, Env: pc.Env.Name}); !ok {
+		return nil
 	}
 	token, err := forge.CloneToken(ctx, pc.PR.Repo)
 	if err != nil {
 		return err
 	}
-	spec, _, err := r.Jobs.Spec(JobRequest{
+	spec, _, err := r.Jobs.Spec(framework.JobRequest{
 		RunID: fmt.Sprintf("invalidate-%d", p.ID), Kind: jobs.KindInvalidate, Config: pc.Config(), Project: pc.Project,
 		Env: pc.Env.Name, Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: p.HeadSHA, Token: token},
 		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": p.HeadSHA},
@@ -441,7 +466,7 @@ func (r *Runner) Invalidate(ctx context.Context, p db.Plan, pc prstate.PlanConte
 	}
 	r.slots <- struct{}{}
 	defer func() { <-r.slots }()
-	tail := NewTail(20)
+	tail := framework.NewTail(20)
 	h, err := r.Executor.Start(ctx, spec, r.JobRedactor(token, pc.Job).Sink(func(l jobs.Line) { tail.Add(l.Text) }))
 	if err != nil {
 		return err
@@ -451,9 +476,9 @@ func (r *Runner) Invalidate(ctx context.Context, p db.Plan, pc prstate.PlanConte
 		return err
 	}
 	if !res.Succeeded() {
-		return fmt.Errorf("sqlmesh invalidate %s: exit %d %s: %s", pc.Env.Name, res.ExitCode, res.Reason, strings.Join(tail.Lines(), " | "))
+		return fmt.Errorf("%s cleanup of %s: exit %d %s: %s", fw.Name(), pc.Env.Name, res.ExitCode, res.Reason, strings.Join(tail.Lines(), " | "))
 	}
-	r.Log.Info("removed a closed PR's environment", "env", pc.Env.Name, "pr", p.PR)
+	r.Log.Info("removed a closed PR's environment", "env", pc.Env.Name, "pr", p.PR, "framework", fw.Name())
 	return nil
 }
 
@@ -474,7 +499,7 @@ func (r *Runner) RunStep(ctx context.Context, forge vcs.Forge, s Step, logw *db.
 	if err != nil {
 		return jobs.Result{}, fmt.Errorf("could not get a token to fetch the code: %w", err)
 	}
-	spec, refused, err := r.Jobs.Spec(JobRequest{
+	spec, refused, err := r.Jobs.Spec(framework.JobRequest{
 		RunID: fmt.Sprintf("%d-%s", runID, step), Kind: kind, Config: pc.Config(), Project: pc.Project,
 		Env: pc.Env.Name, Flags: p.Flags,
 		Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: sha, Token: token},
@@ -488,7 +513,7 @@ func (r *Runner) RunStep(ctx context.Context, forge vcs.Forge, s Step, logw *db.
 		onLine(l)
 	})
 	sink(jobs.Line{Stream: "stderr", Text: fmt.Sprintf("dagctl: %s: %s", step, strings.Join(displayCommand(spec.Command), " "))})
-	if msg := DescribeRefused(refused); msg != "" {
+	if msg := framework.DescribeRefused(refused); msg != "" {
 		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + msg})
 	}
 	r.slots <- struct{}{} // applies share the job slots with plans

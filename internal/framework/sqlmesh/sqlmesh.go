@@ -1,6 +1,6 @@
-// Package sqlmesh is the sqlmesh Framework: the commands, parsers and meanings of internal/planner behind the
-// framework port. The planner keeps the helper, the parsers and their golden tests; this package only maps
-// them onto the port's types.
+// Package sqlmesh is the sqlmesh Framework: the commands, parsers and meanings of its planner (./planner)
+// behind the framework port. The planner keeps the helper, the parsers and their golden tests; this package
+// only maps them onto the port's types.
 package sqlmesh
 
 import (
@@ -8,8 +8,8 @@ import (
 	"io"
 
 	"github.com/dagctl/dagctl-bot/internal/framework"
+	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh/planner"
 	"github.com/dagctl/dagctl-bot/internal/plan"
-	"github.com/dagctl/dagctl-bot/internal/planner"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 )
 

@@ -22,7 +22,7 @@ import (
 // captured is a plan job's output captured from the real sqlmesh by the planner's golden tests.
 func captured(t *testing.T, name string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "internal", "planner", "testdata", name+".out"))
+	data, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "internal", "framework", "sqlmesh", "planner", "testdata", name+".out"))
 	require.NoError(t, err)
 	return string(data)
 }
