@@ -59,8 +59,9 @@ func scanOutbox(sc scanner) (OutboxWrite, error) {
 // priority in place (it keeps its place in the queue and its token). It returns the row's id and whether it
 // replaced one. A write of the key that is being sent is not touched: the new one waits behind it.
 func (s *Store) EnqueueOutbox(ctx context.Context, w OutboxWrite) (id int64, replaced bool, err error) {
-	if w.Forge == "" || w.Account == "" || w.Kind == "" || w.Token == "" {
-		return 0, false, errors.New("db: an outbox write needs a forge, an account, a kind and a token")
+	// The account may be "": a forge with one configured token has no identity to tell accounts apart.
+	if w.Forge == "" || w.Kind == "" || w.Token == "" {
+		return 0, false, errors.New("db: an outbox write needs a forge, a kind and a token")
 	}
 	key := sql.NullString{String: w.Key, Valid: w.Key != ""}
 	err = s.write(ctx, func(tx *sql.Tx) error {

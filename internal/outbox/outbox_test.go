@@ -242,6 +242,38 @@ func TestAReplyWhoseAnswerWasLostIsNotPostedAgain(t *testing.T) {
 	assert.Len(t, w.fake.RequestsMatching("POST", "/repos/acme/warehouse/issues/1/comments"), 1)
 }
 
+func TestAStatusWhoseCreateLostItsAnswerIsUpdatedNotCreatedAgain(t *testing.T) {
+	w := newWorld(t)
+	proxy := newHoldingProxy(t, w.fake.URL(), "POST", "/api/v3/repos/acme/warehouse/check-runs", 1, loseAnswer)
+	ob := w.outbox(w.newApp(proxy.URL + "/api/v3"))
+	ctx := context.Background()
+	require.NoError(t, ob.PutStatus(ctx, acct, w.vrepo, w.status(planProd, vcs.StatusRunning, "plan:1"), outbox.PriorityProgress))
+	require.NoError(t, ob.Drain(ctx))
+	require.Len(t, w.repo.CheckRuns(), 1, "the forge created the check run")
+	require.Len(t, w.pending(), 1, "but the sender has no ref for it")
+
+	w.fake.Advance(backoff)
+	require.NoError(t, ob.Drain(ctx))
+	runs := w.repo.CheckRuns()
+	require.Len(t, runs, 1, "the resumed send found the check run by commit, name and external id")
+	assert.Equal(t, []string{"in_progress", "in_progress"}, runs[0].Statuses())
+	assert.Len(t, w.fake.RequestsMatching("POST", "/repos/acme/warehouse/check-runs"), 1)
+	assert.Empty(t, w.pending())
+}
+
+func TestAnAccountWithoutAnIDIsAccepted(t *testing.T) {
+	w := newWorld(t)
+	ob := w.outbox(w.app)
+	ctx := context.Background()
+	oneToken := outbox.Account{Forge: "github"} // a forge with one configured token has no account id
+	require.NoError(t, ob.Reply(ctx, oneToken, w.vrepo, prNumber, "hello", outbox.PriorityResult))
+	require.NoError(t, ob.Drain(ctx))
+	assert.Len(t, w.repo.Comments(prNumber), 1)
+	idle, err := ob.Idle(ctx)
+	require.NoError(t, err)
+	assert.True(t, idle)
+}
+
 func TestRefsOfOldKeysArePruned(t *testing.T) {
 	w := newWorld(t)
 	ob := w.outbox(w.app)

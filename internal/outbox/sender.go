@@ -23,6 +23,14 @@ type Forge interface {
 	React(ctx context.Context, repo vcs.Repo, commentID int64, reaction vcs.Reaction) error
 }
 
+// StatusFinder is what a forge whose statuses are created by one call and updated by ref (GitHub's check runs)
+// adds: the ref of the status of (commit, name) with the status's ExternalID that a send whose answer was lost
+// may have created ("" when there is none), so that a resumed send updates it instead of creating a second.
+// Forges that upsert by (commit, name) need not have it.
+type StatusFinder interface {
+	FindStatus(ctx context.Context, repo vcs.Repo, status vcs.Status) (vcs.StatusRef, error)
+}
+
 // Defaults of Config.
 const (
 	// DefaultInterval spaces an account's writes, as GitHub asks (one second between content-creating
@@ -342,6 +350,14 @@ func (f *spaced) PutStatus(ctx context.Context, repo vcs.Repo, st vcs.Status, re
 	}
 	defer done()
 	return f.Forge.PutStatus(ctx, repo, st, ref)
+}
+
+// FindStatus passes the lookup through to a forge that has it (a read: not spaced).
+func (f *spaced) FindStatus(ctx context.Context, repo vcs.Repo, st vcs.Status) (vcs.StatusRef, error) {
+	if finder, ok := f.Forge.(StatusFinder); ok {
+		return finder.FindStatus(ctx, repo, st)
+	}
+	return "", nil
 }
 
 func (f *spaced) CreateComment(ctx context.Context, repo vcs.Repo, number int, body string) (int64, error) {

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	gh "github.com/google/go-github/v88/github"
+
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
@@ -115,4 +117,39 @@ func (a *App) PutStatus(ctx context.Context, repo vcs.Repo, status vcs.Status, r
 // StatusPostedAt implements vcs.Forge through the repository's installation.
 func (a *App) StatusPostedAt(ctx context.Context, repo vcs.Repo, ref vcs.StatusRef) (time.Time, error) {
 	return via(a, repo, func(i *Installation) (time.Time, error) { return i.StatusPostedAt(ctx, repo, ref) })
+}
+
+// FindStatus is the ref of the newest check run of (status.CommitSHA, status.Name) whose external_id is the
+// status's ExternalID, "" when there is none: the outbox asks before it resends a create whose answer was lost,
+// so that a crash between the request and GitHub's answer leaves one check run, not two.
+func (i *Installation) FindStatus(ctx context.Context, repo vcs.Repo, status vcs.Status) (vcs.StatusRef, error) {
+	if err := i.checkRepo(repo); err != nil {
+		return "", err
+	}
+	opts := &gh.ListCheckRunsOptions{CheckName: optional(status.Name), Filter: optional("all"), ListOptions: gh.ListOptions{PerPage: 100}}
+	var newest int64
+	for {
+		runs, resp, err := i.client.Checks.ListCheckRunsForRef(ctx, repo.Owner, repo.Name, status.CommitSHA, opts)
+		if err != nil {
+			return "", mapError(fmt.Sprintf("list check runs %q on %s@%s", status.Name, repo.FullName(), status.CommitSHA), err)
+		}
+		for _, run := range runs.CheckRuns {
+			if run.GetName() == status.Name && run.GetExternalID() == status.ExternalID && run.GetID() > newest {
+				newest = run.GetID()
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	if newest == 0 {
+		return "", nil
+	}
+	return vcs.StatusRef(strconv.FormatInt(newest, 10)), nil
+}
+
+// FindStatus implements outbox.StatusFinder through the repository's installation.
+func (a *App) FindStatus(ctx context.Context, repo vcs.Repo, status vcs.Status) (vcs.StatusRef, error) {
+	return via(a, repo, func(i *Installation) (vcs.StatusRef, error) { return i.FindStatus(ctx, repo, status) })
 }
