@@ -66,6 +66,9 @@ func (s *Store) EnqueueOutbox(ctx context.Context, w OutboxWrite) (id int64, rep
 	key := sql.NullString{String: w.Key, Valid: w.Key != ""}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		now := s.nowMillis()
+		if !w.NotBefore.IsZero() {
+			now = toMillis(w.NotBefore) // the sender's clock decides what is due (ClaimOutbox's now)
+		}
 		if key.Valid {
 			err := tx.QueryRowContext(ctx, `UPDATE outbox SET payload = ?, priority = ?, repo = ?, kind = ?
 				WHERE forge = ? AND account = ? AND coalesce_key = ? AND state = 'pending' RETURNING id`,
@@ -88,12 +91,12 @@ func (s *Store) EnqueueOutbox(ctx context.Context, w OutboxWrite) (id int64, rep
 
 // ClaimOutbox marks the account's next write as being sent and returns it: first a write whose send was
 // under way when the process stopped, then the due pending writes by priority, oldest first. ok is false when
-// none is due. One sender drains an account at a time.
-func (s *Store) ClaimOutbox(ctx context.Context, forge, account string) (w OutboxWrite, ok bool, err error) {
+// none is due at now (the sender's clock, which also set NotBefore). One sender drains an account at a time.
+func (s *Store) ClaimOutbox(ctx context.Context, forge, account string, now time.Time) (w OutboxWrite, ok bool, err error) {
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		row := tx.QueryRowContext(ctx, `SELECT `+outboxColumns+` FROM outbox
 			WHERE forge = ? AND account = ? AND (state = 'sending' OR not_before <= ?)
-			ORDER BY state = 'sending' DESC, priority, id LIMIT 1`, forge, account, s.nowMillis())
+			ORDER BY state = 'sending' DESC, priority, id LIMIT 1`, forge, account, toMillis(now))
 		var err error
 		if w, err = scanOutbox(row); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {

@@ -17,6 +17,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/forgetest/memforge"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/jobs/replay"
+	"github.com/dagctl/dagctl-bot/internal/outbox"
 	"github.com/dagctl/dagctl-bot/internal/planner"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
@@ -38,6 +39,7 @@ type world struct {
 	repo  vcs.Repo
 	store *db.Store
 	bot   *bot.Bot
+	out   *outbox.Outbox
 	jobs  *replay.Executor // nil while capturing
 }
 
@@ -65,9 +67,13 @@ func newWorld(t *testing.T) *world {
 		w.jobs = &replay.Executor{Dir: capturesDir, Files: w.forge.FilesOf}
 		executor = w.jobs
 	}
+	// The outbox on the forge's clock, unspaced: memforge has no rate limits, and handler tests take no time.
+	w.out = outbox.New(store, func(outbox.Account) (outbox.Forge, error) { return w.forge, nil },
+		outbox.Config{Interval: -1, Now: w.forge.Now, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	w.bot = bot.New(bot.Options{
 		Store:    store,
 		Forges:   func(name string) (vcs.Forge, bool) { return w.forge, name == memforge.Name },
+		Outbox:   w.out,
 		Executor: executor,
 		Jobs:     settings,
 		// No public URL: no log links, whose signatures would differ from run to run.
@@ -98,6 +104,20 @@ func (w *world) handle(ev vcs.Event) {
 		require.NoError(w.t, err)
 	}
 	w.bot.Wait()
+	w.drainWrites()
+}
+
+// drainWrites sends what the bot enqueued, until the outbox is empty.
+func (w *world) drainWrites() {
+	w.t.Helper()
+	for {
+		require.NoError(w.t, w.out.Drain(context.Background()))
+		idle, err := w.out.Idle(context.Background())
+		require.NoError(w.t, err)
+		if idle {
+			return
+		}
+	}
 }
 
 // openPR commits files on a new branch by author, opens a PR of it into main and delivers the event.
@@ -159,7 +179,7 @@ func (w *world) lastReply(number int) string {
 	cs := w.forge.CommentsOf(w.repo, number)
 	for i := len(cs) - 1; i >= 0; i-- {
 		if _, sticky := comments.MarkerPart(cs[i].Body); cs[i].ByBot && !sticky {
-			return cs[i].Body
+			return outbox.WithoutWriteMarker(cs[i].Body) // as a person reads it
 		}
 	}
 	return ""

@@ -237,6 +237,7 @@ func (o *Outbox) enqueue(ctx context.Context, acct Account, repo vcs.Repo, kind,
 	}
 	_, _, err = o.store.EnqueueOutbox(ctx, db.OutboxWrite{
 		Forge: acct.Forge, Account: acct.ID, Kind: kind, Key: key, Priority: int(prio), Repo: r, Payload: p, Token: token,
+		NotBefore: o.cfg.Now(),
 	})
 	if err != nil {
 		return fmt.Errorf("outbox: enqueue %s: %w", kind, err)
@@ -261,3 +262,13 @@ const ReplyOverhead = len("\n\n<!-- dagctl-bot:write=") + 24 + len(" -->")
 // writeMarker is the hidden line a reply ends with, so that after a crash the reply is found among the bot's
 // comments instead of being posted twice.
 func writeMarker(token string) string { return "<!-- dagctl-bot:write=" + token + " -->" }
+
+// WithoutWriteMarker is a comment's body without the hidden marker the outbox ended it with (a reply), as a
+// person reads it; other bodies are returned as they are.
+func WithoutWriteMarker(body string) string {
+	i := strings.LastIndex(body, "\n\n<!-- dagctl-bot:write=")
+	if i < 0 || !strings.HasSuffix(body, " -->") || len(body)-i != ReplyOverhead {
+		return body
+	}
+	return body[:i]
+}

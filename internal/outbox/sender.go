@@ -56,8 +56,8 @@ const (
 	DefaultPoll = 5 * time.Second
 )
 
-// Config configures the sender. The store's clock (db.WithClock) must be the same as Now: it decides which
-// writes are due.
+// Config configures the sender. Now decides which writes are due (it stamps each write when enqueued); the
+// store's own clock only dates refs, for pruning.
 type Config struct {
 	Interval    time.Duration // 0: DefaultInterval; negative: no spacing
 	Backoff     time.Duration // 0: DefaultBackoff
@@ -268,7 +268,7 @@ func (s *sender) drainAccount(ctx context.Context, acct Account) error {
 		if err := s.waitTurn(ctx, acct); err != nil {
 			return err
 		}
-		w, ok, err := s.store.ClaimOutbox(ctx, acct.Forge, acct.ID)
+		w, ok, err := s.store.ClaimOutbox(ctx, acct.Forge, acct.ID, s.cfg.Now())
 		if err != nil || !ok {
 			return err
 		}
