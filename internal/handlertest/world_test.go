@@ -107,14 +107,14 @@ func (w *world) handle(ev vcs.Event) {
 	w.drainWrites()
 }
 
-// drainWrites sends what the bot enqueued, until the outbox is empty.
+// drainWrites sends what the bot enqueued, until no write is due.
 func (w *world) drainWrites() {
 	w.t.Helper()
 	for {
 		require.NoError(w.t, w.out.Drain(context.Background()))
-		idle, err := w.out.Idle(context.Background())
+		quiet, err := w.out.Quiet(context.Background())
 		require.NoError(w.t, err)
-		if idle {
+		if quiet {
 			return
 		}
 	}

@@ -239,6 +239,28 @@ func (s *sender) startDue(ctx context.Context, wg *sync.WaitGroup) (time.Time, e
 	return next, nil
 }
 
+// Quiet reports whether no write is due and no drainer is sending: what was enqueued has reached the forge
+// (or waits for a retry's backoff). Tests wait for it.
+func (s *sender) Quiet(ctx context.Context) (bool, error) {
+	s.mu.Lock()
+	busy := len(s.draining) > 0
+	s.mu.Unlock()
+	if busy {
+		return false, nil
+	}
+	accounts, err := s.store.OutboxAccounts(ctx)
+	if err != nil {
+		return false, err
+	}
+	now := s.cfg.Now()
+	for _, a := range accounts {
+		if !a.NextDue.After(now) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 func (s *sender) claimDrainer(acct Account) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -124,6 +124,7 @@ func (w *world) start() {
 	w.http.Config = server.NewHTTPServer("", srv.Handler(), server.DefaultHTTPLimits)
 	w.http.Start()
 	require.NoError(w.t, srv.Recover(context.Background()))
+	srv.StartSending(context.Background()) // as Start does; the test drives the dispatcher itself
 	w.stopped = false
 	w.t.Cleanup(w.stop)
 }
@@ -177,13 +178,14 @@ func (w *world) deliver(wh forgetest.Webhook) forgetest.Delivery {
 	return d
 }
 
-// settle handles queued deliveries and waits for their jobs, until nothing is left.
+// settle handles queued deliveries, waits for their jobs and sends the outbox's writes, until nothing is left.
 func (w *world) settle() {
 	w.t.Helper()
 	ctx := context.Background()
 	for {
 		n := w.srv.Drain(ctx)
 		w.srv.WaitJobs()
+		require.NoError(w.t, w.srv.WaitWrites(ctx))
 		if n == 0 {
 			return
 		}

@@ -242,7 +242,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.Recover(ctx); err != nil {
 		return err
 	}
-	s.startSender(ctx)
+	s.StartSending(ctx)
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.done = make(chan struct{})
 	s.cleanOrphans(ctx)
@@ -255,9 +255,12 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
-// startSender runs the outbox's sender until stopSender: it sends what the bot enqueues, and what a previous
-// process left unsent.
-func (s *Server) startSender(ctx context.Context) {
+// StartSending runs the outbox's sender until the server closes (Start does it; tests that drive the dispatcher
+// themselves call it after Recover): it sends what the bot enqueues, and what a previous process left unsent.
+func (s *Server) StartSending(ctx context.Context) {
+	if s.stopSender != nil {
+		return
+	}
 	ctx, s.stopSender = context.WithCancel(context.WithoutCancel(ctx))
 	s.sending = make(chan struct{})
 	go func() {
@@ -277,13 +280,20 @@ func (s *Server) stopSending() {
 	}
 }
 
-// DrainWrites sends every due write in the outbox now and reports whether none is left; tests use it (with
-// Drain and WaitJobs) to wait until the forge shows everything. Writes waiting for a retry's backoff stay.
-func (s *Server) DrainWrites(ctx context.Context) (idle bool, err error) {
-	if err := s.outbox.Drain(ctx); err != nil {
-		return false, err
+// WaitWrites waits until the sender has sent every due write (writes waiting for a retry's backoff stay); tests
+// use it, with Drain and WaitJobs, to wait until the forge shows everything.
+func (s *Server) WaitWrites(ctx context.Context) error {
+	for {
+		quiet, err := s.outbox.Quiet(ctx)
+		if err != nil || quiet {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond): // the sender works in the background; this only watches it
+		}
 	}
-	return s.outbox.Idle(ctx)
 }
 
 // Drain handles every queued delivery now; tests use it to wait for the intake's work.

@@ -15,6 +15,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/comments"
 	"github.com/dagctl/dagctl-bot/internal/forgetest"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
+	"github.com/dagctl/dagctl-bot/internal/outbox"
 	"github.com/dagctl/dagctl-bot/internal/serverconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
@@ -274,8 +275,14 @@ func (w *World) Comments(number int) []forgetest.Comment {
 	return out
 }
 
+// comment is a comment as the scenarios read it: as a person does, without the hidden marker the bot's
+// outbox ends a reply with (the fake holds the body as sent).
 func comment(c githubfake.Comment) forgetest.Comment {
-	return forgetest.Comment{ID: c.ID, Author: c.User, Body: c.Body, ByBot: c.Bot, Deleted: c.Deleted,
+	body := c.Body
+	if c.Bot {
+		body = outbox.WithoutWriteMarker(body)
+	}
+	return forgetest.Comment{ID: c.ID, Author: c.User, Body: body, ByBot: c.Bot, Deleted: c.Deleted,
 		Edits: append([]string(nil), c.History...)}
 }
 
