@@ -146,21 +146,17 @@ func (w *world) comment(pr vcs.PullRequest, user, body string) vcs.Comment {
 
 // state is the state of the newest status with that name on the commit, in the core's words ("" when none).
 func (w *world) state(name, sha string) vcs.StatusState {
-	c, ok := w.forge.CheckNamed(w.repo, name, sha)
+	st, ok := w.forge.StatusNamed(w.repo, name, sha)
 	if !ok {
 		return ""
 	}
-	return c.State()
+	return st.State
 }
 
 // states are every state a status went through.
 func (w *world) states(name, sha string) []vcs.StatusState {
-	c, _ := w.forge.CheckNamed(w.repo, name, sha)
-	var out []vcs.StatusState
-	for _, h := range c.History {
-		out = append(out, memforge.StateOf(h.Status, h.Conclusion))
-	}
-	return out
+	st, _ := w.forge.StatusNamed(w.repo, name, sha)
+	return st.States()
 }
 
 // sticky is the bot's sticky comment, all parts joined.

@@ -195,11 +195,6 @@ type Forge interface {
 	// it has not): approvals count for a plan only when given after its result was posted.
 	StatusPostedAt(ctx context.Context, repo Repo, ref StatusRef) (time.Time, error)
 
-	// Deprecated: use PutStatus. Kept while internal/bot still writes check runs.
-	CreateCheck(ctx context.Context, repo Repo, check Check) (int64, error)
-	// Deprecated: use PutStatus. Kept while internal/bot still writes check runs.
-	UpdateCheck(ctx context.Context, repo Repo, check Check) error
-
 	// Comments lists a PR's conversation, each marked ByBot when the bot's own account wrote it.
 	Comments(ctx context.Context, repo Repo, number int) ([]Comment, error)
 	CreateComment(ctx context.Context, repo Repo, number int, body string) (int64, error)
@@ -207,10 +202,6 @@ type Forge interface {
 	DeleteComment(ctx context.Context, repo Repo, id int64) error
 	React(ctx context.Context, repo Repo, commentID int64, reaction Reaction) error
 
-	// CheckCompletedAt is when the forge says a check completed, on the forge's own clock (zero while it has not).
-	//
-	// Deprecated: use StatusPostedAt (the ref of a GitHub status is its check run's id in decimal).
-	CheckCompletedAt(ctx context.Context, repo Repo, checkID int64) (time.Time, error)
 	// Compare says how head relates to base (branch names or commits): their merge base, and how many commits
 	// head is ahead of and behind base.
 	Compare(ctx context.Context, repo Repo, base, head string) (Comparison, error)
