@@ -47,6 +47,9 @@ type worldOptions struct {
 	seedProd bool
 	// baseFiles are added to the example on main.
 	baseFiles map[string]string
+	// holdWrites starts the bot without its outbox sender: writes stay in the outbox (settle would wait for
+	// them forever; drive the dispatcher and jobs directly).
+	holdWrites bool
 	// configure changes the bot's settings and options before each start (and restart).
 	configure func(w *world, cfg *serverconfig.Config, opts *server.Options)
 }
@@ -124,7 +127,9 @@ func (w *world) start() {
 	w.http.Config = server.NewHTTPServer("", srv.Handler(), server.DefaultHTTPLimits)
 	w.http.Start()
 	require.NoError(w.t, srv.Recover(context.Background()))
-	srv.StartSending(context.Background()) // as Start does; the test drives the dispatcher itself
+	if !w.opts.holdWrites {
+		srv.StartSending(context.Background()) // as Start does; the test drives the dispatcher itself
+	}
 	w.stopped = false
 	w.t.Cleanup(w.stop)
 }
