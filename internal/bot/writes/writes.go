@@ -28,9 +28,11 @@ type Writes struct {
 // the apply runs that follow it are one check run on GitHub.
 func slot(planID int64) string { return "plan:" + strconv.FormatInt(planID, 10) }
 
-// priority puts what a person waits for first: final states before queued and running.
-func priority(st vcs.Status) outbox.Priority {
-	if st.State.Final() {
+// priority puts what a person waits for first: a plan's final status goes before queued and running states
+// and before the approval and apply statuses, which follow from the plan's result (the sticky comment, sent
+// first of all, shows them too).
+func priority(pc prstate.PlanContext, st vcs.Status) outbox.Priority {
+	if st.State.Final() && st.Name == pc.CheckName(prstate.CheckPlan) {
 		return outbox.PriorityResult
 	}
 	return outbox.PriorityProgress
@@ -42,7 +44,7 @@ func (w *Writes) Status(ctx context.Context, pc prstate.PlanContext, planID int6
 		return err
 	}
 	repo := pc.PR.Repo
-	return w.Outbox.PutStatusSlot(ctx, outbox.AccountOf(repo), repo, st, slot(planID), priority(st))
+	return w.Outbox.PutStatusSlot(ctx, outbox.AccountOf(repo), repo, st, slot(planID), priority(pc, st))
 }
 
 // StatusRef is the forge's ref of a plan's status ("" while it was never sent).
@@ -75,7 +77,7 @@ func (w *Writes) adoptLegacy(ctx context.Context, pc prstate.PlanContext, planID
 
 // Sticky enqueues the PR's sticky comment, as rendered.
 func (w *Writes) Sticky(ctx context.Context, pr vcs.PullRequest, parts []string) error {
-	return w.Outbox.PutSticky(ctx, outbox.AccountOf(pr.Repo), pr.Repo, pr.Number, parts, outbox.PriorityResult)
+	return w.Outbox.PutSticky(ctx, outbox.AccountOf(pr.Repo), pr.Repo, pr.Number, parts, outbox.PriorityComment)
 }
 
 // Reply enqueues a new comment on the PR. Replies answer a person, in the order the bot made them, so they all
