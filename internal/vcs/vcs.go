@@ -1,5 +1,5 @@
 // Package vcs is the forge-neutral language of the bot: repositories, pull requests, reviews, comments and
-// checks, and the events a forge sends about them. The GitHub adapter (internal/vcs/github) and later GitLab and
+// statuses, and the events a forge sends about them. The GitHub adapter (internal/vcs/github) and later GitLab and
 // Gitea adapters translate their APIs and webhooks into these types; nothing outside an adapter sees a forge's
 // own types.
 package vcs
@@ -110,42 +110,6 @@ type Comment struct {
 	// ByBot: the bot itself wrote it (as the adapter knows the bot's own account). Only such comments are the
 	// bot's to find, edit or delete: anyone can post a body that looks like the bot's.
 	ByBot bool `json:"by_bot,omitempty"`
-}
-
-// CheckStatus is where a check is.
-type CheckStatus string
-
-const (
-	CheckQueued     CheckStatus = "queued"
-	CheckInProgress CheckStatus = "in_progress"
-	CheckCompleted  CheckStatus = "completed"
-)
-
-// CheckConclusion is how a completed check ended.
-type CheckConclusion string
-
-const (
-	ConclusionSuccess        CheckConclusion = "success"
-	ConclusionFailure        CheckConclusion = "failure"
-	ConclusionNeutral        CheckConclusion = "neutral"
-	ConclusionCancelled      CheckConclusion = "cancelled"
-	ConclusionActionRequired CheckConclusion = "action_required"
-	ConclusionSkipped        CheckConclusion = "skipped"
-)
-
-// Check is a check run (GitHub) or commit status (GitLab) on a commit.
-type Check struct {
-	ID         int64           `json:"id,omitempty"` // zero until created
-	Name       string          `json:"name"`
-	HeadSHA    string          `json:"head_sha"`
-	Status     CheckStatus     `json:"status"`
-	Conclusion CheckConclusion `json:"conclusion,omitempty"`
-	Title      string          `json:"title,omitempty"`
-	Summary    string          `json:"summary,omitempty"`
-	Text       string          `json:"text,omitempty"`
-	DetailsURL string          `json:"details_url,omitempty"`
-	// ExternalID ties the check to the bot's own record (a run id), so that rerequests can be traced back.
-	ExternalID string `json:"external_id,omitempty"`
 }
 
 // Reaction is an emoji reaction on a comment.

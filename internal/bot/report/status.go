@@ -66,7 +66,7 @@ func (r *Reporter) PutStatus(ctx context.Context, forge vcs.Forge, pc prstate.Pl
 
 // stateOf is a check conclusion (as internal/comments gives it) as a status's state.
 func stateOf(conclusion string) vcs.StatusState {
-	if conclusion == string(vcs.ConclusionActionRequired) {
+	if conclusion == comments.ConclusionActionRequired {
 		return vcs.StatusBlocked
 	}
 	return vcs.StatusState(conclusion)

@@ -5,15 +5,16 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
+	"github.com/dagctl/dagctl-bot/internal/comments"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
 // A check conclusion as internal/comments gives it is a status's state; action_required is blocked. (How each
 // state shows on GitHub is the adapter's: internal/vcs/github TestStatusesAreCheckRuns.)
 func TestConclusionsAreStatusStates(t *testing.T) {
-	assert.Equal(t, vcs.StatusBlocked, stateOf(string(vcs.ConclusionActionRequired)))
-	assert.Equal(t, vcs.StatusSuccess, stateOf(string(vcs.ConclusionSuccess)))
-	assert.Equal(t, vcs.StatusNeutral, stateOf(string(vcs.ConclusionNeutral)))
+	assert.Equal(t, vcs.StatusBlocked, stateOf(comments.ConclusionActionRequired))
+	assert.Equal(t, vcs.StatusSuccess, stateOf(comments.ConclusionSuccess))
+	assert.Equal(t, vcs.StatusNeutral, stateOf(comments.ConclusionNeutral))
 }
 
 func TestLogLinksAreSignedPerRun(t *testing.T) {

@@ -256,11 +256,11 @@ func (w *World) RerequestEvent(s forgetest.Status, sender string) forgetest.Webh
 func (w *World) Statuses() []forgetest.Status {
 	var out []forgetest.Status
 	for _, c := range w.FakeRepo.CheckRuns() {
-		s := forgetest.Status{Name: c.Name, CommitSHA: c.HeadSHA, State: forgetest.CheckState(vcs.CheckStatus(c.Status), vcs.CheckConclusion(c.Conclusion)), Title: c.Title,
+		s := forgetest.Status{Name: c.Name, CommitSHA: c.HeadSHA, State: forgetest.CheckState(c.Status, c.Conclusion), Title: c.Title,
 			Summary: c.Summary, Text: c.Text, DetailsURL: c.DetailsURL, ExternalID: c.ExternalID,
 			Ref: vcs.StatusRef(fmt.Sprint(c.ID))}
 		for _, h := range c.History {
-			s.History = append(s.History, forgetest.CheckState(vcs.CheckStatus(h.Status), vcs.CheckConclusion(h.Conclusion)))
+			s.History = append(s.History, forgetest.CheckState(h.Status, h.Conclusion))
 		}
 		out = append(out, s)
 	}

@@ -350,7 +350,7 @@ func (a *App) CloneToken(ctx context.Context, repo vcs.Repo) (string, error) {
 }
 
 // CreateCheck implements vcs.Forge through the repository's installation.
-func (a *App) CreateCheck(ctx context.Context, repo vcs.Repo, check vcs.Check) (int64, error) {
+func (a *App) CreateCheck(ctx context.Context, repo vcs.Repo, check Check) (int64, error) {
 	inst, err := a.forRepo(repo)
 	if err != nil {
 		return 0, err
@@ -359,7 +359,7 @@ func (a *App) CreateCheck(ctx context.Context, repo vcs.Repo, check vcs.Check) (
 }
 
 // UpdateCheck implements vcs.Forge through the repository's installation.
-func (a *App) UpdateCheck(ctx context.Context, repo vcs.Repo, check vcs.Check) error {
+func (a *App) UpdateCheck(ctx context.Context, repo vcs.Repo, check Check) error {
 	inst, err := a.forRepo(repo)
 	if err != nil {
 		return err

@@ -34,26 +34,26 @@ import (
 // request unmergeable while it waits on a person, as action_required does on GitHub
 // (../shared/forge-limits.md, "Commit status states"). Output is dropped there; Description is cut to 255.
 var checkStates = map[vcs.StatusState]struct {
-	status     vcs.CheckStatus
-	conclusion vcs.CheckConclusion
+	status     CheckStatus
+	conclusion CheckConclusion
 }{
-	vcs.StatusQueued:    {vcs.CheckQueued, ""},
-	vcs.StatusRunning:   {vcs.CheckInProgress, ""},
-	vcs.StatusSuccess:   {vcs.CheckCompleted, vcs.ConclusionSuccess},
-	vcs.StatusFailure:   {vcs.CheckCompleted, vcs.ConclusionFailure},
-	vcs.StatusNeutral:   {vcs.CheckCompleted, vcs.ConclusionNeutral},
-	vcs.StatusCancelled: {vcs.CheckCompleted, vcs.ConclusionCancelled},
-	vcs.StatusSkipped:   {vcs.CheckCompleted, vcs.ConclusionSkipped},
-	vcs.StatusBlocked:   {vcs.CheckCompleted, vcs.ConclusionActionRequired},
+	vcs.StatusQueued:    {CheckQueued, ""},
+	vcs.StatusRunning:   {CheckInProgress, ""},
+	vcs.StatusSuccess:   {CheckCompleted, ConclusionSuccess},
+	vcs.StatusFailure:   {CheckCompleted, ConclusionFailure},
+	vcs.StatusNeutral:   {CheckCompleted, ConclusionNeutral},
+	vcs.StatusCancelled: {CheckCompleted, ConclusionCancelled},
+	vcs.StatusSkipped:   {CheckCompleted, ConclusionSkipped},
+	vcs.StatusBlocked:   {CheckCompleted, ConclusionActionRequired},
 }
 
 // checkOf is the check run that shows status.
-func checkOf(status vcs.Status) (vcs.Check, error) {
+func checkOf(status vcs.Status) (Check, error) {
 	state, ok := checkStates[status.State]
 	if !ok {
-		return vcs.Check{}, fmt.Errorf("github: status %q has no state GitHub knows: %q", status.Name, status.State)
+		return Check{}, fmt.Errorf("github: status %q has no state GitHub knows: %q", status.Name, status.State)
 	}
-	check := vcs.Check{
+	check := Check{
 		Name: status.Name, HeadSHA: status.CommitSHA, Status: state.status, Conclusion: state.conclusion,
 		DetailsURL: status.DetailsURL, ExternalID: status.ExternalID, Title: status.Description,
 	}
