@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dagctl/dagctl-bot/internal/forgetest"
@@ -200,6 +201,25 @@ func (w *world) settle() {
 var (
 	logLinkRE = regexp.MustCompile(regexp.QuoteMeta(publicURL) + `/runs/\d+/[0-9a-f]+`)
 )
+
+// assertLifecycle checks that a plan status went queued → running → final in that order, each state written
+// once, ending final. The outbox sends only the newest state of a status, so a queued or running state
+// superseded before its turn is never sent: either may be missing, never out of order or repeated.
+func assertLifecycle(t *testing.T, history []vcs.StatusState, final vcs.StatusState, msg string) {
+	t.Helper()
+	order := []vcs.StatusState{vcs.StatusQueued, vcs.StatusRunning, final}
+	next := 0
+	for _, st := range history {
+		for next < len(order) && order[next] != st {
+			next++
+		}
+		if !assert.Less(t, next, len(order), "%s: %v is not queued → running → %s", msg, history, final) {
+			return
+		}
+		next++
+	}
+	assert.Equal(t, len(order), next, "%s: %v does not end %s", msg, history, final)
+}
 
 // normalize replaces what changes between runs (commit SHAs, signed log links) with placeholders.
 func (w *world) normalize(s string, shas map[string]string) string {

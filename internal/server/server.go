@@ -144,6 +144,9 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 	return s, nil
 }
 
+// GitHub's statuses are check runs, created by one call: a resumed send must find the one it may have created.
+var _ outbox.StatusFinder = (*ghadapter.App)(nil)
+
 // newOutbox is the outbox of the server's store, sending through the forge set's ports, spaced and retried on
 // the server's clock (tests pass the fake forge's, so spacing costs no real time).
 func (s *Server) newOutbox() *outbox.Outbox {
