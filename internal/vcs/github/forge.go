@@ -297,9 +297,8 @@ func (i *Installation) CloneToken(ctx context.Context, repo vcs.Repo) (string, e
 	return token, nil
 }
 
-// CreateCheck creates a check run and returns its id.
-//
-// Deprecated: use PutStatus.
+// CreateCheck creates a check run and returns its id. It is the adapter's own: the core writes statuses
+// (PutStatus), which are check runs created and updated through these two.
 func (i *Installation) CreateCheck(ctx context.Context, repo vcs.Repo, check Check) (int64, error) {
 	if err := i.checkRepo(repo); err != nil {
 		return 0, err
@@ -326,9 +325,7 @@ func (i *Installation) CreateCheck(ctx context.Context, repo vcs.Repo, check Che
 }
 
 // UpdateCheck updates check run check.ID: status, conclusion, output and links. Name must be the check's name
-// (GitHub would rename it otherwise).
-//
-// Deprecated: use PutStatus.
+// (GitHub would rename it otherwise). The adapter's own, as CreateCheck.
 func (i *Installation) UpdateCheck(ctx context.Context, repo vcs.Repo, check Check) error {
 	if err := i.checkRepo(repo); err != nil {
 		return err
