@@ -349,7 +349,7 @@ func (a *App) CloneToken(ctx context.Context, repo vcs.Repo) (string, error) {
 	return inst.CloneToken(ctx, repo)
 }
 
-// CreateCheck implements vcs.Forge through the repository's installation.
+// CreateCheck creates a check run through the repository's installation.
 func (a *App) CreateCheck(ctx context.Context, repo vcs.Repo, check Check) (int64, error) {
 	inst, err := a.forRepo(repo)
 	if err != nil {
@@ -358,7 +358,7 @@ func (a *App) CreateCheck(ctx context.Context, repo vcs.Repo, check Check) (int6
 	return inst.CreateCheck(ctx, repo, check)
 }
 
-// UpdateCheck implements vcs.Forge through the repository's installation.
+// UpdateCheck updates a check run through the repository's installation.
 func (a *App) UpdateCheck(ctx context.Context, repo vcs.Repo, check Check) error {
 	inst, err := a.forRepo(repo)
 	if err != nil {
