@@ -125,12 +125,12 @@ func (w *benchWorld) floorCheck(b *testing.B) (create, update time.Duration) {
 	b.Helper()
 	ctx := context.Background()
 	repo := vcs.Repo{Forge: ghadapter.Forge, Owner: "acme", Name: "warehouse", Account: ghadapter.AccountOf(installationID)}
-	check := vcs.Check{Name: "bench/floor", HeadSHA: w.Base, Status: vcs.CheckQueued, Title: "Queued", Summary: "floor"}
+	check := ghadapter.Check{Name: "bench/floor", HeadSHA: w.Base, Status: ghadapter.CheckQueued, Title: "Queued", Summary: "floor"}
 	start := time.Now()
 	id, err := w.floor.CreateCheck(ctx, repo, check)
 	create = time.Since(start)
 	require.NoError(b, err)
-	check.ID, check.Status = id, vcs.CheckInProgress
+	check.ID, check.Status = id, ghadapter.CheckInProgress
 	start = time.Now()
 	require.NoError(b, w.floor.UpdateCheck(ctx, repo, check))
 	return create, time.Since(start)

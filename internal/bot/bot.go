@@ -15,8 +15,10 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/bot/jobrun"
 	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/bot/report"
+	"github.com/dagctl/dagctl-bot/internal/bot/writes"
 	"github.com/dagctl/dagctl-bot/internal/framework"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
+	"github.com/dagctl/dagctl-bot/internal/outbox"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
@@ -37,8 +39,10 @@ type Bot struct {
 
 // Options configure a Bot.
 type Options struct {
-	Store        Store
-	Forges       func(name string) (vcs.Forge, bool)
+	Store  Store
+	Forges func(name string) (vcs.Forge, bool)
+	// Outbox takes every write to a forge; its sender (run by the server) sends them.
+	Outbox       *outbox.Outbox
 	Executor     jobs.Executor
 	ExecutorName string
 	// Jobs are the job settings: the frameworks this bot runs, the operator's variables and setup steps.
@@ -65,8 +69,9 @@ func New(o Options) *Bot {
 	if o.ExecutorName == "" {
 		o.ExecutorName = "local"
 	}
-	evaluator := &approvals.Evaluator{Store: o.Store, Log: o.Log}
-	reporter := &report.Reporter{Store: o.Store, Approvals: evaluator, Log: o.Log, PublicURL: o.PublicURL, LogKey: o.LogKey}
+	w := &writes.Writes{Outbox: o.Outbox, Legacy: o.Store}
+	evaluator := &approvals.Evaluator{Store: o.Store, Writes: w, Log: o.Log}
+	reporter := &report.Reporter{Store: o.Store, Approvals: evaluator, Writes: w, Log: o.Log, PublicURL: o.PublicURL, LogKey: o.LogKey}
 	locks := &prstate.PRLocks{}
 	runner := jobrun.New(jobrun.Config{Store: o.Store, Forges: o.Forges, Executor: o.Executor, ExecutorName: o.ExecutorName,
 		Jobs: o.Jobs, Report: reporter, Locks: locks, Log: o.Log, MaxJobs: o.MaxJobs, Secrets: o.Secrets})

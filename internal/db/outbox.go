@@ -59,12 +59,16 @@ func scanOutbox(sc scanner) (OutboxWrite, error) {
 // priority in place (it keeps its place in the queue and its token). It returns the row's id and whether it
 // replaced one. A write of the key that is being sent is not touched: the new one waits behind it.
 func (s *Store) EnqueueOutbox(ctx context.Context, w OutboxWrite) (id int64, replaced bool, err error) {
-	if w.Forge == "" || w.Account == "" || w.Kind == "" || w.Token == "" {
-		return 0, false, errors.New("db: an outbox write needs a forge, an account, a kind and a token")
+	// The account may be "": a forge with one configured token has no identity to tell accounts apart.
+	if w.Forge == "" || w.Kind == "" || w.Token == "" {
+		return 0, false, errors.New("db: an outbox write needs a forge, a kind and a token")
 	}
 	key := sql.NullString{String: w.Key, Valid: w.Key != ""}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		now := s.nowMillis()
+		if !w.NotBefore.IsZero() {
+			now = toMillis(w.NotBefore) // the sender's clock decides what is due (ClaimOutbox's now)
+		}
 		if key.Valid {
 			err := tx.QueryRowContext(ctx, `UPDATE outbox SET payload = ?, priority = ?, repo = ?, kind = ?
 				WHERE forge = ? AND account = ? AND coalesce_key = ? AND state = 'pending' RETURNING id`,
@@ -87,12 +91,12 @@ func (s *Store) EnqueueOutbox(ctx context.Context, w OutboxWrite) (id int64, rep
 
 // ClaimOutbox marks the account's next write as being sent and returns it: first a write whose send was
 // under way when the process stopped, then the due pending writes by priority, oldest first. ok is false when
-// none is due. One sender drains an account at a time.
-func (s *Store) ClaimOutbox(ctx context.Context, forge, account string) (w OutboxWrite, ok bool, err error) {
+// none is due at now (the sender's clock, which also set NotBefore). One sender drains an account at a time.
+func (s *Store) ClaimOutbox(ctx context.Context, forge, account string, now time.Time) (w OutboxWrite, ok bool, err error) {
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		row := tx.QueryRowContext(ctx, `SELECT `+outboxColumns+` FROM outbox
 			WHERE forge = ? AND account = ? AND (state = 'sending' OR not_before <= ?)
-			ORDER BY state = 'sending' DESC, priority, id LIMIT 1`, forge, account, s.nowMillis())
+			ORDER BY state = 'sending' DESC, priority, id LIMIT 1`, forge, account, toMillis(now))
 		var err error
 		if w, err = scanOutbox(row); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {

@@ -21,7 +21,7 @@ func TestOutboxReplacesOnlyAnUnsentWriteOfTheKey(t *testing.T) {
 
 	first, _, err := s.EnqueueOutbox(ctx, outboxWrite("k", `"queued"`, 1))
 	require.NoError(t, err)
-	claimed, ok, err := s.ClaimOutbox(ctx, "github", "7")
+	claimed, ok, err := s.ClaimOutbox(ctx, "github", "7", c.Now())
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, first, claimed.ID)
@@ -53,14 +53,14 @@ func TestOutboxClaimsResumedSendsFirstThenByPriorityAndAge(t *testing.T) {
 		_, _, err := s.EnqueueOutbox(ctx, w)
 		require.NoError(t, err)
 	}
-	interrupted, _, err := s.ClaimOutbox(ctx, "github", "7")
+	interrupted, _, err := s.ClaimOutbox(ctx, "github", "7", c.Now())
 	require.NoError(t, err)
 	assert.Equal(t, "b", string(interrupted.Payload))
 
 	s = reopen(t, s, path, WithClock(c.Now)) // the process died while sending b
 	var order []string
 	for {
-		w, ok, err := s.ClaimOutbox(ctx, "github", "7")
+		w, ok, err := s.ClaimOutbox(ctx, "github", "7", c.Now())
 		require.NoError(t, err)
 		if !ok {
 			break

@@ -391,7 +391,9 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-// SetCheckRun records the forge's id of a plan's check run (e.g. "dagctl/plan: prod"), replacing any earlier one.
+// SetCheckRun records the forge's id of a plan's check run (e.g. "dagctl/plan: prod"), replacing any earlier one:
+// what versions before the outbox wrote. The bot only reads these rows now (CheckRun); tests write them to
+// stand for such a version.
 func (s *Store) SetCheckRun(ctx context.Context, planID int64, name string, checkRunID int64) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO plan_checks (plan_id, name, check_run_id, updated_at) VALUES (?, ?, ?, ?)

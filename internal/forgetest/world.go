@@ -229,14 +229,14 @@ func LastReaction(w World, commentID int64) vcs.Reaction {
 
 // CheckState is a check run's status and conclusion in the core's words, as GitHub's adapter maps them:
 // queued → queued, in_progress → running, completed with action_required → blocked, otherwise the conclusion.
-func CheckState(status vcs.CheckStatus, conclusion vcs.CheckConclusion) vcs.StatusState {
+func CheckState(status, conclusion string) vcs.StatusState {
 	switch status {
-	case vcs.CheckQueued:
+	case "queued":
 		return vcs.StatusQueued
-	case vcs.CheckInProgress:
+	case "in_progress":
 		return vcs.StatusRunning
 	}
-	if conclusion == vcs.ConclusionActionRequired {
+	if conclusion == "action_required" {
 		return vcs.StatusBlocked
 	}
 	return vcs.StatusState(conclusion)

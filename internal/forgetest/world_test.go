@@ -11,18 +11,18 @@ import (
 
 func TestCheckRunsAreShownInTheCoresStates(t *testing.T) {
 	for _, c := range []struct {
-		status     vcs.CheckStatus
-		conclusion vcs.CheckConclusion
+		status     string // as GitHub's API spells them
+		conclusion string
 		want       vcs.StatusState
 	}{
-		{vcs.CheckQueued, "", vcs.StatusQueued},
-		{vcs.CheckInProgress, "", vcs.StatusRunning},
-		{vcs.CheckCompleted, vcs.ConclusionActionRequired, vcs.StatusBlocked},
-		{vcs.CheckCompleted, vcs.ConclusionSuccess, vcs.StatusSuccess},
-		{vcs.CheckCompleted, vcs.ConclusionFailure, vcs.StatusFailure},
-		{vcs.CheckCompleted, vcs.ConclusionNeutral, vcs.StatusNeutral},
-		{vcs.CheckCompleted, vcs.ConclusionCancelled, vcs.StatusCancelled},
-		{vcs.CheckCompleted, vcs.ConclusionSkipped, vcs.StatusSkipped},
+		{"queued", "", vcs.StatusQueued},
+		{"in_progress", "", vcs.StatusRunning},
+		{"completed", "action_required", vcs.StatusBlocked},
+		{"completed", "success", vcs.StatusSuccess},
+		{"completed", "failure", vcs.StatusFailure},
+		{"completed", "neutral", vcs.StatusNeutral},
+		{"completed", "cancelled", vcs.StatusCancelled},
+		{"completed", "skipped", vcs.StatusSkipped},
 	} {
 		assert.Equal(t, c.want, forgetest.CheckState(c.status, c.conclusion), "%s/%s", c.status, c.conclusion)
 	}

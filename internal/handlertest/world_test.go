@@ -19,6 +19,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/jobs/replay"
+	"github.com/dagctl/dagctl-bot/internal/outbox"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
@@ -39,6 +40,7 @@ type world struct {
 	repo  vcs.Repo
 	store *db.Store
 	bot   *bot.Bot
+	out   *outbox.Outbox
 	jobs  *replay.Executor // nil while capturing
 }
 
@@ -74,9 +76,13 @@ func newWorld(t *testing.T, frameworks ...framework.Framework) *world {
 		w.jobs = &replay.Executor{Dir: capturesDir, Files: w.forge.FilesOf}
 		executor = w.jobs
 	}
+	// The outbox on the forge's clock, unspaced: memforge has no rate limits, and handler tests take no time.
+	w.out = outbox.New(store, func(outbox.Account) (outbox.Forge, error) { return w.forge, nil },
+		outbox.Config{Interval: -1, Now: w.forge.Now, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	w.bot = bot.New(bot.Options{
 		Store:    store,
 		Forges:   func(name string) (vcs.Forge, bool) { return w.forge, name == memforge.Name },
+		Outbox:   w.out,
 		Executor: executor,
 		Jobs:     settings,
 		// No public URL: no log links, whose signatures would differ from run to run.
@@ -106,6 +112,20 @@ func (w *world) handle(ev vcs.Event) {
 		require.NoError(w.t, err)
 	}
 	w.bot.Wait()
+	w.drainWrites()
+}
+
+// drainWrites sends what the bot enqueued, until no write is due.
+func (w *world) drainWrites() {
+	w.t.Helper()
+	for {
+		require.NoError(w.t, w.out.Drain(context.Background()))
+		quiet, err := w.out.Quiet(context.Background())
+		require.NoError(w.t, err)
+		if quiet {
+			return
+		}
+	}
 }
 
 // openPR commits files on a new branch by author, opens a PR of it into main and delivers the event.
@@ -134,21 +154,17 @@ func (w *world) comment(pr vcs.PullRequest, user, body string) vcs.Comment {
 
 // state is the state of the newest status with that name on the commit, in the core's words ("" when none).
 func (w *world) state(name, sha string) vcs.StatusState {
-	c, ok := w.forge.CheckNamed(w.repo, name, sha)
+	st, ok := w.forge.StatusNamed(w.repo, name, sha)
 	if !ok {
 		return ""
 	}
-	return c.State()
+	return st.State
 }
 
 // states are every state a status went through.
 func (w *world) states(name, sha string) []vcs.StatusState {
-	c, _ := w.forge.CheckNamed(w.repo, name, sha)
-	var out []vcs.StatusState
-	for _, h := range c.History {
-		out = append(out, memforge.StateOf(h.Status, h.Conclusion))
-	}
-	return out
+	st, _ := w.forge.StatusNamed(w.repo, name, sha)
+	return st.States()
 }
 
 // sticky is the bot's sticky comment, all parts joined.
@@ -167,7 +183,7 @@ func (w *world) lastReply(number int) string {
 	cs := w.forge.CommentsOf(w.repo, number)
 	for i := len(cs) - 1; i >= 0; i-- {
 		if _, sticky := comments.MarkerPart(cs[i].Body); cs[i].ByBot && !sticky {
-			return cs[i].Body
+			return outbox.WithoutWriteMarker(cs[i].Body) // as a person reads it
 		}
 	}
 	return ""

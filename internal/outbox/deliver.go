@@ -77,6 +77,16 @@ func (s *sender) sendStatus(ctx context.Context, f Forge, w db.OutboxWrite, repo
 	if err != nil {
 		return result{}, err
 	}
+	if ref == "" && w.Attempts > 0 {
+		// A send began before without an answer (a crash, a timeout): the forge may have created the status.
+		if finder, ok := f.(StatusFinder); ok {
+			found, err := finder.FindStatus(ctx, repo, st)
+			if err != nil {
+				return result{}, err
+			}
+			ref = string(found)
+		}
+	}
 	next, err := f.PutStatus(ctx, repo, st, vcs.StatusRef(ref))
 	if err != nil {
 		return result{}, err

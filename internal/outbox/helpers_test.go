@@ -81,8 +81,7 @@ func (w *world) openStore() *db.Store {
 
 // outbox is an outbox over the world's store, sending through app, on the fake's clock.
 func (w *world) outbox(app *ghadapter.App) *outbox.Outbox {
-	forge := checkRunForge{app}
-	return outbox.New(w.store, func(outbox.Account) (outbox.Forge, error) { return forge, nil }, outbox.Config{
+	return outbox.New(w.store, func(outbox.Account) (outbox.Forge, error) { return app, nil }, outbox.Config{
 		Now: w.fake.Now, Sleep: w.fake.Sleep, Backoff: backoff, Log: slog.New(slog.NewTextHandler(w.logs, nil)),
 	})
 }
@@ -106,34 +105,4 @@ func (w *world) writes() []string {
 		}
 	}
 	return out
-}
-
-// checkRunForge is the outbox's Forge over the GitHub adapter as it is today: PutStatus as a check run (created
-// when there is no ref, the ref being its id). The vcs.Forge port gets PutStatus on another branch; this maps the
-// core's states the way the bot maps them now.
-type checkRunForge struct{ *ghadapter.App }
-
-func (f checkRunForge) PutStatus(ctx context.Context, repo vcs.Repo, st vcs.Status, ref vcs.StatusRef) (vcs.StatusRef, error) {
-	check := vcs.Check{Name: st.Name, HeadSHA: st.CommitSHA, Title: st.Description, Summary: st.Description,
-		DetailsURL: st.DetailsURL, ExternalID: st.ExternalID}
-	switch st.State {
-	case vcs.StatusQueued:
-		check.Status = vcs.CheckQueued
-	case vcs.StatusRunning:
-		check.Status = vcs.CheckInProgress
-	case vcs.StatusBlocked:
-		check.Status, check.Conclusion = vcs.CheckCompleted, vcs.ConclusionActionRequired
-	default:
-		check.Status, check.Conclusion = vcs.CheckCompleted, vcs.CheckConclusion(st.State)
-	}
-	if ref == "" {
-		id, err := f.CreateCheck(ctx, repo, check)
-		return vcs.StatusRef(strconv.FormatInt(id, 10)), err
-	}
-	id, err := strconv.ParseInt(string(ref), 10, 64)
-	if err != nil {
-		return "", err
-	}
-	check.ID = id
-	return ref, f.UpdateCheck(ctx, repo, check)
 }

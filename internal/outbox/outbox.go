@@ -30,6 +30,10 @@ type Account struct {
 	ID    string
 }
 
+// AccountOf is the account the bot writes to repo as: its forge and vcs.Repo.Account ("" on a forge with one
+// token).
+func AccountOf(repo vcs.Repo) Account { return Account{Forge: repo.Forge, ID: repo.Account} }
+
 // GitHubAccount is the account of a GitHub App installation.
 func GitHubAccount(installationID int64) Account {
 	return Account{Forge: "github", ID: strconv.FormatInt(installationID, 10)}
@@ -39,7 +43,11 @@ func GitHubAccount(installationID int64) Account {
 type Priority int
 
 const (
-	// PriorityResult is what a person waits for first: a plan's status and the sticky comment.
+	// PriorityComment is what a person reads first: the sticky comment, which shows every plan's result. Sent
+	// ahead of the statuses that say the same, it comes one write sooner after the last plan ends (BENCHMARKS.md
+	// §6); branch protection waits a second longer, which nobody sees.
+	PriorityComment Priority = -1
+	// PriorityResult is what a person waits for next: a plan's final status, replies.
 	PriorityResult Priority = 0
 	// PriorityProgress is intermediate state: queued and running statuses, progress in the sticky comment.
 	PriorityProgress Priority = 1
@@ -58,6 +66,8 @@ const (
 
 type statusPayload struct {
 	Status vcs.Status `json:"status"`
+	// Slot is the key's run part when the caller chose it (StatusSlot); "" means the status's ExternalID.
+	Slot string `json:"slot,omitempty"`
 }
 
 type stickyPartPayload struct {
@@ -98,8 +108,12 @@ func repoKey(repo vcs.Repo) string { return strings.ToLower(repo.FullName()) }
 // statusKey identifies one status: the commit and name, and the run of the bot it reports (ExternalID). A
 // status of another run on the same commit and name (a plan run again) is another key: on GitHub it is another
 // check run, and the earlier run's final state must still reach its own.
-func statusKey(repo vcs.Repo, st vcs.Status) string {
-	return strings.Join([]string{kindStatus, repoKey(repo), st.CommitSHA, st.Name, st.ExternalID}, "|")
+func statusKey(repo vcs.Repo, st vcs.Status) string { return slotKey(repo, st, st.ExternalID) }
+
+// slotKey is statusKey with the run part given: a caller whose status keeps one forge status while its
+// ExternalID changes (a blocked "not applied yet" that an apply run later completes) names the slot itself.
+func slotKey(repo vcs.Repo, st vcs.Status, slot string) string {
+	return strings.Join([]string{kindStatus, repoKey(repo), st.CommitSHA, st.Name, slot}, "|")
 }
 
 func stickyPrefix(repo vcs.Repo, pr int) string {
@@ -120,6 +134,39 @@ func (o *Outbox) PutStatus(ctx context.Context, acct Account, repo vcs.Repo, st 
 		return fmt.Errorf("outbox: a status needs a name, a commit and a state (got %q on %q: %q)", st.Name, st.CommitSHA, st.State)
 	}
 	return o.enqueue(ctx, acct, repo, kindStatus, statusKey(repo, st), prio, statusPayload{Status: st})
+}
+
+// PutStatusSlot is PutStatus with the key's run part given instead of the status's ExternalID: every write of
+// one (commit, name, slot) is one status on the forge, whatever its ExternalID says.
+func (o *Outbox) PutStatusSlot(ctx context.Context, acct Account, repo vcs.Repo, st vcs.Status, slot string, prio Priority) error {
+	if st.Name == "" || st.CommitSHA == "" || st.State == "" || slot == "" {
+		return fmt.Errorf("outbox: a slotted status needs a name, a commit, a state and a slot (got %q on %q: %q, %q)", st.Name, st.CommitSHA, st.State, slot)
+	}
+	return o.enqueue(ctx, acct, repo, kindStatus, slotKey(repo, st, slot), prio, statusPayload{Status: st, Slot: slot})
+}
+
+// SlotRef is the forge's ref of the status of (commit, name, slot) ("" while none was sent).
+func (o *Outbox) SlotRef(ctx context.Context, acct Account, repo vcs.Repo, sha, name, slot string) (vcs.StatusRef, error) {
+	ref, err := o.store.OutboxRef(ctx, acct.Forge, acct.ID, slotKey(repo, vcs.Status{CommitSHA: sha, Name: name}, slot))
+	return vcs.StatusRef(ref), err
+}
+
+// AdoptSlotRef records a ref the forge gave before the outbox kept refs (a check run id an earlier version
+// stored), so that the slot's next write updates that status instead of creating a second one. A ref the
+// outbox has already is kept.
+func (o *Outbox) AdoptSlotRef(ctx context.Context, acct Account, repo vcs.Repo, sha, name, slot string, ref vcs.StatusRef) error {
+	key := slotKey(repo, vcs.Status{CommitSHA: sha, Name: name}, slot)
+	have, err := o.store.OutboxRef(ctx, acct.Forge, acct.ID, key)
+	if err != nil || have != "" || ref == "" {
+		return err
+	}
+	return o.store.SetOutboxRef(ctx, acct.Forge, acct.ID, key, string(ref))
+}
+
+// Idle reports whether no write is waiting (due or not).
+func (o *Outbox) Idle(ctx context.Context) (bool, error) {
+	accounts, err := o.store.OutboxAccounts(ctx)
+	return len(accounts) == 0, err
 }
 
 // StatusRef is the forge's ref of a status the outbox has sent ("" while none was), opaque, for port calls that
@@ -177,8 +224,8 @@ func (o *Outbox) React(ctx context.Context, acct Account, repo vcs.Repo, comment
 }
 
 func (o *Outbox) enqueue(ctx context.Context, acct Account, repo vcs.Repo, kind, key string, prio Priority, payload any) error {
-	if acct.Forge == "" || acct.ID == "" {
-		return fmt.Errorf("outbox: a write needs an account (got %+v)", acct)
+	if acct.Forge == "" {
+		return fmt.Errorf("outbox: a write needs an account's forge (got %+v)", acct) // the ID may be "": one token
 	}
 	p, err := json.Marshal(payload)
 	if err != nil {
@@ -194,6 +241,7 @@ func (o *Outbox) enqueue(ctx context.Context, acct Account, repo vcs.Repo, kind,
 	}
 	_, _, err = o.store.EnqueueOutbox(ctx, db.OutboxWrite{
 		Forge: acct.Forge, Account: acct.ID, Kind: kind, Key: key, Priority: int(prio), Repo: r, Payload: p, Token: token,
+		NotBefore: o.cfg.Now(),
 	})
 	if err != nil {
 		return fmt.Errorf("outbox: enqueue %s: %w", kind, err)
@@ -218,3 +266,13 @@ const ReplyOverhead = len("\n\n<!-- dagctl-bot:write=") + 24 + len(" -->")
 // writeMarker is the hidden line a reply ends with, so that after a crash the reply is found among the bot's
 // comments instead of being posted twice.
 func writeMarker(token string) string { return "<!-- dagctl-bot:write=" + token + " -->" }
+
+// WithoutWriteMarker is a comment's body without the hidden marker the outbox ended it with (a reply), as a
+// person reads it; other bodies are returned as they are.
+func WithoutWriteMarker(body string) string {
+	i := strings.LastIndex(body, "\n\n<!-- dagctl-bot:write=")
+	if i < 0 || !strings.HasSuffix(body, " -->") || len(body)-i != ReplyOverhead {
+		return body
+	}
+	return body[:i]
+}

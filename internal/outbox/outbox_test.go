@@ -16,6 +16,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
 	"github.com/dagctl/dagctl-bot/internal/outbox"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
+	ghadapter "github.com/dagctl/dagctl-bot/internal/vcs/github"
 )
 
 const planProd = "dagctl/plan: prod"
@@ -240,6 +241,74 @@ func TestAReplyWhoseAnswerWasLostIsNotPostedAgain(t *testing.T) {
 	assert.Len(t, w.repo.Comments(prNumber), 1, "posted once")
 	assert.Empty(t, w.pending())
 	assert.Len(t, w.fake.RequestsMatching("POST", "/repos/acme/warehouse/issues/1/comments"), 1)
+}
+
+func TestAStatusWhoseCreateLostItsAnswerIsUpdatedNotCreatedAgain(t *testing.T) {
+	w := newWorld(t)
+	proxy := newHoldingProxy(t, w.fake.URL(), "POST", "/api/v3/repos/acme/warehouse/check-runs", 1, loseAnswer)
+	ob := w.outbox(w.newApp(proxy.URL + "/api/v3"))
+	ctx := context.Background()
+	require.NoError(t, ob.PutStatus(ctx, acct, w.vrepo, w.status(planProd, vcs.StatusRunning, "plan:1"), outbox.PriorityProgress))
+	require.NoError(t, ob.Drain(ctx))
+	require.Len(t, w.repo.CheckRuns(), 1, "the forge created the check run")
+	require.Len(t, w.pending(), 1, "but the sender has no ref for it")
+
+	w.fake.Advance(backoff)
+	require.NoError(t, ob.Drain(ctx))
+	runs := w.repo.CheckRuns()
+	require.Len(t, runs, 1, "the resumed send found the check run by commit, name and external id")
+	assert.Equal(t, []string{"in_progress", "in_progress"}, runs[0].Statuses())
+	assert.Len(t, w.fake.RequestsMatching("POST", "/repos/acme/warehouse/check-runs"), 1)
+	assert.Empty(t, w.pending())
+}
+
+func TestASlottedStatusIsOneCheckRunWhateverItsExternalID(t *testing.T) {
+	w := newWorld(t)
+	ob := w.outbox(w.app)
+	ctx := context.Background()
+	const applyDev = "dagctl/apply: dev"
+	require.NoError(t, ob.PutStatusSlot(ctx, acct, w.vrepo, w.status(applyDev, vcs.StatusBlocked, ""), "plan:1", outbox.PriorityProgress))
+	require.NoError(t, ob.Drain(ctx))
+	require.NoError(t, ob.PutStatusSlot(ctx, acct, w.vrepo, w.status(applyDev, vcs.StatusSuccess, "apply:5"), "plan:1", outbox.PriorityResult))
+	require.NoError(t, ob.Drain(ctx))
+
+	runs := w.repo.CheckRuns()
+	require.Len(t, runs, 1, "the apply run completes the check run the blocked state created")
+	assert.Equal(t, "success", runs[0].Conclusion)
+	assert.Equal(t, "apply:5", runs[0].ExternalID)
+	ref, err := ob.SlotRef(ctx, acct, w.vrepo, w.head, applyDev, "plan:1")
+	require.NoError(t, err)
+	assert.Equal(t, vcs.StatusRef(itoa(runs[0].ID)), ref)
+}
+
+func TestAnAdoptedRefIsWrittenThroughAndAKnownOneKept(t *testing.T) {
+	w := newWorld(t)
+	ob := w.outbox(w.app)
+	ctx := context.Background()
+	// A check run an earlier version created and remembered itself.
+	id, err := w.app.CreateCheck(ctx, w.vrepo, ghadapter.Check{Name: planProd, HeadSHA: w.head, Status: ghadapter.CheckInProgress})
+	require.NoError(t, err)
+	require.NoError(t, ob.AdoptSlotRef(ctx, acct, w.vrepo, w.head, planProd, "plan:1", vcs.StatusRef(itoa(id))))
+	require.NoError(t, ob.AdoptSlotRef(ctx, acct, w.vrepo, w.head, planProd, "plan:1", "999"), "a known ref is kept")
+	require.NoError(t, ob.PutStatusSlot(ctx, acct, w.vrepo, w.status(planProd, vcs.StatusSuccess, "plan:1"), "plan:1", outbox.PriorityResult))
+	require.NoError(t, ob.Drain(ctx))
+	runs := w.repo.CheckRuns()
+	require.Len(t, runs, 1)
+	assert.Equal(t, id, runs[0].ID)
+	assert.Equal(t, "success", runs[0].Conclusion)
+}
+
+func TestAnAccountWithoutAnIDIsAccepted(t *testing.T) {
+	w := newWorld(t)
+	ob := w.outbox(w.app)
+	ctx := context.Background()
+	oneToken := outbox.Account{Forge: "github"} // a forge with one configured token has no account id
+	require.NoError(t, ob.Reply(ctx, oneToken, w.vrepo, prNumber, "hello", outbox.PriorityResult))
+	require.NoError(t, ob.Drain(ctx))
+	assert.Len(t, w.repo.Comments(prNumber), 1)
+	idle, err := ob.Idle(ctx)
+	require.NoError(t, err)
+	assert.True(t, idle)
 }
 
 func TestRefsOfOldKeysArePruned(t *testing.T) {

@@ -23,6 +23,14 @@ type Forge interface {
 	React(ctx context.Context, repo vcs.Repo, commentID int64, reaction vcs.Reaction) error
 }
 
+// StatusFinder is what a forge whose statuses are created by one call and updated by ref (GitHub's check runs)
+// adds: the ref of the status of (commit, name) with the status's ExternalID that a send whose answer was lost
+// may have created ("" when there is none), so that a resumed send updates it instead of creating a second.
+// Forges that upsert by (commit, name) need not have it.
+type StatusFinder interface {
+	FindStatus(ctx context.Context, repo vcs.Repo, status vcs.Status) (vcs.StatusRef, error)
+}
+
 // Defaults of Config.
 const (
 	// DefaultInterval spaces an account's writes, as GitHub asks (one second between content-creating
@@ -48,8 +56,8 @@ const (
 	DefaultPoll = 5 * time.Second
 )
 
-// Config configures the sender. The store's clock (db.WithClock) must be the same as Now: it decides which
-// writes are due.
+// Config configures the sender. Now decides which writes are due (it stamps each write when enqueued); the
+// store's own clock only dates refs, for pruning.
 type Config struct {
 	Interval    time.Duration // 0: DefaultInterval; negative: no spacing
 	Backoff     time.Duration // 0: DefaultBackoff
@@ -231,6 +239,28 @@ func (s *sender) startDue(ctx context.Context, wg *sync.WaitGroup) (time.Time, e
 	return next, nil
 }
 
+// Quiet reports whether no write is due and no drainer is sending: what was enqueued has reached the forge
+// (or waits for a retry's backoff). Tests wait for it.
+func (s *sender) Quiet(ctx context.Context) (bool, error) {
+	s.mu.Lock()
+	busy := len(s.draining) > 0
+	s.mu.Unlock()
+	if busy {
+		return false, nil
+	}
+	accounts, err := s.store.OutboxAccounts(ctx)
+	if err != nil {
+		return false, err
+	}
+	now := s.cfg.Now()
+	for _, a := range accounts {
+		if !a.NextDue.After(now) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 func (s *sender) claimDrainer(acct Account) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -260,7 +290,7 @@ func (s *sender) drainAccount(ctx context.Context, acct Account) error {
 		if err := s.waitTurn(ctx, acct); err != nil {
 			return err
 		}
-		w, ok, err := s.store.ClaimOutbox(ctx, acct.Forge, acct.ID)
+		w, ok, err := s.store.ClaimOutbox(ctx, acct.Forge, acct.ID, s.cfg.Now())
 		if err != nil || !ok {
 			return err
 		}
@@ -342,6 +372,14 @@ func (f *spaced) PutStatus(ctx context.Context, repo vcs.Repo, st vcs.Status, re
 	}
 	defer done()
 	return f.Forge.PutStatus(ctx, repo, st, ref)
+}
+
+// FindStatus passes the lookup through to a forge that has it (a read: not spaced).
+func (f *spaced) FindStatus(ctx context.Context, repo vcs.Repo, st vcs.Status) (vcs.StatusRef, error) {
+	if finder, ok := f.Forge.(StatusFinder); ok {
+		return finder.FindStatus(ctx, repo, st)
+	}
+	return "", nil
 }
 
 func (f *spaced) CreateComment(ctx context.Context, repo vcs.Repo, number int, body string) (int64, error) {

@@ -56,7 +56,7 @@ func childSender() int {
 	if err != nil {
 		return fail(err)
 	}
-	forge := checkRunForge{app}
+	forge := app
 	ob := outbox.New(store, func(outbox.Account) (outbox.Forge, error) { return forge, nil }, outbox.Config{
 		Interval: 20 * time.Millisecond, Log: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dagctl/dagctl-bot/internal/forgetest"
@@ -47,6 +48,9 @@ type worldOptions struct {
 	seedProd bool
 	// baseFiles are added to the example on main.
 	baseFiles map[string]string
+	// holdWrites starts the bot without its outbox sender: writes stay in the outbox (settle would wait for
+	// them forever; drive the dispatcher and jobs directly).
+	holdWrites bool
 	// configure changes the bot's settings and options before each start (and restart).
 	configure func(w *world, cfg *serverconfig.Config, opts *server.Options)
 }
@@ -124,6 +128,9 @@ func (w *world) start() {
 	w.http.Config = server.NewHTTPServer("", srv.Handler(), server.DefaultHTTPLimits)
 	w.http.Start()
 	require.NoError(w.t, srv.Recover(context.Background()))
+	if !w.opts.holdWrites {
+		srv.StartSending(context.Background()) // as Start does; the test drives the dispatcher itself
+	}
 	w.stopped = false
 	w.t.Cleanup(w.stop)
 }
@@ -177,13 +184,14 @@ func (w *world) deliver(wh forgetest.Webhook) forgetest.Delivery {
 	return d
 }
 
-// settle handles queued deliveries and waits for their jobs, until nothing is left.
+// settle handles queued deliveries, waits for their jobs and sends the outbox's writes, until nothing is left.
 func (w *world) settle() {
 	w.t.Helper()
 	ctx := context.Background()
 	for {
 		n := w.srv.Drain(ctx)
 		w.srv.WaitJobs()
+		require.NoError(w.t, w.srv.WaitWrites(ctx))
 		if n == 0 {
 			return
 		}
@@ -193,6 +201,25 @@ func (w *world) settle() {
 var (
 	logLinkRE = regexp.MustCompile(regexp.QuoteMeta(publicURL) + `/runs/\d+/[0-9a-f]+`)
 )
+
+// assertLifecycle checks that a plan status went queued → running → final in that order, each state written
+// once, ending final. The outbox sends only the newest state of a status, so a queued or running state
+// superseded before its turn is never sent: either may be missing, never out of order or repeated.
+func assertLifecycle(t *testing.T, history []vcs.StatusState, final vcs.StatusState, msg string) {
+	t.Helper()
+	order := []vcs.StatusState{vcs.StatusQueued, vcs.StatusRunning, final}
+	next := 0
+	for _, st := range history {
+		for next < len(order) && order[next] != st {
+			next++
+		}
+		if !assert.Less(t, next, len(order), "%s: %v is not queued → running → %s", msg, history, final) {
+			return
+		}
+		next++
+	}
+	assert.Equal(t, len(order), next, "%s: %v does not end %s", msg, history, final)
+}
 
 // normalize replaces what changes between runs (commit SHAs, signed log links) with placeholders.
 func (w *world) normalize(s string, shas map[string]string) string {

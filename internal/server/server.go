@@ -22,6 +22,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/framework"
 	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
+	"github.com/dagctl/dagctl-bot/internal/outbox"
 	"github.com/dagctl/dagctl-bot/internal/serverconfig"
 	"github.com/dagctl/dagctl-bot/internal/setup"
 	ghadapter "github.com/dagctl/dagctl-bot/internal/vcs/github"
@@ -55,14 +56,18 @@ type Options struct {
 
 // Server is a running dagctl-bot.
 type Server struct {
-	cfg        serverconfig.Config
-	opts       Options
-	log        *slog.Logger
-	store      *db.Store
-	executor   jobs.Executor
-	forges     *forgeSet
-	intake     *webhook.Intake
-	bot        *bot.Bot
+	cfg      serverconfig.Config
+	opts     Options
+	log      *slog.Logger
+	store    *db.Store
+	executor jobs.Executor
+	forges   *forgeSet
+	intake   *webhook.Intake
+	bot      *bot.Bot
+	outbox   *outbox.Outbox
+	// sending is closed when the outbox's sender (started by Start) has stopped.
+	sending    chan struct{}
+	stopSender context.CancelFunc
 	dispatcher *dispatch.Dispatcher
 	router     *mux.Router
 	// credentials are the GitHub App's key and webhook secret in use (from settings or /setup), to mask in logs.
@@ -118,9 +123,11 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 		store.Close()
 		return nil, err
 	}
+	s.outbox = s.newOutbox()
 	s.bot = bot.New(bot.Options{
 		Store:        store,
 		Forges:       s.forges.get,
+		Outbox:       s.outbox,
 		Executor:     s.executor,
 		ExecutorName: string(cfg.Executor),
 		Jobs:         settings,
@@ -138,6 +145,22 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 	}
 	s.router = s.routes()
 	return s, nil
+}
+
+// GitHub's statuses are check runs, created by one call: a resumed send must find the one it may have created.
+var _ outbox.StatusFinder = (*ghadapter.App)(nil)
+
+// newOutbox is the outbox of the server's store, sending through the forge set's ports, spaced and retried on
+// the server's clock (tests pass the fake forge's, so spacing costs no real time).
+func (s *Server) newOutbox() *outbox.Outbox {
+	forges := func(a outbox.Account) (outbox.Forge, error) {
+		port, ok := s.forges.get(a.Forge)
+		if !ok {
+			return nil, fmt.Errorf("forge %q is not configured", a.Forge)
+		}
+		return port, nil
+	}
+	return outbox.New(s.store, forges, outbox.Config{Now: s.opts.Now, Sleep: s.opts.Sleep, Log: s.log})
 }
 
 // jobSettings are the settings every job is built from: the frameworks the bot runs and the operator's rules.
@@ -230,6 +253,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.Recover(ctx); err != nil {
 		return err
 	}
+	s.StartSending(ctx)
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.done = make(chan struct{})
 	s.cleanOrphans(ctx)
@@ -240,6 +264,47 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}()
 	return nil
+}
+
+// StartSending runs the outbox's sender until the server closes (Start does it; tests that drive the dispatcher
+// themselves call it after Recover): it sends what the bot enqueues, and what a previous process left unsent.
+func (s *Server) StartSending(ctx context.Context) {
+	if s.stopSender != nil {
+		return
+	}
+	ctx, s.stopSender = context.WithCancel(context.WithoutCancel(ctx))
+	s.sending = make(chan struct{})
+	go func() {
+		defer close(s.sending)
+		if err := s.outbox.Run(ctx); err != nil {
+			s.log.Error("outbox sender stopped", "err", err)
+		}
+	}()
+}
+
+// stopSending stops the outbox's sender and waits for it; unsent writes stay in the store for the next start.
+func (s *Server) stopSending() {
+	if s.stopSender != nil {
+		s.stopSender()
+		<-s.sending
+		s.stopSender = nil
+	}
+}
+
+// WaitWrites waits until the sender has sent every due write (writes waiting for a retry's backoff stay); tests
+// use it, with Drain and WaitJobs, to wait until the forge shows everything.
+func (s *Server) WaitWrites(ctx context.Context) error {
+	for {
+		quiet, err := s.outbox.Quiet(ctx)
+		if err != nil || quiet {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond): // the sender works in the background; this only watches it
+		}
+	}
 }
 
 // Drain handles every queued delivery now; tests use it to wait for the intake's work.
@@ -272,6 +337,7 @@ func (s *Server) Close(ctx context.Context) error {
 	if werr := s.bot.Shutdown(stop); werr != nil {
 		s.log.Warn("stopping with runs still being reported", "err", werr)
 	}
+	s.stopSending() // after the bot: what it reported last is sent by the next start if not now
 	return errors.Join(err, s.store.Close())
 }
 
@@ -283,6 +349,7 @@ func (s *Server) Crash() {
 		s.cancel()
 		<-s.done
 	}
+	s.stopSending()
 	_ = s.store.Close()
 	if l, ok := s.executor.(interface{ Shutdown(context.Context) error }); ok {
 		_ = l.Shutdown(context.Background())

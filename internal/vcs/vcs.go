@@ -1,5 +1,5 @@
 // Package vcs is the forge-neutral language of the bot: repositories, pull requests, reviews, comments and
-// checks, and the events a forge sends about them. The GitHub adapter (internal/vcs/github) and later GitLab and
+// statuses, and the events a forge sends about them. The GitHub adapter (internal/vcs/github) and later GitLab and
 // Gitea adapters translate their APIs and webhooks into these types; nothing outside an adapter sees a forge's
 // own types.
 package vcs
@@ -112,42 +112,6 @@ type Comment struct {
 	ByBot bool `json:"by_bot,omitempty"`
 }
 
-// CheckStatus is where a check is.
-type CheckStatus string
-
-const (
-	CheckQueued     CheckStatus = "queued"
-	CheckInProgress CheckStatus = "in_progress"
-	CheckCompleted  CheckStatus = "completed"
-)
-
-// CheckConclusion is how a completed check ended.
-type CheckConclusion string
-
-const (
-	ConclusionSuccess        CheckConclusion = "success"
-	ConclusionFailure        CheckConclusion = "failure"
-	ConclusionNeutral        CheckConclusion = "neutral"
-	ConclusionCancelled      CheckConclusion = "cancelled"
-	ConclusionActionRequired CheckConclusion = "action_required"
-	ConclusionSkipped        CheckConclusion = "skipped"
-)
-
-// Check is a check run (GitHub) or commit status (GitLab) on a commit.
-type Check struct {
-	ID         int64           `json:"id,omitempty"` // zero until created
-	Name       string          `json:"name"`
-	HeadSHA    string          `json:"head_sha"`
-	Status     CheckStatus     `json:"status"`
-	Conclusion CheckConclusion `json:"conclusion,omitempty"`
-	Title      string          `json:"title,omitempty"`
-	Summary    string          `json:"summary,omitempty"`
-	Text       string          `json:"text,omitempty"`
-	DetailsURL string          `json:"details_url,omitempty"`
-	// ExternalID ties the check to the bot's own record (a run id), so that rerequests can be traced back.
-	ExternalID string `json:"external_id,omitempty"`
-}
-
 // Reaction is an emoji reaction on a comment.
 type Reaction string
 
@@ -195,11 +159,6 @@ type Forge interface {
 	// it has not): approvals count for a plan only when given after its result was posted.
 	StatusPostedAt(ctx context.Context, repo Repo, ref StatusRef) (time.Time, error)
 
-	// Deprecated: use PutStatus. Kept while internal/bot still writes check runs.
-	CreateCheck(ctx context.Context, repo Repo, check Check) (int64, error)
-	// Deprecated: use PutStatus. Kept while internal/bot still writes check runs.
-	UpdateCheck(ctx context.Context, repo Repo, check Check) error
-
 	// Comments lists a PR's conversation, each marked ByBot when the bot's own account wrote it.
 	Comments(ctx context.Context, repo Repo, number int) ([]Comment, error)
 	CreateComment(ctx context.Context, repo Repo, number int, body string) (int64, error)
@@ -207,10 +166,6 @@ type Forge interface {
 	DeleteComment(ctx context.Context, repo Repo, id int64) error
 	React(ctx context.Context, repo Repo, commentID int64, reaction Reaction) error
 
-	// CheckCompletedAt is when the forge says a check completed, on the forge's own clock (zero while it has not).
-	//
-	// Deprecated: use StatusPostedAt (the ref of a GitHub status is its check run's id in decimal).
-	CheckCompletedAt(ctx context.Context, repo Repo, checkID int64) (time.Time, error)
 	// Compare says how head relates to base (branch names or commits): their merge base, and how many commits
 	// head is ahead of and behind base.
 	Compare(ctx context.Context, repo Repo, base, head string) (Comparison, error)

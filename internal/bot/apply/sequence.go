@@ -59,6 +59,11 @@ type Request struct {
 	AtBranchHead bool
 }
 
+// pr is the PR the apply answers on.
+func (req Request) pr() vcs.PullRequest {
+	return vcs.PullRequest{Repo: req.Context.PR.Repo, Number: req.Plan.PR}
+}
+
 // Queue stores the apply's run, shows it on its check and runs it in the background: it waits for the
 // environment's lock, plans again at the commit, compares with the approved plan, and applies.
 func (s *Sequence) Queue(ctx context.Context, forge vcs.Forge, req Request) error {
@@ -70,7 +75,7 @@ func (s *Sequence) Queue(ctx context.Context, forge vcs.Forge, req Request) erro
 		return err
 	}
 	if req.Trigger == repoconfig.ApplyOnComment {
-		if _, err := forge.CreateComment(ctx, req.Context.PR.Repo, req.Plan.PR, fmt.Sprintf("🚀 Applying `%s` at %s for @%s: planning again first, to make sure it still is what was approved.", req.Context.Env.Name, prstate.Short(req.SHA), req.User)); err != nil {
+		if err := s.Report.Reply(ctx, req.pr(), fmt.Sprintf("🚀 Applying `%s` at %s for @%s: planning again first, to make sure it still is what was approved.", req.Context.Env.Name, prstate.Short(req.SHA), req.User)); err != nil {
 			s.Log.Warn("acknowledging an apply", "err", err)
 		}
 	}
@@ -122,7 +127,7 @@ func (s *Sequence) runApply(ctx context.Context, forge vcs.Forge, req Request, r
 	if end.conclusion != vcs.StatusSuccess && end.summary != "" {
 		body += "\n\n" + end.summary
 	}
-	if _, err := forge.CreateComment(ctx, req.Context.PR.Repo, req.Plan.PR, body); err != nil {
+	if err := s.Report.Reply(ctx, req.pr(), body); err != nil {
 		s.Log.Warn("commenting an apply's end", "err", err)
 	}
 	if err := s.Report.Sticky(ctx, forge, req.Context.PR, ""); err != nil {
@@ -177,7 +182,7 @@ func (s *Sequence) waitForLock(ctx context.Context, forge vcs.Forge, req Request
 			told = true
 			msg := d.Reasons[0].Message
 			_ = s.reportApply(ctx, forge, req, run.ID, vcs.StatusQueued, "Waiting for the lock", msg)
-			if _, err := forge.CreateComment(ctx, req.Context.PR.Repo, req.Plan.PR, "⏳ "+msg+" This apply runs when it is released."); err != nil {
+			if err := s.Report.Reply(ctx, req.pr(), "⏳ "+msg+" This apply runs when it is released."); err != nil {
 				s.Log.Warn("telling who holds a lock", "err", err)
 			}
 		}

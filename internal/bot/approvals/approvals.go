@@ -10,6 +10,7 @@ import (
 
 	"github.com/dagctl/dagctl-bot/internal/approval"
 	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
+	"github.com/dagctl/dagctl-bot/internal/bot/writes"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/deploy"
 	"github.com/dagctl/dagctl-bot/internal/plan"
@@ -19,7 +20,10 @@ import (
 // Evaluator evaluates approvals and records each result in the store (the sticky comment shows the last one).
 type Evaluator struct {
 	Store prstate.Store
-	Log   *slog.Logger
+	// Writes knows the refs of the plan statuses the outbox sent: the plan status's is asked when its result
+	// was posted.
+	Writes *writes.Writes
+	Log    *slog.Logger
 }
 
 // evaluateApproval reads the PR's reviews, its commit authors and the reviewers' permissions fresh from the
@@ -109,11 +113,11 @@ func (e *Evaluator) approvalPlan(ctx context.Context, forge vcs.Forge, p db.Plan
 	if !out.ResultPostedAt.IsZero() {
 		return out, nil
 	}
-	checkID, ok, err := e.Store.CheckRun(ctx, p.ID, pc.CheckName(prstate.CheckPlan))
-	if err != nil || !ok {
-		return out, err // never reported: nothing can have approved it
+	ref, err := e.Writes.StatusRef(ctx, pc, p.ID, pc.CheckName(prstate.CheckPlan), p.HeadSHA)
+	if err != nil || ref == "" {
+		return out, err // never sent: nothing can have approved it
 	}
-	at, err := forge.CheckCompletedAt(ctx, pc.PR.Repo, checkID)
+	at, err := forge.StatusPostedAt(ctx, pc.PR.Repo, ref)
 	if err != nil {
 		return out, fmt.Errorf("reading when plan %d's result was posted: %w", p.ID, err)
 	}

@@ -214,7 +214,7 @@ func (h *Handlers) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.Pul
 		}
 	}
 	if len(notes) > 0 {
-		if _, err := forge.CreateComment(ctx, pr.Repo, pr.Number, "⚠️ "+strings.Join(notes, "\n\n⚠️ ")); err != nil {
+		if err := h.Report.Reply(ctx, pr, "⚠️ "+strings.Join(notes, "\n\n⚠️ ")); err != nil {
 			return err
 		}
 	}

@@ -29,14 +29,14 @@ func (h *Handlers) Comment(ctx context.Context, forge vcs.Forge, repo vcs.Repo, 
 		return err
 	}
 	if !perm.CanWrite() {
-		_ = forge.React(ctx, repo, ev.Comment.ID, vcs.ReactionConfused)
+		_ = h.Report.React(ctx, repo, ev.Comment.ID, vcs.ReactionConfused)
 		return h.Report.ReplyError(ctx, forge, pr, fmt.Sprintf("@%s, only users with write permission can run `/dagctl` commands (you have %s).", ev.Comment.Author, perm))
 	}
 	if parseErr != nil {
-		_ = forge.React(ctx, repo, ev.Comment.ID, vcs.ReactionConfused)
+		_ = h.Report.React(ctx, repo, ev.Comment.ID, vcs.ReactionConfused)
 		return h.Report.ReplyError(ctx, forge, pr, parseErr.Error()+"\n\n"+command.Usage)
 	}
-	if err := forge.React(ctx, repo, ev.Comment.ID, vcs.ReactionEyes); err != nil {
+	if err := h.Report.React(ctx, repo, ev.Comment.ID, vcs.ReactionEyes); err != nil {
 		h.Log.Warn("reacting to a command", "err", err)
 	}
 	pr, err = forge.PullRequest(ctx, repo, ev.Number)
@@ -54,8 +54,7 @@ func (h *Handlers) Comment(ctx context.Context, forge vcs.Forge, repo vcs.Repo, 
 func (h *Handlers) runCommand(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, user string, cmd command.Command) error {
 	switch cmd.Verb {
 	case command.Help:
-		_, err := forge.CreateComment(ctx, pr.Repo, pr.Number, command.Usage)
-		return err
+		return h.Report.Reply(ctx, pr, command.Usage)
 	case command.Plan:
 		if pr.State == "closed" {
 			return h.Report.ReplyError(ctx, forge, pr, "This PR is closed: there is nothing to plan.")
@@ -77,8 +76,7 @@ func (h *Handlers) cancelPR(ctx context.Context, forge vcs.Forge, pr vcs.PullReq
 	if err := h.closePR(ctx, forge, pr, "cancelled by "+user); err != nil {
 		return err
 	}
-	_, err := forge.CreateComment(ctx, pr.Repo, pr.Number, fmt.Sprintf("🚫 Cancelled this PR's running jobs for @%s.", user))
-	return err
+	return h.Report.Reply(ctx, pr, fmt.Sprintf("🚫 Cancelled this PR's running jobs for @%s.", user))
 }
 
 // unlockCommand releases an environment's lock (admins only): the named environment's, or every lock this PR
@@ -117,8 +115,7 @@ func (h *Handlers) unlockCommand(ctx context.Context, forge vcs.Forge, pr vcs.Pu
 	if len(released) > 0 {
 		msg = "🔓 Unlocked " + strings.Join(released, ", ") + " for @" + user + "."
 	}
-	_, err = forge.CreateComment(ctx, pr.Repo, pr.Number, msg)
-	return err
+	return h.Report.Reply(ctx, pr, msg)
 }
 
 // Rerequest plans again when someone asks a plan check to run again: the check's own commit, only while it is

@@ -25,7 +25,8 @@ type Store interface {
 	ListUnreportedPlans(ctx context.Context) ([]db.Plan, error)
 	// SetPlanResultPostedAt records when the forge says the plan's result was posted; the first time stays.
 	SetPlanResultPostedAt(ctx context.Context, id int64, at time.Time) error
-	SetCheckRun(ctx context.Context, planID int64, name string, checkRunID int64) error
+	// CheckRun is a check run id versions before the outbox stored for a plan (read, never written: the outbox
+	// keeps the refs now).
 	CheckRun(ctx context.Context, planID int64, name string) (int64, bool, error)
 
 	CreateRun(ctx context.Context, planID int64, kind jobs.Kind, executor string) (db.Run, string, error)

@@ -16,6 +16,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/approval"
 	"github.com/dagctl/dagctl-bot/internal/bot/approvals"
 	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
+	"github.com/dagctl/dagctl-bot/internal/bot/writes"
 	"github.com/dagctl/dagctl-bot/internal/command"
 	"github.com/dagctl/dagctl-bot/internal/comments"
 	"github.com/dagctl/dagctl-bot/internal/db"
@@ -28,7 +29,9 @@ import (
 type Reporter struct {
 	Store     prstate.Store
 	Approvals *approvals.Evaluator
-	Log       *slog.Logger
+	// Writes enqueues what the reporter shows in the outbox.
+	Writes *writes.Writes
+	Log    *slog.Logger
 	// PublicURL is the bot's public base URL; log links point there. Empty: no links.
 	PublicURL string
 	// LogKey signs log links.
@@ -52,57 +55,18 @@ func LogSignature(key []byte, runID int64) string {
 
 // PutStatus writes one of a plan's statuses, the only place that does: one status per (plan, name, commit). A
 // status on another commit than the planned one (an apply on the merge commit) is a status of its own: GitHub's
-// check runs cannot move to another commit, and the merge commit is where a deploy is looked for.
-//
-// Until the forge port writes statuses itself, it maps them to GitHub's check runs (created, then updated by the
-// stored check run id): queued → queued, running → in_progress, blocked → completed action_required, the other
-// states → completed with that conclusion; the output's title, summary and text, or the description as title.
+// check runs cannot move to another commit, and the merge commit is where a deploy is looked for. It is
+// enqueued in the outbox, which sends it through the forge port (vcs.Forge.PutStatus) with the ref it keeps.
 func (r *Reporter) PutStatus(ctx context.Context, forge vcs.Forge, pc prstate.PlanContext, planID int64, st vcs.Status) error {
-	key := st.Name
-	if st.CommitSHA != pc.PR.HeadSHA {
-		key += "@" + st.CommitSHA
+	if err := r.Writes.Status(ctx, pc, planID, st); err != nil {
+		return fmt.Errorf("status %q: %w", st.Name, err)
 	}
-	id, ok, err := r.Store.CheckRun(ctx, planID, key)
-	if err != nil {
-		return err
-	}
-	check := checkOf(st)
-	if ok {
-		check.ID = id
-		if err := forge.UpdateCheck(ctx, pc.PR.Repo, check); err != nil {
-			return fmt.Errorf("updating check %q: %w", check.Name, err)
-		}
-		return nil
-	}
-	id, err = forge.CreateCheck(ctx, pc.PR.Repo, check)
-	if err != nil {
-		return fmt.Errorf("creating check %q: %w", check.Name, err)
-	}
-	return r.Store.SetCheckRun(ctx, planID, key, id)
-}
-
-// checkOf is a status as a GitHub check run.
-func checkOf(st vcs.Status) vcs.Check {
-	c := vcs.Check{Name: st.Name, HeadSHA: st.CommitSHA, DetailsURL: st.DetailsURL, ExternalID: st.ExternalID, Title: st.Description}
-	if st.Output != nil {
-		c.Title, c.Summary, c.Text = st.Output.Title, st.Output.Summary, st.Output.Text
-	}
-	switch st.State {
-	case vcs.StatusQueued:
-		c.Status = vcs.CheckQueued
-	case vcs.StatusRunning:
-		c.Status = vcs.CheckInProgress
-	case vcs.StatusBlocked:
-		c.Status, c.Conclusion = vcs.CheckCompleted, vcs.ConclusionActionRequired
-	default:
-		c.Status, c.Conclusion = vcs.CheckCompleted, vcs.CheckConclusion(st.State)
-	}
-	return c
+	return nil
 }
 
 // stateOf is a check conclusion (as internal/comments gives it) as a status's state.
 func stateOf(conclusion string) vcs.StatusState {
-	if conclusion == string(vcs.ConclusionActionRequired) {
+	if conclusion == comments.ConclusionActionRequired {
 		return vcs.StatusBlocked
 	}
 	return vcs.StatusState(conclusion)

@@ -2,7 +2,6 @@ package report
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
@@ -126,58 +125,32 @@ func (r *Reporter) WriteSticky(ctx context.Context, forge vcs.Forge, pr vcs.Pull
 	if len(view.Sections) == 0 && len(view.Notes) == 0 {
 		return nil
 	}
-	return r.putSticky(ctx, forge, pr, comments.Comment(view, forge.Limits().CommentChars))
+	return r.putSticky(ctx, pr, comments.Comment(view, forge.Limits().CommentChars))
 }
 
-// putSticky writes the sticky comment's parts: each part edits the bot's comment that carries its marker, or is
-// created; parts left over from a longer earlier version are deleted. Only the bot's own comments count: anyone
-// can post a body that starts with the marker, and adopting it would let its author edit what the bot said.
-func (r *Reporter) putSticky(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, parts []string) error {
-	existing, err := forge.Comments(ctx, pr.Repo, pr.Number)
-	if err != nil {
-		return fmt.Errorf("listing comments: %w", err)
-	}
-	byPart := map[int]vcs.Comment{}
-	for _, c := range existing {
-		if !c.ByBot {
-			continue
-		}
-		if n, ok := comments.MarkerPart(c.Body); ok {
-			if _, seen := byPart[n]; !seen {
-				byPart[n] = c
-			}
-		}
-	}
-	for i, body := range parts {
-		n := i + 1
-		if c, ok := byPart[n]; ok {
-			delete(byPart, n)
-			if c.Body == body {
-				continue
-			}
-			err := forge.UpdateComment(ctx, pr.Repo, c.ID, body)
-			if err == nil {
-				continue
-			}
-			if !errors.Is(err, vcs.ErrNotFound) {
-				return fmt.Errorf("updating the sticky comment: %w", err)
-			}
-			// Deleted meanwhile: create it again below.
-		}
-		if _, err := forge.CreateComment(ctx, pr.Repo, pr.Number, body); err != nil {
-			return fmt.Errorf("creating the sticky comment: %w", err)
-		}
-	}
-	for _, c := range byPart {
-		if err := forge.DeleteComment(ctx, pr.Repo, c.ID); err != nil && !errors.Is(err, vcs.ErrNotFound) {
-			return fmt.Errorf("deleting a leftover part of the sticky comment: %w", err)
-		}
+// putSticky enqueues the sticky comment's parts; the outbox edits each part's comment in place (only the bot's
+// own comments are adopted), creates missing ones and deletes parts left over from a longer earlier version.
+func (r *Reporter) putSticky(ctx context.Context, pr vcs.PullRequest, parts []string) error {
+	if err := r.Writes.Sticky(ctx, pr, parts); err != nil {
+		return fmt.Errorf("the sticky comment: %w", err)
 	}
 	return nil
 }
 
 // ReplyError answers a command with what was wrong.
 func (r *Reporter) ReplyError(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, msg string) error {
-	_, err := forge.CreateComment(ctx, pr.Repo, pr.Number, "⚠️ "+msg)
-	return err
+	return r.Reply(ctx, pr, "⚠️ "+msg)
+}
+
+// Reply posts a new comment on the PR, through the outbox (once, even across a crash).
+func (r *Reporter) Reply(ctx context.Context, pr vcs.PullRequest, body string) error {
+	if err := r.Writes.Reply(ctx, pr, body); err != nil {
+		return fmt.Errorf("replying: %w", err)
+	}
+	return nil
+}
+
+// React reacts to a comment, through the outbox.
+func (r *Reporter) React(ctx context.Context, repo vcs.Repo, commentID int64, reaction vcs.Reaction) error {
+	return r.Writes.React(ctx, repo, commentID, reaction)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/comments"
 	"github.com/dagctl/dagctl-bot/internal/forgetest"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
+	"github.com/dagctl/dagctl-bot/internal/outbox"
 	"github.com/dagctl/dagctl-bot/internal/serverconfig"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
@@ -255,11 +256,11 @@ func (w *World) RerequestEvent(s forgetest.Status, sender string) forgetest.Webh
 func (w *World) Statuses() []forgetest.Status {
 	var out []forgetest.Status
 	for _, c := range w.FakeRepo.CheckRuns() {
-		s := forgetest.Status{Name: c.Name, CommitSHA: c.HeadSHA, State: forgetest.CheckState(vcs.CheckStatus(c.Status), vcs.CheckConclusion(c.Conclusion)), Title: c.Title,
+		s := forgetest.Status{Name: c.Name, CommitSHA: c.HeadSHA, State: forgetest.CheckState(c.Status, c.Conclusion), Title: c.Title,
 			Summary: c.Summary, Text: c.Text, DetailsURL: c.DetailsURL, ExternalID: c.ExternalID,
 			Ref: vcs.StatusRef(fmt.Sprint(c.ID))}
 		for _, h := range c.History {
-			s.History = append(s.History, forgetest.CheckState(vcs.CheckStatus(h.Status), vcs.CheckConclusion(h.Conclusion)))
+			s.History = append(s.History, forgetest.CheckState(h.Status, h.Conclusion))
 		}
 		out = append(out, s)
 	}
@@ -274,8 +275,14 @@ func (w *World) Comments(number int) []forgetest.Comment {
 	return out
 }
 
+// comment is a comment as the scenarios read it: as a person does, without the hidden marker the bot's
+// outbox ends a reply with (the fake holds the body as sent).
 func comment(c githubfake.Comment) forgetest.Comment {
-	return forgetest.Comment{ID: c.ID, Author: c.User, Body: c.Body, ByBot: c.Bot, Deleted: c.Deleted,
+	body := c.Body
+	if c.Bot {
+		body = outbox.WithoutWriteMarker(body)
+	}
+	return forgetest.Comment{ID: c.ID, Author: c.User, Body: body, ByBot: c.Bot, Deleted: c.Deleted,
 		Edits: append([]string(nil), c.History...)}
 }
 

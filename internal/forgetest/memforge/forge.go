@@ -3,7 +3,6 @@ package memforge
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
@@ -110,68 +109,6 @@ func (f *Forge) CloneToken(context.Context, vcs.Repo) (string, error) {
 	return "memforge-clone-token", nil
 }
 
-func (f *Forge) CreateCheck(_ context.Context, rp vcs.Repo, check vcs.Check) (int64, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r, err := f.repo(rp)
-	if err != nil {
-		return 0, err
-	}
-	if check.Name == "" || check.HeadSHA == "" {
-		return 0, fmt.Errorf("memforge: a check needs a name and a head SHA")
-	}
-	if _, ok := r.commits[check.HeadSHA]; !ok {
-		return 0, fmt.Errorf("memforge: no commit %s: %w", check.HeadSHA, vcs.ErrNotFound)
-	}
-	c := &Check{Check: vcs.Check{ID: f.id(), Name: check.Name, HeadSHA: check.HeadSHA, Status: vcs.CheckQueued}}
-	r.checks = append(r.checks, c)
-	f.applyCheck(c, check)
-	return c.ID, nil
-}
-
-func (f *Forge) UpdateCheck(_ context.Context, rp vcs.Repo, check vcs.Check) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r, err := f.repo(rp)
-	if err != nil {
-		return err
-	}
-	for _, c := range r.checks {
-		if c.ID == check.ID {
-			f.applyCheck(c, check)
-			return nil
-		}
-	}
-	return fmt.Errorf("check %d: %w", check.ID, vcs.ErrNotFound)
-}
-
-// applyCheck writes an update onto a check: a conclusion completes it; what the update leaves empty is kept.
-func (f *Forge) applyCheck(c *Check, in vcs.Check) {
-	at := f.tick()
-	if in.DetailsURL != "" {
-		c.DetailsURL = in.DetailsURL
-	}
-	if in.ExternalID != "" {
-		c.ExternalID = in.ExternalID
-	}
-	if in.Status != "" {
-		c.Status = in.Status
-	}
-	if in.Conclusion != "" && (in.Status == "" || in.Status == vcs.CheckCompleted) {
-		c.Conclusion, c.Status = in.Conclusion, vcs.CheckCompleted
-	}
-	if c.Status != vcs.CheckCompleted {
-		c.Conclusion = ""
-	}
-	if in.Title != "" || in.Summary != "" || in.Text != "" {
-		c.Title, c.Summary, c.Text = in.Title, in.Summary, in.Text
-	}
-	if c.Status == vcs.CheckCompleted {
-		c.CompletedAt = at
-	}
-	c.History = append(c.History, c.Check)
-}
-
 // Comments lists the PR's comments; ByBot only for the bot's own account.
 func (f *Forge) Comments(_ context.Context, rp vcs.Repo, number int) ([]vcs.Comment, error) {
 	f.mu.Lock()
@@ -264,21 +201,6 @@ func (f *Forge) React(_ context.Context, rp vcs.Repo, commentID int64, reaction 
 	r.reactions[commentID] = append(r.reactions[commentID], reaction)
 	f.tick()
 	return nil
-}
-
-func (f *Forge) CheckCompletedAt(_ context.Context, rp vcs.Repo, checkID int64) (time.Time, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	r, err := f.repo(rp)
-	if err != nil {
-		return time.Time{}, err
-	}
-	for _, c := range r.checks {
-		if c.ID == checkID {
-			return c.CompletedAt, nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("check %d: %w", checkID, vcs.ErrNotFound)
 }
 
 func (f *Forge) Compare(_ context.Context, rp vcs.Repo, base, head string) (vcs.Comparison, error) {

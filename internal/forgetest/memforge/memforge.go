@@ -1,10 +1,10 @@
 // Package memforge is an in-process forge with real state behind the vcs.Forge port: repositories with commits
 // (files per commit, parents, authors), branches, pull requests, reviews with their commit and time,
-// comments (ByBot only for the bot's own account), reactions, checks with their history, permissions and
+// comments (ByBot only for the bot's own account), reactions, statuses with their history, permissions and
 // teams. Handler tests run against it in milliseconds; the chaos and soak runs use it as their forge.
 //
 // Its clock is the forge's: every write advances it by one second, so that "before" and "after" (a review
-// given after a check completed) are decided by the order of events, never by the wall clock.
+// given after a status was posted) are decided by the order of events, never by the wall clock.
 package memforge
 
 import (
@@ -63,11 +63,13 @@ type comment struct {
 	history []string // earlier bodies
 }
 
-// Check is a check as the forge holds it: its current state, when it completed, and every state it had.
-type Check struct {
-	vcs.Check
-	CompletedAt time.Time
-	History     []vcs.Check
+// Status is a status as memforge holds it, one per (commit, name) as a status-only forge keeps them (GitLab's
+// commit statuses): its newest write, every write it had, and when it last reached a final state.
+type Status struct {
+	vcs.Status
+	ID       int64
+	PostedAt time.Time // zero while not final
+	History  []vcs.Status
 }
 
 type repo struct {
@@ -77,7 +79,7 @@ type repo struct {
 	prs         map[int]*pullRequest
 	comments    []*comment
 	reactions   map[int64][]vcs.Reaction
-	checks      []*Check
+	statuses    []*Status
 	permissions map[string]vcs.Permission
 	teams       map[string]map[string]bool
 }
@@ -303,3 +305,6 @@ func (r *repo) resolve(ref string) (*commit, error) {
 	}
 	return nil, fmt.Errorf("ref %q: %w", ref, vcs.ErrNotFound)
 }
+
+// Advance moves the forge's clock forward.
+func (f *Forge) Advance(d time.Duration) { f.mu.Lock(); defer f.mu.Unlock(); f.now = f.now.Add(d) }

@@ -39,29 +39,50 @@ func TestOnlyTheBotsOwnCommentsAreByBotAndItsToEdit(t *testing.T) {
 	assert.Equal(t, []string{"the bot's"}, history)
 }
 
-func TestReviewsAndCheckCompletionAreOrderedByTheForgesClock(t *testing.T) {
+func TestReviewsAndStatusPostingAreOrderedByTheForgesClock(t *testing.T) {
 	ctx := context.Background()
 	f, repo := newRepo(t)
 	head := f.Commit(repo, "x", "alice", map[string]string{"a.sql": "SELECT 10"})
 	f.OpenPR(repo, 1, "x", "main", "alice")
 	early := f.Review(repo, 1, "bob", vcs.ReviewApproved, head)
-	id, err := f.CreateCheck(ctx, repo, vcs.Check{Name: "dagctl/plan: prod", HeadSHA: head, Status: vcs.CheckInProgress})
+	st := vcs.Status{Name: "dagctl/plan: prod", CommitSHA: head, State: vcs.StatusRunning, Description: "Planning"}
+	ref, err := f.PutStatus(ctx, repo, st, "")
 	require.NoError(t, err)
-	open, err := f.CheckCompletedAt(ctx, repo, id)
+	open, err := f.StatusPostedAt(ctx, repo, ref)
 	require.NoError(t, err)
-	assert.True(t, open.IsZero(), "not completed yet")
-	require.NoError(t, f.UpdateCheck(ctx, repo, vcs.Check{ID: id, Name: "dagctl/plan: prod", Conclusion: vcs.ConclusionActionRequired, Title: "t"}))
+	assert.True(t, open.IsZero(), "not final yet")
+	st.State, st.Description = vcs.StatusBlocked, "t"
+	_, err = f.PutStatus(ctx, repo, st, ref)
+	require.NoError(t, err)
 	late := f.Review(repo, 1, "bob", vcs.ReviewApproved, head)
 
-	done, err := f.CheckCompletedAt(ctx, repo, id)
+	done, err := f.StatusPostedAt(ctx, repo, ref)
 	require.NoError(t, err)
 	assert.True(t, early.SubmittedAt.Before(done))
 	assert.True(t, late.SubmittedAt.After(done))
-	c, ok := f.CheckNamed(repo, "dagctl/plan: prod", head)
+	got, ok := f.StatusNamed(repo, "dagctl/plan: prod", head)
 	require.True(t, ok)
-	assert.Equal(t, vcs.StatusBlocked, c.State())
-	assert.Equal(t, "t", c.Title)
-	assert.Len(t, c.History, 2)
+	assert.Equal(t, vcs.StatusBlocked, got.State)
+	assert.Equal(t, "t", got.Description)
+	assert.Equal(t, []vcs.StatusState{vcs.StatusRunning, vcs.StatusBlocked}, got.States())
+}
+
+func TestAStatusIsOnePerCommitAndNameWhateverTheRef(t *testing.T) {
+	ctx := context.Background()
+	f, repo := newRepo(t)
+	head := f.Commit(repo, "x", "alice", map[string]string{"a.sql": "SELECT 10"})
+	st := vcs.Status{Name: "dagctl/plan: prod", CommitSHA: head, State: vcs.StatusQueued}
+	ref, err := f.PutStatus(ctx, repo, st, "")
+	require.NoError(t, err)
+	st.State = vcs.StatusSuccess
+	again, err := f.PutStatus(ctx, repo, st, "")
+	require.NoError(t, err)
+	assert.Equal(t, ref, again, "upserted by commit and name, as a status-only forge does")
+	assert.Len(t, f.Statuses(repo), 1)
+	_, err = f.PutStatus(ctx, repo, vcs.Status{Name: "other", CommitSHA: head, State: vcs.StatusQueued}, ref)
+	assert.ErrorContains(t, err, "is not the ref")
+	_, err = f.PutStatus(ctx, repo, vcs.Status{Name: "x", CommitSHA: head, State: "waiting"}, "")
+	assert.ErrorContains(t, err, "known state")
 }
 
 func TestChangedFilesAreCutAtTheCapAndCompareSeesABranchBehind(t *testing.T) {

@@ -1,7 +1,6 @@
 package memforge
 
 import (
-	"github.com/dagctl/dagctl-bot/internal/forgetest"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
@@ -133,35 +132,34 @@ func (f *Forge) ReactionsOf(rp vcs.Repo, commentID int64) []vcs.Reaction {
 	return append([]vcs.Reaction(nil), f.must(rp).reactions[commentID]...)
 }
 
-// Checks are every check the bot created, oldest first, each with its history.
-func (f *Forge) Checks(rp vcs.Repo) []Check {
+// Statuses are every status the bot wrote, in the order they were first written, each with its history.
+func (f *Forge) Statuses(rp vcs.Repo) []Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []Check
-	for _, c := range f.must(rp).checks {
-		cp := *c
-		cp.History = append([]vcs.Check(nil), c.History...)
+	var out []Status
+	for _, st := range f.must(rp).statuses {
+		cp := *st
+		cp.History = append([]vcs.Status(nil), st.History...)
 		out = append(out, cp)
 	}
 	return out
 }
 
-// CheckNamed is the newest check with that name on the commit.
-func (f *Forge) CheckNamed(rp vcs.Repo, name, sha string) (Check, bool) {
-	var found Check
-	ok := false
-	for _, c := range f.Checks(rp) {
-		if c.Name == name && c.HeadSHA == sha {
-			found, ok = c, true
+// StatusNamed is the status with that name on the commit.
+func (f *Forge) StatusNamed(rp vcs.Repo, name, sha string) (Status, bool) {
+	for _, st := range f.Statuses(rp) {
+		if st.Name == name && st.CommitSHA == sha {
+			return st, true
 		}
 	}
-	return found, ok
+	return Status{}, false
 }
 
-// State is a check's state in the core's words (vcs.StatusState), as the forge-neutral tests observe it.
-func (c Check) State() vcs.StatusState { return StateOf(c.Status, c.Conclusion) }
-
-// StateOf is a check run's status and conclusion in the core's words (see forgetest.CheckState).
-func StateOf(status vcs.CheckStatus, conclusion vcs.CheckConclusion) vcs.StatusState {
-	return forgetest.CheckState(status, conclusion)
+// States are every state the status went through, oldest first.
+func (s Status) States() []vcs.StatusState {
+	var out []vcs.StatusState
+	for _, h := range s.History {
+		out = append(out, h.State)
+	}
+	return out
 }

@@ -9,43 +9,67 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
-// PutStatus writes a status as one of memforge's checks: the ref is the check's id.
-func (f *Forge) PutStatus(ctx context.Context, rp vcs.Repo, s vcs.Status, ref vcs.StatusRef) (vcs.StatusRef, error) {
-	check := vcs.Check{Name: s.Name, HeadSHA: s.CommitSHA, DetailsURL: s.DetailsURL, ExternalID: s.ExternalID, Title: s.Description}
-	if s.Output != nil {
-		check.Title, check.Summary, check.Text = s.Output.Title, s.Output.Summary, s.Output.Text
-	}
-	switch s.State {
-	case vcs.StatusQueued:
-		check.Status = vcs.CheckQueued
-	case vcs.StatusRunning:
-		check.Status = vcs.CheckInProgress
-	case vcs.StatusBlocked:
-		check.Status, check.Conclusion = vcs.CheckCompleted, vcs.ConclusionActionRequired
-	case vcs.StatusSuccess, vcs.StatusFailure, vcs.StatusNeutral, vcs.StatusCancelled, vcs.StatusSkipped:
-		check.Status, check.Conclusion = vcs.CheckCompleted, vcs.CheckConclusion(s.State)
-	default:
-		return "", fmt.Errorf("memforge: unknown status state %q", s.State)
-	}
-	if ref == "" {
-		id, err := f.CreateCheck(ctx, rp, check)
-		return vcs.StatusRef(strconv.FormatInt(id, 10)), err
-	}
-	id, err := strconv.ParseInt(string(ref), 10, 64)
+var knownStates = map[vcs.StatusState]bool{vcs.StatusQueued: true, vcs.StatusRunning: true, vcs.StatusSuccess: true,
+	vcs.StatusFailure: true, vcs.StatusNeutral: true, vcs.StatusBlocked: true, vcs.StatusCancelled: true, vcs.StatusSkipped: true}
+
+// PutStatus upserts the status of (commit, name), as a status-only forge does: a write without a ref still
+// lands on the one status of its commit and name. The ref is the status's id; a ref of another status is
+// refused. memforge shows all eight states as they are.
+func (f *Forge) PutStatus(_ context.Context, rp vcs.Repo, s vcs.Status, ref vcs.StatusRef) (vcs.StatusRef, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, err := f.repo(rp)
 	if err != nil {
-		return "", fmt.Errorf("memforge: status ref %q: %w", ref, err)
+		return "", err
 	}
-	check.ID = id
-	return ref, f.UpdateCheck(ctx, rp, check)
+	if s.Name == "" || s.CommitSHA == "" || !knownStates[s.State] {
+		return "", fmt.Errorf("memforge: a status needs a name, a commit and a known state (got %q on %q: %q)", s.Name, s.CommitSHA, s.State)
+	}
+	if _, ok := r.commits[s.CommitSHA]; !ok {
+		return "", fmt.Errorf("memforge: no commit %s: %w", s.CommitSHA, vcs.ErrNotFound)
+	}
+	var st *Status
+	for _, have := range r.statuses {
+		if have.CommitSHA == s.CommitSHA && have.Name == s.Name {
+			st = have
+		}
+	}
+	if st == nil {
+		st = &Status{ID: f.id()}
+		r.statuses = append(r.statuses, st)
+	}
+	if ref != "" && ref != statusRef(st.ID) {
+		return "", fmt.Errorf("memforge: status ref %q is not the ref of %q on %s", ref, s.Name, s.CommitSHA)
+	}
+	at := f.tick()
+	switch {
+	case !s.State.Final():
+		st.PostedAt = time.Time{}
+	case st.PostedAt.IsZero() || !st.Status.State.Final():
+		st.PostedAt = at // reached a final state now
+	}
+	st.Status = s
+	st.History = append(st.History, s)
+	return statusRef(st.ID), nil
 }
 
-// StatusPostedAt is when the status's check completed, on memforge's clock.
-func (f *Forge) StatusPostedAt(ctx context.Context, rp vcs.Repo, ref vcs.StatusRef) (time.Time, error) {
-	id, err := strconv.ParseInt(string(ref), 10, 64)
+func statusRef(id int64) vcs.StatusRef { return vcs.StatusRef(strconv.FormatInt(id, 10)) }
+
+// StatusPostedAt is when the status last reached a final state, on memforge's clock (zero while it is not in
+// one).
+func (f *Forge) StatusPostedAt(_ context.Context, rp vcs.Repo, ref vcs.StatusRef) (time.Time, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, err := f.repo(rp)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("memforge: status ref %q: %w", ref, err)
+		return time.Time{}, err
 	}
-	return f.CheckCompletedAt(ctx, rp, id)
+	for _, st := range r.statuses {
+		if statusRef(st.ID) == ref {
+			return st.PostedAt, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("memforge: status %q: %w", ref, vcs.ErrNotFound)
 }
 
 // ReviewFacts: memforge's reviews carry their commit and their time, as GitHub's do.

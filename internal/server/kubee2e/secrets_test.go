@@ -40,7 +40,7 @@ func TestJobSecretsNamingTheBotsOwnSecretIsAConfigError(t *testing.T) {
 	require.Equal(t, 202, w.send(w.PREvent(vcs.PROpened, 1)).Status)
 
 	require.Eventually(t, func() bool { return w.Sticky(1) != "" }, 2*time.Minute, 50*time.Millisecond, "the PR gets its sticky comment")
-	w.srv.WaitJobs()
+	w.waitJobs()
 	sticky := w.Sticky(1)
 	assert.Contains(t, sticky, fmt.Sprintf(`.dagctl/config.yaml:%d: job.secrets[0]: "%s" is one of the bot's own Secrets`, line, botAppSecret), sticky)
 	assert.Contains(t, sticky, "(on the default branch)")

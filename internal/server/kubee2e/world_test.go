@@ -178,3 +178,12 @@ func (w *world) waitForCheck(name, sha string, ok func(forgetest.Status) bool) {
 }
 
 func completed(c forgetest.Status) bool { return c.State.Final() }
+
+// waitJobs waits until every job started so far has been reported and the outbox has sent what they wrote.
+func (w *world) waitJobs() {
+	w.t.Helper()
+	w.srv.WaitJobs()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	require.NoError(w.t, w.srv.WaitWrites(ctx))
+}

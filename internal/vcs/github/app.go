@@ -349,8 +349,8 @@ func (a *App) CloneToken(ctx context.Context, repo vcs.Repo) (string, error) {
 	return inst.CloneToken(ctx, repo)
 }
 
-// CreateCheck implements vcs.Forge through the repository's installation.
-func (a *App) CreateCheck(ctx context.Context, repo vcs.Repo, check vcs.Check) (int64, error) {
+// CreateCheck creates a check run through the repository's installation.
+func (a *App) CreateCheck(ctx context.Context, repo vcs.Repo, check Check) (int64, error) {
 	inst, err := a.forRepo(repo)
 	if err != nil {
 		return 0, err
@@ -358,8 +358,8 @@ func (a *App) CreateCheck(ctx context.Context, repo vcs.Repo, check vcs.Check) (
 	return inst.CreateCheck(ctx, repo, check)
 }
 
-// UpdateCheck implements vcs.Forge through the repository's installation.
-func (a *App) UpdateCheck(ctx context.Context, repo vcs.Repo, check vcs.Check) error {
+// UpdateCheck updates a check run through the repository's installation.
+func (a *App) UpdateCheck(ctx context.Context, repo vcs.Repo, check Check) error {
 	inst, err := a.forRepo(repo)
 	if err != nil {
 		return err

@@ -297,10 +297,9 @@ func (i *Installation) CloneToken(ctx context.Context, repo vcs.Repo) (string, e
 	return token, nil
 }
 
-// CreateCheck creates a check run and returns its id.
-//
-// Deprecated: use PutStatus.
-func (i *Installation) CreateCheck(ctx context.Context, repo vcs.Repo, check vcs.Check) (int64, error) {
+// CreateCheck creates a check run and returns its id. It is the adapter's own: the core writes statuses
+// (PutStatus), which are check runs created and updated through these two.
+func (i *Installation) CreateCheck(ctx context.Context, repo vcs.Repo, check Check) (int64, error) {
 	if err := i.checkRepo(repo); err != nil {
 		return 0, err
 	}
@@ -315,7 +314,7 @@ func (i *Installation) CreateCheck(ctx context.Context, repo vcs.Repo, check vcs
 		Status:     optional(string(check.Status)),
 		Output:     checkOutput(check),
 	}
-	if check.Status == vcs.CheckCompleted || (check.Status == "" && check.Conclusion != "") {
+	if check.Status == CheckCompleted || (check.Status == "" && check.Conclusion != "") {
 		opts.Conclusion = optional(string(check.Conclusion))
 	}
 	run, _, err := i.client.Checks.CreateCheckRun(ctx, repo.Owner, repo.Name, opts)
@@ -326,10 +325,8 @@ func (i *Installation) CreateCheck(ctx context.Context, repo vcs.Repo, check vcs
 }
 
 // UpdateCheck updates check run check.ID: status, conclusion, output and links. Name must be the check's name
-// (GitHub would rename it otherwise).
-//
-// Deprecated: use PutStatus.
-func (i *Installation) UpdateCheck(ctx context.Context, repo vcs.Repo, check vcs.Check) error {
+// (GitHub would rename it otherwise). The adapter's own, as CreateCheck.
+func (i *Installation) UpdateCheck(ctx context.Context, repo vcs.Repo, check Check) error {
 	if err := i.checkRepo(repo); err != nil {
 		return err
 	}
@@ -343,7 +340,7 @@ func (i *Installation) UpdateCheck(ctx context.Context, repo vcs.Repo, check vcs
 		Status:     optional(string(check.Status)),
 		Output:     checkOutput(check),
 	}
-	if check.Status == vcs.CheckCompleted || (check.Status == "" && check.Conclusion != "") {
+	if check.Status == CheckCompleted || (check.Status == "" && check.Conclusion != "") {
 		opts.Conclusion = optional(string(check.Conclusion))
 	}
 	if _, _, err := i.client.Checks.UpdateCheckRun(ctx, repo.Owner, repo.Name, check.ID, opts); err != nil {
@@ -355,7 +352,7 @@ func (i *Installation) UpdateCheck(ctx context.Context, repo vcs.Repo, check vcs
 // checkOutput is the output of a check, or nil when it has none. GitHub requires title and summary together:
 // a missing title is the check's name, a missing summary its title. Summary and text are cut to GitHub's limit
 // rather than have the update refused and the check stuck.
-func checkOutput(check vcs.Check) *gh.CheckRunOutput {
+func checkOutput(check Check) *gh.CheckRunOutput {
 	if check.Title == "" && check.Summary == "" && check.Text == "" {
 		return nil
 	}

@@ -198,17 +198,17 @@ func TestChecksGoThroughTheirStates(t *testing.T) {
 	e := newEnv(t)
 	pr := e.openPR()
 
-	id, err := e.inst.CreateCheck(e.ctx, e.repo, vcs.Check{
-		Name: "dagctl/plan: prod", HeadSHA: pr.HeadSHA, Status: vcs.CheckQueued,
+	id, err := e.inst.CreateCheck(e.ctx, e.repo, github.Check{
+		Name: "dagctl/plan: prod", HeadSHA: pr.HeadSHA, Status: github.CheckQueued,
 		ExternalID: "plan-17", DetailsURL: "https://dagctl.example.com/plans/17",
 	})
 	require.NoError(t, err)
-	require.NoError(t, e.inst.UpdateCheck(e.ctx, e.repo, vcs.Check{
-		ID: id, Name: "dagctl/plan: prod", Status: vcs.CheckInProgress, Title: "Planning",
+	require.NoError(t, e.inst.UpdateCheck(e.ctx, e.repo, github.Check{
+		ID: id, Name: "dagctl/plan: prod", Status: github.CheckInProgress, Title: "Planning",
 		Summary: "Running sqlmesh plan",
 	}))
-	require.NoError(t, e.inst.UpdateCheck(e.ctx, e.repo, vcs.Check{
-		ID: id, Name: "dagctl/plan: prod", Status: vcs.CheckCompleted, Conclusion: vcs.ConclusionSuccess,
+	require.NoError(t, e.inst.UpdateCheck(e.ctx, e.repo, github.Check{
+		ID: id, Name: "dagctl/plan: prod", Status: github.CheckCompleted, Conclusion: github.ConclusionSuccess,
 		Title: "2 models changed", Summary: "orders: breaking", Text: "full plan",
 	}))
 
@@ -228,9 +228,9 @@ func TestChecksGoThroughTheirStates(t *testing.T) {
 func TestCheckCreatedCompleted(t *testing.T) {
 	e := newEnv(t)
 	pr := e.openPR()
-	_, err := e.inst.CreateCheck(e.ctx, e.repo, vcs.Check{
-		Name: "dagctl/approval: prod", HeadSHA: pr.HeadSHA, Status: vcs.CheckCompleted,
-		Conclusion: vcs.ConclusionActionRequired, Summary: "Needs 1 approval",
+	_, err := e.inst.CreateCheck(e.ctx, e.repo, github.Check{
+		Name: "dagctl/approval: prod", HeadSHA: pr.HeadSHA, Status: github.CheckCompleted,
+		Conclusion: github.ConclusionActionRequired, Summary: "Needs 1 approval",
 	})
 	require.NoError(t, err)
 	run, ok := e.fr.CheckRun("dagctl/approval: prod", pr.HeadSHA)
@@ -242,8 +242,8 @@ func TestCheckCreatedCompleted(t *testing.T) {
 
 func TestCheckOnUnknownCommitFails(t *testing.T) {
 	e := newEnv(t)
-	_, err := e.inst.CreateCheck(e.ctx, e.repo, vcs.Check{
-		Name: "dagctl/plan: prod", HeadSHA: strings.Repeat("f", 40), Status: vcs.CheckQueued,
+	_, err := e.inst.CreateCheck(e.ctx, e.repo, github.Check{
+		Name: "dagctl/plan: prod", HeadSHA: strings.Repeat("f", 40), Status: github.CheckQueued,
 	})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "No commit found")
@@ -253,8 +253,8 @@ func TestOversizedCheckOutputIsCut(t *testing.T) {
 	e := newEnv(t)
 	pr := e.openPR()
 	long := strings.Repeat("é", 40_000) // 80,000 bytes
-	id, err := e.inst.CreateCheck(e.ctx, e.repo, vcs.Check{
-		Name: "dagctl/plan: prod", HeadSHA: pr.HeadSHA, Status: vcs.CheckInProgress, Title: "Plan",
+	id, err := e.inst.CreateCheck(e.ctx, e.repo, github.Check{
+		Name: "dagctl/plan: prod", HeadSHA: pr.HeadSHA, Status: github.CheckInProgress, Title: "Plan",
 		Summary: long, Text: long,
 	})
 	require.NoError(t, err, "GitHub refuses outputs over 65,535 characters; the adapter cuts them")

@@ -112,7 +112,7 @@ func via[T any](a *App, repo vcs.Repo, call func(*Installation) (T, error)) (T, 
 	return call(inst)
 }
 
-// CheckCompletedAt implements vcs.Forge through the repository's installation.
+// CheckCompletedAt reads a check run's completed_at through the repository's installation.
 func (a *App) CheckCompletedAt(ctx context.Context, repo vcs.Repo, checkID int64) (time.Time, error) {
 	return via(a, repo, func(i *Installation) (time.Time, error) { return i.CheckCompletedAt(ctx, repo, checkID) })
 }

@@ -83,14 +83,14 @@ func TestTreeListsBlobsWithTheirIDs(t *testing.T) {
 func TestCheckCompletedAtIsTheForgesClock(t *testing.T) {
 	e := newEnv(t)
 	pr := e.openPR()
-	id, err := e.inst.CreateCheck(e.ctx, e.repo, vcs.Check{Name: "dagctl/plan: prod", HeadSHA: pr.HeadSHA, Status: vcs.CheckInProgress})
+	id, err := e.inst.CreateCheck(e.ctx, e.repo, github.Check{Name: "dagctl/plan: prod", HeadSHA: pr.HeadSHA, Status: github.CheckInProgress})
 	require.NoError(t, err)
 	at, err := e.inst.CheckCompletedAt(e.ctx, e.repo, id)
 	require.NoError(t, err)
 	assert.True(t, at.IsZero(), "not completed yet")
 
 	e.fake.Advance(time.Hour)
-	require.NoError(t, e.inst.UpdateCheck(e.ctx, e.repo, vcs.Check{ID: id, Name: "dagctl/plan: prod", Status: vcs.CheckCompleted, Conclusion: vcs.ConclusionSuccess}))
+	require.NoError(t, e.inst.UpdateCheck(e.ctx, e.repo, github.Check{ID: id, Name: "dagctl/plan: prod", Status: github.CheckCompleted, Conclusion: github.ConclusionSuccess}))
 	at, err = e.inst.CheckCompletedAt(e.ctx, e.repo, id)
 	require.NoError(t, err)
 	assert.Equal(t, e.fake.Now(), at.UTC())

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	gh "github.com/google/go-github/v88/github"
+
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
@@ -32,26 +34,26 @@ import (
 // request unmergeable while it waits on a person, as action_required does on GitHub
 // (../shared/forge-limits.md, "Commit status states"). Output is dropped there; Description is cut to 255.
 var checkStates = map[vcs.StatusState]struct {
-	status     vcs.CheckStatus
-	conclusion vcs.CheckConclusion
+	status     CheckStatus
+	conclusion CheckConclusion
 }{
-	vcs.StatusQueued:    {vcs.CheckQueued, ""},
-	vcs.StatusRunning:   {vcs.CheckInProgress, ""},
-	vcs.StatusSuccess:   {vcs.CheckCompleted, vcs.ConclusionSuccess},
-	vcs.StatusFailure:   {vcs.CheckCompleted, vcs.ConclusionFailure},
-	vcs.StatusNeutral:   {vcs.CheckCompleted, vcs.ConclusionNeutral},
-	vcs.StatusCancelled: {vcs.CheckCompleted, vcs.ConclusionCancelled},
-	vcs.StatusSkipped:   {vcs.CheckCompleted, vcs.ConclusionSkipped},
-	vcs.StatusBlocked:   {vcs.CheckCompleted, vcs.ConclusionActionRequired},
+	vcs.StatusQueued:    {CheckQueued, ""},
+	vcs.StatusRunning:   {CheckInProgress, ""},
+	vcs.StatusSuccess:   {CheckCompleted, ConclusionSuccess},
+	vcs.StatusFailure:   {CheckCompleted, ConclusionFailure},
+	vcs.StatusNeutral:   {CheckCompleted, ConclusionNeutral},
+	vcs.StatusCancelled: {CheckCompleted, ConclusionCancelled},
+	vcs.StatusSkipped:   {CheckCompleted, ConclusionSkipped},
+	vcs.StatusBlocked:   {CheckCompleted, ConclusionActionRequired},
 }
 
 // checkOf is the check run that shows status.
-func checkOf(status vcs.Status) (vcs.Check, error) {
+func checkOf(status vcs.Status) (Check, error) {
 	state, ok := checkStates[status.State]
 	if !ok {
-		return vcs.Check{}, fmt.Errorf("github: status %q has no state GitHub knows: %q", status.Name, status.State)
+		return Check{}, fmt.Errorf("github: status %q has no state GitHub knows: %q", status.Name, status.State)
 	}
-	check := vcs.Check{
+	check := Check{
 		Name: status.Name, HeadSHA: status.CommitSHA, Status: state.status, Conclusion: state.conclusion,
 		DetailsURL: status.DetailsURL, ExternalID: status.ExternalID, Title: status.Description,
 	}
@@ -115,4 +117,39 @@ func (a *App) PutStatus(ctx context.Context, repo vcs.Repo, status vcs.Status, r
 // StatusPostedAt implements vcs.Forge through the repository's installation.
 func (a *App) StatusPostedAt(ctx context.Context, repo vcs.Repo, ref vcs.StatusRef) (time.Time, error) {
 	return via(a, repo, func(i *Installation) (time.Time, error) { return i.StatusPostedAt(ctx, repo, ref) })
+}
+
+// FindStatus is the ref of the newest check run of (status.CommitSHA, status.Name) whose external_id is the
+// status's ExternalID, "" when there is none: the outbox asks before it resends a create whose answer was lost,
+// so that a crash between the request and GitHub's answer leaves one check run, not two.
+func (i *Installation) FindStatus(ctx context.Context, repo vcs.Repo, status vcs.Status) (vcs.StatusRef, error) {
+	if err := i.checkRepo(repo); err != nil {
+		return "", err
+	}
+	opts := &gh.ListCheckRunsOptions{CheckName: optional(status.Name), Filter: optional("all"), ListOptions: gh.ListOptions{PerPage: 100}}
+	var newest int64
+	for {
+		runs, resp, err := i.client.Checks.ListCheckRunsForRef(ctx, repo.Owner, repo.Name, status.CommitSHA, opts)
+		if err != nil {
+			return "", mapError(fmt.Sprintf("list check runs %q on %s@%s", status.Name, repo.FullName(), status.CommitSHA), err)
+		}
+		for _, run := range runs.CheckRuns {
+			if run.GetName() == status.Name && run.GetExternalID() == status.ExternalID && run.GetID() > newest {
+				newest = run.GetID()
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	if newest == 0 {
+		return "", nil
+	}
+	return vcs.StatusRef(strconv.FormatInt(newest, 10)), nil
+}
+
+// FindStatus implements outbox.StatusFinder through the repository's installation.
+func (a *App) FindStatus(ctx context.Context, repo vcs.Repo, status vcs.Status) (vcs.StatusRef, error) {
+	return via(a, repo, func(i *Installation) (vcs.StatusRef, error) { return i.FindStatus(ctx, repo, status) })
 }
