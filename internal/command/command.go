@@ -208,6 +208,7 @@ func parseApply(line string, cmd Command, args []string) (Command, error) {
 	return cmd, nil
 }
 
+// parsePlan reads the plan command's flags one by one, each with its own usage error; it is long because there are many flags.
 func parsePlan(line string, cmd Command, args []string) (Command, error) {
 	value := func(i int, flag string) (string, error) {
 		if i+1 >= len(args) || strings.HasPrefix(args[i+1], "--") {

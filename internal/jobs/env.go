@@ -52,6 +52,7 @@ const defaultPath = "/usr/local/bin:/usr/bin:/bin"
 // operator allowed. The bot's credentials never pass, even when allowed: DAGCTL_GITHUB_* and DAGCTL_GITLAB_*
 // (private key, webhook secrets, tokens) from any source, any other DAGCTL_* setting from the bot's
 // environment, and any variable whose value contains one of req.Secrets.
+// It is long because the rules above are applied in one pass, in that order; each rule is a few lines.
 func BuildEnv(req EnvRequest) (env map[string]string, refused []Refused) {
 	env = map[string]string{
 		"PATH": defaultPath,

@@ -160,6 +160,7 @@ func ReachableByJobs(path string, exec bool) error {
 // job does not depend on ctx once started; use Cancel. Every line sent to sink has Source.Token and URL
 // credentials masked; the caller masks its own secrets by wrapping the sink (Redactor.Sink). Calls to sink
 // are never concurrent.
+// It is long because the checkout, the user, the environment and the start are one sequence whose failures each end the job in its own way.
 func (l *Local) Start(ctx context.Context, spec Spec, sink Sink) (Handle, error) {
 	if err := validateLocal(spec); err != nil {
 		return nil, err
@@ -471,6 +472,7 @@ func (j *localJob) runSetup(dir string, env map[string]string) (Result, bool) {
 }
 
 // runProcess runs one command of the job (a setup step or the command) to its end.
+// It is long because start, stream, wait and kill of one process group share their state; split, each part would need all of it.
 func (j *localJob) runProcess(dir string, env map[string]string, argv []string) Result {
 	path, err := lookPath(argv[0], env["PATH"])
 	if err != nil {

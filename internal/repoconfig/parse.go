@@ -308,6 +308,7 @@ func principals(ps *problems, v value[[]value[string]]) []string {
 	return out
 }
 
+// validateJob checks every key of the job section, each with its own problem text; it is long because the section has many keys.
 func validateJob(ps *problems, raw rawJob, rules Rules) Job {
 	j := Job{Timeout: DefaultTimeout, Env: map[string]string{}}
 	if v := raw.Image; v.Set {

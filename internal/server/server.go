@@ -83,6 +83,7 @@ type Server struct {
 }
 
 // New opens the store and builds every part. It starts nothing; call Start.
+// It is long because it wires every part in dependency order; each step is a line or two.
 func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()

@@ -115,6 +115,7 @@ var (
 	secretNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 )
 
+// build reads every setting into a Config in one pass, in the order of the settings table; it is long because there are many settings, each a few lines.
 func build(in inputs, getenv func(string) string) (Config, error) {
 	var errs errList
 	get := func(env string) (string, setting) { return in[env].value, settingFor(env) }

@@ -52,6 +52,7 @@ const syncTimeout = 2 * time.Minute
 
 // New starts watching this installation's Jobs and Pods in cfg.Namespace and returns once the watch is in sync.
 // Close stops it.
+// It is long because the informers, their handlers and the wait for their sync belong together.
 func New(ctx context.Context, client kubernetes.Interface, cfg Config) (*Executor, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {

@@ -181,6 +181,7 @@ type ending struct {
 // resultOf says how a finished Job ended. The most specific explanation wins: a deadline or an eviction or the
 // OOM killer over what the runner reported (it saw only its child being killed), the runner's own report over
 // the termination message, and that over the bare Job status.
+// It is long because the ranking above is one decision, read top to bottom.
 func (h *handle) resultOf(job *batchv1.Job, pods []*corev1.Pod, complete bool, failReason string) ending {
 	duration := jobDuration(job, h.started)
 	if h.reported != nil {

@@ -51,6 +51,7 @@ const (
 
 // buildJob makes the Job of one run, suspended: Start creates its token Secret, owned by the Job, before it lets
 // the Job controller create the Pod, so the Pod never waits for a missing Secret.
+// It is long because it is one Job object, field by field, with the reason for each security setting beside it.
 func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 	if spec.Source.Dir != "" {
 		return nil, fmt.Errorf("kube: a job cannot run in a local directory (%s); give a clone URL and SHA", spec.Source.Dir)

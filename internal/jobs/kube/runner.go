@@ -164,6 +164,7 @@ func runSteps(ctx context.Context, setupJSON string, command []string, dir strin
 
 // execute runs the command in its own process group and returns its exit code as a shell reports it
 // (128+signal when killed).
+// It is long because the process group, its output pumps and the signal forwarding must be set up and torn down together.
 func execute(ctx context.Context, command []string, dir string, env []string, rep *reporter) int {
 	path, err := lookPath(command[0], envMap(env)["PATH"])
 	if err != nil {

@@ -215,6 +215,7 @@ var categories = map[string]plan.Category{
 	"METADATA":              plan.Metadata,
 }
 
+// summary maps each part of the helper's result onto the domain summary; it is long because the result has many parts.
 func (res result) summary() (plan.Summary, error) {
 	p := res.Plan
 	if res.SQLMeshVersion == "" {
