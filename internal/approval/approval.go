@@ -142,6 +142,7 @@ func joinUsers(users []string) string {
 //   - the number of counted approvals must reach the rule's requirement;
 //   - when the forge's reviews do not carry both their commit and their time (Input.Facts), no approval counts:
 //     it could not be bound to the plan.
+//
 // It is long because the rules above are applied in one pass, in that order.
 func Evaluate(in Input) Result {
 	res := Result{Required: in.Rule.RequiredApprovals}
