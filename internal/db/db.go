@@ -45,6 +45,7 @@ type Store struct {
 	maxDeliveryAttempts int
 	retryBackoff        time.Duration
 	maxRetryBackoff     time.Duration
+	runLogMaxBytes      int64
 }
 
 // Option configures a Store.
@@ -94,6 +95,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.runLogMaxBytes <= 0 {
+		s.runLogMaxBytes = DefaultRunLogMaxBytes
 	}
 	if s.maxDeliveryAttempts < 1 {
 		s.maxDeliveryAttempts = 1

@@ -18,7 +18,9 @@ const (
 )
 
 // RunLogWriter collects a running job's output and appends it to the run's log in batches: every interval,
-// when a batch fills, and on Flush and Close. Its Sink never blocks on the database.
+// when a batch fills, and on Flush and Close. Its Sink never blocks on the database. The stored log is capped
+// (WithRunLogMaxBytes): past the cap its middle is dropped for one line saying how much; the job's result
+// lines (jobs.Line.IsResult) are kept aside too, up to the cap, so a capped log still yields the result.
 type RunLogWriter struct {
 	store     *Store
 	runID     int64
@@ -27,6 +29,13 @@ type RunLogWriter struct {
 	mu      sync.Mutex
 	buf     []LogLine
 	dropped int
+	results []string // result lines not stored yet
+	// resultBytes counts every result line taken: beyond the cap they are not kept (the result then fails
+	// to parse, closed).
+	resultBytes int64
+
+	cap       logCap // guarded by flushMu, loaded from the store by the first flush
+	capLoaded bool
 
 	flushMu sync.Mutex // one flush at a time keeps the lines in order
 	wake    chan struct{}
@@ -50,6 +59,10 @@ func (w *RunLogWriter) Sink(l jobs.Line) {
 		w.dropped++
 	} else {
 		w.buf = append(w.buf, LogLine{Stream: l.Stream, Text: l.Text, At: w.store.now()})
+	}
+	if l.IsResult() && w.resultBytes+int64(len(l.Text)) <= w.store.runLogMaxBytes {
+		w.resultBytes += int64(len(l.Text))
+		w.results = append(w.results, l.Text)
 	}
 	full := len(w.buf) >= logBatch
 	w.mu.Unlock()
@@ -83,22 +96,35 @@ func (w *RunLogWriter) loop(interval time.Duration) {
 func (w *RunLogWriter) Flush(ctx context.Context) error {
 	w.flushMu.Lock()
 	defer w.flushMu.Unlock()
+	if !w.capLoaded {
+		c, err := w.store.loadLogCap(ctx, w.runID, w.store.runLogMaxBytes)
+		if err != nil {
+			return err
+		}
+		w.cap, w.capLoaded = c, true
+	}
 	w.mu.Lock()
-	batch, dropped := w.buf, w.dropped
-	w.buf, w.dropped = nil, 0
+	batch, dropped, results := w.buf, w.dropped, w.results
+	w.buf, w.dropped, w.results = nil, 0, nil
 	w.mu.Unlock()
 	if dropped > 0 {
 		batch = append(batch, LogLine{Stream: "stderr", Text: fmt.Sprintf("[dagctl] %d lines of output were dropped: the log could not be stored fast enough", dropped)})
 	}
-	if err := w.store.AppendRunLog(ctx, w.runID, batch); err != nil {
+	if len(batch) == 0 && len(results) == 0 {
+		return nil
+	}
+	c := w.cap // a copy: kept only once stored
+	stored := c.add(batch)
+	if err := w.store.storeCapped(ctx, w.runID, stored, c, results); err != nil {
 		w.mu.Lock()
 		if dropped > 0 {
 			batch = batch[:len(batch)-1]
 		}
-		w.buf, w.dropped = append(batch, w.buf...), w.dropped+dropped
+		w.buf, w.dropped, w.results = append(batch, w.buf...), w.dropped+dropped, append(results, w.results...)
 		w.mu.Unlock()
 		return err
 	}
+	w.cap = c
 	return nil
 }
 

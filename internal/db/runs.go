@@ -208,33 +208,38 @@ type LogLine struct {
 	At     time.Time // stamped with the store's clock when zero
 }
 
-// AppendRunLog appends lines to a run's log, in order, in one transaction.
+// AppendRunLog appends lines to a run's log, in order, in one transaction, uncapped (RunLogWriter caps).
 func (s *Store) AppendRunLog(ctx context.Context, runID int64, lines []LogLine) error {
 	if len(lines) == 0 {
 		return nil
 	}
 	now := s.now()
-	return s.write(ctx, func(tx *sql.Tx) error {
-		var last int64
-		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM run_logs WHERE run_id = ?`, runID).Scan(&last); err != nil {
-			return err
-		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO run_logs (run_id, seq, stream, text, at) VALUES (?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for i, l := range lines {
-			at := l.At
-			if at.IsZero() {
-				at = now
-			}
-			if _, err := stmt.ExecContext(ctx, runID, last+int64(i)+1, l.Stream, l.Text, toMillis(at)); err != nil {
-				return fmt.Errorf("append log of run %d: %w", runID, err)
-			}
-		}
+	return s.write(ctx, func(tx *sql.Tx) error { return appendLines(ctx, tx, runID, lines, now) })
+}
+
+func appendLines(ctx context.Context, tx *sql.Tx, runID int64, lines []LogLine, now time.Time) error {
+	if len(lines) == 0 {
 		return nil
-	})
+	}
+	var last int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM run_logs WHERE run_id = ?`, runID).Scan(&last); err != nil {
+		return err
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO run_logs (run_id, seq, stream, text, at) VALUES (?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	for i, l := range lines {
+		at := l.At
+		if at.IsZero() {
+			at = now
+		}
+		if _, err := stmt.ExecContext(ctx, runID, last+int64(i)+1, l.Stream, l.Text, toMillis(at)); err != nil {
+			return fmt.Errorf("append log of run %d: %w", runID, err)
+		}
+	}
+	return nil
 }
 
 func scanLogLine(r scanner) (LogLine, error) {

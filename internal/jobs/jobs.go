@@ -6,6 +6,7 @@ package jobs
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -65,6 +66,13 @@ type Line struct {
 	Stream string // "stdout" or "stderr"
 	Text   string
 }
+
+// ResultPrefix starts a job's result lines on stdout (sqlmesh's helper prints `::dagctl-plan:: ...`). They are
+// kept aside from the log as they stream, so that a log cut to its cap still yields the job's result.
+const ResultPrefix = "::dagctl-"
+
+// IsResult reports whether l is one of a job's result lines.
+func (l Line) IsResult() bool { return l.Stream == "stdout" && strings.HasPrefix(l.Text, ResultPrefix) }
 
 // Sink receives output lines while a job runs. It must not block for long.
 type Sink func(Line)

@@ -334,23 +334,43 @@ func (r *Runner) startPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, p
 	return &attachedJob{handle: h, log: logw}, nil
 }
 
-// readRunOutput reads a run's stored log: its standard output (which holds the tool's result line) and the
-// last lines of everything, for failures.
+// readRunOutput reads what a plan is interpreted from: the job's result lines, which the log writer kept aside
+// from the capped log, and the last lines of its log, for failures. A run stored before results were kept
+// aside has none: its stored standard output stands in.
 func (r *Runner) readRunOutput(ctx context.Context, runID int64) (stdout string, tail []string, err error) {
-	lines, err := r.Store.RunLog(ctx, runID)
+	results, err := r.Store.RunResultLines(ctx, runID)
 	if err != nil {
 		return "", nil, err
 	}
+	lines, err := r.Store.RunLogTail(ctx, runID, 40)
+	if err != nil {
+		return "", nil, err
+	}
+	for _, l := range lines {
+		tail = append(tail, l.Text)
+	}
+	if len(results) == 0 {
+		if results, err = r.storedStdout(ctx, runID); err != nil {
+			return "", nil, err
+		}
+	}
 	var out strings.Builder
-	t := framework.NewTail(40)
+	for _, text := range results {
+		out.WriteString(text)
+		out.WriteByte('\n')
+	}
+	return out.String(), tail, nil
+}
+
+func (r *Runner) storedStdout(ctx context.Context, runID int64) ([]string, error) {
+	lines, err := r.Store.RunLog(ctx, runID)
+	var stdout []string
 	for _, l := range lines {
 		if l.Stream == "stdout" {
-			out.WriteString(l.Text)
-			out.WriteByte('\n')
+			stdout = append(stdout, l.Text)
 		}
-		t.Add(l.Text)
 	}
-	return out.String(), t.Lines(), nil
+	return stdout, err
 }
 
 // Started records a job the executor started, and cancels it at once if its plan was cancelled meanwhile.

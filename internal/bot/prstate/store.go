@@ -38,6 +38,8 @@ type Store interface {
 	RunLog(ctx context.Context, runID int64) ([]db.LogLine, error)
 
 	RunLogTail(ctx context.Context, runID int64, n int) ([]db.LogLine, error)
+	// RunResultLines are a job's result lines, kept aside from its capped log.
+	RunResultLines(ctx context.Context, runID int64) ([]string, error)
 
 	RecordApproval(ctx context.Context, a db.ApprovalSnapshot) error
 	Approval(ctx context.Context, planID int64) (db.ApprovalSnapshot, error)
