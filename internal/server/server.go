@@ -102,7 +102,7 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 	if err := os.MkdirAll(filepath.Dir(cfg.DB), 0o700); err != nil {
 		return nil, fmt.Errorf("the database's directory: %w", err)
 	}
-	store, err := db.Open(cfg.DB)
+	store, err := db.Open(cfg.DB, db.WithRunLogMaxBytes(cfg.RunLogMaxBytes))
 	if err != nil {
 		return nil, fmt.Errorf("opening the database %s: %w", cfg.DB, err)
 	}

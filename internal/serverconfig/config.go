@@ -32,6 +32,8 @@ type Config struct {
 	// DB is the SQLite database file. Its directory is the bot's alone when jobs run as users of their own (see
 	// JobUsers). DAGCTL_DB, -db; default "./dagctl-data/dagctl.db".
 	DB string
+	// RunLogMaxBytes caps each run's stored log (db.WithRunLogMaxBytes).
+	RunLogMaxBytes int64
 	// Executor runs jobs: "local" or "kubernetes". DAGCTL_EXECUTOR, -executor; default "local".
 	Executor Executor
 	// PublicURL is the bot's externally reachable base URL, used in links from check runs and comments; no

@@ -58,16 +58,17 @@ func TestDefaults(t *testing.T) {
 	cfg, err := load(t, e)
 	require.NoError(t, err)
 	assert.Equal(t, Config{
-		Listen:     ":8080",
-		DB:         "./dagctl-data/dagctl.db",
-		Executor:   ExecutorLocal,
-		GitHub:     GitHub{APIURL: "https://api.github.com/"},
-		GitLab:     GitLab{URL: "https://gitlab.com"},
-		SQLMesh:    sqlmesh,
-		WorkDir:    filepath.Join(os.TempDir(), "dagctl"),
-		JobUsers:   JobUsers{Mode: JobUsersAuto},
-		Kubernetes: Kubernetes{Namespace: "default"},
-		LogLevel:   slog.LevelInfo,
+		Listen:         ":8080",
+		DB:             "./dagctl-data/dagctl.db",
+		RunLogMaxBytes: 10 << 20,
+		Executor:       ExecutorLocal,
+		GitHub:         GitHub{APIURL: "https://api.github.com/"},
+		GitLab:         GitLab{URL: "https://gitlab.com"},
+		SQLMesh:        sqlmesh,
+		WorkDir:        filepath.Join(os.TempDir(), "dagctl"),
+		JobUsers:       JobUsers{Mode: JobUsersAuto},
+		Kubernetes:     Kubernetes{Namespace: "default"},
+		LogLevel:       slog.LevelInfo,
 	}, cfg)
 	assert.False(t, cfg.GitHub.Enabled())
 	assert.False(t, cfg.GitLab.Enabled())
@@ -362,4 +363,19 @@ func TestJobSecretsSettings(t *testing.T) {
 		`DAGCTL_K8S_JOB_SECRETS (-k8s-job-secrets): dagctl-bot is one of the bot's own Secrets (DAGCTL_K8S_BOT_SECRETS): jobs never get it`,
 		`DAGCTL_K8S_JOB_SECRETS_SELECTOR (-k8s-job-secrets-selector): "a in b" is not a label selector`,
 	}, strings.Split(err.Error(), "\n"))
+}
+
+func TestRunLogMaxBytesIsANumberOfBytes(t *testing.T) {
+	e, _ := newEnv(t)
+	e[EnvRunLogMaxBytes] = "65536"
+	cfg, err := load(t, e)
+	require.NoError(t, err)
+	assert.Equal(t, int64(65536), cfg.RunLogMaxBytes)
+
+	for _, bad := range []string{"10MiB", "100", "-1"} {
+		e[EnvRunLogMaxBytes] = bad
+		_, err := load(t, e)
+		require.Error(t, err, bad)
+		assert.Contains(t, err.Error(), EnvRunLogMaxBytes)
+	}
 }

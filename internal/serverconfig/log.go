@@ -48,6 +48,7 @@ func (c Config) attrs() []slog.Attr {
 	return []slog.Attr{
 		slog.String("listen", c.Listen),
 		slog.String("db", c.DB),
+		slog.Int64("run_log_max_bytes", c.RunLogMaxBytes),
 		slog.String("executor", string(c.Executor)),
 		slog.String("public_url", redactURL(c.PublicURL)),
 		slog.Group("github",

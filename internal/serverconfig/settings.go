@@ -17,6 +17,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 )
 
@@ -30,6 +31,7 @@ type setting struct {
 const (
 	EnvListen              = "DAGCTL_LISTEN"
 	EnvDB                  = "DAGCTL_DB"
+	EnvRunLogMaxBytes      = "DAGCTL_RUN_LOG_MAX_BYTES"
 	EnvExecutor            = "DAGCTL_EXECUTOR"
 	EnvPublicURL           = "DAGCTL_PUBLIC_URL"
 	EnvGitHubAppID         = "DAGCTL_GITHUB_APP_ID"
@@ -58,6 +60,8 @@ func settings() []setting {
 	return []setting{
 		{env: EnvListen, flag: "listen", def: ":8080", usage: "HTTP listen address for webhooks and health checks"},
 		{env: EnvDB, flag: "db", def: "./dagctl-data/dagctl.db", usage: "SQLite database file, in a directory of its own"},
+		{env: EnvRunLogMaxBytes, flag: "run-log-max-bytes", def: strconv.Itoa(db.DefaultRunLogMaxBytes),
+			usage: "bytes of a run's stored log at most: beyond them its middle is dropped for one line saying how much"},
 		{env: EnvExecutor, flag: "executor", def: string(ExecutorLocal), usage: "where jobs run: local or kubernetes"},
 		{env: EnvPublicURL, flag: "public-url", usage: "the bot's external base URL, for links in checks and comments"},
 		{env: EnvGitHubAppID, flag: "github-app-id", usage: "GitHub App id; setting it enables GitHub"},
@@ -132,6 +136,13 @@ func build(in inputs, getenv func(string) string) (Config, error) {
 		errs.add(s, "must not be blank")
 	}
 	c.DB = v
+
+	v, s = get(EnvRunLogMaxBytes)
+	if n, err := strconv.ParseInt(v, 10, 64); err != nil || n < 4096 {
+		errs.add(s, "%q is not a number of bytes of at least 4096", v)
+	} else {
+		c.RunLogMaxBytes = n
+	}
 
 	v, s = get(EnvExecutor)
 	switch e := Executor(v); e {
