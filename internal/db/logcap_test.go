@@ -140,3 +140,44 @@ func TestLogCapMarkerNumbers(t *testing.T) {
 	assert.Equal(t, "999", thousands(999))
 	assert.Equal(t, "1,000", thousands(1000))
 }
+
+func linesOf(texts ...string) []LogLine {
+	out := make([]LogLine, len(texts))
+	for i, t := range texts {
+		out[i] = LogLine{Stream: "stdout", Text: t}
+	}
+	return out
+}
+
+// The cap's decisions over plain numbers: the head fills, then the tail keeps the newest lines, deleting stored
+// ones only when new ones push them out, and never writing a line the same batch would drop.
+func TestLogCapKeepsTheNewestTailLines(t *testing.T) {
+	c := logCap{headMax: 10, tailMax: 10}
+	b := c.add(linesOf("aaaa", "bbbb", "cccc")) // 5 bytes each with the newline
+	assert.Equal(t, linesOf("aaaa", "bbbb"), b.head)
+	assert.True(t, b.startMarker)
+	assert.Equal(t, linesOf("cccc"), b.tail)
+	assert.Zero(t, b.dropStored)
+
+	b = c.add(linesOf("dddd", "eeee"))
+	assert.False(t, b.startMarker)
+	assert.Equal(t, 1, b.dropStored, "cccc, stored, is pushed out")
+	assert.Equal(t, linesOf("dddd", "eeee"), b.tail)
+
+	b = c.add(linesOf("ffff", "gggg", "hhhh"))
+	assert.Equal(t, 2, b.dropStored)
+	assert.Equal(t, linesOf("gggg", "hhhh"), b.tail, "ffff is never written")
+	assert.Equal(t, int64(4), c.droppedLines)
+	assert.Equal(t, int64(20), c.droppedBytes)
+	assert.Equal(t, int64(10), c.tailBytes)
+}
+
+func TestLogCapDropsALineLongerThanTheTail(t *testing.T) {
+	c := logCap{headMax: 10, tailMax: 10}
+	b := c.add(linesOf(strings.Repeat("x", 100), "ok"))
+	assert.Empty(t, b.head)
+	assert.True(t, b.startMarker)
+	assert.Equal(t, linesOf("ok"), b.tail)
+	assert.Equal(t, int64(1), c.droppedLines)
+	assert.Equal(t, int64(101), c.droppedBytes)
+}
