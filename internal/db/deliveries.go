@@ -92,6 +92,15 @@ func scanDelivery(r scanner) (Delivery, error) {
 // never with a key's backlog.
 func (s *Store) Claim(ctx context.Context, worker string) (d Delivery, ok bool, err error) {
 	now := s.nowMillis()
+	// Idle workers look often (every claim wakes one): without a due head they must not take the writer the
+	// intake needs. A head stored after this read is followed by the intake's wake-up, so none is missed.
+	var due int
+	switch err := s.db.QueryRowContext(ctx, `SELECT 1 FROM delivery_heads WHERE available_at <= ? LIMIT 1`, now).Scan(&due); {
+	case errors.Is(err, sql.ErrNoRows):
+		return Delivery{}, false, nil
+	case err != nil:
+		return Delivery{}, false, fmt.Errorf("claim delivery: %w", err)
+	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		var id int64
 		var key string
