@@ -60,8 +60,11 @@ func (s *Store) Enqueue(ctx context.Context, forge, deliveryID, event, orderingK
 			return err
 		}
 		n, err := res.RowsAffected()
-		inserted = n == 1
-		return err
+		if err != nil || n != 1 {
+			return err
+		}
+		inserted = true
+		return refreshHead(ctx, tx, orderingKey)
 	})
 	if err != nil {
 		return false, fmt.Errorf("enqueue delivery %s/%s: %w", forge, deliveryID, err)
@@ -85,28 +88,40 @@ func scanDelivery(r scanner) (Delivery, error) {
 
 // Claim hands worker the oldest pending delivery that is due and is first in line for its ordering key, with
 // no delivery of that key in flight. ok is false when there is none. The worker must Complete or Fail it.
+// It reads delivery_heads (one row per runnable key), so its cost grows with the number of keys waiting,
+// never with a key's backlog.
 func (s *Store) Claim(ctx context.Context, worker string) (d Delivery, ok bool, err error) {
 	now := s.nowMillis()
+	// Idle workers look often (every claim wakes one): without a due head they must not take the writer the
+	// intake needs. A head stored after this read is followed by the intake's wake-up, so none is missed.
+	var due int
+	switch err := s.db.QueryRowContext(ctx, `SELECT 1 FROM delivery_heads WHERE available_at <= ? LIMIT 1`, now).Scan(&due); {
+	case errors.Is(err, sql.ErrNoRows):
+		return Delivery{}, false, nil
+	case err != nil:
+		return Delivery{}, false, fmt.Errorf("claim delivery: %w", err)
+	}
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE deliveries
-			SET status = 'in_flight', worker = ?, attempts = attempts + 1, claimed_at = ?
-			WHERE id = (
-				SELECT d.id FROM deliveries d
-				WHERE d.status = 'pending' AND d.available_at <= ?
-					AND NOT EXISTS (
-						SELECT 1 FROM deliveries e
-						WHERE e.ordering_key = d.ordering_key AND e.id <> d.id
-							AND (e.status = 'in_flight' OR (e.status = 'pending' AND e.id < d.id)))
-				ORDER BY d.id LIMIT 1)
-			RETURNING `+deliveryColumns, worker, now, now)
-		claimed, err := collect(rows, err, scanDelivery)
+		var id int64
+		var key string
+		err := tx.QueryRowContext(ctx, claimHeadQuery, now).Scan(&id, &key)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		if len(claimed) == 1 {
-			d, ok = claimed[0], true
+		d, err = scanDelivery(tx.QueryRowContext(ctx, `UPDATE deliveries
+			SET status = 'in_flight', worker = ?, attempts = attempts + 1, claimed_at = ?
+			WHERE id = ? AND status = 'pending'
+			RETURNING `+deliveryColumns, worker, now, id))
+		if err != nil {
+			return fmt.Errorf("head %d of %q: %w", id, key, err)
 		}
-		return nil
+		ok = true
+		// The key now has one in flight: it is not runnable until that one is done, failed or back off.
+		_, err = tx.ExecContext(ctx, `DELETE FROM delivery_heads WHERE ordering_key = ?`, key)
+		return err
 	})
 	if err != nil {
 		return Delivery{}, false, fmt.Errorf("claim delivery: %w", err)
@@ -114,16 +129,52 @@ func (s *Store) Claim(ctx context.Context, worker string) (d Delivery, ok bool, 
 	return d, ok, nil
 }
 
+// claimHeadQuery picks the runnable key whose head came first and is due; it walks delivery_heads in id order.
+const claimHeadQuery = `SELECT delivery_id, ordering_key FROM delivery_heads WHERE available_at <= ? ORDER BY delivery_id LIMIT 1`
+
+// refreshHead recomputes key's row of delivery_heads after any change of one of its deliveries' status: its
+// first pending delivery, unless one of the key is in flight. Both lookups seek on a partial index.
+func refreshHead(ctx context.Context, tx *sql.Tx, key string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM delivery_heads WHERE ordering_key = ?`, key); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, refreshHeadQuery, key, key)
+	return err
+}
+
+const refreshHeadQuery = `INSERT INTO delivery_heads (ordering_key, delivery_id, available_at)
+	SELECT ordering_key, id, available_at FROM deliveries
+	WHERE ordering_key = ?1 AND status = 'pending'
+		AND NOT EXISTS (SELECT 1 FROM deliveries f WHERE f.ordering_key = ?2 AND f.status = 'in_flight')
+	ORDER BY id LIMIT 1`
+
+// rebuildHeads recomputes every key's row (after a restart's requeue, which touches many keys at once).
+func rebuildHeads(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM delivery_heads`); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO delivery_heads (ordering_key, delivery_id, available_at)
+		SELECT d.ordering_key, d.id, d.available_at FROM deliveries d
+		WHERE d.status = 'pending'
+			AND d.id = (SELECT min(p.id) FROM deliveries p WHERE p.ordering_key = d.ordering_key AND p.status = 'pending')
+			AND NOT EXISTS (SELECT 1 FROM deliveries f WHERE f.ordering_key = d.ordering_key AND f.status = 'in_flight')`)
+	return err
+}
+
 // Complete marks a delivery that worker holds as done. It fails with ErrNotClaimed when worker does not hold
 // it (any more), so that a delivery completes once.
 func (s *Store) Complete(ctx context.Context, id int64, worker string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'done', worker = '', finished_at = ?
-			WHERE id = ? AND status = 'in_flight' AND worker = ?`, s.nowMillis(), id, worker)
+		var key string
+		err := tx.QueryRowContext(ctx, `UPDATE deliveries SET status = 'done', worker = '', finished_at = ?
+			WHERE id = ? AND status = 'in_flight' AND worker = ? RETURNING ordering_key`, s.nowMillis(), id, worker).Scan(&key)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("complete delivery %d by %s: %w", id, worker, ErrNotClaimed)
+		}
 		if err != nil {
 			return err
 		}
-		return mustAffectOne(res, fmt.Errorf("complete delivery %d by %s: %w", id, worker, ErrNotClaimed))
+		return refreshHead(ctx, tx, key)
 	})
 }
 
@@ -134,8 +185,9 @@ func (s *Store) Fail(ctx context.Context, id int64, worker string, cause string)
 	now := s.now()
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		var attempts int
-		err := tx.QueryRowContext(ctx, `SELECT attempts FROM deliveries WHERE id = ? AND status = 'in_flight' AND worker = ?`, id, worker).
-			Scan(&attempts)
+		var key string
+		err := tx.QueryRowContext(ctx, `SELECT attempts, ordering_key FROM deliveries WHERE id = ? AND status = 'in_flight' AND worker = ?`, id, worker).
+			Scan(&attempts, &key)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("fail delivery %d by %s: %w", id, worker, ErrNotClaimed)
 		}
@@ -150,7 +202,10 @@ func (s *Store) Fail(ctx context.Context, id int64, worker string, cause string)
 			_, err = tx.ExecContext(ctx, `UPDATE deliveries SET status = 'failed', worker = '', last_error = ?, finished_at = ? WHERE id = ?`,
 				cause, toMillis(now), id)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return refreshHead(ctx, tx, key)
 	})
 	return retry, err
 }
@@ -180,8 +235,10 @@ func (s *Store) RequeueInFlight(ctx context.Context) (int, error) {
 		if err != nil {
 			return err
 		}
-		n, err = res.RowsAffected()
-		return err
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		return rebuildHeads(ctx, tx)
 	})
 	return int(n), err
 }
@@ -198,12 +255,16 @@ func (s *Store) GetDelivery(ctx context.Context, forge, deliveryID string) (Deli
 func (s *Store) RetryDelivery(ctx context.Context, forge, deliveryID string) error {
 	now := s.nowMillis()
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', attempts = 0, available_at = ?, finished_at = NULL
-			WHERE forge = ? AND delivery_id = ? AND status = 'failed'`, now, forge, deliveryID)
+		var key string
+		err := tx.QueryRowContext(ctx, `UPDATE deliveries SET status = 'pending', attempts = 0, available_at = ?, finished_at = NULL
+			WHERE forge = ? AND delivery_id = ? AND status = 'failed' RETURNING ordering_key`, now, forge, deliveryID).Scan(&key)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("failed delivery %s/%s: %w", forge, deliveryID, ErrNotFound)
+		}
 		if err != nil {
 			return err
 		}
-		return mustAffectOne(res, fmt.Errorf("failed delivery %s/%s: %w", forge, deliveryID, ErrNotFound))
+		return refreshHead(ctx, tx, key)
 	})
 }
 
