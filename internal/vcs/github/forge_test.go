@@ -434,3 +434,34 @@ func TestWrongKeyIsRefused(t *testing.T) {
 	require.NotEmpty(t, last)
 	assert.Equal(t, 401, last[len(last)-1].Status)
 }
+
+// A resumed status send finds only the app's own check run: another app (or a workflow the PR runs) can create
+// a check run with the bot's name and external id on the PR's commit, and adopting it would leave the bot's
+// real status unwritten while the impostor's shows.
+func TestFindStatusFindsOnlyTheAppsOwnCheckRun(t *testing.T) {
+	e := newEnv(t)
+	pr := e.openPR()
+	const otherAppID, otherInstallationID = 5151, 78
+	pemBytes, pub := appKey(t)
+	e.fake.AddApp(otherAppID, "other-app", pub)
+	e.fake.AddInstallation(githubfake.Installation{ID: otherInstallationID, AppID: otherAppID, Account: testOwner})
+	other, err := github.NewApp(github.Config{AppID: otherAppID, PrivateKey: pemBytes, APIURL: e.fake.APIURL(),
+		Now: e.fake.Now, Sleep: e.sleep, MinWriteInterval: -1})
+	require.NoError(t, err)
+	otherRepo := e.repo
+	otherRepo.Account = "78"
+	status := vcs.Status{Name: "dagctl/plan: prod", CommitSHA: pr.HeadSHA, State: vcs.StatusSuccess,
+		Description: "No changes", ExternalID: "plan:12"}
+	_, err = other.PutStatus(e.ctx, otherRepo, status, "")
+	require.NoError(t, err)
+
+	ref, err := e.inst.FindStatus(e.ctx, e.repo, status)
+	require.NoError(t, err)
+	assert.Empty(t, ref, "another app's check run is not the bot's")
+
+	ours, err := e.inst.PutStatus(e.ctx, e.repo, status, "")
+	require.NoError(t, err)
+	ref, err = e.inst.FindStatus(e.ctx, e.repo, status)
+	require.NoError(t, err)
+	assert.Equal(t, ours, ref)
+}

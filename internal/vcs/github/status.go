@@ -126,7 +126,11 @@ func (i *Installation) FindStatus(ctx context.Context, repo vcs.Repo, status vcs
 	if err := i.checkRepo(repo); err != nil {
 		return "", err
 	}
-	opts := &gh.ListCheckRunsOptions{CheckName: optional(status.Name), Filter: optional("all"), ListOptions: gh.ListOptions{PerPage: 100}}
+	// Only this app's check runs: anyone who can push (a workflow the PR runs, another app) can create one with the
+	// bot's name and external id, and adopting it would leave the bot's own status unwritten.
+	appID := i.app.AppID()
+	opts := &gh.ListCheckRunsOptions{CheckName: optional(status.Name), Filter: optional("all"), AppID: &appID,
+		ListOptions: gh.ListOptions{PerPage: 100}}
 	var newest int64
 	for {
 		runs, resp, err := i.client.Checks.ListCheckRunsForRef(ctx, repo.Owner, repo.Name, status.CommitSHA, opts)
@@ -134,7 +138,7 @@ func (i *Installation) FindStatus(ctx context.Context, repo vcs.Repo, status vcs
 			return "", mapError(fmt.Sprintf("list check runs %q on %s@%s", status.Name, repo.FullName(), status.CommitSHA), err)
 		}
 		for _, run := range runs.CheckRuns {
-			if run.GetName() == status.Name && run.GetExternalID() == status.ExternalID && run.GetID() > newest {
+			if run.GetApp().GetID() == appID && run.GetName() == status.Name && run.GetExternalID() == status.ExternalID && run.GetID() > newest {
 				newest = run.GetID()
 			}
 		}
