@@ -103,6 +103,9 @@ func TestRateLimitGivesUpAfterBoundedTries(t *testing.T) {
 	assert.Len(t, e.fake.RequestsMatching("POST", commentsPath), 1+github.DefaultMaxRetries)
 	assert.Equal(t, []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute}, e.recordedWaits())
 	assert.Empty(t, e.fr.Comments(1))
+	var limited *vcs.RateLimited
+	require.ErrorAs(t, err, &limited)
+	assert.WithinDuration(t, e.fake.Now().Add(16*time.Minute), limited.Reset, 0, "the wait the transport would have made next")
 }
 
 func TestRateLimitTooFarAwayIsNotWaitedFor(t *testing.T) {
@@ -113,6 +116,9 @@ func TestRateLimitTooFarAwayIsNotWaitedFor(t *testing.T) {
 	_, err := e.inst.PullRequest(e.ctx, e.repo, 1)
 	require.ErrorIs(t, err, vcs.ErrRateLimited, "the caller retries the work later instead of blocking a worker")
 	assert.Empty(t, e.recordedWaits())
+	var limited *vcs.RateLimited
+	require.ErrorAs(t, err, &limited, "the reset reaches the caller's retry policy")
+	assert.WithinDuration(t, e.fake.Now().Add(50*time.Minute+time.Second), limited.Reset, time.Second)
 	assert.Len(t, e.fake.RequestsMatching("GET", "/repos/acme/warehouse/pulls/1"), 1)
 }
 
