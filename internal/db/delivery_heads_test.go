@@ -62,7 +62,7 @@ func TestClaimTakesWhatTheBacklogRuleWould(t *testing.T) {
 	s, path := openTemp(t, opts...)
 	rng := rand.New(rand.NewSource(10))
 	held := map[int64]string{} // in flight: id → worker
-	var failed []int64 // dead
+	var failed []int64         // dead
 	next := 0
 	for step := 0; step < 2000; step++ {
 		switch op := rng.Intn(20); {

@@ -219,6 +219,6 @@ func (d *Dispatcher) handle(ctx context.Context, del db.Delivery) (ev vcs.Event,
 		}
 		return ev, Permanent{fmt.Errorf("parsing %s delivery: %w", del.Event, err)}
 	}
-	ev.DeliveryID = del.DeliveryID
+	ev.DeliveryID, ev.ReceivedAt = del.DeliveryID, del.ReceivedAt
 	return ev, d.Handle(ctx, ev)
 }
