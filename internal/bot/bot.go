@@ -36,6 +36,7 @@ type Bot struct {
 	runner   *jobrun.Runner
 	applies  *apply.Sequence
 	handlers *events.Handlers
+	writes   *writes.Writes
 }
 
 // Options configure a Bot.
@@ -86,7 +87,7 @@ func New(o Options) *Bot {
 	applies := &apply.Sequence{Store: o.Store, Forges: o.Forges, Runner: runner, Report: reporter, Approvals: evaluator,
 		Locks: locks, Log: o.Log, ExecutorName: o.ExecutorName}
 	return &Bot{
-		store: o.Store, forges: o.Forges, log: o.Log, prLocks: locks, report: reporter, runner: runner, applies: applies,
+		store: o.Store, forges: o.Forges, log: o.Log, prLocks: locks, report: reporter, runner: runner, applies: applies, writes: w,
 		handlers: &events.Handlers{Store: o.Store, Executor: o.Executor, ExecutorName: o.ExecutorName, Log: o.Log, Locks: locks,
 			Report: reporter, Approvals: evaluator, Runner: runner, Applies: applies, CommandExpiry: o.CommandExpiry, Now: o.Now},
 	}

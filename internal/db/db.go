@@ -153,6 +153,9 @@ func fromNullMillis(n sql.NullInt64) time.Time {
 
 func (s *Store) nowMillis() int64 { return toMillis(s.now()) }
 
+// Now is the store's clock: what decides when a retried delivery is due, so the dispatcher dates failures by it.
+func (s *Store) Now() time.Time { return s.now() }
+
 func boolInt(b bool) int {
 	if b {
 		return 1
