@@ -29,6 +29,9 @@ type setting struct {
 	secret                bool
 }
 
+// DefaultDB is where serve keeps its database without DAGCTL_DB (`deliveries` opens the same).
+const DefaultDB = "./dagctl-data/dagctl.db"
+
 // Environment variable names of the settings.
 const (
 	EnvListen              = "DAGCTL_LISTEN"
@@ -63,7 +66,7 @@ const (
 func settings() []setting {
 	return []setting{
 		{env: EnvListen, flag: "listen", def: ":8080", usage: "HTTP listen address for webhooks and health checks"},
-		{env: EnvDB, flag: "db", def: "./dagctl-data/dagctl.db", usage: "SQLite database file, in a directory of its own"},
+		{env: EnvDB, flag: "db", def: DefaultDB, usage: "SQLite database file, in a directory of its own"},
 		{env: EnvRunLogMaxBytes, flag: "run-log-max-bytes", def: strconv.Itoa(db.DefaultRunLogMaxBytes),
 			usage: "bytes of a run's stored log at most: beyond them its middle is dropped for one line saying how much"},
 		{env: EnvDeliveryRetryFor, flag: "delivery-retry-for", def: retry.DefaultFor.String(),
