@@ -321,6 +321,7 @@ func (s *Server) stopSending() {
 // WaitWrites waits until the sender has sent every due write (writes waiting for a retry's backoff stay); tests
 // use it, with Drain and WaitJobs, to wait until the forge shows everything.
 func (s *Server) WaitWrites(ctx context.Context) error {
+	s.outbox.Wake() // a test's clock may have moved writes into their time
 	for {
 		quiet, err := s.outbox.Quiet(ctx)
 		if err != nil || quiet {
