@@ -130,7 +130,7 @@ func (p Policy) jittered(attempts int, rnd func() float64) time.Duration {
 	d := p.backoff(attempts)
 	r := rnd()
 	if r < 0 || r >= 1 {
-		r = 0
+		r = 0 // a source out of its range must not stretch the wait past the backoff
 	}
 	return d/2 + time.Duration(float64(d/2)*r)
 }
