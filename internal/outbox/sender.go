@@ -338,7 +338,7 @@ func (s *sender) sendOne(ctx context.Context, f Forge, w db.OutboxWrite) error {
 
 // permanent errors will not change by retrying: the thing is gone, or the app may not write it.
 func permanent(err error) bool {
-	return errors.Is(err, vcs.ErrNotFound) || errors.Is(err, vcs.ErrPermission) || errors.Is(err, errUnreadable)
+	return retry.IsPermanent(err) || errors.Is(err, errUnreadable)
 }
 
 // waitTurn waits until the account's previous write is Interval old.

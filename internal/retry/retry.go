@@ -72,13 +72,14 @@ type Decision struct {
 type PermanentError interface{ Permanent() bool }
 
 // IsPermanent reports whether err is one that retrying cannot fix: the forge says the thing is not there
-// (a deleted PR, comment or file) or that the app may not do it, or the error says so itself.
+// (a deleted PR, comment or file), that the app may not do it or that the request is invalid (422), or the
+// error says so itself.
 func IsPermanent(err error) bool {
 	var p PermanentError
 	if errors.As(err, &p) && p.Permanent() {
 		return true
 	}
-	return errors.Is(err, vcs.ErrNotFound) || errors.Is(err, vcs.ErrPermission)
+	return errors.Is(err, vcs.ErrNotFound) || errors.Is(err, vcs.ErrPermission) || errors.Is(err, vcs.ErrInvalid)
 }
 
 // Next decides what becomes of the failure. rnd returns a number in [0, 1) (the jitter's source, injected so

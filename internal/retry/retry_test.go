@@ -48,6 +48,7 @@ func TestNext(t *testing.T) {
 		{"a rate limit without a reset backs off", Failure{Err: vcs.ErrRateLimited, Attempts: 1, Now: t0}, lowest,
 			Decision{Again, t0.Add(2500 * time.Millisecond)}},
 		{"not found stops at once", Failure{Err: fmt.Errorf("pr: %w", vcs.ErrNotFound), Attempts: 1, Now: t0}, lowest, Decision{Outcome: Stop}},
+		{"invalid (a 422) stops at once", Failure{Err: fmt.Errorf("comment: %w", vcs.ErrInvalid), Attempts: 1, Now: t0}, lowest, Decision{Outcome: Stop}},
 		{"permission stops at once", Failure{Err: vcs.ErrPermission, Attempts: 1, Now: t0}, lowest, Decision{Outcome: Stop}},
 		{"an error that says it is permanent stops", Failure{Err: fmt.Errorf("w: %w", permanentErr{}), Attempts: 1, Now: t0}, lowest, Decision{Outcome: Stop}},
 		{"a permanent error stops even past the window", Failure{Err: vcs.ErrNotFound, Attempts: 9, FirstFailed: t0, Now: t0.Add(48 * time.Hour)}, lowest, Decision{Outcome: Stop}},

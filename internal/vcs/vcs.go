@@ -128,6 +128,10 @@ var ErrNotFound = errors.New("not found")
 // ErrPermission is returned for a forge's refusal that is not a rate limit: retrying will not help.
 var ErrPermission = errors.New("permission denied by the forge")
 
+// ErrInvalid is returned when the forge refuses a request as invalid (GitHub's 422: a comment on a deleted PR, a
+// status on a commit that is gone, a body over its limit): sending it again gets the same answer.
+var ErrInvalid = errors.New("the forge refused the request as invalid")
+
 // ErrRateLimited is returned when the forge kept answering with rate limits after the adapter's bounded waits:
 // the work should be retried later, not dropped.
 var ErrRateLimited = errors.New("rate limited by the forge")

@@ -465,7 +465,7 @@ func (i *Installation) React(ctx context.Context, repo vcs.Repo, commentID int64
 
 // mapError turns go-github's and ghinstallation's errors into the vcs sentinels, keeping the original error
 // in the chain: 404 → vcs.ErrNotFound; a rate limit that outlasted the retries → vcs.RateLimited (an ErrRateLimited, with its reset); 401 and
-// 403 (refused credentials or permissions) → vcs.ErrPermission.
+// 403 (refused credentials or permissions) → vcs.ErrPermission; 422 → vcs.ErrInvalid.
 func mapError(op string, err error) error {
 	if err == nil {
 		return nil
@@ -502,6 +502,8 @@ func classifyStatus(op string, status int, err error) error {
 		return fmt.Errorf("github: %s: %w: %w", op, vcs.ErrNotFound, err)
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return fmt.Errorf("github: %s: %w: %w", op, vcs.ErrPermission, err)
+	case http.StatusUnprocessableEntity:
+		return fmt.Errorf("github: %s: %w: %w", op, vcs.ErrInvalid, err)
 	}
 	return fmt.Errorf("github: %s: %w", op, err)
 }

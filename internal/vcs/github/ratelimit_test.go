@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
+	"github.com/dagctl/dagctl-bot/internal/retry"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 	"github.com/dagctl/dagctl-bot/internal/vcs/github"
 )
@@ -171,4 +172,16 @@ func TestWritesAreSpaced(t *testing.T) {
 	posts := e.fake.RequestsMatching("POST", commentsPath)
 	assert.Equal(t, []time.Duration{github.DefaultMinWriteInterval, github.DefaultMinWriteInterval}, requestGaps(posts))
 	assert.Equal(t, []time.Duration{time.Second, time.Second}, e.recordedWaits(), "reads are not spaced")
+}
+
+// A 422 (a deleted PR's comment, a check run on a commit that is gone, a body GitHub refuses) will answer the
+// same however often it is sent: it is vcs.ErrInvalid, which the retry policy stops on.
+func TestUnprocessableIsInvalidAndNotRetried(t *testing.T) {
+	e := newEnv(t)
+	e.openPR()
+	e.fake.FailNext("POST", commentsPath, 1, githubfake.Failure{Status: http.StatusUnprocessableEntity, Message: "Validation Failed"})
+	_, err := e.inst.CreateComment(e.ctx, e.repo, 1, "hello")
+	require.ErrorIs(t, err, vcs.ErrInvalid)
+	assert.True(t, retry.IsPermanent(err))
+	assert.Len(t, e.fake.RequestsMatching("POST", commentsPath), 1)
 }
