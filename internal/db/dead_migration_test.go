@@ -48,3 +48,20 @@ func TestADatabaseAt0013KeepsItsQueueAndMakesFailedDeliveriesDead(t *testing.T) 
 	require.NoError(t, err)
 	assert.Equal(t, int64(10), fresh.ID, "ids go on after the highest ever given")
 }
+
+// Pruning seeks the done deliveries by when they finished; it never reads the dead ones (or any body).
+func TestPruningDeliveriesUsesItsIndex(t *testing.T) {
+	s, _ := openTemp(t)
+	rows, err := s.db.QueryContext(context.Background(), `EXPLAIN QUERY PLAN DELETE FROM deliveries WHERE status = 'done' AND finished_at < 5`)
+	require.NoError(t, err)
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
+		plan = append(plan, detail)
+	}
+	require.NotEmpty(t, plan)
+	assert.Contains(t, plan[0], "INDEX deliveries_finished", "plan: %v", plan)
+}

@@ -39,7 +39,8 @@ ALTER TABLE deliveries_0014 RENAME TO deliveries;
 
 CREATE INDEX deliveries_open_by_key ON deliveries (ordering_key, id) WHERE status IN ('pending', 'in_flight');
 CREATE INDEX deliveries_pending ON deliveries (id) WHERE status = 'pending';
-CREATE INDEX deliveries_finished ON deliveries (finished_at) WHERE status IN ('done', 'failed');
+-- What pruning seeks on: only done deliveries are pruned (dead ones are kept until retried).
+CREATE INDEX deliveries_finished ON deliveries (finished_at) WHERE status = 'done';
 CREATE INDEX deliveries_pending_by_key ON deliveries (ordering_key, id) WHERE status = 'pending';
 CREATE INDEX deliveries_in_flight_by_key ON deliveries (ordering_key) WHERE status = 'in_flight';
 -- What deliveries list --dead and /readyz read.
