@@ -65,3 +65,12 @@ func TestPruningDeliveriesUsesItsIndex(t *testing.T) {
 	require.NotEmpty(t, plan)
 	assert.Contains(t, plan[0], "INDEX deliveries_finished", "plan: %v", plan)
 }
+
+// /readyz counts the dead deliveries on every probe: it seeks their index, never scans the queue.
+func TestCountingDeadDeliveriesUsesItsIndex(t *testing.T) {
+	s, _ := openTemp(t)
+	var id, parent, unused int
+	var detail string
+	require.NoError(t, s.db.QueryRowContext(context.Background(), `EXPLAIN QUERY PLAN `+deadSummaryQuery).Scan(&id, &parent, &unused, &detail))
+	assert.Contains(t, detail, "INDEX deliveries_dead")
+}

@@ -17,10 +17,9 @@ const (
 	DeliveryPending  DeliveryStatus = "pending"
 	DeliveryInFlight DeliveryStatus = "in_flight"
 	DeliveryDone     DeliveryStatus = "done"
-	DeliveryDead     DeliveryStatus = "dead"
-	// DeliveryFailed was written before migration 0014 (given up after a count of attempts); the migration
-	// made such rows dead, and nothing writes it any more.
-	DeliveryFailed DeliveryStatus = "failed"
+	// DeliveryDead replaced "failed" (given up after a count of attempts) in migration 0014, which made such
+	// rows dead.
+	DeliveryDead DeliveryStatus = "dead"
 )
 
 // Delivery is one webhook delivery in the intake queue.
@@ -269,7 +268,7 @@ func (s *Store) RetryDelivery(ctx context.Context, id int64) error {
 		var key string
 		err := tx.QueryRowContext(ctx, `UPDATE deliveries SET status = 'pending', attempts = 0, interruptions = 0, available_at = ?,
 				finished_at = NULL, first_failed_at = NULL
-			WHERE id = ? AND status IN ('dead', 'failed') RETURNING ordering_key`, now, id).Scan(&key)
+			WHERE id = ? AND status = 'dead' RETURNING ordering_key`, now, id).Scan(&key)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("dead delivery %d: %w", id, ErrNotFound)
 		}
@@ -287,7 +286,7 @@ func (s *Store) RetryDeadDeliveries(ctx context.Context) (int, error) {
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `UPDATE deliveries SET status = 'pending', attempts = 0, interruptions = 0, available_at = ?,
 				finished_at = NULL, first_failed_at = NULL
-			WHERE status IN ('dead', 'failed') RETURNING ordering_key`, now)
+			WHERE status = 'dead' RETURNING ordering_key`, now)
 		if err != nil {
 			return err
 		}
@@ -319,7 +318,7 @@ func (s *Store) RetryDeadDeliveries(ctx context.Context) (int, error) {
 func (s *Store) ListDeliveries(ctx context.Context, onlyDead bool) ([]Delivery, error) {
 	where := `status != 'done'`
 	if onlyDead {
-		where = `status IN ('dead', 'failed')`
+		where = `status = 'dead'`
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT id, forge, delivery_id, event, ordering_key, x'', status, attempts, last_error,
 		worker, received_at, available_at, claimed_at, finished_at, first_failed_at FROM deliveries WHERE `+where+` ORDER BY id`)
@@ -344,12 +343,13 @@ type DeadSummary struct {
 	Oldest time.Time // when the oldest of them was received (zero when there is none)
 }
 
-// DeadDeliveries counts the dead deliveries and dates the oldest.
+const deadSummaryQuery = `SELECT count(*), min(received_at) FROM deliveries WHERE status = 'dead'`
+
+// DeadDeliveries counts the dead deliveries and dates the oldest (on their index: /readyz asks on every probe).
 func (s *Store) DeadDeliveries(ctx context.Context) (DeadSummary, error) {
 	var sum DeadSummary
 	var oldest sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT count(*), min(received_at) FROM deliveries WHERE status IN ('dead', 'failed')`).
-		Scan(&sum.Count, &oldest)
+	err := s.db.QueryRowContext(ctx, deadSummaryQuery).Scan(&sum.Count, &oldest)
 	if err != nil {
 		return DeadSummary{}, fmt.Errorf("count dead deliveries: %w", err)
 	}

@@ -1,8 +1,8 @@
 -- Outages are waited out (issue 10, item 1). A delivery is retried for a window after its first failure (the
 -- dispatcher's retry policy decides when); one that outlives it is kept as 'dead', with its body and last error,
--- until an operator retries it. 'failed' (given up after a count of attempts) is no longer written: rows of it
--- become 'dead'. The status CHECK cannot change in place, so the table is rebuilt; delivery_heads, which
--- references it, is emptied first and recomputed at the end.
+-- until an operator retries it. 'failed' (given up after a count of attempts) is gone: rows of it become 'dead'.
+-- The status CHECK cannot change in place, so the table is rebuilt; delivery_heads, which references it, is
+-- emptied first and recomputed at the end.
 DELETE FROM delivery_heads;
 
 CREATE TABLE deliveries_0014 (
@@ -12,7 +12,7 @@ CREATE TABLE deliveries_0014 (
     event           TEXT NOT NULL,
     ordering_key    TEXT NOT NULL, -- e.g. "owner/repo#12": deliveries with one key are processed in order
     body            BLOB NOT NULL,
-    status          TEXT NOT NULL CHECK (status IN ('pending', 'in_flight', 'done', 'failed', 'dead')),
+    status          TEXT NOT NULL CHECK (status IN ('pending', 'in_flight', 'done', 'dead')),
     attempts        INTEGER NOT NULL DEFAULT 0, -- how many times it was claimed
     last_error      TEXT NOT NULL DEFAULT '',
     worker          TEXT NOT NULL DEFAULT '',
