@@ -26,11 +26,6 @@ func (h *Handlers) Comment(ctx context.Context, forge vcs.Forge, repo vcs.Repo, 
 		return vcs.ErrIgnored
 	}
 	pr := vcs.PullRequest{Repo: repo, Number: ev.Number}
-	if parseErr == nil && h.Now != nil && command.Expired(receivedAt, h.Now(), h.CommandExpiry) {
-		h.Log.Warn("comment commands expired before they could be handled", "pr", ev.Number, "author", ev.Comment.Author,
-			"received", receivedAt, "expiry", h.CommandExpiry)
-		return h.Report.Reply(ctx, pr, command.ExpiredNotice(cmds, ev.Comment.Author, receivedAt, h.CommandExpiry))
-	}
 	perm, err := forge.Permission(ctx, repo, ev.Comment.Author)
 	if err != nil {
 		return err
@@ -42,6 +37,11 @@ func (h *Handlers) Comment(ctx context.Context, forge vcs.Forge, repo vcs.Repo, 
 	if parseErr != nil {
 		_ = h.Report.React(ctx, repo, ev.Comment.ID, vcs.ReactionConfused)
 		return h.Report.ReplyError(ctx, forge, pr, parseErr.Error()+"\n\n"+command.Usage)
+	}
+	if h.Now != nil && command.Expired(receivedAt, h.Now(), h.CommandExpiry) {
+		h.Log.Warn("comment commands expired before they could be handled", "pr", ev.Number, "author", ev.Comment.Author,
+			"received", receivedAt, "expiry", h.CommandExpiry)
+		return h.Report.Reply(ctx, pr, command.ExpiredNotice(cmds, ev.Comment.Author, receivedAt, h.CommandExpiry))
 	}
 	if err := h.Report.React(ctx, repo, ev.Comment.ID, vcs.ReactionEyes); err != nil {
 		h.Log.Warn("reacting to a command", "err", err)
