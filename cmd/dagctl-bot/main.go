@@ -4,6 +4,7 @@
 //	dagctl-bot plan --repo DIR [--env E]  plan a working tree and print the PR comment it would get
 //	dagctl-bot apply --repo DIR --env E   apply a working tree to an environment
 //	dagctl-bot job-run -- CMD...          run a job inside a Kubernetes pod (used by the kubernetes executor)
+//	dagctl-bot deliveries list|retry      list or retry the intake queue's deliveries (dead ones after an outage)
 package main
 
 import (
@@ -22,6 +23,8 @@ Usage:
   dagctl-bot plan --repo DIR [--env ENV]       plan a working tree; prints the PR comment it would get
   dagctl-bot apply --repo DIR --env ENV        apply a working tree to an environment
   dagctl-bot job-run [flags] -- COMMAND...     run a job inside a Kubernetes pod (the kubernetes executor)
+  dagctl-bot deliveries list [--dead]          deliveries not done yet, or the dead ones
+  dagctl-bot deliveries retry ID|--all-dead    put dead deliveries back in the queue (safe while the bot runs)
 `
 
 func main() {
@@ -45,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runApplyCommand(ctx, args[1:], stdout, stderr)
 	case "job-run":
 		return runJobRun(ctx, args[1:])
+	case "deliveries":
+		return runDeliveries(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

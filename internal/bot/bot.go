@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/bot/apply"
 	"github.com/dagctl/dagctl-bot/internal/bot/approvals"
@@ -35,6 +36,7 @@ type Bot struct {
 	runner   *jobrun.Runner
 	applies  *apply.Sequence
 	handlers *events.Handlers
+	writes   *writes.Writes
 }
 
 // Options configure a Bot.
@@ -56,6 +58,10 @@ type Options struct {
 	Log     *slog.Logger
 	// Secrets are masked in every stored log line (the bot's own credentials, as a last line of defence).
 	Secrets []string
+	// CommandExpiry: comment commands handled later than this after their delivery was received are not run
+	// (0: never expire). Now is the clock it is measured on (default the wall clock).
+	CommandExpiry time.Duration
+	Now           func() time.Time
 }
 
 // New returns a Bot.
@@ -69,6 +75,9 @@ func New(o Options) *Bot {
 	if o.ExecutorName == "" {
 		o.ExecutorName = "local"
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	w := &writes.Writes{Outbox: o.Outbox, Legacy: o.Store}
 	evaluator := &approvals.Evaluator{Store: o.Store, Writes: w, Log: o.Log}
 	reporter := &report.Reporter{Store: o.Store, Approvals: evaluator, Writes: w, Log: o.Log, PublicURL: o.PublicURL, LogKey: o.LogKey}
@@ -78,9 +87,9 @@ func New(o Options) *Bot {
 	applies := &apply.Sequence{Store: o.Store, Forges: o.Forges, Runner: runner, Report: reporter, Approvals: evaluator,
 		Locks: locks, Log: o.Log, ExecutorName: o.ExecutorName}
 	return &Bot{
-		store: o.Store, forges: o.Forges, log: o.Log, prLocks: locks, report: reporter, runner: runner, applies: applies,
+		store: o.Store, forges: o.Forges, log: o.Log, prLocks: locks, report: reporter, runner: runner, applies: applies, writes: w,
 		handlers: &events.Handlers{Store: o.Store, Executor: o.Executor, ExecutorName: o.ExecutorName, Log: o.Log, Locks: locks,
-			Report: reporter, Approvals: evaluator, Runner: runner, Applies: applies},
+			Report: reporter, Approvals: evaluator, Runner: runner, Applies: applies, CommandExpiry: o.CommandExpiry, Now: o.Now},
 	}
 }
 
@@ -103,7 +112,7 @@ func (b *Bot) Handle(ctx context.Context, ev vcs.Event) error {
 	case ev.PullRequest != nil:
 		return b.handlers.PullRequest(ctx, forge, *ev.PullRequest)
 	case ev.Comment != nil:
-		return b.handlers.Comment(ctx, forge, ev.Repo, *ev.Comment)
+		return b.handlers.Comment(ctx, forge, ev.Repo, *ev.Comment, ev.ReceivedAt)
 	case ev.Review != nil:
 		return b.handlers.Review(ctx, forge, *ev.Review)
 	case ev.Rerequest != nil:

@@ -42,10 +42,8 @@ type Store struct {
 	writeSlot chan struct{}
 	now       func() time.Time
 
-	maxDeliveryAttempts int
-	retryBackoff        time.Duration
-	maxRetryBackoff     time.Duration
-	runLogMaxBytes      int64
+	maxInterruptions int
+	runLogMaxBytes   int64
 }
 
 // Option configures a Store.
@@ -54,14 +52,13 @@ type Option func(*Store)
 // WithClock sets the clock the store stamps rows with and schedules delivery retries by (tests).
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
-// WithDeliveryRetries sets how many times a delivery is claimed at most before it is given up as failed,
-// and the backoff before the first retry (doubling on each further retry, at most an hour).
-func WithDeliveryRetries(maxAttempts int, backoff time.Duration) Option {
-	return func(s *Store) {
-		s.maxDeliveryAttempts = maxAttempts
-		s.retryBackoff = backoff
-	}
-}
+// DefaultMaxInterruptions is how often the bot may stop while processing a delivery before RequeueInFlight
+// makes it dead instead of trying it again.
+const DefaultMaxInterruptions = 5
+
+// WithMaxInterruptions sets how often the bot may stop while processing a delivery before it is made dead
+// (when and how often a failing delivery is retried is the dispatcher's retry policy).
+func WithMaxInterruptions(n int) Option { return func(s *Store) { s.maxInterruptions = n } }
 
 // Open opens or creates the database file at path and brings its schema up to date. The file is created
 // readable by its owner only: it holds the app's credentials.
@@ -86,12 +83,10 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	sqlDB.SetMaxIdleConns(4)
 	s := &Store{
-		db:                  sqlDB,
-		writeSlot:           make(chan struct{}, 1),
-		now:                 time.Now,
-		maxDeliveryAttempts: 5,
-		retryBackoff:        5 * time.Second,
-		maxRetryBackoff:     time.Hour,
+		db:               sqlDB,
+		writeSlot:        make(chan struct{}, 1),
+		now:              time.Now,
+		maxInterruptions: DefaultMaxInterruptions,
 	}
 	for _, o := range opts {
 		o(s)
@@ -99,8 +94,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 	if s.runLogMaxBytes <= 0 {
 		s.runLogMaxBytes = DefaultRunLogMaxBytes
 	}
-	if s.maxDeliveryAttempts < 1 {
-		s.maxDeliveryAttempts = 1
+	if s.maxInterruptions < 1 {
+		s.maxInterruptions = 1
 	}
 	ctx := context.Background()
 	if err := sqlDB.PingContext(ctx); err != nil {
@@ -157,6 +152,9 @@ func fromNullMillis(n sql.NullInt64) time.Time {
 }
 
 func (s *Store) nowMillis() int64 { return toMillis(s.now()) }
+
+// Now is the store's clock: what decides when a retried delivery is due, so the dispatcher dates failures by it.
+func (s *Store) Now() time.Time { return s.now() }
 
 func boolInt(b bool) int {
 	if b {

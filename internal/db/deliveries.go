@@ -9,14 +9,17 @@ import (
 )
 
 // DeliveryStatus is where a webhook delivery is in the intake queue:
-// pending → in_flight → done, or back to pending to be retried, or failed once its attempts are used up.
+// pending → in_flight → done, or back to pending to be retried, or dead once the dispatcher's retry policy gives
+// up on it (kept, body and last error, until an operator retries it).
 type DeliveryStatus string
 
 const (
 	DeliveryPending  DeliveryStatus = "pending"
 	DeliveryInFlight DeliveryStatus = "in_flight"
 	DeliveryDone     DeliveryStatus = "done"
-	DeliveryFailed   DeliveryStatus = "failed"
+	// DeliveryDead replaced "failed" (given up after a count of attempts) in migration 0014, which made such
+	// rows dead.
+	DeliveryDead DeliveryStatus = "dead"
 )
 
 // Delivery is one webhook delivery in the intake queue.
@@ -35,6 +38,8 @@ type Delivery struct {
 	AvailableAt time.Time // when it may be claimed (later than ReceivedAt while a retry backs off)
 	ClaimedAt   time.Time
 	FinishedAt  time.Time
+	// FirstFailedAt is when it first failed (zero until then): the retry window runs from here.
+	FirstFailedAt time.Time
 }
 
 // Enqueue stores a delivery as pending, unless one with the same (forge, delivery id) is already stored: a
@@ -73,16 +78,17 @@ func (s *Store) Enqueue(ctx context.Context, forge, deliveryID, event, orderingK
 }
 
 const deliveryColumns = `id, forge, delivery_id, event, ordering_key, body, status, attempts, last_error, worker,
-	received_at, available_at, claimed_at, finished_at`
+	received_at, available_at, claimed_at, finished_at, first_failed_at`
 
 func scanDelivery(r scanner) (Delivery, error) {
 	var d Delivery
 	var received, available int64
-	var claimed, finished sql.NullInt64
+	var claimed, finished, firstFailed sql.NullInt64
 	err := r.Scan(&d.ID, &d.Forge, &d.DeliveryID, &d.Event, &d.OrderingKey, &d.Body, &d.Status, &d.Attempts, &d.LastError,
-		&d.Worker, &received, &available, &claimed, &finished)
+		&d.Worker, &received, &available, &claimed, &finished, &firstFailed)
 	d.ReceivedAt, d.AvailableAt = fromMillis(received), fromMillis(available)
 	d.ClaimedAt, d.FinishedAt = fromNullMillis(claimed), fromNullMillis(finished)
+	d.FirstFailedAt = fromNullMillis(firstFailed)
 	return d, err
 }
 
@@ -178,60 +184,63 @@ func (s *Store) Complete(ctx context.Context, id int64, worker string) error {
 	})
 }
 
-// Fail records that processing a delivery worker holds failed with cause. While it has attempts left it goes
-// back to pending and becomes due after a backoff that doubles per attempt (retry is true); otherwise it is
-// failed for good. Later deliveries of its ordering key wait for it either way.
-func (s *Store) Fail(ctx context.Context, id int64, worker string, cause string) (retry bool, err error) {
-	now := s.now()
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		var attempts int
+// Fail records that processing a delivery worker holds failed with cause and will be tried again at retryAt
+// (the dispatcher's retry policy chose it). It goes back to pending; later deliveries of its ordering key wait
+// for it. The first failure's time is kept: the retry window runs from it.
+func (s *Store) Fail(ctx context.Context, id int64, worker, cause string, retryAt time.Time) error {
+	now := s.nowMillis()
+	return s.finishClaim(ctx, id, worker, "fail", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', worker = '', last_error = ?, available_at = ?,
+			first_failed_at = coalesce(first_failed_at, ?) WHERE id = ?`, cause, toMillis(retryAt), now, id)
+		return err
+	})
+}
+
+// GiveUp marks a delivery worker holds dead: the retry policy's window is spent. Its body and last error are
+// kept until an operator retries it (RetryDelivery), and the later deliveries of its key go on.
+func (s *Store) GiveUp(ctx context.Context, id int64, worker, cause string) error {
+	now := s.nowMillis()
+	return s.finishClaim(ctx, id, worker, "give up", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'dead', worker = '', last_error = ?, finished_at = ?,
+			first_failed_at = coalesce(first_failed_at, ?) WHERE id = ?`, cause, now, now, id)
+		return err
+	})
+}
+
+// finishClaim runs update on a delivery worker holds in flight, then recomputes its key's head.
+func (s *Store) finishClaim(ctx context.Context, id int64, worker, op string, update func(*sql.Tx) error) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
 		var key string
-		err := tx.QueryRowContext(ctx, `SELECT attempts, ordering_key FROM deliveries WHERE id = ? AND status = 'in_flight' AND worker = ?`, id, worker).
-			Scan(&attempts, &key)
+		err := tx.QueryRowContext(ctx, `SELECT ordering_key FROM deliveries WHERE id = ? AND status = 'in_flight' AND worker = ?`, id, worker).
+			Scan(&key)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("fail delivery %d by %s: %w", id, worker, ErrNotClaimed)
+			return fmt.Errorf("%s delivery %d by %s: %w", op, id, worker, ErrNotClaimed)
 		}
 		if err != nil {
 			return err
 		}
-		retry = attempts < s.maxDeliveryAttempts
-		if retry {
-			_, err = tx.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', worker = '', last_error = ?, available_at = ? WHERE id = ?`,
-				cause, toMillis(now.Add(s.backoff(attempts))), id)
-		} else {
-			_, err = tx.ExecContext(ctx, `UPDATE deliveries SET status = 'failed', worker = '', last_error = ?, finished_at = ? WHERE id = ?`,
-				cause, toMillis(now), id)
-		}
-		if err != nil {
+		if err := update(tx); err != nil {
 			return err
 		}
 		return refreshHead(ctx, tx, key)
 	})
-	return retry, err
 }
 
-// backoff is the wait before the retry that follows the given number of attempts.
-func (s *Store) backoff(attempts int) time.Duration {
-	d := s.retryBackoff
-	for i := 1; i < attempts && d < s.maxRetryBackoff; i++ {
-		d *= 2
-	}
-	return min(d, s.maxRetryBackoff)
-}
-
-// RequeueInFlight puts every in-flight delivery back to pending (or fails it, when its attempts are used
-// up: a delivery that keeps crashing the bot must not loop forever). Call it once at startup, before any
-// worker claims: a delivery in flight then was left by a process that died. It returns how many it touched.
+// RequeueInFlight puts every in-flight delivery back to pending (or makes it dead, when the bot has stopped
+// while processing it maxInterruptions times: a delivery that keeps crashing the bot must not loop forever).
+// Call it once at startup, before any worker claims: a delivery in flight then was left by a process that died.
+// It returns how many it touched.
 func (s *Store) RequeueInFlight(ctx context.Context) (int, error) {
 	var n int64
 	now := s.nowMillis()
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET
-				status = CASE WHEN attempts >= ? THEN 'failed' ELSE 'pending' END,
-				finished_at = CASE WHEN attempts >= ? THEN ? END,
+				interruptions = interruptions + 1,
+				status = CASE WHEN interruptions + 1 >= ?1 THEN 'dead' ELSE 'pending' END,
+				finished_at = CASE WHEN interruptions + 1 >= ?1 THEN ?2 END,
 				last_error = 'interrupted: the bot stopped while processing it',
-				worker = '', available_at = ?
-			WHERE status = 'in_flight'`, s.maxDeliveryAttempts, s.maxDeliveryAttempts, now, now)
+				worker = '', available_at = ?2
+			WHERE status = 'in_flight'`, s.maxInterruptions, now)
 		if err != nil {
 			return err
 		}
@@ -250,16 +259,18 @@ func (s *Store) GetDelivery(ctx context.Context, forge, deliveryID string) (Deli
 	return one(d, err, fmt.Sprintf("delivery %s/%s", forge, deliveryID))
 }
 
-// RetryDelivery puts a failed delivery back in the queue with fresh attempts (an operator's redelivery). It
-// fails with ErrNotFound unless the delivery exists and has failed.
-func (s *Store) RetryDelivery(ctx context.Context, forge, deliveryID string) error {
+// RetryDelivery puts a dead delivery back in the queue with fresh attempts and a fresh retry window (an
+// operator's retry). It keeps its id, so it goes back in its key's order: before the key's later pending
+// deliveries. It fails with ErrNotFound unless the delivery exists and is dead.
+func (s *Store) RetryDelivery(ctx context.Context, id int64) error {
 	now := s.nowMillis()
 	return s.write(ctx, func(tx *sql.Tx) error {
 		var key string
-		err := tx.QueryRowContext(ctx, `UPDATE deliveries SET status = 'pending', attempts = 0, available_at = ?, finished_at = NULL
-			WHERE forge = ? AND delivery_id = ? AND status = 'failed' RETURNING ordering_key`, now, forge, deliveryID).Scan(&key)
+		err := tx.QueryRowContext(ctx, `UPDATE deliveries SET status = 'pending', attempts = 0, interruptions = 0, available_at = ?,
+				finished_at = NULL, first_failed_at = NULL
+			WHERE id = ? AND status = 'dead' RETURNING ordering_key`, now, id).Scan(&key)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("failed delivery %s/%s: %w", forge, deliveryID, ErrNotFound)
+			return fmt.Errorf("dead delivery %d: %w", id, ErrNotFound)
 		}
 		if err != nil {
 			return err
@@ -268,12 +279,91 @@ func (s *Store) RetryDelivery(ctx context.Context, forge, deliveryID string) err
 	})
 }
 
-// PruneDeliveries deletes done and failed deliveries that finished before the given time, and returns how
-// many. Their ids can then no longer deduplicate a redelivery, so keep them longer than the forge redelivers.
+// RetryDeadDeliveries retries every dead delivery (RetryDelivery for each) and returns how many.
+func (s *Store) RetryDeadDeliveries(ctx context.Context) (int, error) {
+	var n int
+	now := s.nowMillis()
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE deliveries SET status = 'pending', attempts = 0, interruptions = 0, available_at = ?,
+				finished_at = NULL, first_failed_at = NULL
+			WHERE status = 'dead' RETURNING ordering_key`, now)
+		if err != nil {
+			return err
+		}
+		keys := map[string]bool{}
+		for rows.Next() {
+			var key string
+			if err := rows.Scan(&key); err != nil {
+				rows.Close()
+				return err
+			}
+			keys[key] = true
+			n++
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		for key := range keys {
+			if err := refreshHead(ctx, tx, key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// ListDeliveries returns deliveries in queue order, without their bodies: all that are not done, or only the
+// dead ones.
+func (s *Store) ListDeliveries(ctx context.Context, onlyDead bool) ([]Delivery, error) {
+	where := `status != 'done'`
+	if onlyDead {
+		where = `status = 'dead'`
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, forge, delivery_id, event, ordering_key, x'', status, attempts, last_error,
+		worker, received_at, available_at, claimed_at, finished_at, first_failed_at FROM deliveries WHERE `+where+` ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list deliveries: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// DeadSummary is what /readyz shows of the dead deliveries.
+type DeadSummary struct {
+	Count  int
+	Oldest time.Time // when the oldest of them was received (zero when there is none)
+}
+
+const deadSummaryQuery = `SELECT count(*), min(received_at) FROM deliveries WHERE status = 'dead'`
+
+// DeadDeliveries counts the dead deliveries and dates the oldest (on their index: /readyz asks on every probe).
+func (s *Store) DeadDeliveries(ctx context.Context) (DeadSummary, error) {
+	var sum DeadSummary
+	var oldest sql.NullInt64
+	err := s.db.QueryRowContext(ctx, deadSummaryQuery).Scan(&sum.Count, &oldest)
+	if err != nil {
+		return DeadSummary{}, fmt.Errorf("count dead deliveries: %w", err)
+	}
+	sum.Oldest = fromNullMillis(oldest)
+	return sum, nil
+}
+
+// PruneDeliveries deletes done deliveries that finished before the given time, and returns how many (dead ones
+// are kept until retried). Their ids can then no longer deduplicate a redelivery, so keep them longer than the
+// forge redelivers.
 func (s *Store) PruneDeliveries(ctx context.Context, finishedBefore time.Time) (int, error) {
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE status IN ('done', 'failed') AND finished_at < ?`, toMillis(finishedBefore))
+		res, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE status = 'done' AND finished_at < ?`, toMillis(finishedBefore))
 		if err != nil {
 			return err
 		}

@@ -116,23 +116,21 @@ func TestClaimOrdersPerKeyAndRunsKeysInParallel(t *testing.T) {
 	assert.False(t, done.FinishedAt.IsZero())
 }
 
-func TestFailedDeliveriesRetryWithBackoffThenGiveUp(t *testing.T) {
+func TestAFailedDeliveryIsRetriedWhenAskedThenDiesAndIsRetriedByAnOperator(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
-	s, _ := openTemp(t, WithClock(clk.Now), WithDeliveryRetries(3, 10*time.Second))
+	s, _ := openTemp(t, WithClock(clk.Now))
 	mustEnqueue(t, s, "a1", "acme/w#1")
 	mustEnqueue(t, s, "a2", "acme/w#1")
 	mustEnqueue(t, s, "b1", "acme/w#2")
 
 	d := mustClaim(t, s, "w1")
 	require.Equal(t, "a1", d.DeliveryID)
-	_, err := s.Fail(ctx, d.ID, "w2", "x")
-	assert.ErrorIs(t, err, ErrNotClaimed)
-	retry, err := s.Fail(ctx, d.ID, "w1", "github: 502")
-	require.NoError(t, err)
-	assert.True(t, retry)
+	assert.ErrorIs(t, s.Fail(ctx, d.ID, "w2", "x", clk.Now()), ErrNotClaimed)
+	firstFailure := clk.Now()
+	require.NoError(t, s.Fail(ctx, d.ID, "w1", "github: 502", clk.Now().Add(10*time.Second)))
 
-	// a1 backs off; a2 still waits behind it, b1 does not.
+	// a1 waits until the time it was given; a2 still waits behind it, b1 does not.
 	assert.Equal(t, "b1", mustClaim(t, s, "w1").DeliveryID)
 	assertNothingToClaim(t, s)
 	clk.Advance(9 * time.Second)
@@ -142,47 +140,75 @@ func TestFailedDeliveriesRetryWithBackoffThenGiveUp(t *testing.T) {
 	assert.Equal(t, "a1", d.DeliveryID)
 	assert.Equal(t, 2, d.Attempts)
 	assert.Equal(t, "github: 502", d.LastError)
+	assert.Equal(t, firstFailure, d.FirstFailedAt, "the retry window runs from the first failure")
 
-	retry, err = s.Fail(ctx, d.ID, "w1", "github: 502 again")
-	require.NoError(t, err)
-	assert.True(t, retry)
-	clk.Advance(19 * time.Second)
-	assertNothingToClaim(t, s)
-	clk.Advance(time.Second)
+	require.NoError(t, s.Fail(ctx, d.ID, "w1", "github: 502 again", clk.Now().Add(time.Minute)))
+	clk.Advance(time.Minute)
 	d = mustClaim(t, s, "w1")
-	assert.Equal(t, 3, d.Attempts, "the second retry waited twice as long")
+	assert.Equal(t, firstFailure, d.FirstFailedAt, "a later failure keeps the first one's time")
 
-	retry, err = s.Fail(ctx, d.ID, "w1", "still broken")
+	require.NoError(t, s.GiveUp(ctx, d.ID, "w1", "still broken"))
+	dead, err := s.GetDelivery(ctx, "github", "a1")
 	require.NoError(t, err)
-	assert.False(t, retry, "three attempts are all it gets")
-	failed, err := s.GetDelivery(ctx, "github", "a1")
+	assert.Equal(t, DeliveryDead, dead.Status)
+	assert.Equal(t, "still broken", dead.LastError)
+	assert.JSONEq(t, `{"id":"a1"}`, string(dead.Body), "a dead delivery keeps its body")
+	assert.Equal(t, "a2", mustClaim(t, s, "w1").DeliveryID, "a dead delivery no longer blocks its key")
+	sum, err := s.DeadDeliveries(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, DeliveryFailed, failed.Status)
-	assert.Equal(t, "still broken", failed.LastError)
-	assert.Equal(t, "a2", mustClaim(t, s, "w1").DeliveryID, "a delivery given up on no longer blocks its key")
+	assert.Equal(t, DeadSummary{Count: 1, Oldest: dead.ReceivedAt}, sum)
+	listed, err := s.ListDeliveries(ctx, true)
+	require.NoError(t, err)
+	require.Len(t, listed, 1)
+	assert.Equal(t, dead.ID, listed[0].ID)
+	assert.Empty(t, listed[0].Body, "a listing leaves the bodies out")
 
-	// An operator's retry puts it back with fresh attempts.
-	require.NoError(t, s.RetryDelivery(ctx, "github", "a1"))
-	assert.ErrorIs(t, s.RetryDelivery(ctx, "github", "a1"), ErrNotFound, "only failed deliveries are retried")
+	// An operator's retry puts it back with fresh attempts and a fresh window.
+	require.NoError(t, s.RetryDelivery(ctx, dead.ID))
+	assert.ErrorIs(t, s.RetryDelivery(ctx, dead.ID), ErrNotFound, "only dead deliveries are retried")
 	again, err := s.GetDelivery(ctx, "github", "a1")
 	require.NoError(t, err)
 	assert.Equal(t, DeliveryPending, again.Status)
 	assert.Zero(t, again.Attempts)
+	assert.Zero(t, again.FirstFailedAt)
+	sum, err = s.DeadDeliveries(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, sum.Count)
 }
 
-func TestBackoffIsCapped(t *testing.T) {
-	s := &Store{retryBackoff: time.Second, maxRetryBackoff: time.Minute}
-	assert.Equal(t, time.Second, s.backoff(1))
-	assert.Equal(t, 2*time.Second, s.backoff(2))
-	assert.Equal(t, 32*time.Second, s.backoff(6))
-	assert.Equal(t, time.Minute, s.backoff(7))
-	assert.Equal(t, time.Minute, s.backoff(1000))
+func TestARetriedDeadDeliveryGoesBackInItsKeysOrder(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	for _, id := range []string{"a1", "a2", "a3"} {
+		mustEnqueue(t, s, id, "acme/w#1")
+	}
+	mustEnqueue(t, s, "b1", "acme/w#2")
+	a1 := mustClaim(t, s, "w")
+	require.NoError(t, s.GiveUp(ctx, a1.ID, "w", "502"))
+	b1 := mustClaim(t, s, "w")
+	require.Equal(t, "a2", b1.DeliveryID)
+	require.NoError(t, s.GiveUp(ctx, b1.ID, "w", "502"))
+
+	n, err := s.RetryDeadDeliveries(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	var order []string
+	for {
+		d, ok, err := s.Claim(ctx, "w")
+		require.NoError(t, err)
+		if !ok {
+			break
+		}
+		order = append(order, d.DeliveryID)
+		require.NoError(t, s.Complete(ctx, d.ID, "w"))
+	}
+	assert.Equal(t, []string{"a1", "a2", "a3", "b1"}, order, "retried deliveries go before their key's later ones")
 }
 
 func TestRequeueInFlightAfterACrash(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
-	s, path := openTemp(t, WithClock(clk.Now), WithDeliveryRetries(2, time.Second))
+	s, path := openTemp(t, WithClock(clk.Now), WithMaxInterruptions(2))
 	mustEnqueue(t, s, "a1", "acme/w#1")
 	mustEnqueue(t, s, "a2", "acme/w#1")
 	mustEnqueue(t, s, "b1", "acme/w#2")
@@ -195,7 +221,7 @@ func TestRequeueInFlightAfterACrash(t *testing.T) {
 	require.Equal(t, "c1", c1.DeliveryID)
 
 	// The process dies with a1 and c1 in flight; the next one starts.
-	s = reopen(t, s, path, WithClock(clk.Now), WithDeliveryRetries(2, time.Second))
+	s = reopen(t, s, path, WithClock(clk.Now), WithMaxInterruptions(2))
 	n, err := s.RequeueInFlight(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 2, n)
@@ -208,14 +234,14 @@ func TestRequeueInFlightAfterACrash(t *testing.T) {
 	assert.Equal(t, c1.ID, c.ID)
 	assertNothingToClaim(t, s)
 
-	// Crashing again on a delivery that has used its attempts fails it instead of looping forever.
-	s = reopen(t, s, path, WithClock(clk.Now), WithDeliveryRetries(2, time.Second))
+	// Crashing again on a delivery the bot stopped on before makes it dead instead of looping forever.
+	s = reopen(t, s, path, WithClock(clk.Now), WithMaxInterruptions(2))
 	n, err = s.RequeueInFlight(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, 2, n)
 	failed, err := s.GetDelivery(ctx, "github", "a1")
 	require.NoError(t, err)
-	assert.Equal(t, DeliveryFailed, failed.Status)
+	assert.Equal(t, DeliveryDead, failed.Status)
 	assert.Contains(t, failed.LastError, "interrupted")
 	assert.Equal(t, "a2", mustClaim(t, s, "new-3").DeliveryID)
 }
@@ -223,18 +249,17 @@ func TestRequeueInFlightAfterACrash(t *testing.T) {
 func TestPruneDeliveries(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
-	s, _ := openTemp(t, WithClock(clk.Now), WithDeliveryRetries(1, time.Second))
-	for _, id := range []string{"old-done", "old-failed", "new-done", "pending"} {
+	s, _ := openTemp(t, WithClock(clk.Now))
+	for _, id := range []string{"old-done", "old-dead", "new-done", "pending"} {
 		mustEnqueue(t, s, id, id)
 	}
-	for _, id := range []string{"old-done", "old-failed"} {
+	for _, id := range []string{"old-done", "old-dead"} {
 		d := mustClaim(t, s, "w")
 		require.Equal(t, id, d.DeliveryID)
 		if id == "old-done" {
 			require.NoError(t, s.Complete(ctx, d.ID, "w"))
 		} else {
-			_, err := s.Fail(ctx, d.ID, "w", "boom")
-			require.NoError(t, err)
+			require.NoError(t, s.GiveUp(ctx, d.ID, "w", "boom"))
 		}
 	}
 	clk.Advance(time.Hour)
@@ -243,8 +268,8 @@ func TestPruneDeliveries(t *testing.T) {
 
 	n, err := s.PruneDeliveries(ctx, clk.Now().Add(-time.Minute))
 	require.NoError(t, err)
-	assert.Equal(t, 2, n)
-	for id, kept := range map[string]bool{"old-done": false, "old-failed": false, "new-done": true, "pending": true} {
+	assert.Equal(t, 1, n)
+	for id, kept := range map[string]bool{"old-done": false, "old-dead": true, "new-done": true, "pending": true} {
 		_, err := s.GetDelivery(ctx, "github", id)
 		if kept {
 			assert.NoError(t, err, id)

@@ -58,11 +58,11 @@ const oldClaimable = `SELECT d.id FROM deliveries d
 func TestClaimTakesWhatTheBacklogRuleWould(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
-	opts := []Option{WithClock(clk.Now), WithDeliveryRetries(3, time.Second)}
+	opts := []Option{WithClock(clk.Now), WithMaxInterruptions(3)}
 	s, path := openTemp(t, opts...)
 	rng := rand.New(rand.NewSource(10))
 	held := map[int64]string{} // in flight: id → worker
-	var failed []string
+	var failed []int64         // dead
 	next := 0
 	for step := 0; step < 2000; step++ {
 		switch op := rng.Intn(20); {
@@ -86,12 +86,11 @@ func TestClaimTakesWhatTheBacklogRuleWould(t *testing.T) {
 			for id, worker := range held {
 				delete(held, id)
 				if op == 16 {
-					retry, err := s.Fail(ctx, id, worker, "boom")
-					require.NoError(t, err)
-					if !retry {
-						var name string
-						require.NoError(t, s.db.QueryRowContext(ctx, `SELECT delivery_id FROM deliveries WHERE id = ?`, id).Scan(&name))
-						failed = append(failed, name)
+					if rng.Intn(3) == 0 {
+						require.NoError(t, s.GiveUp(ctx, id, worker, "boom"))
+						failed = append(failed, id)
+					} else {
+						require.NoError(t, s.Fail(ctx, id, worker, "boom", clk.Now().Add(time.Duration(rng.Intn(5))*time.Second)))
 					}
 				} else {
 					require.NoError(t, s.Complete(ctx, id, worker))
@@ -99,7 +98,7 @@ func TestClaimTakesWhatTheBacklogRuleWould(t *testing.T) {
 				break
 			}
 		case op == 17 && len(failed) > 0:
-			require.NoError(t, s.RetryDelivery(ctx, "github", failed[0]))
+			require.NoError(t, s.RetryDelivery(ctx, failed[0]))
 			failed = failed[1:]
 		case op == 18:
 			clk.Advance(time.Duration(rng.Intn(3000)) * time.Millisecond)
@@ -108,7 +107,7 @@ func TestClaimTakesWhatTheBacklogRuleWould(t *testing.T) {
 			_, err := s.RequeueInFlight(ctx)
 			require.NoError(t, err)
 			held = map[int64]string{}
-			failed = nil // some may have failed in the requeue; RetryDelivery is exercised enough before
+			failed = nil // some may have died in the requeue; RetryDelivery is exercised enough before
 		}
 	}
 }

@@ -31,6 +31,8 @@ type OutboxWrite struct {
 	NotBefore  time.Time
 	EnqueuedAt time.Time
 	LastError  string
+	// FirstFailedAt is when a send of it first failed (zero until then): its retry window runs from here.
+	FirstFailedAt time.Time
 }
 
 // OutboxAccount is an account with writes in the outbox, and when the earliest of them may be sent.
@@ -40,15 +42,17 @@ type OutboxAccount struct {
 }
 
 const outboxColumns = `id, forge, account, kind, coalesce_key, priority, repo, payload, token, attempts,
-	state = 'sending', not_before, enqueued_at, last_error`
+	state = 'sending', not_before, enqueued_at, last_error, first_failed_at`
 
 func scanOutbox(sc scanner) (OutboxWrite, error) {
 	var w OutboxWrite
 	var key, lastErr sql.NullString
 	var repo, payload string
 	var notBefore, enqueued int64
+	var firstFailed sql.NullInt64
 	err := sc.Scan(&w.ID, &w.Forge, &w.Account, &w.Kind, &key, &w.Priority, &repo, &payload, &w.Token,
-		&w.Attempts, &w.Sending, &notBefore, &enqueued, &lastErr)
+		&w.Attempts, &w.Sending, &notBefore, &enqueued, &lastErr, &firstFailed)
+	w.FirstFailedAt = fromNullMillis(firstFailed)
 	w.Key, w.LastError = key.String, lastErr.String
 	w.Repo, w.Payload = []byte(repo), []byte(payload)
 	w.NotBefore, w.EnqueuedAt = fromMillis(notBefore), fromMillis(enqueued)
@@ -128,9 +132,10 @@ func (s *Store) FinishOutbox(ctx context.Context, w OutboxWrite, refKey, ref str
 	})
 }
 
-// RetryOutbox puts a write whose send failed back in the queue, due at notBefore. When a newer write of its key
-// arrived meanwhile, that one has the newest state: the failed one is dropped instead.
-func (s *Store) RetryOutbox(ctx context.Context, w OutboxWrite, notBefore time.Time, cause string) error {
+// RetryOutbox puts a write whose send failed at failedAt back in the queue, due at notBefore; the first
+// failure's time is kept (the retry window runs from it). When a newer write of its key arrived meanwhile, that
+// one has the newest state: the failed one is dropped instead.
+func (s *Store) RetryOutbox(ctx context.Context, w OutboxWrite, notBefore, failedAt time.Time, cause string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		if w.Key != "" {
 			var newer int
@@ -143,8 +148,8 @@ func (s *Store) RetryOutbox(ctx context.Context, w OutboxWrite, notBefore time.T
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'pending', not_before = ?, last_error = ?
-			WHERE id = ?`, toMillis(notBefore), cause, w.ID)
+		_, err := tx.ExecContext(ctx, `UPDATE outbox SET state = 'pending', not_before = ?, last_error = ?,
+			first_failed_at = coalesce(first_failed_at, ?) WHERE id = ?`, toMillis(notBefore), cause, toMillis(failedAt), w.ID)
 		return err
 	})
 }

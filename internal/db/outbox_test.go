@@ -36,7 +36,7 @@ func TestOutboxReplacesOnlyAnUnsentWriteOfTheKey(t *testing.T) {
 	assert.Equal(t, second, third, "the pending write is replaced in place")
 
 	// The send of the first fails: a newer state of its key waits, so the failed one is dropped, not retried.
-	require.NoError(t, s.RetryOutbox(ctx, claimed, c.Now().Add(time.Minute), "502"))
+	require.NoError(t, s.RetryOutbox(ctx, claimed, c.Now().Add(time.Minute), c.Now(), "502"))
 	rows, err := s.ListOutbox(ctx, "github", "7")
 	require.NoError(t, err)
 	require.Len(t, rows, 1)

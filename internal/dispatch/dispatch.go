@@ -1,6 +1,7 @@
 // Package dispatch drains the webhook queue: workers claim stored deliveries, the forge adapter parses each into
 // a forge-neutral vcs.Event, and the handler acts on it. Events of one pull request are handled in order (the
-// queue hands out one delivery per ordering key at a time); different PRs are handled in parallel.
+// queue hands out one delivery per ordering key at a time); different PRs are handled in parallel. A failure is
+// retried on the retry policy's schedule (internal/retry), long enough to wait out an outage, then kept as dead.
 package dispatch
 
 import (
@@ -8,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/retry"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
@@ -20,8 +23,10 @@ type Queue interface {
 	// Claim takes the oldest due delivery whose ordering key has none in flight; ok is false when there is none.
 	Claim(ctx context.Context, worker string) (d db.Delivery, ok bool, err error)
 	Complete(ctx context.Context, id int64, worker string) error
-	// Fail records a failure; the queue retries the delivery with a backoff until its attempts are used up.
-	Fail(ctx context.Context, id int64, worker, cause string) (retry bool, err error)
+	// Fail records a failure; the delivery is claimable again at retryAt, and its key waits for it.
+	Fail(ctx context.Context, id int64, worker, cause string, retryAt time.Time) error
+	// GiveUp records that the retry window is spent: the delivery is dead (kept) and its key goes on.
+	GiveUp(ctx context.Context, id int64, worker, cause string) error
 	// RequeueInFlight puts deliveries a crashed process had claimed back in the queue.
 	RequeueInFlight(ctx context.Context) (int, error)
 }
@@ -39,6 +44,9 @@ type Permanent struct{ Err error }
 func (p Permanent) Error() string { return p.Err.Error() }
 func (p Permanent) Unwrap() error { return p.Err }
 
+// Permanent tells the retry policy (retry.IsPermanent) to stop at once.
+func (p Permanent) Permanent() bool { return true }
+
 // Dispatcher runs the workers.
 type Dispatcher struct {
 	Queue   Queue
@@ -49,6 +57,15 @@ type Dispatcher struct {
 	// or stored by another process).
 	Poll time.Duration
 	Log  *slog.Logger
+	// Policy decides when a failed delivery is tried again and when it is given up as dead.
+	Policy retry.Policy
+	// Now is the clock failures are dated by (the store's clock decides when a retry is due: give both the
+	// same); Rand the jitter's source. nil: the wall clock and math/rand.
+	Now  func() time.Time
+	Rand func() float64
+	// OnDead, when set, is told of a delivery that died (after the store recorded it), with its event when it
+	// parsed: the bot tells the PR about a merge it could not act on.
+	OnDead func(ctx context.Context, del db.Delivery, ev vcs.Event, cause error)
 
 	wake chan struct{}
 	once sync.Once
@@ -65,6 +82,12 @@ func (d *Dispatcher) init() {
 		}
 		if d.Log == nil {
 			d.Log = slog.Default()
+		}
+		if d.Now == nil {
+			d.Now = time.Now
+		}
+		if d.Rand == nil {
+			d.Rand = rand.Float64
 		}
 	})
 }
@@ -143,32 +166,43 @@ func (d *Dispatcher) process(ctx context.Context, worker string, del db.Delivery
 	// The queue's state must be written even when the server is stopping, or the delivery stays in flight until
 	// the next start requeues it (harmless, but slower).
 	qctx := context.WithoutCancel(ctx)
-	err := d.handle(ctx, del)
-	var perm Permanent
-	switch {
-	case err == nil || errors.Is(err, vcs.ErrIgnored):
+	ev, err := d.handle(ctx, del)
+	if err == nil || errors.Is(err, vcs.ErrIgnored) {
 		if err != nil {
 			log.Debug("delivery ignored", "reason", err)
 		}
 		if cerr := d.Queue.Complete(qctx, del.ID, worker); cerr != nil {
 			log.Error("completing a delivery", "err", cerr)
 		}
-	case errors.As(err, &perm) || errors.Is(err, vcs.ErrPermission) || errors.Is(err, vcs.ErrNotFound):
+		return
+	}
+	decision := d.Policy.Next(retry.Failure{Err: err, Attempts: del.Attempts, FirstFailed: del.FirstFailedAt, Now: d.Now()}, d.Rand)
+	switch decision.Outcome {
+	case retry.Stop:
 		// Retrying cannot help: record it and move on, so the PR's later events are not held up.
 		log.Error("delivery cannot be handled", "err", err)
 		if cerr := d.Queue.Complete(qctx, del.ID, worker); cerr != nil {
 			log.Error("completing a delivery", "err", cerr)
 		}
+	case retry.GiveUp:
+		if gerr := d.Queue.GiveUp(qctx, del.ID, worker, err.Error()); gerr != nil {
+			log.Error("recording a dead delivery", "err", gerr)
+			return
+		}
+		log.Error("delivery is dead: it kept failing for the whole retry window; `dagctl-bot deliveries retry` runs it again",
+			"id", del.ID, "err", err, "attempts", del.Attempts, "first_failed", del.FirstFailedAt)
+		if d.OnDead != nil {
+			d.OnDead(qctx, del, ev, err)
+		}
 	default:
-		retry, ferr := d.Queue.Fail(qctx, del.ID, worker, err.Error())
-		if ferr != nil {
+		if ferr := d.Queue.Fail(qctx, del.ID, worker, err.Error(), decision.At); ferr != nil {
 			log.Error("recording a failed delivery", "err", ferr)
 		}
-		log.Error("delivery failed", "err", err, "attempt", del.Attempts, "retry", retry)
+		log.Warn("delivery failed; will retry", "err", err, "attempt", del.Attempts, "retry_at", decision.At)
 	}
 }
 
-func (d *Dispatcher) handle(ctx context.Context, del db.Delivery) (err error) {
+func (d *Dispatcher) handle(ctx context.Context, del db.Delivery) (ev vcs.Event, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = Permanent{fmt.Errorf("panic handling the delivery: %v", r)}
@@ -176,15 +210,15 @@ func (d *Dispatcher) handle(ctx context.Context, del db.Delivery) (err error) {
 	}()
 	parse, ok := d.Parsers[del.Forge]
 	if !ok {
-		return Permanent{fmt.Errorf("no parser for forge %q", del.Forge)}
+		return ev, Permanent{fmt.Errorf("no parser for forge %q", del.Forge)}
 	}
-	ev, err := parse(del.Event, del.Body)
+	ev, err = parse(del.Event, del.Body)
 	if err != nil {
 		if errors.Is(err, vcs.ErrIgnored) {
-			return err
+			return ev, err
 		}
-		return Permanent{fmt.Errorf("parsing %s delivery: %w", del.Event, err)}
+		return ev, Permanent{fmt.Errorf("parsing %s delivery: %w", del.Event, err)}
 	}
-	ev.DeliveryID = del.DeliveryID
-	return d.Handle(ctx, ev)
+	ev.DeliveryID, ev.ReceivedAt = del.DeliveryID, del.ReceivedAt
+	return ev, d.Handle(ctx, ev)
 }

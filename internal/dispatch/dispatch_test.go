@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/retry"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
@@ -34,7 +35,7 @@ func parse(event string, body []byte) (vcs.Event, error) {
 }
 
 func newStore(t *testing.T) *db.Store {
-	store, err := db.Open(filepath.Join(t.TempDir(), "q.db"), db.WithDeliveryRetries(3, time.Millisecond))
+	store, err := db.Open(filepath.Join(t.TempDir(), "q.db"))
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
 	return store
@@ -85,7 +86,7 @@ func TestFailuresRetryIgnoredAndPermanentComplete(t *testing.T) {
 	enqueue(t, store, "garbage", "k3", 1, "garbage")
 	enqueue(t, store, "denied", "k4", 1, "denied")
 	calls := map[string]int{}
-	d := &Dispatcher{Queue: store, Parsers: map[string]Parser{"test": parse},
+	d := &Dispatcher{Queue: store, Parsers: map[string]Parser{"test": parse}, Policy: retry.Policy{Base: time.Millisecond},
 		Handle: func(ctx context.Context, ev vcs.Event) error {
 			calls[ev.Repo.Name]++
 			switch ev.Repo.Name {
@@ -123,4 +124,85 @@ func TestPanicInHandlerDoesNotKillTheWorker(t *testing.T) {
 		}}
 	assert.Equal(t, 2, d.Drain(context.Background()))
 	assert.Equal(t, 1, handled)
+}
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// An outage longer than the retry window: the delivery is retried on the policy's schedule (bounded: the cap
+// spaces the attempts), then dies with its body; the PR's later delivery goes on and the dead hook is told.
+func TestADeliveryFailingPastTheWindowDiesAndItsKeyGoesOn(t *testing.T) {
+	clk := &fakeClock{now: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
+	store, err := db.Open(filepath.Join(t.TempDir(), "q.db"), db.WithClock(clk.Now))
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	enqueue(t, store, "merge", "pr-1", 1, "down")
+	enqueue(t, store, "later", "pr-1", 2, "ok")
+	var handled []int
+	var dead []string
+	d := &Dispatcher{Queue: store, Parsers: map[string]Parser{"test": parse}, Now: clk.Now, Rand: func() float64 { return 0 },
+		Policy: retry.Policy{For: 4 * time.Hour, Base: time.Second, Cap: 10 * time.Minute},
+		Handle: func(ctx context.Context, ev vcs.Event) error {
+			handled = append(handled, ev.Comment.Number)
+			if ev.Repo.Name == "down" {
+				return errors.New("github: 502 Bad Gateway")
+			}
+			return nil
+		},
+		OnDead: func(ctx context.Context, del db.Delivery, ev vcs.Event, cause error) {
+			dead = append(dead, fmt.Sprintf("%s #%d: %v", del.DeliveryID, ev.Comment.Number, cause))
+		}}
+	ctx := context.Background()
+	for i := 0; i < 5*60; i++ { // five hours, a minute at a time
+		d.Drain(ctx)
+		clk.Advance(time.Minute)
+	}
+	got, err := store.GetDelivery(ctx, "test", "merge")
+	require.NoError(t, err)
+	assert.Equal(t, db.DeliveryDead, got.Status)
+	assert.Equal(t, "github: 502 Bad Gateway", got.LastError)
+	assert.NotEmpty(t, got.Body)
+	// 1s doubling to 10m with the lowest jitter (half): ~11 attempts to reach the cap, then one per 5 minutes.
+	assert.InDelta(t, 11+4*60/5, got.Attempts, 3, "attempts are bounded by the cap")
+	assert.Equal(t, []string{"merge #1: github: 502 Bad Gateway"}, dead)
+	later, err := store.GetDelivery(ctx, "test", "later")
+	require.NoError(t, err)
+	assert.Equal(t, db.DeliveryDone, later.Status, "the PR's later delivery goes on")
+	assert.Equal(t, 2, handled[len(handled)-1])
+}
+
+func TestARateLimitedDeliveryWaitsForTheReset(t *testing.T) {
+	clk := &fakeClock{now: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
+	store, err := db.Open(filepath.Join(t.TempDir(), "q.db"), db.WithClock(clk.Now))
+	require.NoError(t, err)
+	t.Cleanup(func() { store.Close() })
+	enqueue(t, store, "limited", "pr-1", 1, "ok")
+	reset := clk.Now().Add(40 * time.Minute)
+	calls := 0
+	d := &Dispatcher{Queue: store, Parsers: map[string]Parser{"test": parse}, Now: clk.Now, Rand: func() float64 { return 0 },
+		Handle: func(ctx context.Context, ev vcs.Event) error {
+			calls++
+			if clk.Now().Before(reset) {
+				return fmt.Errorf("reading the PR: %w", &vcs.RateLimited{Reset: reset})
+			}
+			return nil
+		}}
+	ctx := context.Background()
+	for i := 0; i < 60; i++ {
+		d.Drain(ctx)
+		clk.Advance(time.Minute)
+	}
+	assert.Equal(t, 2, calls, "tried once, then at the reset")
+	got, err := store.GetDelivery(ctx, "test", "limited")
+	require.NoError(t, err)
+	assert.Equal(t, db.DeliveryDone, got.Status)
 }

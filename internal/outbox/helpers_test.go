@@ -79,11 +79,24 @@ func (w *world) openStore() *db.Store {
 	return s
 }
 
-// outbox is an outbox over the world's store, sending through app, on the fake's clock.
+// outbox is an outbox over the world's store, sending through app, on the fake's clock, retrying first after
+// exactly backoff (the jitter at its lowest, half the base: so the base is twice backoff).
 func (w *world) outbox(app *ghadapter.App) *outbox.Outbox {
-	return outbox.New(w.store, func(outbox.Account) (outbox.Forge, error) { return app, nil }, outbox.Config{
-		Now: w.fake.Now, Sleep: w.fake.Sleep, Backoff: backoff, Log: slog.New(slog.NewTextHandler(w.logs, nil)),
-	})
+	return outbox.New(w.store, func(outbox.Account) (outbox.Forge, error) { return app, nil }, w.config(outbox.Config{}))
+}
+
+// outboxWith is the world's outbox through its app with cfg's retry settings.
+func (w *world) outboxWith(cfg outbox.Config) *outbox.Outbox {
+	return outbox.New(w.store, func(outbox.Account) (outbox.Forge, error) { return w.app, nil }, w.config(cfg))
+}
+
+func (w *world) config(cfg outbox.Config) outbox.Config {
+	cfg.Now, cfg.Sleep, cfg.Log = w.fake.Now, w.fake.Sleep, slog.New(slog.NewTextHandler(w.logs, nil))
+	if cfg.Backoff == 0 {
+		cfg.Backoff = 2 * backoff
+	}
+	cfg.Rand = func() float64 { return 0 }
+	return cfg
 }
 
 func (w *world) status(name string, state vcs.StatusState, run string) vcs.Status {

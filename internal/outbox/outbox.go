@@ -102,6 +102,10 @@ func New(store *db.Store, forges func(Account) (Forge, error), cfg Config) *Outb
 	return &Outbox{store: store, sender: newSender(store, forges, cfg)}
 }
 
+// Wake makes a running sender look at the queue now, not at its next poll: a caller that moved the clock
+// (a test) or knows writes fell due.
+func (o *Outbox) Wake() { o.notify() }
+
 // Keys. Repository names are case-insensitive on the forges, so keys use the lower-cased full name.
 func repoKey(repo vcs.Repo) string { return strings.ToLower(repo.FullName()) }
 

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/retry"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
@@ -38,13 +40,11 @@ const (
 	// sender waits from the end of its previous write, after the adapter has stamped it, so the adapter never
 	// waits for the outbox's writes and stays a safety net for writes made outside it.
 	DefaultInterval = time.Second
-	// DefaultBackoff is the wait before the first retry of a failed send, doubling on each further one.
+	// DefaultBackoff is the wait before the first retry of a failed send, doubling on each further one (with
+	// jitter: between half of it and all of it).
 	DefaultBackoff = time.Second
-	// DefaultMaxBackoff caps the wait between retries.
-	DefaultMaxBackoff = 5 * time.Minute
-	// DefaultMaxAttempts bounds the sends of one write (about 13 minutes of retries with the defaults): a write
-	// the forge keeps failing for another reason (a 422) must not hold a key forever.
-	DefaultMaxAttempts = 10
+	// DefaultMaxBackoff caps the wait between retries (a rate limit's reset is waited for however far).
+	DefaultMaxBackoff = 10 * time.Minute
 	// DefaultRefTTL is how long the outbox keeps a key's ref (a check run's id, a sticky part's comment id)
 	// after its last write: statuses of old commits and the stickies of PRs closed long ago are not written
 	// again. A later write of a forgotten key starts afresh (a sticky part is found again by its marker).
@@ -59,15 +59,24 @@ const (
 // Config configures the sender. Now decides which writes are due (it stamps each write when enqueued); the
 // store's own clock only dates refs, for pruning.
 type Config struct {
-	Interval    time.Duration // 0: DefaultInterval; negative: no spacing
-	Backoff     time.Duration // 0: DefaultBackoff
-	MaxBackoff  time.Duration // 0: DefaultMaxBackoff
-	MaxAttempts int           // 0: DefaultMaxAttempts
-	Poll        time.Duration // 0: DefaultPoll
-	RefTTL      time.Duration // 0: DefaultRefTTL
-	Now         func() time.Time
-	Sleep       func(ctx context.Context, d time.Duration) error
-	Log         *slog.Logger
+	Interval   time.Duration // 0: DefaultInterval; negative: no spacing
+	Backoff    time.Duration // 0: DefaultBackoff
+	MaxBackoff time.Duration // 0: DefaultMaxBackoff
+	// RetryFor is how long a write is retried after its first failed send before it is dropped (0:
+	// retry.DefaultFor, 24h: a status or reply survives the outages a delivery does).
+	RetryFor time.Duration
+	Poll     time.Duration // 0: DefaultPoll
+	RefTTL   time.Duration // 0: DefaultRefTTL
+	Now      func() time.Time
+	Sleep    func(ctx context.Context, d time.Duration) error
+	// Rand is the retry jitter's source, in [0, 1) (nil: math/rand).
+	Rand func() float64
+	Log  *slog.Logger
+}
+
+// retryPolicy is the policy failed sends follow (the dispatcher's, with the outbox's own backoff).
+func (c Config) retryPolicy() retry.Policy {
+	return retry.Policy{For: c.RetryFor, Base: c.Backoff, Cap: c.MaxBackoff}
 }
 
 func (c Config) withDefaults() Config {
@@ -83,8 +92,8 @@ func (c Config) withDefaults() Config {
 	if c.MaxBackoff <= 0 {
 		c.MaxBackoff = DefaultMaxBackoff
 	}
-	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = DefaultMaxAttempts
+	if c.Rand == nil {
+		c.Rand = rand.Float64
 	}
 	if c.Poll <= 0 {
 		c.Poll = DefaultPoll
@@ -301,30 +310,35 @@ func (s *sender) drainAccount(ctx context.Context, acct Account) error {
 }
 
 // sendOne sends a claimed write and records the outcome: sent (deleted, its ref kept), refused for good
-// (dropped), or failed (retried later with backoff). It returns only errors that stop the drainer.
+// (dropped), or failed (retried on the retry policy's schedule, dropped once its window is spent). It returns
+// only errors that stop the drainer.
 func (s *sender) sendOne(ctx context.Context, f Forge, w db.OutboxWrite) error {
 	res, err := s.deliver(ctx, f, w)
 	log := s.cfg.Log.With("id", w.ID, "kind", w.Kind, "forge", w.Forge, "account", w.Account, "attempt", w.Attempts+1)
-	switch {
-	case err == nil:
+	if err == nil {
 		return s.store.FinishOutbox(ctx, w, res.refKey, res.ref)
-	case ctx.Err() != nil:
+	}
+	if ctx.Err() != nil {
 		return ctx.Err() // left as being sent: the next start resumes it and looks for what it created
-	case permanent(err):
+	}
+	now := s.cfg.Now()
+	decision := s.cfg.retryPolicy().Next(retry.Failure{Err: err, Attempts: w.Attempts + 1, FirstFailed: w.FirstFailedAt, Now: now}, s.cfg.Rand)
+	switch {
+	case permanent(err) || decision.Outcome == retry.Stop:
 		log.Warn("outbox: the forge refused a write for good; dropped", "err", err)
 		return s.store.DropOutbox(ctx, w.ID)
-	case w.Attempts+1 >= s.cfg.MaxAttempts:
-		log.Error("outbox: giving up on a write after repeated failures; dropped", "err", err)
+	case decision.Outcome == retry.GiveUp:
+		log.Error("outbox: giving up on a write after failing for the whole retry window; dropped", "err", err,
+			"first_failed", w.FirstFailedAt)
 		return s.store.DropOutbox(ctx, w.ID)
 	}
-	wait := min(s.cfg.Backoff<<min(w.Attempts, 30), s.cfg.MaxBackoff)
-	log.Warn("outbox: sending failed; will retry", "retry_in", wait, "err", err)
-	return s.store.RetryOutbox(ctx, w, s.cfg.Now().Add(wait), err.Error())
+	log.Warn("outbox: sending failed; will retry", "retry_at", decision.At, "err", err)
+	return s.store.RetryOutbox(ctx, w, decision.At, now, err.Error())
 }
 
 // permanent errors will not change by retrying: the thing is gone, or the app may not write it.
 func permanent(err error) bool {
-	return errors.Is(err, vcs.ErrNotFound) || errors.Is(err, vcs.ErrPermission) || errors.Is(err, errUnreadable)
+	return retry.IsPermanent(err) || errors.Is(err, errUnreadable)
 }
 
 // waitTurn waits until the account's previous write is Interval old.

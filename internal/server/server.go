@@ -23,8 +23,10 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/outbox"
+	"github.com/dagctl/dagctl-bot/internal/retry"
 	"github.com/dagctl/dagctl-bot/internal/serverconfig"
 	"github.com/dagctl/dagctl-bot/internal/setup"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
 	ghadapter "github.com/dagctl/dagctl-bot/internal/vcs/github"
 	"github.com/dagctl/dagctl-bot/internal/webhook"
 )
@@ -39,6 +41,9 @@ type Options struct {
 	// Now and Sleep drive the GitHub adapter's rate-limit waits (tests pass the fake forge's clock).
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
+	// StoreClock is the clock the store stamps rows with and schedules delivery retries by, which the
+	// dispatcher and command expiry read too (default the wall clock; an outage test passes the fake forge's).
+	StoreClock func() time.Time
 	// ExecutionTime fixes sqlmesh's "now" for reproducible plans in tests.
 	ExecutionTime string
 	// Executor replaces the configured executor (tests of the Kubernetes executor bring their own).
@@ -102,7 +107,11 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 	if err := os.MkdirAll(filepath.Dir(cfg.DB), 0o700); err != nil {
 		return nil, fmt.Errorf("the database's directory: %w", err)
 	}
-	store, err := db.Open(cfg.DB, db.WithRunLogMaxBytes(cfg.RunLogMaxBytes))
+	storeOpts := []db.Option{db.WithRunLogMaxBytes(cfg.RunLogMaxBytes)}
+	if opts.StoreClock != nil {
+		storeOpts = append(storeOpts, db.WithClock(opts.StoreClock))
+	}
+	store, err := db.Open(cfg.DB, storeOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("opening the database %s: %w", cfg.DB, err)
 	}
@@ -137,15 +146,32 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 		Log:          s.log,
 		Secrets:      s.secrets(),
 		MaxJobs:      opts.MaxJobs,
+		// Expiry is measured from the intake's receipt stamp, on the store's clock.
+		CommandExpiry: cfg.CommandExpiry,
+		Now:           store.Now,
 	})
 	s.dispatcher = &dispatch.Dispatcher{
 		Queue:   store,
 		Parsers: s.forges.parsers(),
 		Handle:  s.bot.Handle,
 		Log:     s.log,
+		Policy:  retry.Policy{For: cfg.RetryFor},
+		Now:     store.Now,
+		OnDead:  s.deliveryDied,
 	}
 	s.router = s.routes()
 	return s, nil
+}
+
+// deliveryDied tells the bot of a delivery that died, so that a merge it could not act on is told on the PR.
+func (s *Server) deliveryDied(ctx context.Context, del db.Delivery, ev vcs.Event, _ error) {
+	window := s.cfg.RetryFor
+	if window <= 0 {
+		window = retry.DefaultFor
+	}
+	if err := s.bot.DeliveryDied(ctx, del.ID, ev, window); err != nil {
+		s.log.Error("telling the PR about a dead delivery", "id", del.ID, "err", err)
+	}
 }
 
 // GitHub's statuses are check runs, created by one call: a resumed send must find the one it may have created.
@@ -161,7 +187,7 @@ func (s *Server) newOutbox() *outbox.Outbox {
 		}
 		return port, nil
 	}
-	return outbox.New(s.store, forges, outbox.Config{Now: s.opts.Now, Sleep: s.opts.Sleep, Log: s.log})
+	return outbox.New(s.store, forges, outbox.Config{Now: s.opts.Now, Sleep: s.opts.Sleep, Log: s.log, RetryFor: s.cfg.RetryFor})
 }
 
 // jobSettings are the settings every job is built from: the frameworks the bot runs and the operator's rules.
@@ -295,6 +321,7 @@ func (s *Server) stopSending() {
 // WaitWrites waits until the sender has sent every due write (writes waiting for a retry's backoff stay); tests
 // use it, with Drain and WaitJobs, to wait until the forge shows everything.
 func (s *Server) WaitWrites(ctx context.Context) error {
+	s.outbox.Wake() // a test's clock may have moved writes into their time
 	for {
 		quiet, err := s.outbox.Quiet(ctx)
 		if err != nil || quiet {
@@ -434,6 +461,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ready")
 	if line := s.isolation.describe(); line != "" {
 		fmt.Fprintln(w, line)
+	}
+	// Dead deliveries need an operator, not a restart: readiness stays ok, the detail says so.
+	if dead, err := s.store.DeadDeliveries(ctx); err != nil {
+		fmt.Fprintln(w, "dead deliveries: unknown:", err)
+	} else if dead.Count > 0 {
+		fmt.Fprintf(w, "dead deliveries: %d, the oldest received %s (`dagctl-bot deliveries list --dead`)\n",
+			dead.Count, dead.Oldest.UTC().Format(time.RFC3339))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 )
@@ -34,6 +35,11 @@ type Config struct {
 	DB string
 	// RunLogMaxBytes caps each run's stored log (db.WithRunLogMaxBytes).
 	RunLogMaxBytes int64
+	// RetryFor is how long failing deliveries and outbox writes are retried after their first failure
+	// (retry.Policy.For).
+	RetryFor time.Duration
+	// CommandExpiry is how late after the forge received a comment its command may still run.
+	CommandExpiry time.Duration
 	// Executor runs jobs: "local" or "kubernetes". DAGCTL_EXECUTOR, -executor; default "local".
 	Executor Executor
 	// PublicURL is the bot's externally reachable base URL, used in links from check runs and comments; no

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -61,6 +62,8 @@ func TestDefaults(t *testing.T) {
 		Listen:         ":8080",
 		DB:             "./dagctl-data/dagctl.db",
 		RunLogMaxBytes: 10 << 20,
+		RetryFor:       24 * time.Hour,
+		CommandExpiry:  15 * time.Minute,
 		Executor:       ExecutorLocal,
 		GitHub:         GitHub{APIURL: "https://api.github.com/"},
 		GitLab:         GitLab{URL: "https://gitlab.com"},
@@ -378,4 +381,26 @@ func TestRunLogMaxBytesIsANumberOfBytes(t *testing.T) {
 		require.Error(t, err, bad)
 		assert.Contains(t, err.Error(), EnvRunLogMaxBytes)
 	}
+}
+
+func TestRetryWindowAndCommandExpiryAreDurations(t *testing.T) {
+	e, _ := newEnv(t)
+	e[EnvDeliveryRetryFor] = "36h"
+	e[EnvCommandExpiry] = "5m"
+	cfg, err := load(t, e)
+	require.NoError(t, err)
+	assert.Equal(t, 36*time.Hour, cfg.RetryFor)
+	assert.Equal(t, 5*time.Minute, cfg.CommandExpiry)
+
+	for env, bad := range map[string]string{EnvDeliveryRetryFor: "10m", EnvCommandExpiry: "0s"} {
+		e, _ := newEnv(t)
+		e[env] = bad
+		_, err := load(t, e)
+		require.Error(t, err, bad)
+		assert.Contains(t, err.Error(), env)
+	}
+	e, _ = newEnv(t)
+	e[EnvDeliveryRetryFor] = "a day"
+	_, err = load(t, e)
+	assert.ErrorContains(t, err, EnvDeliveryRetryFor)
 }

@@ -49,6 +49,8 @@ func (c Config) attrs() []slog.Attr {
 		slog.String("listen", c.Listen),
 		slog.String("db", c.DB),
 		slog.Int64("run_log_max_bytes", c.RunLogMaxBytes),
+		slog.Duration("delivery_retry_for", c.RetryFor),
+		slog.Duration("command_expiry", c.CommandExpiry),
 		slog.String("executor", string(c.Executor)),
 		slog.String("public_url", redactURL(c.PublicURL)),
 		slog.Group("github",

@@ -14,11 +14,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
+	"github.com/dagctl/dagctl-bot/internal/retry"
 )
 
 // setting is one server setting; the table below is the single list that flags, help and docs come from.
@@ -27,11 +29,16 @@ type setting struct {
 	secret                bool
 }
 
+// DefaultDB is where serve keeps its database without DAGCTL_DB (`deliveries` opens the same).
+const DefaultDB = "./dagctl-data/dagctl.db"
+
 // Environment variable names of the settings.
 const (
 	EnvListen              = "DAGCTL_LISTEN"
 	EnvDB                  = "DAGCTL_DB"
 	EnvRunLogMaxBytes      = "DAGCTL_RUN_LOG_MAX_BYTES"
+	EnvDeliveryRetryFor    = "DAGCTL_DELIVERY_RETRY_FOR"
+	EnvCommandExpiry       = "DAGCTL_COMMAND_EXPIRY"
 	EnvExecutor            = "DAGCTL_EXECUTOR"
 	EnvPublicURL           = "DAGCTL_PUBLIC_URL"
 	EnvGitHubAppID         = "DAGCTL_GITHUB_APP_ID"
@@ -59,9 +66,13 @@ const (
 func settings() []setting {
 	return []setting{
 		{env: EnvListen, flag: "listen", def: ":8080", usage: "HTTP listen address for webhooks and health checks"},
-		{env: EnvDB, flag: "db", def: "./dagctl-data/dagctl.db", usage: "SQLite database file, in a directory of its own"},
+		{env: EnvDB, flag: "db", def: DefaultDB, usage: "SQLite database file, in a directory of its own"},
 		{env: EnvRunLogMaxBytes, flag: "run-log-max-bytes", def: strconv.Itoa(db.DefaultRunLogMaxBytes),
 			usage: "bytes of a run's stored log at most: beyond them its middle is dropped for one line saying how much"},
+		{env: EnvDeliveryRetryFor, flag: "delivery-retry-for", def: retry.DefaultFor.String(),
+			usage: "how long a delivery or a forge write is retried after its first failure (at least 1h) before it is given up: a delivery is then kept as dead"},
+		{env: EnvCommandExpiry, flag: "command-expiry", def: "15m0s",
+			usage: "a comment command handled later than this after the forge received the comment is not run; the PR is told"},
 		{env: EnvExecutor, flag: "executor", def: string(ExecutorLocal), usage: "where jobs run: local or kubernetes"},
 		{env: EnvPublicURL, flag: "public-url", usage: "the bot's external base URL, for links in checks and comments"},
 		{env: EnvGitHubAppID, flag: "github-app-id", usage: "GitHub App id; setting it enables GitHub"},
@@ -142,6 +153,19 @@ func build(in inputs, getenv func(string) string) (Config, error) {
 		errs.add(s, "%q is not a number of bytes of at least 4096", v)
 	} else {
 		c.RunLogMaxBytes = n
+	}
+
+	v, s = get(EnvDeliveryRetryFor)
+	if d, err := time.ParseDuration(v); err != nil || d < time.Hour {
+		errs.add(s, "%q is not a duration of at least 1h (like 24h)", v)
+	} else {
+		c.RetryFor = d
+	}
+	v, s = get(EnvCommandExpiry)
+	if d, err := time.ParseDuration(v); err != nil || d < time.Minute {
+		errs.add(s, "%q is not a duration of at least 1m (like 15m)", v)
+	} else {
+		c.CommandExpiry = d
 	}
 
 	v, s = get(EnvExecutor)

@@ -1,12 +1,18 @@
 package vcs
 
-import "strconv"
+import (
+	"strconv"
+	"time"
+)
 
 // Event is a forge-neutral webhook event. Exactly one of the pointer fields is set.
 type Event struct {
 	// DeliveryID is the forge's delivery id (GitHub X-GitHub-Delivery), for logs.
 	DeliveryID string `json:"delivery_id,omitempty"`
-	Repo       Repo   `json:"repo"`
+	// ReceivedAt is when the bot's intake stored the delivery (its own clock; zero when not from the queue):
+	// comment commands expire by it.
+	ReceivedAt time.Time `json:"-"`
+	Repo       Repo      `json:"repo"`
 
 	PullRequest  *PullRequestEvent  `json:"pull_request,omitempty"`
 	Review       *ReviewEvent       `json:"review,omitempty"`

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -127,9 +128,30 @@ var ErrNotFound = errors.New("not found")
 // ErrPermission is returned for a forge's refusal that is not a rate limit: retrying will not help.
 var ErrPermission = errors.New("permission denied by the forge")
 
+// ErrInvalid is returned when the forge refuses a request as invalid (GitHub's 422: a comment on a deleted PR, a
+// status on a commit that is gone, a body over its limit): sending it again gets the same answer.
+var ErrInvalid = errors.New("the forge refused the request as invalid")
+
 // ErrRateLimited is returned when the forge kept answering with rate limits after the adapter's bounded waits:
 // the work should be retried later, not dropped.
 var ErrRateLimited = errors.New("rate limited by the forge")
+
+// RateLimited is a rate limit with the time the forge said it resets (the zero time when it did not say). It
+// is ErrRateLimited to errors.Is; retry policies wait until Reset, however far, instead of spending quota.
+type RateLimited struct {
+	Reset time.Time
+	Err   error // the adapter's error, kept in the chain
+}
+
+func (r *RateLimited) Error() string {
+	if r.Reset.IsZero() {
+		return fmt.Sprintf("%v: %v", ErrRateLimited, r.Err)
+	}
+	return fmt.Sprintf("%v until %s: %v", ErrRateLimited, r.Reset.UTC().Format(time.RFC3339), r.Err)
+}
+
+func (r *RateLimited) Is(target error) bool { return target == ErrRateLimited }
+func (r *RateLimited) Unwrap() error        { return r.Err }
 
 // ErrIgnored is returned by webhook parsers for a valid delivery that is not for the bot (a ping, an event or
 // action it does not handle, a comment on a plain issue): acknowledge it and do nothing.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/command"
 	"github.com/dagctl/dagctl-bot/internal/db"
@@ -14,8 +15,9 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
-// Comment runs the `/dagctl` commands of a new PR comment.
-func (h *Handlers) Comment(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev vcs.CommentEvent) error {
+// Comment runs the `/dagctl` commands of a new PR comment, unless they expired while the delivery waited
+// (receivedAt is the intake's stamp): then the PR is told instead.
+func (h *Handlers) Comment(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev vcs.CommentEvent, receivedAt time.Time) error {
 	if ev.Edited {
 		return vcs.ErrIgnored // an edit never runs a command: it would re-run an old one, or hide who ran it
 	}
@@ -35,6 +37,11 @@ func (h *Handlers) Comment(ctx context.Context, forge vcs.Forge, repo vcs.Repo, 
 	if parseErr != nil {
 		_ = h.Report.React(ctx, repo, ev.Comment.ID, vcs.ReactionConfused)
 		return h.Report.ReplyError(ctx, forge, pr, parseErr.Error()+"\n\n"+command.Usage)
+	}
+	if h.Now != nil && command.Expired(receivedAt, h.Now(), h.CommandExpiry) {
+		h.Log.Warn("comment commands expired before they could be handled", "pr", ev.Number, "author", ev.Comment.Author,
+			"received", receivedAt, "expiry", h.CommandExpiry)
+		return h.Report.Reply(ctx, pr, command.ExpiredNotice(cmds, ev.Comment.Author, receivedAt, h.CommandExpiry))
 	}
 	if err := h.Report.React(ctx, repo, ev.Comment.ID, vcs.ReactionEyes); err != nil {
 		h.Log.Warn("reacting to a command", "err", err)

@@ -6,6 +6,7 @@ package events
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/bot/apply"
 	"github.com/dagctl/dagctl-bot/internal/bot/approvals"
@@ -28,4 +29,7 @@ type Handlers struct {
 	Approvals    *approvals.Evaluator
 	Runner       *jobrun.Runner
 	Applies      *apply.Sequence
+	// CommandExpiry and Now decide whether a comment's commands are too late to run (command.Expired).
+	CommandExpiry time.Duration
+	Now           func() time.Time
 }

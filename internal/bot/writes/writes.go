@@ -90,3 +90,13 @@ func (w *Writes) Reply(ctx context.Context, pr vcs.PullRequest, body string) err
 func (w *Writes) React(ctx context.Context, repo vcs.Repo, commentID int64, reaction vcs.Reaction) error {
 	return w.Outbox.React(ctx, outbox.AccountOf(repo), repo, commentID, reaction, outbox.PriorityOther)
 }
+
+// Notice enqueues what a PR and its merge commit are told when the bot could not act on its merge: a failure
+// status on the commit (not a plan's: keyed by commit and name) and a reply. The outbox keeps retrying both
+// until the forge answers.
+func (w *Writes) Notice(ctx context.Context, pr vcs.PullRequest, st vcs.Status, reply string) error {
+	if err := w.Outbox.PutStatus(ctx, outbox.AccountOf(pr.Repo), pr.Repo, st, outbox.PriorityResult); err != nil {
+		return err
+	}
+	return w.Reply(ctx, pr, reply)
+}

@@ -255,6 +255,7 @@ func PermissionDenied() Failure {
 type failureRule struct {
 	method, pattern string
 	remaining       int
+	until           time.Time // an outage: every match fails while the fake's clock is before it
 	failure         Failure
 }
 
@@ -266,9 +267,23 @@ func (f *Fake) FailNext(method, pattern string, n int, failure Failure) {
 	f.failures = append(f.failures, &failureRule{method: method, pattern: pattern, remaining: n, failure: failure})
 }
 
+// Outage makes every request (API, token endpoint and git alike) answer with failure for d of the fake's clock:
+// the forge is down, and comes back by itself.
+func (f *Fake) Outage(d time.Duration, failure Failure) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failures = append(f.failures, &failureRule{until: f.now.Add(d), failure: failure})
+}
+
 // takeFailure consumes one matching injected failure. Callers hold f.mu.
 func (f *Fake) takeFailure(method, p string) (Failure, bool) {
 	for _, rule := range f.failures {
+		if !rule.until.IsZero() {
+			if f.now.Before(rule.until) {
+				return rule.failure, true
+			}
+			continue
+		}
 		if rule.remaining > 0 && matches(rule.method, rule.pattern, method, p) {
 			rule.remaining--
 			return rule.failure, true

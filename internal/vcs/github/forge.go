@@ -464,8 +464,8 @@ func (i *Installation) React(ctx context.Context, repo vcs.Repo, commentID int64
 }
 
 // mapError turns go-github's and ghinstallation's errors into the vcs sentinels, keeping the original error
-// in the chain: 404 → vcs.ErrNotFound; a rate limit that outlasted the retries → vcs.ErrRateLimited; 401 and
-// 403 (refused credentials or permissions) → vcs.ErrPermission.
+// in the chain: 404 → vcs.ErrNotFound; a rate limit that outlasted the retries → vcs.RateLimited (an ErrRateLimited, with its reset); 401 and
+// 403 (refused credentials or permissions) → vcs.ErrPermission; 422 → vcs.ErrInvalid.
 func mapError(op string, err error) error {
 	if err == nil {
 		return nil
@@ -477,11 +477,13 @@ func mapError(op string, err error) error {
 		installErr *ghinstallation.HTTPError
 	)
 	switch {
-	case errors.As(err, &rateErr), errors.As(err, &abuseErr):
-		return fmt.Errorf("github: %s: %w: %w", op, vcs.ErrRateLimited, err)
+	case errors.As(err, &rateErr):
+		return fmt.Errorf("github: %s: %w", op, &vcs.RateLimited{Reset: rateLimitReset(rateErr.Response), Err: err})
+	case errors.As(err, &abuseErr):
+		return fmt.Errorf("github: %s: %w", op, &vcs.RateLimited{Reset: rateLimitReset(abuseErr.Response), Err: err})
 	case errors.As(err, &respErr) && respErr.Response != nil:
 		if isRateLimited(respErr.Response.StatusCode, respErr.Response.Header, respErr.Message+" "+respErr.DocumentationURL) {
-			return fmt.Errorf("github: %s: %w: %w", op, vcs.ErrRateLimited, err)
+			return fmt.Errorf("github: %s: %w", op, &vcs.RateLimited{Reset: rateLimitReset(respErr.Response), Err: err})
 		}
 		return classifyStatus(op, respErr.Response.StatusCode, err)
 	case errors.As(err, &installErr) && installErr.Response != nil:
@@ -500,6 +502,8 @@ func classifyStatus(op string, status int, err error) error {
 		return fmt.Errorf("github: %s: %w: %w", op, vcs.ErrNotFound, err)
 	case http.StatusUnauthorized, http.StatusForbidden:
 		return fmt.Errorf("github: %s: %w: %w", op, vcs.ErrPermission, err)
+	case http.StatusUnprocessableEntity:
+		return fmt.Errorf("github: %s: %w: %w", op, vcs.ErrInvalid, err)
 	}
 	return fmt.Errorf("github: %s: %w", op, err)
 }

@@ -32,6 +32,21 @@ const (
 	DefaultMinWriteInterval = time.Second
 )
 
+// resetHeader carries, from the transport to mapError, when a rate limit it gave up on resets (unix nanoseconds).
+const resetHeader = "X-Dagctl-Rate-Limit-Reset"
+
+// rateLimitReset is the reset the transport stamped on a rate-limit answer (zero without one).
+func rateLimitReset(resp *http.Response) time.Time {
+	if resp == nil {
+		return time.Time{}
+	}
+	n, err := strconv.ParseInt(resp.Header.Get(resetHeader), 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
 // rateLimitTransport retries requests that GitHub answered with a rate limit.
 type rateLimitTransport struct {
 	next       http.RoundTripper
@@ -56,6 +71,10 @@ func (t *rateLimitTransport) RoundTrip(req *http.Request) (*http.Response, error
 		}
 		wait, limited := t.rateLimitWait(resp, attempt)
 		if !limited || attempt >= t.maxRetries || wait > t.maxWait || !replayable(req) {
+			if limited {
+				// mapError turns it into vcs.RateLimited with this reset, read on the transport's clock.
+				resp.Header.Set(resetHeader, strconv.FormatInt(t.now().Add(wait).UnixNano(), 10))
+			}
 			return resp, nil // the caller sees the rate-limit answer and maps it to vcs.ErrRateLimited
 		}
 		_, _ = io.Copy(io.Discard, resp.Body)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dagctl/dagctl-bot/internal/forgetest/githubfake"
+	"github.com/dagctl/dagctl-bot/internal/retry"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 	"github.com/dagctl/dagctl-bot/internal/vcs/github"
 )
@@ -103,6 +104,9 @@ func TestRateLimitGivesUpAfterBoundedTries(t *testing.T) {
 	assert.Len(t, e.fake.RequestsMatching("POST", commentsPath), 1+github.DefaultMaxRetries)
 	assert.Equal(t, []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute}, e.recordedWaits())
 	assert.Empty(t, e.fr.Comments(1))
+	var limited *vcs.RateLimited
+	require.ErrorAs(t, err, &limited)
+	assert.WithinDuration(t, e.fake.Now().Add(16*time.Minute), limited.Reset, 0, "the wait the transport would have made next")
 }
 
 func TestRateLimitTooFarAwayIsNotWaitedFor(t *testing.T) {
@@ -113,6 +117,9 @@ func TestRateLimitTooFarAwayIsNotWaitedFor(t *testing.T) {
 	_, err := e.inst.PullRequest(e.ctx, e.repo, 1)
 	require.ErrorIs(t, err, vcs.ErrRateLimited, "the caller retries the work later instead of blocking a worker")
 	assert.Empty(t, e.recordedWaits())
+	var limited *vcs.RateLimited
+	require.ErrorAs(t, err, &limited, "the reset reaches the caller's retry policy")
+	assert.WithinDuration(t, e.fake.Now().Add(50*time.Minute+time.Second), limited.Reset, time.Second)
 	assert.Len(t, e.fake.RequestsMatching("GET", "/repos/acme/warehouse/pulls/1"), 1)
 }
 
@@ -165,4 +172,16 @@ func TestWritesAreSpaced(t *testing.T) {
 	posts := e.fake.RequestsMatching("POST", commentsPath)
 	assert.Equal(t, []time.Duration{github.DefaultMinWriteInterval, github.DefaultMinWriteInterval}, requestGaps(posts))
 	assert.Equal(t, []time.Duration{time.Second, time.Second}, e.recordedWaits(), "reads are not spaced")
+}
+
+// A 422 (a deleted PR's comment, a check run on a commit that is gone, a body GitHub refuses) will answer the
+// same however often it is sent: it is vcs.ErrInvalid, which the retry policy stops on.
+func TestUnprocessableIsInvalidAndNotRetried(t *testing.T) {
+	e := newEnv(t)
+	e.openPR()
+	e.fake.FailNext("POST", commentsPath, 1, githubfake.Failure{Status: http.StatusUnprocessableEntity, Message: "Validation Failed"})
+	_, err := e.inst.CreateComment(e.ctx, e.repo, 1, "hello")
+	require.ErrorIs(t, err, vcs.ErrInvalid)
+	assert.True(t, retry.IsPermanent(err))
+	assert.Len(t, e.fake.RequestsMatching("POST", commentsPath), 1)
 }
