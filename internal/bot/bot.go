@@ -86,6 +86,7 @@ func New(o Options) *Bot {
 
 // Handle acts on one event. It is called by the dispatcher, in order for events of one PR.
 func (b *Bot) Handle(ctx context.Context, ev vcs.Event) error {
+	ctx = prstate.WithDelivery(ctx, ev.Repo.Forge, ev.DeliveryID) // a replay of the delivery repeats no reply
 	if ev.Installation != nil {
 		return b.handlers.Installation(ctx, ev.Repo.Forge, *ev.Installation)
 	}

@@ -182,7 +182,7 @@ func (h *Handlers) Push(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev 
 		}
 	}
 	for _, t := range targets {
-		if err := h.startPlan(ctx, forge, commit, cfg, t, plan.Flags{}, ev.Pusher); err != nil {
+		if err := h.startPlan(ctx, forge, commit, cfg, t, plan.Flags{}, ev.Pusher, ""); err != nil {
 			return err
 		}
 	}
