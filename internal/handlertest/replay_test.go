@@ -125,4 +125,3 @@ func (w *world) replies(number int) []string {
 	}
 	return out
 }
-
