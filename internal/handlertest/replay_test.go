@@ -9,6 +9,7 @@ import (
 
 	"github.com/dagctl/dagctl-bot/internal/command"
 	"github.com/dagctl/dagctl-bot/internal/comments"
+	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/outbox"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
@@ -124,4 +125,29 @@ func (w *world) replies(number int) []string {
 		}
 	}
 	return out
+}
+
+// One apply per plan: the replayed `/dagctl apply` finds the plan applied, applies nothing and says nothing new.
+func TestAReplayedApplyCommandAppliesOnce(t *testing.T) {
+	w := newWorld(t)
+	pr := w.openPR(1, "more-columns", "alice", testutil.NonBreakingChange)
+	c := w.forge.AddComment(w.repo, pr.Number, "bob", "/dagctl apply dev")
+	ev := vcs.Event{Comment: &vcs.CommentEvent{Number: pr.Number, Comment: c}, DeliveryID: "delivery-apply"}
+
+	w.handle(ev)
+	require.Equal(t, vcs.StatusSuccess, w.state("dagctl/apply: dev", pr.HeadSHA), "applied; replies: %q", w.replies(pr.Number))
+	replies := w.replies(pr.Number)
+	w.handle(ev)
+
+	assert.Equal(t, replies, w.replies(pr.Number), "nothing new is said")
+	if w.jobs != nil {
+		var applies int
+		for _, k := range w.jobs.Started() {
+			if k.Kind == jobs.KindApply {
+				applies++
+			}
+		}
+		assert.Equal(t, 1, applies, "one apply job")
+	}
+	assert.Equal(t, vcs.StatusSuccess, w.state("dagctl/apply: dev", pr.HeadSHA))
 }
