@@ -49,6 +49,7 @@ func (c Config) attrs() []slog.Attr {
 		slog.String("listen", c.Listen),
 		slog.String("db", c.DB),
 		slog.Int64("run_log_max_bytes", c.RunLogMaxBytes),
+		slog.Duration("recover_interval", c.RecoverInterval),
 		slog.String("executor", string(c.Executor)),
 		slog.String("public_url", redactURL(c.PublicURL)),
 		slog.Group("github",
