@@ -6,6 +6,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -113,6 +114,17 @@ func (b *Bot) Handle(ctx context.Context, ev vcs.Event) error {
 		return b.handlers.Push(ctx, forge, ev.Repo, *ev.Push)
 	}
 	return vcs.ErrIgnored
+}
+
+// PlanMissed plans a pull request whose event the bot never got (the reconcile found its head unplanned), as
+// when it is opened: its older heads' plans go stale, its head is planned unless it is already. Nothing to do
+// (a repository that has not opted in, a draft) is not an error.
+func (b *Bot) PlanMissed(ctx context.Context, pr vcs.PullRequest) error {
+	err := b.Handle(ctx, vcs.Event{Repo: pr.Repo, PullRequest: &vcs.PullRequestEvent{Action: vcs.PROpened, PR: pr, Sender: pr.Author}})
+	if errors.Is(err, vcs.ErrIgnored) {
+		return nil
+	}
+	return err
 }
 
 // lockPR serialises work on one PR's checks and sticky comment.

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
 func TestFailed(t *testing.T) {
@@ -36,6 +38,35 @@ func TestFailed(t *testing.T) {
 			var got []int64
 			for _, a := range Failed(tc.attempts, since, DefaultMaxAttempts) {
 				got = append(got, a.ID)
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestUnplanned(t *testing.T) {
+	repo := vcs.Repo{Forge: "github", Owner: "Acme", Name: "Warehouse"}
+	pr := func(n int, head string) vcs.PullRequest { return vcs.PullRequest{Repo: repo, Number: n, HeadSHA: head} }
+	at := func(n int, head string) Head { return Head{Forge: "github", Repo: "acme/warehouse", PR: n, SHA: head} }
+	for _, tc := range []struct {
+		name           string
+		open           []vcs.PullRequest
+		planned, tried map[Head]bool
+		want           []int
+	}{
+		{"planned", []vcs.PullRequest{pr(1, "a")}, map[Head]bool{at(1, "a"): true}, nil, nil},
+		{"opened while the bot was down", []vcs.PullRequest{pr(1, "a")}, nil, nil, []int{1}},
+		{"pushed while the bot was down: an older head was planned", []vcs.PullRequest{pr(1, "b")},
+			map[Head]bool{at(1, "a"): true}, nil, []int{1}},
+		{"tried at this head before", []vcs.PullRequest{pr(1, "a")}, nil, map[Head]bool{at(1, "a"): true}, nil},
+		{"tried at an older head", []vcs.PullRequest{pr(1, "b")}, nil, map[Head]bool{at(1, "a"): true}, []int{1}},
+		{"no head known", []vcs.PullRequest{pr(1, "")}, nil, nil, nil},
+		{"several", []vcs.PullRequest{pr(3, "c"), pr(2, "b"), pr(1, "a")}, map[Head]bool{at(2, "b"): true}, nil, []int{3, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []int
+			for _, p := range Unplanned(tc.open, tc.planned, tc.tried) {
+				got = append(got, p.Number)
 			}
 			assert.Equal(t, tc.want, got)
 		})

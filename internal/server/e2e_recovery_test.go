@@ -81,3 +81,33 @@ func TestWebhooksSentWhileTheBotWasDownAreActedOnAfterItStarts(t *testing.T) {
 	require.NoError(t, w.srv.RecoverMissed(ctx))
 	assert.Len(t, fake.HookDeliveries(githubworld.AppID), before, "nothing more to ask for")
 }
+
+// A PR opened while the bot was down whose webhook the forge lost entirely (GitHub kept none to redeliver; GitLab
+// has no redelivery at all) is planned by the reconcile of open PRs, once.
+func TestAPROpenedWhileTheBotWasDownWhoseWebhookWasLostIsPlannedByTheReconcile(t *testing.T) {
+	forEachForge(t, func(t *testing.T, forge e2e.Kind) {
+		w := newWorld(t, forge, worldOptions{})
+		ctx := context.Background()
+		w.PR(1, "x", "alice", nonBreaking)
+		w.send(w.PREvent(vcs.PROpened, 1))
+
+		w.stop()
+		head := w.PR(2, "y", "bob", aNewModel) // no webhook reaches the bot, now or later
+		w.start()
+		require.NoError(t, w.srv.RecoverMissed(ctx))
+		w.settle()
+
+		for _, env := range []string{"prod", "dev"} {
+			st, ok := w.Status("dagctl/plan: "+env, head)
+			require.True(t, ok, "%s: the lost PR was planned; statuses: %v", env, w.Statuses())
+			assert.Equal(t, vcs.StatusSuccess, st.State, env)
+		}
+		assert.Contains(t, w.Sticky(2), head[:7])
+
+		require.NoError(t, w.srv.RecoverMissed(ctx))
+		w.settle()
+		for _, env := range []string{"prod", "dev"} {
+			assert.Len(t, w.StatusesNamed("dagctl/plan: "+env, head), 1, "%s: planned once", env)
+		}
+	})
+}

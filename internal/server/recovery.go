@@ -3,10 +3,13 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/recovery"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
 // recoveryLoop recovers what the bot missed while it could not hear: on start and every RecoverInterval, on
@@ -27,7 +30,12 @@ func (s *Server) recoverySteps() []recovery.Step {
 			return err
 		}})
 	}
-	return steps
+	reconciler := &recovery.Reconciler{Forges: s.openPRForges, Repos: s.servedRepos, PlannedHeads: s.plannedHeads,
+		Plan: s.bot.PlanMissed, Log: s.log}
+	return append(steps, recovery.Step{Name: "planning open PRs whose head has no plan", Run: func(ctx context.Context) error {
+		_, err := reconciler.Once(ctx)
+		return err
+	}})
 }
 
 // RecoverMissed runs each recovery once (Start runs them on start and every RecoverInterval). Tests call it.
@@ -47,6 +55,61 @@ func (s *Server) redelivery(name string) (recovery.Redelivery, bool) {
 	}
 	r, ok := port.(recovery.Redelivery)
 	return r, ok
+}
+
+// openPRForges are the configured forges whose adapter lists open pull requests.
+func (s *Server) openPRForges() map[string]recovery.OpenPRs {
+	out := map[string]recovery.OpenPRs{}
+	for _, name := range s.forges.names() {
+		if port, ok := s.forges.get(name); ok {
+			if lister, ok := port.(recovery.OpenPRs); ok {
+				out[name] = lister
+			}
+		}
+	}
+	return out
+}
+
+// servedRepos are the repositories of a forge the bot serves: those its installations named (not suspended)
+// and those it has planned for, each once.
+func (s *Server) servedRepos(ctx context.Context, forge string) ([]vcs.Repo, error) {
+	var out []vcs.Repo
+	seen := map[string]bool{}
+	add := func(r vcs.Repo) {
+		if key := strings.ToLower(r.FullName()); r.Forge == forge && !seen[key] {
+			seen[key] = true
+			out = append(out, r)
+		}
+	}
+	installed, err := s.store.ListRepos(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range installed {
+		if !r.Suspended {
+			add(vcs.Repo{Forge: r.Forge, Owner: r.Owner(), Name: r.Name(), Account: r.Account, CloneURL: r.CloneURL, DefaultBranch: r.DefaultBranch})
+		}
+	}
+	planned, err := s.store.LatestPlanPerRepo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range planned {
+		if pc, err := prstate.DecodeContext(p); err == nil {
+			add(pc.PR.Repo)
+		}
+	}
+	return out, nil
+}
+
+// plannedHeads are the head commits the pull request has plans of.
+func (s *Server) plannedHeads(ctx context.Context, repo vcs.Repo, pr int) ([]string, error) {
+	plans, err := s.store.ListPlansByPR(ctx, repo.Forge, repo.FullName(), pr)
+	var heads []string
+	for _, p := range plans {
+		heads = append(heads, p.HeadSHA)
+	}
+	return heads, err
 }
 
 // storedDelivery reports whether the intake has the delivery, whatever became of it since.

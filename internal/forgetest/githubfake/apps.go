@@ -28,6 +28,7 @@ func (f *Fake) routes() {
 	m.HandleFunc("GET /app/hook/deliveries", f.handleListHookDeliveries)
 	m.HandleFunc("POST /app/hook/deliveries/{id}/attempts", f.handleRedeliverHookDelivery)
 
+	m.HandleFunc("GET /repos/{owner}/{repo}/pulls", f.handleListPRs)
 	m.HandleFunc("GET /repos/{owner}/{repo}/pulls/{number}", f.handleGetPR)
 	m.HandleFunc("GET /repos/{owner}/{repo}/pulls/{number}/reviews", f.handleListReviews)
 	m.HandleFunc("GET /repos/{owner}/{repo}/pulls/{number}/commits", f.handleListPRCommits)

@@ -77,3 +77,28 @@ func TestRecentDeliveriesArePagedBackToSinceAndRedeliveredWithTheirGUID(t *testi
 	assert.Equal(t, failed[7].GUID, last.GUID)
 	assert.True(t, last.OK())
 }
+
+// The reconcile's list: every open pull request across pages, with its head, and no closed one.
+func TestOpenPullRequestsListsEveryOpenPRWithItsHead(t *testing.T) {
+	e := newEnv(t)
+	pr := e.openPR()
+	for n := 2; n <= 120; n++ { // more than a page
+		p := pr
+		p.Number = n
+		if n == 7 {
+			p.State = "closed"
+		}
+		e.fr.SetPR(p)
+	}
+	open, err := e.app.OpenPullRequests(e.ctx, e.repo)
+	require.NoError(t, err)
+	require.Len(t, open, 119)
+	seen := map[int]bool{}
+	for _, p := range open {
+		seen[p.Number] = true
+		assert.Equal(t, pr.HeadSHA, p.HeadSHA)
+		assert.Equal(t, "alice", p.Author)
+	}
+	assert.False(t, seen[7], "closed")
+	assert.True(t, seen[1] && seen[120])
+}

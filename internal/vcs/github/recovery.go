@@ -3,11 +3,13 @@ package github
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	gh "github.com/google/go-github/v88/github"
 
 	"github.com/dagctl/dagctl-bot/internal/recovery"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
 // hookDeliveriesPerPage is the most GitHub lists per page.
@@ -49,4 +51,35 @@ func (a *App) Redeliver(ctx context.Context, attemptID int64) error {
 		return nil // 202: queued
 	}
 	return mapError("redeliver hook delivery", err)
+}
+
+// OpenPullRequests lists the repository's open pull requests with their heads, for the reconcile.
+func (i *Installation) OpenPullRequests(ctx context.Context, repo vcs.Repo) ([]vcs.PullRequest, error) {
+	if err := i.checkRepo(repo); err != nil {
+		return nil, err
+	}
+	var out []vcs.PullRequest
+	opts := &gh.PullRequestListOptions{State: "open", ListOptions: gh.ListOptions{PerPage: perPage}}
+	for {
+		page, resp, err := i.client.PullRequests.List(ctx, repo.Owner, repo.Name, opts)
+		if err != nil {
+			return nil, mapError(fmt.Sprintf("list open pull requests of %s", repo.FullName()), err)
+		}
+		for _, pr := range page {
+			out = append(out, pullRequest(repo, pr))
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// OpenPullRequests lists the repository's open pull requests through its installation.
+func (a *App) OpenPullRequests(ctx context.Context, repo vcs.Repo) ([]vcs.PullRequest, error) {
+	inst, err := a.forRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	return inst.OpenPullRequests(ctx, repo)
 }
