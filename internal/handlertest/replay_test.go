@@ -151,3 +151,27 @@ func TestAReplayedApplyCommandAppliesOnce(t *testing.T) {
 	}
 	assert.Equal(t, vcs.StatusSuccess, w.state("dagctl/apply: dev", pr.HeadSHA))
 }
+
+// A push to the default branch is planned for the environments applied on merge, once per commit.
+func TestAReplayedPushToTheDefaultBranchPlansOnce(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	before, err := w.forge.BranchHead(ctx, w.repo, "main")
+	require.NoError(t, err)
+	after := w.forge.Commit(w.repo, "main", "alice", testutil.NonBreakingChange)
+	ev := vcs.Event{Push: &vcs.PushEvent{Ref: "refs/heads/main", Before: before, After: after, Pusher: "alice"}, DeliveryID: "delivery-push"}
+
+	w.handle(ev)
+	w.handle(ev)
+
+	plans, err := w.store.ListPlansByPR(ctx, w.repo.Forge, w.repo.FullName(), 0)
+	require.NoError(t, err)
+	require.NotEmpty(t, plans, "the push was planned")
+	envs := map[string]int{}
+	for _, p := range plans {
+		envs[p.Environment]++
+	}
+	for env, n := range envs {
+		assert.Equal(t, 1, n, "%s: one plan of the commit", env)
+	}
+}
