@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -36,6 +39,7 @@ const (
 	childAPIEnv  = "DAGCTL_BOT_CHILD_API"
 	childPEMEnv  = "DAGCTL_BOT_CHILD_PEM"
 	childSendEnv = "DAGCTL_BOT_CHILD_SEND" // "1": the outbox sends what the handler enqueued before the kill
+	childRunEnv  = "DAGCTL_BOT_CHILD_RUN"  // "1": run the dispatcher and the sender as the server does, until killed
 )
 
 const (
@@ -113,6 +117,11 @@ func childBot() int {
 		return fail(err)
 	}
 	ctx := context.Background()
+	if os.Getenv(childRunEnv) == "1" {
+		go func() { _ = p.outbox.Run(ctx) }()
+		_ = p.dispatcher(p.store, log).Run(ctx)
+		return 0
+	}
 	queue := killedBeforeComplete{Store: p.store, beforeDeath: func() {
 		if os.Getenv(childSendEnv) == "1" {
 			if err := p.outbox.Drain(ctx); err != nil {
@@ -205,14 +214,87 @@ type childProcess struct {
 	log *bytes.Buffer
 }
 
-func startChild(t *testing.T, dbPath, apiURL string, pem []byte, send string) childProcess {
+func startChild(t *testing.T, dbPath, apiURL string, pem []byte, send string, env ...string) childProcess {
 	t.Helper()
 	pemPath := filepath.Join(t.TempDir(), "app.pem")
 	require.NoError(t, os.WriteFile(pemPath, pem, 0o600))
 	c := childProcess{cmd: exec.Command(os.Args[0], "-test.run=^$"), log: &bytes.Buffer{}}
-	c.cmd.Env = append(os.Environ(), childDBEnv+"="+dbPath, childAPIEnv+"="+apiURL, childPEMEnv+"="+pemPath, childSendEnv+"="+send)
+	c.cmd.Env = append(append(os.Environ(), childDBEnv+"="+dbPath, childAPIEnv+"="+apiURL, childPEMEnv+"="+pemPath, childSendEnv+"="+send), env...)
 	c.cmd.Stdout, c.cmd.Stderr = c.log, c.log
 	require.NoError(t, c.cmd.Start())
 	t.Cleanup(func() { _ = c.cmd.Process.Kill() })
 	return c
+}
+
+// The issue's measurement: 300 `/dagctl help` deliveries handled by a bot process killed with SIGKILL at random
+// moments and started again, until all are done (at most 100 kills; the rest is handled in this process). Every
+// command gets one reply and one reaction. Before replies were keyed by their delivery, three runs of this test
+// (50 to 130 kills each) posted 304, 305 and 305 replies.
+func TestRandomSIGKILLsWhileHandling300HelpCommandsLeaveOneReplyEach(t *testing.T) {
+	const commands = 300
+	fake := githubfake.New(t)
+	pem := fake.NewApp(t, appID, "dagctl-bot")
+	fake.AddInstallation(githubfake.Installation{ID: installationID, AppID: appID, Account: "acme"})
+	git := githubfake.NewGitRepo(t, "main")
+	base := git.Commit("main", map[string]string{"README.md": "hello"}, "init")
+	head := git.Commit("change", map[string]string{"README.md": "hello again"}, "change")
+	repo := fake.AddRepo("acme", "warehouse", git.Dir, "main")
+	repo.SetPR(githubfake.PR{Number: prNumber, Author: "alice", HeadRef: "change", HeadSHA: head, BaseRef: "main", BaseSHA: base})
+	repo.SetPermission("bob", "write")
+
+	dbPath := filepath.Join(t.TempDir(), "dagctl.db")
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	p, err := newParts(dbPath, fake.APIURL(), pem, log)
+	require.NoError(t, err)
+	t.Cleanup(func() { p.store.Close() })
+	ctx := context.Background()
+	var ids []int64
+	for i := range commands {
+		id := repo.AddComment(prNumber, "bob", "/dagctl help")
+		ids = append(ids, id)
+		body := githubfake.LoadPayload(t, "issue_comment.created.on-pr.json").Installation(installationID).Repo(repo).
+			PullRequest(prNumber, head, base).Set("comment.id", id).Set("comment.body", "/dagctl help").
+			Set("comment.user.login", "bob").Set("comment.user.type", "User").Set("sender.login", "bob").Bytes()
+		_, err := p.store.Enqueue(ctx, ghadapter.Forge, fmt.Sprintf("delivery-%03d", i), "issue_comment", "github:acme/warehouse#1", body)
+		require.NoError(t, err)
+	}
+
+	seed := time.Now().UnixNano()
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	kills := 0
+	for lastPending(t, p.store, commands) && kills < 100 {
+		child := startChild(t, dbPath, fake.APIURL(), pem, "", childRunEnv+"=1")
+		time.Sleep(time.Duration(5+rng.IntN(60)) * time.Millisecond) // a random moment, not a measurement
+		require.NoError(t, child.cmd.Process.Signal(syscall.SIGKILL))
+		_ = child.cmd.Wait()
+		kills++
+	}
+	// The last start runs to the end in this process.
+	_, err = p.store.RequeueInFlight(ctx)
+	require.NoError(t, err)
+	p.dispatcher(p.store, log).Drain(ctx)
+	require.NoError(t, p.outbox.Drain(ctx))
+
+	replies := len(botReplies(repo))
+	var doubled, missing int
+	for _, id := range ids {
+		switch n := len(repo.Reactions(id)); {
+		case n == 0:
+			missing++
+		case n > 1:
+			doubled++
+		}
+	}
+	t.Logf("seed %d: %d SIGKILLs, %d commands, %d replies, reactions: %d missing, %d doubled", seed, kills, commands, replies, missing, doubled)
+	assert.Equal(t, commands, replies, "one reply per command")
+	assert.Zero(t, doubled)
+	assert.Zero(t, missing)
+}
+
+// lastPending reports whether the last of n deliveries is not done yet (a PR's are handled in order).
+func lastPending(t *testing.T, store *db.Store, n int) bool {
+	t.Helper()
+	d, err := store.GetDelivery(context.Background(), ghadapter.Forge, fmt.Sprintf("delivery-%03d", n-1))
+	require.NoError(t, err)
+	return d.Status != db.DeliveryDone
 }
