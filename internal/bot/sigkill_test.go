@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -64,7 +64,10 @@ type parts struct {
 }
 
 func newParts(dbPath, apiURL string, pem []byte, log *slog.Logger) (*parts, error) {
-	store, err := db.Open(dbPath)
+	// A delivery interrupted by a kill counts an attempt; the queue gives one up after 5 (the retry policy is
+	// another test's subject): these tests kill the bot far more often than that, and a delivery given up
+	// would be a command lost, not one repeated.
+	store, err := db.Open(dbPath, db.WithDeliveryRetries(1000, time.Millisecond))
 	if err != nil {
 		return nil, err
 	}
@@ -145,19 +148,9 @@ func TestABotKilledAfterHandlingACommandAndBeforeMarkingItDoneRepliesOnce(t *tes
 		{"the reply was on the forge", "1", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			fake := githubfake.New(t)
-			pem := fake.NewApp(t, appID, "dagctl-bot")
-			fake.AddInstallation(githubfake.Installation{ID: installationID, AppID: appID, Account: "acme"})
-			git := githubfake.NewGitRepo(t, "main")
-			base := git.Commit("main", map[string]string{"README.md": "hello"}, "init")
-			head := git.Commit("change", map[string]string{"README.md": "hello again"}, "change")
-			repo := fake.AddRepo("acme", "warehouse", git.Dir, "main")
-			repo.SetPR(githubfake.PR{Number: prNumber, Author: "alice", HeadRef: "change", HeadSHA: head, BaseRef: "main", BaseSHA: base})
-			repo.SetPermission("bob", "write")
-			commentID := repo.AddComment(prNumber, "bob", "/dagctl help")
-			body := githubfake.LoadPayload(t, "issue_comment.created.on-pr.json").Installation(installationID).Repo(repo).
-				PullRequest(prNumber, head, base).Set("comment.id", commentID).Set("comment.body", "/dagctl help").
-				Set("comment.user.login", "bob").Set("comment.user.type", "User").Set("sender.login", "bob").Bytes()
+			gh := newGitHub(t)
+			fake, repo, pem := gh.fake, gh.repo, gh.pem
+			commentID, body := gh.help(t)
 
 			dbPath := filepath.Join(t.TempDir(), "dagctl.db")
 			logs := &bytes.Buffer{}
@@ -232,29 +225,19 @@ func startChild(t *testing.T, dbPath, apiURL string, pem []byte, send string, en
 // (50 to 130 kills each) posted 304, 305 and 305 replies.
 func TestRandomSIGKILLsWhileHandling300HelpCommandsLeaveOneReplyEach(t *testing.T) {
 	const commands = 300
-	fake := githubfake.New(t)
-	pem := fake.NewApp(t, appID, "dagctl-bot")
-	fake.AddInstallation(githubfake.Installation{ID: installationID, AppID: appID, Account: "acme"})
-	git := githubfake.NewGitRepo(t, "main")
-	base := git.Commit("main", map[string]string{"README.md": "hello"}, "init")
-	head := git.Commit("change", map[string]string{"README.md": "hello again"}, "change")
-	repo := fake.AddRepo("acme", "warehouse", git.Dir, "main")
-	repo.SetPR(githubfake.PR{Number: prNumber, Author: "alice", HeadRef: "change", HeadSHA: head, BaseRef: "main", BaseSHA: base})
-	repo.SetPermission("bob", "write")
-
+	gh := newGitHub(t)
+	fake, repo, pem := gh.fake, gh.repo, gh.pem
 	dbPath := filepath.Join(t.TempDir(), "dagctl.db")
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var childLogs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&childLogs, nil))
 	p, err := newParts(dbPath, fake.APIURL(), pem, log)
 	require.NoError(t, err)
 	t.Cleanup(func() { p.store.Close() })
 	ctx := context.Background()
 	var ids []int64
 	for i := range commands {
-		id := repo.AddComment(prNumber, "bob", "/dagctl help")
+		id, body := gh.help(t)
 		ids = append(ids, id)
-		body := githubfake.LoadPayload(t, "issue_comment.created.on-pr.json").Installation(installationID).Repo(repo).
-			PullRequest(prNumber, head, base).Set("comment.id", id).Set("comment.body", "/dagctl help").
-			Set("comment.user.login", "bob").Set("comment.user.type", "User").Set("sender.login", "bob").Bytes()
 		_, err := p.store.Enqueue(ctx, ghadapter.Forge, fmt.Sprintf("delivery-%03d", i), "issue_comment", "github:acme/warehouse#1", body)
 		require.NoError(t, err)
 	}
@@ -268,6 +251,7 @@ func TestRandomSIGKILLsWhileHandling300HelpCommandsLeaveOneReplyEach(t *testing.
 		require.NoError(t, child.cmd.Process.Signal(syscall.SIGKILL))
 		_ = child.cmd.Wait()
 		kills++
+		childLogs.Write(child.log.Bytes())
 	}
 	// The last start runs to the end in this process.
 	_, err = p.store.RequeueInFlight(ctx)
@@ -276,16 +260,16 @@ func TestRandomSIGKILLsWhileHandling300HelpCommandsLeaveOneReplyEach(t *testing.
 	require.NoError(t, p.outbox.Drain(ctx))
 
 	replies := len(botReplies(repo))
-	var doubled, missing int
-	for _, id := range ids {
-		switch n := len(repo.Reactions(id)); {
-		case n == 0:
-			missing++
-		case n > 1:
-			doubled++
-		}
-	}
+	missing, doubled := reactionCounts(repo, ids)
 	t.Logf("seed %d: %d SIGKILLs, %d commands, %d replies, reactions: %d missing, %d doubled", seed, kills, commands, replies, missing, doubled)
+	for i := range commands {
+		d, err := p.store.GetDelivery(ctx, ghadapter.Forge, fmt.Sprintf("delivery-%03d", i))
+		require.NoError(t, err)
+		assert.Equal(t, db.DeliveryDone, d.Status, "delivery %d: %s", i, d.LastError)
+	}
+	if replies != commands {
+		logWarnings(t, childLogs.String())
+	}
 	assert.Equal(t, commands, replies, "one reply per command")
 	assert.Zero(t, doubled)
 	assert.Zero(t, missing)
@@ -297,4 +281,55 @@ func lastPending(t *testing.T, store *db.Store, n int) bool {
 	d, err := store.GetDelivery(context.Background(), ghadapter.Forge, fmt.Sprintf("delivery-%03d", n-1))
 	require.NoError(t, err)
 	return d.Status != db.DeliveryDone
+}
+
+// newGitHub is a fake GitHub with the app installed on acme/warehouse, PR 1 open, and bob a writer.
+func newGitHub(t *testing.T) *gitHub {
+	gh := &gitHub{fake: githubfake.New(t)}
+	gh.pem = gh.fake.NewApp(t, appID, "dagctl-bot")
+	gh.fake.AddInstallation(githubfake.Installation{ID: installationID, AppID: appID, Account: "acme"})
+	git := githubfake.NewGitRepo(t, "main")
+	gh.base = git.Commit("main", map[string]string{"README.md": "hello"}, "init")
+	gh.head = git.Commit("change", map[string]string{"README.md": "hello again"}, "change")
+	gh.repo = gh.fake.AddRepo("acme", "warehouse", git.Dir, "main")
+	gh.repo.SetPR(githubfake.PR{Number: prNumber, Author: "alice", HeadRef: "change", HeadSHA: gh.head, BaseRef: "main", BaseSHA: gh.base})
+	gh.repo.SetPermission("bob", "write")
+	return gh
+}
+
+type gitHub struct {
+	fake       *githubfake.Fake
+	repo       *githubfake.Repo
+	pem        []byte
+	base, head string
+}
+
+// help is bob commenting `/dagctl help` on the PR, and the issue_comment delivery's body GitHub sends of it.
+func (gh *gitHub) help(t *testing.T) (int64, []byte) {
+	id := gh.repo.AddComment(prNumber, "bob", "/dagctl help")
+	return id, githubfake.LoadPayload(t, "issue_comment.created.on-pr.json").Installation(installationID).Repo(gh.repo).
+		PullRequest(prNumber, gh.head, gh.base).Set("comment.id", id).Set("comment.body", "/dagctl help").
+		Set("comment.user.login", "bob").Set("comment.user.type", "User").Set("sender.login", "bob").Bytes()
+}
+
+// reactionCounts: how many of the comments have no reaction, and how many more than one.
+func reactionCounts(repo *githubfake.Repo, ids []int64) (missing, doubled int) {
+	for _, id := range ids {
+		switch n := len(repo.Reactions(id)); {
+		case n == 0:
+			missing++
+		case n > 1:
+			doubled++
+		}
+	}
+	return missing, doubled
+}
+
+// logWarnings logs the bot's warnings and errors: what it dropped or gave up.
+func logWarnings(t *testing.T, logs string) {
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			t.Log(line)
+		}
+	}
 }
