@@ -108,13 +108,15 @@ func projectsOf(targets []Target) []repoconfig.Project {
 	return out
 }
 
-// hasPlanFor reports whether the head already has a plan for the target with these flags, asked for by the
-// delivery ("": automatically), that is not cancelled or failed (a replayed delivery must not plan twice).
+// hasPlanFor reports whether the head already has a plan for the target with these flags that is not
+// cancelled or failed (a replayed delivery must not plan twice): for a command's delivery, one that delivery
+// asked for; for an automatic plan (delivery ""), any.
 func hasPlanFor(plans []db.Plan, head string, t Target, flags plan.Flags, delivery string) bool {
 	for _, p := range plans {
 		if p.HeadSHA == head && p.Project == t.Project.Name && p.Environment == t.Env.Name &&
 			reflect.DeepEqual(normFlags(p.Flags), normFlags(flags)) &&
-			p.Status != plan.StatusCancelled && p.Status != plan.StatusFailed && planDelivery(p) == delivery {
+			p.Status != plan.StatusCancelled && p.Status != plan.StatusFailed &&
+			(delivery == "" || planDelivery(p) == delivery) {
 			return true
 		}
 	}
