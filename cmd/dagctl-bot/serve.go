@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"time"
 
@@ -35,13 +36,21 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	// Listening before Start: the webhooks Start asks the forge to redeliver wait in the listen queue until the
+	// server serves them, instead of failing again.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		log.Error("cannot listen", "listen", cfg.Listen, "err", err)
+		return 1
+	}
 	if err := srv.Start(ctx); err != nil {
+		_ = ln.Close()
 		log.Error("cannot start", "err", err)
 		return 1
 	}
 	httpServer := server.NewHTTPServer(cfg.Listen, srv.Handler(), server.DefaultHTTPLimits)
 	errc := make(chan error, 1)
-	go func() { errc <- httpServer.ListenAndServe() }()
+	go func() { errc <- httpServer.Serve(ln) }()
 	log.Info("serving", "listen", cfg.Listen)
 
 	code := 0

@@ -6,6 +6,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -95,6 +96,7 @@ func New(o Options) *Bot {
 
 // Handle acts on one event. It is called by the dispatcher, in order for events of one PR.
 func (b *Bot) Handle(ctx context.Context, ev vcs.Event) error {
+	ctx = prstate.WithDelivery(ctx, ev.Repo.Forge, ev.DeliveryID) // a replay of the delivery repeats no reply
 	if ev.Installation != nil {
 		return b.handlers.Installation(ctx, ev.Repo.Forge, *ev.Installation)
 	}
@@ -121,6 +123,17 @@ func (b *Bot) Handle(ctx context.Context, ev vcs.Event) error {
 		return b.handlers.Push(ctx, forge, ev.Repo, *ev.Push)
 	}
 	return vcs.ErrIgnored
+}
+
+// PlanMissed plans a pull request whose event the bot never got (the reconcile found its head unplanned), as
+// when it is opened: its older heads' plans go stale, its head is planned unless it is already. Nothing to do
+// (a repository that has not opted in, a draft) is not an error.
+func (b *Bot) PlanMissed(ctx context.Context, pr vcs.PullRequest) error {
+	err := b.Handle(ctx, vcs.Event{Repo: pr.Repo, PullRequest: &vcs.PullRequestEvent{Action: vcs.PROpened, PR: pr, Sender: pr.Author}})
+	if errors.Is(err, vcs.ErrIgnored) {
+		return nil
+	}
+	return err
 }
 
 // lockPR serialises work on one PR's checks and sticky comment.

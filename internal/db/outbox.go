@@ -21,8 +21,12 @@ type OutboxWrite struct {
 	Priority int
 	Repo     []byte // JSON
 	Payload  []byte // JSON
-	// Token is a random marker unique to the write, to recognise what it created after a crash.
+	// Token is a marker unique to the write, to recognise what it created after a crash: random, or, for a
+	// write with OnceRef, derived from the effect it makes.
 	Token string
+	// OnceRef, when set, makes the write happen at most once: it is not enqueued while a write with its Token
+	// is in the outbox or after the ref OnceRef was recorded (the sender records it with the write's result).
+	OnceRef string
 	// Attempts is how many sends of the write began before the current one (a claim returns the count before
 	// it): above 0, the forge may already have received it.
 	Attempts int
@@ -61,7 +65,8 @@ func scanOutbox(sc scanner) (OutboxWrite, error) {
 
 // EnqueueOutbox adds a write, or, when an unsent write of the same key waits, replaces that one's payload and
 // priority in place (it keeps its place in the queue and its token). It returns the row's id and whether it
-// replaced one. A write of the key that is being sent is not touched: the new one waits behind it.
+// replaced one. A write of the key that is being sent is not touched: the new one waits behind it. A write
+// with OnceRef whose effect is in the outbox or was sent is not added (id 0).
 func (s *Store) EnqueueOutbox(ctx context.Context, w OutboxWrite) (id int64, replaced bool, err error) {
 	// The account may be "": a forge with one configured token has no identity to tell accounts apart.
 	if w.Forge == "" || w.Kind == "" || w.Token == "" {
@@ -69,6 +74,14 @@ func (s *Store) EnqueueOutbox(ctx context.Context, w OutboxWrite) (id int64, rep
 	}
 	key := sql.NullString{String: w.Key, Valid: w.Key != ""}
 	err = s.write(ctx, func(tx *sql.Tx) error {
+		if w.OnceRef != "" {
+			var done int
+			if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM outbox WHERE forge = ? AND account = ?
+					AND token = ?) OR EXISTS (SELECT 1 FROM outbox_refs WHERE forge = ? AND account = ? AND ref_key = ?)`,
+				w.Forge, w.Account, w.Token, w.Forge, w.Account, w.OnceRef).Scan(&done); err != nil || done == 1 {
+				return err
+			}
+		}
 		now := s.nowMillis()
 		if !w.NotBefore.IsZero() {
 			now = toMillis(w.NotBefore) // the sender's clock decides what is due (ClaimOutbox's now)

@@ -148,3 +148,11 @@ func (s *Store) ListInstallationRepos(ctx context.Context, forge, account string
 	rows, err := s.db.QueryContext(ctx, repoSelect+` WHERE r.forge = ? AND r.account = ? ORDER BY r.full_name`, forge, account)
 	return collect(rows, err, scanRepo)
 }
+
+// LatestPlanPerRepo is the newest plan of each repository with plans (one row a repository): what the bot
+// last knew of repositories it plans for, whether or not an installation event named them.
+func (s *Store) LatestPlanPerRepo(ctx context.Context) ([]Plan, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+planColumns+` FROM plans
+		WHERE id IN (SELECT max(id) FROM plans GROUP BY forge, repo) ORDER BY forge, repo`)
+	return collect(rows, err, scanPlan)
+}

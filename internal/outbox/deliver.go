@@ -53,15 +53,24 @@ func (s *sender) deliver(ctx context.Context, f Forge, w db.OutboxWrite) (result
 		if err := decode(w, &p); err != nil {
 			return result{}, err
 		}
-		return result{}, sendReply(ctx, f, w, repo, p)
+		return sentResult(w, sendReply(ctx, f, w, repo, p))
 	case kindReaction:
 		var p reactionPayload
 		if err := decode(w, &p); err != nil {
 			return result{}, err
 		}
-		return result{}, f.React(ctx, repo, p.CommentID, p.Reaction)
+		return sentResult(w, f.React(ctx, repo, p.CommentID, p.Reaction))
 	}
 	return result{}, fmt.Errorf("outbox: write %d has unknown kind %q: %w", w.ID, w.Kind, errUnreadable)
+}
+
+// sentResult records that the write's effect reached the forge (a reply, a reaction: not idempotent on every
+// forge), so that it is not enqueued again when asked for once more.
+func sentResult(w db.OutboxWrite, err error) (result, error) {
+	if err != nil {
+		return result{}, err
+	}
+	return result{refKey: sentRefKey(w.Token), ref: "sent"}, nil
 }
 
 // decode reads a payload; one that cannot be read never will be, so it fails as permanent.

@@ -12,6 +12,7 @@ package outbox
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -137,7 +138,7 @@ func (o *Outbox) PutStatus(ctx context.Context, acct Account, repo vcs.Repo, st 
 	if st.Name == "" || st.CommitSHA == "" || st.State == "" {
 		return fmt.Errorf("outbox: a status needs a name, a commit and a state (got %q on %q: %q)", st.Name, st.CommitSHA, st.State)
 	}
-	return o.enqueue(ctx, acct, repo, kindStatus, statusKey(repo, st), prio, statusPayload{Status: st})
+	return o.enqueue(ctx, acct, repo, kindStatus, statusKey(repo, st), "", prio, statusPayload{Status: st})
 }
 
 // PutStatusSlot is PutStatus with the key's run part given instead of the status's ExternalID: every write of
@@ -146,7 +147,7 @@ func (o *Outbox) PutStatusSlot(ctx context.Context, acct Account, repo vcs.Repo,
 	if st.Name == "" || st.CommitSHA == "" || st.State == "" || slot == "" {
 		return fmt.Errorf("outbox: a slotted status needs a name, a commit, a state and a slot (got %q on %q: %q, %q)", st.Name, st.CommitSHA, st.State, slot)
 	}
-	return o.enqueue(ctx, acct, repo, kindStatus, slotKey(repo, st, slot), prio, statusPayload{Status: st, Slot: slot})
+	return o.enqueue(ctx, acct, repo, kindStatus, slotKey(repo, st, slot), "", prio, statusPayload{Status: st, Slot: slot})
 }
 
 // SlotRef is the forge's ref of the status of (commit, name, slot) ("" while none was sent).
@@ -193,7 +194,7 @@ func (o *Outbox) PutSticky(ctx context.Context, acct Account, repo vcs.Repo, pr 
 			return fmt.Errorf("outbox: sticky part %d does not start with its marker", i+1)
 		}
 		p := stickyPartPayload{PR: pr, Part: i + 1, Body: body}
-		if err := o.enqueue(ctx, acct, repo, kindStickyPart, stickyPartKey(repo, pr, i+1), prio, p); err != nil {
+		if err := o.enqueue(ctx, acct, repo, kindStickyPart, stickyPartKey(repo, pr, i+1), "", prio, p); err != nil {
 			return err
 		}
 	}
@@ -210,24 +211,33 @@ func (o *Outbox) PutSticky(ctx context.Context, acct Account, repo vcs.Repo, pr 
 	if !trim {
 		return nil
 	}
-	return o.enqueue(ctx, acct, repo, kindStickyTrim, stickyTrimKey(repo, pr), prio, stickyTrimPayload{PR: pr, Keep: len(parts)})
+	return o.enqueue(ctx, acct, repo, kindStickyTrim, stickyTrimKey(repo, pr), "", prio, stickyTrimPayload{PR: pr, Keep: len(parts)})
 }
 
 // Reply enqueues a new comment on the PR. Replies never coalesce: each one is posted, once.
 func (o *Outbox) Reply(ctx context.Context, acct Account, repo vcs.Repo, pr int, body string, prio Priority) error {
+	return o.ReplyOnce(ctx, acct, repo, pr, "", body, prio)
+}
+
+// ReplyOnce is Reply for the effect named by effect (the bot names a delivery and which of its replies this
+// is): asked for again, while it waits or after it was sent, it is not enqueued a second time, and its marker,
+// derived from the effect, finds the comment a send cut short created. effect "" is a reply of its own.
+func (o *Outbox) ReplyOnce(ctx context.Context, acct Account, repo vcs.Repo, pr int, effect, body string, prio Priority) error {
 	if pr <= 0 || body == "" {
 		return fmt.Errorf("outbox: a reply needs a pull request and a body")
 	}
-	return o.enqueue(ctx, acct, repo, kindReply, "", prio, replyPayload{PR: pr, Body: body})
+	return o.enqueue(ctx, acct, repo, kindReply, "", effect, prio, replyPayload{PR: pr, Body: body})
 }
 
-// React enqueues a reaction to a comment (adding a reaction twice is harmless, so it is keyed).
+// React enqueues a reaction to a comment, once: a reaction sent (or waiting) is not enqueued again, so a
+// replayed command adds none on a forge that would count it twice.
 func (o *Outbox) React(ctx context.Context, acct Account, repo vcs.Repo, commentID int64, reaction vcs.Reaction, prio Priority) error {
 	key := strings.Join([]string{kindReaction, repoKey(repo), strconv.FormatInt(commentID, 10), string(reaction)}, "|")
-	return o.enqueue(ctx, acct, repo, kindReaction, key, prio, reactionPayload{CommentID: commentID, Reaction: reaction})
+	return o.enqueue(ctx, acct, repo, kindReaction, key, key, prio, reactionPayload{CommentID: commentID, Reaction: reaction})
 }
 
-func (o *Outbox) enqueue(ctx context.Context, acct Account, repo vcs.Repo, kind, key string, prio Priority, payload any) error {
+// enqueue stores a write; effect, when set, makes it a write of that effect that happens at most once.
+func (o *Outbox) enqueue(ctx context.Context, acct Account, repo vcs.Repo, kind, key, effect string, prio Priority, payload any) error {
 	if acct.Forge == "" {
 		return fmt.Errorf("outbox: a write needs an account's forge (got %+v)", acct) // the ID may be "": one token
 	}
@@ -239,13 +249,15 @@ func (o *Outbox) enqueue(ctx context.Context, acct Account, repo vcs.Repo, kind,
 	if err != nil {
 		return err
 	}
-	token, err := newToken()
-	if err != nil {
+	token, onceRef := effectToken(acct, repo, effect), ""
+	if effect != "" {
+		onceRef = sentRefKey(token)
+	} else if token, err = newToken(); err != nil {
 		return err
 	}
 	_, _, err = o.store.EnqueueOutbox(ctx, db.OutboxWrite{
 		Forge: acct.Forge, Account: acct.ID, Kind: kind, Key: key, Priority: int(prio), Repo: r, Payload: p, Token: token,
-		NotBefore: o.cfg.Now(),
+		OnceRef: onceRef, NotBefore: o.cfg.Now(),
 	})
 	if err != nil {
 		return fmt.Errorf("outbox: enqueue %s: %w", kind, err)
@@ -262,6 +274,17 @@ func newToken() (string, error) {
 	}
 	return hex.EncodeToString(b), nil
 }
+
+// effectToken is the marker of a write of a named effect: the same for every request of it, as long as a
+// random token, and different across repositories and accounts.
+func effectToken(acct Account, repo vcs.Repo, effect string) string {
+	sum := sha256.Sum256([]byte(strings.Join([]string{acct.Forge, acct.ID, repoKey(repo), effect}, "\x00")))
+	return hex.EncodeToString(sum[:12])
+}
+
+// sentRefKey is the ref the sender records once a write with this token is sent (kept and pruned as the
+// other refs are): the record by which a write asked for again after it was sent is not enqueued.
+func sentRefKey(token string) string { return "sent|" + token }
 
 // ReplyOverhead is how many characters the outbox adds to a reply (its marker): the core sizes replies to the
 // forge's comment limit less this.

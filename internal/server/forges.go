@@ -84,6 +84,18 @@ func (f *forgeSet) configured(name string) bool {
 	return ok
 }
 
+// names are the registered forges' names, sorted.
+func (f *forgeSet) names() []string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []string
+	for name := range f.forges {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // sources are the registered forges' parts of the intake, by name.
 func (f *forgeSet) sources() []webhook.Source {
 	f.mu.RLock()

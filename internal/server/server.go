@@ -284,11 +284,21 @@ func (s *Server) Start(ctx context.Context) error {
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.done = make(chan struct{})
 	s.cleanOrphans(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
 	go func() {
-		defer close(s.done)
+		defer wg.Done()
 		if err := s.dispatcher.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Error("dispatcher stopped", "err", err)
 		}
+	}()
+	go func() {
+		defer wg.Done()
+		s.recoveryLoop().Run(ctx) // webhooks sent while the bot was down, PRs whose head has no plan
+	}()
+	go func() {
+		wg.Wait()
+		close(s.done)
 	}()
 	return nil
 }

@@ -19,6 +19,10 @@ import (
 // Executor names where jobs run.
 type Executor string
 
+// DefaultRecoverInterval is how often the bot recovers missed deliveries by default: a deploy's downtime is
+// recovered within minutes of the start anyway (recovery runs at start too).
+const DefaultRecoverInterval = 5 * time.Minute
+
 const (
 	// ExecutorLocal runs jobs as processes on the bot's machine (the embedded default).
 	ExecutorLocal Executor = "local"
@@ -40,6 +44,9 @@ type Config struct {
 	RetryFor time.Duration
 	// CommandExpiry is how late after the forge received a comment its command may still run.
 	CommandExpiry time.Duration
+	// RecoverInterval is how often the bot recovers what it missed (redeliveries, open PRs without a plan), on
+	// top of once at start; 0: only at start. DAGCTL_RECOVER_INTERVAL, -recover-interval; default 5m.
+	RecoverInterval time.Duration
 	// Executor runs jobs: "local" or "kubernetes". DAGCTL_EXECUTOR, -executor; default "local".
 	Executor Executor
 	// PublicURL is the bot's externally reachable base URL, used in links from check runs and comments; no

@@ -59,19 +59,20 @@ func TestDefaults(t *testing.T) {
 	cfg, err := load(t, e)
 	require.NoError(t, err)
 	assert.Equal(t, Config{
-		Listen:         ":8080",
-		DB:             "./dagctl-data/dagctl.db",
-		RunLogMaxBytes: 10 << 20,
-		RetryFor:       24 * time.Hour,
-		CommandExpiry:  15 * time.Minute,
-		Executor:       ExecutorLocal,
-		GitHub:         GitHub{APIURL: "https://api.github.com/"},
-		GitLab:         GitLab{URL: "https://gitlab.com"},
-		SQLMesh:        sqlmesh,
-		WorkDir:        filepath.Join(os.TempDir(), "dagctl"),
-		JobUsers:       JobUsers{Mode: JobUsersAuto},
-		Kubernetes:     Kubernetes{Namespace: "default"},
-		LogLevel:       slog.LevelInfo,
+		Listen:          ":8080",
+		DB:              "./dagctl-data/dagctl.db",
+		RunLogMaxBytes:  10 << 20,
+		RetryFor:        24 * time.Hour,
+		CommandExpiry:   15 * time.Minute,
+		RecoverInterval: DefaultRecoverInterval,
+		Executor:        ExecutorLocal,
+		GitHub:          GitHub{APIURL: "https://api.github.com/"},
+		GitLab:          GitLab{URL: "https://gitlab.com"},
+		SQLMesh:         sqlmesh,
+		WorkDir:         filepath.Join(os.TempDir(), "dagctl"),
+		JobUsers:        JobUsers{Mode: JobUsersAuto},
+		Kubernetes:      Kubernetes{Namespace: "default"},
+		LogLevel:        slog.LevelInfo,
 	}, cfg)
 	assert.False(t, cfg.GitHub.Enabled())
 	assert.False(t, cfg.GitLab.Enabled())

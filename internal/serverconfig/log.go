@@ -51,6 +51,7 @@ func (c Config) attrs() []slog.Attr {
 		slog.Int64("run_log_max_bytes", c.RunLogMaxBytes),
 		slog.Duration("delivery_retry_for", c.RetryFor),
 		slog.Duration("command_expiry", c.CommandExpiry),
+		slog.Duration("recover_interval", c.RecoverInterval),
 		slog.String("executor", string(c.Executor)),
 		slog.String("public_url", redactURL(c.PublicURL)),
 		slog.Group("github",

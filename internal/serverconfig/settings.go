@@ -61,6 +61,7 @@ const (
 	EnvK8sJobSecretsSelector = "DAGCTL_K8S_JOB_SECRETS_SELECTOR"
 	EnvK8sBotSecrets         = "DAGCTL_K8S_BOT_SECRETS"
 	EnvLogLevel              = "DAGCTL_LOG_LEVEL"
+	EnvRecoverInterval       = "DAGCTL_RECOVER_INTERVAL"
 )
 
 func settings() []setting {
@@ -103,6 +104,8 @@ func settings() []setting {
 		{env: EnvK8sBotSecrets, flag: "k8s-bot-secrets",
 			usage: "comma-separated names of the bot's own Secrets in the jobs namespace, which jobs never get (the chart sets it)"},
 		{env: EnvLogLevel, flag: "log-level", def: "info", usage: "log level: debug, info, warn or error"},
+		{env: EnvRecoverInterval, flag: "recover-interval", def: DefaultRecoverInterval.String(),
+			usage: "how often the bot asks the forge for webhooks it missed and plans open PRs with no plan of their head (0: only at start)"},
 	}
 }
 
@@ -246,6 +249,13 @@ func build(in inputs, getenv func(string) string) (Config, error) {
 	v, s = get(EnvLogLevel)
 	if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
 		errs.add(s, "%q is not one of debug, info, warn, error", v)
+	}
+
+	v, s = get(EnvRecoverInterval)
+	if d, err := time.ParseDuration(v); err != nil || d < 0 {
+		errs.add(s, "%q is not a duration (5m, 1h, 0)", v)
+	} else {
+		c.RecoverInterval = d
 	}
 
 	if err := errs.err(); err != nil {

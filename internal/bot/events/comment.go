@@ -188,8 +188,17 @@ func (h *Handlers) Push(ctx context.Context, forge vcs.Forge, repo vcs.Repo, ev 
 			}
 		}
 	}
+	// One plan per commit and target: a replayed push finds its plans. The default branch's plans are all of
+	// "PR 0", so this reads them all: one read a push.
+	existing, err := h.Store.ListPlansByPR(ctx, repo.Forge, repo.FullName(), 0)
+	if err != nil {
+		return err
+	}
 	for _, t := range targets {
-		if err := h.startPlan(ctx, forge, commit, cfg, t, plan.Flags{}, ev.Pusher); err != nil {
+		if hasPlanFor(existing, ev.After, t, plan.Flags{}, "") {
+			continue
+		}
+		if err := h.startPlan(ctx, forge, commit, cfg, t, plan.Flags{}, ev.Pusher, ""); err != nil {
 			return err
 		}
 	}

@@ -78,11 +78,17 @@ func (h *Handlers) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullReque
 	if err != nil {
 		return err
 	}
+	// An automatic plan is one per head; a command's is one per request (its delivery), since asking again
+	// plans again.
+	delivery := ""
+	if d, ok := prstate.DeliveryOf(ctx); ok && cmd != nil {
+		delivery = d.Key()
+	}
 	for _, t := range targets {
-		if cmd == nil && hasPlanFor(existing, pr.HeadSHA, t, flags) {
-			continue // a replayed event: this head is planned already
+		if (cmd == nil || delivery != "") && hasPlanFor(existing, pr.HeadSHA, t, flags, delivery) {
+			continue // a replayed delivery: planned already
 		}
-		if err := h.startPlan(ctx, forge, pr, cfg, t, flags, trigger); err != nil {
+		if err := h.startPlan(ctx, forge, pr, cfg, t, flags, trigger, delivery); err != nil {
 			return err
 		}
 	}
@@ -103,16 +109,28 @@ func projectsOf(targets []Target) []repoconfig.Project {
 }
 
 // hasPlanFor reports whether the head already has a plan for the target with these flags that is not
-// cancelled or failed (a replayed delivery must not plan twice).
-func hasPlanFor(plans []db.Plan, head string, t Target, flags plan.Flags) bool {
+// cancelled or failed (a replayed delivery must not plan twice): for a command's delivery, one that delivery
+// asked for; for an automatic plan (delivery ""), any.
+func hasPlanFor(plans []db.Plan, head string, t Target, flags plan.Flags, delivery string) bool {
 	for _, p := range plans {
 		if p.HeadSHA == head && p.Project == t.Project.Name && p.Environment == t.Env.Name &&
 			reflect.DeepEqual(normFlags(p.Flags), normFlags(flags)) &&
-			p.Status != plan.StatusCancelled && p.Status != plan.StatusFailed {
+			p.Status != plan.StatusCancelled && p.Status != plan.StatusFailed &&
+			(delivery == "" || planDelivery(p) == delivery) {
 			return true
 		}
 	}
 	return false
+}
+
+// planDelivery is the delivery of the command that asked for the plan ("" for an automatic plan, and for plans
+// stored before plans remembered it).
+func planDelivery(p db.Plan) string {
+	pc, err := prstate.DecodeContext(p)
+	if err != nil {
+		return ""
+	}
+	return pc.Delivery
 }
 
 func normFlags(f plan.Flags) plan.Flags {
@@ -123,9 +141,9 @@ func normFlags(f plan.Flags) plan.Flags {
 }
 
 // startPlan stores a queued plan, creates its check run and starts its job.
-func (h *Handlers) startPlan(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, cfg repoconfig.Config, t Target, flags plan.Flags, trigger string) error {
+func (h *Handlers) startPlan(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, cfg repoconfig.Config, t Target, flags plan.Flags, trigger, delivery string) error {
 	pc := prstate.PlanContext{PR: pr, Project: t.Project, Env: t.Env, MultiProject: len(cfg.Projects) > 1, Job: cfg.Job,
-		PREnvironment: pr.Number != 0 && t.Env.Name == cfg.PREnvironmentFor(pr.Number)}
+		PREnvironment: pr.Number != 0 && t.Env.Name == cfg.PREnvironmentFor(pr.Number), Delivery: delivery}
 	raw, err := json.Marshal(pc)
 	if err != nil {
 		return err

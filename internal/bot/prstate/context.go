@@ -43,6 +43,9 @@ type PlanContext struct {
 	Job          repoconfig.Job `json:"job"`
 	// PREnvironment: Env is the PR's own environment (pr_environment), removed when the PR is closed.
 	PREnvironment bool `json:"pr_environment,omitempty"`
+	// Delivery is the delivery of the command that asked for the plan (Delivery.Key; "" for automatic plans,
+	// keyed by their head): a replay of the command finds its plan by it.
+	Delivery string `json:"delivery,omitempty"`
 }
 
 // Config is the part of the repository's config the plan was made with.

@@ -81,9 +81,14 @@ func (w *Writes) Sticky(ctx context.Context, pr vcs.PullRequest, parts []string)
 }
 
 // Reply enqueues a new comment on the PR. Replies answer a person, in the order the bot made them, so they all
-// have one priority.
+// have one priority. A reply made while handling a delivery (prstate.WithDelivery) is that delivery's n-th:
+// handled again, the delivery asks for the same replies, and the outbox posts none of them twice.
 func (w *Writes) Reply(ctx context.Context, pr vcs.PullRequest, body string) error {
-	return w.Outbox.Reply(ctx, outbox.AccountOf(pr.Repo), pr.Repo, pr.Number, body, outbox.PriorityResult)
+	effect := ""
+	if d, ok := prstate.DeliveryOf(ctx); ok {
+		effect = d.NextReply()
+	}
+	return w.Outbox.ReplyOnce(ctx, outbox.AccountOf(pr.Repo), pr.Repo, pr.Number, effect, body, outbox.PriorityResult)
 }
 
 // React enqueues a reaction to a comment: an acknowledgement, sent after what people wait for.

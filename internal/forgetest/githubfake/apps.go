@@ -25,7 +25,10 @@ func (f *Fake) routes() {
 	m.HandleFunc("POST /app/installations/{id}/access_tokens", f.handleAccessToken)
 	m.HandleFunc("GET /app/installations/{id}", f.handleGetInstallation)
 	m.HandleFunc("POST /app-manifests/{code}/conversions", f.handleManifestConversion)
+	m.HandleFunc("GET /app/hook/deliveries", f.handleListHookDeliveries)
+	m.HandleFunc("POST /app/hook/deliveries/{id}/attempts", f.handleRedeliverHookDelivery)
 
+	m.HandleFunc("GET /repos/{owner}/{repo}/pulls", f.handleListPRs)
 	m.HandleFunc("GET /repos/{owner}/{repo}/pulls/{number}", f.handleGetPR)
 	m.HandleFunc("GET /repos/{owner}/{repo}/pulls/{number}/reviews", f.handleListReviews)
 	m.HandleFunc("GET /repos/{owner}/{repo}/pulls/{number}/commits", f.handleListPRCommits)

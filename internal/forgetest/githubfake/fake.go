@@ -54,6 +54,7 @@ type Fake struct {
 	manifestCodes map[string]ManifestApp
 	failures      []*failureRule
 	requests      []Request
+	hooks         map[int64]*hookState // by app id: its webhook URL and the deliveries made to it
 
 	latency           time.Duration
 	writesInFlight    int

@@ -1,7 +1,9 @@
 package githubfake
 
 import (
+	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -213,4 +215,45 @@ func gitCommits(gitDir, base, head string) ([]Commit, error) {
 		})
 	}
 	return commits, nil
+}
+
+// handleListPRs lists a repository's pull requests (GET /repos/{owner}/{repo}/pulls): state open (GitHub's
+// default), closed or all, by number, paginated by page and per_page (at most 100) with a Link header.
+func (f *Fake) handleListPRs(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	repo, _, ok := f.repoFor(w, r)
+	if !ok {
+		return
+	}
+	state := r.URL.Query().Get("state")
+	if state == "" {
+		state = "open"
+	}
+	var numbers []int
+	for n, pr := range repo.prs {
+		open := pr.State == "" || pr.State == "open"
+		if state == "all" || (state == "open") == open {
+			numbers = append(numbers, n)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(numbers))) // GitHub's default sort: newest first
+	perPage, page := 30, 1
+	if n, err := strconv.Atoi(r.URL.Query().Get("per_page")); err == nil && n > 0 {
+		perPage = min(n, 100)
+	}
+	if n, err := strconv.Atoi(r.URL.Query().Get("page")); err == nil && n > 0 {
+		page = n
+	}
+	start := min((page-1)*perPage, len(numbers))
+	end := min(start+perPage, len(numbers))
+	out := []map[string]any{}
+	for _, n := range numbers[start:end] {
+		out = append(out, f.prJSON(repo, repo.prs[n]))
+	}
+	if end < len(numbers) {
+		next := fmt.Sprintf("%s%s/repos/%s/pulls?state=%s&per_page=%d&page=%d", f.server.URL, apiPrefix, repo.FullName(), state, perPage, page+1)
+		w.Header().Set("Link", "<"+next+`>; rel="next"`)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
