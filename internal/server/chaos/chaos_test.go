@@ -90,9 +90,10 @@ func TestChaosKilledBotLosesAndDoublesNothing(t *testing.T) {
 	c.gh().Fake.FailRandomly(githubfake.RandomFailures{})
 	c.bot.ensureRunning()
 	c.waitDrained()
-	got := tally(c.observe())
-	fmt.Printf("chaos: %d PRs, %d kills, %d API calls failed with 502, %d deliveries redelivered: %s",
-		prs, killed, failed, c.redelivered, got)
+	o := c.observe()
+	got := tally(o)
+	fmt.Printf("chaos: %d PRs, %d kills, %d API calls failed with 502, %d deliveries redelivered; %s; %s",
+		prs, killed, failed, c.redelivered, o.summary(), got)
 	if capturing {
 		t.Logf("the bot's log:\n%s", c.bot.logTail(400))
 

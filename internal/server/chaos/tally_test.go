@@ -51,6 +51,28 @@ type run struct {
 	Env        string
 }
 
+// summary says how much the run did, so that a clean tally is known to have counted something.
+func (o observed) summary() string {
+	applies := map[string]int{}
+	for _, r := range o.Runs {
+		if r.Kind == jobs.KindApply {
+			applies[r.Env+" "+r.Status]++
+		}
+	}
+	replies := 0
+	for _, rs := range o.Replies {
+		replies += len(rs)
+	}
+	started := 0
+	for _, j := range o.Journal {
+		if j.Kind == jobs.KindApply {
+			started++
+		}
+	}
+	return fmt.Sprintf("%d check runs, %d bot comments, %d runs, applies %v, %d apply jobs started", len(o.Checks), replies,
+		len(o.Runs), applies, started)
+}
+
 // counts are the chaos run's findings, each item named; all must be empty.
 type counts struct {
 	Lost, Doubled, StuckChecks, HeldLocks []string
