@@ -40,6 +40,7 @@ var (
 	chaosKills = flag.Int("chaos.kills", 4, "TestChaos: how many times the bot is killed with SIGKILL (at most)")
 	chaosFail  = flag.Float64("chaos.fail", 0.05, "TestChaos: share of the fake GitHub's API calls answered 502 until the end")
 	chaosSeed  = flag.Int64("chaos.seed", 1, "TestChaos: seed of the kills' moments, the failures and the order of events")
+	chaosKeep  = flag.String("chaos.keep", "", "TestChaos: a directory to copy the bot's database, log and job journal to at the end")
 )
 
 // captureEnv, set, records the captures with the real sqlmesh (one PR, the bot in-process, no chaos).
@@ -92,6 +93,7 @@ func TestChaosKilledBotLosesAndDoublesNothing(t *testing.T) {
 	c.waitDrained()
 	o := c.observe()
 	got := tally(o)
+	c.keep(*chaosKeep)
 	fmt.Printf("chaos: %d PRs, %d kills, %d API calls failed with 502, %d deliveries redelivered; %s; %s",
 		prs, killed, failed, c.redelivered, o.summary(), got)
 	if capturing {
@@ -101,6 +103,23 @@ func TestChaosKilledBotLosesAndDoublesNothing(t *testing.T) {
 	}
 	if !got.zero() {
 		t.Errorf("the chaos run lost or doubled something (seed %d):\n%s\nthe bot's log ends:\n%s", *chaosSeed, got, c.bot.logTail(80))
+	}
+}
+
+// keep copies what an investigation needs (the store, the bot's log, the journal) to dir, if set.
+func (c *chaos) keep(dir string) {
+	if dir == "" {
+		return
+	}
+	require.NoError(c.t, os.MkdirAll(dir, 0o755))
+	store := c.openStore()
+	defer store.Close()
+	_ = os.Remove(filepath.Join(dir, "dagctl.db"))
+	_, err := store.Exec(`VACUUM INTO ?`, filepath.Join(dir, "dagctl.db"))
+	require.NoError(c.t, err)
+	for _, f := range []string{c.bot.log, c.journal} {
+		data, _ := os.ReadFile(f)
+		require.NoError(c.t, os.WriteFile(filepath.Join(dir, filepath.Base(f)), data, 0o644))
 	}
 }
 
