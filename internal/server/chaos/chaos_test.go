@@ -419,13 +419,13 @@ func (c *chaos) observe() observed {
 }
 
 func queryRuns(t *testing.T, store *sql.DB) []run {
-	rows, err := store.Query(`SELECT r.id, r.plan_id, r.kind, r.status, p.pr, p.environment FROM runs r JOIN plans p ON p.id = r.plan_id ORDER BY r.id`)
+	rows, err := store.Query(`SELECT r.id, r.plan_id, r.kind, r.status, p.pr, p.environment, r.reason FROM runs r JOIN plans p ON p.id = r.plan_id ORDER BY r.id`)
 	require.NoError(t, err)
 	defer rows.Close()
 	var out []run
 	for rows.Next() {
 		var r run
-		require.NoError(t, rows.Scan(&r.ID, &r.PlanID, &r.Kind, &r.Status, &r.PR, &r.Env))
+		require.NoError(t, rows.Scan(&r.ID, &r.PlanID, &r.Kind, &r.Status, &r.PR, &r.Env, &r.Reason))
 		out = append(out, r)
 	}
 	require.NoError(t, rows.Err())

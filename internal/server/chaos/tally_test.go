@@ -49,6 +49,7 @@ type run struct {
 	Status     string
 	PR         int
 	Env        string
+	Reason     string // how a failed run ended
 }
 
 // summary says how much the run did, so that a clean tally is known to have counted something.
@@ -214,10 +215,14 @@ func tallyPR(pr prLedger, o observed) (lost, doubled []string) {
 	}
 	finished := map[string]int{}
 	applied := map[string]bool{}
+	var prodEnds []string
 	for _, r := range o.Runs {
 		if r.PR == pr.Number && r.Kind == jobs.KindApply && r.Status != "queued" && r.Status != "running" {
 			finished[r.Env]++
 			applied[r.Env] = applied[r.Env] || r.Status == "succeeded"
+			if r.Env == "prod" {
+				prodEnds = append(prodEnds, fmt.Sprintf("%s: %s", r.Status, r.Reason))
+			}
 		}
 	}
 	for _, env := range []string{"dev", "prod"} {
@@ -226,7 +231,7 @@ func tallyPR(pr prLedger, o observed) (lost, doubled []string) {
 		}
 	}
 	if pr.Merged && !applied["prod"] {
-		lost = append(lost, fmt.Sprintf("%s: merged and approved, prod never applied (%d prod applies ended; merge note %.200q)", name, finished["prod"], mergeNote))
+		lost = append(lost, fmt.Sprintf("%s: merged and approved, prod never applied (prod applies ended %q; merge note %.200q)", name, prodEnds, mergeNote))
 	}
 	return lost, doubled
 }

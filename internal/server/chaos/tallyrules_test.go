@@ -72,7 +72,11 @@ func TestTallyNamesWhatWasLostDoubledStuckOrHeld(t *testing.T) {
 			o.Runs = o.Runs[:1]
 			o.Journal = o.Journal[:2]
 			o.Replies[1] = append(o.Replies[1][:3], reply{ID: 17, Body: "⚠️ `prod` was not applied: no approval"})
-		}, counts{Lost: []string{`PR #1: merged and approved, prod never applied (0 prod applies ended; merge note "⚠️ ` + "`prod`" + ` was not applied: no approval")`}}},
+		}, counts{Lost: []string{`PR #1: merged and approved, prod never applied (prod applies ended []; merge note "⚠️ ` + "`prod`" + ` was not applied: no approval")`}}},
+		{"a merge whose apply failed", func(o *observed) {
+			o.Runs[1].Status, o.Runs[1].Reason = "failed", "Could not compare the content with the last apply"
+			o.Replies[1][3].Body = "❌ `prod`: Could not compare the content with the last apply"
+		}, counts{Lost: []string{`PR #1: merged and approved, prod never applied (prod applies ended ["failed: Could not compare the content with the last apply"]; merge note "")`}}},
 		{"the head was never planned", func(o *observed) { o.PRs[0].Head = "h3" }, counts{Lost: []string{
 			`PR #1: no "dagctl/plan: dev" on its head h3`, `PR #1: no "dagctl/plan: prod" on its head h3`}}},
 	} {
