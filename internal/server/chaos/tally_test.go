@@ -179,23 +179,7 @@ func tallyPR(pr prLedger, o observed) (lost, doubled []string) {
 			lost = append(lost, fmt.Sprintf("%s: no %q on its head %.7s", name, "dagctl/plan: "+env, pr.Head))
 		}
 	}
-	kinds := map[string]int{}
-	stickies := 0
-	var mergeNote string
-	for _, r := range o.Replies[pr.Number] {
-		if part, ok := comments.MarkerPart(r.Body); ok {
-			if part == 1 {
-				stickies++
-			}
-			continue
-		}
-		body := outbox.WithoutWriteMarker(r.Body)
-		kind := replyKind(body)
-		kinds[kind]++
-		if kind == "merge note" {
-			mergeNote = body
-		}
-	}
+	kinds, stickies, mergeNote := classifyReplies(o.Replies[pr.Number])
 	if kinds["merge note"] > 1 {
 		doubled = append(doubled, fmt.Sprintf("%s: %d notes on its merge", name, kinds["merge note"]))
 	}
@@ -234,6 +218,26 @@ func tallyPR(pr prLedger, o observed) (lost, doubled []string) {
 		lost = append(lost, fmt.Sprintf("%s: merged and approved, prod never applied (prod applies ended %q; merge note %.200q)", name, prodEnds, mergeNote))
 	}
 	return lost, doubled
+}
+
+// classifyReplies counts a PR's bot comments by replyKind, the sticky comments apart, and keeps the merge note.
+func classifyReplies(replies []reply) (kinds map[string]int, stickies int, mergeNote string) {
+	kinds = map[string]int{}
+	for _, r := range replies {
+		if part, ok := comments.MarkerPart(r.Body); ok {
+			if part == 1 {
+				stickies++
+			}
+			continue
+		}
+		body := outbox.WithoutWriteMarker(r.Body)
+		kind := replyKind(body)
+		kinds[kind]++
+		if kind == "merge note" {
+			mergeNote = body
+		}
+	}
+	return kinds, stickies, mergeNote
 }
 
 func hasCheck(checks []check, name, sha string) bool {
