@@ -262,7 +262,7 @@ func (c *chaos) deliver(wh forgetest.Webhook) {
 // waitFor polls until cond holds, as a person refreshing the PR; after a while it goes on regardless (the
 // tally then says what is missing).
 func (c *chaos) waitFor(what string, cond func() bool) {
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute) // 90 s was too short under -race, and people then acted early
 	for !cond() {
 		if time.Now().After(deadline) {
 			c.t.Logf("gave up waiting for %s", what)
