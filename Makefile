@@ -37,15 +37,18 @@ golden: tools
 	DAGCTL_UPDATE_GOLDEN=1 $(GO) test -count=1 -timeout 30m ./internal/framework/sqlmesh/planner/... ./internal/comments/...
 	DAGCTL_UPDATE_GOLDEN=1 $(GO) test -count=1 -timeout 30m -run '^TestPullRequestGetsPlanChecksAndStickyComment$$' ./internal/server/
 	DAGCTL_REPLAY_CAPTURE=1 $(GO) test -count=1 -timeout 30m ./internal/handlertest/
+	DAGCTL_REPLAY_CAPTURE=1 $(GO) test -count=1 -timeout 30m -run '^TestChaos' ./internal/server/chaos/
 
 ## bench: the figures of BENCHMARKS.md: the Go benchmarks (a 10,000-model plan; webhook to first check run), then
 ## `dagctl-bot plan` against the raw sqlmesh CLI, then the intake under load, then the intake under a flood of
-## strangers' slow 25 MB bodies (35 s). About 6 minutes on 2 cores.
+## strangers' slow 25 MB bodies (35 s), then the long chaos run (50 PRs, a bot killed 25 times, 10 % of the
+## forge's calls failing; BENCHMARKS.md §8, about 6 minutes). About 12 minutes on 2 cores.
 bench: tools build
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./bench/...
 	$(GO) run ./bench/cmd/planoverhead -sqlmesh "$(DAGCTL_SQLMESH)" -bot bin/dagctl-bot
 	$(GO) run ./bench/cmd/loadtest
 	$(GO) run ./bench/cmd/intakeflood
+	$(GO) test -count=1 -timeout 30m -run '^TestChaos' -v ./internal/server/chaos/ -chaos.prs 50 -chaos.kills 25 -chaos.fail 0.1
 
 clean:
 	rm -rf bin .cache

@@ -147,7 +147,7 @@ func (s *Store) FinishOutbox(ctx context.Context, w OutboxWrite, refKey, ref str
 
 // RetryOutbox puts a write whose send failed at failedAt back in the queue, due at notBefore; the first
 // failure's time is kept (the retry window runs from it). When a newer write of its key arrived meanwhile, that
-// one has the newest state: the failed one is dropped instead.
+// one has the newest state: the failed one is dropped instead, its attempts added to the newer one's.
 func (s *Store) RetryOutbox(ctx context.Context, w OutboxWrite, notBefore, failedAt time.Time, cause string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		if w.Key != "" {
@@ -157,6 +157,14 @@ func (s *Store) RetryOutbox(ctx context.Context, w OutboxWrite, notBefore, faile
 				return err
 			}
 			if newer > 0 {
+				// The failed send may have reached the forge (its answer lost): the newer write inherits its
+				// attempts, so that its send first looks for what this one may have created.
+				if _, err := tx.ExecContext(ctx, `UPDATE outbox SET attempts = attempts +
+					(SELECT attempts FROM outbox WHERE id = ?)
+					WHERE forge = ? AND account = ? AND coalesce_key = ? AND state = 'pending'`,
+					w.ID, w.Forge, w.Account, w.Key); err != nil {
+					return err
+				}
 				_, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE id = ?`, w.ID)
 				return err
 			}

@@ -43,6 +43,8 @@ func TestOutboxReplacesOnlyAnUnsentWriteOfTheKey(t *testing.T) {
 	assert.Equal(t, `"success"`, string(rows[0].Payload))
 	assert.Equal(t, 0, rows[0].Priority, "the newest write's priority")
 	assert.Equal(t, `t-"running"`, rows[0].Token, "the row keeps its token")
+	assert.Equal(t, 1, rows[0].Attempts, "the failed send may have reached the forge (a create whose answer was "+
+		"lost): the write that replaces it says so, so that its send looks for what that one created first")
 }
 
 func TestOutboxClaimsResumedSendsFirstThenByPriorityAndAge(t *testing.T) {

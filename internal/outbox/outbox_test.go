@@ -262,6 +262,27 @@ func TestAStatusWhoseCreateLostItsAnswerIsUpdatedNotCreatedAgain(t *testing.T) {
 	assert.Empty(t, w.pending())
 }
 
+// Found by the chaos run (internal/server/chaos): the retry of a create whose answer was lost was dropped in
+// favour of a newer state of its key, which then created a second check run and left the first queued.
+func TestAStatusWhoseCreateLostItsAnswerAndThenChangedIsCreatedOnce(t *testing.T) {
+	w := newWorld(t)
+	proxy := newHoldingProxy(t, w.fake.URL(), "POST", "/api/v3/repos/acme/warehouse/check-runs", 1, loseAnswer)
+	ob := w.outbox(w.newApp(proxy.URL + "/api/v3"))
+	ctx := context.Background()
+	// The plan ends while its queued state is being sent: the newer state waits behind the send.
+	proxy.BeforeLosing = func() {
+		require.NoError(t, ob.PutStatus(ctx, acct, w.vrepo, w.status(planProd, vcs.StatusSuccess, "plan:1"), outbox.PriorityResult))
+	}
+	require.NoError(t, ob.PutStatus(ctx, acct, w.vrepo, w.status(planProd, vcs.StatusQueued, "plan:1"), outbox.PriorityProgress))
+	require.NoError(t, ob.Drain(ctx))
+	w.fake.Advance(backoff)
+	require.NoError(t, ob.Drain(ctx))
+	runs := w.repo.CheckRuns()
+	require.Len(t, runs, 1, "the newer state found the check run its key's lost create made")
+	assert.Equal(t, "completed", runs[0].Status)
+	assert.Empty(t, w.pending())
+}
+
 func TestASlottedStatusIsOneCheckRunWhateverItsExternalID(t *testing.T) {
 	w := newWorld(t)
 	ob := w.outbox(w.app)

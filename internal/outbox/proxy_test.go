@@ -35,6 +35,9 @@ type holdingProxy struct {
 	URL  string
 	Held chan struct{} // closed when the caught request is being held (or its answer was lost)
 
+	// BeforeLosing, set, runs in loseAnswer mode after the forge handled the request and before the 502.
+	BeforeLosing func()
+
 	nth   int
 	mu    sync.Mutex
 	seen  int
@@ -56,6 +59,9 @@ func newHoldingProxy(t *testing.T, target, method, path string, nth int, mode ho
 		switch mode {
 		case loseAnswer:
 			forward.ServeHTTP(&discard{header: http.Header{}}, r)
+			if p.BeforeLosing != nil {
+				p.BeforeLosing()
+			}
 			w.WriteHeader(http.StatusBadGateway)
 			p.once.Do(func() { close(p.Held) })
 		case holdAfterForward:

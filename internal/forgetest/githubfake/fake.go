@@ -16,6 +16,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
+	"math/rand"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -53,6 +54,7 @@ type Fake struct {
 	teams         map[string]map[string]string // "org/slug" → login → state
 	manifestCodes map[string]ManifestApp
 	failures      []*failureRule
+	random        randomFailures
 	requests      []Request
 	hooks         map[int64]*hookState // by app id: its webhook URL and the deliveries made to it
 
@@ -253,6 +255,52 @@ func PermissionDenied() Failure {
 	}
 }
 
+// badGateway is what a proxy in front of the API answers when the API does not.
+var badGateway = Failure{Status: http.StatusBadGateway, Message: "Server Error"}
+
+// RandomFailures fail a share of API calls with 502 Bad Gateway, drawn from a seeded source so that a run can
+// be repeated. The zero value fails nothing.
+type RandomFailures struct {
+	// Share of API calls that fail.
+	Share float64
+	// AfterHandling is the share of failing writes (not GET or HEAD) that are handled first, their answer
+	// lost: the caller cannot tell whether the write happened.
+	AfterHandling float64
+	Seed          int64
+}
+
+type randomFailures struct {
+	RandomFailures
+	rng    *rand.Rand
+	failed int
+}
+
+// draw decides one call's fate. Callers hold f.mu.
+func (r *randomFailures) draw(write bool) (before, after bool) {
+	if r.Share <= 0 || r.rng.Float64() >= r.Share {
+		return false, false
+	}
+	r.failed++
+	if write && r.rng.Float64() < r.AfterHandling {
+		return false, true
+	}
+	return true, false
+}
+
+// FailRandomly fails a share of the API calls from now on (the zero RandomFailures: none), besides FailNext's.
+func (f *Fake) FailRandomly(r RandomFailures) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.random = randomFailures{RandomFailures: r, rng: rand.New(rand.NewSource(r.Seed))}
+}
+
+// RandomlyFailed is how many calls FailRandomly's current setting failed.
+func (f *Fake) RandomlyFailed() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.random.failed
+}
+
 type failureRule struct {
 	method, pattern string
 	remaining       int
@@ -326,6 +374,10 @@ func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	failure, failing := f.takeFailure(r.Method, p)
 	now, latency := f.now, f.latency
 	write := isAPI && r.Method != http.MethodGet && r.Method != http.MethodHead
+	failBefore, failAfter := false, false
+	if isAPI && !failing {
+		failBefore, failAfter = f.random.draw(write)
+	}
 	if write {
 		f.writesInFlight++
 		f.maxWritesInFlight = max(f.maxWritesInFlight, f.writesInFlight)
@@ -352,6 +404,12 @@ func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case failing:
 		writeFailure(rec, failure, now)
+	case failBefore:
+		writeFailure(rec, badGateway, now)
+	case failAfter:
+		// Handled, and its answer lost on the way back, as when a proxy in front of GitHub times out.
+		http.StripPrefix(apiPrefix, f.api).ServeHTTP(httptest.NewRecorder(), r)
+		writeFailure(rec, badGateway, now)
 	case isAPI:
 		rec.Header().Set("X-GitHub-Media-Type", "github.v3; format=json")
 		http.StripPrefix(apiPrefix, f.api).ServeHTTP(rec, r)

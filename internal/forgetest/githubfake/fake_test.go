@@ -339,3 +339,35 @@ func TestPayloadPatching(t *testing.T) {
 	assert.Equal(t, "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
 		githubfake.Sign("It's a Secret to Everybody", []byte("Hello, World!")))
 }
+
+func TestRandomFailuresAnswer502BeforeOrAfterHandling(t *testing.T) {
+	h := newHarness(t)
+	token := "token " + h.token()
+	create := func(body string) int {
+		resp, _ := h.do("POST", "/repos/acme/repo/issues/1/comments", token, map[string]string{"body": body})
+		return resp.StatusCode
+	}
+	h.repo.SetPR(githubfake.PR{Number: 1, Title: "t", Author: "alice", HeadRef: "x", HeadSHA: h.git.SHA("main"), BaseRef: "main", BaseSHA: h.git.SHA("main")})
+
+	h.fake.FailRandomly(githubfake.RandomFailures{Share: 1, Seed: 1})
+	assert.Equal(t, http.StatusBadGateway, create("before"))
+	assert.Empty(t, h.repo.Comments(1), "failed before it was handled")
+
+	h.fake.FailRandomly(githubfake.RandomFailures{Share: 1, AfterHandling: 1, Seed: 1})
+	assert.Equal(t, http.StatusBadGateway, create("after"))
+	require.Len(t, h.repo.Comments(1), 1, "handled, its answer lost")
+
+	h.fake.FailRandomly(githubfake.RandomFailures{})
+	assert.Equal(t, http.StatusCreated, create("healthy"))
+
+	h.fake.FailRandomly(githubfake.RandomFailures{Share: 0.25, Seed: 7})
+	failed := 0
+	for i := 0; i < 400; i++ {
+		resp, _ := h.do("GET", "/repos/acme/repo/contents/README.md", token, nil)
+		if resp.StatusCode == http.StatusBadGateway {
+			failed++
+		}
+	}
+	assert.InDelta(t, 100, failed, 40, "about a quarter of the calls fail")
+	assert.Equal(t, failed, h.fake.RandomlyFailed(), "the fake counts what it failed")
+}
