@@ -428,7 +428,7 @@ func (r *Runner) Reattach(ctx context.Context, run db.Run) (bool, error) {
 		return false, err
 	}
 	logw := r.Store.NewRunLogWriter(run.ID, LogFlushInterval)
-	h, err := r.Executor.Attach(ctx, run.ExecutorJobID, r.JobRedactor("", pc.Job).Sink(logw.Sink))
+	h, release, err := r.Follow(ctx, run, pc, logw.Sink)
 	if err != nil {
 		_ = logw.Close(ctx)
 		if errors.Is(err, jobs.ErrGone) {
@@ -436,16 +436,25 @@ func (r *Runner) Reattach(ctx context.Context, run db.Run) (bool, error) {
 		}
 		return false, err
 	}
-	job := &attachedJob{handle: h, log: logw, release: func() {}}
-	// The job runs, so it counts against the job slots; with more still running than slots, the extra ones just
-	// keep the next jobs waiting longer.
+	r.follow(p, pc, run, &attachedJob{handle: h, log: logw, release: release})
+	return true, nil
+}
+
+// Follow attaches to the job a previous process started for the run (a plan, or an apply's step), its lines
+// redacted into sink. The job runs, so it counts against the job slots, given back by release (safe to call
+// more than once); with more still running than slots, the extra ones just keep the next jobs waiting longer.
+// The executor's jobs.ErrGone says there is nothing to follow.
+func (r *Runner) Follow(ctx context.Context, run db.Run, pc prstate.PlanContext, sink jobs.Sink) (h jobs.Handle, release func(), err error) {
+	if h, err = r.Executor.Attach(ctx, run.ExecutorJobID, r.JobRedactor("", pc.Job).Sink(sink)); err != nil {
+		return nil, nil, err
+	}
+	release = func() {}
 	select {
 	case r.slots <- struct{}{}:
-		job.release = sync.OnceFunc(func() { <-r.slots })
+		release = sync.OnceFunc(func() { <-r.slots })
 	default:
 	}
-	r.follow(p, pc, run, job)
-	return true, nil
+	return h, release, nil
 }
 
 // follow reports a job started by a previous process, in the background.

@@ -1,0 +1,88 @@
+package kubee2e_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/dagctl/dagctl-bot/internal/forgetest"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
+)
+
+// slowModel is an incremental Python model that takes a while per daily batch (14 of them), so that a restart
+// falls in the middle of its apply.
+const slowModel = `import time
+import typing as t
+from datetime import datetime
+
+import pandas as pd
+from sqlmesh import ExecutionContext, model
+from sqlmesh.core.model.kind import ModelKindName
+
+
+@model(
+    "dagctl_example.slow_events",
+    kind=dict(name=ModelKindName.INCREMENTAL_BY_TIME_RANGE, time_column="event_date", batch_size=1),
+    start="2024-01-01",
+    cron="@daily",
+    columns={"event_date": "date", "n": "int"},
+)
+def execute(context: ExecutionContext, start: datetime, end: datetime, execution_time: datetime, **kwargs: t.Any) -> pd.DataFrame:
+    time.sleep(0.6)
+    return pd.DataFrame({"event_date": [start.date()], "n": [1]})
+`
+
+// The bot restarts (a chart upgrade: Recreate) while an apply's Job runs: the new process follows the same Job
+// to its end. Nothing runs twice (one apply Job), the apply keeps its lock while the Job runs and releases it
+// after, and the same check run goes from its progress to the applied result; the PR is told, as without a
+// restart.
+func TestBotRestartMidApplyFollowsTheApplyJob(t *testing.T) {
+	w := newWorld(t, nil)
+	head := w.PR(1, "slow", "alice", map[string]string{"models/slow_events.py": slowModel})
+	require.Equal(t, 202, w.send(w.PREvent(vcs.PROpened, 1)).Status)
+	w.waitForCheck("dagctl/plan: dev", head, completed)
+	w.waitJobs()
+
+	id := w.AddComment(1, "bob", "/dagctl apply dev")
+	require.Equal(t, 202, w.send(w.CommentEvent(1, id)).Status)
+	w.waitForCheck("dagctl/apply: dev", head, func(c forgetest.Status) bool { return strings.HasPrefix(c.Title, "Applying") })
+
+	w.close(50 * time.Millisecond) // a deploy: the Job goes on without the bot
+	w.start()
+
+	// Read the lock first, then the Job: a Job still running now was running when the lock was read.
+	_, held, err := w.srv.Store().Holder(context.Background(), "github", w.Repo().FullName(), "dev")
+	require.NoError(t, err)
+	job := applyJob(t, w)
+	require.Zero(t, job.Status.Succeeded+job.Status.Failed, "the apply's Job ended before the restart was done: lengthen slowModel")
+	assert.True(t, held, "the restart left the running apply's lock held")
+
+	w.waitForCheck("dagctl/apply: dev", head, completed)
+	w.waitJobs()
+	checks := w.StatusesNamed("dagctl/apply: dev", head)
+	require.Len(t, checks, 1, "the same check run is finished, not a new one")
+	assert.Equal(t, vcs.StatusSuccess, checks[0].State, checks[0].Summary)
+	assert.Contains(t, checks[0].Title, "Applied in")
+	assert.Contains(t, checks[0].Summary, "Applied the approved plan to `dev`")
+	assert.EqualValues(t, 1, applyJob(t, w).Status.Succeeded, "the Job was followed to its end, not run again")
+	_, held, err = w.srv.Store().Holder(context.Background(), "github", w.Repo().FullName(), "dev")
+	require.NoError(t, err)
+	assert.False(t, held, "the lock is released once the apply ends")
+	assert.Contains(t, w.LastComment(1), "✅ `dev`: Applied in")
+	assert.Contains(t, w.log.String(), "following an apply a previous process started")
+}
+
+// applyJob is the one apply Job of the world's namespace.
+func applyJob(t *testing.T, w *world) batchv1.Job {
+	t.Helper()
+	list, err := cluster.Client.BatchV1().Jobs(w.ns).List(context.Background(), metav1.ListOptions{LabelSelector: "dagctl.dev/kind=apply"})
+	require.NoError(t, err)
+	require.Len(t, list.Items, 1, "one apply Job")
+	return list.Items[0]
+}
