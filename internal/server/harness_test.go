@@ -168,6 +168,13 @@ func (w *world) crash() {
 	w.srv.Crash()
 }
 
+// killLeavingJobs stops the bot as SIGKILL would: its local jobs' processes live on.
+func (w *world) killLeavingJobs() {
+	w.stopped = true
+	w.http.Close()
+	w.srv.KillLeavingJobs()
+}
+
 // send delivers a webhook and waits until the bot has handled it and every job it started has been reported.
 func (w *world) send(wh forgetest.Webhook) forgetest.Delivery {
 	w.t.Helper()
