@@ -86,3 +86,36 @@ func applyJob(t *testing.T, w *world) batchv1.Job {
 	require.Len(t, list.Items, 1, "one apply Job")
 	return list.Items[0]
 }
+
+// The restart falls on the apply's first step, its plan made again at the commit to apply: the new process
+// follows that Job too, compares its plan with the approved one and applies, as the sequence would have. The
+// decision under the lock was taken and the lock never left the apply, so nothing is decided twice and
+// nothing runs twice: one verifying Job, one apply Job, one check run.
+func TestBotRestartDuringTheApplysReplanFollowsItAndApplies(t *testing.T) {
+	w := newWorld(t, nil)
+	head := w.PR(1, "slow", "alice", map[string]string{"models/slow_events.py": slowModel})
+	require.Equal(t, 202, w.send(w.PREvent(vcs.PROpened, 1)).Status)
+	w.waitForCheck("dagctl/plan: dev", head, completed)
+	w.waitJobs()
+
+	id := w.AddComment(1, "bob", "/dagctl apply dev")
+	require.Equal(t, 202, w.send(w.CommentEvent(1, id)).Status)
+	w.waitForCheck("dagctl/apply: dev", head, func(c forgetest.Status) bool { return c.Title == "Checking the plan" })
+	w.close(50 * time.Millisecond)
+	w.start()
+
+	w.waitForCheck("dagctl/apply: dev", head, completed)
+	w.waitJobs()
+	assert.Contains(t, w.log.String(), `msg="following an apply a previous process started" run=3 step=verify`)
+	checks := w.StatusesNamed("dagctl/apply: dev", head)
+	require.Len(t, checks, 1, "the same check run is finished, not a new one")
+	assert.Equal(t, vcs.StatusSuccess, checks[0].State, checks[0].Summary)
+	assert.Contains(t, checks[0].Summary, "Applied the approved plan to `dev`")
+	assert.EqualValues(t, 1, applyJob(t, w).Status.Succeeded)
+	list, err := cluster.Client.BatchV1().Jobs(w.ns).List(context.Background(), metav1.ListOptions{LabelSelector: "dagctl.dev/run-id=3-verify"})
+	require.NoError(t, err)
+	assert.Len(t, list.Items, 1, "the verifying plan was followed, not run again")
+	_, held, err := w.srv.Store().Holder(context.Background(), "github", w.Repo().FullName(), "dev")
+	require.NoError(t, err)
+	assert.False(t, held)
+}
