@@ -75,6 +75,7 @@ func forEachForge(t *testing.T, scenario func(t *testing.T, forge e2e.Kind)) {
 
 func newWorld(t *testing.T, forge e2e.Kind, opts worldOptions) *world {
 	t.Helper()
+	testutil.CheckNoLeakedGoroutines(t) // first: it runs after every cleanup of the world
 	w := &world{t: t, opts: opts, World: e2e.NewWorld(t, forge, opts.baseFiles)}
 	// As in production: the database in a directory of its own, the jobs' work directory outside it.
 	dir := testutil.TempDirForJobUsers(t)
