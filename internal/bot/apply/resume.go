@@ -144,10 +144,11 @@ func (s *Sequence) Reattach(ctx context.Context, run db.Run) (bool, error) {
 	followed := func(ctx context.Context, _ jobrun.Step, onLine func(jobs.Line)) (jobs.Result, error) {
 		relay.to(onLine)
 		defer release()
-		return h.Wait(ctx)
+		return jobrun.WaitJob(ctx, h)
 	}
 	if !s.Runner.InBackground(p.ID, run.ID, h, func(ctx context.Context) {
-		s.finish(ctx, forge, req, run, req.owner(), s.resume(ctx, forge, req, run, *state, step, logw, followed))
+		end := withCause(ctx, s.resume(ctx, forge, req, run, *state, step, logw, followed))
+		s.finish(context.WithoutCancel(ctx), forge, req, run, req.owner(), end)
 	}) {
 		release()
 		_ = logw.Close(ctx)

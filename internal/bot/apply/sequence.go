@@ -97,7 +97,27 @@ type applyEnding struct {
 
 func (s *Sequence) runApply(ctx context.Context, forge vcs.Forge, req Request, run db.Run) {
 	owner := req.owner()
-	s.finish(ctx, forge, req, run, owner, s.applyUnderLock(ctx, forge, req, run, owner))
+	end := withCause(ctx, s.applyUnderLock(ctx, forge, req, run, owner))
+	s.finish(context.WithoutCancel(ctx), forge, req, run, owner, end)
+}
+
+// withCause is how an apply whose run's context ended (context.Cause) ends: a shutdown leaves it for the next
+// start; a cancel ends it as cancelled, saying why, whatever step it stopped at (a forge read or a store call
+// cut short fails only because of it).
+func withCause(ctx context.Context, end applyEnding) applyEnding {
+	cause := context.Cause(ctx)
+	if cause == nil || end.abandoned || end.conclusion == vcs.StatusSuccess {
+		return end
+	}
+	if errors.Is(cause, jobrun.ErrShutdown) {
+		return applyEnding{abandoned: true}
+	}
+	title := end.title
+	if end.conclusion != vcs.StatusCancelled {
+		title = "Cancelled: " + cause.Error()
+	}
+	return applyEnding{conclusion: vcs.StatusCancelled, title: title, summary: "Cancelled: " + cause.Error() + ".",
+		exitCode: end.exitCode, reason: jobs.ReasonCancelled + ": " + cause.Error()}
 }
 
 // owner is who holds the environment's lock for the apply.
@@ -189,6 +209,13 @@ func (s *Sequence) startStep(forge vcs.Forge, logw *db.RunLogWriter) stepJob {
 func (s *Sequence) waitForLock(ctx context.Context, forge vcs.Forge, req Request, run db.Run, owner db.LockOwner, facts *deploy.Facts) *applyEnding {
 	told := false
 	for {
+		if ctx.Err() != nil || s.Runner.Cancelled(run.ID) {
+			title := "Cancelled while waiting for the lock"
+			if cause := context.Cause(ctx); cause != nil {
+				title += ": " + cause.Error()
+			}
+			return &applyEnding{conclusion: vcs.StatusCancelled, title: title, exitCode: -1, reason: jobs.ReasonCancelled}
+		}
 		held, ok, err := s.Store.TryLock(ctx, req.Plan.Forge, req.Plan.Repo, req.Context.Env.Name, owner)
 		if err != nil {
 			return &applyEnding{conclusion: vcs.StatusFailure, title: "Could not take the environment's lock", summary: err.Error(), exitCode: -1, reason: err.Error()}
@@ -197,9 +224,6 @@ func (s *Sequence) waitForLock(ctx context.Context, forge vcs.Forge, req Request
 		d := deploy.Decide(*facts)
 		if d.Verdict != deploy.Wait {
 			return nil
-		}
-		if s.Runner.Cancelled(run.ID) {
-			return &applyEnding{conclusion: vcs.StatusCancelled, title: "Cancelled while waiting for the lock", exitCode: -1, reason: jobs.ReasonCancelled}
 		}
 		if s.Runner.IsClosed() {
 			return &applyEnding{abandoned: true}
@@ -212,7 +236,10 @@ func (s *Sequence) waitForLock(ctx context.Context, forge vcs.Forge, req Request
 				s.Log.Warn("telling who holds a lock", "err", err)
 			}
 		}
-		time.Sleep(lockPoll)
+		select {
+		case <-ctx.Done(): // cancelled, or the bot stops: said at the top of the loop
+		case <-time.After(lockPoll):
+		}
 	}
 }
 
