@@ -119,3 +119,36 @@ func TestBotRestartDuringTheApplysReplanFollowsItAndApplies(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, held)
 }
+
+// A protected environment applied on merge, the bot restarting mid-apply: the followed apply records the
+// content prod now holds (so the next apply's content rule compares with it), on the merge commit's check.
+func TestBotRestartMidApplyOnMergeRecordsTheAppliedContent(t *testing.T) {
+	w := newWorld(t, nil)
+	head := w.PR(1, "slow", "alice", map[string]string{"models/slow_events.py": slowModel})
+	require.Equal(t, 202, w.send(w.PREvent(vcs.PROpened, 1)).Status)
+	w.waitForCheck("dagctl/plan: prod", head, completed)
+	w.waitForCheck("dagctl/plan: dev", head, completed)
+	w.waitJobs()
+	w.send(w.ReviewEvent(1, w.AddReview(1, "bob", vcs.ReviewApproved, head)))
+	w.waitJobs()
+	merge := w.MergePR(1)
+	require.Equal(t, 202, w.send(w.PREvent(vcs.PRMerged, 1)).Status)
+	w.waitForCheck("dagctl/apply: prod", merge, func(c forgetest.Status) bool { return strings.HasPrefix(c.Title, "Applying") })
+
+	w.close(50 * time.Millisecond)
+	w.start()
+
+	w.waitForCheck("dagctl/apply: prod", merge, completed)
+	w.waitJobs()
+	checks := w.StatusesNamed("dagctl/apply: prod", merge)
+	require.Len(t, checks, 1, "the same check run is finished, not a new one")
+	assert.Equal(t, vcs.StatusSuccess, checks[0].State, checks[0].Summary)
+	assert.EqualValues(t, 1, applyJob(t, w).Status.Succeeded)
+	ctx := context.Background()
+	plans, err := w.srv.Store().ListPlansByPR(ctx, "github", w.Repo().FullName(), 1)
+	require.NoError(t, err)
+	applied, err := w.srv.Store().LastApplied(ctx, "github", w.Repo().FullName(), plans[0].Project, "prod")
+	require.NoError(t, err, "the followed apply recorded what prod holds")
+	assert.Equal(t, merge, applied.CommitSHA)
+	assert.NotEmpty(t, applied.ContentHash)
+}
