@@ -130,14 +130,7 @@ func (s *Sequence) Reattach(ctx context.Context, run db.Run) (bool, error) {
 		return false, err
 	}
 	if state == nil {
-		// Nothing says what this apply was asked to do, so it cannot be finished: its job is stopped, so that
-		// the apply ends as interrupted (its lock released) only once nothing of it runs.
-		s.Log.Warn("stopping an apply's job that cannot be resumed", "run", run.ID, "job", run.ExecutorJobID)
-		_ = h.Cancel(ctx)
-		_, err := h.Wait(ctx)
-		release()
-		_ = logw.Close(ctx)
-		return false, err
+		return false, s.stopUnresumable(ctx, run, h, release, logw)
 	}
 	req := state.request(p, pc)
 	s.Log.Info("following an apply a previous process started", "run", run.ID, "step", step, "env", pc.Env.Name)
@@ -155,6 +148,20 @@ func (s *Sequence) Reattach(ctx context.Context, run db.Run) (bool, error) {
 		return true, nil // the bot is stopping again: the run stays as it is for the next start
 	}
 	return true, nil
+}
+
+// stopUnresumable stops the job of an apply that nothing says how to finish (no resume state): the apply then
+// ends as interrupted, its lock released, only once nothing of it runs. An error says it may still run: the
+// apply then keeps its lock until a next start can tell.
+func (s *Sequence) stopUnresumable(ctx context.Context, run db.Run, h jobs.Handle, release func(), logw *db.RunLogWriter) error {
+	defer func() { _ = logw.Close(ctx) }()
+	defer release()
+	s.Log.Warn("stopping an apply's job that cannot be resumed", "run", run.ID, "job", run.ExecutorJobID)
+	if err := h.Cancel(ctx); err != nil {
+		return err
+	}
+	_, err := jobrun.WaitJob(ctx, h)
+	return err
 }
 
 // resume goes on with the apply from the step whose job is followed.
