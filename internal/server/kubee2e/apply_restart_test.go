@@ -2,6 +2,7 @@ package kubee2e_test
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"testing"
 	"time"
@@ -151,4 +152,37 @@ func TestBotRestartMidApplyOnMergeRecordsTheAppliedContent(t *testing.T) {
 	require.NoError(t, err, "the followed apply recorded what prod holds")
 	assert.Equal(t, merge, applied.CommitSHA)
 	assert.NotEmpty(t, applied.ContentHash)
+}
+
+// An apply a version before resume states started (nothing says what it was asked to do) cannot be followed:
+// its Job is stopped, and only once it is gone does the apply end as interrupted and its lock go.
+func TestBotRestartMidApplyItCannotResumeStopsTheJobBeforeReleasingTheLock(t *testing.T) {
+	w := newWorld(t, nil)
+	head := w.PR(1, "slow", "alice", map[string]string{"models/slow_events.py": slowModel})
+	require.Equal(t, 202, w.send(w.PREvent(vcs.PROpened, 1)).Status)
+	w.waitForCheck("dagctl/plan: dev", head, completed)
+	w.waitJobs()
+	id := w.AddComment(1, "bob", "/dagctl apply dev")
+	require.Equal(t, 202, w.send(w.CommentEvent(1, id)).Status)
+	w.waitForCheck("dagctl/apply: dev", head, func(c forgetest.Status) bool { return strings.HasPrefix(c.Title, "Applying") })
+
+	w.close(50 * time.Millisecond)
+	raw, err := sql.Open("sqlite", w.dbPath)
+	require.NoError(t, err)
+	_, err = raw.Exec(`DELETE FROM settings WHERE key LIKE 'run_resume/%'`)
+	require.NoError(t, err)
+	require.NoError(t, raw.Close())
+	w.start()
+
+	_, held, err := w.srv.Store().Holder(context.Background(), "github", w.Repo().FullName(), "dev")
+	require.NoError(t, err)
+	assert.False(t, held, "the interrupted apply's lock is released")
+	list, err := cluster.Client.BatchV1().Jobs(w.ns).List(context.Background(), metav1.ListOptions{LabelSelector: "dagctl.dev/kind=apply"})
+	require.NoError(t, err)
+	assert.Empty(t, list.Items, "its Job was gone before the lock was released")
+	w.waitForCheck("dagctl/apply: dev", head, completed)
+	w.waitJobs()
+	c, _ := w.Status("dagctl/apply: dev", head)
+	assert.Equal(t, vcs.StatusFailure, c.State)
+	assert.Contains(t, c.Title, "Interrupted")
 }
