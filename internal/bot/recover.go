@@ -10,7 +10,10 @@ import (
 )
 
 // Recover finishes what a previous process of the bot left behind, so that every check reaches a final state:
-//   - runs the executor still has (a Kubernetes Job) are followed to their end and reported;
+//   - runs the executor still has (a Kubernetes Job) are followed to their end and reported: a plan, or an apply,
+//     which goes on from the step that was running, holding its lock (apply.Sequence.Reattach);
+//   - applies the executor lost end as interrupted, their lock released, once nothing of them runs (the local
+//     executor's Attach stops what a killed bot left of its job first);
 //   - plan runs the executor lost (a local process dies with the bot) or never started are run again — a plan
 //     applies nothing, so running it twice is harmless;
 //   - plans whose outcome was stored but not yet shown on the forge are reported.
@@ -24,9 +27,17 @@ func (b *Bot) Recover(ctx context.Context) error {
 	}
 	var lost []db.Run
 	for _, run := range runs {
-		attached, err := b.runner.Reattach(ctx, run)
+		reattach := b.runner.Reattach
+		if run.Kind == jobs.KindApply {
+			reattach = b.applies.Reattach
+		}
+		attached, err := reattach(ctx, run)
 		if err != nil {
 			b.log.Error("re-attaching a run", "run", run.ID, "plan", run.PlanID, "err", err)
+			if run.Kind == jobs.KindApply {
+				// Its job may still run: the apply keeps its lock and its check until a next start can tell.
+				continue
+			}
 		}
 		if !attached {
 			lost = append(lost, run)

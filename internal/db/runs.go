@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/jobs"
@@ -194,6 +195,9 @@ func (s *Store) FinishRun(ctx context.Context, id int64, res RunResult) (Run, er
 			string(res.Status), exit, res.Reason, now, id); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM settings WHERE key = ?`, runResumeKey(id)); err != nil {
+			return err
+		}
 		r.Status, r.ExitCode, r.Reason, r.FinishedAt = res.Status, res.ExitCode, res.Reason, fromMillis(now)
 		return nil
 	})
@@ -269,4 +273,33 @@ func (s *Store) RunLogTail(ctx context.Context, runID int64, n int) ([]LogLine, 
 			SELECT seq, stream, text, at FROM run_logs WHERE run_id = ? ORDER BY seq DESC LIMIT ?)
 		ORDER BY seq`, runID, n)
 	return collect(rows, err, scanLogLine)
+}
+
+// runResumeKey is where a run's resume state lives (in settings, which holds what the bot writes for itself).
+func runResumeKey(id int64) string { return "run_resume/" + strconv.FormatInt(id, 10) }
+
+// SetRunResume stores what a restarted bot needs to finish an unfinished run whose job outlives it (an
+// apply's request and what was decided under its lock), replacing what was stored before. FinishRun deletes
+// it.
+func (s *Store) SetRunResume(ctx context.Context, id int64, state []byte) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		r, err := getRun(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if r.Status.Final() {
+			return fmt.Errorf("run %d is %s: nothing to resume", id, r.Status)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+			runResumeKey(id), state, s.nowMillis())
+		return err
+	})
+}
+
+// RunResume returns a run's resume state, or ErrNotFound.
+func (s *Store) RunResume(ctx context.Context, id int64) ([]byte, error) {
+	var state []byte
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE key = ?`, runResumeKey(id)).Scan(&state)
+	return one(state, err, fmt.Sprintf("resume state of run %d", id))
 }

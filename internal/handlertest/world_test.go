@@ -47,6 +47,7 @@ type world struct {
 // newWorld sets the world up; the bot runs sqlmesh and the frameworks given.
 func newWorld(t *testing.T, frameworks ...framework.Framework) *world {
 	t.Helper()
+	testutil.CheckNoLeakedGoroutines(t) // first: it runs after every cleanup of the world
 	w := &world{t: t, forge: memforge.New()}
 	w.repo = w.forge.AddRepo("acme", "warehouse", "main", "carol", testutil.ExampleFiles(t))
 	for user, p := range map[string]vcs.Permission{"alice": vcs.PermissionWrite, "bob": vcs.PermissionWrite,

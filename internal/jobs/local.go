@@ -205,6 +205,7 @@ func (l *Local) Start(ctx context.Context, spec Spec, sink Sink) (Handle, error)
 		id:        id,
 		spec:      spec,
 		scratch:   scratch,
+		record:    l.recordFile(id),
 		user:      user,
 		killGrace: l.killGrace,
 		redactor:  NewRedactor(spec.Source.Token),
@@ -239,8 +240,13 @@ func (l *Local) Start(ctx context.Context, spec Spec, sink Sink) (Handle, error)
 	return j, nil
 }
 
-// Attach always returns ErrGone: a local process does not outlive the bot that started it.
+// Attach returns ErrGone: a local job is not followed by another process than the one that started it. A job a
+// killed bot left running is stopped first (leftover.go), so that ErrGone means nothing of it runs; an error
+// says it may still run.
 func (l *Local) Attach(ctx context.Context, id string, sink Sink) (Handle, error) {
+	if err := l.stopLeftover(ctx, id); err != nil {
+		return nil, err
+	}
 	return nil, ErrGone
 }
 
@@ -324,6 +330,7 @@ type localJob struct {
 	id        string
 	spec      Spec
 	scratch   string
+	record    string   // the file naming its running process group (leftover.go)
 	user      *jobUser // nil: the bot's user
 	killGrace time.Duration
 	redactor  *Redactor
@@ -514,6 +521,7 @@ func (j *localJob) runProcess(dir string, env map[string]string, argv []string) 
 		return Result{ExitCode: -1, Reason: ReasonStartFailed}
 	}
 	pgid := cmd.Process.Pid
+	j.writeRecord(pgid)
 
 	drained := make(chan struct{})
 	var readers sync.WaitGroup
@@ -547,6 +555,8 @@ func (j *localJob) runProcess(dir string, env map[string]string, argv []string) 
 	if j.user != nil && !clearUser(j.user.uid) {
 		// Not expected (SIGKILL from the bot always works); the pool hands the uid out only once they are gone.
 		j.emit("stderr", fmt.Sprintf("dagctl: processes of the job's uid %d are still running", j.user.uid))
+	} else if j.record != "" {
+		_ = os.Remove(j.record) // nothing of it runs any more
 	}
 
 	// Output ends when the last process holding the pipes is gone; one that left the process group could

@@ -1,11 +1,17 @@
 package jobs
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -134,4 +140,74 @@ func watchExit(cmd *exec.Cmd) (exited <-chan struct{}, reap func() error) {
 		}
 	}()
 	return ch, cmd.Wait
+}
+
+// processStart is a process's start time in clock ticks since boot (0 when it is gone): with its pid it names
+// one process, as a pid alone may be reused.
+func processStart(pid int) uint64 {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	fields := statFields(stat)
+	if len(fields) < 20 {
+		return 0
+	}
+	start, _ := strconv.ParseUint(fields[19], 10, 64) // field 22 of stat(5): starttime
+	return start
+}
+
+// statFields are the fields of a /proc/<pid>/stat after the command's name (which may hold spaces): the
+// process's state first.
+func statFields(stat []byte) []string {
+	end := bytes.LastIndexByte(stat, ')')
+	if end < 0 {
+		return nil
+	}
+	return strings.Fields(string(stat[end+1:]))
+}
+
+// groupMembers lists the live processes of the process group (zombies hold nothing and cannot be killed).
+func groupMembers(pgid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	want := strconv.Itoa(pgid)
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		f := statFields(stat)
+		if len(f) > 2 && f[2] == want && f[0] != "Z" && f[0] != "X" {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// stopGroup kills a job's process group left by a previous process of the bot and waits until none of it
+// lives. The group's number cannot be reused while any member lives, so its members are the job's, unless
+// the leader's pid now names another process (a different start time): then the job's group is long gone.
+func stopGroup(ctx context.Context, pgid int, leaderStart uint64) error {
+	if now := processStart(pgid); now != 0 && leaderStart != 0 && now != leaderStart {
+		return nil
+	}
+	for round := 0; ; round++ {
+		if len(groupMembers(pgid)) == 0 {
+			return nil
+		}
+		_ = unix.Kill(-pgid, unix.SIGKILL)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("process group %d is still running: %w", pgid, ctx.Err())
+		case <-time.After(time.Duration(min(round+1, 20)) * time.Millisecond):
+		}
+	}
 }

@@ -3,8 +3,10 @@
 package jobs
 
 import (
+	"context"
 	"errors"
 	"os/exec"
+	"syscall"
 )
 
 // HardenProcess does nothing outside Linux. There, a job running as the bot's user may be able to inspect
@@ -36,3 +38,12 @@ func CanSwitchUsers() error {
 
 // clearUser is never called outside Linux (CanSwitchUsers refuses).
 func clearUser(uid uint32) bool { return false }
+
+// processStart is not known outside Linux.
+func processStart(pid int) uint64 { return 0 }
+
+// stopGroup kills the process group once; outside Linux it cannot tell when the group is gone.
+func stopGroup(ctx context.Context, pgid int, leaderStart uint64) error {
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	return nil
+}

@@ -73,18 +73,11 @@ func (s *Server) cleanOrphans(ctx context.Context) {
 			s.log.Warn("listing unfinished runs for the orphan sweep", "err", err)
 			return
 		}
-		known := map[string]bool{}
+		unfinished := map[int64]bool{}
 		for _, r := range runs {
-			known[strconv.FormatInt(r.ID, 10)] = true
+			unfinished[r.ID] = true
 		}
-		// Job run ids are "<run>" for plans and "<run>-<step>" for an apply's steps.
-		deleted, err := k.CleanOrphans(ctx, func(runID string) bool {
-			if strings.HasPrefix(runID, "invalidate-") {
-				return true // short cleanup jobs of closed PRs, not tied to a run
-			}
-			id, _, _ := strings.Cut(runID, "-")
-			return known[id]
-		})
+		deleted, err := k.CleanOrphans(ctx, func(runID string) bool { return keepJob(runID, unfinished) })
 		if err != nil {
 			s.log.Warn("deleting orphaned Jobs", "err", err)
 		} else if len(deleted) > 0 {
@@ -104,4 +97,19 @@ func (s *Server) cleanOrphans(ctx context.Context) {
 			}
 		}
 	}()
+}
+
+// keepJob says whether the sweep keeps a Job, by its run id: a plan's ("<run>") or an apply's step
+// ("<run>-verify", "<run>-apply") while the run is unfinished, which a restarted bot follows; a closed PR's
+// cleanup ("invalidate-<plan>") always, as it is tied to no run.
+func keepJob(jobRunID string, unfinished map[int64]bool) bool {
+	if strings.HasPrefix(jobRunID, "invalidate-") {
+		return true
+	}
+	run, step, stepped := strings.Cut(jobRunID, "-")
+	if stepped && step != "verify" && step != "apply" {
+		return false
+	}
+	id, err := strconv.ParseInt(run, 10, 64)
+	return err == nil && unfinished[id]
 }

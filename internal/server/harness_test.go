@@ -75,6 +75,7 @@ func forEachForge(t *testing.T, scenario func(t *testing.T, forge e2e.Kind)) {
 
 func newWorld(t *testing.T, forge e2e.Kind, opts worldOptions) *world {
 	t.Helper()
+	testutil.CheckNoLeakedGoroutines(t) // first: it runs after every cleanup of the world
 	w := &world{t: t, opts: opts, World: e2e.NewWorld(t, forge, opts.baseFiles)}
 	// As in production: the database in a directory of its own, the jobs' work directory outside it.
 	dir := testutil.TempDirForJobUsers(t)
@@ -166,6 +167,13 @@ func (w *world) crash() {
 	w.stopped = true
 	w.http.Close()
 	w.srv.Crash()
+}
+
+// killLeavingJobs stops the bot as SIGKILL would: its local jobs' processes live on.
+func (w *world) killLeavingJobs() {
+	w.stopped = true
+	w.http.Close()
+	w.srv.KillLeavingJobs()
 }
 
 // send delivers a webhook and waits until the bot has handled it and every job it started has been reported.

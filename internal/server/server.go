@@ -395,6 +395,18 @@ func (s *Server) Crash() {
 	s.bot.Wait()
 }
 
+// KillLeavingJobs stops the server as SIGKILL would: like Crash, but the executor's jobs are left running (a
+// killed bot stops no local process) and nothing is waited for. Tests use it to prove that the next start
+// stops what was left before it ends the runs.
+func (s *Server) KillLeavingJobs() {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+	s.stopSending()
+	_ = s.store.Close()
+}
+
 // registerForges registers GitHub (configured later, from the settings or /setup) and the forges of the options,
 // which come configured.
 func (s *Server) registerForges() error {

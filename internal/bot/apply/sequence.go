@@ -96,8 +96,38 @@ type applyEnding struct {
 }
 
 func (s *Sequence) runApply(ctx context.Context, forge vcs.Forge, req Request, run db.Run) {
-	owner := db.LockOwner{PlanID: req.Plan.ID, PR: req.Plan.PR, User: req.User}
-	end := s.applyUnderLock(ctx, forge, req, run, owner)
+	owner := req.owner()
+	end := withCause(ctx, s.applyUnderLock(ctx, forge, req, run, owner))
+	s.finish(context.WithoutCancel(ctx), forge, req, run, owner, end)
+}
+
+// withCause is how an apply whose run's context ended (context.Cause) ends: a shutdown leaves it for the next
+// start; a cancel ends it as cancelled, saying why, whatever step it stopped at (a forge read or a store call
+// cut short fails only because of it).
+func withCause(ctx context.Context, end applyEnding) applyEnding {
+	cause := context.Cause(ctx)
+	if cause == nil || end.abandoned || end.conclusion == vcs.StatusSuccess {
+		return end
+	}
+	if errors.Is(cause, jobrun.ErrShutdown) {
+		return applyEnding{abandoned: true}
+	}
+	title := end.title
+	if end.conclusion != vcs.StatusCancelled {
+		title = "Cancelled: " + cause.Error()
+	}
+	return applyEnding{conclusion: vcs.StatusCancelled, title: title, summary: "Cancelled: " + cause.Error() + ".",
+		exitCode: end.exitCode, reason: jobs.ReasonCancelled + ": " + cause.Error()}
+}
+
+// owner is who holds the environment's lock for the apply.
+func (req Request) owner() db.LockOwner {
+	return db.LockOwner{PlanID: req.Plan.ID, PR: req.Plan.PR, User: req.User}
+}
+
+// finish ends an apply, begun by this process or followed after a restart: its lock released, the run
+// recorded, its check, a reply and the sticky comment.
+func (s *Sequence) finish(ctx context.Context, forge vcs.Forge, req Request, run db.Run, owner db.LockOwner, end applyEnding) {
 	if end.abandoned {
 		// The bot is stopping: the run stays unfinished, and the next start ends it, releases its lock and says
 		// how to resume (recoverApply).
@@ -150,12 +180,28 @@ func (s *Sequence) applyUnderLock(ctx context.Context, forge vcs.Forge, req Requ
 
 	logw := s.Store.NewRunLogWriter(run.ID, jobrun.LogFlushInterval)
 	defer func() { _ = logw.Close(context.Background()) }()
-	started := time.Now()
+	state := resumeStateOf(req, content, time.Now())
+	if err := s.saveResume(ctx, run.ID, state); err != nil {
+		// Without it a restart cannot follow the jobs below: it stops them and ends the apply as interrupted.
+		s.Log.Warn("storing an apply's resume state", "run", run.ID, "err", err)
+	}
 	facts.Target.ContentAccepted = content.accepted
-	if end := s.replan(ctx, forge, req, run, logw, facts); end != nil {
+	job := s.startStep(forge, logw)
+	if end := s.replan(ctx, forge, req, run, logw, facts, job); end != nil {
 		return *end
 	}
-	return s.applyStep(ctx, forge, req, run, logw, content, started)
+	return s.applyStep(ctx, forge, req, run, logw, content, state.Started, job)
+}
+
+// stepJob runs one job of the apply and waits for it: started now (startStep), or, after a restart, the job a
+// previous process started, followed.
+type stepJob func(ctx context.Context, step jobrun.Step, onLine func(jobs.Line)) (jobs.Result, error)
+
+// startStep starts each step's job now.
+func (s *Sequence) startStep(forge vcs.Forge, logw *db.RunLogWriter) stepJob {
+	return func(ctx context.Context, step jobrun.Step, onLine func(jobs.Line)) (jobs.Result, error) {
+		return s.Runner.RunStep(ctx, forge, step, logw, onLine)
+	}
 }
 
 // waitForLock takes the environment's lock, or waits in line for it, saying once who holds it. It returns the
@@ -163,6 +209,13 @@ func (s *Sequence) applyUnderLock(ctx context.Context, forge vcs.Forge, req Requ
 func (s *Sequence) waitForLock(ctx context.Context, forge vcs.Forge, req Request, run db.Run, owner db.LockOwner, facts *deploy.Facts) *applyEnding {
 	told := false
 	for {
+		if ctx.Err() != nil || s.Runner.Cancelled(run.ID) {
+			title := "Cancelled while waiting for the lock"
+			if cause := context.Cause(ctx); cause != nil {
+				title += ": " + cause.Error()
+			}
+			return &applyEnding{conclusion: vcs.StatusCancelled, title: title, exitCode: -1, reason: jobs.ReasonCancelled}
+		}
 		held, ok, err := s.Store.TryLock(ctx, req.Plan.Forge, req.Plan.Repo, req.Context.Env.Name, owner)
 		if err != nil {
 			return &applyEnding{conclusion: vcs.StatusFailure, title: "Could not take the environment's lock", summary: err.Error(), exitCode: -1, reason: err.Error()}
@@ -171,9 +224,6 @@ func (s *Sequence) waitForLock(ctx context.Context, forge vcs.Forge, req Request
 		d := deploy.Decide(*facts)
 		if d.Verdict != deploy.Wait {
 			return nil
-		}
-		if s.Runner.Cancelled(run.ID) {
-			return &applyEnding{conclusion: vcs.StatusCancelled, title: "Cancelled while waiting for the lock", exitCode: -1, reason: jobs.ReasonCancelled}
 		}
 		if s.Runner.IsClosed() {
 			return &applyEnding{abandoned: true}
@@ -186,23 +236,21 @@ func (s *Sequence) waitForLock(ctx context.Context, forge vcs.Forge, req Request
 				s.Log.Warn("telling who holds a lock", "err", err)
 			}
 		}
-		time.Sleep(lockPoll)
+		select {
+		case <-ctx.Done(): // cancelled, or the bot stops: said at the top of the loop
+		case <-time.After(lockPoll):
+		}
 	}
 }
 
 // replan plans again at the commit about to be applied and decides on the scopes (deploy.StepReplanned). A
 // changed scope is stored as the PR's new plan. It returns the ending when the apply stops here.
-func (s *Sequence) replan(ctx context.Context, forge vcs.Forge, req Request, run db.Run, logw *db.RunLogWriter, facts deploy.Facts) *applyEnding {
+func (s *Sequence) replan(ctx context.Context, forge vcs.Forge, req Request, run db.Run, logw *db.RunLogWriter, facts deploy.Facts, job stepJob) *applyEnding {
 	fw, err := s.Runner.Jobs.Frameworks.For(req.Context.Project)
 	if err != nil {
 		return &applyEnding{conclusion: vcs.StatusFailure, title: "Could not plan again", summary: err.Error(), exitCode: -1, reason: err.Error()}
 	}
-	var stdout strings.Builder
-	verify, err := s.Runner.RunStep(ctx, forge, jobrun.Step{Plan: req.Plan, Context: req.Context, RunID: run.ID, Kind: jobs.KindPlan, Name: "verify", SHA: req.SHA}, logw, func(l jobs.Line) {
-		if l.Stream == "stdout" {
-			stdout.WriteString(l.Text + "\n")
-		}
-	})
+	verify, err := job(ctx, jobrun.Step{Plan: req.Plan, Context: req.Context, RunID: run.ID, Kind: jobs.KindPlan, Name: stepVerify, SHA: req.SHA}, func(jobs.Line) {})
 	if s.Runner.Abandoned(run.ID, verify, err) {
 		return &applyEnding{abandoned: true}
 	}
@@ -212,7 +260,13 @@ func (s *Sequence) replan(ctx context.Context, forge vcs.Forge, req Request, run
 	if verify.Reason == jobs.ReasonCancelled {
 		return &applyEnding{conclusion: vcs.StatusCancelled, title: "Cancelled", exitCode: verify.ExitCode, reason: jobs.ReasonCancelled}
 	}
-	outcome := framework.InterpretPlan(fw, verify, stdout.String(), nil)
+	// The result is read back from the store, where the log writer kept it aside: a verifying plan followed
+	// after a restart is interpreted from all it printed, before the restart too.
+	stdout, err := s.resultLines(ctx, run.ID, logw)
+	if err != nil {
+		return &applyEnding{conclusion: vcs.StatusFailure, title: "Could not plan again", summary: err.Error(), exitCode: -1, reason: err.Error()}
+	}
+	outcome := framework.InterpretPlan(fw, verify, stdout, nil)
 	if outcome.Summary == nil || outcome.Status == plan.StatusFailed {
 		return &applyEnding{conclusion: vcs.StatusFailure, title: "Planning again failed: nothing was applied", summary: fence(outcome.Error), exitCode: verify.ExitCode, reason: "verify plan failed"}
 	}
@@ -229,13 +283,13 @@ func (s *Sequence) replan(ctx context.Context, forge vcs.Forge, req Request, run
 
 // applyStep applies, with the framework's per-batch progress on the apply status, and records the content a
 // protected environment now holds.
-func (s *Sequence) applyStep(ctx context.Context, forge vcs.Forge, req Request, run db.Run, logw *db.RunLogWriter, content contentCheck, started time.Time) applyEnding {
+func (s *Sequence) applyStep(ctx context.Context, forge vcs.Forge, req Request, run db.Run, logw *db.RunLogWriter, content contentCheck, started time.Time, job stepJob) applyEnding {
 	fw, err := s.Runner.Jobs.Frameworks.For(req.Context.Project)
 	if err != nil {
 		return applyEnding{conclusion: vcs.StatusFailure, title: "The apply could not run", summary: err.Error(), exitCode: -1, reason: err.Error()}
 	}
 	progress := newProgressReporter(s, forge, req, run.ID, fw.ParseProgress)
-	res, err := s.Runner.RunStep(ctx, forge, jobrun.Step{Plan: req.Plan, Context: req.Context, RunID: run.ID, Kind: jobs.KindApply, Name: "apply", SHA: req.SHA}, logw, progress.line)
+	res, err := job(ctx, jobrun.Step{Plan: req.Plan, Context: req.Context, RunID: run.ID, Kind: jobs.KindApply, Name: stepApply, SHA: req.SHA}, progress.line)
 	progress.stop()
 	duration := time.Since(started).Round(time.Second)
 	if s.Runner.Abandoned(run.ID, res, err) {

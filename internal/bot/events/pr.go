@@ -6,6 +6,7 @@ import (
 	"errors"
 	"reflect"
 
+	"github.com/dagctl/dagctl-bot/internal/bot/jobrun"
 	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/bot/report"
 	"github.com/dagctl/dagctl-bot/internal/command"
@@ -176,7 +177,7 @@ func (h *Handlers) supersede(ctx context.Context, forge vcs.Forge, pr vcs.PullRe
 	}
 	for _, c := range changes {
 		p := c.Plan
-		h.Runner.CancelPlanRuns(ctx, p.ID)
+		h.Runner.CancelPlanRuns(ctx, p.ID, jobrun.ErrSuperseded)
 		if c.From.Final() {
 			continue // its check already ended, on its own (older) commit
 		}
@@ -202,14 +203,15 @@ func (h *Handlers) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequ
 	if err != nil {
 		return err
 	}
+	cause := errors.New(why) // the runs' contexts end with it; a cancelled apply's check says it
 	for _, p := range plans {
 		if p.Status.Final() {
 			if !pr.Merged {
-				h.Runner.CancelPlanRuns(ctx, p.ID) // a running apply: a merge lets it finish, a close or cancel stops it
+				h.Runner.CancelPlanRuns(ctx, p.ID, cause) // a running apply: a merge lets it finish, a close or cancel stops it
 			}
 			continue
 		}
-		h.Runner.CancelPlanRuns(ctx, p.ID)
+		h.Runner.CancelPlanRuns(ctx, p.ID, cause)
 		p, err = h.Store.SetPlanResult(ctx, p.ID, db.PlanResult{Status: plan.StatusCancelled, Error: "Cancelled: " + why + "."})
 		if err != nil {
 			h.Log.Warn("cancelling plan", "plan", p.ID, "err", err)

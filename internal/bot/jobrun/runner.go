@@ -61,8 +61,17 @@ const LogFlushInterval = 250 * time.Millisecond
 type runningJob struct {
 	planID int64
 	handle jobs.Handle // nil until the executor has started it
-	cancel bool        // cancelled before the executor started it
+	cancel bool        // cancelled (the executor may still be stopping its job)
+	stop   context.CancelCauseFunc
 }
+
+// Why a run's context ends (context.Cause): the status and the log say it.
+var (
+	// ErrSuperseded: a newer head of the PR made the run's plan stale.
+	ErrSuperseded = errors.New("superseded by a newer head")
+	// ErrShutdown: the bot stopped before the run ended; the next start picks the run up.
+	ErrShutdown = errors.New("the bot is shutting down")
+)
 
 // Launch runs a plan's job in the background, bounded by the bot's job slots.
 func (r *Runner) Launch(p db.Plan, pc prstate.PlanContext, run db.Run) {
@@ -76,21 +85,24 @@ func (r *Runner) Launch(p db.Plan, pc prstate.PlanContext, run db.Run) {
 // InBackground runs a run's work in a goroutine the bot tracks: Wait and Shutdown wait for it, and
 // CancelPlanRuns reaches its job. It reports false when the bot is shutting down and nothing was started (the
 // run stays queued in the store, and a restarted bot picks it up). The work outlives the event that started it:
-// it is stopped by cancelling its job, not by the delivery's context. Work without a run (runID 0) is waited
-// for but cannot be cancelled.
+// its context is the run's own, not the delivery's, and ends with a cause (context.Cause) when the run is
+// cancelled (CancelPlanRuns) or the bot stops without waiting longer (Shutdown: ErrShutdown); waits for a job
+// slot, a lock or the forge honour it. Work without a run (runID 0) is waited for but cannot be cancelled.
 func (r *Runner) InBackground(planID, runID int64, handle jobs.Handle, work func(ctx context.Context)) bool {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return false
 	}
+	ctx, stop := context.WithCancelCause(context.Background())
 	if runID != 0 {
-		r.running[runID] = &runningJob{planID: planID, handle: handle}
+		r.running[runID] = &runningJob{planID: planID, handle: handle, stop: stop}
 	}
 	r.wg.Add(1)
 	r.mu.Unlock()
 	go func() {
 		defer r.wg.Done()
+		defer stop(nil)
 		if runID != 0 {
 			defer func() {
 				r.mu.Lock()
@@ -98,13 +110,13 @@ func (r *Runner) InBackground(planID, runID int64, handle jobs.Handle, work func
 				r.mu.Unlock()
 			}()
 		}
-		work(context.Background())
+		work(ctx)
 	}()
 	return true
 }
 
-// CancelPlanRuns stops the plan's running or waiting jobs.
-func (r *Runner) CancelPlanRuns(ctx context.Context, planID int64) {
+// CancelPlanRuns stops the plan's running or waiting jobs, their runs' contexts ending with the cause.
+func (r *Runner) CancelPlanRuns(ctx context.Context, planID int64, cause error) {
 	r.mu.Lock()
 	var handles []jobs.Handle
 	for _, rj := range r.running {
@@ -112,6 +124,7 @@ func (r *Runner) CancelPlanRuns(ctx context.Context, planID int64) {
 			continue
 		}
 		rj.cancel = true
+		rj.stop(cause)
 		if rj.handle != nil {
 			handles = append(handles, rj.handle)
 		}
@@ -192,6 +205,7 @@ func (r *Runner) executePlan(ctx context.Context, p db.Plan, pc prstate.PlanCont
 		r.Log.Info("left a plan run for the next start", "plan", p.ID, "run", run.ID)
 		return nil
 	}
+	ctx = context.WithoutCancel(ctx) // the outcome is recorded and reported even when the run was cancelled
 	done, err := r.Store.SetPlanResult(ctx, p.ID, db.PlanResult{Status: outcome.Status, Summary: outcome.Summary, Error: outcome.Error})
 	if err != nil {
 		// The plan went stale or was cancelled while its job ran: its check was ended then.
@@ -217,8 +231,13 @@ func (r *Runner) executePlan(ctx context.Context, p db.Plan, pc prstate.PlanCont
 func (r *Runner) runPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, run db.Run) (planOutcome, bool, error) {
 	// A job slot is held while the job runs, and only then: the forge's writes (rate-limited and spaced per
 	// installation) must not keep other jobs waiting.
-	r.slots <- struct{}{}
-	defer func() { <-r.slots }()
+	select {
+	case r.slots <- struct{}{}:
+		defer func() { <-r.slots }()
+	case <-ctx.Done():
+	}
+	// What is recorded from here on is recorded even when the run was cancelled meanwhile.
+	ctx = context.WithoutCancel(ctx)
 	if r.IsClosed() {
 		return planOutcome{}, false, nil
 	}
@@ -268,7 +287,8 @@ type attachedJob struct {
 // becomes an outcome: the check must always end. The result is read back from the stored log, so that a job
 // followed after a restart is interpreted from everything it printed, before and after the restart.
 func (r *Runner) waitPlanJob(ctx context.Context, run db.Run, pc prstate.PlanContext, job *attachedJob) planOutcome {
-	res, err := job.handle.Wait(ctx)
+	ctx = context.WithoutCancel(ctx)
+	res, err := WaitJob(ctx, job.handle)
 	if cerr := job.log.Close(context.Background()); cerr != nil {
 		r.Log.Warn("storing a run's log", "run", run.ID, "err", cerr)
 	}
@@ -428,7 +448,7 @@ func (r *Runner) Reattach(ctx context.Context, run db.Run) (bool, error) {
 		return false, err
 	}
 	logw := r.Store.NewRunLogWriter(run.ID, LogFlushInterval)
-	h, err := r.Executor.Attach(ctx, run.ExecutorJobID, r.JobRedactor("", pc.Job).Sink(logw.Sink))
+	h, release, err := r.Follow(ctx, run, pc, logw.Sink)
 	if err != nil {
 		_ = logw.Close(ctx)
 		if errors.Is(err, jobs.ErrGone) {
@@ -436,16 +456,25 @@ func (r *Runner) Reattach(ctx context.Context, run db.Run) (bool, error) {
 		}
 		return false, err
 	}
-	job := &attachedJob{handle: h, log: logw, release: func() {}}
-	// The job runs, so it counts against the job slots; with more still running than slots, the extra ones just
-	// keep the next jobs waiting longer.
+	r.follow(p, pc, run, &attachedJob{handle: h, log: logw, release: release})
+	return true, nil
+}
+
+// Follow attaches to the job a previous process started for the run (a plan, or an apply's step), its lines
+// redacted into sink. The job runs, so it counts against the job slots, given back by release (safe to call
+// more than once); with more still running than slots, the extra ones just keep the next jobs waiting longer.
+// The executor's jobs.ErrGone says there is nothing to follow.
+func (r *Runner) Follow(ctx context.Context, run db.Run, pc prstate.PlanContext, sink jobs.Sink) (h jobs.Handle, release func(), err error) {
+	if h, err = r.Executor.Attach(ctx, run.ExecutorJobID, r.JobRedactor("", pc.Job).Sink(sink)); err != nil {
+		return nil, nil, err
+	}
+	release = func() {}
 	select {
 	case r.slots <- struct{}{}:
-		job.release = sync.OnceFunc(func() { <-r.slots })
+		release = sync.OnceFunc(func() { <-r.slots })
 	default:
 	}
-	r.follow(p, pc, run, job)
-	return true, nil
+	return h, release, nil
 }
 
 // follow reports a job started by a previous process, in the background.
@@ -536,17 +565,27 @@ func (r *Runner) RunStep(ctx context.Context, forge vcs.Forge, s Step, logw *db.
 	if msg := framework.DescribeRefused(refused); msg != "" {
 		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + msg})
 	}
-	r.slots <- struct{}{} // applies share the job slots with plans
-	defer func() { <-r.slots }()
-	if r.Cancelled(runID) {
+	select { // applies share the job slots with plans
+	case r.slots <- struct{}{}:
+		defer func() { <-r.slots }()
+	case <-ctx.Done():
+	}
+	if r.Cancelled(runID) || ctx.Err() != nil {
 		return jobs.Result{ExitCode: -1, Reason: jobs.ReasonCancelled}, nil
 	}
 	h, err := r.Executor.Start(ctx, spec, sink)
 	if err != nil {
 		return jobs.Result{}, err
 	}
-	r.Started(ctx, runID, h)
-	return h.Wait(ctx)
+	r.Started(context.WithoutCancel(ctx), runID, h)
+	return WaitJob(ctx, h)
+}
+
+// WaitJob waits for a job to end, even when its run's context ended: a cancelled run's job is stopped by
+// Handle.Cancel, and Wait returns once nothing of it runs, so that no lock is released while it does. When the
+// bot stops, the executor's own Close or Shutdown ends the wait.
+func WaitJob(ctx context.Context, h jobs.Handle) (jobs.Result, error) {
+	return h.Wait(context.WithoutCancel(ctx))
 }
 
 // displayCommand shortens the embedded helper's source in a logged command line.
@@ -593,6 +632,12 @@ func (r *Runner) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
 	}
+	// Out of time: every run's waits end (ErrShutdown), and its work leaves the run for the next start.
+	r.mu.Lock()
+	for _, rj := range r.running {
+		rj.stop(ErrShutdown)
+	}
+	r.mu.Unlock()
+	return ctx.Err()
 }

@@ -108,27 +108,41 @@ func LatestRun(ctx context.Context, store Store, planID int64) int64 {
 }
 
 // PRLocks serialise work on one PR's checks and sticky comment, across the handlers, the job runner and the
-// apply sequence.
+// apply sequence. A PR's entry lives while someone holds or waits for its lock, so a bot that runs for months
+// keeps none for the PRs it saw.
 type PRLocks struct {
 	mu    sync.Mutex
-	locks map[string]*sync.Mutex
+	locks map[string]*prLock
 }
 
-// Lock takes the PR's lock and returns its release.
+type prLock struct {
+	sync.Mutex
+	users int // holders and waiters, counted under PRLocks.mu
+}
+
+// Lock takes the PR's lock and returns its release, which must be called once.
 func (l *PRLocks) Lock(repo vcs.Repo, number int) func() {
 	key := fmt.Sprintf("%s:%s#%d", repo.Forge, repo.FullName(), number)
 	l.mu.Lock()
 	if l.locks == nil {
-		l.locks = map[string]*sync.Mutex{}
+		l.locks = map[string]*prLock{}
 	}
 	m, ok := l.locks[key]
 	if !ok {
-		m = &sync.Mutex{}
+		m = &prLock{}
 		l.locks[key] = m
 	}
+	m.users++
 	l.mu.Unlock()
 	m.Lock()
-	return m.Unlock
+	return func() {
+		m.Unlock()
+		l.mu.Lock()
+		if m.users--; m.users == 0 {
+			delete(l.locks, key)
+		}
+		l.mu.Unlock()
+	}
 }
 
 // Short is a commit's short form, as messages show it.
@@ -137,4 +151,11 @@ func Short(sha string) string {
 		return sha[:7]
 	}
 	return sha
+}
+
+// entries is how many PRs have a lock entry (for tests).
+func (l *PRLocks) entries() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.locks)
 }

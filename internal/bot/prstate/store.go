@@ -34,6 +34,9 @@ type Store interface {
 	StartRun(ctx context.Context, id int64, executorJobID string) (db.Run, error)
 	FinishRun(ctx context.Context, id int64, res db.RunResult) (db.Run, error)
 	ListUnfinishedRuns(ctx context.Context) ([]db.Run, error)
+	// SetRunResume stores what a restarted bot needs to finish a run whose job outlives it; FinishRun deletes it.
+	SetRunResume(ctx context.Context, id int64, state []byte) error
+	RunResume(ctx context.Context, id int64) ([]byte, error)
 	NewRunLogWriter(runID int64, interval time.Duration) *db.RunLogWriter
 	RunLog(ctx context.Context, runID int64) ([]db.LogLine, error)
 
