@@ -91,6 +91,27 @@ func TestAMergeWaitingForItsPlanSurvivesARestart(t *testing.T) {
 	assert.Equal(t, 1, w.appliesStarted("staging"))
 }
 
+func TestCancellingThePlanAMergeWaitsForEndsTheWait(t *testing.T) {
+	w := newWorld(t)
+	w.forge.Commit(w.repo, "main", "carol", map[string]string{repoconfig.Path: stagingOnMergeConfig(t)})
+	w.holdPlans("staging")
+	pr := w.openPRWithoutWaiting(1, "more-columns", "alice", testutil.NonBreakingChange)
+	_, mergeSHA := w.mergePR(pr, "bob")
+	require.Equal(t, vcs.StatusQueued, w.state("dagctl/apply: staging", mergeSHA))
+
+	w.comment(pr, "bob", "/dagctl cancel")
+	assert.Equal(t, vcs.StatusCancelled, w.state("dagctl/plan: staging", pr.HeadSHA))
+	var told bool
+	for _, c := range w.forge.CommentsOf(w.repo, 1) {
+		told = told || c.ByBot && strings.Contains(c.Body, "`staging` was NOT applied") && strings.Contains(c.Body, "is cancelled")
+	}
+	assert.True(t, told, "the PR is told the merge's apply ended with its plan")
+	assert.Zero(t, w.appliesStarted("staging"))
+	waiting, err := w.store.MergeWaitPlans(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, waiting, "nothing waits any more")
+}
+
 func TestAPRClosedWithoutMergeWhileItsPlanRunsCancelsThePlan(t *testing.T) {
 	w := newWorld(t)
 	w.forge.Commit(w.repo, "main", "carol", map[string]string{repoconfig.Path: stagingOnMergeConfig(t)})
