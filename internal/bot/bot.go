@@ -87,10 +87,12 @@ func New(o Options) *Bot {
 		Jobs: o.Jobs, Report: reporter, Locks: locks, Log: o.Log, MaxJobs: o.MaxJobs, Secrets: o.Secrets})
 	applies := &apply.Sequence{Store: o.Store, Forges: o.Forges, Runner: runner, Report: reporter, Approvals: evaluator,
 		Locks: locks, Log: o.Log, ExecutorName: o.ExecutorName}
+	handlers := &events.Handlers{Store: o.Store, Executor: o.Executor, ExecutorName: o.ExecutorName, Log: o.Log, Locks: locks,
+		Report: reporter, Approvals: evaluator, Runner: runner, Applies: applies, CommandExpiry: o.CommandExpiry, Now: o.Now}
+	runner.PlanEnded = handlers.MergeAfterPlan // a merge that waited for the plan is carried out when it ends
 	return &Bot{
 		store: o.Store, forges: o.Forges, log: o.Log, prLocks: locks, report: reporter, runner: runner, applies: applies, writes: w,
-		handlers: &events.Handlers{Store: o.Store, Executor: o.Executor, ExecutorName: o.ExecutorName, Log: o.Log, Locks: locks,
-			Report: reporter, Approvals: evaluator, Runner: runner, Applies: applies, CommandExpiry: o.CommandExpiry, Now: o.Now},
+		handlers: handlers,
 	}
 }
 

@@ -16,11 +16,16 @@ import (
 //     executor's Attach stops what a killed bot left of its job first);
 //   - plan runs the executor lost (a local process dies with the bot) or never started are run again — a plan
 //     applies nothing, so running it twice is harmless;
-//   - plans whose outcome was stored but not yet shown on the forge are reported.
+//   - plans whose outcome was stored but not yet shown on the forge are reported;
+//   - merges that waited for a plan are carried out once it has ended (events.Handlers.ResumeMergeWaits).
 //
 // Jobs still running are attached first, each taking a job slot, so that plans run again afterwards wait for
 // them: a restart does not run more jobs at once than the bot allows (one DuckDB file takes one writer).
 func (b *Bot) Recover(ctx context.Context) error {
+	// First, while no recovered plan can end: a merge waiting for a plan that ended before the restart.
+	if err := b.handlers.ResumeMergeWaits(ctx); err != nil {
+		b.log.Error("resuming merges that waited for their plans", "err", err)
+	}
 	runs, err := b.store.ListUnfinishedRuns(ctx)
 	if err != nil {
 		return err

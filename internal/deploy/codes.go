@@ -15,6 +15,7 @@ const (
 	CodeBehind          Code = "behind_deploy_branch"
 	CodeNoPlan          Code = "no_plan"
 	CodePlanNotReady    Code = "plan_not_ready" // failed, stale, cancelled, still running
+	CodePlanRunning     Code = "plan_running"   // a merge's apply waits for the merged head's plan to end
 	CodeNoSummary       Code = "no_summary"
 	CodeUncategorized   Code = "uncategorized"
 	CodeApplyRunning    Code = "apply_running"

@@ -125,7 +125,7 @@ type Verdict string
 const (
 	Apply       Verdict = "apply"
 	Refuse      Verdict = "refuse"
-	Wait        Verdict = "wait"          // the lock is held by another apply: ask again when it is released
+	Wait        Verdict = "wait"          // the lock is held by another apply, or a merge's plan has not ended: ask again then
 	NothingToDo Verdict = "nothing to do" // no changes, applied already, or a branch that does not deploy
 	Undecided   Verdict = "undecided"     // a fact is missing: Need names it
 )
@@ -265,6 +265,12 @@ func decidePlan(f Facts, t Target) Decision {
 		return verdict(NothingToDo, CodeNoChanges, fmt.Sprintf("`%s` has no changes to apply", t.Env.Name))
 	case byMerge && p.Applied:
 		return verdict(NothingToDo, CodeApplied, fmt.Sprintf("`%s` is applied already", t.Name))
+	case byMerge && p.Found && unfinished(p.Status) && t.Env.NeedsApproval:
+		// No review can have counted for a plan whose result was not posted: the merge was not approved.
+		return refuse(CodeNotApproved, fmt.Sprintf("`%s` was NOT applied: the PR was merged without the required approval (its plan for %s had not finished, and a review counts only once the plan's result is posted).", t.Env.Name, shortSHA(f.PR.HeadSHA)))
+	case byMerge && p.Found && unfinished(p.Status):
+		// The merge asked for this head to be applied: its apply waits for the plan instead of being lost.
+		return verdict(Wait, CodePlanRunning, fmt.Sprintf("`%s` waits for its plan for %s, which has not finished: it is applied when the plan ends.", t.Name, shortSHA(f.PR.HeadSHA)))
 	}
 	if code, msg := planRefusal(f, t); code != "" {
 		if byMerge {
@@ -289,6 +295,9 @@ func decidePlan(f Facts, t Target) Decision {
 	}
 	return Decision{Verdict: Apply}
 }
+
+// unfinished reports whether a plan is still queued or running.
+func unfinished(s plan.Status) bool { return s == plan.StatusQueued || s == plan.StatusRunning }
 
 // planRefusal says why the plan itself cannot be applied, or "" when it can.
 func planRefusal(f Facts, t Target) (Code, string) {

@@ -93,6 +93,16 @@ func TestDecide(t *testing.T) {
 		{"merged after an apply by comment", func(f *Facts) { f.Target.Plan.Applied = true }, byMerge, NothingToDo, CodeApplied, ""},
 		{"merged with a failed plan", func(f *Facts) { f.Target.Plan.Status = plan.StatusFailed }, byMerge, Refuse, CodePlanNotReady, ""},
 		{"merged without approval", func(f *Facts) { f.Target.Approval = &Approval{Describe: "1 more approval"} }, byMerge, Refuse, CodeNotApproved, ""},
+		{"merged while the plan is queued: an unprotected environment waits for it", func(f *Facts) {
+			f.Target.Env.NeedsApproval, f.Target.Plan, f.Target.Approval = false, Plan{Found: true, Status: plan.StatusQueued}, nil
+		}, byMerge, Wait, CodePlanRunning, ""},
+		{"merged while the plan runs: an unprotected environment waits for it", func(f *Facts) {
+			f.Target.Env.NeedsApproval, f.Target.Plan, f.Target.Approval = false, Plan{Found: true, Status: plan.StatusRunning}, nil
+		}, byMerge, Wait, CodePlanRunning, ""},
+		{"merged while the plan runs: a protected environment is not approved", func(f *Facts) {
+			f.Target.Plan, f.Target.Approval = Plan{Found: true, Status: plan.StatusRunning}, nil
+		}, byMerge, Refuse, CodeNotApproved, ""},
+		{"a running plan by comment is still not ready", func(f *Facts) { f.Target.Plan.Status = plan.StatusRunning }, byComment, Refuse, CodePlanNotReady, ""},
 		{"merged: appliers are not asked", func(f *Facts) { f.Target.Env.Appliers = []string{"org/platform"} }, byMerge, Apply, "", ""},
 
 		{"under the lock, holding it", nil, locked, Apply, "", ""},
@@ -144,6 +154,12 @@ func TestDecisionMessages(t *testing.T) {
 	f = byMerge()
 	f.Target.Plan.Status = plan.StatusFailed
 	assert.Equal(t, "`prod` was NOT applied: `prod`'s plan for 0123456 is failed.", Decide(f).Reasons[0].Message)
+
+	f = byMerge()
+	f.Target.Plan, f.Target.Approval = Plan{Found: true, Status: plan.StatusRunning}, nil
+	assert.Equal(t, "`prod` was NOT applied: the PR was merged without the required approval (its plan for 0123456 had not finished, and a review counts only once the plan's result is posted).", Decide(f).Reasons[0].Message)
+	f.Target.Env.NeedsApproval = false
+	assert.Equal(t, "`prod` waits for its plan for 0123456, which has not finished: it is applied when the plan ends.", Decide(f).Reasons[0].Message)
 
 	f = locked()
 	f.Target.Lock = &Lock{PR: 3, User: "bob", PlanID: 9}

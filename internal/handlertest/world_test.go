@@ -42,6 +42,8 @@ type world struct {
 	bot   *bot.Bot
 	out   *outbox.Outbox
 	jobs  *replay.Executor // nil while capturing
+	// opts are the bot's options, for a test that starts another bot on the same store (a restart).
+	opts bot.Options
 }
 
 // newWorld sets the world up; the bot runs sqlmesh and the frameworks given.
@@ -80,7 +82,7 @@ func newWorld(t *testing.T, frameworks ...framework.Framework) *world {
 	// The outbox on the forge's clock, unspaced: memforge has no rate limits, and handler tests take no time.
 	w.out = outbox.New(store, func(outbox.Account) (outbox.Forge, error) { return w.forge, nil },
 		outbox.Config{Interval: -1, Now: w.forge.Now, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	w.bot = bot.New(bot.Options{
+	w.opts = bot.Options{
 		Store:    store,
 		Forges:   func(name string) (vcs.Forge, bool) { return w.forge, name == memforge.Name },
 		Outbox:   w.out,
@@ -90,7 +92,8 @@ func newWorld(t *testing.T, frameworks ...framework.Framework) *world {
 		LogKey:  []byte("handlertest-log-key"),
 		MaxJobs: 1,
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	w.bot = bot.New(w.opts)
 	t.Cleanup(w.bot.Wait)
 	return w
 }

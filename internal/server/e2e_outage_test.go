@@ -69,8 +69,8 @@ func (w *world) readyz() string {
 
 // The forge fails every call for four hours while one PR is opened and another (planned before) is merged:
 // afterwards the new PR is planned and the merge applied, and the bot's calls during the outage stay bounded by
-// the retry cap. (The merged PR was planned before the outage: a merge handled while its PR's plan still runs
-// cancels that plan today, outage or not.)
+// the retry cap. (The merged PR was planned before the outage; one handled while its plan still runs waits for
+// it: TestAMergeHandledWhileItsPlanRunsAppliesStagingWhenThePlanEnds.)
 func TestAFourHourOutageIsWaitedOutThenThePRIsPlannedAndTheMergeApplied(t *testing.T) {
 	w := newOutageWorld(t, 24*time.Hour, worldOptions{seedProd: true, baseFiles: map[string]string{".dagctl/config.yaml": prodOnMergeUnprotected}})
 	fake := w.GitHub().Fake

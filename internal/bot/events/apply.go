@@ -2,6 +2,8 @@ package events
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -177,6 +179,12 @@ func messages(reasons []deploy.Reason) []string {
 // applyOnMerge applies the approved plans of a PR merged into a deploy branch, for environments applied on
 // merge. Nothing unapproved is applied: the PR and the merge commit are told why.
 func (h *Handlers) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, merger string) error {
+	return h.mergeApply(ctx, forge, pr, merger, 0)
+}
+
+// mergeApply is applyOnMerge for every plan of the merged head, or only for the plan with id only (a merge
+// that waited for that plan to end).
+func (h *Handlers) mergeApply(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, merger string, only int64) error {
 	unlock := h.Locks.Lock(pr.Repo, pr.Number)
 	defer unlock()
 	cfg, present, err := h.loadConfig(ctx, forge, pr)
@@ -203,12 +211,15 @@ func (h *Handlers) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.Pul
 		}
 		for i := range cands {
 			c := &cands[i]
+			if only != 0 && c.plan.ID != only {
+				continue
+			}
 			c.target.SHA = sha
 			d, err := g.decide(ctx, facts, c)
 			if err != nil {
 				return err
 			}
-			if err := h.carryOutMerge(ctx, forge, d, *c, g.approval, sha, merger, &notes); err != nil {
+			if err := h.carryOutMerge(ctx, forge, d, *c, g.approval, pr, sha, merger, &notes); err != nil {
 				return err
 			}
 		}
@@ -221,13 +232,15 @@ func (h *Handlers) applyOnMerge(ctx context.Context, forge vcs.Forge, pr vcs.Pul
 	return h.Report.Sticky(ctx, forge, pr, "")
 }
 
-// carryOutMerge does what the decision says of one plan of a merge: queue its apply, record reviewed content
-// of a plan with nothing to apply, or note why it was not applied (on the merge commit's apply check too, when
-// the approval was missing).
-func (h *Handlers) carryOutMerge(ctx context.Context, forge vcs.Forge, d deploy.Decision, c candidate, res approval.Result, sha, merger string, notes *[]string) error {
+// carryOutMerge does what the decision says of one plan of a merge: queue its apply, wait for its plan to end,
+// record reviewed content of a plan with nothing to apply, or note why it was not applied (on the merge commit's
+// apply check too, when the approval was missing).
+func (h *Handlers) carryOutMerge(ctx context.Context, forge vcs.Forge, d deploy.Decision, c candidate, res approval.Result, pr vcs.PullRequest, sha, merger string, notes *[]string) error {
 	switch d.Verdict {
 	case deploy.Apply:
 		return h.Applies.Queue(ctx, forge, apply.Request{Plan: c.plan, Context: c.pc, SHA: sha, User: merger, Trigger: repoconfig.ApplyOnMerge})
+	case deploy.Wait:
+		return h.awaitPlan(ctx, forge, d, c, pr, sha, merger)
 	case deploy.NothingToDo:
 		if d.Has(deploy.CodeNoChanges) {
 			h.Applies.AdvanceAppliedContent(ctx, forge, c.plan, c.pc, sha, merger)
@@ -238,8 +251,83 @@ func (h *Handlers) carryOutMerge(ctx context.Context, forge vcs.Forge, d deploy.
 	if !d.Has(deploy.CodeNotApproved) {
 		return nil
 	}
+	why := res.Describe()
+	if c.target.Approval == nil { // refused before any review was read: its plan had not ended
+		why = "its plan had not finished when the PR was merged, so no review could count for it"
+	}
 	const title = "Not applied: merged without approval"
 	return h.Report.PutStatus(ctx, forge, c.pc, c.plan.ID, vcs.Status{Name: c.pc.CheckName(prstate.CheckApply), CommitSHA: sha,
 		State: vcs.StatusFailure, Description: title, Output: &vcs.StatusOutput{Title: title,
-			Summary: "The plan for `" + c.pc.Env.Name + "` was not approved: " + res.Describe() + ".\n\nNothing was applied."}})
+			Summary: "The plan for `" + c.pc.Env.Name + "` was not approved: " + why + ".\n\nNothing was applied."}})
+}
+
+// mergeWait is a merge waiting for its head's plan to end, as stored (Store.SetMergeWait): the merged PR as the
+// forge reported it, and who merged it.
+type mergeWait struct {
+	PR     vcs.PullRequest `json:"pr"`
+	Merger string          `json:"merger"`
+}
+
+// awaitPlan stores the merge for the plan's end, and says so on the merge commit's apply check.
+func (h *Handlers) awaitPlan(ctx context.Context, forge vcs.Forge, d deploy.Decision, c candidate, pr vcs.PullRequest, sha, merger string) error {
+	raw, err := json.Marshal(mergeWait{PR: pr, Merger: merger})
+	if err != nil {
+		return err
+	}
+	if err := h.Store.SetMergeWait(ctx, c.plan.ID, raw); err != nil {
+		return err
+	}
+	const title = "Waiting for the plan to end"
+	return h.Report.PutStatus(ctx, forge, c.pc, c.plan.ID, vcs.Status{Name: c.pc.CheckName(prstate.CheckApply), CommitSHA: sha,
+		State: vcs.StatusQueued, Description: title, Output: &vcs.StatusOutput{Title: title, Summary: d.Reasons[0].Message}})
+}
+
+// MergeAfterPlan carries out the merge that waited for the plan, now that the plan has ended (or was
+// cancelled), as applyOnMerge would have: the same decision, for that plan alone. The jobs' runner calls it
+// when a plan ends; a failure is logged and the wait kept, for ResumeMergeWaits at the next start.
+func (h *Handlers) MergeAfterPlan(ctx context.Context, forge vcs.Forge, p db.Plan) {
+	if err := h.mergeAfterPlan(ctx, forge, p.ID); err != nil {
+		h.Log.Error("applying a merge that waited for its plan", "plan", p.ID, "err", err)
+	}
+}
+
+func (h *Handlers) mergeAfterPlan(ctx context.Context, forge vcs.Forge, planID int64) error {
+	raw, ok, err := h.Store.MergeWait(ctx, planID)
+	if err != nil || !ok {
+		return err
+	}
+	var w mergeWait
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return fmt.Errorf("stored merge wait of plan %d: %w", planID, err)
+	}
+	// Carried out first, forgotten after: a restart in between decides again, and finds the apply queued.
+	if err := h.mergeApply(ctx, forge, w.PR, w.Merger, planID); err != nil {
+		return err
+	}
+	return h.Store.DeleteMergeWait(ctx, planID)
+}
+
+// ResumeMergeWaits carries out, at start, the merges whose plan ended before the previous process could: the
+// plans still unfinished are run again by Recover, and their end carries their merge out.
+func (h *Handlers) ResumeMergeWaits(ctx context.Context) error {
+	ids, err := h.Store.MergeWaitPlans(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		p, err := h.Store.GetPlan(ctx, id)
+		if errors.Is(err, db.ErrNotFound) {
+			err = h.Store.DeleteMergeWait(ctx, id)
+		}
+		if err != nil || !p.Status.Final() {
+			if err != nil {
+				h.Log.Error("a merge waiting for its plan", "plan", id, "err", err)
+			}
+			continue
+		}
+		if forge, ok := h.Runner.Forges(p.Forge); ok {
+			h.MergeAfterPlan(ctx, forge, p)
+		}
+	}
+	return nil
 }

@@ -24,7 +24,8 @@ func (h *Handlers) PullRequest(ctx context.Context, forge vcs.Forge, ev vcs.Pull
 	case vcs.PRClosed:
 		return h.closePR(ctx, forge, ev.PR, "the PR was closed")
 	case vcs.PRMerged:
-		if err := h.closePR(ctx, forge, ev.PR, "the PR was merged"); err != nil {
+		// The merged head's unfinished plans go on: the merge's apply waits for them (applyOnMerge).
+		if _, err := h.endPR(ctx, forge, ev.PR, "the PR was merged", ev.PR.HeadSHA); err != nil {
 			return err
 		}
 		return h.applyOnMerge(ctx, forge, ev.PR, ev.Sender)
@@ -193,22 +194,40 @@ func (h *Handlers) supersede(ctx context.Context, forge vcs.Forge, pr vcs.PullRe
 	return nil
 }
 
-// closePR stops everything of a closed or merged PR (or of a `/dagctl cancel`): queued and running plans are
-// cancelled and their checks end; running applies are cancelled (they end their checks and release their locks
-// themselves); locks the PR still holds are released.
+// closePR stops everything of a closed PR (or of a `/dagctl cancel`), as endPR does. A merge that waited for a
+// plan it cancelled is told so (mergeAfterPlan), once the PR's lock is released.
 func (h *Handlers) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, why string) error {
+	cancelled, err := h.endPR(ctx, forge, pr, why, "")
+	if err != nil {
+		return err
+	}
+	for _, p := range cancelled {
+		h.MergeAfterPlan(ctx, forge, p)
+	}
+	return nil
+}
+
+// endPR stops everything of a closed or merged PR, or of a `/dagctl cancel`: queued and running plans are
+// cancelled and their checks end, except those of keepHead (a merge's head, whose apply waits for them);
+// running applies are cancelled (they end their checks and release their locks themselves); locks the PR
+// still holds are released. It returns the plans it cancelled.
+func (h *Handlers) endPR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, why, keepHead string) ([]db.Plan, error) {
 	unlock := h.Locks.Lock(pr.Repo, pr.Number)
 	defer unlock()
 	plans, err := h.Store.ListPlansByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cause := errors.New(why) // the runs' contexts end with it; a cancelled apply's check says it
+	var cancelled []db.Plan
 	for _, p := range plans {
 		if p.Status.Final() {
 			if !pr.Merged {
 				h.Runner.CancelPlanRuns(ctx, p.ID, cause) // a running apply: a merge lets it finish, a close or cancel stops it
 			}
+			continue
+		}
+		if keepHead != "" && p.HeadSHA == keepHead {
 			continue
 		}
 		h.Runner.CancelPlanRuns(ctx, p.ID, cause)
@@ -217,12 +236,13 @@ func (h *Handlers) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequ
 			h.Log.Warn("cancelling plan", "plan", p.ID, "err", err)
 			continue
 		}
+		cancelled = append(cancelled, p)
 		pc, err := prstate.DecodeContext(p)
 		if err != nil {
 			continue
 		}
 		if err := h.Report.PlanStatus(ctx, forge, p, pc, prstate.LatestRun(ctx, h.Store, p.ID)); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if pr.State == "closed" && !pr.Merged {
@@ -231,7 +251,7 @@ func (h *Handlers) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequ
 	if pr.State == "closed" || pr.Merged {
 		locks, err := h.Store.LocksHeldByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, l := range locks {
 			if h.Runner.HasActiveRun(l.Owner.PlanID) {
@@ -242,7 +262,7 @@ func (h *Handlers) closePR(ctx context.Context, forge vcs.Forge, pr vcs.PullRequ
 			}
 		}
 	}
-	return nil
+	return cancelled, nil
 }
 
 // removePREnvironments cleans up the per-PR environments of a closed PR with their framework's cleanup

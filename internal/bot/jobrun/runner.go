@@ -48,6 +48,9 @@ type Config struct {
 	MaxJobs int
 	// Secrets are masked in every stored log line (the bot's own credentials, as a last line of defence).
 	Secrets []string
+	// PlanEnded, when set, is called once a plan's final outcome is stored and reported, outside the PR's
+	// lock (a merge that waited for the plan is carried out then).
+	PlanEnded func(ctx context.Context, forge vcs.Forge, p db.Plan)
 }
 
 // New returns a Runner.
@@ -214,9 +217,20 @@ func (r *Runner) executePlan(ctx context.Context, p db.Plan, pc prstate.PlanCont
 		}
 		return err
 	}
+	if err := r.reportFinished(ctx, forge, done, pc, run.ID); err != nil {
+		return err
+	}
+	if r.PlanEnded != nil {
+		r.PlanEnded(ctx, forge, done)
+	}
+	return nil
+}
+
+// reportFinished reports a plan's stored outcome under the PR's lock: its check and the sticky comment.
+func (r *Runner) reportFinished(ctx context.Context, forge vcs.Forge, done db.Plan, pc prstate.PlanContext, runID int64) error {
 	unlock := r.Locks.Lock(pc.PR.Repo, pc.PR.Number)
 	defer unlock()
-	if err := r.Report.FinishedPlan(ctx, forge, done, pc, run.ID); err != nil {
+	if err := r.Report.FinishedPlan(ctx, forge, done, pc, runID); err != nil {
 		return err
 	}
 	if pc.PR.Number == 0 {

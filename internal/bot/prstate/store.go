@@ -44,6 +44,12 @@ type Store interface {
 	// RunResultLines are a job's result lines, kept aside from its capped log.
 	RunResultLines(ctx context.Context, runID int64) ([]string, error)
 
+	// Merge waits: a merge's apply waiting for the merged head's plan to end, kept across restarts.
+	SetMergeWait(ctx context.Context, planID int64, value []byte) error
+	MergeWait(ctx context.Context, planID int64) ([]byte, bool, error)
+	DeleteMergeWait(ctx context.Context, planID int64) error
+	MergeWaitPlans(ctx context.Context) ([]int64, error)
+
 	RecordApproval(ctx context.Context, a db.ApprovalSnapshot) error
 	Approval(ctx context.Context, planID int64) (db.ApprovalSnapshot, error)
 
