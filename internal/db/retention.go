@@ -1,0 +1,94 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+)
+
+// DefaultPruneBatch is how many rows one prune transaction touches at most: small enough that it holds the
+// writer for a few milliseconds, so the intake's writes queued behind it barely wait.
+const DefaultPruneBatch = 200
+
+// The queries a prune batch chooses its rows by; each is a seek on an index of migration 0015, whose terms it
+// repeats exactly (TestPruningSeeks).
+const (
+	prunableBodiesQuery = `SELECT id FROM deliveries WHERE status = 'done' AND length(body) > 0 AND finished_at < ?
+		ORDER BY finished_at LIMIT ?`
+	prunableRunQuery = `SELECT id FROM runs WHERE finished_at IS NOT NULL AND log_pruned_at IS NULL
+		AND finished_at < ? ORDER BY finished_at LIMIT 1`
+)
+
+// PruneDeliveryBodies empties the bodies of up to limit done deliveries that finished before the given time,
+// oldest first, in one transaction, and returns how many. The row stays (its id still deduplicates a
+// redelivery; its metadata says what came). Pending, in-flight and given-up deliveries are never touched: only
+// status 'done' is.
+func (s *Store) PruneDeliveryBodies(ctx context.Context, finishedBefore time.Time, limit int) (int, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE deliveries SET body = x'' WHERE id IN (`+prunableBodiesQuery+`)`,
+			toMillis(finishedBefore), limit)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return int(n), err
+}
+
+// PruneRunLogs deletes the stored log lines and result lines of runs that finished before the given time, up to
+// limit rows in one transaction, oldest run first, and returns how many rows it deleted. A run whose rows are
+// all gone is marked (Run.LogPrunedAt) in the same transaction; the run itself, its plan and approvals stay.
+func (s *Store) PruneRunLogs(ctx context.Context, finishedBefore time.Time, limit int) (int, error) {
+	deleted := 0
+	now := s.nowMillis()
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		for deleted < limit {
+			var runID int64
+			err := tx.QueryRowContext(ctx, prunableRunQuery, toMillis(finishedBefore)).Scan(&runID)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			n, err := pruneRunRows(ctx, tx, runID, limit-deleted)
+			if err != nil {
+				return err
+			}
+			deleted += n
+			if deleted >= limit {
+				return nil // the run may have rows left: the next batch goes on with it
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE runs SET log_pruned_at = ? WHERE id = ?`, now, runID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return deleted, err
+}
+
+// pruneRunRows deletes up to limit of a run's log and result rows, first lines first (seeks on their primary
+// keys), and returns how many.
+func pruneRunRows(ctx context.Context, tx *sql.Tx, runID int64, limit int) (int, error) {
+	total := 0
+	for _, table := range []string{"run_logs", "run_results"} {
+		if total >= limit {
+			break
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE run_id = ? AND seq IN (
+			SELECT seq FROM `+table+` WHERE run_id = ? ORDER BY seq LIMIT ?)`, runID, runID, limit-total)
+		if err != nil {
+			return total, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, err
+		}
+		total += int(n)
+	}
+	return total, nil
+}
