@@ -151,7 +151,7 @@ func TestPruningRunLogsIsBatched(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
 	s, _ := openTemp(t, WithClock(clk.Now))
-	big := finishedRun(t, s, 1, 49) // 51 rows: 49 lines, its result line in the log and aside
+	big := finishedRun(t, s, 1, 49)  // 51 rows: 49 lines, its result line in the log and aside
 	small := finishedRun(t, s, 2, 4) // 6 rows
 	clk.Advance(91 * day)
 	var batches []int
