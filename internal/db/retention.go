@@ -92,3 +92,57 @@ func pruneRunRows(ctx context.Context, tx *sql.Tx, runID int64, limit int) (int,
 	}
 	return total, nil
 }
+
+// Retention is how long the store keeps what grows with use. Zero keeps it forever.
+type Retention struct {
+	DeliveryBodies time.Duration // a done delivery's body, after it finished
+	RunLogs        time.Duration // a run's log and result lines, after it finished
+	Batch          int           // rows per transaction (DefaultPruneBatch when 0)
+}
+
+// Pruned counts what one Prune removed.
+type Pruned struct {
+	DeliveryBodies int // bodies emptied
+	RunLogRows     int // log and result lines deleted
+	Batches        int // transactions
+}
+
+// Prune applies the retention as of now, one batch per transaction until nothing is left, calling pause
+// between batches: the writer is free then, so the intake's writes never queue behind more than one batch.
+func (s *Store) Prune(ctx context.Context, r Retention, now time.Time, pause func(context.Context) error) (Pruned, error) {
+	batch := r.Batch
+	if batch <= 0 {
+		batch = DefaultPruneBatch
+	}
+	var p Pruned
+	steps := []struct {
+		keep  time.Duration
+		prune func(context.Context, time.Time, int) (int, error)
+		count *int
+	}{
+		{r.DeliveryBodies, s.PruneDeliveryBodies, &p.DeliveryBodies},
+		{r.RunLogs, s.PruneRunLogs, &p.RunLogRows},
+	}
+	for _, step := range steps {
+		if step.keep <= 0 {
+			continue
+		}
+		for {
+			n, err := step.prune(ctx, now.Add(-step.keep), batch)
+			if err != nil {
+				return p, err
+			}
+			if n > 0 {
+				p.Batches++
+				*step.count += n
+			}
+			if n < batch {
+				break
+			}
+			if err := pause(ctx); err != nil {
+				return p, err
+			}
+		}
+	}
+	return p, nil
+}

@@ -190,3 +190,32 @@ func TestPruningSeeks(t *testing.T) {
 		assert.NotContains(t, plan, "TEMP B-TREE", "ordered by the index itself: %s", c.query)
 	}
 }
+
+// Prune empties what the retention allows, a batch at a time, pausing between batches (the writer is free then),
+// and keeps forever what has no retention.
+func TestPruneRunsBatchesWithAPauseBetween(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	s, _ := openTemp(t, WithClock(clk.Now))
+	for i := 0; i < 25; i++ {
+		mustEnqueue(t, s, fmt.Sprint("d", i), fmt.Sprint("k", i))
+		require.NoError(t, s.Complete(ctx, mustClaim(t, s, "w").ID, "w"))
+	}
+	finishedRun(t, s, 1, 9) // 11 rows
+	clk.Advance(100 * day)
+	pauses := 0
+	writerFree := func(ctx context.Context) error {
+		pauses++
+		// The writer is free between batches: a write of the intake gets it at once.
+		_, err := s.Enqueue(ctx, "github", fmt.Sprint("during-", pauses), "ping", "", []byte(`{}`))
+		return err
+	}
+	p, err := s.Prune(ctx, Retention{DeliveryBodies: 7 * day, RunLogs: 90 * day, Batch: 10}, clk.Now(), writerFree)
+	require.NoError(t, err)
+	assert.Equal(t, Pruned{DeliveryBodies: 25, RunLogRows: 11, Batches: 5}, p)
+	assert.Equal(t, 3, pauses, "after each full batch: 10, 10 (bodies), 10 (log rows)")
+
+	kept, err := s.Prune(ctx, Retention{Batch: 10}, clk.Now().Add(1000*day), writerFree)
+	require.NoError(t, err)
+	assert.Equal(t, Pruned{}, kept, "no retention keeps everything")
+}

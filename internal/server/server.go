@@ -258,6 +258,7 @@ func (s *Server) Start(ctx context.Context) error {
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	s.done = make(chan struct{})
 	s.cleanOrphans(ctx)
+	s.startRetention(ctx)
 	go func() {
 		defer close(s.done)
 		if err := s.dispatcher.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {

@@ -4,6 +4,8 @@
 package serverconfig
 
 import (
+	"time"
+
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +36,10 @@ type Config struct {
 	DB string
 	// RunLogMaxBytes caps each run's stored log (db.WithRunLogMaxBytes).
 	RunLogMaxBytes int64
+	// Retention is how long handled deliveries' bodies and finished runs' logs are kept (0: forever).
+	// DAGCTL_RETAIN_DELIVERY_BODIES, -retain-delivery-bodies; default 168h. DAGCTL_RETAIN_RUN_LOGS,
+	// -retain-run-logs; default 2160h (90 days).
+	Retention Retention
 	// Executor runs jobs: "local" or "kubernetes". DAGCTL_EXECUTOR, -executor; default "local".
 	Executor Executor
 	// PublicURL is the bot's externally reachable base URL, used in links from check runs and comments; no
@@ -212,3 +218,9 @@ func (e *errList) add(s setting, format string, args ...any) {
 }
 
 func (e errList) err() error { return errors.Join(e...) }
+
+// Retention is how long the store keeps what grows with use (db.Retention).
+type Retention struct {
+	DeliveryBodies time.Duration
+	RunLogs        time.Duration
+}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -61,6 +62,7 @@ func TestDefaults(t *testing.T) {
 		Listen:         ":8080",
 		DB:             "./dagctl-data/dagctl.db",
 		RunLogMaxBytes: 10 << 20,
+		Retention:      Retention{DeliveryBodies: 7 * 24 * time.Hour, RunLogs: 90 * 24 * time.Hour},
 		Executor:       ExecutorLocal,
 		GitHub:         GitHub{APIURL: "https://api.github.com/"},
 		GitLab:         GitLab{URL: "https://gitlab.com"},
@@ -377,5 +379,21 @@ func TestRunLogMaxBytesIsANumberOfBytes(t *testing.T) {
 		_, err := load(t, e)
 		require.Error(t, err, bad)
 		assert.Contains(t, err.Error(), EnvRunLogMaxBytes)
+	}
+}
+
+func TestRetentionIsADurationOrForever(t *testing.T) {
+	e, _ := newEnv(t)
+	e[EnvRetainDeliveryBodies] = "30m"
+	e[EnvRetainRunLogs] = "0"
+	cfg, err := load(t, e)
+	require.NoError(t, err)
+	assert.Equal(t, Retention{DeliveryBodies: 30 * time.Minute}, cfg.Retention, "0 keeps run logs forever")
+
+	for _, bad := range []string{"7d", "10s", "-1h"} {
+		e[EnvRetainRunLogs] = bad
+		_, err := load(t, e)
+		require.Error(t, err, bad)
+		assert.Contains(t, err.Error(), EnvRetainRunLogs, bad)
 	}
 }
