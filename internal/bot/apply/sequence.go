@@ -197,12 +197,8 @@ func (s *Sequence) replan(ctx context.Context, forge vcs.Forge, req Request, run
 	if err != nil {
 		return &applyEnding{conclusion: vcs.StatusFailure, title: "Could not plan again", summary: err.Error(), exitCode: -1, reason: err.Error()}
 	}
-	var stdout strings.Builder
-	verify, err := s.Runner.RunStep(ctx, forge, jobrun.Step{Plan: req.Plan, Context: req.Context, RunID: run.ID, Kind: jobs.KindPlan, Name: "verify", SHA: req.SHA}, logw, func(l jobs.Line) {
-		if l.Stream == "stdout" {
-			stdout.WriteString(l.Text + "\n")
-		}
-	})
+	var stdout framework.ResultLines // the result lines only: the re-plan may print a gigabyte
+	verify, err := s.Runner.RunStep(ctx, forge, jobrun.Step{Plan: req.Plan, Context: req.Context, RunID: run.ID, Kind: jobs.KindPlan, Name: "verify", SHA: req.SHA}, logw, stdout.Add)
 	if s.Runner.Abandoned(run.ID, verify, err) {
 		return &applyEnding{abandoned: true}
 	}
