@@ -26,6 +26,7 @@ var (
 	soakPRs       = flag.Int("bench.soak.prs", 2000, "BenchmarkSoak: PRs simulated")
 	soakPerMinute = flag.Int("bench.soak.per-minute", 20, "BenchmarkSoak: PRs opened per simulated minute")
 	soakLogLines  = flag.Int("bench.soak.log-lines", 200, "BenchmarkSoak: log lines of each plan run (100 bytes each)")
+	soakBatch     = flag.Int("bench.soak.batch", db.DefaultPruneBatch, "BenchmarkSoak: rows per prune transaction")
 )
 
 const (
@@ -49,18 +50,22 @@ func BenchmarkSoak(b *testing.B) {
 		for _, prune := range []bool{false, true} {
 			r := runSoak(b, filepath.Join(b.TempDir(), "soak.db"), body, prune)
 			s := stats.Summarize(r.acks)
+			bs := stats.Summarize(r.batches)
 			rows = append(rows, []string{fmt.Sprint(prune), fmt.Sprint(len(r.acks)), stats.Ms(s.P50), stats.Ms(s.P99),
-				mib(r.sizes[len(r.sizes)/2]), mib(r.sizes[len(r.sizes)-1]), fmt.Sprint(r.pruned.Batches)})
+				mib(r.sizes[len(r.sizes)/2]), mib(r.sizes[len(r.sizes)-1]), fmt.Sprint(r.pruned.Batches),
+				fmt.Sprintf("%s / %s", stats.Ms(bs.P50), stats.Ms(bs.P99))})
 		}
 	}
 	b.StopTimer()
-	fmt.Print(stats.Table([]string{"pruning", "deliveries", "ack p50", "ack p99", "size at half-time", "size at the end", "prune batches"}, rows))
+	fmt.Print(stats.Table([]string{"pruning", "deliveries", "ack p50", "ack p99", "size at half-time", "size at the end", "prune batches", "batch p50 / p99"}, rows))
 }
 
 type soakResult struct {
 	acks   []time.Duration
 	sizes  []int64 // db + wal after each simulated minute
 	pruned db.Pruned
+	// batches are the prune batches' durations (each full batch; the last of each step is not timed)
+	batches []time.Duration
 }
 
 // runSoak is one soak: the intake served over HTTP, a sender posting each minute's deliveries and timing each
@@ -99,10 +104,18 @@ func runSoak(b *testing.B, path string, body []byte, prune bool) soakResult {
 			pruning.Add(1)
 			go func(now time.Time) {
 				defer pruning.Done()
-				p, err := store.Prune(ctx, db.Retention{DeliveryBodies: soakKeepBodies, RunLogs: soakKeepLogs}, now,
-					func(context.Context) error { time.Sleep(5 * time.Millisecond); return nil })
+				last := time.Now()
+				var held []time.Duration // a batch's time: from the end of one pause to the start of the next
+				p, err := store.Prune(ctx, db.Retention{DeliveryBodies: soakKeepBodies, RunLogs: soakKeepLogs, Batch: *soakBatch}, now,
+					func(context.Context) error {
+						held = append(held, time.Since(last))
+						time.Sleep(5 * time.Millisecond)
+						last = time.Now()
+						return nil
+					})
 				require.NoError(b, err)
 				mu.Lock()
+				res.batches = append(res.batches, held...)
 				res.pruned.Batches += p.Batches
 				res.pruned.DeliveryBodies += p.DeliveryBodies
 				res.pruned.RunLogRows += p.RunLogRows
