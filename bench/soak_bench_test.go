@@ -5,6 +5,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -77,7 +79,7 @@ func runSoak(b *testing.B, path string, body []byte, prune bool) soakResult {
 	store, err := db.Open(path, db.WithClock(clk.Now))
 	require.NoError(b, err)
 	defer store.Close()
-	in := &webhook.Intake{Queue: store}
+	in := &webhook.Intake{Queue: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	const secret = "soak-secret"
 	hook := httptest.NewServer(in.For(webhook.Source{Forge: "github", EventHeader: "X-GitHub-Event",
 		DeliveryHeaders: []string{"X-GitHub-Delivery"}, AuthHeader: "X-Token", Secret: func() []byte { return []byte(secret) },
