@@ -140,10 +140,18 @@ func (s *Store) Prune(ctx context.Context, r Retention, now time.Time, pause fun
 			if n < batch {
 				break
 			}
+			s.checkpointPassive(ctx)
 			if err := pause(ctx); err != nil {
 				return p, err
 			}
 		}
 	}
 	return p, nil
+}
+
+// checkpointPassive copies the WAL's frames into the database without taking the writer (a passive checkpoint
+// waits for nobody and gives up where it would), so that the WAL the prune filled does not make the next
+// commit, perhaps the intake's, run the automatic checkpoint while it holds the writer. Best effort.
+func (s *Store) checkpointPassive(ctx context.Context) {
+	_, _ = s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
 }
