@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"flag"
 	"fmt"
 	"io"
@@ -129,7 +130,31 @@ func runSoak(b *testing.B, path string, body []byte, prune bool) soakResult {
 		fmt.Printf("soak pruning=%v minute=%d prs=%d db+wal=%s\n", prune, minute+1, min((minute+1)**soakPerMinute, *soakPRs), mib(size))
 	}
 	pruning.Wait()
+	printTableSizes(b, path)
 	return res
+}
+
+// printTableSizes prints the pages each table and index takes (SQLite's dbstat), and the free pages: where the
+// file's bytes are.
+func printTableSizes(b *testing.B, path string) {
+	conn, err := sql.Open("sqlite", path)
+	require.NoError(b, err)
+	defer conn.Close()
+	rows, err := conn.Query(`SELECT name, sum(pgsize), sum(unused) FROM dbstat GROUP BY name ORDER BY sum(pgsize) DESC LIMIT 8`)
+	if err != nil {
+		fmt.Println("soak: no dbstat:", err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var size, unused int64
+		require.NoError(b, rows.Scan(&name, &size, &unused))
+		fmt.Printf("soak table %s: %s (%s unused inside its pages)\n", name, mib(size), mib(unused))
+	}
+	var free int64
+	require.NoError(b, conn.QueryRow(`SELECT freelist_count * page_size FROM pragma_freelist_count, pragma_page_size`).Scan(&free))
+	fmt.Printf("soak free pages: %s\n", mib(free))
 }
 
 func postSoak(b *testing.B, url, id, secret string, body []byte) time.Duration {
