@@ -39,7 +39,8 @@ golden: tools
 	DAGCTL_REPLAY_CAPTURE=1 $(GO) test -count=1 -timeout 30m ./internal/handlertest/
 	DAGCTL_REPLAY_CAPTURE=1 $(GO) test -count=1 -timeout 30m -run '^TestChaos' ./internal/server/chaos/
 
-## bench: the figures of BENCHMARKS.md: the Go benchmarks (a 10,000-model plan; webhook to first check run), then
+## bench: the figures of BENCHMARKS.md: the Go benchmarks (a 10,000-model plan; webhook to first check run; the
+## soak of 2,000 PRs under retention; a plan printing 1 GiB, about 5 minutes of them), then
 ## `dagctl-bot plan` against the raw sqlmesh CLI, then the intake under load, then the intake under a flood of
 ## strangers' slow 25 MB bodies (35 s), then the long chaos run (50 PRs, a bot killed 25 times, 10 % of the
 ## forge's calls failing; BENCHMARKS.md §8, about 6 minutes). About 12 minutes on 2 cores.

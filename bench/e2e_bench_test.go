@@ -98,9 +98,12 @@ type benchWorld struct {
 	nextPR  int
 }
 
-func newBenchWorld(b *testing.B) *benchWorld {
+func newBenchWorld(b *testing.B) *benchWorld { return newBenchWorldWith(b, nil) }
+
+// newBenchWorldWith adds (or replaces) baseFiles in the example on main.
+func newBenchWorldWith(b *testing.B, baseFiles map[string]string) *benchWorld {
 	b.Helper()
-	w := &benchWorld{Forge: e2e.NewForge(b, nil), dir: b.TempDir(), nextPR: 1}
+	w := &benchWorld{Forge: e2e.NewForge(b, baseFiles), dir: b.TempDir(), nextPR: 1}
 	w.DeployToProd(nil)
 
 	target, err := url.Parse(w.Fake.URL())
@@ -169,6 +172,11 @@ func (w *benchWorld) measure(b *testing.B, mode string, prs int) prRows {
 }
 
 func (w *benchWorld) startBot(b *testing.B, mode string) (*server.Server, *httptest.Server) {
+	return w.startBotWith(b, mode, nil)
+}
+
+// startBotWith starts the bot as startBot does, with configure changing its settings first (nil: none).
+func (w *benchWorld) startBotWith(b *testing.B, mode string, configure func(*serverconfig.Config)) (*server.Server, *httptest.Server) {
 	b.Helper()
 	cfg := serverconfig.Config{
 		DB:       filepath.Join(w.dir, mode+".db"),
@@ -195,6 +203,9 @@ func (w *benchWorld) startBot(b *testing.B, mode string) (*server.Server, *httpt
 	}
 	if mode == "fake-clock" {
 		opts.Now, opts.Sleep = w.Fake.Now, w.Fake.Sleep
+	}
+	if configure != nil {
+		configure(&cfg)
 	}
 	srv, err := server.New(context.Background(), cfg, opts)
 	require.NoError(b, err)

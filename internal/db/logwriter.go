@@ -15,6 +15,11 @@ const (
 	// logBufferMax bounds the lines held while the database is slow; beyond it lines are counted and dropped,
 	// so that a job's output can never block the job or exhaust memory.
 	logBufferMax = 50_000
+	// logBufferMaxBytes bounds the same by bytes: lines are cut at jobs.MaxLineBytes, so 50,000 of them could
+	// otherwise be 3 GiB.
+	logBufferMaxBytes = 8 << 20
+	// logBatchBytes of buffered lines wake the flusher early too, so that one write stores at most about that.
+	logBatchBytes = 1 << 20
 )
 
 // RunLogWriter collects a running job's output and appends it to the run's log in batches: every interval,
@@ -22,14 +27,16 @@ const (
 // (WithRunLogMaxBytes): past the cap its middle is dropped for one line saying how much; the job's result
 // lines (jobs.Line.IsResult) are kept aside too, up to the cap, so a capped log still yields the result.
 type RunLogWriter struct {
-	store     *Store
-	runID     int64
-	bufferMax int
+	store          *Store
+	runID          int64
+	bufferMax      int
+	bufferMaxBytes int64
 
-	mu      sync.Mutex
-	buf     []LogLine
-	dropped int
-	results []string // result lines not stored yet
+	mu       sync.Mutex
+	buf      []LogLine
+	bufBytes int64 // the text bytes in buf
+	dropped  int
+	results  []string // result lines not stored yet
 	// resultBytes counts every result line taken: beyond the cap they are not kept (the result then fails
 	// to parse, closed).
 	resultBytes int64
@@ -47,7 +54,7 @@ type RunLogWriter struct {
 // NewRunLogWriter starts a writer for a run's log that flushes at least every interval. Close it when the
 // job has ended.
 func (s *Store) NewRunLogWriter(runID int64, interval time.Duration) *RunLogWriter {
-	w := &RunLogWriter{store: s, runID: runID, bufferMax: logBufferMax, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	w := &RunLogWriter{store: s, runID: runID, bufferMax: logBufferMax, bufferMaxBytes: logBufferMaxBytes, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go w.loop(interval)
 	return w
 }
@@ -55,16 +62,17 @@ func (s *Store) NewRunLogWriter(runID int64, interval time.Duration) *RunLogWrit
 // Sink is a jobs.Sink: pass w.Sink to an executor.
 func (w *RunLogWriter) Sink(l jobs.Line) {
 	w.mu.Lock()
-	if len(w.buf) >= w.bufferMax {
+	if len(w.buf) >= w.bufferMax || w.bufBytes+int64(len(l.Text)) > w.bufferMaxBytes {
 		w.dropped++
 	} else {
 		w.buf = append(w.buf, LogLine{Stream: l.Stream, Text: l.Text, At: w.store.now()})
+		w.bufBytes += int64(len(l.Text))
 	}
 	if l.IsResult() && w.resultBytes+int64(len(l.Text)) <= w.store.runLogMaxBytes {
 		w.resultBytes += int64(len(l.Text))
 		w.results = append(w.results, l.Text)
 	}
-	full := len(w.buf) >= logBatch
+	full := len(w.buf) >= logBatch || w.bufBytes >= logBatchBytes
 	w.mu.Unlock()
 	if full {
 		select {
@@ -105,7 +113,7 @@ func (w *RunLogWriter) Flush(ctx context.Context) error {
 	}
 	w.mu.Lock()
 	batch, dropped, results := w.buf, w.dropped, w.results
-	w.buf, w.dropped, w.results = nil, 0, nil
+	w.buf, w.bufBytes, w.dropped, w.results = nil, 0, 0, nil
 	w.mu.Unlock()
 	if dropped > 0 {
 		batch = append(batch, LogLine{Stream: "stderr", Text: fmt.Sprintf("[dagctl] %d lines of output were dropped: the log could not be stored fast enough", dropped)})
@@ -121,6 +129,10 @@ func (w *RunLogWriter) Flush(ctx context.Context) error {
 			batch = batch[:len(batch)-1]
 		}
 		w.buf, w.dropped, w.results = append(batch, w.buf...), w.dropped+dropped, append(results, w.results...)
+		w.bufBytes = 0
+		for _, l := range w.buf {
+			w.bufBytes += int64(len(l.Text))
+		}
 		w.mu.Unlock()
 		return err
 	}

@@ -43,6 +43,7 @@ type Run struct {
 	CreatedAt     time.Time
 	StartedAt     time.Time // zero until started
 	FinishedAt    time.Time // zero until finished
+	LogPrunedAt   time.Time // when retention deleted its log (PruneRunLogs); zero while the log is kept
 }
 
 // RunResult is how a run ended.
@@ -104,20 +105,22 @@ func (s *Store) VerifyRunToken(ctx context.Context, runID int64, token string) (
 	return subtle.ConstantTimeCompare(stored, hash[:]) == 1, nil
 }
 
-const runColumns = `id, plan_id, kind, executor, executor_job_id, status, exit_code, reason, created_at, started_at, finished_at`
+const runColumns = `id, plan_id, kind, executor, executor_job_id, status, exit_code, reason, created_at, started_at, finished_at,
+	log_pruned_at`
 
 func scanRun(r scanner) (Run, error) {
 	var run Run
 	var exit sql.NullInt64
 	var created int64
-	var started, finished sql.NullInt64
+	var started, finished, pruned sql.NullInt64
 	err := r.Scan(&run.ID, &run.PlanID, &run.Kind, &run.Executor, &run.ExecutorJobID, &run.Status, &exit, &run.Reason,
-		&created, &started, &finished)
+		&created, &started, &finished, &pruned)
 	if exit.Valid {
 		code := int(exit.Int64)
 		run.ExitCode = &code
 	}
 	run.CreatedAt, run.StartedAt, run.FinishedAt = fromMillis(created), fromNullMillis(started), fromNullMillis(finished)
+	run.LogPrunedAt = fromNullMillis(pruned)
 	return run, err
 }
 

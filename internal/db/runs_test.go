@@ -196,7 +196,7 @@ func TestRunLogWriterDropsBeyondItsBufferAndSaysSo(t *testing.T) {
 	require.NoError(t, err)
 
 	// No background loop: nothing flushes until the test does.
-	w := &RunLogWriter{store: s, runID: r.ID, bufferMax: 100, wake: make(chan struct{}, 1)}
+	w := &RunLogWriter{store: s, runID: r.ID, bufferMax: 100, bufferMaxBytes: logBufferMaxBytes, wake: make(chan struct{}, 1)}
 	for i := 0; i < 100+7; i++ {
 		w.Sink(jobs.Line{Stream: "stdout", Text: "x"})
 	}

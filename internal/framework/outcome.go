@@ -19,21 +19,14 @@ type PlanOutcome struct {
 	Result  jobs.Result
 }
 
-// RunJob starts a job, streams its lines to sink and waits for it. It returns the job's standard output, which
-// holds the tool's result. The handle is passed to started (if not nil) as soon as the job runs, so that the
-// caller can record its id and cancel it.
+// RunJob starts a job, streams its lines to sink and waits for it. It returns the job's result lines (its
+// standard output's lines starting with jobs.ResultPrefix, which is all a framework's parser reads), never the
+// whole output: a job printing a gigabyte must not be held in memory. The handle is passed to started (if not
+// nil) as soon as the job runs, so that the caller can record its id and cancel it.
 func RunJob(ctx context.Context, exec jobs.Executor, spec jobs.Spec, sink jobs.Sink, started func(jobs.Handle)) (stdout string, res jobs.Result, err error) {
-	var (
-		mu  sync.Mutex
-		out strings.Builder
-	)
+	var results ResultLines
 	collect := func(l jobs.Line) {
-		if l.Stream == "stdout" {
-			mu.Lock()
-			out.WriteString(l.Text)
-			out.WriteByte('\n')
-			mu.Unlock()
-		}
+		results.Add(l)
 		if sink != nil {
 			sink(l)
 		}
@@ -46,9 +39,38 @@ func RunJob(ctx context.Context, exec jobs.Executor, spec jobs.Spec, sink jobs.S
 		started(h)
 	}
 	res, err = h.Wait(ctx)
-	mu.Lock()
-	defer mu.Unlock()
-	return out.String(), res, err
+	return results.String(), res, err
+}
+
+// MaxResultBytes bounds the result lines kept of one job; past it they are not kept, and the result then fails
+// to parse (closed), as the stored log's cap does.
+const MaxResultBytes = 64 << 20
+
+// ResultLines keeps a job's result lines (jobs.Line.IsResult) as they stream, up to MaxResultBytes, for the
+// framework's parser. Safe for concurrent use; the zero value is ready.
+type ResultLines struct {
+	mu   sync.Mutex
+	text strings.Builder
+}
+
+// Add keeps l if it is a result line; it is a jobs.Sink.
+func (r *ResultLines) Add(l jobs.Line) {
+	if !l.IsResult() {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.text.Len()+len(l.Text)+1 <= MaxResultBytes {
+		r.text.WriteString(l.Text)
+		r.text.WriteByte('\n')
+	}
+}
+
+// String is the kept lines, each ended by a newline: what ParseResult reads.
+func (r *ResultLines) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.text.String()
 }
 
 // InterpretPlan turns a finished plan job's result and output into the plan's outcome, the framework reading

@@ -285,7 +285,11 @@ func (s *Server) Start(ctx context.Context) error {
 	s.done = make(chan struct{})
 	s.cleanOrphans(ctx)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		s.pruneEveryHour(ctx) // waited for, so that the store is not closed under a prune
+	}()
 	go func() {
 		defer wg.Done()
 		if err := s.dispatcher.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {

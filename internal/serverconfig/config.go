@@ -47,6 +47,10 @@ type Config struct {
 	// RecoverInterval is how often the bot recovers what it missed (redeliveries, open PRs without a plan), on
 	// top of once at start; 0: only at start. DAGCTL_RECOVER_INTERVAL, -recover-interval; default 5m.
 	RecoverInterval time.Duration
+	// Retention is how long handled deliveries' bodies and finished runs' logs are kept (0: forever).
+	// DAGCTL_RETAIN_DELIVERY_BODIES, -retain-delivery-bodies; default 168h. DAGCTL_RETAIN_RUN_LOGS,
+	// -retain-run-logs; default 2160h (90 days).
+	Retention Retention
 	// Executor runs jobs: "local" or "kubernetes". DAGCTL_EXECUTOR, -executor; default "local".
 	Executor Executor
 	// PublicURL is the bot's externally reachable base URL, used in links from check runs and comments; no
@@ -225,3 +229,9 @@ func (e *errList) add(s setting, format string, args ...any) {
 }
 
 func (e errList) err() error { return errors.Join(e...) }
+
+// Retention is how long the store keeps what grows with use (db.Retention).
+type Retention struct {
+	DeliveryBodies time.Duration
+	RunLogs        time.Duration
+}

@@ -65,6 +65,7 @@ func TestDefaults(t *testing.T) {
 		RetryFor:        24 * time.Hour,
 		CommandExpiry:   15 * time.Minute,
 		RecoverInterval: DefaultRecoverInterval,
+		Retention:       Retention{DeliveryBodies: 7 * 24 * time.Hour, RunLogs: 90 * 24 * time.Hour},
 		Executor:        ExecutorLocal,
 		GitHub:          GitHub{APIURL: "https://api.github.com/"},
 		GitLab:          GitLab{URL: "https://gitlab.com"},
@@ -404,4 +405,20 @@ func TestRetryWindowAndCommandExpiryAreDurations(t *testing.T) {
 	e[EnvDeliveryRetryFor] = "a day"
 	_, err = load(t, e)
 	assert.ErrorContains(t, err, EnvDeliveryRetryFor)
+}
+
+func TestRetentionIsADurationOrForever(t *testing.T) {
+	e, _ := newEnv(t)
+	e[EnvRetainDeliveryBodies] = "30m"
+	e[EnvRetainRunLogs] = "0"
+	cfg, err := load(t, e)
+	require.NoError(t, err)
+	assert.Equal(t, Retention{DeliveryBodies: 30 * time.Minute}, cfg.Retention, "0 keeps run logs forever")
+
+	for _, bad := range []string{"7d", "10s", "-1h"} {
+		e[EnvRetainRunLogs] = bad
+		_, err := load(t, e)
+		require.Error(t, err, bad)
+		assert.Contains(t, err.Error(), EnvRetainRunLogs, bad)
+	}
 }

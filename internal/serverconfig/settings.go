@@ -34,29 +34,31 @@ const DefaultDB = "./dagctl-data/dagctl.db"
 
 // Environment variable names of the settings.
 const (
-	EnvListen              = "DAGCTL_LISTEN"
-	EnvDB                  = "DAGCTL_DB"
-	EnvRunLogMaxBytes      = "DAGCTL_RUN_LOG_MAX_BYTES"
-	EnvDeliveryRetryFor    = "DAGCTL_DELIVERY_RETRY_FOR"
-	EnvCommandExpiry       = "DAGCTL_COMMAND_EXPIRY"
-	EnvExecutor            = "DAGCTL_EXECUTOR"
-	EnvPublicURL           = "DAGCTL_PUBLIC_URL"
-	EnvGitHubAppID         = "DAGCTL_GITHUB_APP_ID"
-	EnvGitHubPrivateKey    = "DAGCTL_GITHUB_PRIVATE_KEY"
-	EnvGitHubWebhookSecret = "DAGCTL_GITHUB_WEBHOOK_SECRET"
-	EnvGitHubAPIURL        = "DAGCTL_GITHUB_API_URL"
-	EnvGitLabURL           = "DAGCTL_GITLAB_URL"
-	EnvGitLabToken         = "DAGCTL_GITLAB_TOKEN"
-	EnvGitLabWebhookSecret = "DAGCTL_GITLAB_WEBHOOK_SECRET"
-	EnvSQLMesh             = "DAGCTL_SQLMESH"
-	EnvWorkDir             = "DAGCTL_WORKDIR"
-	EnvJobEnv              = "DAGCTL_JOB_ENV"
-	EnvJobSetup            = "DAGCTL_JOB_SETUP"
-	EnvJobUIDs             = "DAGCTL_JOB_UIDS"
-	EnvJobGroup            = "DAGCTL_JOB_GROUP"
-	EnvK8sNamespace        = "DAGCTL_K8S_NAMESPACE"
-	EnvK8sImage            = "DAGCTL_K8S_IMAGE"
-	EnvK8sJobSecrets       = "DAGCTL_K8S_JOB_SECRETS"
+	EnvListen               = "DAGCTL_LISTEN"
+	EnvDB                   = "DAGCTL_DB"
+	EnvRunLogMaxBytes       = "DAGCTL_RUN_LOG_MAX_BYTES"
+	EnvRetainDeliveryBodies = "DAGCTL_RETAIN_DELIVERY_BODIES"
+	EnvRetainRunLogs        = "DAGCTL_RETAIN_RUN_LOGS"
+	EnvDeliveryRetryFor     = "DAGCTL_DELIVERY_RETRY_FOR"
+	EnvCommandExpiry        = "DAGCTL_COMMAND_EXPIRY"
+	EnvExecutor             = "DAGCTL_EXECUTOR"
+	EnvPublicURL            = "DAGCTL_PUBLIC_URL"
+	EnvGitHubAppID          = "DAGCTL_GITHUB_APP_ID"
+	EnvGitHubPrivateKey     = "DAGCTL_GITHUB_PRIVATE_KEY"
+	EnvGitHubWebhookSecret  = "DAGCTL_GITHUB_WEBHOOK_SECRET"
+	EnvGitHubAPIURL         = "DAGCTL_GITHUB_API_URL"
+	EnvGitLabURL            = "DAGCTL_GITLAB_URL"
+	EnvGitLabToken          = "DAGCTL_GITLAB_TOKEN"
+	EnvGitLabWebhookSecret  = "DAGCTL_GITLAB_WEBHOOK_SECRET"
+	EnvSQLMesh              = "DAGCTL_SQLMESH"
+	EnvWorkDir              = "DAGCTL_WORKDIR"
+	EnvJobEnv               = "DAGCTL_JOB_ENV"
+	EnvJobSetup             = "DAGCTL_JOB_SETUP"
+	EnvJobUIDs              = "DAGCTL_JOB_UIDS"
+	EnvJobGroup             = "DAGCTL_JOB_GROUP"
+	EnvK8sNamespace         = "DAGCTL_K8S_NAMESPACE"
+	EnvK8sImage             = "DAGCTL_K8S_IMAGE"
+	EnvK8sJobSecrets        = "DAGCTL_K8S_JOB_SECRETS"
 	// EnvK8sJobSecretsSelector is a label selector of Secrets jobs may mount.
 	EnvK8sJobSecretsSelector = "DAGCTL_K8S_JOB_SECRETS_SELECTOR"
 	EnvK8sBotSecrets         = "DAGCTL_K8S_BOT_SECRETS"
@@ -74,6 +76,10 @@ func settings() []setting {
 			usage: "how long a delivery or a forge write is retried after its first failure (at least 1h) before it is given up: a delivery is then kept as dead"},
 		{env: EnvCommandExpiry, flag: "command-expiry", def: "15m0s",
 			usage: "a comment command handled later than this after the forge received the comment is not run; the PR is told"},
+		{env: EnvRetainDeliveryBodies, flag: "retain-delivery-bodies", def: "168h",
+			usage: "how long a handled webhook delivery's body is kept (its row stays); 0 keeps it forever"},
+		{env: EnvRetainRunLogs, flag: "retain-run-logs", def: "2160h",
+			usage: "how long a finished run's log is kept (the run, its plan and approvals stay); 0 keeps it forever"},
 		{env: EnvExecutor, flag: "executor", def: string(ExecutorLocal), usage: "where jobs run: local or kubernetes"},
 		{env: EnvPublicURL, flag: "public-url", usage: "the bot's external base URL, for links in checks and comments"},
 		{env: EnvGitHubAppID, flag: "github-app-id", usage: "GitHub App id; setting it enables GitHub"},
@@ -107,6 +113,20 @@ func settings() []setting {
 		{env: EnvRecoverInterval, flag: "recover-interval", def: DefaultRecoverInterval.String(),
 			usage: "how often the bot asks the forge for webhooks it missed and plans open PRs with no plan of their head (0: only at start)"},
 	}
+}
+
+// retention reads a retention setting: a duration of at least a minute, or 0 for forever.
+func retention(errs *errList, in inputs, env string) time.Duration {
+	v, s := in[env].value, settingFor(env)
+	d, err := time.ParseDuration(v)
+	if v == "0" {
+		d, err = 0, nil
+	}
+	if err != nil || d < 0 || (d > 0 && d < time.Minute) {
+		errs.add(s, "%q is not a duration of at least 1m like 168h, or 0 to keep forever", v)
+		return 0
+	}
+	return d
 }
 
 type input struct {
@@ -170,6 +190,8 @@ func build(in inputs, getenv func(string) string) (Config, error) {
 	} else {
 		c.CommandExpiry = d
 	}
+	c.Retention.DeliveryBodies = retention(&errs, in, EnvRetainDeliveryBodies)
+	c.Retention.RunLogs = retention(&errs, in, EnvRetainRunLogs)
 
 	v, s = get(EnvExecutor)
 	switch e := Executor(v); e {
