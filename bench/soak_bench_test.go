@@ -37,12 +37,13 @@ const (
 	soakRunsPerPR       = 2 // a plan per environment
 	soakKeepBodies      = 10 * time.Minute
 	soakKeepLogs        = 30 * time.Minute
+	soakKeepDeliveries  = 60 * time.Minute
 )
 
 // BenchmarkSoak runs 2,000 PRs' worth of deliveries (real GitHub payloads, through the real intake over HTTP into
 // the real store) and plan runs (the store directly: a run with its log through RunLogWriter, finished), on a
 // fake clock where a simulated minute brings soakPerMinute PRs, with the retention shortened to minutes (bodies
-// 10, logs 30) and the store pruned every simulated minute while the deliveries keep coming. It prints the
+// 10, logs 30, delivery rows 60) and the store pruned every simulated minute while the deliveries keep coming. It prints the
 // database's size (db + wal) each simulated minute, with pruning and without, and the intake's ack latency in
 // both. Goal: with pruning, the size levels off once the retention is reached, without VACUUM; ack p99 about
 // the same as without pruning.
@@ -109,7 +110,7 @@ func runSoak(b *testing.B, path string, body []byte, prune bool) soakResult {
 				defer pruning.Done()
 				last := time.Now()
 				var held []time.Duration // a batch's time: from the end of one pause to the start of the next
-				p, err := store.Prune(ctx, db.Retention{DeliveryBodies: soakKeepBodies, RunLogs: soakKeepLogs, Batch: *soakBatch}, now,
+				p, err := store.Prune(ctx, db.Retention{DeliveryBodies: soakKeepBodies, Deliveries: soakKeepDeliveries, RunLogs: soakKeepLogs, Batch: *soakBatch}, now,
 					func(context.Context) error {
 						held = append(held, time.Since(last))
 						time.Sleep(5 * time.Millisecond)
@@ -121,6 +122,7 @@ func runSoak(b *testing.B, path string, body []byte, prune bool) soakResult {
 				res.batches = append(res.batches, held...)
 				res.pruned.Batches += p.Batches
 				res.pruned.DeliveryBodies += p.DeliveryBodies
+				res.pruned.Deliveries += p.Deliveries
 				res.pruned.RunLogRows += p.RunLogRows
 				mu.Unlock()
 			}(clk.Now())

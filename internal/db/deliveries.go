@@ -357,13 +357,14 @@ func (s *Store) DeadDeliveries(ctx context.Context) (DeadSummary, error) {
 	return sum, nil
 }
 
-// PruneDeliveries deletes done deliveries that finished before the given time, and returns how many (dead ones
-// are kept until retried). Their ids can then no longer deduplicate a redelivery, so keep them longer than the
-// forge redelivers.
-func (s *Store) PruneDeliveries(ctx context.Context, finishedBefore time.Time) (int, error) {
+// PruneDeliveries deletes up to limit done deliveries that finished before the given time, oldest first, in one
+// transaction, and returns how many (dead ones are kept until retried). Their ids can then no longer deduplicate
+// a redelivery, so keep them longer than the forge lists deliveries for redelivery (GitHub: 3 days).
+func (s *Store) PruneDeliveries(ctx context.Context, finishedBefore time.Time, limit int) (int, error) {
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE status = 'done' AND finished_at < ?`, toMillis(finishedBefore))
+		res, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE id IN (`+prunableDeliveriesQuery+`)`,
+			toMillis(finishedBefore), limit)
 		if err != nil {
 			return err
 		}

@@ -266,7 +266,7 @@ func TestPruneDeliveries(t *testing.T) {
 	d := mustClaim(t, s, "w")
 	require.NoError(t, s.Complete(ctx, d.ID, "w"))
 
-	n, err := s.PruneDeliveries(ctx, clk.Now().Add(-time.Minute))
+	n, err := s.PruneDeliveries(ctx, clk.Now().Add(-time.Minute), 10)
 	require.NoError(t, err)
 	assert.Equal(t, 1, n)
 	for id, kept := range map[string]bool{"old-done": false, "old-dead": true, "new-done": true, "pending": true} {

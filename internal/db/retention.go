@@ -17,6 +17,8 @@ const DefaultPruneBatch = 50
 const (
 	prunableBodiesQuery = `SELECT id FROM deliveries WHERE status = 'done' AND length(body) > 0 AND finished_at < ?
 		ORDER BY finished_at LIMIT ?`
+	prunableDeliveriesQuery = `SELECT id FROM deliveries WHERE status = 'done' AND finished_at < ?
+		ORDER BY finished_at LIMIT ?`
 	prunableRunQuery = `SELECT id FROM runs WHERE finished_at IS NOT NULL AND log_pruned_at IS NULL
 		AND finished_at < ? ORDER BY finished_at LIMIT 1`
 )
@@ -97,6 +99,7 @@ func pruneRunRows(ctx context.Context, tx *sql.Tx, runID int64, limit int) (int,
 // Retention is how long the store keeps what grows with use. Zero keeps it forever.
 type Retention struct {
 	DeliveryBodies time.Duration // a done delivery's body, after it finished
+	Deliveries     time.Duration // a done delivery's row (its id, event and times), after it finished
 	RunLogs        time.Duration // a run's log and result lines, after it finished
 	Batch          int           // rows per transaction (DefaultPruneBatch when 0)
 }
@@ -104,6 +107,7 @@ type Retention struct {
 // Pruned counts what one Prune removed.
 type Pruned struct {
 	DeliveryBodies int // bodies emptied
+	Deliveries     int // done deliveries deleted
 	RunLogRows     int // log and result lines deleted
 	Batches        int // transactions
 }
@@ -121,6 +125,7 @@ func (s *Store) Prune(ctx context.Context, r Retention, now time.Time, pause fun
 		prune func(context.Context, time.Time, int) (int, error)
 		count *int
 	}{
+		{r.Deliveries, s.PruneDeliveries, &p.Deliveries},
 		{r.DeliveryBodies, s.PruneDeliveryBodies, &p.DeliveryBodies},
 		{r.RunLogs, s.PruneRunLogs, &p.RunLogRows},
 	}

@@ -74,6 +74,35 @@ func TestPruningDeliveryBodiesIsBatched(t *testing.T) {
 	assert.Equal(t, []int{20, 20, 5}, batches)
 }
 
+// Done deliveries' rows go after their own, longer retention, a batch at a time, oldest first; the rest stay.
+func TestPruningDeliveryRowsIsBatchedAndSparesWhatIsNotDone(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	s, _ := openTemp(t, WithClock(clk.Now))
+	for i := 0; i < 45; i++ {
+		mustEnqueue(t, s, fmt.Sprint("d", i), fmt.Sprint("k", i))
+		require.NoError(t, s.Complete(ctx, mustClaim(t, s, "w").ID, "w"))
+	}
+	mustEnqueue(t, s, "dead", "kd")
+	require.NoError(t, s.GiveUp(ctx, mustClaim(t, s, "w").ID, "w", "boom"))
+	mustEnqueue(t, s, "pending", "kp")
+	clk.Advance(31 * day)
+	mustEnqueue(t, s, "recent", "kr")
+	require.NoError(t, s.Complete(ctx, mustClaim(t, s, "w").ID, "w"))
+
+	p, err := s.Prune(ctx, Retention{Deliveries: 30 * day, Batch: 20}, clk.Now(), func(context.Context) error { return nil })
+	require.NoError(t, err)
+	assert.Equal(t, Pruned{Deliveries: 45, Batches: 3}, p)
+	for id, kept := range map[string]bool{"d0": false, "d44": false, "dead": true, "pending": true, "recent": true} {
+		_, err := s.GetDelivery(ctx, "github", id)
+		if kept {
+			assert.NoError(t, err, id)
+		} else {
+			assert.ErrorIs(t, err, ErrNotFound, id)
+		}
+	}
+}
+
 // finishedRun stores a plan's run with log lines and result lines, finished on the store's clock.
 func finishedRun(t *testing.T, s *Store, pr, logLines int) Run {
 	t.Helper()
@@ -182,6 +211,7 @@ func TestPruningSeeks(t *testing.T) {
 	}{
 		{prunableBodiesQuery, "deliveries_done_with_body", []any{0, 10}},
 		{prunableRunQuery, "runs_log_kept", []any{0}},
+		{prunableDeliveriesQuery, "deliveries_finished", []any{0, 10}},
 	} {
 		plan := queryPlan(t, s, c.query, c.args...)
 		assert.Regexp(t, `SEARCH \w+ USING (COVERING )?INDEX `+c.index, plan, c.query)

@@ -233,5 +233,6 @@ func (e errList) err() error { return errors.Join(e...) }
 // Retention is how long the store keeps what grows with use (db.Retention).
 type Retention struct {
 	DeliveryBodies time.Duration
+	Deliveries     time.Duration
 	RunLogs        time.Duration
 }

@@ -65,7 +65,7 @@ func TestDefaults(t *testing.T) {
 		RetryFor:        24 * time.Hour,
 		CommandExpiry:   15 * time.Minute,
 		RecoverInterval: DefaultRecoverInterval,
-		Retention:       Retention{DeliveryBodies: 7 * 24 * time.Hour, RunLogs: 90 * 24 * time.Hour},
+		Retention:       Retention{DeliveryBodies: 7 * 24 * time.Hour, Deliveries: 30 * 24 * time.Hour, RunLogs: 90 * 24 * time.Hour},
 		Executor:        ExecutorLocal,
 		GitHub:          GitHub{APIURL: "https://api.github.com/"},
 		GitLab:          GitLab{URL: "https://gitlab.com"},
@@ -411,9 +411,19 @@ func TestRetentionIsADurationOrForever(t *testing.T) {
 	e, _ := newEnv(t)
 	e[EnvRetainDeliveryBodies] = "30m"
 	e[EnvRetainRunLogs] = "0"
+	e[EnvRetainDeliveries] = "0"
 	cfg, err := load(t, e)
 	require.NoError(t, err)
-	assert.Equal(t, Retention{DeliveryBodies: 30 * time.Minute}, cfg.Retention, "0 keeps run logs forever")
+	assert.Equal(t, Retention{DeliveryBodies: 30 * time.Minute}, cfg.Retention, "0 keeps run logs and deliveries forever")
+
+	// A delivery's id deduplicates the forge's redeliveries, which it lists for 3 days.
+	e[EnvRetainDeliveries] = "72h"
+	_, err = load(t, e)
+	assert.ErrorContains(t, err, EnvRetainDeliveries)
+	e[EnvRetainDeliveries] = "96h"
+	cfg, err = load(t, e)
+	require.NoError(t, err)
+	assert.Equal(t, 96*time.Hour, cfg.Retention.Deliveries)
 
 	for _, bad := range []string{"7d", "10s", "-1h"} {
 		e[EnvRetainRunLogs] = bad

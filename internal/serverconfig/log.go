@@ -54,6 +54,7 @@ func (c Config) attrs() []slog.Attr {
 		slog.Duration("recover_interval", c.RecoverInterval),
 		slog.Group("retain",
 			slog.Duration("delivery_bodies", c.Retention.DeliveryBodies),
+			slog.Duration("deliveries", c.Retention.Deliveries),
 			slog.Duration("run_logs", c.Retention.RunLogs),
 		),
 		slog.String("executor", string(c.Executor)),

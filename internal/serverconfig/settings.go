@@ -39,6 +39,7 @@ const (
 	EnvRunLogMaxBytes       = "DAGCTL_RUN_LOG_MAX_BYTES"
 	EnvRetainDeliveryBodies = "DAGCTL_RETAIN_DELIVERY_BODIES"
 	EnvRetainRunLogs        = "DAGCTL_RETAIN_RUN_LOGS"
+	EnvRetainDeliveries     = "DAGCTL_RETAIN_DELIVERIES"
 	EnvDeliveryRetryFor     = "DAGCTL_DELIVERY_RETRY_FOR"
 	EnvCommandExpiry        = "DAGCTL_COMMAND_EXPIRY"
 	EnvExecutor             = "DAGCTL_EXECUTOR"
@@ -78,6 +79,8 @@ func settings() []setting {
 			usage: "a comment command handled later than this after the forge received the comment is not run; the PR is told"},
 		{env: EnvRetainDeliveryBodies, flag: "retain-delivery-bodies", def: "168h",
 			usage: "how long a handled webhook delivery's body is kept (its row stays); 0 keeps it forever"},
+		{env: EnvRetainDeliveries, flag: "retain-deliveries", def: "720h",
+			usage: "how long a handled webhook delivery's row (its id, event and times) is kept; at least 96h (the forge lists deliveries for redelivery for 3 days), or 0 to keep forever"},
 		{env: EnvRetainRunLogs, flag: "retain-run-logs", def: "2160h",
 			usage: "how long a finished run's log is kept (the run, its plan and approvals stay); 0 keeps it forever"},
 		{env: EnvExecutor, flag: "executor", def: string(ExecutorLocal), usage: "where jobs run: local or kubernetes"},
@@ -192,6 +195,10 @@ func build(in inputs, getenv func(string) string) (Config, error) {
 	}
 	c.Retention.DeliveryBodies = retention(&errs, in, EnvRetainDeliveryBodies)
 	c.Retention.RunLogs = retention(&errs, in, EnvRetainRunLogs)
+	// A delivery's id must outlive the forge's redelivery list, or the recovery asks for it again.
+	if c.Retention.Deliveries = retention(&errs, in, EnvRetainDeliveries); c.Retention.Deliveries > 0 && c.Retention.Deliveries < 96*time.Hour {
+		errs.add(settingFor(EnvRetainDeliveries), "%s is shorter than 96h: the forge lists deliveries for redelivery for 3 days", c.Retention.Deliveries)
+	}
 
 	v, s = get(EnvExecutor)
 	switch e := Executor(v); e {
