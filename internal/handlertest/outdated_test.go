@@ -27,7 +27,7 @@ func TestAnOpenedEventHandledAfterThePushedHeadWasPlannedLeavesItsPlansStanding(
 	w.handle(vcs.Event{PullRequest: &vcs.PullRequestEvent{Action: vcs.PROpened, PR: opened, Sender: "alice"}})
 
 	w.assertHeadPlannedAndReady(pushed.HeadSHA)
-	assert.Equal(t, "", w.state("dagctl/plan: prod", opened.HeadSHA), "the outdated head is not planned")
+	assert.Equal(t, vcs.StatusState(""), w.state("dagctl/plan: prod", opened.HeadSHA), "the outdated head is not planned")
 }
 
 // The same when the reconcile listed the PR before a push and planned it after the push was handled: the head
