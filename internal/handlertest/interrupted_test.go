@@ -2,6 +2,7 @@ package handlertest_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dagctl/dagctl-bot/internal/bot"
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
@@ -56,4 +58,41 @@ func TestAnApplyEndedAsInterruptedByARestartIsToldOnThePROnce(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, told, "the PR is told once; replies: %q", w.replies(pr.Number))
+}
+
+// A bot killed between storing a plan and storing its run left a queued plan with no run: nothing re-ran it,
+// and the head's later event found the plan and planned nothing, so the head never got that check (the chaos
+// run: "no dagctl/plan: prod on its head"). The next start runs it.
+func TestAPlanStoredWithoutItsRunByAKilledBotIsRunAtTheNextStart(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	opened := w.openPR(1, "more-columns", "alice", testutil.NonBreakingChange)
+	pushed := w.pushEmptyCommit(opened)
+	// What the killed bot did with the push: the old head's plans stale, the new head's prod plan stored.
+	_, err := w.store.MarkStale(ctx, w.repo.Forge, w.repo.FullName(), 1, pushed.HeadSHA)
+	require.NoError(t, err)
+	plans, err := w.store.ListPlansByPR(ctx, w.repo.Forge, w.repo.FullName(), 1)
+	require.NoError(t, err)
+	var prod db.Plan
+	for _, p := range plans {
+		if p.Environment == "prod" {
+			prod = p
+		}
+	}
+	pc, err := prstate.DecodeContext(prod)
+	require.NoError(t, err)
+	pc.PR = pushed
+	raw, err := json.Marshal(pc)
+	require.NoError(t, err)
+	_, err = w.store.CreatePlan(ctx, db.Plan{Forge: prod.Forge, Repo: prod.Repo, PR: 1, Project: prod.Project,
+		Environment: "prod", HeadSHA: pushed.HeadSHA, BaseSHA: pushed.BaseSHA, TriggerUser: "alice", Context: raw})
+	require.NoError(t, err)
+
+	w.bot = bot.New(w.opts)
+	t.Cleanup(w.bot.Wait)
+	require.NoError(t, w.bot.Recover(ctx))
+	w.bot.Wait()
+	w.drainWrites()
+
+	assert.Equal(t, vcs.StatusSuccess, w.state("dagctl/plan: prod", pushed.HeadSHA), "the plan ran")
 }
