@@ -7,6 +7,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
+	"github.com/dagctl/dagctl-bot/internal/plan"
 )
 
 // Recover finishes what a previous process of the bot left behind, so that every check reaches a final state:
@@ -59,12 +60,38 @@ func (b *Bot) Recover(ctx context.Context) error {
 	}
 	for _, p := range plans {
 		if !p.Status.Final() {
-			continue // its run is being recovered above
+			if err := b.runRunless(ctx, p); err != nil {
+				b.log.Error("running a plan stored without its run", "plan", p.ID, "err", err)
+			}
+			continue // otherwise its run is being recovered above
 		}
 		if err := b.reportStored(ctx, p); err != nil {
 			b.log.Error("re-reporting a plan", "plan", p.ID, "err", err)
 		}
 	}
+	return nil
+}
+
+// runRunless runs a queued plan that has no run: a bot killed between storing a plan and storing its run left
+// it, and nothing else would run it (the head's later events find the plan and plan nothing more).
+func (b *Bot) runRunless(ctx context.Context, p db.Plan) error {
+	if p.Status != plan.StatusQueued {
+		return nil
+	}
+	runs, err := b.store.ListRuns(ctx, p.ID)
+	if err != nil || len(runs) > 0 {
+		return err
+	}
+	pc, err := prstate.DecodeContext(p)
+	if err != nil {
+		return err
+	}
+	run, _, err := b.store.CreateRun(ctx, p.ID, jobs.KindPlan, b.runner.ExecutorName)
+	if err != nil {
+		return err
+	}
+	b.log.Info("running a plan a killed bot stored without its run", "plan", p.ID, "run", run.ID)
+	b.runner.Launch(p, pc, run)
 	return nil
 }
 

@@ -156,3 +156,22 @@ func TestACommandSentBeforeAnOutageExpires(t *testing.T) {
 	assert.Contains(t, last, "`/dagctl apply dev` from @bob at "+sent.UTC().Format("15:04")+" UTC expired after 15m0s")
 	assert.True(t, strings.Contains(last, "comment again"), last)
 }
+
+// A `/dagctl apply` whose config read the forge answers 502 is retried, not answered "Cannot read the config":
+// that answer would end a command a person gave for a failure that a retry a few seconds later does not have
+// (found by the chaos run). GitHub only: the fake fails one request by its path.
+func TestAnApplyWhoseConfigReadFailsOnceIsRetriedAndApplied(t *testing.T) {
+	w := newOutageWorld(t, 24*time.Hour, worldOptions{seedProd: true})
+	head := w.PR(1, "x", "alice", nonBreaking)
+	w.send(w.PREvent(vcs.PROpened, 1))
+	w.GitHub().Fake.FailNext("GET", "/repos/acme/warehouse/contents/.dagctl/config.yaml", 1, badGateway)
+	w.commentLater(1, "bob", "/dagctl apply dev")
+	w.passTime(2 * time.Minute)
+
+	for _, c := range w.Comments(1) {
+		assert.NotContains(t, c.Body, "Cannot read the config", "the 502 is not the answer")
+	}
+	st, ok := w.Status("dagctl/apply: dev", head)
+	require.True(t, ok, "the apply ran")
+	assert.Equal(t, vcs.StatusSuccess, st.State)
+}

@@ -153,16 +153,21 @@ func (s *Sequence) finish(ctx context.Context, forge vcs.Forge, req Request, run
 	}
 	unlock := s.Locks.Lock(req.Context.PR.Repo, req.Plan.PR)
 	defer unlock()
-	body := fmt.Sprintf("%s `%s`: %s", map[bool]string{true: "✅", false: "❌"}[end.conclusion == vcs.StatusSuccess], req.Context.Env.Name, end.title)
-	if end.conclusion != vcs.StatusSuccess && end.summary != "" {
-		body += "\n\n" + end.summary
-	}
-	if err := s.Report.Reply(ctx, req.pr(), body); err != nil {
+	if err := s.Report.Reply(ctx, req.pr(), endReply(req.Context.Env.Name, end)); err != nil {
 		s.Log.Warn("commenting an apply's end", "err", err)
 	}
 	if err := s.Report.Sticky(ctx, forge, req.Context.PR, ""); err != nil {
 		s.Log.Warn("updating the sticky comment", "err", err)
 	}
+}
+
+// endReply is what the PR is told when an apply ends.
+func endReply(env string, end applyEnding) string {
+	body := fmt.Sprintf("%s `%s`: %s", map[bool]string{true: "✅", false: "❌"}[end.conclusion == vcs.StatusSuccess], env, end.title)
+	if end.conclusion != vcs.StatusSuccess && end.summary != "" {
+		body += "\n\n" + end.summary
+	}
+	return body
 }
 
 // applyUnderLock takes the environment's lock (waiting in line), decides again under it, plans again and
@@ -589,6 +594,12 @@ func (s *Sequence) Recover(ctx context.Context, p db.Plan, pc prstate.PlanContex
 		return fmt.Errorf("no forge %q", p.Forge)
 	}
 	const why = "interrupted: the bot restarted while this apply ran"
+	end := applyEnding{conclusion: vcs.StatusFailure, title: "Interrupted: comment `/dagctl apply` to resume",
+		summary: "The bot restarted while this apply ran. Completed intervals are kept; applying again resumes where it stopped."}
+	// Told before the run is finished, keyed by the run: a start killed in between tells it once, at the next.
+	if err := s.Report.ReplyOnce(ctx, pc.PR, "apply-end|"+strconv.FormatInt(run.ID, 10), endReply(pc.Env.Name, end)); err != nil {
+		return err
+	}
 	if _, err := s.Store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunFailed, Reason: why}); err != nil {
 		return err
 	}
@@ -599,8 +610,7 @@ func (s *Sequence) Recover(ctx context.Context, p db.Plan, pc prstate.PlanContex
 	}
 	// The check run is updated by its stored id, so the commit here only names it.
 	req := Request{Plan: p, Context: pc, SHA: p.HeadSHA}
-	if err := s.reportApply(ctx, forge, req, run.ID, vcs.StatusFailure,
-		"Interrupted: comment `/dagctl apply` to resume", "The bot restarted while this apply ran. Completed intervals are kept; applying again resumes where it stopped."); err != nil {
+	if err := s.reportApply(ctx, forge, req, run.ID, end.conclusion, end.title, end.summary); err != nil {
 		return err
 	}
 	unlock := s.Locks.Lock(pc.PR.Repo, pc.PR.Number)

@@ -70,8 +70,12 @@ func (h *Handlers) applyByComment(ctx context.Context, forge vcs.Forge, pr vcs.P
 		return h.Report.ReplyError(ctx, forge, pr, d.Reasons[0].Message)
 	}
 	cfg, _, err := h.loadConfig(ctx, forge, pr)
-	if err != nil {
+	var cfgErr *ConfigError
+	switch {
+	case errors.As(err, &cfgErr):
 		return h.Report.ReplyError(ctx, forge, pr, "Cannot read the config: "+err.Error())
+	case err != nil:
+		return err // the forge failed: the delivery is retried, and a reply now would end the command for it
 	}
 	facts.PR = prFacts(pr, cfg)
 	envs, refusal := commentEnvironments(cfg, pr, envName)

@@ -44,6 +44,8 @@ func (h *Handlers) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullReque
 		if refusal := PinRefusal(pr, *cmd); refusal != "" {
 			return h.Report.ReplyError(ctx, forge, pr, refusal)
 		}
+	} else if outdated, err := h.outdatedHead(ctx, forge, pr); err != nil || outdated {
+		return err
 	}
 	if err := h.supersede(ctx, forge, pr); err != nil {
 		return err
@@ -95,6 +97,24 @@ func (h *Handlers) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullReque
 		}
 	}
 	return h.Report.Sticky(ctx, forge, pr, note)
+}
+
+// outdatedHead reports whether pr's head, as an event or the reconcile's listing named it, is no longer the
+// head the forge shows: a queued "opened" handled after the pushed head was planned, or a listing read before
+// a push that was handled meanwhile. Such an event must not supersede the newer head's plans (a merge would
+// then find them stale); the newer head has its own event, or the reconcile finds it. The forge is asked under
+// the PR's lock, so the answer holds until this handler is done.
+func (h *Handlers) outdatedHead(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) (bool, error) {
+	current, err := forge.PullRequest(ctx, pr.Repo, pr.Number)
+	if err != nil {
+		return false, err
+	}
+	if current.HeadSHA == pr.HeadSHA {
+		return false, nil
+	}
+	h.Log.Info("not planning an outdated head: the PR has moved on", "repo", pr.Repo.FullName(), "pr", pr.Number,
+		"head", pr.HeadSHA, "current", current.HeadSHA)
+	return true, nil
 }
 
 // projectsOf are the targets' projects, each once.

@@ -150,6 +150,15 @@ func (r *Reporter) Reply(ctx context.Context, pr vcs.PullRequest, body string) e
 	return nil
 }
 
+// ReplyOnce posts a reply of a named effect (e.g. an apply's end, by its run) outside any delivery: asked for
+// again, after a restart, it is not posted twice.
+func (r *Reporter) ReplyOnce(ctx context.Context, pr vcs.PullRequest, effect, body string) error {
+	if err := r.Writes.ReplyOnce(ctx, pr, effect, body); err != nil {
+		return fmt.Errorf("replying: %w", err)
+	}
+	return nil
+}
+
 // React reacts to a comment, through the outbox.
 func (r *Reporter) React(ctx context.Context, repo vcs.Repo, commentID int64, reaction vcs.Reaction) error {
 	return r.Writes.React(ctx, repo, commentID, reaction)

@@ -91,6 +91,11 @@ func (w *Writes) Reply(ctx context.Context, pr vcs.PullRequest, body string) err
 	return w.Outbox.ReplyOnce(ctx, outbox.AccountOf(pr.Repo), pr.Repo, pr.Number, effect, body, outbox.PriorityResult)
 }
 
+// ReplyOnce enqueues a reply of the effect named (not a delivery's): asked for again, it is not posted twice.
+func (w *Writes) ReplyOnce(ctx context.Context, pr vcs.PullRequest, effect, body string) error {
+	return w.Outbox.ReplyOnce(ctx, outbox.AccountOf(pr.Repo), pr.Repo, pr.Number, effect, body, outbox.PriorityResult)
+}
+
 // React enqueues a reaction to a comment: an acknowledgement, sent after what people wait for.
 func (w *Writes) React(ctx context.Context, repo vcs.Repo, commentID int64, reaction vcs.Reaction) error {
 	return w.Outbox.React(ctx, outbox.AccountOf(repo), repo, commentID, reaction, outbox.PriorityOther)
