@@ -71,3 +71,38 @@ func describe(st vcs.Status) string {
 	}
 	return out
 }
+
+// The content check of a protected environment's apply on merge reads the forge's trees under the lock: a 502
+// there is waited out (an environment applied only on merge has no way back from a failed apply).
+func TestAMergeWhoseContentCheckFailsTransientlyApplies(t *testing.T) {
+	w := newWorld(t)
+	pr := w.openPR(1, "more-columns", "alice", testutil.NonBreakingChange)
+	w.review(pr, "bob", vcs.ReviewApproved)
+	w.forge.FailNext("Tree", 3, badGateway)
+	_, sha := w.mergePR(pr, "alice")
+	w.bot.Wait()
+	w.drainWrites()
+
+	assert.Equal(t, 3, w.forge.Failed("Tree"))
+	st, ok := w.forge.StatusNamed(w.repo, "dagctl/apply: prod", sha)
+	require.True(t, ok)
+	assert.Equal(t, vcs.StatusSuccess, st.State, "%s", describe(st.Status))
+	assert.Equal(t, 1, w.appliesStarted("prod"))
+}
+
+func TestAMergeWhoseContentCheckIsRefusedFailsAtOnce(t *testing.T) {
+	w := newWorld(t)
+	pr := w.openPR(1, "more-columns", "alice", testutil.NonBreakingChange)
+	w.review(pr, "bob", vcs.ReviewApproved)
+	w.forge.FailNext("Tree", 1, notFound("tree"))
+	_, sha := w.mergePR(pr, "alice")
+	w.bot.Wait()
+	w.drainWrites()
+
+	assert.Equal(t, 1, w.forge.Failed("Tree"))
+	st, ok := w.forge.StatusNamed(w.repo, "dagctl/apply: prod", sha)
+	require.True(t, ok)
+	assert.Equal(t, vcs.StatusFailure, st.State)
+	assert.Contains(t, describe(st.Status), "Could not compare the content with the last apply")
+	assert.Zero(t, w.appliesStarted("prod"))
+}
