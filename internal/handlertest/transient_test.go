@@ -1,13 +1,19 @@
 package handlertest_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dagctl/dagctl-bot/internal/bot"
+	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
@@ -105,4 +111,80 @@ func TestAMergeWhoseContentCheckIsRefusedFailsAtOnce(t *testing.T) {
 	assert.Equal(t, vcs.StatusFailure, st.State)
 	assert.Contains(t, describe(st.Status), "Could not compare the content with the last apply")
 	assert.Zero(t, w.appliesStarted("prod"))
+}
+
+// waitingBot replaces the world's bot by one whose waits for the forge last until its run's context ends, and
+// starts `/dagctl apply dev` with every clone token request failing: the apply waits, holding its lock.
+func (w *world) waitingApply(t *testing.T) (vcs.PullRequest, db.Plan) {
+	t.Helper()
+	pr := w.openPR(1, "more-columns", "alice", testutil.NonBreakingChange)
+	opts := w.opts
+	opts.ForgeClock.Sleep = func(ctx context.Context, d time.Duration) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	w.bot = bot.New(opts)
+	t.Cleanup(w.bot.Wait)
+	w.forge.FailNext("CloneToken", 1000, badGateway)
+	c := w.forge.AddComment(w.repo, pr.Number, "bob", "/dagctl apply dev")
+	require.NoError(t, w.bot.Handle(context.Background(), vcs.Event{Repo: w.repo, Comment: &vcs.CommentEvent{Number: pr.Number, Comment: c}}))
+	require.Eventually(t, func() bool {
+		w.drainWrites()
+		st, _ := w.forge.StatusNamed(w.repo, "dagctl/apply: dev", pr.HeadSHA)
+		return st.State == vcs.StatusRunning && strings.HasPrefix(st.Description, "Waiting for the forge: ")
+	}, time.Minute, 10*time.Millisecond, "the apply's check says it waits for the forge")
+	plans, err := w.store.ListPlansByPR(context.Background(), w.repo.Forge, w.repo.FullName(), pr.Number)
+	require.NoError(t, err)
+	for _, p := range plans {
+		if p.Environment == "dev" {
+			return pr, p
+		}
+	}
+	t.Fatal("no plan of dev")
+	return pr, db.Plan{}
+}
+
+func (w *world) applyRun(t *testing.T, p db.Plan) db.Run {
+	t.Helper()
+	runs, err := w.store.ListRuns(context.Background(), p.ID)
+	require.NoError(t, err)
+	for _, r := range runs {
+		if r.Kind == jobs.KindApply {
+			return r
+		}
+	}
+	t.Fatal("no apply run")
+	return db.Run{}
+}
+
+// An apply waiting for the forge stops when cancelled, saying by whom, and releases its lock.
+func TestAnApplyWaitingForTheForgeIsCancelledWithItsCause(t *testing.T) {
+	w := newWorld(t)
+	pr, p := w.waitingApply(t)
+	_, held, err := w.store.Holder(context.Background(), w.repo.Forge, w.repo.FullName(), "dev")
+	require.NoError(t, err)
+	require.True(t, held, "the apply keeps its lock while it waits")
+
+	w.comment(pr, "bob", "/dagctl cancel")
+
+	st, _ := w.forge.StatusNamed(w.repo, "dagctl/apply: dev", pr.HeadSHA)
+	assert.Equal(t, vcs.StatusCancelled, st.State)
+	assert.Equal(t, "Cancelled: cancelled by bob", st.Description)
+	assert.Equal(t, db.RunCancelled, w.applyRun(t, p).Status)
+	_, held, err = w.store.Holder(context.Background(), w.repo.Forge, w.repo.FullName(), "dev")
+	require.NoError(t, err)
+	assert.False(t, held)
+}
+
+// A shutdown while an apply waits for the forge leaves the run unfinished, for the next start.
+func TestAnApplyWaitingForTheForgeIsLeftForTheNextStartOnShutdown(t *testing.T) {
+	w := newWorld(t)
+	_, p := w.waitingApply(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no grace: the runs' contexts end at once
+	_ = w.bot.Shutdown(ctx)
+	w.bot.Wait()
+
+	run := w.applyRun(t, p)
+	assert.True(t, run.FinishedAt.IsZero(), "unfinished: %s %s", run.Status, run.Reason)
 }
