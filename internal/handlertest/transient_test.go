@@ -113,11 +113,8 @@ func TestAMergeWhoseContentCheckIsRefusedFailsAtOnce(t *testing.T) {
 	assert.Zero(t, w.appliesStarted("prod"))
 }
 
-// waitingBot replaces the world's bot by one whose waits for the forge last until its run's context ends, and
-// starts `/dagctl apply dev` with every clone token request failing: the apply waits, holding its lock.
-func (w *world) waitingApply(t *testing.T) (vcs.PullRequest, db.Plan) {
-	t.Helper()
-	pr := w.openPR(1, "more-columns", "alice", testutil.NonBreakingChange)
+// waitForever replaces the world's bot by one whose waits for the forge last until its run's context ends.
+func (w *world) waitForever(t *testing.T) {
 	opts := w.opts
 	opts.ForgeClock.Sleep = func(ctx context.Context, d time.Duration) error {
 		<-ctx.Done()
@@ -125,6 +122,14 @@ func (w *world) waitingApply(t *testing.T) (vcs.PullRequest, db.Plan) {
 	}
 	w.bot = bot.New(opts)
 	t.Cleanup(w.bot.Wait)
+}
+
+// waitingApply starts `/dagctl apply dev` with every clone token request failing and waits forever: the apply
+// waits, holding its lock.
+func (w *world) waitingApply(t *testing.T) (vcs.PullRequest, db.Plan) {
+	t.Helper()
+	pr := w.openPR(1, "more-columns", "alice", testutil.NonBreakingChange)
+	w.waitForever(t)
 	w.forge.FailNext("CloneToken", 1000, badGateway)
 	c := w.forge.AddComment(w.repo, pr.Number, "bob", "/dagctl apply dev")
 	require.NoError(t, w.bot.Handle(context.Background(), vcs.Event{Repo: w.repo, Comment: &vcs.CommentEvent{Number: pr.Number, Comment: c}}))
@@ -187,4 +192,33 @@ func TestAnApplyWaitingForTheForgeIsLeftForTheNextStartOnShutdown(t *testing.T) 
 
 	run := w.applyRun(t, p)
 	assert.True(t, run.FinishedAt.IsZero(), "unfinished: %s %s", run.Status, run.Reason)
+}
+
+// A shutdown while a plan job waits for its token leaves the plan running and its run unfinished: the next
+// start plans it again.
+func TestAPlanWaitingForTheForgeIsLeftForTheNextStartOnShutdown(t *testing.T) {
+	w := newWorld(t)
+	w.waitForever(t)
+	w.forge.FailNext("CloneToken", 1000, badGateway)
+	pr := w.openPRWithoutWaiting(1, "more-columns", "alice", testutil.NonBreakingChange)
+	require.Eventually(t, func() bool { return w.forge.Failed("CloneToken") > 0 }, time.Minute, 10*time.Millisecond)
+
+	stopping, stop := context.WithCancel(context.Background())
+	stop()
+	_ = w.bot.Shutdown(stopping)
+	w.bot.Wait()
+	w.drainWrites()
+	for _, env := range []string{"dev", "prod"} {
+		assert.NotEqual(t, vcs.StatusFailure, w.state("dagctl/plan: "+env, pr.HeadSHA), "%s: not failed by the shutdown", env)
+	}
+
+	w.forge.Heal()
+	w.bot = bot.New(w.opts)
+	t.Cleanup(w.bot.Wait)
+	require.NoError(t, w.bot.Recover(context.Background()))
+	w.bot.Wait()
+	w.drainWrites()
+	for _, env := range []string{"dev", "prod"} {
+		assert.Equal(t, vcs.StatusSuccess, w.state("dagctl/plan: "+env, pr.HeadSHA), env)
+	}
 }

@@ -41,3 +41,10 @@ func (f *Forge) injected(method string) error {
 	f.fail.failed[method]++
 	return next[0]
 }
+
+// Heal drops the failures FailNext still holds: the forge answers again.
+func (f *Forge) Heal() {
+	f.fail.mu.Lock()
+	defer f.fail.mu.Unlock()
+	clear(f.fail.pending)
+}
