@@ -222,3 +222,15 @@ func TestAPlanWaitingForTheForgeIsLeftForTheNextStartOnShutdown(t *testing.T) {
 		assert.Equal(t, vcs.StatusSuccess, w.state("dagctl/plan: "+env, pr.HeadSHA), env)
 	}
 }
+
+// A plan's end is reported with its approval, read from the forge (reviews, commit authors, permissions) in the
+// plan job's background work: a 502 there is waited out, and the approval status is reported.
+func TestAPlanWhoseApprovalReadsFailTransientlyIsReported(t *testing.T) {
+	w := newWorld(t)
+	w.forge.FailNext("CommitAuthors", 2, badGateway)
+	pr := w.openPR(1, "more-columns", "alice", testutil.NonBreakingChange)
+
+	assert.Equal(t, 2, w.forge.Failed("CommitAuthors"))
+	assert.Equal(t, vcs.StatusSuccess, w.state("dagctl/plan: prod", pr.HeadSHA))
+	assert.Equal(t, vcs.StatusBlocked, w.state("dagctl/approval: prod", pr.HeadSHA), "waiting for an approval")
+}

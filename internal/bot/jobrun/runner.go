@@ -235,6 +235,7 @@ func (r *Runner) executePlan(ctx context.Context, p db.Plan, pc prstate.PlanCont
 		r.Log.Info("left a plan run for the next start", "plan", p.ID, "run", run.ID)
 		return nil
 	}
+	runCtx := ctx
 	ctx = context.WithoutCancel(ctx) // the outcome is recorded and reported even when the run was cancelled
 	done, err := r.Store.SetPlanResult(ctx, p.ID, db.PlanResult{Status: outcome.Status, Summary: outcome.Summary, Error: outcome.Error})
 	if err != nil {
@@ -244,7 +245,11 @@ func (r *Runner) executePlan(ctx context.Context, p db.Plan, pc prstate.PlanCont
 		}
 		return err
 	}
-	if err := r.reportFinished(ctx, forge, done, pc, run.ID); err != nil {
+	// Reporting reads the plan's approval from the forge (reviews, authors, permissions): its transient errors
+	// are waited out, or a merge waiting for the plan would not be carried out. A cut wait (a shutdown) leaves
+	// the report to the next start, which re-reports what the forge does not show yet.
+	report := func() error { return r.reportFinished(ctx, forge, done, pc, run.ID) }
+	if err := r.ForgeRead(runCtx, report, nil); err != nil {
 		return err
 	}
 	if r.PlanEnded != nil {

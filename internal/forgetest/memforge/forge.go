@@ -41,6 +41,9 @@ func (f *Forge) Reviews(_ context.Context, rp vcs.Repo, number int) ([]vcs.Revie
 
 // CommitAuthors are the authors of the commits the PR's head has and its base branch lacks.
 func (f *Forge) CommitAuthors(_ context.Context, rp vcs.Repo, number int) ([]string, error) {
+	if err := f.injected("CommitAuthors"); err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r, err := f.repo(rp)
