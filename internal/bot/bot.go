@@ -21,6 +21,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/framework"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/outbox"
+	"github.com/dagctl/dagctl-bot/internal/retry"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
@@ -63,6 +64,10 @@ type Options struct {
 	// (0: never expire). Now is the clock it is measured on (default the wall clock).
 	CommandExpiry time.Duration
 	Now           func() time.Time
+	// ForgeRetry and ForgeClock are how plan jobs and applies wait out the forge's transient errors once their
+	// delivery is done: the deliveries' retry window, on the server's clock (tests: the fake forge's).
+	ForgeRetry retry.Policy
+	ForgeClock retry.Clock
 }
 
 // New returns a Bot.
@@ -84,7 +89,8 @@ func New(o Options) *Bot {
 	reporter := &report.Reporter{Store: o.Store, Approvals: evaluator, Writes: w, Log: o.Log, PublicURL: o.PublicURL, LogKey: o.LogKey}
 	locks := &prstate.PRLocks{}
 	runner := jobrun.New(jobrun.Config{Store: o.Store, Forges: o.Forges, Executor: o.Executor, ExecutorName: o.ExecutorName,
-		Jobs: o.Jobs, Report: reporter, Locks: locks, Log: o.Log, MaxJobs: o.MaxJobs, Secrets: o.Secrets})
+		Jobs: o.Jobs, Report: reporter, Locks: locks, Log: o.Log, MaxJobs: o.MaxJobs, Secrets: o.Secrets,
+		ForgeRetry: o.ForgeRetry, ForgeClock: o.ForgeClock})
 	applies := &apply.Sequence{Store: o.Store, Forges: o.Forges, Runner: runner, Report: reporter, Approvals: evaluator,
 		Locks: locks, Log: o.Log, ExecutorName: o.ExecutorName}
 	handlers := &events.Handlers{Store: o.Store, Executor: o.Executor, ExecutorName: o.ExecutorName, Log: o.Log, Locks: locks,

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/jobs/replay"
 	"github.com/dagctl/dagctl-bot/internal/outbox"
+	"github.com/dagctl/dagctl-bot/internal/retry"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
@@ -92,6 +94,11 @@ func newWorld(t *testing.T, frameworks ...framework.Framework) *world {
 		LogKey:  []byte("handlertest-log-key"),
 		MaxJobs: 1,
 		Log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// Waits for the forge move the forge's clock: they take no real time.
+		ForgeClock: retry.Clock{Now: w.forge.Now, Sleep: func(ctx context.Context, d time.Duration) error {
+			w.forge.Advance(d)
+			return ctx.Err()
+		}},
 	}
 	w.bot = bot.New(w.opts)
 	t.Cleanup(w.bot.Wait)

@@ -1,11 +1,17 @@
 // Package retry decides what becomes of work that failed against the forge: try again at a time, give up
 // because the retry window is spent, or stop at once because retrying cannot help. Deliveries (internal/dispatch)
 // and outbox writes (internal/outbox) follow the same policy, so a status or a reply survives the same outage
-// as the event that caused it. It is a pure function over the failure; the caller stores the outcome.
+// as the event that caused it. It is a pure function over the failure; the caller stores the outcome. Work
+// running in the background after its delivery was done (applies, plan jobs) waits its forge reads out in
+// place, with Do.
 package retry
 
 import (
+	"cmp"
+	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/vcs"
@@ -134,4 +140,68 @@ func (p Policy) jittered(attempts int, rnd func() float64) time.Duration {
 		r = 0 // a source out of its range must not stretch the wait past the backoff
 	}
 	return d/2 + time.Duration(float64(d/2)*r)
+}
+
+// Clock is what Do waits on: the server's clock and sleep (tests pass a fake forge's, so waits take no real
+// time). Zero fields are the wall clock, a timer honouring the context, and math/rand.
+type Clock struct {
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
+	Rand  func() float64
+}
+
+func (c Clock) withDefaults() Clock {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Sleep == nil {
+		c.Sleep = sleepContext
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Float64
+	}
+	return c
+}
+
+func sleepContext(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-t.C:
+		return nil
+	}
+}
+
+// Do calls op until it succeeds, for work that has no delivery to be retried with (an apply, a plan job, once
+// the event that started them is done): a transient error is waited out on the policy, calling waiting (when
+// not nil) before each wait; a permanent error is returned at once, and the last error once the window is
+// spent. When ctx ends, Do returns at once, with the last error, wrapping the context's cause.
+func Do(ctx context.Context, p Policy, c Clock, op func() error, waiting func(err error)) error {
+	c = c.withDefaults()
+	var first time.Time
+	for attempts := 1; ; attempts++ {
+		err := op()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w (%w)", err, context.Cause(ctx))
+		}
+		now := c.Now()
+		d := p.Next(Failure{Err: err, Attempts: attempts, FirstFailed: first, Now: now}, c.Rand)
+		if d.Outcome != Again {
+			return err
+		}
+		if first.IsZero() {
+			first = now
+		}
+		if waiting != nil {
+			waiting(err)
+		}
+		if serr := c.Sleep(ctx, d.At.Sub(now)); serr != nil || ctx.Err() != nil {
+			return fmt.Errorf("%w (%w)", err, cmp.Or(context.Cause(ctx), serr))
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package retry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -68,4 +69,81 @@ func TestAShorterWindowAndCap(t *testing.T) {
 	assert.Equal(t, GiveUp, p.Next(Failure{Err: errors.New("502"), Attempts: 3, FirstFailed: t0, Now: t0.Add(time.Hour)}, func() float64 { return 0 }).Outcome)
 	d := p.Next(Failure{Err: errors.New("502"), Attempts: 30, FirstFailed: t0, Now: t0}, func() float64 { return 0 })
 	assert.Equal(t, t0.Add(30*time.Second), d.At)
+}
+
+// fakeClock is a clock whose sleeps move it, recording each wait.
+type fakeClock struct {
+	now   time.Time
+	waits []time.Duration
+}
+
+func (c *fakeClock) clock() Clock {
+	return Clock{Now: func() time.Time { return c.now }, Rand: func() float64 { return 0 },
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			c.waits = append(c.waits, d)
+			c.now = c.now.Add(d)
+			return ctx.Err()
+		}}
+}
+
+func TestDo(t *testing.T) {
+	outage := errors.New("github: 502 Bad Gateway")
+	gone := fmt.Errorf("tree: %w", vcs.ErrNotFound)
+	s := time.Second
+	cases := []struct {
+		name    string
+		results []error // op's answers in turn; past the end, it keeps failing with outage
+		policy  Policy
+		wantErr error
+		calls   int
+		waits   []time.Duration
+	}{
+		{"success at once does not wait", []error{nil}, Policy{}, nil, 1, nil},
+		{"a 502 is waited out", []error{outage, outage, nil}, Policy{}, nil, 3, []time.Duration{2500 * time.Millisecond, 5 * s}},
+		{"a permanent error returns at once", []error{gone}, Policy{}, vcs.ErrNotFound, 1, nil},
+		{"a permanent error after transient ones returns then", []error{outage, gone}, Policy{}, vcs.ErrNotFound, 2, []time.Duration{2500 * time.Millisecond}},
+		// 5s base, lowest jitter: waits of 2.5, 5, 10 s reach 17.5 s; the fourth failure is past the window.
+		{"gives up with the last error once the window is spent", nil, Policy{For: 15 * s}, outage, 4, []time.Duration{2500 * time.Millisecond, 5 * s, 10 * s}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fc := &fakeClock{now: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
+			calls, told := 0, 0
+			err := Do(context.Background(), c.policy, fc.clock(), func() error {
+				calls++
+				if calls <= len(c.results) {
+					return c.results[calls-1]
+				}
+				return outage
+			}, func(error) { told++ })
+			if c.wantErr == nil {
+				assert.NoError(t, err)
+			} else {
+				assert.ErrorIs(t, err, c.wantErr)
+			}
+			assert.Equal(t, c.calls, calls, "calls")
+			assert.Equal(t, c.waits, fc.waits, "waits")
+			assert.Equal(t, len(c.waits), told, "told before each wait")
+		})
+	}
+}
+
+// A run cancelled while it waits stops waiting, its error saying why.
+func TestDoStopsWhenTheContextEnds(t *testing.T) {
+	outage := errors.New("github: 502 Bad Gateway")
+	stopping := errors.New("the bot is shutting down")
+	fc := &fakeClock{now: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	calls := 0
+	err := Do(ctx, Policy{}, fc.clock(), func() error {
+		calls++
+		if calls == 2 {
+			cancel(stopping)
+		}
+		return outage
+	}, nil)
+	assert.ErrorIs(t, err, stopping)
+	assert.ErrorIs(t, err, outage)
+	assert.Equal(t, 2, calls, "no attempt after the cancel")
+	assert.Len(t, fc.waits, 1)
 }

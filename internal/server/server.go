@@ -38,7 +38,8 @@ type Options struct {
 	Manifest []byte
 	// GitHubWebURL is GitHub's web address for the manifest flow (default derived from the API URL).
 	GitHubWebURL string
-	// Now and Sleep drive the GitHub adapter's rate-limit waits (tests pass the fake forge's clock).
+	// Now and Sleep drive the GitHub adapter's rate-limit waits, the outbox's spacing and retries, and the waits
+	// of plan jobs and applies for the forge (tests pass the fake forge's clock).
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
 	// StoreClock is the clock the store stamps rows with and schedules delivery retries by, which the
@@ -149,6 +150,9 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 		// Expiry is measured from the intake's receipt stamp, on the store's clock.
 		CommandExpiry: cfg.CommandExpiry,
 		Now:           store.Now,
+		// Background work waits the forge out as long as a delivery would, on the clock the outbox spaces by.
+		ForgeRetry: retry.Policy{For: cfg.RetryFor},
+		ForgeClock: retry.Clock{Now: opts.Now, Sleep: opts.Sleep},
 	})
 	s.dispatcher = &dispatch.Dispatcher{
 		Queue:   store,

@@ -175,7 +175,7 @@ func (s *Sequence) resume(ctx context.Context, forge vcs.Forge, req Request, run
 	if end := s.replan(ctx, forge, req, run, logw, facts, followed); end != nil {
 		return *end
 	}
-	return s.applyStep(ctx, forge, req, run, logw, state.content(), state.Started, s.startStep(forge, logw))
+	return s.applyStep(ctx, forge, req, run, logw, state.content(), state.Started, s.startStep(forge, logw, s.waitingForForge(forge, req, run.ID)))
 }
 
 // resultLines are the run's result lines, kept aside by its log writer (flushed first).

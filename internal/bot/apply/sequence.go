@@ -177,7 +177,7 @@ func (s *Sequence) applyUnderLock(ctx context.Context, forge vcs.Forge, req Requ
 	if end := s.waitForLock(ctx, forge, req, run, owner, &facts); end != nil {
 		return *end
 	}
-	content, end := s.protectedContent(ctx, forge, req, facts)
+	content, end := s.protectedContent(ctx, forge, req, run, facts)
 	if end != nil {
 		return *end
 	}
@@ -191,7 +191,7 @@ func (s *Sequence) applyUnderLock(ctx context.Context, forge vcs.Forge, req Requ
 		s.Log.Warn("storing an apply's resume state", "run", run.ID, "err", err)
 	}
 	facts.Target.ContentAccepted = content.accepted
-	job := s.startStep(forge, logw)
+	job := s.startStep(forge, logw, s.waitingForForge(forge, req, run.ID))
 	if end := s.replan(ctx, forge, req, run, logw, facts, job); end != nil {
 		return *end
 	}
@@ -202,12 +202,34 @@ func (s *Sequence) applyUnderLock(ctx context.Context, forge vcs.Forge, req Requ
 // previous process started, followed.
 type stepJob func(ctx context.Context, step jobrun.Step, onLine func(jobs.Line)) (jobs.Result, error)
 
-// startStep starts each step's job now.
-func (s *Sequence) startStep(forge vcs.Forge, logw *db.RunLogWriter) stepJob {
+// startStep starts each step's job now, its token request's transient errors told to waiting.
+func (s *Sequence) startStep(forge vcs.Forge, logw *db.RunLogWriter, waiting func(error)) stepJob {
 	return func(ctx context.Context, step jobrun.Step, onLine func(jobs.Line)) (jobs.Result, error) {
+		step.ForgeWait = waiting
 		return s.Runner.RunStep(ctx, forge, step, logw, onLine)
 	}
 }
+
+// waitingForForge shows on the apply's check that it waits out a transient forge error, holding its lock: the
+// apply is running, not failed.
+func (s *Sequence) waitingForForge(forge vcs.Forge, req Request, runID int64) func(error) {
+	return func(err error) {
+		_ = s.reportApply(context.Background(), forge, req, runID, vcs.StatusRunning, "Waiting for the forge: "+err.Error(),
+			"The forge answered with an error that may pass: the apply keeps the environment's lock and goes on when it answers again.")
+	}
+}
+
+// forgeRead is how the apply's own forge reads are called: transient errors waited out (jobrun.Runner.ForgeRead).
+type forgeRead func(op func() error) error
+
+// readWaiting reads from the forge for the apply's run, saying on its check while it waits.
+func (s *Sequence) readWaiting(ctx context.Context, forge vcs.Forge, req Request, runID int64) forgeRead {
+	waiting := s.waitingForForge(forge, req, runID)
+	return func(op func() error) error { return s.Runner.ForgeRead(ctx, op, waiting) }
+}
+
+// readOnce calls the forge once: for reads of a delivery's handler, which the dispatcher retries.
+func readOnce(op func() error) error { return op() }
 
 // waitForLock takes the environment's lock, or waits in line for it, saying once who holds it. It returns the
 // ending when the apply stops while waiting.
@@ -474,11 +496,12 @@ func (req Request) lockedFacts() deploy.Facts {
 // protectedContent decides, holding the environment's lock, whether the environment may receive the commit
 // (deploy.StepLocked), reading the divergence and the content from the forge as the decision asks. It returns
 // the ending when the apply must stop.
-func (s *Sequence) protectedContent(ctx context.Context, forge vcs.Forge, req Request, f deploy.Facts) (contentCheck, *applyEnding) {
+func (s *Sequence) protectedContent(ctx context.Context, forge vcs.Forge, req Request, run db.Run, f deploy.Facts) (contentCheck, *applyEnding) {
 	refuse := func(title, summary string) (contentCheck, *applyEnding) {
 		return contentCheck{}, &applyEnding{conclusion: vcs.StatusFailure, title: title, summary: summary, exitCode: -1, reason: title}
 	}
 	t := f.Target
+	read := s.readWaiting(ctx, forge, req, run.ID)
 	for {
 		d := deploy.Decide(f)
 		switch d.Verdict {
@@ -496,13 +519,17 @@ func (s *Sequence) protectedContent(ctx context.Context, forge vcs.Forge, req Re
 		}
 		switch d.Need {
 		case deploy.NeedBehind:
-			n, err := Behind(ctx, forge, req.Context.PR.Repo, req.Context.PR.BaseRef, req.SHA)
+			var n int
+			err := read(func() (err error) {
+				n, err = Behind(ctx, forge, req.Context.PR.Repo, req.Context.PR.BaseRef, req.SHA)
+				return err
+			})
 			if err != nil {
 				return refuse("Could not compare with the deploy branch", err.Error())
 			}
 			t.Behind = &n
 		case deploy.NeedContent:
-			unreviewed, hash, err := s.unreviewedFiles(ctx, forge, req)
+			unreviewed, hash, err := s.unreviewedFiles(ctx, forge, req, read)
 			if err != nil {
 				return refuse("Could not compare the content with the last apply", err.Error()+"\n\nNothing was applied.")
 			}
@@ -515,11 +542,15 @@ func (s *Sequence) protectedContent(ctx context.Context, forge vcs.Forge, req Re
 
 // unreviewedFiles compares the project's files at the apply's commit with the environment's last applied content
 // and the approved plan's change, with trees read from the forge (never from the job). The first apply of an
-// environment has nothing to compare with: its plan covers the whole project.
-func (s *Sequence) unreviewedFiles(ctx context.Context, forge vcs.Forge, req Request) ([]string, string, error) {
+// environment has nothing to compare with: its plan covers the whole project. Each forge call goes through read.
+func (s *Sequence) unreviewedFiles(ctx context.Context, forge vcs.Forge, req Request, read forgeRead) ([]string, string, error) {
 	repo, p := req.Context.PR.Repo, req.Plan
 	tree := func(sha string) (deploy.Files, error) {
-		t, err := forge.Tree(ctx, repo, sha)
+		var t vcs.Tree
+		err := read(func() (err error) {
+			t, err = forge.Tree(ctx, repo, sha)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("reading the files of %s: %w", prstate.Short(sha), err)
 		}
@@ -549,7 +580,11 @@ func (s *Sequence) unreviewedFiles(ctx context.Context, forge vcs.Forge, req Req
 	if c.Planned, err = tree(p.HeadSHA); err != nil {
 		return nil, "", err
 	}
-	fork, err := forge.Compare(ctx, repo, p.BaseSHA, p.HeadSHA)
+	var fork vcs.Comparison
+	err = read(func() (err error) {
+		fork, err = forge.Compare(ctx, repo, p.BaseSHA, p.HeadSHA)
+		return err
+	})
 	if err != nil {
 		return nil, "", fmt.Errorf("finding where the PR forked: %w", err)
 	}
@@ -575,7 +610,7 @@ func (s *Sequence) AdvanceAppliedContent(ctx context.Context, forge vcs.Forge, p
 		return
 	}
 	req := Request{Plan: p, Context: pc, SHA: sha, User: merger, Trigger: repoconfig.ApplyOnMerge}
-	unreviewed, hash, err := s.unreviewedFiles(ctx, forge, req)
+	unreviewed, hash, err := s.unreviewedFiles(ctx, forge, req, readOnce)
 	if err != nil || len(unreviewed) > 0 {
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/plan"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
+	"github.com/dagctl/dagctl-bot/internal/retry"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
@@ -51,6 +52,10 @@ type Config struct {
 	// PlanEnded, when set, is called once a plan's final outcome is stored and reported, outside the PR's
 	// lock (a merge that waited for the plan is carried out then).
 	PlanEnded func(ctx context.Context, forge vcs.Forge, p db.Plan)
+	// ForgeRetry and ForgeClock are how a run waits out the forge's transient errors (ForgeRead): the
+	// deliveries' policy (DAGCTL_DELIVERY_RETRY_FOR) on the server's clock.
+	ForgeRetry retry.Policy
+	ForgeClock retry.Clock
 }
 
 // New returns a Runner.
@@ -140,6 +145,28 @@ func (r *Runner) CancelPlanRuns(ctx context.Context, planID int64, cause error) 
 	}
 }
 
+// ForgeRead calls op, a forge call of a run's background work (a plan job's token, an apply's reads), until it
+// succeeds: once the delivery that started the run is done nothing retries it, so a transient error is waited
+// out here, on ForgeRetry, telling waiting (when not nil) before each wait. A permanent error returns at once,
+// and so does the end of the run's context (a cancel, a shutdown), with its cause.
+func (r *Runner) ForgeRead(ctx context.Context, op func() error, waiting func(err error)) error {
+	return retry.Do(ctx, r.ForgeRetry, r.ForgeClock, op, func(err error) {
+		r.Log.Warn("waiting for the forge", "err", err)
+		if waiting != nil {
+			waiting(err)
+		}
+	})
+}
+
+// cloneToken is the forge's token for a job to fetch the code with, its transient errors waited out.
+func (r *Runner) cloneToken(ctx context.Context, forge vcs.Forge, repo vcs.Repo, waiting func(error)) (token string, err error) {
+	err = r.ForgeRead(ctx, func() (err error) {
+		token, err = forge.CloneToken(ctx, repo)
+		return err
+	}, waiting)
+	return token, err
+}
+
 // Abandoned reports whether a job ended only because this process is stopping (the executor killed or let go
 // of it), not because anyone cancelled it or it ended by itself. Such a run is left unfinished in the store:
 // the next process re-attaches to it (a Kubernetes Job goes on) or runs it again (a local process died with
@@ -208,6 +235,7 @@ func (r *Runner) executePlan(ctx context.Context, p db.Plan, pc prstate.PlanCont
 		r.Log.Info("left a plan run for the next start", "plan", p.ID, "run", run.ID)
 		return nil
 	}
+	runCtx := ctx
 	ctx = context.WithoutCancel(ctx) // the outcome is recorded and reported even when the run was cancelled
 	done, err := r.Store.SetPlanResult(ctx, p.ID, db.PlanResult{Status: outcome.Status, Summary: outcome.Summary, Error: outcome.Error})
 	if err != nil {
@@ -217,7 +245,11 @@ func (r *Runner) executePlan(ctx context.Context, p db.Plan, pc prstate.PlanCont
 		}
 		return err
 	}
-	if err := r.reportFinished(ctx, forge, done, pc, run.ID); err != nil {
+	// Reporting reads the plan's approval from the forge (reviews, authors, permissions): its transient errors
+	// are waited out, or a merge waiting for the plan would not be carried out. A cut wait (a shutdown) leaves
+	// the report to the next start, which re-reports what the forge does not show yet.
+	report := func() error { return r.reportFinished(ctx, forge, done, pc, run.ID) }
+	if err := r.ForgeRead(runCtx, report, nil); err != nil {
 		return err
 	}
 	if r.PlanEnded != nil {
@@ -250,7 +282,9 @@ func (r *Runner) runPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc 
 		defer func() { <-r.slots }()
 	case <-ctx.Done():
 	}
-	// What is recorded from here on is recorded even when the run was cancelled meanwhile.
+	// What is recorded from here on is recorded even when the run was cancelled meanwhile; only the wait for
+	// the forge's token honours the run's context.
+	runCtx := ctx
 	ctx = context.WithoutCancel(ctx)
 	if r.IsClosed() {
 		return planOutcome{}, false, nil
@@ -266,8 +300,15 @@ func (r *Runner) runPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc 
 	if p, err = r.Store.SetPlanStatus(ctx, p.ID, plan.StatusRunning); err != nil {
 		return planOutcome{}, false, err
 	}
-	job, err := r.startPlanJob(ctx, forge, p, pc, run)
-	if err != nil {
+	job, err := r.startPlanJob(runCtx, forge, p, pc, run)
+	switch cause := context.Cause(runCtx); {
+	case err == nil:
+	case errors.Is(cause, ErrShutdown):
+		return planOutcome{abandoned: true}, true, nil // running, for the next start to plan again
+	case cause != nil: // superseded or cancelled: whoever did it ended the plan and its check
+		_, err := r.Store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunCancelled, Reason: jobs.ReasonCancelled + ": " + cause.Error()})
+		return planOutcome{}, false, err
+	default:
 		return r.failRun(ctx, run.ID, err.Error()), true, nil
 	}
 	// The job runs while its check says so. Under the PR's lock, and only if the plan is still running: a close
@@ -338,9 +379,11 @@ func (r *Runner) failRun(ctx context.Context, runID int64, msg string) planOutco
 	return planOutcome{PlanOutcome: framework.PlanOutcome{Status: plan.StatusFailed, Error: msg}}
 }
 
-// startPlanJob builds the plan job's spec and starts it, its output redacted into the run's log.
-func (r *Runner) startPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, run db.Run) (*attachedJob, error) {
-	token, err := forge.CloneToken(ctx, pc.PR.Repo)
+// startPlanJob builds the plan job's spec and starts it, its output redacted into the run's log. Only the wait
+// for the token honours the run's context (ctx).
+func (r *Runner) startPlanJob(runCtx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, run db.Run) (*attachedJob, error) {
+	token, err := r.cloneToken(runCtx, forge, pc.PR.Repo, nil)
+	ctx := context.WithoutCancel(runCtx)
 	if err != nil {
 		return nil, fmt.Errorf("Could not get a token to fetch the code: %v", err)
 	}
@@ -515,7 +558,7 @@ func (r *Runner) CleanUpEnvironment(ctx context.Context, p db.Plan, pc prstate.P
 	if _, ok := fw.CleanupCommand(framework.CommandRequest{Project: pc.Project, Env: pc.Env.Name}); !ok {
 		return nil
 	}
-	token, err := forge.CloneToken(ctx, pc.PR.Repo)
+	token, err := r.cloneToken(ctx, forge, pc.PR.Repo, nil)
 	if err != nil {
 		return err
 	}
@@ -553,12 +596,14 @@ type Step struct {
 	Kind    jobs.Kind
 	Name    string // "verify", "apply": in the job's id and its log
 	SHA     string // the commit to apply
+	// ForgeWait, when set, is told of each transient forge error the step waits out (the apply's check says so).
+	ForgeWait func(err error)
 }
 
 // RunStep runs one job of an apply (the verifying plan, or the apply itself) at the apply's commit.
 func (r *Runner) RunStep(ctx context.Context, forge vcs.Forge, s Step, logw *db.RunLogWriter, onLine func(jobs.Line)) (jobs.Result, error) {
 	p, pc, runID, kind, step, sha := s.Plan, s.Context, s.RunID, s.Kind, s.Name, s.SHA
-	token, err := forge.CloneToken(ctx, pc.PR.Repo)
+	token, err := r.cloneToken(ctx, forge, pc.PR.Repo, s.ForgeWait)
 	if err != nil {
 		return jobs.Result{}, fmt.Errorf("could not get a token to fetch the code: %w", err)
 	}

@@ -41,6 +41,9 @@ func (f *Forge) Reviews(_ context.Context, rp vcs.Repo, number int) ([]vcs.Revie
 
 // CommitAuthors are the authors of the commits the PR's head has and its base branch lacks.
 func (f *Forge) CommitAuthors(_ context.Context, rp vcs.Repo, number int) ([]string, error) {
+	if err := f.injected("CommitAuthors"); err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r, err := f.repo(rp)
@@ -106,6 +109,9 @@ func (f *Forge) ReadFile(_ context.Context, rp vcs.Repo, ref, path string) ([]by
 
 // CloneToken is a fixed credential: jobs against memforge are replayed or check out the forge's files.
 func (f *Forge) CloneToken(context.Context, vcs.Repo) (string, error) {
+	if err := f.injected("CloneToken"); err != nil {
+		return "", err
+	}
 	return "memforge-clone-token", nil
 }
 
@@ -204,6 +210,9 @@ func (f *Forge) React(_ context.Context, rp vcs.Repo, commentID int64, reaction 
 }
 
 func (f *Forge) Compare(_ context.Context, rp vcs.Repo, base, head string) (vcs.Comparison, error) {
+	if err := f.injected("Compare"); err != nil {
+		return vcs.Comparison{}, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r, err := f.repo(rp)
@@ -292,6 +301,9 @@ func (f *Forge) BranchHead(_ context.Context, rp vcs.Repo, branch string) (strin
 }
 
 func (f *Forge) Tree(_ context.Context, rp vcs.Repo, sha string) (vcs.Tree, error) {
+	if err := f.injected("Tree"); err != nil {
+		return vcs.Tree{}, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r, err := f.repo(rp)

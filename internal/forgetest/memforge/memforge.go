@@ -42,6 +42,7 @@ type Forge struct {
 	// TreeCap, when positive, truncates Tree after that many files.
 	TreeCap int
 	limits  vcs.Limits
+	fail    failures
 }
 
 type commit struct {
