@@ -44,6 +44,25 @@ func TestAMergeWhileItsPlanRunsAppliesStagingWhenThePlanEnds(t *testing.T) {
 	assert.NotContains(t, w.lastReply(merged.Number), "NOT applied")
 }
 
+// The merge is carried out in the plan's background work, after the merge's delivery was handled: a forge
+// failing then (the config read) is waited out there, not left for the next start.
+func TestAMergeWaitingForItsPlanWaitsOutAForgeFailingWhenThePlanEnds(t *testing.T) {
+	w := newWorld(t)
+	w.forge.Commit(w.repo, "main", "carol", map[string]string{repoconfig.Path: stagingOnMergeConfig(t)})
+	held := w.holdPlans("staging")
+	pr := w.openPRWithoutWaiting(1, "more-columns", "alice", testutil.NonBreakingChange)
+	_, mergeSHA := w.mergePR(pr, "bob")
+
+	w.forge.FailNext("ReadFile", 3, badGateway)
+	held.release()
+	w.bot.Wait()
+	w.drainWrites()
+	assert.Equal(t, 3, w.forge.Failed("ReadFile"), "the config reads failed while the merge was carried out")
+	final, _ := w.forge.StatusNamed(w.repo, "dagctl/apply: staging", mergeSHA)
+	assert.Equal(t, vcs.StatusSuccess, final.State, "applied once the forge answered: %+v", final.Output)
+	assert.Equal(t, 1, w.appliesStarted("staging"))
+}
+
 func TestAMergeWhileItsPlanRunsDoesNotApplyProdForWantOfApproval(t *testing.T) {
 	w := newWorld(t)
 	held := w.holdPlans("prod", "dev")

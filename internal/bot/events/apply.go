@@ -288,9 +288,13 @@ func (h *Handlers) awaitPlan(ctx context.Context, forge vcs.Forge, d deploy.Deci
 
 // MergeAfterPlan carries out the merge that waited for the plan, now that the plan has ended (or was
 // cancelled), as applyOnMerge would have: the same decision, for that plan alone. The jobs' runner calls it
-// when a plan ends; a failure is logged and the wait kept, for ResumeMergeWaits at the next start.
+// when a plan ends. The forge's transient errors are waited out (the retry window); a permanent one, or one that
+// outlasts the window, is logged and the wait kept, for ResumeMergeWaits at the next start.
 func (h *Handlers) MergeAfterPlan(ctx context.Context, forge vcs.Forge, p db.Plan) {
-	if err := h.mergeAfterPlan(ctx, forge, p.ID); err != nil {
+	// The merge's delivery is done by now, so its retries do not cover this: the forge's transient errors are
+	// waited out here, as a job's own reads are (carrying a merge out again finds what it queued before).
+	err := h.Runner.ForgeRead(ctx, func() error { return h.mergeAfterPlan(ctx, forge, p.ID) }, nil)
+	if err != nil {
 		h.Log.Error("applying a merge that waited for its plan", "plan", p.ID, "err", err)
 	}
 }

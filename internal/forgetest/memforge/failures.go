@@ -9,7 +9,8 @@ type failures struct {
 	failed  map[string]int
 }
 
-// FailNext makes the next n calls of the named method of vcs.Forge ("Tree", "Compare", "CloneToken", "CommitAuthors") fail with
+// FailNext makes the next n calls of the named method of vcs.Forge ("Tree", "Compare", "CloneToken", "CommitAuthors",
+// "ReadFile") fail with
 // err, before they do anything.
 func (f *Forge) FailNext(method string, n int, err error) {
 	f.fail.mu.Lock()

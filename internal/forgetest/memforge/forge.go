@@ -90,6 +90,9 @@ func (f *Forge) InTeam(_ context.Context, rp vcs.Repo, team, user string) (bool,
 }
 
 func (f *Forge) ReadFile(_ context.Context, rp vcs.Repo, ref, path string) ([]byte, error) {
+	if err := f.injected("ReadFile"); err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r, err := f.repo(rp)
