@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/dagctl/dagctl-bot/internal/retry"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
@@ -103,6 +104,7 @@ func (r *Reconciler) repo(ctx context.Context, forge OpenPRs, repo vcs.Repo) (in
 	if r.tried == nil {
 		r.tried = map[Head]bool{}
 	}
+	forgetClosed(r.tried, repo, open)
 	todo := Unplanned(open, have, r.tried)
 	for _, pr := range todo {
 		r.tried[HeadOf(pr)] = true
@@ -114,9 +116,30 @@ func (r *Reconciler) repo(ctx context.Context, forge OpenPRs, repo vcs.Repo) (in
 			"repo", repo.FullName(), "pr", pr.Number, "head", pr.HeadSHA)
 		if err := r.Plan(ctx, pr); err != nil {
 			r.Log.Warn("reconcile: planning a pull request", "repo", repo.FullName(), "pr", pr.Number, "err", err)
+			if !retry.IsPermanent(err) {
+				// The forge failed, not the PR: the next round tries this head again.
+				r.mu.Lock()
+				delete(r.tried, HeadOf(pr))
+				r.mu.Unlock()
+			}
 			continue
 		}
 		planned++
 	}
 	return planned, nil
+}
+
+// forgetClosed drops the tried heads of a repository's pull requests that are no longer open (or have moved
+// on), so that what the reconciler remembers stays bounded by the open pull requests.
+func forgetClosed(tried map[Head]bool, repo vcs.Repo, open []vcs.PullRequest) {
+	current := map[Head]bool{}
+	for _, pr := range open {
+		current[HeadOf(pr)] = true
+	}
+	name := strings.ToLower(repo.FullName())
+	for h := range tried {
+		if h.Forge == repo.Forge && h.Repo == name && !current[h] {
+			delete(tried, h)
+		}
+	}
 }

@@ -72,3 +72,20 @@ func TestUnplanned(t *testing.T) {
 		})
 	}
 }
+
+// What the reconciler remembers is bounded by the open pull requests: heads of closed PRs, and older heads of
+// open ones, are forgotten; another repository's are not touched.
+func TestForgetClosed(t *testing.T) {
+	repo := vcs.Repo{Forge: "github", Owner: "Acme", Name: "Warehouse"}
+	at := func(r string, n int, head string) Head { return Head{Forge: "github", Repo: r, PR: n, SHA: head} }
+	tried := map[Head]bool{
+		at("acme/warehouse", 1, "a"): true, // still open at a
+		at("acme/warehouse", 2, "b"): true, // closed
+		at("acme/warehouse", 3, "c"): true, // moved on to d
+		at("acme/other", 9, "z"):     true, // another repository
+	}
+	forgetClosed(tried, repo, []vcs.PullRequest{
+		{Repo: repo, Number: 1, HeadSHA: "a"}, {Repo: repo, Number: 3, HeadSHA: "d"},
+	})
+	assert.Equal(t, map[Head]bool{at("acme/warehouse", 1, "a"): true, at("acme/other", 9, "z"): true}, tried)
+}

@@ -111,3 +111,27 @@ func TestAPROpenedWhileTheBotWasDownWhoseWebhookWasLostIsPlannedByTheReconcile(t
 		}
 	})
 }
+
+// GitHub only (githubfake's failures): a reconcile whose plan of a lost PR fails on the forge's 502 tries that
+// head again at its next round; it is not marked as done for the rest of the process.
+func TestAReconcileWhosePlanFailedOnA502TriesAgainNextRound(t *testing.T) {
+	w := newWorld(t, e2e.GitHub, worldOptions{})
+	ctx := context.Background()
+	w.PR(1, "x", "alice", nonBreaking)
+	w.send(w.PREvent(vcs.PROpened, 1))
+
+	w.stop()
+	head := w.PR(2, "y", "bob", aNewModel) // its webhook is lost
+	w.start()
+	w.GitHub().Fake.FailNext("GET", "/repos/acme/warehouse/contents/.dagctl/config.yaml", 1, badGateway)
+	assert.NoError(t, w.srv.RecoverMissed(ctx), "a PR the reconcile could not plan is logged, the round goes on")
+	w.settle()
+	_, planned := w.Status("dagctl/plan: prod", head)
+	require.False(t, planned, "the config read failed: nothing was planned in the first round")
+
+	require.NoError(t, w.srv.RecoverMissed(ctx))
+	w.settle()
+	st, ok := w.Status("dagctl/plan: prod", head)
+	require.True(t, ok, "the next round planned the head; statuses: %v", w.Statuses())
+	assert.Equal(t, vcs.StatusSuccess, st.State)
+}

@@ -18,7 +18,14 @@ func (s *Server) recoveryLoop() *recovery.Loop {
 	return &recovery.Loop{Every: s.cfg.RecoverInterval, Steps: s.recoverySteps(), Sleep: sleepContext, Log: s.log}
 }
 
+// recoverySteps are built once per server: the reconciler remembers which heads it tried, for the loop and
+// RecoverMissed alike.
 func (s *Server) recoverySteps() []recovery.Step {
+	s.recoveryOnce.Do(func() { s.recoveryStepList = s.newRecoverySteps() })
+	return s.recoveryStepList
+}
+
+func (s *Server) newRecoverySteps() []recovery.Step {
 	var steps []recovery.Step
 	for _, name := range s.forges.names() {
 		r := &recovery.Redeliverer{

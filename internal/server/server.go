@@ -23,6 +23,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/outbox"
+	"github.com/dagctl/dagctl-bot/internal/recovery"
 	"github.com/dagctl/dagctl-bot/internal/retry"
 	"github.com/dagctl/dagctl-bot/internal/serverconfig"
 	"github.com/dagctl/dagctl-bot/internal/setup"
@@ -70,7 +71,10 @@ type Server struct {
 	forges   *forgeSet
 	intake   *webhook.Intake
 	bot      *bot.Bot
-	outbox   *outbox.Outbox
+
+	recoveryOnce     sync.Once
+	recoveryStepList []recovery.Step
+	outbox           *outbox.Outbox
 	// sending is closed when the outbox's sender (started by Start) has stopped.
 	sending    chan struct{}
 	stopSender context.CancelFunc
