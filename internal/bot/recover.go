@@ -60,37 +60,52 @@ func (b *Bot) Recover(ctx context.Context) error {
 	}
 	for _, p := range plans {
 		if !p.Status.Final() {
-			if err := b.runRunless(ctx, p); err != nil {
-				b.log.Error("running a plan stored without its run", "plan", p.ID, "err", err)
-			}
-			continue // otherwise its run is being recovered above
+			continue // in flight: planInFlight below
 		}
 		if err := b.reportStored(ctx, p); err != nil {
 			b.log.Error("re-reporting a plan", "plan", p.ID, "err", err)
 		}
 	}
+	inFlight, err := b.store.ListPlansInFlight(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range inFlight {
+		if err := b.planInFlight(ctx, p); err != nil {
+			b.log.Error("running a plan a killed bot left in flight", "plan", p.ID, "err", err)
+		}
+	}
 	return nil
 }
 
-// runRunless runs a queued plan that has no run: a bot killed between storing a plan and storing its run left
-// it, and nothing else would run it (the head's later events find the plan and plan nothing more).
-func (b *Bot) runRunless(ctx context.Context, p db.Plan) error {
-	if p.Status != plan.StatusQueued {
-		return nil
-	}
+// planInFlight runs again a plan still queued or running that has no unfinished run, which nothing else would
+// run (the head's later events find the plan and plan nothing more). A killed bot leaves one between two of its
+// writes: after storing the plan and before its run, or after recording the run's end and before the plan's
+// outcome. Plans with an unfinished run were re-attached or run again above.
+func (b *Bot) planInFlight(ctx context.Context, p db.Plan) error {
 	runs, err := b.store.ListRuns(ctx, p.ID)
-	if err != nil || len(runs) > 0 {
+	if err != nil {
 		return err
+	}
+	for _, r := range runs {
+		if r.FinishedAt.IsZero() {
+			return nil
+		}
 	}
 	pc, err := prstate.DecodeContext(p)
 	if err != nil {
 		return err
 	}
+	if p.Status == plan.StatusRunning {
+		if p, err = b.store.SetPlanStatus(ctx, p.ID, plan.StatusQueued); err != nil {
+			return err
+		}
+	}
 	run, _, err := b.store.CreateRun(ctx, p.ID, jobs.KindPlan, b.runner.ExecutorName)
 	if err != nil {
 		return err
 	}
-	b.log.Info("running a plan a killed bot stored without its run", "plan", p.ID, "run", run.ID)
+	b.log.Info("running a plan a killed bot left in flight without a run", "plan", p.ID, "run", run.ID, "earlier_runs", len(runs))
 	b.runner.Launch(p, pc, run)
 	return nil
 }

@@ -19,6 +19,14 @@ func (s *Store) SetPlanReported(ctx context.Context, id int64, status plan.Statu
 	})
 }
 
+// ListPlansInFlight returns the plans still queued or running, oldest first: at start, those with no unfinished
+// run are what a killed bot left between two of its writes.
+func (s *Store) ListPlansInFlight(ctx context.Context) ([]Plan, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+planColumns+` FROM plans
+		WHERE status IN (?, ?) ORDER BY id`, string(plan.StatusQueued), string(plan.StatusRunning))
+	return collect(rows, err, scanPlan)
+}
+
 // ListUnreportedPlans returns the plans whose status the forge does not show yet, oldest first.
 func (s *Store) ListUnreportedPlans(ctx context.Context) ([]Plan, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+planColumns+` FROM plans

@@ -23,6 +23,7 @@ type Store interface {
 	// SetPlanReported records the status the plan's check run shows, so a restart re-reports only what is behind.
 	SetPlanReported(ctx context.Context, id int64, status plan.Status) error
 	ListUnreportedPlans(ctx context.Context) ([]db.Plan, error)
+	ListPlansInFlight(ctx context.Context) ([]db.Plan, error)
 	// SetPlanResultPostedAt records when the forge says the plan's result was posted; the first time stays.
 	SetPlanResultPostedAt(ctx context.Context, id int64, at time.Time) error
 	// CheckRun is a check run id versions before the outbox stored for a plan (read, never written: the outbox
