@@ -145,17 +145,20 @@ func (s *Sequence) finish(ctx context.Context, forge vcs.Forge, req Request, run
 	case vcs.StatusFailure:
 		res.Status = db.RunFailed
 	}
-	if _, err := s.Store.FinishRun(ctx, run.ID, res); err != nil {
-		s.Log.Warn("recording a finished apply", "run", run.ID, "err", err)
-	}
+	// Told before the run is recorded as finished, the reply keyed by the run: a bot killed in between leaves
+	// the run unfinished, so the next start follows it again (Kubernetes: its Job ended, the same end is told,
+	// once) or ends it as interrupted (local), instead of leaving a finished run whose check still runs.
 	if err := s.reportApply(ctx, forge, req, run.ID, end.conclusion, end.title, end.summary); err != nil {
 		s.Log.Error("reporting an apply", "run", run.ID, "err", err)
 	}
-	unlock := s.Locks.Lock(req.Context.PR.Repo, req.Plan.PR)
-	defer unlock()
-	if err := s.Report.Reply(ctx, req.pr(), endReply(req.Context.Env.Name, end)); err != nil {
+	if err := s.Report.ReplyOnce(ctx, req.pr(), "apply-end|"+strconv.FormatInt(run.ID, 10), endReply(req.Context.Env.Name, end)); err != nil {
 		s.Log.Warn("commenting an apply's end", "err", err)
 	}
+	if _, err := s.Store.FinishRun(ctx, run.ID, res); err != nil {
+		s.Log.Warn("recording a finished apply", "run", run.ID, "err", err)
+	}
+	unlock := s.Locks.Lock(req.Context.PR.Repo, req.Plan.PR)
+	defer unlock()
 	if err := s.Report.Sticky(ctx, forge, req.Context.PR, ""); err != nil {
 		s.Log.Warn("updating the sticky comment", "err", err)
 	}
