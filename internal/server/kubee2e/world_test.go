@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -59,7 +60,7 @@ type world struct {
 	current atomic.Pointer[http.Handler]
 	srv     *server.Server
 	stopped bool
-	log     *strings.Builder
+	log     *lockedLog
 }
 
 // newWorld makes a world whose main holds the example with the files of baseFiles added or replaced. The bot's
@@ -101,7 +102,7 @@ func newWorld(t *testing.T, baseFiles map[string]string) *world {
 // a restart), and puts it behind the ingress.
 func (w *world) start() {
 	w.t.Helper()
-	w.log = &strings.Builder{}
+	w.log = &lockedLog{}
 	log := slog.New(slog.NewTextHandler(w.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	executor, err := kube.New(context.Background(), cluster.Client, kube.Config{
 		Namespace:   w.ns,
@@ -186,4 +187,23 @@ func (w *world) waitJobs() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	require.NoError(w.t, w.srv.WaitWrites(ctx))
+}
+
+// lockedLog is the bot's log, written by its goroutines (the executor's informer among them) while the test
+// reads it.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
