@@ -66,29 +66,8 @@ func TestAnApplyEndedAsInterruptedByARestartIsToldOnThePROnce(t *testing.T) {
 // and the head's later event found the plan and planned nothing, so the head never got that check (the chaos
 // run: "no dagctl/plan: prod on its head"). The next start runs it.
 func TestAPlanStoredWithoutItsRunByAKilledBotIsRunAtTheNextStart(t *testing.T) {
-	w := newWorld(t)
+	w, pushed := newWorldWithPushedProdPlan(t)
 	ctx := context.Background()
-	opened := w.openPR(1, "more-columns", "alice", testutil.NonBreakingChange)
-	pushed := w.pushEmptyCommit(opened)
-	// What the killed bot did with the push: the old head's plans stale, the new head's prod plan stored.
-	_, err := w.store.MarkStale(ctx, w.repo.Forge, w.repo.FullName(), 1, pushed.HeadSHA)
-	require.NoError(t, err)
-	plans, err := w.store.ListPlansByPR(ctx, w.repo.Forge, w.repo.FullName(), 1)
-	require.NoError(t, err)
-	var prod db.Plan
-	for _, p := range plans {
-		if p.Environment == "prod" {
-			prod = p
-		}
-	}
-	pc, err := prstate.DecodeContext(prod)
-	require.NoError(t, err)
-	pc.PR = pushed
-	raw, err := json.Marshal(pc)
-	require.NoError(t, err)
-	_, err = w.store.CreatePlan(ctx, db.Plan{Forge: prod.Forge, Repo: prod.Repo, PR: 1, Project: prod.Project,
-		Environment: "prod", HeadSHA: pushed.HeadSHA, BaseSHA: pushed.BaseSHA, TriggerUser: "alice", Context: raw})
-	require.NoError(t, err)
 
 	w.bot = bot.New(w.opts)
 	t.Cleanup(w.bot.Wait)
@@ -102,12 +81,40 @@ func TestAPlanStoredWithoutItsRunByAKilledBotIsRunAtTheNextStart(t *testing.T) {
 // A bot killed after it recorded a plan job's end and before it stored the plan's outcome leaves the plan
 // running with no unfinished run: nothing re-attaches to it or runs it again, so the next start plans it again.
 func TestAPlanWhoseRunEndedBeforeItsOutcomeWasStoredIsPlannedAgainAtTheNextStart(t *testing.T) {
+	w, pushed, p := newWorldWithPushedProdPlanAndPlan(t)
+	ctx := context.Background()
+	// ... then its run, the run's end recorded, the plan's outcome not.
+	run, _, err := w.store.CreateRun(ctx, p.ID, jobs.KindPlan, "replay")
+	require.NoError(t, err)
+	_, err = w.store.SetPlanStatus(ctx, p.ID, plan.StatusRunning)
+	require.NoError(t, err)
+	_, err = w.store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunSucceeded})
+	require.NoError(t, err)
+
+	w.bot = bot.New(w.opts)
+	t.Cleanup(w.bot.Wait)
+	require.NoError(t, w.bot.Recover(ctx))
+	w.bot.Wait()
+	w.drainWrites()
+	assert.Equal(t, vcs.StatusSuccess, w.state("dagctl/plan: prod", pushed.HeadSHA), "the plan was planned again and reported")
+	got, err := w.store.GetPlan(ctx, p.ID)
+	require.NoError(t, err)
+	assert.True(t, got.Status.Final(), "the plan's outcome is stored: %s", got.Status)
+}
+
+// newWorldWithPushedProdPlan is a PR opened and pushed to, as a bot killed while it handled the push left it:
+// the old head's plans stale, the new head's prod plan stored as queued, without a run.
+func newWorldWithPushedProdPlan(t *testing.T) (*world, vcs.PullRequest) {
+	w, pushed, _ := newWorldWithPushedProdPlanAndPlan(t)
+	return w, pushed
+}
+
+func newWorldWithPushedProdPlanAndPlan(t *testing.T) (*world, vcs.PullRequest, db.Plan) {
+	t.Helper()
 	w := newWorld(t)
 	ctx := context.Background()
 	opened := w.openPR(1, "more-columns", "alice", testutil.NonBreakingChange)
 	pushed := w.pushEmptyCommit(opened)
-	// What the killed bot did with the push: the old head's plans stale, the new head's prod plan stored and
-	// run, the run's end recorded, the plan's outcome not.
 	_, err := w.store.MarkStale(ctx, w.repo.Forge, w.repo.FullName(), 1, pushed.HeadSHA)
 	require.NoError(t, err)
 	plans, err := w.store.ListPlansByPR(ctx, w.repo.Forge, w.repo.FullName(), 1)
@@ -126,20 +133,5 @@ func TestAPlanWhoseRunEndedBeforeItsOutcomeWasStoredIsPlannedAgainAtTheNextStart
 	p, err := w.store.CreatePlan(ctx, db.Plan{Forge: prod.Forge, Repo: prod.Repo, PR: 1, Project: prod.Project,
 		Environment: "prod", HeadSHA: pushed.HeadSHA, BaseSHA: pushed.BaseSHA, TriggerUser: "alice", Context: raw})
 	require.NoError(t, err)
-	run, _, err := w.store.CreateRun(ctx, p.ID, jobs.KindPlan, "replay")
-	require.NoError(t, err)
-	_, err = w.store.SetPlanStatus(ctx, p.ID, plan.StatusRunning)
-	require.NoError(t, err)
-	_, err = w.store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunSucceeded})
-	require.NoError(t, err)
-
-	w.bot = bot.New(w.opts)
-	t.Cleanup(w.bot.Wait)
-	require.NoError(t, w.bot.Recover(ctx))
-	w.bot.Wait()
-	w.drainWrites()
-	assert.Equal(t, vcs.StatusSuccess, w.state("dagctl/plan: prod", pushed.HeadSHA), "the plan was planned again and reported")
-	got, err := w.store.GetPlan(ctx, p.ID)
-	require.NoError(t, err)
-	assert.True(t, got.Status.Final(), "the plan's outcome is stored: %s", got.Status)
+	return w, pushed, p
 }
