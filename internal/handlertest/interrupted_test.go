@@ -66,7 +66,7 @@ func TestAnApplyEndedAsInterruptedByARestartIsToldOnThePROnce(t *testing.T) {
 // and the head's later event found the plan and planned nothing, so the head never got that check (the chaos
 // run: "no dagctl/plan: prod on its head"). The next start runs it.
 func TestAPlanStoredWithoutItsRunByAKilledBotIsRunAtTheNextStart(t *testing.T) {
-	w, pushed := newWorldWithPushedProdPlan(t)
+	w, pushed, _ := newWorldWithPushedProdPlan(t)
 	ctx := context.Background()
 
 	w.bot = bot.New(w.opts)
@@ -81,7 +81,7 @@ func TestAPlanStoredWithoutItsRunByAKilledBotIsRunAtTheNextStart(t *testing.T) {
 // A bot killed after it recorded a plan job's end and before it stored the plan's outcome leaves the plan
 // running with no unfinished run: nothing re-attaches to it or runs it again, so the next start plans it again.
 func TestAPlanWhoseRunEndedBeforeItsOutcomeWasStoredIsPlannedAgainAtTheNextStart(t *testing.T) {
-	w, pushed, p := newWorldWithPushedProdPlanAndPlan(t)
+	w, pushed, p := newWorldWithPushedProdPlan(t)
 	ctx := context.Background()
 	// ... then its run, the run's end recorded, the plan's outcome not.
 	run, _, err := w.store.CreateRun(ctx, p.ID, jobs.KindPlan, "replay")
@@ -104,12 +104,7 @@ func TestAPlanWhoseRunEndedBeforeItsOutcomeWasStoredIsPlannedAgainAtTheNextStart
 
 // newWorldWithPushedProdPlan is a PR opened and pushed to, as a bot killed while it handled the push left it:
 // the old head's plans stale, the new head's prod plan stored as queued, without a run.
-func newWorldWithPushedProdPlan(t *testing.T) (*world, vcs.PullRequest) {
-	w, pushed, _ := newWorldWithPushedProdPlanAndPlan(t)
-	return w, pushed
-}
-
-func newWorldWithPushedProdPlanAndPlan(t *testing.T) (*world, vcs.PullRequest, db.Plan) {
+func newWorldWithPushedProdPlan(t *testing.T) (*world, vcs.PullRequest, db.Plan) {
 	t.Helper()
 	w := newWorld(t)
 	ctx := context.Background()
