@@ -111,6 +111,8 @@ type Summary struct {
 	Backfills          []Backfill `json:"backfills,omitempty"`
 	// Explain is the tool's own human-readable explanation of what apply would do (sqlmesh --explain).
 	Explain string `json:"explain,omitempty"`
+	// DBT is a dbt plan's own view (nil for other tools).
+	DBT *DBT `json:"dbt,omitempty"`
 }
 
 // HasChanges reports whether applying the plan would change anything: models or data.
