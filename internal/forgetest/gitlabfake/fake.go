@@ -357,7 +357,7 @@ func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if user != nil {
 			writeJSON(rec, http.StatusForbidden, map[string]any{"error": "insufficient_scope",
 				"error_description": "The request requires higher privileges than provided by the access token.",
-				"scope": "api read_api"})
+				"scope":             "api read_api"})
 			return
 		}
 		writeMessage(rec, http.StatusUnauthorized, "401 Unauthorized")

@@ -235,7 +235,7 @@ func (f *Fake) mrJSON(p *Project, mr *MR) map[string]any {
 		"merge_commit_sha": nilIfEmpty(mr.MergeCommit), "squash_commit_sha": nilIfEmpty(mr.SquashCommit),
 		"has_conflicts": mr.HasConflicts, "detailed_merge_status": status, "merge_status": mergeStatus,
 		"changes_count": changes, "created_at": timestamp(mr.createdAt),
-		"web_url": p.WebURL() + "/-/merge_requests/" + strconv.FormatInt(mr.IID, 10),
+		"web_url":   p.WebURL() + "/-/merge_requests/" + strconv.FormatInt(mr.IID, 10),
 		"diff_refs": map[string]any{"base_sha": mr.BaseSHA, "head_sha": mr.HeadSHA, "start_sha": startSHA},
 	}
 }
