@@ -123,7 +123,13 @@ func (f *Fake) handlePostStatus(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusBadRequest, "400 Bad request - description is too long (maximum is 255 characters)")
 		return
 	}
+	// GitLab's ref: the one given, else the newest pipeline's of the commit, else a branch that contains it.
 	ref := form["ref"]
+	for i := len(p.pipelines) - 1; ref == "" && i >= 0; i-- {
+		if p.pipelines[i].sha == sha {
+			ref = p.pipelines[i].ref
+		}
+	}
 	if ref == "" {
 		ref = p.branchContaining(sha)
 	}
