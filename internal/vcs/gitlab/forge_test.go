@@ -245,7 +245,7 @@ func TestMergeRequestFields(t *testing.T) {
 	pr, err := e.forge.PullRequest(e.ctx, e.repo, number)
 	require.NoError(t, err)
 	assert.Equal(t, vcs.PullRequest{
-		Repo: vcs.Repo{Forge: "gitlab", Owner: "acme/data", Name: "warehouse", CloneURL: e.project.CloneURL(), DefaultBranch: "main"},
+		Repo:   vcs.Repo{Forge: "gitlab", Owner: "acme/data", Name: "warehouse", CloneURL: e.project.CloneURL(), DefaultBranch: "main"},
 		Number: number, Title: "change-1", Author: "alice", HeadSHA: head, BaseSHA: e.git.SHA("main"),
 		HeadRef: "change-1", BaseRef: "main", HeadCloneURL: e.project.CloneURL(), State: "open",
 		Mergeable: ptr(true), URL: e.project.WebURL() + "/-/merge_requests/1",
