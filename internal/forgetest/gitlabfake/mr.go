@@ -86,7 +86,23 @@ func (p *Project) SetMR(mr MR) int64 {
 	}
 	mr.authorID = p.f.user(mr.Author).ID
 	p.mrs[mr.IID] = &mr
+	p.keepHeadRef(&mr)
 	return mr.IID
+}
+
+// keepHeadRef points refs/merge-requests/<iid>/head of the target project at the merge request's head, as GitLab
+// does (fetching it from a fork), so that its commits are the target's too. Callers hold f.mu.
+func (p *Project) keepHeadRef(mr *MR) {
+	if mr.HeadSHA == "" {
+		return
+	}
+	ref := "refs/merge-requests/" + strconv.FormatInt(mr.IID, 10) + "/head"
+	if mr.SourceProject != nil && mr.SourceProject != p {
+		if _, err := git(p.gitDir, "fetch", "--quiet", mr.SourceProject.gitDir, "+"+mr.HeadSHA+":"+ref); err == nil {
+			return
+		}
+	}
+	_, _ = git(p.gitDir, "update-ref", ref, mr.HeadSHA)
 }
 
 // MR is a merge request's current state.
@@ -107,6 +123,7 @@ func (p *Project) Push(iid int64, sha string) {
 	defer p.f.mu.Unlock()
 	mr := p.mrs[iid]
 	mr.HeadSHA = sha
+	p.keepHeadRef(mr)
 	if p.resetApprovalsOnPush {
 		mr.approvals = nil
 	}
@@ -173,6 +190,7 @@ func (f *Fake) mrRoutes() {
 	m := f.api
 	m.HandleFunc("GET /projects/{id}/merge_requests", f.handleListMRs)
 	m.HandleFunc("GET /projects/{id}/merge_requests/{iid}", f.handleGetMR)
+	m.HandleFunc("GET /projects/{id}/repository/commits/{sha}/merge_requests", f.handleCommitMRs)
 	m.HandleFunc("GET /projects/{id}/merge_requests/{iid}/commits", f.handleMRCommits)
 	m.HandleFunc("GET /projects/{id}/merge_requests/{iid}/diffs", f.handleMRDiffs)
 	m.HandleFunc("GET /projects/{id}/merge_requests/{iid}/versions", f.handleMRVersions)
@@ -267,6 +285,34 @@ func (f *Fake) handleListMRs(w http.ResponseWriter, r *http.Request) {
 		out = append(out, f.mrJSON(p, p.mrs[iid]))
 	}
 	page(w, r, out)
+}
+
+// handleCommitMRs lists the merge requests whose commits include sha (base..head).
+func (f *Fake) handleCommitMRs(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.projectFor(w, r)
+	if !ok {
+		return
+	}
+	sha := r.PathValue("sha")
+	var iids []int64
+	for iid, mr := range p.mrs {
+		if mr.HeadSHA == sha || isAncestor(p.gitDir, sha, mr.HeadSHA) && !isAncestor(p.gitDir, sha, mr.BaseSHA) {
+			iids = append(iids, iid)
+		}
+	}
+	sort.Slice(iids, func(i, j int) bool { return iids[i] > iids[j] })
+	out := []map[string]any{}
+	for _, iid := range iids {
+		out = append(out, f.mrJSON(p, p.mrs[iid]))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func isAncestor(dir, a, b string) bool {
+	_, err := git(dir, "merge-base", "--is-ancestor", a, b)
+	return err == nil
 }
 
 func (f *Fake) handleGetMR(w http.ResponseWriter, r *http.Request) {

@@ -225,6 +225,16 @@ func TestAMergeRequestFromAForkIsAFork(t *testing.T) {
 	assert.Equal(t, e.project.CloneURL(), pr.Repo.CloneURL)
 	assert.Equal(t, head, pr.HeadSHA)
 
+	// Its head is on no branch of the target project, only on the merge request's head ref: the status names it.
+	_, err = e.forge.PutStatus(e.ctx, e.repo, vcs.Status{Name: "dagctl/plan: dev", CommitSHA: head, State: vcs.StatusRunning, Description: "Planning"}, "")
+	require.NoError(t, err)
+	statuses := e.project.Statuses(head)
+	require.Len(t, statuses, 1)
+	assert.Equal(t, fmt.Sprintf("refs/merge-requests/%d/head", iid), statuses[0].Ref)
+	orphan := forkGit.Commit("orphan", map[string]string{"x.sql": "select 0\n"}, "in no merge request")
+	_, err = e.forge.PutStatus(e.ctx, e.repo, vcs.Status{Name: "dagctl/plan: dev", CommitSHA: orphan, State: vcs.StatusRunning}, "")
+	assert.ErrorIs(t, err, vcs.ErrNotFound)
+
 	// A fork the bot cannot read (private, deleted) is still a fork, with no URL to fetch from.
 	fork.SetMember(botUser, 0)
 	pr, err = e.forge.PullRequest(e.ctx, e.repo, int(iid))

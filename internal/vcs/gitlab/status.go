@@ -2,6 +2,7 @@ package gitlab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -89,8 +90,9 @@ func (f *Forge) PutStatus(ctx context.Context, repo vcs.Repo, status vcs.Status,
 		return "", fmt.Errorf("gitlab: status %q on %q has no state GitLab knows: %q", status.Name, status.CommitSHA, status.State)
 	}
 	op := fmt.Sprintf("status %q on %s@%s", status.Name, id, status.CommitSHA)
+	var ref *string // GitLab's: the commit's newest pipeline's, else a branch that contains it
 	post := func(state gl.BuildStateValue) (*gl.CommitStatus, error) {
-		opts := &gl.SetCommitStatusOptions{State: state, Name: &status.Name, Description: gl.Ptr(description(status))}
+		opts := &gl.SetCommitStatusOptions{State: state, Name: &status.Name, Description: gl.Ptr(description(status)), Ref: ref}
 		if status.DetailsURL != "" {
 			opts.TargetURL = &status.DetailsURL
 		}
@@ -98,6 +100,17 @@ func (f *Forge) PutStatus(ctx context.Context, repo vcs.Repo, status vcs.Status,
 		return s, err
 	}
 	s, err := post(state)
+	if errors.Is(err, gl.ErrNotFound) {
+		// A fork's head is on no branch of the target project ("404 References for commit Not Found"): it is
+		// there as its merge request's refs/merge-requests/<iid>/head, which the status then names.
+		if ref, err = f.mergeRequestRef(ctx, id, status.CommitSHA); err != nil {
+			return "", err
+		}
+		if ref == nil {
+			return "", f.mapError(op, gl.ErrNotFound)
+		}
+		s, err = post(state)
+	}
 	if err == nil {
 		return statusRef(s), nil
 	}
@@ -121,6 +134,26 @@ func (f *Forge) PutStatus(ctx context.Context, repo vcs.Repo, status vcs.Status,
 		return statusRef(s), nil
 	}
 	return "", f.mapError(op, err)
+}
+
+// mergeRequestRef is the head ref of the merge request of a commit (the open one, the newest first), nil when
+// the commit is in none.
+func (f *Forge) mergeRequestRef(ctx context.Context, id, sha string) (*string, error) {
+	mrs, _, err := f.client.Commits.ListMergeRequestsByCommit(id, sha, gl.WithContext(ctx))
+	if err != nil {
+		return nil, f.mapError(fmt.Sprintf("merge requests of %s@%s", id, sha), err)
+	}
+	var best *gl.BasicMergeRequest
+	for _, mr := range mrs {
+		if best == nil || (mr.State == "opened") != (best.State == "opened") && mr.State == "opened" ||
+			(mr.State == "opened") == (best.State == "opened") && mr.IID > best.IID {
+			best = mr
+		}
+	}
+	if best == nil {
+		return nil, nil
+	}
+	return gl.Ptr(fmt.Sprintf("refs/merge-requests/%d/head", best.IID)), nil
 }
 
 // currentStatus is the bot's newest status of the commit and name (nil when there is none).
