@@ -27,9 +27,9 @@ import (
 // Output becomes the check run's title, summary and text, each cut to MaxCheckOutput; without Output the
 // Description is the title (and the summary). GitHub has no cap on a title below the output's.
 //
-// For comparison, GitLab's adapter (issue 11) maps to commit statuses, upserted by (sha, name), ref "":
+// For comparison, GitLab's adapter (internal/vcs/gitlab) maps to commit statuses, found again by (sha, name):
 // queued→pending, running→running, success→success, failure→failed, neutral→success (GitLab has no
-// informational state; the description says "neutral"), cancelled→canceled, skipped→skipped, and
+// informational state; the description starts "Neutral: "), cancelled→canceled, skipped→skipped, and
 // blocked→pending: a pending status holds the pipeline open, so "pipelines must succeed" keeps the merge
 // request unmergeable while it waits on a person, as action_required does on GitHub
 // (../shared/forge-limits.md, "Commit status states"). Output is dropped there; Description is cut to 255.
