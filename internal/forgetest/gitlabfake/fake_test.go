@@ -171,3 +171,23 @@ func TestApprovedAtIsShownOnlyWhenTheFakeIsTold(t *testing.T) {
 	w.fake.ShowApprovedAt(true)
 	assert.Contains(t, get(), "approved_at")
 }
+
+func TestOutagesAndRandomFailures(t *testing.T) {
+	w := newWorld(t)
+	w.fake.Outage(time.Hour, gitlabfake.Failure{Status: http.StatusServiceUnavailable, Message: "503 Service Unavailable"})
+	_, resp, err := w.client.Users.CurrentUser()
+	require.Error(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	w.fake.Advance(time.Hour)
+	_, _, err = w.client.Users.CurrentUser()
+	require.NoError(t, err, "the outage ends on the fake's clock")
+
+	// Every write fails after it was handled: the note is there, its answer lost.
+	iid := w.project.SetMR(gitlabfake.MR{Title: "t", Author: "alice", SourceBranch: "main", HeadSHA: w.git.SHA("main"), BaseSHA: w.git.SHA("main")})
+	w.fake.FailRandomly(gitlabfake.RandomFailures{Share: 1, AfterHandling: 1, Seed: 1})
+	_, resp, err = w.client.Notes.CreateMergeRequestNote(w.project.ID, iid, &gl.CreateMergeRequestNoteOptions{Body: gl.Ptr("hello")})
+	require.Error(t, err)
+	assert.Equal(t, http.StatusBadGateway, resp.StatusCode)
+	assert.Len(t, w.project.Notes(iid), 1)
+	assert.Equal(t, 1, w.fake.RandomlyFailed())
+}
