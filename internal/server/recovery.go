@@ -38,7 +38,7 @@ func (s *Server) newRecoverySteps() []recovery.Step {
 		}})
 	}
 	reconciler := &recovery.Reconciler{Forges: s.openPRForges, Repos: s.servedRepos, PlannedHeads: s.plannedHeads,
-		Plan: s.bot.PlanMissed, Log: s.log}
+		Plan: s.planMissedAllowed, Log: s.log}
 	return append(steps, recovery.Step{Name: "planning open PRs whose head has no plan", Run: func(ctx context.Context) error {
 		_, err := reconciler.Once(ctx)
 		return err

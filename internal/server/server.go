@@ -129,6 +129,9 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 		store.Close()
 		return nil, err
 	}
+	if warning := s.gitLabCloneWarning(); warning != "" {
+		s.log.Warn(warning)
+	}
 	if s.executor, err = s.newExecutor(); err != nil {
 		store.Close()
 		return nil, err
@@ -161,7 +164,7 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 	s.dispatcher = &dispatch.Dispatcher{
 		Queue:   store,
 		Parsers: s.forges.parsers(),
-		Handle:  s.bot.Handle,
+		Handle:  s.handleAllowed,
 		Log:     s.log,
 		Policy:  retry.Policy{For: cfg.RetryFor},
 		Now:     store.Now,
@@ -225,7 +228,7 @@ func (s *Server) jobSettings() (framework.JobSettings, error) {
 func (s *Server) secrets() []string {
 	return append([]string{
 		s.cfg.GitHub.PrivateKey.Reveal(), s.cfg.GitHub.WebhookSecret.Reveal(),
-		s.cfg.GitLab.Token.Reveal(), s.cfg.GitLab.WebhookSecret.Reveal(),
+		s.cfg.GitLab.Token.Reveal(), s.cfg.GitLab.WebhookSecret.Reveal(), s.cfg.GitLab.CloneToken.Reveal(),
 	}, s.credentials...)
 }
 
@@ -447,6 +450,11 @@ func (s *Server) configureGitHub(ctx context.Context) error {
 		return fmt.Errorf("reading stored app credentials: %w", err)
 	}
 	if err != nil {
+		if s.cfg.GitLab.Enabled() {
+			// A bot set up for GitLab alone is not missing anything; /setup can still add GitHub.
+			s.log.Info("serving GitLab without a GitHub App: /webhooks/github answers 503 until one is set (DAGCTL_GITHUB_* or /setup)")
+			return nil
+		}
 		s.log.Warn("no GitHub App configured: webhooks are refused until one is (set DAGCTL_GITHUB_* or open /setup with the setup code)")
 		return nil
 	}
@@ -495,6 +503,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ready")
 	if line := s.isolation.describe(); line != "" {
 		fmt.Fprintln(w, line)
+	}
+	if warning := s.gitLabCloneWarning(); warning != "" {
+		fmt.Fprintln(w, "warning:", warning)
 	}
 	// Dead deliveries need an operator, not a restart: readiness stays ok, the detail says so.
 	if dead, err := s.store.DeadDeliveries(ctx); err != nil {

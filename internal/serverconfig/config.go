@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dagctl/dagctl-bot/internal/allowlist"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 )
 
@@ -58,6 +59,9 @@ type Config struct {
 	PublicURL string
 	GitHub    GitHub
 	GitLab    GitLab
+	// RepoAllowlist is which repositories the bot serves, on either forge (allowlist.Parse); events of others are
+	// acknowledged and ignored. DAGCTL_REPO_ALLOWLIST, -repo-allowlist; default empty: every repository.
+	RepoAllowlist allowlist.Repos
 	// SQLMesh is the sqlmesh executable. With the local executor it is resolved on PATH at start to an absolute
 	// path (and it is an error if it is missing); with the kubernetes executor it is the name inside the job's
 	// image, used as given. DAGCTL_SQLMESH, -sqlmesh; default "sqlmesh" (`make run` sets .venv/bin/sqlmesh).
@@ -108,6 +112,10 @@ type GitLab struct {
 	URL string
 	// Token is the bot user's access token (api scope). DAGCTL_GITLAB_TOKEN, -gitlab-token.
 	Token Secret
+	// CloneToken is what jobs clone with (read_repository scope), so that the api token never reaches PR code.
+	// Optional: without it jobs clone with Token, and the server warns. DAGCTL_GITLAB_CLONE_TOKEN,
+	// -gitlab-clone-token.
+	CloneToken Secret
 	// WebhookSecret is the secret token GitLab sends with webhooks. DAGCTL_GITLAB_WEBHOOK_SECRET,
 	// -gitlab-webhook-secret.
 	WebhookSecret Secret

@@ -281,6 +281,37 @@ func TestGitLab(t *testing.T) {
 	assert.True(t, cfg.GitLab.Enabled())
 	assert.Equal(t, "https://gitlab.example.com", cfg.GitLab.URL)
 	assert.Equal(t, "glpat-secret", cfg.GitLab.Token.Reveal())
+	assert.False(t, cfg.GitLab.CloneToken.IsSet(), "optional: the server warns without it")
+
+	e[EnvGitLabCloneToken] = "glpat-read-only"
+	cfg, err = load(t, e)
+	require.NoError(t, err)
+	assert.Equal(t, "glpat-read-only", cfg.GitLab.CloneToken.Reveal())
+
+	// The clone token alone is a GitLab setting: the token and secret it needs are then required.
+	e, _ = newEnv(t)
+	e[EnvGitLabCloneToken] = "glpat-read-only"
+	_, err = load(t, e)
+	require.ErrorContains(t, err, "DAGCTL_GITLAB_TOKEN (-gitlab-token): is required for GitLab")
+}
+
+func TestRepoAllowlist(t *testing.T) {
+	e, _ := newEnv(t)
+	cfg, err := load(t, e)
+	require.NoError(t, err)
+	assert.True(t, cfg.RepoAllowlist.All(), "empty: every repository")
+
+	e[EnvRepoAllowlist] = "github:acme/*, gitlab:group/sub/*"
+	cfg, err = load(t, e)
+	require.NoError(t, err)
+	assert.True(t, cfg.RepoAllowlist.Allows("gitlab", "group/sub/warehouse"))
+	assert.False(t, cfg.RepoAllowlist.Allows("gitlab", "other/warehouse"))
+	assert.Contains(t, cfg.String(), `repo_allowlist="github:acme/*,gitlab:group/sub/*"`)
+
+	e[EnvRepoAllowlist] = "github:acme/*,acme/warehouse"
+	_, err = load(t, e)
+	require.Error(t, err)
+	assert.Equal(t, `DAGCTL_REPO_ALLOWLIST (-repo-allowlist): entry "acme/warehouse": want forge:path, the forge one of github, gitlab (like github:acme/* or gitlab:group/sub/*)`, err.Error())
 }
 
 func TestHelpListsEverySetting(t *testing.T) {

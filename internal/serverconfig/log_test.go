@@ -21,6 +21,7 @@ func TestNoSecretValueIsPrinted(t *testing.T) {
 	e[EnvGitHubWebhookSecret] = "gh-hook-s3cret"
 	e[EnvGitLabToken] = "glpat-t0ken"
 	e[EnvGitLabWebhookSecret] = "gl-hook-s3cret"
+	e[EnvGitLabCloneToken] = "glpat-cl0ne"
 	cfg, err := load(t, e)
 	require.NoError(t, err)
 
@@ -40,7 +41,7 @@ func TestNoSecretValueIsPrinted(t *testing.T) {
 	printed = append(printed, string(asJSON))
 
 	keyLines := strings.Split(strings.TrimSpace(key), "\n")
-	secrets := []string{"gh-hook-s3cret", "glpat-t0ken", "gl-hook-s3cret",
+	secrets := []string{"gh-hook-s3cret", "glpat-t0ken", "gl-hook-s3cret", "glpat-cl0ne",
 		keyLines[1], keyLines[len(keyLines)-2]}
 	for _, out := range printed {
 		for _, s := range secrets {

@@ -18,6 +18,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/dagctl/dagctl-bot/internal/allowlist"
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/retry"
@@ -51,6 +52,8 @@ const (
 	EnvGitLabURL            = "DAGCTL_GITLAB_URL"
 	EnvGitLabToken          = "DAGCTL_GITLAB_TOKEN"
 	EnvGitLabWebhookSecret  = "DAGCTL_GITLAB_WEBHOOK_SECRET"
+	EnvGitLabCloneToken     = "DAGCTL_GITLAB_CLONE_TOKEN"
+	EnvRepoAllowlist        = "DAGCTL_REPO_ALLOWLIST"
 	EnvSQLMesh              = "DAGCTL_SQLMESH"
 	EnvWorkDir              = "DAGCTL_WORKDIR"
 	EnvJobEnv               = "DAGCTL_JOB_ENV"
@@ -94,6 +97,10 @@ func settings() []setting {
 		{env: EnvGitLabURL, flag: "gitlab-url", def: "https://gitlab.com", usage: "GitLab base URL"},
 		{env: EnvGitLabToken, flag: "gitlab-token", secret: true, usage: "GitLab access token of the bot user; setting it enables GitLab"},
 		{env: EnvGitLabWebhookSecret, flag: "gitlab-webhook-secret", secret: true, usage: "GitLab webhook secret token"},
+		{env: EnvGitLabCloneToken, flag: "gitlab-clone-token", secret: true,
+			usage: "GitLab token jobs clone with (read_repository scope); without it they clone with the api token, and the bot warns"},
+		{env: EnvRepoAllowlist, flag: "repo-allowlist",
+			usage: "comma-separated forge:path repositories the bot serves (github:acme/*,gitlab:group/sub/*,gitlab:group/**); default every repository"},
 		{env: EnvSQLMesh, flag: "sqlmesh", def: "sqlmesh",
 			usage: "sqlmesh executable; resolved on PATH at start with the local executor"},
 		{env: EnvWorkDir, flag: "workdir", def: filepath.Join(os.TempDir(), "dagctl"), usage: "scratch directory for checkouts"},
@@ -216,6 +223,11 @@ func build(in inputs, getenv func(string) string) (Config, error) {
 
 	buildGitHub(&c, &errs, in)
 	buildGitLab(&c, &errs, in)
+	if repos, err := allowlist.Parse(in[EnvRepoAllowlist].value); err != nil {
+		errs.add(settingFor(EnvRepoAllowlist), "%s", err)
+	} else {
+		c.RepoAllowlist = repos
+	}
 
 	v, s = get(EnvSQLMesh)
 	c.SQLMesh = v
@@ -408,7 +420,9 @@ func buildGitLab(c *Config, errs *errList, in inputs) {
 	}
 	g.Token = Secret(in[EnvGitLabToken].value)
 	g.WebhookSecret = Secret(in[EnvGitLabWebhookSecret].value)
-	anyGiven := in[EnvGitLabURL].explicit || in[EnvGitLabToken].explicit || in[EnvGitLabWebhookSecret].explicit
+	g.CloneToken = Secret(in[EnvGitLabCloneToken].value)
+	anyGiven := in[EnvGitLabURL].explicit || in[EnvGitLabToken].explicit || in[EnvGitLabWebhookSecret].explicit ||
+		in[EnvGitLabCloneToken].explicit
 	if !anyGiven {
 		return
 	}
