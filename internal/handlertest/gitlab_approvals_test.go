@@ -55,3 +55,22 @@ func TestAGitLabApprovalWithNoKnownTimeDoesNotCountAndTheStatusSaysWhy(t *testin
 	require.NotNil(t, check.Output)
 	assert.Contains(t, check.Output.Summary, "bob "+approval.NoKnownTime)
 }
+
+// A push voids an approval even where the project keeps approvals on push: the API still lists bob, dated before
+// the new head's plan was posted, so it counts for none of the new head's plans.
+func TestAGitLabApprovalThenAPushIsVoidForTheNewHead(t *testing.T) {
+	w := newWorld(t)
+	w.forge.GitLabReviews(true)
+	pr := w.openPR(1, "more-columns", "alice", testutil.NonBreakingChange)
+	w.review(pr, "bob", vcs.ReviewApproved)
+	require.Equal(t, vcs.StatusSuccess, w.state("dagctl/approval: prod", pr.HeadSHA))
+
+	pushed := w.pushEmptyCommit(pr) // the same files: the same plan, which a GitHub review of the old commit would not approve either
+	w.handle(vcs.Event{PullRequest: &vcs.PullRequestEvent{Action: vcs.PRPushed, PR: pushed, Sender: "alice"}})
+
+	require.NotEqual(t, pr.HeadSHA, pushed.HeadSHA)
+	assert.Equal(t, vcs.StatusBlocked, w.state("dagctl/approval: prod", pushed.HeadSHA), "bob's approval was of the older head")
+	check, _ := w.forge.StatusNamed(w.repo, "dagctl/approval: prod", pushed.HeadSHA)
+	require.NotNil(t, check.Output)
+	assert.Contains(t, check.Output.Summary, "bob approved before plan")
+}
