@@ -40,23 +40,24 @@ type Input struct {
 	Permissions map[string]vcs.Permission
 	// Teams maps "org/team" to its members, for the teams named in Rule.Approvers.
 	Teams map[string][]string
-	// Facts is what the forge's reviews carry (vcs.Forge.ReviewFacts). The rules bind an approval to the plan by
-	// its commit and its time, so they need both: without either, no approval counts (the zero value counts none).
+	// Facts is what the forge's reviews carry (vcs.Forge.ReviewFacts). With the commit (GitHub), an approval is
+	// bound to the plan by its commit and its time, and needs both. Without the commit (GitLab), time alone binds
+	// (Plan.SupersededAt), and a review without a known time (SubmittedAt zero: neither the API nor a stored
+	// approval event dated it) does not count.
 	Facts vcs.ReviewFacts
 }
 
-// unbindable says why the forge's reviews cannot be bound to a plan, or "" when they can.
+// unbindable says why the forge's reviews cannot be bound to a plan, or "" when they can: by commit and time, or,
+// for a forge whose approvals name no commit, by time alone (checked per review).
 func unbindable(f vcs.ReviewFacts) string {
-	switch {
-	case !f.Commit && !f.SubmittedAt:
-		return "the forge's approvals name neither the commit approved nor when"
-	case !f.Commit:
-		return "the forge's approvals do not name the commit approved"
-	case !f.SubmittedAt:
+	if f.Commit && !f.SubmittedAt {
 		return "the forge's approvals do not say when they were given"
 	}
 	return ""
 }
+
+// NoKnownTime is why an approval without a commit and without a time does not count.
+const NoKnownTime = "approval has no known time (the forge gave none and no approval event of it was stored)"
 
 // Plan is a plan as the approval rules see it.
 type Plan struct {
@@ -65,11 +66,21 @@ type Plan struct {
 	// ResultPostedAt is when the forge says the plan's result was posted (its check completed), on the forge's
 	// clock, which is also the clock of the reviews' times. Zero: never posted, so nothing approved it.
 	ResultPostedAt time.Time
+	// SupersededAt is when the PR's head moved off HeadSHA (on the forge's clock; zero: it has not). On a forge
+	// whose approvals name no commit, only approvals given before it can be of this plan's commit.
+	SupersededAt time.Time
 }
 
-// coveredBy reports whether a review was given on the plan's commit after the plan's result was posted.
-func (p Plan) coveredBy(r vcs.Review) bool {
-	return r.CommitSHA == p.HeadSHA && !p.ResultPostedAt.IsZero() && r.SubmittedAt.After(p.ResultPostedAt)
+// coveredBy reports whether a review was given on the plan's commit after the plan's result was posted. Without
+// the review's commit (byTime), the time alone decides: after the result, before the head moved on.
+func (p Plan) coveredBy(r vcs.Review, byTime bool) bool {
+	if p.ResultPostedAt.IsZero() || !r.SubmittedAt.After(p.ResultPostedAt) {
+		return false
+	}
+	if byTime {
+		return p.SupersededAt.IsZero() || r.SubmittedAt.Before(p.SupersededAt)
+	}
+	return r.CommitSHA == p.HeadSHA
 }
 
 // Ignored is a review that did not count, and why.
@@ -140,8 +151,8 @@ func joinUsers(users []string) string {
 //     trigger, not a commit author (unless the rule allows), is an allowed approver and has write permission;
 //   - changes requested by a reviewer with write permission block;
 //   - the number of counted approvals must reach the rule's requirement;
-//   - when the forge's reviews do not carry both their commit and their time (Input.Facts), no approval counts:
-//     it could not be bound to the plan.
+//   - on a forge whose approvals name no commit (Input.Facts), time alone binds: after the plan's result, before
+//     its head was superseded; an approval with no known time does not count.
 //
 // It is long because the rules above are applied in one pass, in that order.
 func Evaluate(in Input) Result {
@@ -178,13 +189,22 @@ func Evaluate(in Input) Result {
 			res.Ignored = append(res.Ignored, Ignored{r.User, cannotBind})
 			continue
 		}
-		if r.CommitSHA != in.Plan.HeadSHA {
+		byTime := !in.Facts.Commit
+		if byTime && r.SubmittedAt.IsZero() {
+			res.Ignored = append(res.Ignored, Ignored{r.User, NoKnownTime})
+			continue
+		}
+		if !byTime && r.CommitSHA != in.Plan.HeadSHA {
 			res.Ignored = append(res.Ignored, Ignored{r.User, fmt.Sprintf("approved %s, not the planned commit %s", short(r.CommitSHA), short(in.Plan.HeadSHA))})
 			continue
 		}
-		covered, ok := coveringPlan(in, r)
+		covered, ok := coveringPlan(in, r, byTime)
 		if !ok {
-			res.Ignored = append(res.Ignored, Ignored{r.User, fmt.Sprintf("approved before plan %d's result was posted", in.Plan.ID)})
+			reason := fmt.Sprintf("approved before plan %d's result was posted", in.Plan.ID)
+			if byTime && !in.Plan.SupersededAt.IsZero() && !r.SubmittedAt.Before(in.Plan.SupersededAt) {
+				reason = fmt.Sprintf("approved after a push replaced plan %d's commit", in.Plan.ID)
+			}
+			res.Ignored = append(res.Ignored, Ignored{r.User, reason})
 			continue
 		}
 		if !perm.CanWrite() {
@@ -209,12 +229,12 @@ func Evaluate(in Input) Result {
 
 // coveringPlan is the plan a review approved: Input.Plan if it was given after that plan's result, else an earlier
 // plan of the same scope whose result it followed.
-func coveringPlan(in Input, r vcs.Review) (int64, bool) {
-	if in.Plan.coveredBy(r) {
+func coveringPlan(in Input, r vcs.Review, byTime bool) (int64, bool) {
+	if in.Plan.coveredBy(r, byTime) {
 		return in.Plan.ID, true
 	}
 	for _, p := range in.SameScope {
-		if p.coveredBy(r) {
+		if p.HeadSHA == in.Plan.HeadSHA && p.coveredBy(r, byTime) {
 			return p.ID, true
 		}
 	}

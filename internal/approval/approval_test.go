@@ -30,20 +30,19 @@ func base(reviews ...vcs.Review) Input {
 	}
 }
 
-// The rules need both facts to bind an approval to a plan; a forge that gives fewer gets no approval counted,
-// however the review looks, and changes requested still block.
-func TestApprovalsCountOnlyWhenTheForgeSaysCommitAndTime(t *testing.T) {
+// With the commit, an approval needs its time too; without the commit (GitLab), time alone binds, so a dated
+// approval counts; changes requested still block.
+func TestApprovalsCountOnlyWhenTheyCanBeBoundToThePlan(t *testing.T) {
 	approved := review(1, "bob", vcs.ReviewApproved, head, 1)
 	for name, tc := range map[string]struct {
 		facts    vcs.ReviewFacts
 		approved bool
 		reason   string
 	}{
-		"commit and time (GitHub)": {vcs.ReviewFacts{Commit: true, SubmittedAt: true}, true, ""},
-		"time only":                {vcs.ReviewFacts{SubmittedAt: true}, false, "the forge's approvals do not name the commit approved"},
-		"commit only":              {vcs.ReviewFacts{Commit: true}, false, "the forge's approvals do not say when they were given"},
-		"neither (GitLab's approvals)": {vcs.ReviewFacts{}, false,
-			"the forge's approvals name neither the commit approved nor when"},
+		"commit and time (GitHub)":     {vcs.ReviewFacts{Commit: true, SubmittedAt: true}, true, ""},
+		"time only":                    {vcs.ReviewFacts{SubmittedAt: true}, true, ""},
+		"commit only":                  {vcs.ReviewFacts{Commit: true}, false, "the forge's approvals do not say when they were given"},
+		"neither (GitLab's approvals)": {vcs.ReviewFacts{}, true, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			in := base(approved)
@@ -52,14 +51,69 @@ func TestApprovalsCountOnlyWhenTheForgeSaysCommitAndTime(t *testing.T) {
 			assert.Equal(t, tc.approved, res.Approved)
 			if tc.approved {
 				assert.Equal(t, []string{"bob"}, res.ApprovedBy)
-				return
+			} else {
+				assert.Empty(t, res.ApprovedBy)
+				assert.Equal(t, []Ignored{{"bob", tc.reason}}, res.Ignored)
 			}
-			assert.Empty(t, res.ApprovedBy)
-			assert.Equal(t, []Ignored{{"bob", tc.reason}}, res.Ignored)
-
 			in.Reviews = append(in.Reviews, review(2, "carol", vcs.ReviewChangesRequested, head, 2))
 			assert.Equal(t, []string{"carol"}, Evaluate(in).ChangesRequestedBy, "a request for changes blocks whatever the forge carries")
+			assert.False(t, Evaluate(in).Approved)
 		})
+	}
+}
+
+// On a forge whose approvals name no commit, time alone binds an approval to a plan: after the plan's result
+// was posted and before a push superseded its head. An approval with no known time never counts.
+func TestWithoutACommitTimeAloneBindsAnApproval(t *testing.T) {
+	const newer = "2222222222222222222222222222222222222222"
+	posted, pushed := t0.Add(5*time.Minute), t0.Add(10*time.Minute)
+	undated := vcs.Review{ID: 1, User: "bob", State: vcs.ReviewApproved}
+	for name, tc := range map[string]struct {
+		review    vcs.Review
+		plan      Plan
+		sameScope []Plan
+		approved  bool
+		reason    string
+	}{
+		"after the result, head unchanged":  {review(1, "bob", vcs.ReviewApproved, "", 6), Plan{ID: 10, HeadSHA: head, ResultPostedAt: posted}, nil, true, ""},
+		"after the result, before the push": {review(1, "bob", vcs.ReviewApproved, "", 6), Plan{ID: 10, HeadSHA: head, ResultPostedAt: posted, SupersededAt: pushed}, nil, true, ""},
+		"before the result": {review(1, "bob", vcs.ReviewApproved, "", 4), Plan{ID: 10, HeadSHA: head, ResultPostedAt: posted}, nil, false,
+			"approved before plan 10's result was posted"},
+		"in the second the result was posted": {review(1, "bob", vcs.ReviewApproved, "", 5), Plan{ID: 10, HeadSHA: head, ResultPostedAt: posted}, nil, false,
+			"approved before plan 10's result was posted"},
+		"after a push, for the older head's plan": {review(1, "bob", vcs.ReviewApproved, "", 11), Plan{ID: 10, HeadSHA: head, ResultPostedAt: posted, SupersededAt: pushed}, nil, false,
+			"approved after a push replaced plan 10's commit"},
+		"after the newer head's plan": {review(1, "bob", vcs.ReviewApproved, "", 13), Plan{ID: 11, HeadSHA: newer, ResultPostedAt: t0.Add(12 * time.Minute)}, nil, true, ""},
+		"before a push, for the new head's plan (approvals kept on push)": {review(1, "bob", vcs.ReviewApproved, "", 6), Plan{ID: 11, HeadSHA: newer, ResultPostedAt: t0.Add(12 * time.Minute)}, nil, false,
+			"approved before plan 11's result was posted"},
+		"of the older head's same-scope plan": {review(1, "bob", vcs.ReviewApproved, "", 6), Plan{ID: 11, HeadSHA: newer, ResultPostedAt: t0.Add(12 * time.Minute)},
+			[]Plan{{ID: 10, HeadSHA: head, ResultPostedAt: posted, SupersededAt: pushed}}, false, "approved before plan 11's result was posted"},
+		"of a same-scope re-run of this head": {review(1, "bob", vcs.ReviewApproved, "", 6), Plan{ID: 11, HeadSHA: head, ResultPostedAt: t0.Add(8 * time.Minute)},
+			[]Plan{{ID: 10, HeadSHA: head, ResultPostedAt: posted}}, true, ""},
+		"no known time": {undated, Plan{ID: 10, HeadSHA: head, ResultPostedAt: posted}, nil, false, NoKnownTime},
+		"result never posted": {review(1, "bob", vcs.ReviewApproved, "", 6), Plan{ID: 10, HeadSHA: head}, nil, false,
+			"approved before plan 10's result was posted"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			in := base(tc.review)
+			in.Facts = vcs.ReviewFacts{} // GitLab's approvals: no commit, the time supplied by the caller
+			in.Plan, in.SameScope = tc.plan, tc.sameScope
+			res := Evaluate(in)
+			assert.Equal(t, tc.approved, res.Approved)
+			if tc.approved {
+				assert.Equal(t, []string{"bob"}, res.ApprovedBy)
+				return
+			}
+			assert.Equal(t, []Ignored{{"bob", tc.reason}}, res.Ignored)
+		})
+	}
+	// The exclusions hold whatever the time: the author's, the trigger's and a commit author's approvals.
+	for _, who := range []string{"alice", "carol", "erin"} {
+		in := base(review(1, who, vcs.ReviewApproved, "", 6))
+		in.Facts = vcs.ReviewFacts{}
+		in.PlanTrigger, in.CommitAuthors = "carol", []string{"alice", "erin"}
+		in.Plan = Plan{ID: 10, HeadSHA: head, ResultPostedAt: posted}
+		assert.False(t, Evaluate(in).Approved, who)
 	}
 }
 

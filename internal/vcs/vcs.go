@@ -205,10 +205,9 @@ type Forge interface {
 	Limits() Limits
 }
 
-// ReviewFacts is what each review (approval) a forge lists says about itself. The approval rules bind an approval
-// to a plan by both: it was given on the plan's commit, after the plan's result was posted. A forge that lacks
-// one gives approvals the rules cannot bind, and they do not count (GitLab: its approvals carry neither per
-// approval; its adapter will supply what it can read elsewhere).
+// ReviewFacts is what each review (approval) a forge lists says about itself. With the commit, the approval rules
+// bind an approval to a plan by both: it was given on the plan's commit, after the plan's result was posted.
+// Without it (GitLab), time alone binds (internal/approval), and an approval with no known time does not count.
 type ReviewFacts struct {
 	// Commit: Review.CommitSHA is the commit the reviewer saw when approving.
 	Commit bool

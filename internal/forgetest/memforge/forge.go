@@ -3,6 +3,7 @@ package memforge
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
@@ -36,7 +37,16 @@ func (f *Forge) Reviews(_ context.Context, rp vcs.Repo, number int) ([]vcs.Revie
 	if !ok {
 		return nil, fmt.Errorf("%s#%d: %w", rp.FullName(), number, vcs.ErrNotFound)
 	}
-	return append([]vcs.Review(nil), p.reviews...), nil
+	out := append([]vcs.Review(nil), p.reviews...)
+	if f.gitlabReviews != nil {
+		for i := range out {
+			out[i].CommitSHA = "" // GitLab's approvals name no commit
+			if !f.gitlabReviews.dated {
+				out[i].SubmittedAt = time.Time{} // nor, without approved_at, a time
+			}
+		}
+	}
+	return out, nil
 }
 
 // CommitAuthors are the authors of the commits the PR's head has and its base branch lacks.

@@ -43,6 +43,8 @@ type Forge struct {
 	TreeCap int
 	limits  vcs.Limits
 	fail    failures
+	// gitlabReviews, when set, lists reviews in GitLab's shape (GitLabReviews).
+	gitlabReviews *gitlabMode
 }
 
 type commit struct {

@@ -72,7 +72,24 @@ func (f *Forge) StatusPostedAt(_ context.Context, rp vcs.Repo, ref vcs.StatusRef
 	return time.Time{}, fmt.Errorf("memforge: status %q: %w", ref, vcs.ErrNotFound)
 }
 
-// ReviewFacts: memforge's reviews carry their commit and their time, as GitHub's do.
+// ReviewFacts: memforge's reviews carry their commit and their time, as GitHub's do, unless GitLabReviews was
+// set: then, as GitLab's approvals API, neither.
 func (f *Forge) ReviewFacts() vcs.ReviewFacts {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.gitlabReviews != nil {
+		return vcs.ReviewFacts{}
+	}
 	return vcs.ReviewFacts{Commit: true, SubmittedAt: true}
+}
+
+// gitlabMode is how Reviews answers in GitLab's shape.
+type gitlabMode struct{ dated bool }
+
+// GitLabReviews makes the forge list reviews as GitLab's approvals API does: without their commit and, unless
+// dated (GitLab returned approved_at), without their time.
+func (f *Forge) GitLabReviews(dated bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gitlabReviews = &gitlabMode{dated: dated}
 }
