@@ -23,6 +23,9 @@ func FuzzParse(f *testing.F) {
 		"{version: 1, job: {timeout: 9999999999h}}",
 		"version: 0x1\nprojects: [{path: \"\\0\"}]\n",
 		"\xff\xfe",
+		dbtExample,
+		"version: 1\nprojects: [{framework: dbt, target: {? [a]: b}, image: [x], pr_environment: 1}]\n",
+		"version: 1\nprojects: [{version: 1, framework: nope, commands: dbt}]\n",
 	} {
 		f.Add([]byte(seed))
 	}
