@@ -96,6 +96,9 @@ func checkTitle(s Section) string {
 	case StatePlanning:
 		return "Planning…"
 	case StateNoChanges:
+		if informational(s) {
+			return "Not a deploy: bump the version to deploy"
+		}
 		return "No changes"
 	case StatePlanFailed:
 		return "Plan failed"

@@ -22,10 +22,11 @@ func dbtOf(s Section) *plan.DBT {
 	return s.Summary.DBT
 }
 
-// informational reports whether a planned dbt section is no deploy (merging or applying it runs nothing).
+// informational reports whether a planned dbt section is no deploy (merging or applying it runs nothing). Such
+// a plan ends as no-changes (plan.Summary.HasChanges); a stored one may say planned.
 func informational(s Section) bool {
 	d := dbtOf(s)
-	return d != nil && !d.Deploy && s.State == StatePlanned
+	return d != nil && !d.Deploy && (s.State == StatePlanned || s.State == StateNoChanges)
 }
 
 // dbtSummaryLines are the facts of a dbt plan, most important first.

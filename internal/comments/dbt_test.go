@@ -104,6 +104,7 @@ func dbtNotADeploy() View {
 		Downstream: []string{"model.shop.customer_orders"},
 	}
 	s := prodSection(dbtSummary(d))
+	s.State = StateNoChanges // plan.Outcome of a plan that is no deploy
 	s.ApplyByComment, s.ApplyOnMerge = false, true
 	return View{HeadSHA: headSHA, Sections: []Section{s}}
 }
@@ -149,7 +150,12 @@ func TestDBTInformationalPlanSaysHowToDeploy(t *testing.T) {
 	assert.NotContains(t, body, "merge the PR to apply", "merging an informational plan applies nothing")
 	assert.NotContains(t, body, "Apply:", "no command is shown as if it would run")
 	assert.Equal(t, ConclusionNeutral, Conclusion(s))
-	assert.True(t, strings.HasPrefix(title, "Not a deploy: bump the version to deploy"), title)
+	assert.Equal(t, "Not a deploy: bump the version to deploy", title)
+	assert.Equal(t, plan.StatusNoChanges, plan.Outcome(*s.Summary), "the fixture is what the bot stores")
+
+	s.State = StatePlanned // stored as planned by an older version: still no deploy
+	assert.Equal(t, "ℹ️ Not a deploy", s.stateLabel())
+	assert.Equal(t, ConclusionNeutral, Conclusion(s))
 }
 
 func TestDBTShowsBothRulesWhenTheyDisagree(t *testing.T) {

@@ -122,6 +122,9 @@ func (s Section) stateLabel() string {
 		}
 		return "📋 Planned"
 	case StateNoChanges:
+		if informational(s) {
+			return "ℹ️ Not a deploy"
+		}
 		return "✅ No changes"
 	case StatePlanFailed:
 		return "❌ Plan failed"

@@ -207,6 +207,11 @@ func nextStep(s Section) string {
 			return ""
 		}
 		return how + "."
+	case StateNoChanges:
+		if informational(s) {
+			return notADeploy + " (the project's " + code("version", 20) + " in " + code(".dagctl/config.yaml", 40) +
+				"), then push."
+		}
 	case StatePlanFailed:
 		return "fix the error and push, or comment " + planCmd + " to try again."
 	case StateApplyFailed:
