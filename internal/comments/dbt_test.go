@@ -2,10 +2,13 @@ package comments
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/dagctl/dagctl-bot/internal/plan"
 )
@@ -182,4 +185,13 @@ func TestDBTViewEscapesWhatTheJobPrinted(t *testing.T) {
 	_, summary, text := CheckOutput(s)
 	requireWellFormed(t, summary)
 	requireWellFormed(t, text)
+}
+
+// docs/dbt.md shows a rendered dbt comment: it must be the golden's.
+func TestDocsShowTheDBTGolden(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "dbt.md"))
+	require.NoError(t, err)
+	golden, err := os.ReadFile(filepath.Join("testdata", "dbt_macro_rules_disagree.md"))
+	require.NoError(t, err)
+	assert.Contains(t, string(doc), "````markdown\n"+string(golden)+"````\n", "docs/dbt.md's example is not the golden: paste it again")
 }
