@@ -35,6 +35,11 @@ func FuzzParse(f *testing.F) {
 			if cfg.Version != Version || len(cfg.Environments) == 0 || len(cfg.Projects) == 0 || cfg.Job.Timeout <= 0 {
 				t.Fatalf("Parse accepted an incomplete config: %+v", cfg)
 			}
+			for _, p := range cfg.Projects {
+				if (p.Framework == DBT) != (p.DBT != nil) || p.DBT != nil && len(p.DBT.Commands) == 0 {
+					t.Fatalf("Parse accepted a project with dbt settings out of place: %+v", p)
+				}
+			}
 			return
 		}
 		var cfgErr *Error

@@ -115,10 +115,16 @@ func ReadLayout(file string, data []byte) (Layout, error) {
 	return l, nil
 }
 
+// MaxProjectFileSize bounds the dbt_project.yml the rules read: the PR writes it, and the bot parses it.
+const MaxProjectFileSize = 1 << 20
+
 // projectRoot parses dbt_project.yml to its top mapping (nil for an empty file).
 func projectRoot(file string, data []byte) (root *yaml.Node, err error) {
 	if data == nil {
 		return nil, nil
+	}
+	if len(data) > MaxProjectFileSize {
+		return nil, &FileError{File: file, Msg: fmt.Sprintf("the file is %d bytes; the limit is %d", len(data), MaxProjectFileSize)}
 	}
 	defer func() {
 		if r := recover(); r != nil { // a project file must never take the bot down
