@@ -27,6 +27,9 @@ func Conclusion(s Section) string {
 		if s.Summary != nil && len(s.Summary.Uncategorized()) > 0 {
 			return ConclusionActionRequired
 		}
+		if informational(s) {
+			return ConclusionNeutral // nothing to apply: merging runs nothing
+		}
 		return ConclusionSuccess
 	case StateApplied:
 		return ConclusionSuccess
@@ -49,7 +52,9 @@ func CheckOutput(s Section) (title, summary, text string) {
 	sd := &doc{}
 	sd.open("", "", "", s.LogURL)
 	renderSectionSummary(sd, s, 0)
-	if sum := s.Summary; sum != nil && s.State != StateStale && sum.HasChanges() {
+	if dbt := dbtOf(s); dbt != nil {
+		renderDBTDetails(sd, s, dbt)
+	} else if sum := s.Summary; sum != nil && s.State != StateStale && sum.HasChanges() {
 		renderGroups(sd, sum)
 		renderBackfills(sd, sum)
 	}
@@ -91,6 +96,9 @@ func checkTitle(s Section) string {
 	case StatePlanning:
 		return "Planning…"
 	case StateNoChanges:
+		if informational(s) {
+			return "Not a deploy: bump the version to deploy"
+		}
 		return "No changes"
 	case StatePlanFailed:
 		return "Plan failed"
@@ -106,6 +114,8 @@ func checkTitle(s Section) string {
 		return "Applied" + titleFacts(s)
 	case StatePlanned:
 		switch {
+		case informational(s):
+			return "Not a deploy: bump the version to deploy"
 		case s.Summary != nil && len(s.Summary.Uncategorized()) > 0:
 			return "Action required" + titleFacts(s)
 		case !s.Approval.Satisfied():
@@ -120,6 +130,9 @@ func titleFacts(s Section) string {
 	sum := s.Summary
 	if sum == nil {
 		return ""
+	}
+	if sum.DBT != nil {
+		return dbtTitleFacts(sum.DBT)
 	}
 	var facts []string
 	if n := len(sum.Uncategorized()); n > 0 {

@@ -111,6 +111,8 @@ func (s Section) stateLabel() string {
 		return "⏳ Planning…"
 	case StatePlanned:
 		switch {
+		case informational(s):
+			return "ℹ️ Not a deploy"
 		case s.Summary != nil && len(s.Summary.Uncategorized()) > 0:
 			return "❓ Action required"
 		case !s.Approval.Satisfied():
@@ -120,6 +122,9 @@ func (s Section) stateLabel() string {
 		}
 		return "📋 Planned"
 	case StateNoChanges:
+		if informational(s) {
+			return "ℹ️ Not a deploy"
+		}
 		return "✅ No changes"
 	case StatePlanFailed:
 		return "❌ Plan failed"
@@ -141,6 +146,9 @@ func (s Section) stateLabel() string {
 func changesCell(sum *plan.Summary) string {
 	if sum == nil {
 		return "—"
+	}
+	if sum.DBT != nil {
+		return dbtChangesCell(sum.DBT)
 	}
 	if !sum.HasChanges() {
 		return "none"

@@ -30,7 +30,13 @@ func renderSectionSummary(d *doc, s Section, errorLines int) {
 	case StateCancelled:
 		line("_Cancelled before it finished._")
 	}
-	if sum != nil {
+	if sum != nil && sum.DBT != nil {
+		if b.Len() > 0 {
+			d.text(b.String())
+			b.Reset()
+		}
+		renderDBTSummary(d, s, sum.DBT)
+	} else if sum != nil {
 		if sum.HasChanges() {
 			line(strings.Join(headline(s, sum), " · "))
 			line(countsTable(sum))
@@ -161,6 +167,10 @@ func nextStep(s Section) string {
 	planCmd := code(command.Prefix+" "+string(command.Plan)+" "+s.Environment, maxNameRunes)
 	switch s.State {
 	case StatePlanned:
+		if informational(s) {
+			return notADeploy + " (the project's " + code("version", 20) + " in " + code(".dagctl/config.yaml", 40) +
+				"), then push."
+		}
 		if s.Summary != nil {
 			if un := s.Summary.Uncategorized(); len(un) > 0 {
 				tool := "The tool"
@@ -197,6 +207,11 @@ func nextStep(s Section) string {
 			return ""
 		}
 		return how + "."
+	case StateNoChanges:
+		if informational(s) {
+			return notADeploy + " (the project's " + code("version", 20) + " in " + code(".dagctl/config.yaml", 40) +
+				"), then push."
+		}
 	case StatePlanFailed:
 		return "fix the error and push, or comment " + planCmd + " to try again."
 	case StateApplyFailed:
@@ -262,6 +277,11 @@ func byLine(s Section) string {
 // environments is shown once.
 func renderSectionDetails(d *doc, s Section, shownDiffs map[string]string) {
 	sum := s.Summary
+	if dbt := dbtOf(s); dbt != nil {
+		renderDBTDetails(d, s, dbt)
+		renderDiffs(d, s, shownDiffs)
+		return
+	}
 	if sum == nil || s.State == StateStale || !sum.HasChanges() {
 		return
 	}

@@ -86,6 +86,8 @@ type DBT struct {
 	ManifestScope Scope  `json:"manifest_scope,omitempty"`
 	Scope         Scope  `json:"scope"`
 	DecidedBy     string `json:"decided_by"`
+	// ScopeReason says, in words, why that rule decides ("no production manifest yet: ...").
+	ScopeReason string `json:"scope_reason,omitempty"`
 
 	Nodes []Node `json:"nodes,omitempty"` // state:modified, plus removed nodes (which state never selects)
 	// Downstream are the unique ids state:modified+ selects beyond Nodes.

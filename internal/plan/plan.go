@@ -115,8 +115,13 @@ type Summary struct {
 	DBT *DBT `json:"dbt,omitempty"`
 }
 
-// HasChanges reports whether applying the plan would change anything: models or data.
+// HasChanges reports whether applying the plan would change anything: models or data. A dbt plan has changes
+// only when it is a deploy with something to do (a build, or the image alone): a PR that does not bump the
+// version is informational, and merging it applies nothing, whatever its nodes.
 func (s Summary) HasChanges() bool {
+	if s.DBT != nil {
+		return s.DBT.Deploy && s.DBT.Scope != ScopeNone && s.DBT.Scope != ""
+	}
 	return len(s.Added)+len(s.Removed)+len(s.DirectlyModified)+len(s.IndirectlyModified)+
 		len(s.MetadataUpdated)+len(s.Backfills)+len(s.Restated) > 0 || s.CreatesEnvironment
 }

@@ -66,6 +66,8 @@ type Project struct {
 	Path      string // relative to the repository root, cleaned; "." for the root
 	Framework Framework
 	Gateway   string // sqlmesh gateway; empty = the project's default
+	// DBT is a dbt project's deploy settings (version, commands, targets, image, ...); nil for other frameworks.
+	DBT *DBTProject
 }
 
 // Environment is one target the bot plans (and may apply).

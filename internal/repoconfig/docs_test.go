@@ -30,7 +30,7 @@ func readDoc(t *testing.T) string {
 // Every key the parser accepts has a row in docs/config.md.
 func TestDocsListEveryKey(t *testing.T) {
 	doc := readDoc(t)
-	for _, keys := range [][]string{configKeys, projectKeys, environmentKeys, jobKeys} {
+	for _, keys := range [][]string{configKeys, projectKeys, environmentKeys, jobKeys, dbtImageKeys, dbtPREnvironmentKeys} {
 		for _, k := range keys {
 			require.Contains(t, doc, "| `"+k+"` |", "docs/config.md does not document %q", k)
 		}

@@ -23,6 +23,9 @@ func FuzzParse(f *testing.F) {
 		"{version: 1, job: {timeout: 9999999999h}}",
 		"version: 0x1\nprojects: [{path: \"\\0\"}]\n",
 		"\xff\xfe",
+		dbtExample,
+		"version: 1\nprojects: [{framework: dbt, target: {? [a]: b}, image: [x], pr_environment: 1}]\n",
+		"version: 1\nprojects: [{version: 1, framework: nope, commands: dbt}]\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -31,6 +34,11 @@ func FuzzParse(f *testing.F) {
 		if err == nil {
 			if cfg.Version != Version || len(cfg.Environments) == 0 || len(cfg.Projects) == 0 || cfg.Job.Timeout <= 0 {
 				t.Fatalf("Parse accepted an incomplete config: %+v", cfg)
+			}
+			for _, p := range cfg.Projects {
+				if (p.Framework == DBT) != (p.DBT != nil) || p.DBT != nil && len(p.DBT.Commands) == 0 {
+					t.Fatalf("Parse accepted a project with dbt settings out of place: %+v", p)
+				}
 			}
 			return
 		}

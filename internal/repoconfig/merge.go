@@ -12,7 +12,9 @@ import "maps"
 //     environments too); and the whole job section (image, timeout, env, pass_env, secrets, setup), because it decides
 //     what reaches the job that runs the PR's code.
 //   - From HEAD (the PR's own): projects (what to plan is part of the change under review), plan_drafts, and
-//     plan_on_pr of environments that exist in both (it only turns planning on or off).
+//     plan_on_pr of environments that exist in both (it only turns planning on or off). A dbt project the base
+//     has too (by name) keeps the base's image repository and pr_environment: the bot pushes with its own
+//     registry credentials and builds PR code into that schema before anyone reviewed it.
 //
 // Environments the head adds are ignored until they are merged; environments the head removes stay. Pass
 // Default() as base when the base branch has no config file, and the parsed base config otherwise: when the
@@ -20,7 +22,7 @@ import "maps"
 func Merge(base, head Config) Config {
 	out := Config{
 		Version:       head.Version,
-		Projects:      append([]Project(nil), head.Projects...),
+		Projects:      mergeProjects(base.Projects, head.Projects),
 		Job:           cloneJob(base.Job),
 		PlanDrafts:    head.PlanDrafts,
 		PREnvironment: base.PREnvironment,
@@ -58,4 +60,46 @@ func clone[T any](s []T) []T {
 		return nil
 	}
 	return append(make([]T, 0, len(s)), s...)
+}
+
+func mergeProjects(base, head []Project) []Project {
+	out := make([]Project, 0, len(head))
+	for _, p := range head {
+		p.DBT = cloneDBT(p.DBT)
+		if p.DBT != nil {
+			for _, b := range base {
+				if b.Name != p.Name || b.DBT == nil {
+					continue
+				}
+				trusted := cloneDBT(b.DBT)
+				switch {
+				case p.DBT.Image != nil && trusted.Image != nil:
+					p.DBT.Image.Repository = trusted.Image.Repository
+				case p.DBT.Image != nil:
+					p.DBT.Image.Repository = "" // the base pushes nowhere: nor does the PR until merged
+				}
+				p.DBT.PREnvironment = trusted.PREnvironment
+			}
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func cloneDBT(d *DBTProject) *DBTProject {
+	if d == nil {
+		return nil
+	}
+	c := *d
+	c.Commands = clone(d.Commands)
+	c.Targets = maps.Clone(d.Targets)
+	if d.Image != nil {
+		img := *d.Image
+		c.Image = &img
+	}
+	if d.PREnvironment != nil {
+		pe := *d.PREnvironment
+		c.PREnvironment = &pe
+	}
+	return &c
 }

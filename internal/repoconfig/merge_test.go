@@ -53,7 +53,7 @@ pr_environment: x_{number}
 	got := Merge(base, head)
 	assert.Equal(t, Config{
 		Version:  1,
-		Projects: []Project{{Name: "new", Path: "new", Framework: DBT}},
+		Projects: []Project{{Name: "new", Path: "new", Framework: DBT, DBT: &DBTProject{Commands: []string{"dbt build"}}}},
 		Environments: []Environment{
 			{Name: "prod", Protected: true, RequiredApprovals: 2, Approvers: []string{"org/leads"},
 				Appliers: []string{"org/platform"}, PlanOnPR: false, ApplyOn: []ApplyTrigger{ApplyOnMerge}},

@@ -105,6 +105,9 @@ func validate(ps *problems, raw rawConfig, rules Rules) Config {
 	if raw.Environments.Set {
 		cfg.Environments = validateEnvironments(ps, raw.Environments)
 	}
+	if raw.Projects.Set {
+		checkDBTTargets(ps, raw.Projects.V, cfg.Environments)
+	}
 	if raw.Job.Set {
 		cfg.Job = validateJob(ps, raw.Job.V, rules)
 	}
@@ -140,6 +143,13 @@ func validateProjects(ps *problems, raw value[[]rawProject]) []Project {
 				p.Framework = f
 			default:
 				ps.add(rp.Framework.At, "%s is not one of %s, %s", quote(rp.Framework.V), SQLMesh, DBT)
+			}
+		}
+		if p.Framework == DBT {
+			p.DBT = validateDBT(ps, rp.DBT, p.Path)
+		} else if !rp.Framework.Bad {
+			for _, a := range rp.DBT.set() {
+				ps.add(a, "is only for projects with framework: %s", DBT)
 			}
 		}
 		if rp.Gateway.Set {

@@ -51,7 +51,7 @@ func TestParseFullExample(t *testing.T) {
 		Version: 1,
 		Projects: []Project{
 			{Name: "warehouse", Path: "sqlmesh/warehouse", Framework: SQLMesh, Gateway: "duckdb"},
-			{Name: "marts", Path: "dbt/marts", Framework: DBT},
+			{Name: "marts", Path: "dbt/marts", Framework: DBT, DBT: &DBTProject{Commands: []string{"dbt build"}}},
 		},
 		Environments: []Environment{
 			{Name: "prod", Protected: true, RequiredApprovals: 2, Approvers: []string{"alice", "my-org/data-leads"},

@@ -56,6 +56,7 @@ type rawConfig struct {
 type rawProject struct {
 	At                             at
 	Name, Path, Framework, Gateway value[string]
+	DBT                            rawDBT // the dbt keys; each is refused on a project of another framework
 }
 
 type rawEnvironment struct {
@@ -92,7 +93,7 @@ type rawEnvVar struct {
 // The keys each mapping accepts, in documentation order (suggestions and "known keys" lists use this order).
 var (
 	configKeys      = []string{"version", "projects", "environments", "job", "plan_drafts", "pr_environment", "deploy_branches"}
-	projectKeys     = []string{"name", "path", "framework", "gateway"}
+	projectKeys     = append([]string{"name", "path", "framework", "gateway"}, dbtProjectKeys...)
 	environmentKeys = []string{"name", "protected", "required_approvals", "approvers", "appliers", "plan_on_pr", "apply_on"}
 	jobKeys         = []string{"image", "timeout", "env", "pass_env", "secrets", "setup"}
 )
@@ -419,6 +420,8 @@ func (d decoder) project(n *yaml.Node, a at) (rawProject, bool) {
 			p.Framework = d.str(n, a)
 		case "gateway":
 			p.Gateway = d.str(n, a)
+		default:
+			d.dbtKey(&p.DBT, key, n, a)
 		}
 	})
 	return p, ok
