@@ -34,6 +34,14 @@ type Queue interface {
 // Parser turns a forge's delivery into an event; vcs.ErrIgnored means the bot has nothing to do with it.
 type Parser func(event string, body []byte) (vcs.Event, error)
 
+// ParseLater is a parser's error for a delivery it cannot read yet, because a fact it needs from the forge did
+// not answer (GitLab: which user the bot is, to tell its own notes from commands). Unlike other parse errors,
+// which are permanent, it is retried on the retry policy.
+type ParseLater struct{ Err error }
+
+func (e ParseLater) Error() string { return "cannot parse yet: " + e.Err.Error() }
+func (e ParseLater) Unwrap() error { return e.Err }
+
 // Handler acts on an event. Returning an error marks the delivery failed (retried when the error is not
 // permanent).
 type Handler func(ctx context.Context, ev vcs.Event) error
@@ -216,6 +224,10 @@ func (d *Dispatcher) handle(ctx context.Context, del db.Delivery) (ev vcs.Event,
 	if err != nil {
 		if errors.Is(err, vcs.ErrIgnored) {
 			return ev, err
+		}
+		var later ParseLater
+		if errors.As(err, &later) {
+			return ev, err // retried like a failed handling
 		}
 		return ev, Permanent{fmt.Errorf("parsing %s delivery: %w", del.Event, err)}
 	}

@@ -1,13 +1,17 @@
 package server
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/dispatch"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 	ghadapter "github.com/dagctl/dagctl-bot/internal/vcs/github"
+	gladapter "github.com/dagctl/dagctl-bot/internal/vcs/gitlab"
 	"github.com/dagctl/dagctl-bot/internal/webhook"
 )
 
@@ -122,4 +126,24 @@ func (f *forgeSet) parsers() map[string]dispatch.Parser {
 // gitHubForge is GitHub as the server registers it: always (its route answers 503 until an app is set up).
 func gitHubForge() Forge {
 	return Forge{Name: ghadapter.Forge, Intake: webhook.GitHubSource(nil), Parse: ghadapter.ParseWebhook}
+}
+
+// gitLabForge is GitLab as the server registers it when DAGCTL_GITLAB_TOKEN is set: its adapter is the port, and
+// its parser tells the bot's own notes from commands by the token's user, asked of GitLab (once; until GitLab
+// answers, deliveries wait on the retry policy rather than being read without it).
+func gitLabForge(baseURL, token, cloneToken string, secret []byte, client *http.Client) (Forge, error) {
+	port, err := gladapter.New(gladapter.Options{BaseURL: baseURL, Token: token, CloneToken: cloneToken, HTTPClient: client})
+	if err != nil {
+		return Forge{}, err
+	}
+	parse := func(event string, body []byte) (vcs.Event, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		bot, err := port.Bot(ctx)
+		if err != nil {
+			return vcs.Event{}, dispatch.ParseLater{Err: fmt.Errorf("reading the bot's GitLab user: %w", err)}
+		}
+		return gladapter.WebhookParser(bot.Username)(event, body)
+	}
+	return Forge{Name: gladapter.Name, Intake: webhook.GitLabSource(nil), Parse: parse, Port: port, Secret: secret}, nil
 }

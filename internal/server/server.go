@@ -428,6 +428,15 @@ func (s *Server) registerForges() error {
 	if err := s.forges.add(gitHubForge()); err != nil {
 		return err
 	}
+	if gl := s.cfg.GitLab; gl.Enabled() {
+		forge, err := gitLabForge(gl.URL, gl.Token.Reveal(), gl.CloneToken.Reveal(), []byte(gl.WebhookSecret.Reveal()), nil)
+		if err != nil {
+			return fmt.Errorf("gitlab: %w", err)
+		}
+		if err := s.forges.add(forge); err != nil {
+			return err
+		}
+	}
 	for _, forge := range s.opts.Forges {
 		if err := s.forges.add(forge); err != nil {
 			return err
