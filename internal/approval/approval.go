@@ -59,6 +59,9 @@ func unbindable(f vcs.ReviewFacts) string {
 // NoKnownTime is why an approval without a commit and without a time does not count.
 const NoKnownTime = "approval has no known time (the forge gave none and no approval event of it was stored)"
 
+// UnknownAuthor is why no approval counts for a PR whose author the bot does not know: it could be the author's.
+const UnknownAuthor = "the PR's author is not known, so no approval can be told from the author's own"
+
 // Plan is a plan as the approval rules see it.
 type Plan struct {
 	ID      int64
@@ -168,6 +171,8 @@ func Evaluate(in Input) Result {
 		excluded[strings.ToLower(in.PlanTrigger)] = "triggered the plan"
 	}
 	excluded[strings.ToLower(in.PRAuthor)] = "is the PR author"
+	// Without the author no approval can be told from the author's own, so none counts (fail closed).
+	unknownAuthor := strings.TrimSpace(in.PRAuthor) == ""
 
 	for _, r := range latestDecisiveReviews(in.Reviews) {
 		perm := in.Permissions[r.User]
@@ -183,6 +188,10 @@ func Evaluate(in Input) Result {
 		}
 		if reason, ok := excluded[strings.ToLower(r.User)]; ok {
 			res.Ignored = append(res.Ignored, Ignored{r.User, reason})
+			continue
+		}
+		if unknownAuthor {
+			res.Ignored = append(res.Ignored, Ignored{r.User, UnknownAuthor})
 			continue
 		}
 		if cannotBind != "" {

@@ -252,3 +252,21 @@ func TestANewPlanAtTheSameHeadNeedsItsOwnReview(t *testing.T) {
 	in.SameScope = []Plan{{ID: 9, HeadSHA: "2222222222222222222222222222222222222222", ResultPostedAt: t0}}
 	assert.False(t, Evaluate(in).Approved)
 }
+
+// A hook that does not name the PR's author (GitLab's update hook names only an id) must not let the author's
+// own approval count: with the author unknown, no approval counts, on either forge's facts.
+func TestNoApprovalCountsWhenThePRsAuthorIsUnknown(t *testing.T) {
+	for name, facts := range map[string]vcs.ReviewFacts{"commit and time": {Commit: true, SubmittedAt: true}, "time alone": {}} {
+		t.Run(name, func(t *testing.T) {
+			in := base(review(1, "bob", vcs.ReviewApproved, head, 6))
+			in.Facts = facts
+			in.PRAuthor = ""
+			res := Evaluate(in)
+			assert.False(t, res.Approved)
+			assert.Equal(t, []Ignored{{"bob", UnknownAuthor}}, res.Ignored)
+
+			in.PRAuthor = "carol"
+			assert.True(t, Evaluate(in).Approved, "the same approval counts once the author is known")
+		})
+	}
+}

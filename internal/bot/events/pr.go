@@ -44,8 +44,16 @@ func (h *Handlers) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullReque
 		if refusal := PinRefusal(pr, *cmd); refusal != "" {
 			return h.Report.ReplyError(ctx, forge, pr, refusal)
 		}
-	} else if outdated, err := h.outdatedHead(ctx, forge, pr); err != nil || outdated {
-		return err
+	} else {
+		current, outdated, err := h.outdatedHead(ctx, forge, pr)
+		if err != nil || outdated {
+			return err
+		}
+		if pr.Author == "" {
+			// A hook that does not name the author (GitLab's update names only its id): the forge's PR does, and
+			// the approval rules exclude the author by it.
+			pr.Author = current.Author
+		}
 	}
 	if err := h.supersede(ctx, forge, pr); err != nil {
 		return err
@@ -104,17 +112,17 @@ func (h *Handlers) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullReque
 // a push that was handled meanwhile. Such an event must not supersede the newer head's plans (a merge would
 // then find them stale); the newer head has its own event, or the reconcile finds it. The forge is asked under
 // the PR's lock, so the answer holds until this handler is done.
-func (h *Handlers) outdatedHead(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) (bool, error) {
+func (h *Handlers) outdatedHead(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest) (vcs.PullRequest, bool, error) {
 	current, err := forge.PullRequest(ctx, pr.Repo, pr.Number)
 	if err != nil {
-		return false, err
+		return vcs.PullRequest{}, false, err
 	}
 	if current.HeadSHA == pr.HeadSHA {
-		return false, nil
+		return current, false, nil
 	}
 	h.Log.Info("not planning an outdated head: the PR has moved on", "repo", pr.Repo.FullName(), "pr", pr.Number,
 		"head", pr.HeadSHA, "current", current.HeadSHA)
-	return true, nil
+	return current, true, nil
 }
 
 // projectsOf are the targets' projects, each once.
