@@ -101,7 +101,11 @@ type Retention struct {
 	DeliveryBodies time.Duration // a done delivery's body, after it finished
 	Deliveries     time.Duration // a done delivery's row (its id, event and times), after it finished
 	RunLogs        time.Duration // a run's log and result lines, after it finished
-	Batch          int           // rows per transaction (DefaultPruneBatch when 0)
+	// ReviewEvents: a PR's stored review events, after the newest of them was received (all of the PR's at once).
+	// An approval whose event is gone has no known time and no longer counts, so keep it at least as long as a PR
+	// stays open (the server uses RunLogs').
+	ReviewEvents time.Duration
+	Batch        int // rows per transaction (DefaultPruneBatch when 0)
 }
 
 // Pruned counts what one Prune removed.
@@ -109,6 +113,7 @@ type Pruned struct {
 	DeliveryBodies int // bodies emptied
 	Deliveries     int // done deliveries deleted
 	RunLogRows     int // log and result lines deleted
+	ReviewEvents   int // review events deleted
 	Batches        int // transactions
 }
 
@@ -128,6 +133,7 @@ func (s *Store) Prune(ctx context.Context, r Retention, now time.Time, pause fun
 		{r.Deliveries, s.PruneDeliveries, &p.Deliveries},
 		{r.DeliveryBodies, s.PruneDeliveryBodies, &p.DeliveryBodies},
 		{r.RunLogs, s.PruneRunLogs, &p.RunLogRows},
+		{r.ReviewEvents, s.PruneReviewEvents, &p.ReviewEvents},
 	}
 	for _, step := range steps {
 		if step.keep <= 0 {

@@ -16,7 +16,8 @@ const (
 )
 
 func (s *Server) retention() db.Retention {
-	return db.Retention{DeliveryBodies: s.cfg.Retention.DeliveryBodies, Deliveries: s.cfg.Retention.Deliveries, RunLogs: s.cfg.Retention.RunLogs}
+	return db.Retention{DeliveryBodies: s.cfg.Retention.DeliveryBodies, Deliveries: s.cfg.Retention.Deliveries, RunLogs: s.cfg.Retention.RunLogs,
+		ReviewEvents: s.cfg.Retention.RunLogs} // a PR's review events live as long as its runs' logs
 }
 
 // Prune applies the retention as of now, which is on the store's clock (the wall clock: rows are stamped with it).
@@ -33,7 +34,7 @@ func (s *Server) Prune(ctx context.Context, now time.Time) (db.Pruned, error) {
 	if err != nil {
 		s.log.Error("pruning the store", "err", err)
 	} else if p.Batches > 0 {
-		s.log.Info("pruned the store", "deliveries", p.Deliveries, "delivery_bodies", p.DeliveryBodies, "run_log_rows", p.RunLogRows,
+		s.log.Info("pruned the store", "deliveries", p.Deliveries, "delivery_bodies", p.DeliveryBodies, "run_log_rows", p.RunLogRows, "review_events", p.ReviewEvents,
 			"batches", p.Batches, "retain_delivery_bodies", s.cfg.Retention.DeliveryBodies, "retain_run_logs", s.cfg.Retention.RunLogs)
 	}
 	return p, err

@@ -101,6 +101,9 @@ type Review struct {
 	State       ReviewState `json:"state"`
 	CommitSHA   string      `json:"commit_sha"` // the commit the review was made on
 	SubmittedAt time.Time   `json:"submitted_at"`
+	// ByBot: the bot's own account gave it (as the adapter knows that account). A webhook's review event by the bot
+	// is no one's approval: the bot records and acts on none.
+	ByBot bool `json:"by_bot,omitempty"`
 }
 
 // Comment is a comment on a pull request's conversation.

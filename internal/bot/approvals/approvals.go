@@ -50,6 +50,12 @@ func (e *Evaluator) Evaluate(ctx context.Context, forge vcs.Forge, p db.Plan, pc
 	if err != nil {
 		return approval.Result{}, fmt.Errorf("reading reviews: %w", err)
 	}
+	facts := forge.ReviewFacts()
+	if !facts.Commit {
+		if reviews, err = e.datedByEvents(ctx, p, reviews); err != nil {
+			return approval.Result{}, err
+		}
+	}
 	this, err := e.approvalPlan(ctx, forge, p, pc)
 	if err != nil {
 		return approval.Result{}, err
@@ -68,7 +74,7 @@ func (e *Evaluator) Evaluate(ctx context.Context, forge vcs.Forge, p db.Plan, pc
 	}
 	res := approval.Evaluate(approval.Input{
 		Rule: rule, PRAuthor: pc.PR.Author, Plan: this, SameScope: sameScope, PlanTrigger: p.TriggerUser,
-		CommitAuthors: authors, Reviews: reviews, Permissions: perms, Teams: teams, Facts: forge.ReviewFacts(),
+		CommitAuthors: authors, Reviews: reviews, Permissions: perms, Teams: teams, Facts: facts,
 	})
 	snap := db.ApprovalSnapshot{PlanID: p.ID, SHA: p.HeadSHA, Satisfied: res.Approved, Missing: Missing(res)}
 	for _, u := range res.ApprovedBy {
@@ -78,6 +84,21 @@ func (e *Evaluator) Evaluate(ctx context.Context, forge vcs.Forge, p db.Plan, pc
 		e.Log.Warn("recording an approval snapshot", "plan", p.ID, "err", err)
 	}
 	return res, nil
+}
+
+// datedByEvents dates the approvals the forge lists from the review events its webhooks reported (stored by the
+// Review handler): the forge's list says who approves, the events when, and a withdrawal voids
+// (approval.DateApprovals).
+func (e *Evaluator) datedByEvents(ctx context.Context, p db.Plan, reviews []vcs.Review) ([]vcs.Review, error) {
+	stored, err := e.Store.ReviewEvents(ctx, p.Forge, p.Repo, p.PR)
+	if err != nil {
+		return nil, fmt.Errorf("reading the stored review events: %w", err)
+	}
+	events := make([]approval.Event, len(stored))
+	for i, ev := range stored {
+		events[i] = approval.Event{User: ev.User, Approved: ev.Approved, At: ev.At}
+	}
+	return approval.DateApprovals(reviews, events), nil
 }
 
 // reviewerAccess reads each reviewer's permission and, for approvers given as teams, their memberships.

@@ -52,6 +52,10 @@ type Store interface {
 	MergeWaitPlans(ctx context.Context) ([]int64, error)
 
 	RecordApproval(ctx context.Context, a db.ApprovalSnapshot) error
+	// Review events of a forge whose approvals name no commit, as its verified webhooks reported them: they date
+	// the approvals its API lists (approval.DateApprovals). Recording one again stores nothing.
+	RecordReviewEvent(ctx context.Context, e db.ReviewEvent) (bool, error)
+	ReviewEvents(ctx context.Context, forge, repo string, pr int) ([]db.ReviewEvent, error)
 	Approval(ctx context.Context, planID int64) (db.ApprovalSnapshot, error)
 
 	TryLock(ctx context.Context, forge, repo, env string, owner db.LockOwner) (db.Lock, bool, error)

@@ -1,6 +1,9 @@
 package memforge
 
 import (
+	"slices"
+	"time"
+
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
@@ -162,4 +165,16 @@ func (s Status) States() []vcs.StatusState {
 		out = append(out, h.State)
 	}
 	return out
+}
+
+// Unapprove withdraws user's approvals of the PR, as GitLab's unapprove does: its approvals API lists them no more.
+// It returns the forge's time of the withdrawal.
+func (f *Forge) Unapprove(rp vcs.Repo, number int, user string) time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.must(rp).prs[number]
+	p.reviews = slices.DeleteFunc(p.reviews, func(r vcs.Review) bool {
+		return r.User == user && r.State == vcs.ReviewApproved
+	})
+	return f.tick()
 }

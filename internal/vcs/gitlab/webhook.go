@@ -92,7 +92,7 @@ func parse(botUser, event string, body []byte) (vcs.Event, error) {
 	}
 	switch e := parsed.(type) {
 	case *gl.MergeEvent:
-		return mergeRequestEvent(event, e, body)
+		return mergeRequestEvent(botUser, event, e, body)
 	case *gl.MergeCommentEvent:
 		return noteEvent(botUser, event, e)
 	case *gl.PushEvent:
@@ -154,7 +154,7 @@ type squashCommit struct {
 	} `json:"object_attributes"`
 }
 
-func mergeRequestEvent(event string, e *gl.MergeEvent, body []byte) (vcs.Event, error) {
+func mergeRequestEvent(botUser, event string, e *gl.MergeEvent, body []byte) (vcs.Event, error) {
 	a := e.ObjectAttributes
 	repo, err := repoOf(e.Project.PathWithNamespace, firstNonEmpty(e.Project.HTTPURL, e.Project.GitHTTPURL), e.Project.DefaultBranch)
 	if err != nil {
@@ -193,7 +193,7 @@ func mergeRequestEvent(event string, e *gl.MergeEvent, body []byte) (vcs.Event, 
 	}
 	switch action {
 	case "submitted", "dismissed":
-		return reviewEvent(event, e, repo, pr, sender, action)
+		return reviewEvent(botUser, event, e, repo, pr, sender, action)
 	case string(vcs.PRMerged):
 		var squash squashCommit
 		_ = json.Unmarshal(body, &squash) // the body parsed once already
@@ -239,8 +239,9 @@ func mergeRequestAction(event string, e *gl.MergeEvent) (string, error) {
 }
 
 // reviewEvent is an approval (or its withdrawal) by the hook's user. GitLab's approvals carry no commit; their
-// time is the hook's object_attributes.updated_at, GitLab's clock, the one a status's finished_at is on.
-func reviewEvent(event string, e *gl.MergeEvent, repo vcs.Repo, pr vcs.PullRequest, user, action string) (vcs.Event, error) {
+// time is the hook's object_attributes.updated_at, GitLab's clock, the one a status's finished_at is on. One by
+// the bot's own user is marked ByBot.
+func reviewEvent(botUser, event string, e *gl.MergeEvent, repo vcs.Repo, pr vcs.PullRequest, user, action string) (vcs.Event, error) {
 	if user == "" {
 		return vcs.Event{}, fmt.Errorf("gitlab: %s (%s): no user.username: whose approval it is is unknown", event, e.ObjectAttributes.Action)
 	}
@@ -253,7 +254,7 @@ func reviewEvent(event string, e *gl.MergeEvent, repo vcs.Repo, pr vcs.PullReque
 		state = vcs.ReviewDismissed
 	}
 	return vcs.Event{Repo: repo, Review: &vcs.ReviewEvent{
-		Action: action, PR: pr, Review: vcs.Review{User: user, State: state, SubmittedAt: at},
+		Action: action, PR: pr, Review: vcs.Review{User: user, State: state, SubmittedAt: at, ByBot: botUser != "" && strings.EqualFold(user, botUser)},
 	}}, nil
 }
 

@@ -257,6 +257,14 @@ func TestMergeRequestHooks(t *testing.T) {
 			}
 			assert.Equal(t, 3, ev.Review.PR.Number)
 			assert.Equal(t, "gitlab:acme/data/warehouse#3", ev.OrderingKey())
+			assert.False(t, ev.Review.Review.ByBot)
+		})
+		t.Run(c.action+" by the bot's own user is marked", func(t *testing.T) {
+			h := mr(t, c.file, c.action, 3, head, "Dagctl-Bot")
+			ev, err := gitlab.WebhookParser("dagctl-bot")(h.event, h.body())
+			require.NoError(t, err)
+			require.NotNil(t, ev.Review)
+			assert.True(t, ev.Review.Review.ByBot, "usernames fold case")
 		})
 	}
 	t.Run("an RFC 3339 updated_at reads the same", func(t *testing.T) {
