@@ -60,7 +60,10 @@ const (
 	LabelRevision = "org.opencontainers.image.revision"
 	LabelVersion  = "org.opencontainers.image.version"
 	LabelSource   = "org.opencontainers.image.source"
-	LabelBase     = "org.opencontainers.image.base.name"
+	// LabelBase and LabelBaseDigest are set by LayerBuilder: the base as configured and the digest of the
+	// image it resolved to.
+	LabelBase       = "org.opencontainers.image.base.name"
+	LabelBaseDigest = "org.opencontainers.image.base.digest"
 )
 
 // Labels are the OCI labels of a deploy image: the commit it was built from, the project's version and the

@@ -90,7 +90,18 @@ func (b *LayerBuilder) Build(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 
-	img, err := appendProject(base, layerFile.Name(), workDir, req.Labels)
+	baseDigest, err := base.Digest()
+	if err != nil {
+		return Result{}, registryError("read the base image "+baseRef.String(), err)
+	}
+	labels := maps.Clone(req.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[LabelBase] = baseRef.String()
+	labels[LabelBaseDigest] = baseDigest.String()
+
+	img, err := appendProject(base, layerFile.Name(), workDir, labels)
 	if err != nil {
 		return Result{}, err
 	}

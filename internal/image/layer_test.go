@@ -243,11 +243,15 @@ func TestTheProjectIsAppendedAsOneLayerOntoTheBase(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, "/dbt/project", cf.Config.WorkingDir)
 			assert.Equal(t, []string{"dbt"}, cf.Config.Entrypoint, "the base's config is kept")
+			baseDigest, err := base.Digest()
+			require.NoError(t, err)
 			assert.Equal(t, map[string]string{
-				"maintainer":  "dbt-labs",
-				LabelRevision: commit,
-				LabelVersion:  "1.4.0",
-				LabelSource:   "https://github.com/acme/data",
+				"maintainer":    "dbt-labs",
+				LabelRevision:   commit,
+				LabelVersion:    "1.4.0",
+				LabelSource:     "https://github.com/acme/data",
+				LabelBase:       host + "/dbt-labs/dbt-postgres:1.11.0",
+				LabelBaseDigest: baseDigest.String(),
 			}, cf.Config.Labels)
 			assert.Equal(t, "linux", cf.OS)
 			assert.Len(t, cf.RootFS.DiffIDs, len(baseLayers)+1)
@@ -257,6 +261,7 @@ func TestTheProjectIsAppendedAsOneLayerOntoTheBase(t *testing.T) {
 			if oci {
 				assert.Equal(t, commit, m.Annotations[LabelRevision])
 				assert.Equal(t, "1.4.0", m.Annotations[LabelVersion])
+				assert.Equal(t, baseDigest.String(), m.Annotations[LabelBaseDigest])
 			} else {
 				assert.Empty(t, m.Annotations, "a Docker manifest has no annotations")
 			}
