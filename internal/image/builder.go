@@ -34,6 +34,10 @@ type Request struct {
 	Tag string
 	// ProjectDir is a checkout of the project at the applied commit, dbt_packages/ included (LayerBuilder).
 	ProjectDir string
+	// Source is the commit a Dockerfile build checks out as its context (DockerfileJob).
+	Source Source
+	// Dockerfile is relative to the project's directory ("Dockerfile" when empty; DockerfileJob).
+	Dockerfile string
 	// ImagePath is where the project is put in the image and the image's working directory
 	// (DefaultImagePath when empty).
 	ImagePath string

@@ -78,16 +78,6 @@ type Source struct {
 	TokenUser, TokenSecret string
 }
 
-// DockerfileBuild is one Dockerfile build.
-type DockerfileBuild struct {
-	Source Source
-	// Dockerfile is relative to the project's directory ("Dockerfile" when empty; repoconfig.DBTImage).
-	Dockerfile string
-	// Repository, Tag and Labels are as in Request.
-	Repository, Tag string
-	Labels          map[string]string
-}
-
 var (
 	commitSHA = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 	labelKey  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]*$`)
@@ -104,10 +94,11 @@ git checkout -q --detach FETCH_HEAD
 test "$(git rev-parse HEAD)" = "$COMMIT"
 `
 
-// DockerfileJob is the Kubernetes Job that builds a project's Dockerfile with rootless BuildKit and pushes
-// it: an init container checks the commit out into an emptyDir, then `buildctl-daemonless.sh` builds it and
-// writes its metadata (the pushed digest: DigestFromMetadata) to the termination log. Pure: it reads and
-// creates nothing.
+// DockerfileJob is the Kubernetes Job that builds the project's Dockerfile with rootless BuildKit and pushes
+// it, from the request's Source, Dockerfile, Repository, Tag and Labels (Base and ProjectDir are the layer
+// builder's): an init container checks the commit out into an emptyDir, then `buildctl-daemonless.sh` builds
+// it and writes its metadata (the pushed digest: ResultFromMetadata) to the termination log. Pure: it reads
+// and creates nothing.
 //
 // The build container follows BuildKit's rootless example (moby/buildkit examples/kubernetes/job.rootless.yaml
 // and docs/rootless.md): user 1000, not privileged, but seccomp and AppArmor Unconfined ("seccomp=unconfined:
@@ -117,14 +108,14 @@ test "$(git rev-parse HEAD)" = "$COMMIT"
 // user namespace with the setuid newuidmap/newgidmap. The Dockerfile's RUN steps are the PR's code and run in
 // that container, where the push credentials are mounted: give the Secret push rights to this one repository
 // only, and build only what the bot would apply.
-func DockerfileJob(s DockerfileSettings, b DockerfileBuild) (*batchv1.Job, error) {
+func DockerfileJob(s DockerfileSettings, req Request) (*batchv1.Job, error) {
 	if s.GitImage == "" {
 		return nil, errors.New("image: Dockerfile builds need an image with git for the checkout")
 	}
 	if s.RegistrySecret == "" {
 		return nil, errors.New("image: Dockerfile builds need the registry credentials' Secret")
 	}
-	src := b.Source
+	src := req.Source
 	if !strings.HasPrefix(src.CloneURL, "https://") && !strings.HasPrefix(src.CloneURL, "http://") {
 		return nil, fmt.Errorf("image: clone URL %q is not http(s)", src.CloneURL)
 	}
@@ -138,21 +129,21 @@ func DockerfileJob(s DockerfileSettings, b DockerfileBuild) (*batchv1.Job, error
 	if err != nil {
 		return nil, err
 	}
-	dockerfile, err := inside("Dockerfile", b.Dockerfile, "Dockerfile")
+	dockerfile, err := inside("Dockerfile", req.Dockerfile, "Dockerfile")
 	if err != nil {
 		return nil, err
 	}
 	if dockerfile == "." {
 		return nil, errors.New("image: the Dockerfile names the project's directory")
 	}
-	repo, err := name.NewRepository(b.Repository, name.StrictValidation)
+	repo, err := name.NewRepository(req.Repository, name.StrictValidation)
 	if err != nil {
-		return nil, fmt.Errorf("image: repository %q: %w", b.Repository, err)
+		return nil, fmt.Errorf("image: repository %q: %w", req.Repository, err)
 	}
-	if !validTag.MatchString(b.Tag) {
-		return nil, fmt.Errorf("image: tag %q is not a valid tag", b.Tag)
+	if !validTag.MatchString(req.Tag) {
+		return nil, fmt.Errorf("image: tag %q is not a valid tag", req.Tag)
 	}
-	target := repo.Name() + ":" + b.Tag
+	target := repo.Name() + ":" + req.Tag
 
 	contextDir := path.Join(checkoutDir, subdir)
 	dockerfilePath := path.Join(contextDir, dockerfile)
@@ -163,8 +154,8 @@ func DockerfileJob(s DockerfileSettings, b DockerfileBuild) (*batchv1.Job, error
 		"--local", "dockerfile=" + path.Dir(dockerfilePath),
 		"--opt", "filename=" + path.Base(dockerfilePath),
 	}
-	keys := make([]string, 0, len(b.Labels))
-	for k := range b.Labels {
+	keys := make([]string, 0, len(req.Labels))
+	for k := range req.Labels {
 		if !labelKey.MatchString(k) {
 			return nil, fmt.Errorf("image: label %q is not a label key", k)
 		}
@@ -172,7 +163,7 @@ func DockerfileJob(s DockerfileSettings, b DockerfileBuild) (*batchv1.Job, error
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		args = append(args, "--opt", "label:"+k+"="+b.Labels[k])
+		args = append(args, "--opt", "label:"+k+"="+req.Labels[k])
 	}
 	args = append(args,
 		"--output", "type=image,name="+target+",push=true",
@@ -342,6 +333,19 @@ func emptyDirVolume(name string) corev1.Volume {
 func buildJobName(target, commit string) string {
 	sum := sha256.Sum256([]byte(target + "\x00" + commit))
 	return "dagctl-image-" + hex.EncodeToString(sum[:])[:16]
+}
+
+// ResultFromMetadata is the image a Dockerfile build pushed, from its metadata.
+func ResultFromMetadata(req Request, metadata string) (Result, error) {
+	digest, err := DigestFromMetadata(metadata)
+	if err != nil {
+		return Result{}, err
+	}
+	repo, err := name.NewRepository(req.Repository, name.StrictValidation)
+	if err != nil {
+		return Result{}, fmt.Errorf("image: repository %q: %w", req.Repository, err)
+	}
+	return Result{Reference: repo.Digest(digest).String(), Digest: digest, Tagged: repo.Tag(req.Tag).String()}, nil
 }
 
 // DigestFromMetadata reads the pushed image's digest from buildctl's metadata file (the build container's

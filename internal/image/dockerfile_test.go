@@ -28,8 +28,8 @@ func settings() DockerfileSettings {
 	}
 }
 
-func build() DockerfileBuild {
-	return DockerfileBuild{
+func build() Request {
+	return Request{
 		Source: Source{
 			CloneURL: "https://github.com/acme/data.git", Commit: commit, Subdir: "dbt/marts",
 			TokenUser: "x-access-token", TokenSecret: "dagctl-clone-41",
@@ -139,10 +139,10 @@ func TestADockerfileBuildIsARootlessBuildKitJob(t *testing.T) {
 func TestDockerfileJobVariants(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		edit  func(*DockerfileSettings, *DockerfileBuild)
+		edit  func(*DockerfileSettings, *Request)
 		check func(t *testing.T, job *batchv1.Job)
 	}{
-		{"a Dockerfile of its own in a subdirectory", func(_ *DockerfileSettings, b *DockerfileBuild) {
+		{"a Dockerfile of its own in a subdirectory", func(_ *DockerfileSettings, b *Request) {
 			b.Dockerfile = "docker/./Dockerfile.dbt"
 		}, func(t *testing.T, job *batchv1.Job) {
 			args := job.Spec.Template.Spec.Containers[0].Args
@@ -150,21 +150,21 @@ func TestDockerfileJobVariants(t *testing.T) {
 			assert.Contains(t, args, "dockerfile=/workspace/src/dbt/marts/docker")
 			assert.Contains(t, args, "filename=Dockerfile.dbt")
 		}},
-		{"a project at the repository's root", func(_ *DockerfileSettings, b *DockerfileBuild) {
+		{"a project at the repository's root", func(_ *DockerfileSettings, b *Request) {
 			b.Source.Subdir = ""
 		}, func(t *testing.T, job *batchv1.Job) {
 			args := job.Spec.Template.Spec.Containers[0].Args
 			assert.Contains(t, args, "context=/workspace/src")
 			assert.Contains(t, args, "dockerfile=/workspace/src")
 		}},
-		{"a public repository: no token", func(_ *DockerfileSettings, b *DockerfileBuild) {
+		{"a public repository: no token", func(_ *DockerfileSettings, b *Request) {
 			b.Source.TokenUser, b.Source.TokenSecret = "", ""
 		}, func(t *testing.T, job *batchv1.Job) {
 			pod := job.Spec.Template.Spec
 			assert.Len(t, pod.Volumes, 3)
 			assert.Len(t, pod.InitContainers[0].VolumeMounts, 1)
 		}},
-		{"the operator's settings", func(s *DockerfileSettings, _ *DockerfileBuild) {
+		{"the operator's settings", func(s *DockerfileSettings, _ *Request) {
 			s.BuildKitImage = "registry.internal/buildkit@sha256:" + strings.Repeat("a", 64)
 			s.Timeout = 90 * time.Second
 			s.TTLAfterFinished = time.Hour
@@ -210,24 +210,24 @@ func TestTheJobNameIsOnePerImageAndCommit(t *testing.T) {
 
 func TestADockerfileJobIsRefused(t *testing.T) {
 	for _, tc := range []struct {
-		edit func(*DockerfileSettings, *DockerfileBuild)
+		edit func(*DockerfileSettings, *Request)
 		want string
 	}{
-		{func(s *DockerfileSettings, _ *DockerfileBuild) { s.GitImage = "" }, "need an image with git"},
-		{func(s *DockerfileSettings, _ *DockerfileBuild) { s.RegistrySecret = "" }, "need the registry credentials' Secret"},
-		{func(_ *DockerfileSettings, b *DockerfileBuild) { b.Source.CloneURL = "--upload-pack=touch /tmp/x" }, "is not http(s)"},
-		{func(_ *DockerfileSettings, b *DockerfileBuild) { b.Source.CloneURL = "ext::sh -c id" }, "is not http(s)"},
-		{func(_ *DockerfileSettings, b *DockerfileBuild) { b.Source.Commit = "3f2c1a9" }, "is not a full commit SHA"},
-		{func(_ *DockerfileSettings, b *DockerfileBuild) { b.Source.Commit = "main" }, "is not a full commit SHA"},
-		{func(_ *DockerfileSettings, b *DockerfileBuild) { b.Source.TokenSecret = "" }, "needs both its user and its Secret"},
-		{func(_ *DockerfileSettings, b *DockerfileBuild) { b.Source.Subdir = "../other" }, `project directory "../other" leaves the repository`},
-		{func(_ *DockerfileSettings, b *DockerfileBuild) { b.Dockerfile = "../../Dockerfile" }, "leaves the repository"},
-		{func(_ *DockerfileSettings, b *DockerfileBuild) { b.Dockerfile = "/etc/Dockerfile" }, "is not a relative path"},
-		{func(_ *DockerfileSettings, b *DockerfileBuild) { b.Dockerfile = "." }, "names the project's directory"},
-		{func(_ *DockerfileSettings, b *DockerfileBuild) { b.Repository = "ghcr.io/acme/marts:latest" }, `repository "ghcr.io/acme/marts:latest"`},
-		{func(_ *DockerfileSettings, b *DockerfileBuild) { b.Repository = "acme/marts" }, "requires the registry to be explicitly defined"},
-		{func(_ *DockerfileSettings, b *DockerfileBuild) { b.Tag = "1.4,push=false" }, "is not a valid tag"},
-		{func(_ *DockerfileSettings, b *DockerfileBuild) { b.Labels = map[string]string{"a=b": "c"} }, `label "a=b" is not a label key`},
+		{func(s *DockerfileSettings, _ *Request) { s.GitImage = "" }, "need an image with git"},
+		{func(s *DockerfileSettings, _ *Request) { s.RegistrySecret = "" }, "need the registry credentials' Secret"},
+		{func(_ *DockerfileSettings, b *Request) { b.Source.CloneURL = "--upload-pack=touch /tmp/x" }, "is not http(s)"},
+		{func(_ *DockerfileSettings, b *Request) { b.Source.CloneURL = "ext::sh -c id" }, "is not http(s)"},
+		{func(_ *DockerfileSettings, b *Request) { b.Source.Commit = "3f2c1a9" }, "is not a full commit SHA"},
+		{func(_ *DockerfileSettings, b *Request) { b.Source.Commit = "main" }, "is not a full commit SHA"},
+		{func(_ *DockerfileSettings, b *Request) { b.Source.TokenSecret = "" }, "needs both its user and its Secret"},
+		{func(_ *DockerfileSettings, b *Request) { b.Source.Subdir = "../other" }, `project directory "../other" leaves the repository`},
+		{func(_ *DockerfileSettings, b *Request) { b.Dockerfile = "../../Dockerfile" }, "leaves the repository"},
+		{func(_ *DockerfileSettings, b *Request) { b.Dockerfile = "/etc/Dockerfile" }, "is not a relative path"},
+		{func(_ *DockerfileSettings, b *Request) { b.Dockerfile = "." }, "names the project's directory"},
+		{func(_ *DockerfileSettings, b *Request) { b.Repository = "ghcr.io/acme/marts:latest" }, `repository "ghcr.io/acme/marts:latest"`},
+		{func(_ *DockerfileSettings, b *Request) { b.Repository = "acme/marts" }, "requires the registry to be explicitly defined"},
+		{func(_ *DockerfileSettings, b *Request) { b.Tag = "1.4,push=false" }, "is not a valid tag"},
+		{func(_ *DockerfileSettings, b *Request) { b.Labels = map[string]string{"a=b": "c"} }, `label "a=b" is not a label key`},
 	} {
 		s, b := settings(), build()
 		tc.edit(&s, &b)
@@ -236,12 +236,16 @@ func TestADockerfileJobIsRefused(t *testing.T) {
 	}
 }
 
-func TestDigestFromMetadata(t *testing.T) {
+func TestResultFromMetadata(t *testing.T) {
 	digest := "sha256:" + strings.Repeat("b", 64)
-	got, err := DigestFromMetadata(`{"containerimage.config.digest":"sha256:` + strings.Repeat("c", 64) +
-		`","containerimage.digest":"` + digest + `","image.name":"ghcr.io/acme/marts:1.4.0"}`)
+	got, err := ResultFromMetadata(build(), `{"containerimage.config.digest":"sha256:`+strings.Repeat("c", 64)+
+		`","containerimage.digest":"`+digest+`","image.name":"ghcr.io/acme/marts:1.4.0-3f2c1a9e0b4d"}`)
 	require.NoError(t, err)
-	assert.Equal(t, digest, got)
+	assert.Equal(t, Result{
+		Reference: "ghcr.io/acme/marts@" + digest,
+		Digest:    digest,
+		Tagged:    "ghcr.io/acme/marts:1.4.0-3f2c1a9e0b4d",
+	}, got)
 	for _, bad := range []struct{ in, want string }{
 		{`{}`, "has no containerimage.digest"},
 		{`{"containerimage.digest":"sha256:abc"}`, "the build's digest"},
