@@ -293,6 +293,9 @@ func TestTheSameProjectMakesTheSameDigest(t *testing.T) {
 
 	a, b := build(first, "a"), build(second, "b")
 	assert.Equal(t, a.Digest, b.Digest, "same files, same base, same labels")
+	link := filepath.Join(t.TempDir(), "checkout")
+	require.NoError(t, os.Symlink(first, link))
+	assert.Equal(t, a.Digest, build(link, "link").Digest, "the project directory named through a symlink")
 	assert.Equal(t, a.Digest, build(first, "a").Digest, "built again")
 
 	writeFile(t, second, "models/orders.sql", "select 2 as id\n", 0o644)

@@ -31,8 +31,13 @@ const maxLinkHops = 40
 // resolves outside the project, or whose target is absolute, is refused, as are files a layer would read as
 // whiteouts (`.wh.*`) and anything that is not a file, directory or symlink.
 func writeProjectTar(w io.Writer, projectDir, imagePath string) error {
-	root, err := filepath.Abs(projectDir)
+	// The directory is the bot's own checkout; resolved, so that a path through a symlink is walked too
+	// (WalkDir does not descend into a root that is a link).
+	root, err := filepath.EvalSymlinks(projectDir)
 	if err != nil {
+		return fmt.Errorf("image: project directory: %w", err)
+	}
+	if root, err = filepath.Abs(root); err != nil {
 		return err
 	}
 	if info, err := os.Stat(root); err != nil {
