@@ -48,7 +48,8 @@ func (b *LayerBuilder) Build(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("image: base image %q: %w", req.Base, err)
 	}
-	repo, err := name.NewRepository(req.Repository)
+	// Strict: where the bot's credentials push is named in full, never Docker Hub by default.
+	repo, err := name.NewRepository(req.Repository, name.StrictValidation)
 	if err != nil {
 		return Result{}, fmt.Errorf("image: repository %q: %w", req.Repository, err)
 	}

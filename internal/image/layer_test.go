@@ -452,6 +452,7 @@ func TestABadRequestIsRefusedBeforeAnyPull(t *testing.T) {
 		{Request{Repository: "r.example/a", Tag: "t"}, "no base image"},
 		{Request{Base: "r.example/b:1", Repository: "r.example/a:tag", Tag: "t"}, `repository "r.example/a:tag"`},
 		{Request{Base: "r.example/b:1", Repository: "r.example/a"}, "no tag"},
+		{Request{Base: "r.example/b:1", Repository: "acme/marts", Tag: "t"}, "requires the registry to be explicitly defined"},
 		{Request{Base: "r.example/b:1", Repository: "r.example/a", Tag: "-bad"}, `tag "-bad"`},
 		{Request{Base: "r.example/b:1", Repository: "r.example/a", Tag: "t", ImagePath: "/"}, `image path "/" is the image's root`},
 		{Request{Base: "r.example/b:1", Repository: "r.example/a", Tag: "t", ImagePath: "dbt"}, `image path "dbt" is not absolute`},
