@@ -167,6 +167,18 @@ func (r *Runner) cloneToken(ctx context.Context, forge vcs.Forge, repo vcs.Repo,
 	return token, err
 }
 
+// cloneUserNamer is a forge whose tokens go with a basic-auth user name of its own when git fetches (GitLab:
+// oauth2); the others' take jobs.DefaultTokenUser.
+type cloneUserNamer interface{ CloneUser() string }
+
+// cloneUser is the basic-auth user a job fetches with, beside the forge's clone token ("": the default).
+func cloneUser(forge vcs.Forge) string {
+	if n, ok := forge.(cloneUserNamer); ok {
+		return n.CloneUser()
+	}
+	return ""
+}
+
 // Abandoned reports whether a job ended only because this process is stopping (the executor killed or let go
 // of it), not because anyone cancelled it or it ended by itself. Such a run is left unfinished in the store:
 // the next process re-attaches to it (a Kubernetes Job goes on) or runs it again (a local process died with
@@ -391,7 +403,7 @@ func (r *Runner) startPlanJob(runCtx context.Context, forge vcs.Forge, p db.Plan
 		RunID: strconv.FormatInt(run.ID, 10), Kind: jobs.KindPlan, Config: pc.Config(), Project: pc.Project,
 		Env: pc.Env.Name, Flags: p.Flags,
 		// The base repository serves fork heads too (refs/pull/N/head); the token reads no fork.
-		Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: p.HeadSHA, Token: token},
+		Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: p.HeadSHA, Token: token, TokenUser: cloneUser(forge)},
 		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": p.HeadSHA},
 	})
 	if err != nil {
@@ -564,7 +576,7 @@ func (r *Runner) CleanUpEnvironment(ctx context.Context, p db.Plan, pc prstate.P
 	}
 	spec, _, err := r.Jobs.Spec(framework.JobRequest{
 		RunID: fmt.Sprintf("invalidate-%d", p.ID), Kind: jobs.KindInvalidate, Config: pc.Config(), Project: pc.Project,
-		Env: pc.Env.Name, Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: p.HeadSHA, Token: token},
+		Env: pc.Env.Name, Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: p.HeadSHA, Token: token, TokenUser: cloneUser(forge)},
 		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": p.HeadSHA},
 	})
 	if err != nil {
@@ -610,7 +622,7 @@ func (r *Runner) RunStep(ctx context.Context, forge vcs.Forge, s Step, logw *db.
 	spec, refused, err := r.Jobs.Spec(framework.JobRequest{
 		RunID: fmt.Sprintf("%d-%s", runID, step), Kind: kind, Config: pc.Config(), Project: pc.Project,
 		Env: pc.Env.Name, Flags: p.Flags,
-		Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: sha, Token: token},
+		Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: sha, Token: token, TokenUser: cloneUser(forge)},
 		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": sha},
 	})
 	if err != nil {

@@ -383,8 +383,14 @@ func (f *Forge) ReadFile(ctx context.Context, repo vcs.Repo, ref, path string) (
 	return data, nil
 }
 
-// CloneToken is what jobs clone with, as the password of user oauth2: the read_repository token when one is
-// configured, else the api token (the server warns about that at start).
+// CloneUser is the basic-auth user name git sends with a GitLab token as its password.
+const CloneUser = "oauth2"
+
+// CloneUser is the user jobs fetch with, beside CloneToken (the job runner asks a forge that has one).
+func (f *Forge) CloneUser() string { return CloneUser }
+
+// CloneToken is what jobs clone with, as the password of user oauth2 (CloneUser): the read_repository token when
+// one is configured, else the api token (the server warns about that at start).
 func (f *Forge) CloneToken(_ context.Context, repo vcs.Repo) (string, error) {
 	if _, err := pid(repo); err != nil {
 		return "", err

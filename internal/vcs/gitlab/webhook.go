@@ -298,9 +298,14 @@ func noteEvent(botUser, event string, e *gl.MergeCommentEvent) (vcs.Event, error
 	if err != nil {
 		return vcs.Event{}, err
 	}
+	// The port's id of the note, as Comments names it: reacting to it needs its merge request too.
+	id, err := CommentID(e.MergeRequest.IID, a.ID)
+	if err != nil {
+		return vcs.Event{}, fmt.Errorf("%s: %w", event, err)
+	}
 	return vcs.Event{Repo: repo, Comment: &vcs.CommentEvent{
 		Number:  int(e.MergeRequest.IID),
-		Comment: vcs.Comment{ID: a.ID, Author: author, Body: a.Note},
+		Comment: vcs.Comment{ID: id, Author: author, Body: a.Note},
 		Edited:  action == "update",
 	}}, nil
 }
