@@ -36,10 +36,10 @@ vet:
 # printed when the race lane is done (go test prints a package's result at its end anyway), and a failure in any
 # of the three invocations fails `make test` after all have ended.
 # `make test-lanes` runs the lanes alone (tools and Kubernetes binaries already in place); TEST_PKGS and
-# SERVER_PKG narrow them, e.g. to try the lanes on small packages.
+# SERVER_PKG narrow them on the command line (not from the environment), e.g. to try the lanes on small packages.
 GO_TEST := $(GO) test -count=1 -timeout 45m
-TEST_PKGS ?= ./...
-SERVER_PKG ?= github.com/dagctl/dagctl-bot/internal/server
+TEST_PKGS := ./...
+SERVER_PKG := github.com/dagctl/dagctl-bot/internal/server
 test: tools vet
 	@$(MAKE) --no-print-directory test-lanes
 
