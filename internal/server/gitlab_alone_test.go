@@ -229,7 +229,7 @@ func (w *gitLabAlone) noteHook(iid, noteID int64, author, body, head string) glH
 		set("user.username", author).set("project_id", w.project.ID).
 		set("object_attributes.id", noteID).set("object_attributes.note", body).set("object_attributes.action", "create").
 		set("object_attributes.noteable_type", "MergeRequest").set("object_attributes.project_id", w.project.ID).
-		set("merge_request.iid", iid).set("merge_request.source_branch", "x").set("merge_request.target_branch", "main").
+		set("merge_request.iid", iid).set("merge_request.target_branch", "main").
 		set("merge_request.source_project_id", w.project.ID).set("merge_request.target_project_id", w.project.ID).
 		set("merge_request.last_commit.id", head)
 }
