@@ -298,10 +298,11 @@ func noteEvent(botUser, event string, e *gl.MergeCommentEvent) (vcs.Event, error
 	if err != nil {
 		return vcs.Event{}, err
 	}
-	// The port's id of the note, as Comments names it: reacting to it needs its merge request too.
+	// The port's id of the note names its merge request too: a reaction to the command, sent later with the id
+	// alone, must find the note (a bare note id names none).
 	id, err := CommentID(e.MergeRequest.IID, a.ID)
 	if err != nil {
-		return vcs.Event{}, fmt.Errorf("%s: %w", event, err)
+		return vcs.Event{}, fmt.Errorf("gitlab: %s: %w", event, err)
 	}
 	return vcs.Event{Repo: repo, Comment: &vcs.CommentEvent{
 		Number:  int(e.MergeRequest.IID),

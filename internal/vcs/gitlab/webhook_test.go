@@ -363,7 +363,7 @@ func TestNoteHooks(t *testing.T) {
 		id, err := gitlab.CommentID(3, 1244)
 		require.NoError(t, err)
 		assert.Equal(t, vcs.Comment{ID: id, Author: "dave", Body: "/dagctl apply prod"}, ev.Comment.Comment,
-			"the note is named as Comments names it, merge request and note, so that a reaction finds it")
+			"the port's id of note 1244 on !3, which React and UpdateComment take")
 		iid, noteID, err := gitlab.SplitCommentID(ev.Comment.Comment.ID)
 		require.NoError(t, err)
 		assert.Equal(t, [2]int64{3, 1244}, [2]int64{iid, noteID})
