@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := $(CURDIR)/.venv
 export DAGCTL_SQLMESH ?= $(VENV)/bin/sqlmesh
 
-.PHONY: tools build run test vet golden bench clean
+.PHONY: tools build run test test-lanes vet golden bench clean
 
 ## tools: the pinned sqlmesh, dbt-core and dbt-duckdb in .venv (fast when already installed)
 tools: $(VENV)/.installed
@@ -28,8 +28,34 @@ vet:
 
 # The end-to-end suite runs the real sqlmesh dozens of times: under -race on two cores it nears go test's
 # 10-minute default, so the timeout is raised (CI allows 90 minutes for everything).
+#
+# internal/server's scenarios run once per fake forge, chosen by DAGCTL_E2E_FORGES: GitHub's under -race, GitLab's
+# without it (the same bot code again; the race detector would double its time, and GitHub's run already races
+# it). Two lanes share the 2 cores: GitLab's scenarios start in the background, their output kept in a file;
+# meanwhile every other package runs under -race as before, then GitHub's scenarios. The GitLab lane's output is
+# printed when the race lane is done (go test prints a package's result at its end anyway), and a failure in any
+# of the three invocations fails `make test` after all have ended.
+# `make test-lanes` runs the lanes alone (tools and Kubernetes binaries already in place); TEST_PKGS and
+# SERVER_PKG narrow them on the command line (not from the environment), e.g. to try the lanes on small packages.
+GO_TEST := $(GO) test -count=1 -timeout 45m
+TEST_PKGS := ./...
+SERVER_PKG := github.com/dagctl/dagctl-bot/internal/server
 test: tools vet
-	$(GO) test -race -count=1 -timeout 45m ./...
+	@$(MAKE) --no-print-directory test-lanes
+
+test-lanes:
+	@set -u; status=0; gitlab_log=$$(mktemp -t dagctl-test-gitlab.XXXXXX); \
+	echo "== $(SERVER_PKG) on GitLab (no -race), in the background; its output follows the race lane's"; \
+	DAGCTL_E2E_FORGES=gitlab $(GO_TEST) $(SERVER_PKG) >"$$gitlab_log" 2>&1 & gitlab=$$!; \
+	trap 'kill $$gitlab 2>/dev/null; rm -f "$$gitlab_log"' INT TERM; \
+	echo "== every package but $(SERVER_PKG) (-race)"; \
+	$(GO_TEST) -race $$($(GO) list $(TEST_PKGS) | grep -vx '$(SERVER_PKG)') || status=1; \
+	echo "== $(SERVER_PKG) on GitHub (-race)"; \
+	DAGCTL_E2E_FORGES=github $(GO_TEST) -race $(SERVER_PKG) || status=1; \
+	wait $$gitlab || status=1; \
+	echo "== $(SERVER_PKG) on GitLab (no -race):"; cat "$$gitlab_log"; rm -f "$$gitlab_log"; \
+	if [ $$status -ne 0 ]; then echo "make test: FAILED (see the FAIL lines above)"; fi; \
+	exit $$status
 
 ## golden: run the real sqlmesh on examples/ and rewrite the golden files (planner output, rendered comments, the
 ## end-to-end sticky comment, the handler tests' captured job output); read the diff before committing it
@@ -85,4 +111,4 @@ chart-check: k8s-bins helm
 	KUBEBUILDER_ASSETS="$(K8S_BIN)" $(GO) test -count=1 -run '^TestChart' ./internal/jobs/kube/
 
 test: k8s-bins helm chart-check
-test: export KUBEBUILDER_ASSETS := $(K8S_BIN)
+test test-lanes: export KUBEBUILDER_ASSETS := $(K8S_BIN)

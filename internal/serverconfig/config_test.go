@@ -295,6 +295,32 @@ func TestGitLab(t *testing.T) {
 	require.ErrorContains(t, err, "DAGCTL_GITLAB_TOKEN (-gitlab-token): is required for GitLab")
 }
 
+// A bot for GitLab alone sets DAGCTL_GITLAB_* and nothing of GitHub's: that is a whole configuration (GitHub
+// stays off, its route waiting for /setup), as a bot with neither forge set is (it waits for /setup).
+func TestGitLabAloneIsAWholeConfiguration(t *testing.T) {
+	e, _ := newEnv(t)
+	e[EnvGitLabURL] = "http://127.0.0.1:9/"
+	e[EnvGitLabToken] = "glpat-api"
+	e[EnvGitLabWebhookSecret] = "hook"
+	e[EnvGitLabCloneToken] = "glpat-read"
+	e[EnvDB] = "/tmp/dagctl-gl/dagctl.db"
+	for name := range e {
+		require.False(t, strings.HasPrefix(name, "DAGCTL_GITHUB_"), "no GitHub setting: %s", name)
+	}
+	cfg, err := load(t, e)
+	require.NoError(t, err)
+	assert.True(t, cfg.GitLab.Enabled())
+	assert.Equal(t, "http://127.0.0.1:9", cfg.GitLab.URL)
+	assert.False(t, cfg.GitHub.Enabled())
+	assert.Equal(t, GitHub{APIURL: "https://api.github.com/"}, cfg.GitHub, "GitHub's defaults only")
+	assert.NotContains(t, cfg.String(), "glpat-", "the tokens are not printed")
+
+	e, _ = newEnv(t)
+	cfg, err = load(t, e)
+	require.NoError(t, err, "neither forge set: the bot starts and waits for /setup")
+	assert.False(t, cfg.GitHub.Enabled() || cfg.GitLab.Enabled())
+}
+
 func TestRepoAllowlist(t *testing.T) {
 	e, _ := newEnv(t)
 	cfg, err := load(t, e)
