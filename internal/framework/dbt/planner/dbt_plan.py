@@ -278,7 +278,10 @@ def plan_mode(args, result, scratch):
         node = head.get(uid)
         if node is None:
             continue  # selected by dbt but not a resource we list (should not happen)
-        plan["nodes"].append(dict(describe(uid, node), reasons=reasons[uid] or ["other"]))
+        why = reasons[uid]
+        if "new" in why:
+            why = ["new"]  # every sub-selector selects a node the state lacks
+        plan["nodes"].append(dict(describe(uid, node), reasons=why or ["other"]))
     # Removed (deleted, renamed or disabled): in the state manifest, not in the head's. Only this project's:
     # a package's nodes come and go with the package.
     project_name = manifest.metadata.project_name if manifest.metadata else None
@@ -353,7 +356,8 @@ def main(argv):
         code = 1
         result["ok"] = False
         result["error"] = error_of(exc, project)
-        traceback.print_exc(file=sys.stderr)
+        if result["error"]["kind"] == "internal":
+            traceback.print_exc(file=sys.stderr)  # dbt's own errors were logged by dbt, in its words
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -289,3 +289,45 @@ func parsePart(marker, s string) (n, of int, text string, err error) {
 	}
 	return n, of, text, nil
 }
+
+// ApplyResult is what an apply's helper says it ran.
+type ApplyResult struct {
+	DBTVersion string           `json:"dbt_version"`
+	Commands   []AppliedCommand `json:"commands"`
+}
+
+// AppliedCommand is one command of an apply that ran, in order; those after a failed one never ran.
+type AppliedCommand struct {
+	Command string `json:"command"`
+	Success bool   `json:"success"`
+}
+
+// ParseApplyResult reads an apply job's result line (ApplyMarker). A failed apply is a *ToolError (kind
+// "apply" when a command failed) with the commands that ran; no result line is an error.
+func ParseApplyResult(r io.Reader) (ApplyResult, error) {
+	line, err := lastResultLine(r, ApplyMarker)
+	if err != nil {
+		return ApplyResult{}, err
+	}
+	var res struct {
+		Schema     *int             `json:"schema"`
+		DBTVersion string           `json:"dbt_version"`
+		OK         bool             `json:"ok"`
+		Commands   []AppliedCommand `json:"commands"`
+		Error      *ToolError       `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(line), &res); err != nil {
+		return ApplyResult{}, fmt.Errorf("malformed %s result line: %w", ApplyMarker, err)
+	}
+	if res.Schema == nil || *res.Schema != SchemaVersion {
+		return ApplyResult{}, fmt.Errorf("%s result has no schema version %d (bot and helper out of step)", ApplyMarker, SchemaVersion)
+	}
+	out := ApplyResult{DBTVersion: res.DBTVersion, Commands: res.Commands}
+	switch {
+	case !res.OK && res.Error == nil:
+		return out, fmt.Errorf("%s result reports a failure without an error", ApplyMarker)
+	case !res.OK:
+		return out, res.Error
+	}
+	return out, nil
+}
