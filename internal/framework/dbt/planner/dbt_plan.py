@@ -306,7 +306,7 @@ def apply_mode(args, result):
 
     commands = [split_command(c) for c in args.command]
     if args.scope in ("selective", "all") and not commands:
-        raise UsageError(f"a {args.scope} apply needs the plan's commands")
+        raise UsageError(f"an apply of scope {args.scope} needs the plan's commands")
     if args.scope not in ("selective", "all", "build_only", "none"):
         raise UsageError(f"{args.scope!r} is not a scope this helper applies")
     artifacts = os.path.abspath(args.artifacts)
