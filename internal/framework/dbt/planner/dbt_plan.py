@@ -120,6 +120,13 @@ def error_kind(exc):
         from dbt_common.exceptions import CompilationError, DbtConfigError, DbtRuntimeError
     except Exception:
         return "internal"
+    try:
+        from dbt.artifacts.exceptions.schemas import IncompatibleSchemaError
+
+        if isinstance(exc, IncompatibleSchemaError):
+            return "state"  # a production manifest this dbt cannot read
+    except Exception:
+        pass
     if isinstance(exc, CompilationError):
         return "compile"
     if isinstance(exc, ParsingError):
@@ -222,38 +229,50 @@ def base_profiles_dir(args, base, head_dir):
     return head_dir
 
 
-def comparison(args, runner, project, profiles_dir):
-    """Where the comparison manifest comes from: (how, state dir or None, a note on a base that did not parse)."""
+def state_source(project):
+    """What the job was given to compare with: ("production", dir), ("base", dir) or ("none", None). A
+    variable that is set but wrong is the executor's mistake and fails the plan before anything is parsed."""
     state = os.environ.get("DAGCTL_DBT_STATE", "")
     if state:
         state = os.path.abspath(os.path.join(project, state))
         if not os.path.isfile(os.path.join(state, "manifest.json")):
             raise StateError(f"DAGCTL_DBT_STATE is set but {state} holds no manifest.json")
-        return "production", state, ""
+        return "production", state
     base = os.environ.get("DAGCTL_BASE_DIR", "")
     if not base:
-        return "none", None, ""
+        return "none", None
     base = os.path.abspath(os.path.join(project, base))
     if not os.path.isdir(base):
         raise StateError(f"DAGCTL_BASE_DIR is set but {base} is not a directory")
+    return "base", base
+
+
+def comparison(args, runner, source, profiles_dir):
+    """Where the comparison manifest comes from: (how, state dir or None, a note on a base with nothing to
+    compare)."""
+    how, where = source
+    if how != "base":
+        return how, where, ""
+    base = where
     if not os.path.isfile(os.path.join(base, "dbt_project.yml")):
-        return "none", None, "the base commit has no dbt_project.yml here: every node is new"
+        return "none", None, "The base commit has no dbt_project.yml here: the project is new."
     try:
         _, manifest_path = runner.parse("base", base, base_profiles_dir(args, base, profiles_dir))
     except Exception as exc:  # noqa: BLE001 - a broken base must not stop the PR that fixes it
         traceback.print_exc(file=sys.stderr)
-        return "none", None, "the base commit does not parse, so every node is new: " + str(exc).replace(base + os.sep, "")
+        return "none", None, "The base commit does not parse: " + str(exc).replace(base + os.sep, "")
     return "base", os.path.dirname(manifest_path), ""
 
 
 def plan_mode(args, result, scratch):
     project = os.getcwd()
+    source = state_source(project)
     profiles_dir = head_profiles_dir(args, project)
     runner = Runner(scratch, args.target, profiles_dir)
     manifest, head_path = runner.parse("head", project, profiles_dir)
     with open(head_path) as f:
         head = resources(json.load(f))
-    compared, state_dir, note = comparison(args, runner, project, profiles_dir)
+    compared, state_dir, note = comparison(args, runner, source, profiles_dir)
 
     plan = {"environment": args.env, "compared_with": compared, "nodes": [], "removed": [], "downstream": []}
     if note:
@@ -282,14 +301,9 @@ def plan_mode(args, result, scratch):
         if "new" in why:
             why = ["new"]  # every sub-selector selects a node the state lacks
         plan["nodes"].append(dict(describe(uid, node), reasons=why or ["other"]))
-    # Removed (deleted, renamed or disabled): in the state manifest, not in the head's. Only this project's:
-    # a package's nodes come and go with the package.
-    project_name = manifest.metadata.project_name if manifest.metadata else None
+    # Removed (deleted, renamed or disabled): in the state manifest, not in the head's.
     for uid in sorted(set(old) - set(head)):
-        node = old[uid]
-        if project_name and node.get("package_name") not in (None, project_name):
-            continue
-        plan["removed"].append(describe(uid, node))
+        plan["removed"].append(describe(uid, old[uid]))
     plan["downstream"] = sorted(downstream - set(reasons))
     result["plan"] = plan
 

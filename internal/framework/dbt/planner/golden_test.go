@@ -37,6 +37,7 @@ type sandbox struct {
 	root    string // replaced by $SANDBOX in stored output
 	project string
 	db      string
+	base    string   // the base commit's copy of the project, for scenarios compared with it
 	env     []string // extra variables of the job
 }
 
@@ -379,6 +380,24 @@ var scenarios = []scenario{
 		},
 	},
 	{
+		// The base commit does not parse (merged without a deploy) and the PR fixes it: the plan goes on with
+		// nothing to compare with, and says why.
+		name: "base_does_not_parse",
+		from: fromBase,
+		edit: func(t *testing.T, sb *sandbox) {
+			path := filepath.Join(sb.base, "models", "marts", "daily_revenue.sql")
+			data, err := os.ReadFile(path)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(path, []byte(strings.Replace(string(data), "ref('raw_orders') }}", "ref('raw_orders' }}", 1)), 0o644))
+		},
+		check: func(t *testing.T, s plan.Summary, err error, code int) {
+			require.NoError(t, err)
+			assert.Equal(t, plan.ScopeAll, s.DBT.ManifestScope)
+			assert.Len(t, s.DBT.Nodes, 13)
+			assert.Contains(t, s.Explain, "Nothing to compare with: every node is new.\nThe base commit does not parse: Compilation Error in model daily_revenue")
+		},
+	},
+	{
 		name: "compile_error",
 		from: fromProduction,
 		edit: func(t *testing.T, sb *sandbox) {
@@ -408,9 +427,9 @@ func TestPlanGolden(t *testing.T) {
 				state, _, _ := deployProd(t)
 				sb.env = append(sb.env, StateEnv+"="+state)
 			case fromBase:
-				base := filepath.Join(sb.root, "base")
-				require.NoError(t, copyProject(filepath.Join(testutil.RepoRoot(), "examples", "dbt"), base))
-				sb.env = append(sb.env, BaseDirEnv+"="+base)
+				sb.base = filepath.Join(sb.root, "base")
+				require.NoError(t, copyProject(filepath.Join(testutil.RepoRoot(), "examples", "dbt"), sb.base))
+				sb.env = append(sb.env, BaseDirEnv+"="+sb.base)
 			}
 			if sc.edit != nil {
 				sc.edit(t, sb)

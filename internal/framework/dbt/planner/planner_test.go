@@ -74,12 +74,12 @@ func TestParseResult(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, s, s2)
 
-	none := `{"schema":1,"dbt_version":"1.11.2","ok":true,"plan":{"environment":"prod","compared_with":"none","note":"the base commit does not parse",` +
+	none := `{"schema":1,"dbt_version":"1.11.2","ok":true,"plan":{"environment":"prod","compared_with":"none","note":"The base commit does not parse",` +
 		`"nodes":[{"unique_id":"seed.p.s","resource_type":"seed","name":"s","reasons":["new"]}],"removed":[],"downstream":[]}}`
 	s, err = ParseResult(strings.NewReader(line(none)))
 	require.NoError(t, err)
 	assert.Equal(t, plan.ScopeAll, s.DBT.ManifestScope, "nothing to compare with: everything is built")
-	assert.Contains(t, s.Explain, "the base commit does not parse")
+	assert.Contains(t, s.Explain, "The base commit does not parse")
 
 	nothing := `{"schema":1,"dbt_version":"1.11.2","ok":true,"plan":{"environment":"prod","compared_with":"base","nodes":[],"removed":[],"downstream":[]}}`
 	s, err = ParseResult(strings.NewReader(line(nothing)))
@@ -213,6 +213,30 @@ func TestTheApplyHelperRefusesWhatIsNoPlan(t *testing.T) {
 			assert.Contains(t, toolErr.Message, tc.want)
 			_, statErr := os.Stat(filepath.Join(sb.project, ArtifactsDir))
 			assert.True(t, errors.Is(statErr, os.ErrNotExist), "nothing ran")
+		})
+	}
+}
+
+// A comparison variable that is set but wrong is the executor's mistake: the plan fails before dbt parses
+// anything, rather than planning against nothing (which would show every node as new).
+func TestThePlanHelperRefusesAStateItCannotRead(t *testing.T) {
+	python := testutil.Python(t)
+	empty := t.TempDir()
+	for name, tc := range map[string]struct{ env, want string }{
+		"a state without a manifest": {StateEnv + "=" + empty, "holds no manifest.json"},
+		"a base that is not there":   {BaseDirEnv + "=" + filepath.Join(empty, "missing"), "is not a directory"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sb := &sandbox{root: t.TempDir(), env: []string{tc.env}}
+			sb.project = sb.root
+			out, code := sb.run(t, DBT{Python: python}.PlanCommand("prod", Options{}))
+			assert.Equal(t, 1, code)
+			_, err := ParseResult(strings.NewReader(out))
+			var toolErr *ToolError
+			require.ErrorAs(t, err, &toolErr, out)
+			assert.Equal(t, "state", toolErr.Kind)
+			assert.Contains(t, toolErr.Message, tc.want)
+			assert.NotContains(t, out, "dbt parse", "nothing was parsed")
 		})
 	}
 }
