@@ -437,6 +437,7 @@ func TestPlanGolden(t *testing.T) {
 			before := sb.files(t)
 			output, code := sb.run(t, DBT{Python: python}.PlanCommand("prod", Options{Target: "prod"}))
 			assert.Equal(t, before, sb.files(t), "a plan leaves the checkout as it was (target/, logs/ and .user.yml elsewhere)")
+			assert.NoFileExists(t, sb.db, "a plan never opens the warehouse")
 
 			summary, err := ParseResult(strings.NewReader(output))
 			got, unexpected := planGoldenOf(summary, err, code)
