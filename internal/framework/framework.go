@@ -47,6 +47,9 @@ type CommandRequest struct {
 	Flags   plan.Flags
 	// ExecutionTime fixes the tool's "now"; only tests set it, so that backfill intervals are reproducible.
 	ExecutionTime string
+	// DBT is the approved plan's dbt view, whose exact commands a dbt apply runs (nil for other frameworks; a
+	// dbt apply without it runs nothing and fails).
+	DBT *plan.DBT
 }
 
 // Progress is one step of an apply: Batch of Batches is sqlmesh's per-model batch count, a whole run's node count

@@ -37,6 +37,8 @@ type JobRequest struct {
 	Flags   plan.Flags
 	Source  jobs.Source
 	Labels  map[string]string
+	// DBT is the approved plan's dbt view, for a dbt apply (see CommandRequest.DBT).
+	DBT *plan.DBT
 }
 
 // Spec builds the job's spec, and the variables refused for it (to warn about). The framework supplies the
@@ -90,7 +92,7 @@ func (s JobSettings) Spec(req JobRequest) (jobs.Spec, []jobs.Refused, error) {
 }
 
 func (s JobSettings) command(fw Framework, req JobRequest) ([]string, error) {
-	creq := CommandRequest{Project: req.Project, Env: req.Env, Flags: req.Flags, ExecutionTime: s.ExecutionTime}
+	creq := CommandRequest{Project: req.Project, Env: req.Env, Flags: req.Flags, ExecutionTime: s.ExecutionTime, DBT: req.DBT}
 	switch req.Kind {
 	case jobs.KindPlan:
 		return fw.PlanCommand(creq), nil

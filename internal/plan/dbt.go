@@ -53,7 +53,9 @@ const (
 	ReasonRelation NodeReason = "relation"
 	ReasonMacro    NodeReason = "macro"
 	ReasonContract NodeReason = "contract"
-	ReasonOther    NodeReason = "other" // state:modified with none of the sub-selectors above (fqn, access, ...)
+	// ReasonDescription: a description dbt persists to the warehouse (persist_docs) changed.
+	ReasonDescription NodeReason = "description"
+	ReasonOther       NodeReason = "other" // state:modified with none of the sub-selectors above (fqn, access, ...)
 )
 
 // Node is one dbt node (model, seed, snapshot, test, source, ...) that changed.

@@ -1,0 +1,76 @@
+// Package dbt is the dbt Framework: the commands and parsers of its planner (./planner) behind the framework
+// port, with dbt's meanings (no change categories, no plan flags). The deploy rules over files and versions
+// are ./scope; this package only maps the planner onto the port's types.
+package dbt
+
+import (
+	"errors"
+	"io"
+
+	"github.com/dagctl/dagctl-bot/internal/framework"
+	"github.com/dagctl/dagctl-bot/internal/framework/dbt/planner"
+	"github.com/dagctl/dagctl-bot/internal/plan"
+	"github.com/dagctl/dagctl-bot/internal/repoconfig"
+)
+
+// Framework runs dbt with the interpreter that has it installed.
+type Framework struct {
+	DBT planner.DBT
+}
+
+var _ framework.Framework = Framework{}
+
+// New returns the dbt framework for python: an absolute path (a virtualenv's bin/python) or a bare name the
+// job's PATH resolves (a container image).
+func New(python string) framework.Framework { return Framework{DBT: planner.DBT{Python: python}} }
+
+func (Framework) Name() repoconfig.Framework { return repoconfig.DBT }
+
+func options(req framework.CommandRequest) planner.Options {
+	if req.Project.DBT == nil {
+		return planner.Options{Target: req.Env}
+	}
+	return planner.Options{Target: req.Project.DBT.TargetFor(req.Env), ProfilesDir: req.Project.DBT.ProfilesDir}
+}
+
+// PlanCommand runs the helper in plan mode with the environment's target (see planner.DBT.PlanCommand).
+func (f Framework) PlanCommand(req framework.CommandRequest) []string {
+	return f.DBT.PlanCommand(req.Env, options(req))
+}
+
+// ApplyCommand runs the approved plan's exact commands (req.DBT.Commands) in order, through the helper.
+func (f Framework) ApplyCommand(req framework.CommandRequest) []string {
+	return f.DBT.ApplyCommand(req.Env, req.DBT, options(req))
+}
+
+// CleanupCommand: false for now. A PR's own schema (pr_environment) is not built yet, so there is nothing to
+// drop; once it is, its cleanup drops that schema.
+func (Framework) CleanupCommand(framework.CommandRequest) ([]string, bool) { return nil, false }
+
+func (f Framework) Env() map[string]string { return f.DBT.Env() }
+
+// ParseResult reads the helper's result line; dbt's failures become *framework.ToolError with the helper's
+// kinds ("compile", "parse", "config", "state", ...) and dbt's message.
+func (Framework) ParseResult(stdout io.Reader) (plan.Summary, error) {
+	s, err := planner.ParseResult(stdout)
+	var toolErr *planner.ToolError
+	if errors.As(err, &toolErr) {
+		return s, &framework.ToolError{Tool: "dbt", Kind: toolErr.Kind, Type: toolErr.Type, Message: toolErr.Message}
+	}
+	return s, err
+}
+
+// ParseProgress reads one of dbt's JSON result events: the node, what became of it, n of N of its command.
+func (Framework) ParseProgress(line string) (framework.Progress, bool) {
+	p, ok := planner.ParseProgress(line)
+	if !ok {
+		return framework.Progress{}, false
+	}
+	return framework.Progress{Model: p.UniqueID, Action: p.Status, Batch: p.Index, Batches: p.Total}, true
+}
+
+// Categorizes: dbt has no change categories.
+func (Framework) Categorizes() bool { return false }
+
+// Flags: dbt takes no plan flag (no restatement, no forward-only plans, no time range).
+func (Framework) Flags() []plan.Flag { return nil }

@@ -1,0 +1,383 @@
+"""dagctl-bot's dbt helper.
+
+Shipped inside the bot and run as `python -c <this source> MODE ...` in the project directory of the job's
+checkout, with the interpreter that has dbt installed. Two modes:
+
+plan: `dbt parse` of the head, then dbt's state comparison against either the production manifest
+(DAGCTL_DBT_STATE: a directory holding the manifest.json of the environment's last successful deploy) or, without
+one, a `dbt parse` of the base commit (DAGCTL_BASE_DIR: the project's directory in a checkout of the base commit).
+Each changed node's reasons come from `dbt ls` with state:modified's sub-selectors, the downstream from
+state:modified+, and removed nodes (which state never selects) from the two manifests. Nothing is built or run
+against the warehouse. It prints one machine-readable line:
+
+    ::dagctl-dbt-plan:: {"schema": 1, "dbt_version": "...", "ok": true, "plan": {...}}
+
+or, on any failure, the same line with "ok": false and an "error" object, and exits non-zero.
+
+apply: runs the approved plan's dbt commands in order (each a list of plain words starting with `dbt`, as
+.dagctl/config.yaml's validation allows), each with `--log-format json`, stopping at the first that fails. Each
+command's target directory is ARTIFACTS/<n>; the last command's manifest.json and run_results.json are copied to
+ARTIFACTS. It ends with one `::dagctl-dbt-apply::` line saying what ran.
+
+dbt's target/ and logs/ never go into the checkout: plans write them to a scratch directory that is removed,
+applies to ARTIFACTS. Long results are printed in parts (`MARKER part I/N <piece>`), because executors cut long
+lines. Bump SCHEMA when the JSON changes shape.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import traceback
+
+SCHEMA = 1
+PLAN_MARKER = "::dagctl-dbt-plan::"
+APPLY_MARKER = "::dagctl-dbt-apply::"
+DEFAULT_CHUNK_BYTES = 32 * 1024
+
+# Read by dbt when it starts; no tracking cookie (.user.yml) is written next to profiles.yml in the checkout.
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+
+# The reasons, each the sub-selector of state:modified that finds it. A node state:modified selects with none
+# of them is "other" (fqn, access, versions, ...).
+REASONS = [
+    ("new", "state:new"),
+    ("body", "state:modified.body"),
+    ("config", "state:modified.configs"),
+    ("relation", "state:modified.relation"),
+    ("description", "state:modified.persisted_descriptions"),
+    ("macro", "state:modified.macros"),
+    ("contract", "state:modified.contract"),
+]
+
+# The manifest's sections that hold selectable resources, by unique_id.
+SECTIONS = ["nodes", "sources", "exposures", "metrics", "semantic_models", "saved_queries", "unit_tests", "functions"]
+
+
+class UsageError(Exception):
+    pass
+
+
+class StateError(Exception):
+    """The comparison state cannot be read (DAGCTL_DBT_STATE or DAGCTL_BASE_DIR wrong or unreadable)."""
+
+
+class ApplyFailed(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def parse_args(argv):
+    parser = _Parser(prog="dagctl-dbt")
+    sub = parser.add_subparsers(dest="mode", required=True)
+    p = sub.add_parser("plan")
+    p.add_argument("--env", required=True)
+    p.add_argument("--target")
+    p.add_argument("--profiles-dir")
+    p.add_argument("--result-chunk-bytes", type=int, default=DEFAULT_CHUNK_BYTES)
+    a = sub.add_parser("apply")
+    a.add_argument("--env", required=True)
+    a.add_argument("--scope", required=True)
+    a.add_argument("--artifacts", required=True)
+    a.add_argument("--command", action="append", default=[])
+    a.add_argument("--result-chunk-bytes", type=int, default=DEFAULT_CHUNK_BYTES)
+    return parser.parse_args(argv)
+
+
+def emit(marker, result, chunk_bytes):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # ASCII only (ensure_ascii), so that the text can be cut anywhere.
+    text = json.dumps(result, sort_keys=True, separators=(",", ":"), default=str)
+    if len(text) <= chunk_bytes:
+        lines = [text]
+    else:
+        pieces = [text[i : i + chunk_bytes] for i in range(0, len(text), chunk_bytes)]
+        lines = [f"part {n}/{len(pieces)} {piece}" for n, piece in enumerate(pieces, 1)]
+    # The leading newline puts the marker at the start of a line whatever was printed before.
+    sys.stdout.write("\n" + "".join(f"{marker} {line}\n" for line in lines))
+    sys.stdout.flush()
+
+
+def error_kind(exc):
+    if isinstance(exc, UsageError):
+        return "usage"
+    if isinstance(exc, StateError):
+        return "state"
+    if isinstance(exc, ApplyFailed):
+        return "apply"
+    if isinstance(exc, ImportError) and "dbt" in str(exc):
+        return "setup"
+    try:
+        from dbt.exceptions import DbtProfileError, DbtProjectError, ParsingError
+        from dbt_common.exceptions import CompilationError, DbtConfigError, DbtRuntimeError
+    except Exception:
+        return "internal"
+    try:
+        from dbt.artifacts.exceptions.schemas import IncompatibleSchemaError
+
+        if isinstance(exc, IncompatibleSchemaError):
+            return "state"  # a production manifest this dbt cannot read
+    except Exception:
+        pass
+    if isinstance(exc, CompilationError):
+        return "compile"
+    if isinstance(exc, ParsingError):
+        return "parse"
+    if isinstance(exc, (DbtProjectError, DbtProfileError, DbtConfigError)):
+        return "config"
+    if isinstance(exc, DbtRuntimeError):
+        return "dbt"
+    return "internal"
+
+
+def error_of(exc, project):
+    message = (str(exc) or type(exc).__name__).strip()
+    # Paths relative to the project: the checkout's location means nothing to a reader.
+    if project:
+        message = message.replace(project + os.sep, "")
+    out = {"kind": error_kind(exc), "type": type(exc).__name__, "message": message}
+    node = getattr(exc, "node", None)
+    path = getattr(node, "original_file_path", None)
+    if path:
+        out["file"] = path
+    return out
+
+
+class Runner:
+    """Invokes dbt in this process with its target and logs in a directory of our own."""
+
+    def __init__(self, scratch, target, profiles_dir):
+        self.scratch = scratch
+        self.target = target
+        self.profiles_dir = profiles_dir
+
+    def common(self, name, project_dir, profiles_dir):
+        args = [
+            "--project-dir", project_dir,
+            "--target-path", os.path.join(self.scratch, name, "target"),
+            "--log-path", os.path.join(self.scratch, name, "logs"),
+            "--no-use-colors",
+        ]
+        if profiles_dir:
+            args += ["--profiles-dir", profiles_dir]
+        if self.target:
+            args += ["--target", self.target]
+        return args
+
+    def parse(self, name, project_dir, profiles_dir):
+        from dbt.cli.main import dbtRunner
+
+        print(f"dagctl: dbt parse of the {name} ({project_dir})", flush=True)
+        res = dbtRunner().invoke(["parse", "--no-partial-parse"] + self.common(name, project_dir, profiles_dir))
+        if res.exception is not None:
+            raise res.exception
+        if not res.success or res.result is None:
+            raise RuntimeError(f"dbt parse of the {name} failed (see the log above)")
+        return res.result, os.path.join(self.scratch, name, "target", "manifest.json")
+
+    def ls(self, manifest, project_dir, selector, state_dir, indirect):
+        from dbt.cli.main import dbtRunner
+
+        args = ["ls", "--select", selector, "--state", state_dir, "--indirect-selection", indirect,
+                "--output", "json", "--output-keys", "unique_id", "--log-level", "none"]
+        res = dbtRunner(manifest=manifest).invoke(args + self.common("head", project_dir, self.profiles_dir))
+        if res.exception is not None:
+            raise res.exception
+        if not res.success:
+            raise RuntimeError(f"dbt ls --select {selector} failed")
+        return {json.loads(line)["unique_id"] for line in (res.result or [])}
+
+
+def resources(manifest_json):
+    out = {}
+    for section in SECTIONS:
+        for uid, node in (manifest_json.get(section) or {}).items():
+            out[uid] = node
+    return out
+
+
+def describe(uid, node):
+    return {
+        "unique_id": uid,
+        "resource_type": node.get("resource_type") or uid.split(".", 1)[0],
+        "name": node.get("name") or uid.rsplit(".", 1)[-1],
+        "path": node.get("original_file_path") or "",
+    }
+
+
+def head_profiles_dir(args, project):
+    if args.profiles_dir:
+        return os.path.abspath(os.path.join(project, args.profiles_dir))
+    if os.path.isfile(os.path.join(project, "profiles.yml")):
+        return project
+    return None  # dbt's own lookup (~/.dbt)
+
+
+def base_profiles_dir(args, base, head_dir):
+    """The base's own profiles when it has them (its profile name may differ), else the head's."""
+    candidate = os.path.join(base, args.profiles_dir) if args.profiles_dir else base
+    if os.path.isfile(os.path.join(candidate, "profiles.yml")):
+        return os.path.abspath(candidate)
+    return head_dir
+
+
+def state_source(project):
+    """What the job was given to compare with: ("production", dir), ("base", dir) or ("none", None). A
+    variable that is set but wrong is the executor's mistake and fails the plan before anything is parsed."""
+    state = os.environ.get("DAGCTL_DBT_STATE", "")
+    if state:
+        state = os.path.abspath(os.path.join(project, state))
+        if not os.path.isfile(os.path.join(state, "manifest.json")):
+            raise StateError(f"DAGCTL_DBT_STATE is set but {state} holds no manifest.json")
+        return "production", state
+    base = os.environ.get("DAGCTL_BASE_DIR", "")
+    if not base:
+        return "none", None
+    base = os.path.abspath(os.path.join(project, base))
+    if not os.path.isdir(base):
+        raise StateError(f"DAGCTL_BASE_DIR is set but {base} is not a directory")
+    return "base", base
+
+
+def comparison(args, runner, source, profiles_dir):
+    """Where the comparison manifest comes from: (how, state dir or None, a note on a base with nothing to
+    compare)."""
+    how, where = source
+    if how != "base":
+        return how, where, ""
+    base = where
+    if not os.path.isfile(os.path.join(base, "dbt_project.yml")):
+        return "none", None, "The base commit has no dbt_project.yml here: the project is new."
+    try:
+        _, manifest_path = runner.parse("base", base, base_profiles_dir(args, base, profiles_dir))
+    except Exception as exc:  # noqa: BLE001 - a broken base must not stop the PR that fixes it
+        traceback.print_exc(file=sys.stderr)
+        return "none", None, "The base commit does not parse: " + str(exc).replace(base + os.sep, "")
+    return "base", os.path.dirname(manifest_path), ""
+
+
+def plan_mode(args, result, scratch):
+    project = os.getcwd()
+    source = state_source(project)
+    profiles_dir = head_profiles_dir(args, project)
+    runner = Runner(scratch, args.target, profiles_dir)
+    manifest, head_path = runner.parse("head", project, profiles_dir)
+    with open(head_path) as f:
+        head = resources(json.load(f))
+    compared, state_dir, note = comparison(args, runner, source, profiles_dir)
+
+    plan = {"environment": args.env, "compared_with": compared, "nodes": [], "removed": [], "downstream": []}
+    if note:
+        plan["note"] = note
+    if state_dir is None:
+        # Nothing to compare with: every node is new.
+        plan["nodes"] = [dict(describe(uid, head[uid]), reasons=["new"]) for uid in sorted(head)]
+        result["plan"] = plan
+        return
+
+    print(f"dagctl: dbt's state comparison with {state_dir}", flush=True)
+    modified = runner.ls(manifest, project, "state:modified", state_dir, "empty")
+    reasons = {uid: [] for uid in modified}
+    for reason, selector in REASONS:
+        for uid in runner.ls(manifest, project, selector, state_dir, "empty"):
+            reasons.setdefault(uid, []).append(reason)
+    downstream = runner.ls(manifest, project, "state:modified+", state_dir, "eager")
+
+    with open(os.path.join(state_dir, "manifest.json")) as f:
+        old = resources(json.load(f))
+    for uid in sorted(reasons):
+        node = head.get(uid)
+        if node is None:
+            continue  # selected by dbt but not a resource we list (should not happen)
+        why = reasons[uid]
+        if "new" in why:
+            why = ["new"]  # every sub-selector selects a node the state lacks
+        plan["nodes"].append(dict(describe(uid, node), reasons=why or ["other"]))
+    # Removed (deleted, renamed or disabled): in the state manifest, not in the head's.
+    for uid in sorted(set(old) - set(head)):
+        plan["removed"].append(describe(uid, old[uid]))
+    plan["downstream"] = sorted(downstream - set(reasons))
+    result["plan"] = plan
+
+
+def split_command(command):
+    words = command.split()
+    if len(words) < 2 or words[0] != "dbt":
+        raise UsageError(f"{command!r} is not a dbt command")
+    return words[1:]
+
+
+def apply_mode(args, result):
+    from dbt.cli.main import dbtRunner
+
+    commands = [split_command(c) for c in args.command]
+    if args.scope in ("selective", "all") and not commands:
+        raise UsageError(f"an apply of scope {args.scope} needs the plan's commands")
+    if args.scope not in ("selective", "all", "build_only", "none"):
+        raise UsageError(f"{args.scope!r} is not a scope this helper applies")
+    artifacts = os.path.abspath(args.artifacts)
+    os.makedirs(artifacts, exist_ok=True)
+    ran = []
+    result["commands"] = ran
+    for n, words in enumerate(commands, 1):
+        target = os.path.join(artifacts, str(n))
+        line = " ".join(["dbt"] + words)
+        print(f"dagctl: command {n} of {len(commands)}: {line}", flush=True)
+        # Ours last: click takes the last value of an option given twice.
+        res = dbtRunner().invoke(
+            words + ["--log-format", "json", "--target-path", target, "--log-path", os.path.join(artifacts, "logs")]
+        )
+        ran.append({"command": line, "success": bool(res.success)})
+        for name in ("manifest.json", "run_results.json"):
+            if os.path.isfile(os.path.join(target, name)):
+                shutil.copyfile(os.path.join(target, name), os.path.join(artifacts, name))
+        if res.exception is not None:
+            raise res.exception
+        if not res.success:
+            raise ApplyFailed(f"`{line}` failed (command {n} of {len(commands)}); the commands after it did not run")
+
+
+def main(argv):
+    result = {"schema": SCHEMA, "ok": False, "dbt_version": None}
+    marker = PLAN_MARKER
+    code = 0
+    chunk_bytes = DEFAULT_CHUNK_BYTES
+    project = os.getcwd()
+    scratch = None
+    try:
+        if argv[:1] == ["apply"]:
+            marker = APPLY_MARKER
+        args = parse_args(argv)
+        chunk_bytes = max(args.result_chunk_bytes, 64)
+        from dbt.version import __version__ as dbt_version
+
+        result["dbt_version"] = dbt_version
+        if args.mode == "plan":
+            scratch = tempfile.mkdtemp(prefix="dagctl-dbt-plan-")
+            plan_mode(args, result, scratch)
+        else:
+            apply_mode(args, result)
+        result["ok"] = True
+    except BaseException as exc:  # noqa: B036 - every failure must reach the bot as a result line
+        code = 1
+        result["ok"] = False
+        result["error"] = error_of(exc, project)
+        if result["error"]["kind"] == "internal":
+            traceback.print_exc(file=sys.stderr)  # dbt's own errors were logged by dbt, in its words
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+    emit(marker, result, chunk_bytes)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,131 @@
+// Package planner runs dbt for dagctl-bot: the argv of plan and apply jobs (an embedded Python helper,
+// dbt_plan.py, passed with `python -c` so that the same argv works as a local process and in a Kubernetes Job),
+// the environment every dbt job needs, and the parsers of what those jobs print.
+//
+// # The plan
+//
+// The helper uses dbt's programmatic API (dbtRunner) in the head's project directory: `dbt parse` of the head,
+// then the comparison state: the production manifest when the job is given one (StateEnv, the manifest the
+// environment's last successful deploy stored), else a `dbt parse` of the base commit's checkout (BaseDirEnv;
+// with neither, or a base without the project, every node is new). Then `dbt ls` with state:modified and each
+// sub-selector (body, configs, relation, persisted_descriptions, macros, contract, and state:new) names each
+// changed node's reasons (with indirect selection off, so a test is listed only when it changed itself);
+// state:modified+ (with dbt's eager indirect selection, what `dbt build --select state:modified+` runs) the
+// downstream; the removed nodes, which state never selects, are those of the state manifest that the head's
+// lacks (a rename is removed + new). dbt's target/ and logs/ go to a scratch directory that is removed;
+// nothing is built or run against the warehouse. The helper prints one result line (Marker); ParseResult reads
+// it into a plan.Summary whose DBT holds the manifest's side: Nodes, Downstream and ManifestScope. The files,
+// the version and the scope that decides are the bot's (scope.Fill), never the job's.
+//
+// # The apply
+//
+// The helper's apply mode runs the approved plan's exact commands (plan.DBT.Commands, built by scope.Commands
+// from commands .dagctl/config.yaml validated as plain words) in order, in the same process, each with
+// `--log-format json`, and stops at the first that fails. ParseProgress reads dbt's JSON result events.
+// Each command's artifacts go to ArtifactsDir/<n>; the last command's manifest.json and run_results.json are
+// copied to ArtifactsDir, where the executor collects them.
+package planner
+
+import (
+	_ "embed"
+	"strconv"
+
+	"github.com/dagctl/dagctl-bot/internal/plan"
+)
+
+//go:embed dbt_plan.py
+var helperSource string
+
+// HelperSource returns the embedded helper's Python source.
+func HelperSource() string { return helperSource }
+
+// Marker starts the plan's result: one line `::dagctl-dbt-plan:: {json}`, or, when the JSON is longer than
+// Options.ResultChunkBytes, consecutive lines `::dagctl-dbt-plan:: part I/N <piece>`.
+const Marker = "::dagctl-dbt-plan::"
+
+// ApplyMarker starts the apply's result line: the commands that ran and whether each succeeded.
+const ApplyMarker = "::dagctl-dbt-apply::"
+
+// SchemaVersion is the version of the helper's JSON that ParseResult reads.
+const SchemaVersion = 1
+
+// The variables the plan job reads (set by the executor, never by the PR).
+const (
+	// StateEnv names a directory holding the production manifest.json (the environment's last successful
+	// deploy); relative paths are from the project directory.
+	StateEnv = "DAGCTL_DBT_STATE"
+	// BaseDirEnv names the project's directory in a checkout of the base commit, parsed when there is no
+	// production manifest.
+	BaseDirEnv = "DAGCTL_BASE_DIR"
+)
+
+// ArtifactsDir is where an apply leaves dbt's artifacts, relative to the project directory: manifest.json and
+// run_results.json of the last command that ran (the manifest a later deploy compares with), and each
+// command's own target directory as ArtifactsDir/<n>. dbt's target/ is generated, never part of a change.
+const ArtifactsDir = "target/dagctl-apply"
+
+// DBT builds the commands of dbt jobs.
+type DBT struct {
+	// Python is the interpreter that has dbt installed: an absolute path (a virtualenv's bin/python), or a bare
+	// name such as "python3" that the job's PATH resolves (a container image).
+	Python string
+}
+
+// Options are per-project settings of a command.
+type Options struct {
+	// Target is the dbt target the plan parses with ("" = the profile's default).
+	Target string
+	// ProfilesDir is the directory of profiles.yml, relative to the project ("" = dbt's own lookup).
+	ProfilesDir string
+	// ResultChunkBytes is the longest piece of the result printed on one line; 0 means 32 KiB.
+	ResultChunkBytes int
+}
+
+// PlanCommand is the argv of a plan job for an environment: the helper in plan mode. It parses, compares and
+// prints the result line; it builds nothing.
+func (d DBT) PlanCommand(env string, opts Options) []string {
+	argv := []string{d.Python, "-c", helperSource, "plan", "--env", env}
+	if opts.Target != "" {
+		argv = append(argv, "--target", opts.Target)
+	}
+	if opts.ProfilesDir != "" {
+		argv = append(argv, "--profiles-dir", opts.ProfilesDir)
+	}
+	return append(argv, chunk(opts)...)
+}
+
+// ApplyCommand is the argv of an apply job: the helper in apply mode with the plan's scope and its exact
+// commands, in order. A nil plan gives an argv the helper refuses (a selective or all apply needs commands),
+// so an apply never runs without the plan it was approved with.
+func (d DBT) ApplyCommand(env string, p *plan.DBT, opts Options) []string {
+	scope := ""
+	var commands []string
+	if p != nil {
+		scope, commands = string(p.Scope), p.Commands
+	}
+	argv := []string{d.Python, "-c", helperSource, "apply", "--env", env, "--scope", scope, "--artifacts", ArtifactsDir}
+	for _, c := range commands {
+		argv = append(argv, "--command", c)
+	}
+	return append(argv, chunk(opts)...)
+}
+
+func chunk(opts Options) []string {
+	if opts.ResultChunkBytes > 0 {
+		return []string{"--result-chunk-bytes", strconv.Itoa(opts.ResultChunkBytes)}
+	}
+	return nil
+}
+
+// Env is what every dbt job needs on top of the project's variables: no tracking (no .user.yml cookie is
+// written next to profiles.yml in the checkout), no colours, unbuffered UTF-8 output so that lines stream.
+func (DBT) Env() map[string]string {
+	return map[string]string{
+		"DO_NOT_TRACK":                   "1",
+		"DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+		"DBT_USE_COLORS":                 "false",
+		"NO_COLOR":                       "1",
+		"PYTHONUNBUFFERED":               "1",
+		"PYTHONIOENCODING":               "utf-8",
+	}
+}
