@@ -182,6 +182,14 @@ var (
 	imageRefRE = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(\.[a-z0-9]+([._-][a-z0-9]+)*)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
 )
 
+// namesRegistry reports whether an image repository starts with a registry host, as the image builders read it
+// (go-containerregistry's strict references): a first part with a dot or a port, or localhost. "acme/marts" would
+// otherwise be pushed to Docker Hub's acme/marts, which is not what a team writing it meant.
+func namesRegistry(repository string) bool {
+	host, _, _ := strings.Cut(repository, "/")
+	return strings.ContainsAny(host, ".:") || host == "localhost"
+}
+
 // dbtSubcommands are the dbt commands an apply may run; the ones that select nodes get the state selection
 // of a selective deploy.
 var dbtSubcommands = map[string]bool{
@@ -331,6 +339,8 @@ func validateDBTImage(ps *problems, raw rawDBTImage, projectPath string) *DBTIma
 	case v.Set:
 		if len(v.V) > 255 || !imageRepositoryRE.MatchString(v.V) {
 			ps.add(v.At, "%s is not an image repository (registry/path, lower case, without a tag or digest)", quote(v.V))
+		} else if !namesRegistry(v.V) {
+			ps.add(v.At, "%s names no registry: start with its host (ghcr.io/%s, localhost:5000/%s)", quote(v.V), v.V, v.V)
 		} else {
 			img.Repository = v.V
 		}

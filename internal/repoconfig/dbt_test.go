@@ -94,6 +94,8 @@ func TestParseDBTProblems(t *testing.T) {
 			`.dagctl/config.yaml:6: projects[0].image.builder: "kaniko" is not one of layers, dockerfile`,
 			`.dagctl/config.yaml:7: projects[0].image.dockerfile: "/Dockerfile" must be relative to the repository root`,
 			`.dagctl/config.yaml:8: projects[0].image.colour: unknown key (known keys: base, repository, builder, dockerfile)`}},
+		{"image repository without a registry", "version: 1\nprojects:\n  - framework: dbt\n    image: {base: 'ghcr.io/dbt-labs/dbt-duckdb:1.9.0', repository: acme/marts}\n", []string{
+			`.dagctl/config.yaml:4: projects[0].image.repository: "acme/marts" names no registry: start with its host (ghcr.io/acme/marts, localhost:5000/acme/marts)`}},
 		{"image without repository, bad base", "version: 1\nprojects:\n  - framework: dbt\n    image: {base: 'Not An Image'}\n", []string{
 			".dagctl/config.yaml:4: projects[0].image.repository: is required: where the deploy image is pushed (registry/path)",
 			`.dagctl/config.yaml:4: projects[0].image.base: "Not An Image" is not an image reference (registry/repository[:tag][@sha256:digest], lower case)`}},
