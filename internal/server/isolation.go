@@ -22,7 +22,7 @@ type jobIsolation struct {
 }
 
 // notIsolatedRisk is what running jobs as the bot's user means, for the warning and /readyz.
-const notIsolatedRisk = "pull-request code can read and write the bot's database (GitHub App credentials, the " +
+const notIsolatedRisk = "pull-request code can read and write the bot's database (the forges' credentials, the " +
 	"log-link key, the webhook queue) and read the environment of other running jobs"
 
 // notIsolatedFix is what the operator can do about it.

@@ -534,7 +534,12 @@ func (s *Server) setupHandler() http.Handler {
 	if !s.forges.configured(ghadapter.Forge) {
 		// Printed once, here: reading the bot's log is what proves the visitor of /setup is its operator.
 		code = setup.NewCode()
-		s.log.Warn("no GitHub App configured: create one through the manifest flow with this one-time setup code",
+		// A bot serving GitLab alone is set up as its operator meant: the code is for adding GitHub, not a warning.
+		level := slog.LevelWarn
+		if s.cfg.GitLab.Enabled() {
+			level = slog.LevelInfo
+		}
+		s.log.Log(context.Background(), level, "no GitHub App configured: create one through the manifest flow with this one-time setup code",
 			"open", strings.TrimRight(s.cfg.PublicURL, "/")+setup.SetupPath(code))
 	}
 	return &setup.Handler{
