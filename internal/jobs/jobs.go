@@ -33,7 +33,19 @@ type Source struct {
 	// TokenUser is the HTTP basic-auth user name sent with Token: empty means "x-access-token" (GitHub
 	// installation tokens); GitLab tokens use "oauth2".
 	TokenUser string
+	// BaseSHA, when set, is a second commit of the same repository (the commit last applied to the environment,
+	// or the merge base) checked out with the same URL and credentials beside SHA's checkout, never inside it.
+	// The job finds the project there in EnvBaseDir, read-only where the executor can make it so. It needs
+	// CloneURL.
+	BaseSHA string
 }
+
+// Variables the executors set for a job, overriding any of the same name in Spec.Env.
+const (
+	// EnvBaseDir is the project's Subdir inside the base checkout (Source.BaseSHA); unset without one. It may
+	// not exist: the base commit need not have the project yet.
+	EnvBaseDir = "DAGCTL_BASE_DIR"
+)
 
 // Spec is everything an executor needs to run one job.
 type Spec struct {

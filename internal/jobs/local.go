@@ -283,6 +283,10 @@ func validateLocal(spec Spec) error {
 		return errors.New("job needs exactly one of Source.Dir and Source.CloneURL")
 	case src.CloneURL != "" && !validSHA(src.SHA):
 		return fmt.Errorf("job needs a full lower-case commit SHA, not %q", src.SHA)
+	case src.BaseSHA != "" && src.CloneURL == "":
+		return errors.New("job's Source.BaseSHA needs Source.CloneURL")
+	case src.BaseSHA != "" && !validSHA(src.BaseSHA):
+		return fmt.Errorf("job needs a full lower-case base commit SHA, not %q", src.BaseSHA)
 	case spec.Subdir != "" && !filepath.IsLocal(spec.Subdir):
 		return fmt.Errorf("job subdirectory %q must be a relative path inside the checkout", spec.Subdir)
 	}
@@ -427,9 +431,31 @@ func (j *localJob) execute() Result {
 		return Result{ExitCode: -1, Reason: ReasonStartFailed}
 	}
 
-	env := make(map[string]string, len(j.spec.Env)+2)
+	env := make(map[string]string, len(j.spec.Env)+4)
 	for k, v := range j.spec.Env {
 		env[k] = v
+	}
+	delete(env, EnvBaseDir) // the executor's to set
+	// Directories the job reads but does not own: left out of the chown below.
+	var readOnly []string
+	if src.BaseSHA != "" {
+		// Beside the head's checkout, not inside it: nothing the job does in its project reaches the base.
+		baseCheckout := filepath.Join(j.scratch, "base")
+		baseSrc := src
+		baseSrc.SHA = src.BaseSHA
+		if err := checkout(j.ctx, baseCheckout, baseSrc); err != nil {
+			if reason := j.stopReason(); reason != "" {
+				return Result{ExitCode: -1, Reason: reason}
+			}
+			j.emit("stderr", fmt.Sprintf("dagctl: checking out the base %s from %s: %v", src.BaseSHA, src.CloneURL, err))
+			return Result{ExitCode: -1, Reason: ReasonCheckoutFailed}
+		}
+		if err := makeReadOnly(baseCheckout); err != nil {
+			j.emit("stderr", "dagctl: making the base checkout read-only: "+err.Error())
+			return Result{ExitCode: -1, Reason: ReasonStartFailed}
+		}
+		readOnly = append(readOnly, baseCheckout)
+		env[EnvBaseDir] = filepath.Join(baseCheckout, j.spec.Subdir)
 	}
 	// A fresh home: the bot user's ~/.sqlmesh, ~/.dbt or ~/.netrc are none of the job's business. And
 	// temporary files of its own, removed with it, rather than in a /tmp that other jobs see.
@@ -445,8 +471,9 @@ func (j *localJob) execute() Result {
 		env[name] = path
 	}
 	if j.user != nil {
-		// The job's user owns its directory, checkout included, and nothing else of the bot's.
-		if err := chownTree(j.scratch, int(j.user.uid), int(j.user.uid)); err != nil {
+		// The job's user owns its directory, checkout included, and nothing else of the bot's; what it only
+		// reads stays the bot's (readable, not writable).
+		if err := chownTree(j.scratch, int(j.user.uid), int(j.user.uid), readOnly...); err != nil {
 			j.emit("stderr", "dagctl: handing the job its directory: "+err.Error())
 			return Result{ExitCode: -1, Reason: ReasonStartFailed}
 		}
@@ -592,13 +619,41 @@ func (j *localJob) runProcess(dir string, env map[string]string, argv []string) 
 	return result
 }
 
-// chownTree gives every file under root (root included, symbolic links themselves) to uid and gid.
-func chownTree(root string, uid, gid int) error {
-	return filepath.WalkDir(root, func(path string, _ fs.DirEntry, err error) error {
+// chownTree gives every file under root (root included, symbolic links themselves) to uid and gid, except the
+// trees under skip.
+func chownTree(root string, uid, gid int, skip ...string) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
+		for _, s := range skip {
+			if path == s && d.IsDir() {
+				return filepath.SkipDir
+			}
+		}
 		return os.Lchown(path, uid, gid)
+	})
+}
+
+// makeReadOnly takes the write permission off every file and directory under root and lets others read them:
+// a job of its own user reads a tree the bot owns and cannot change it; a job of the bot's user could chmod it
+// back, so there it is a guard against mistakes, not a boundary.
+func makeReadOnly(root string) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			return nil // its own mode means nothing; its target is checked where it is read
+		case d.IsDir():
+			return os.Chmod(path, 0o555)
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.Chmod(path, info.Mode().Perm()&^0o222|0o444)
 	})
 }
 

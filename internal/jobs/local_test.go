@@ -232,15 +232,17 @@ func TestLocalMasksTheCloneTokenInOutput(t *testing.T) {
 func TestLocalRejectsBadSpecs(t *testing.T) {
 	sha := strings.Repeat("ab", 20)
 	for name, spec := range map[string]Spec{
-		"no command":       {Source: Source{Dir: "/tmp"}},
-		"no source":        {Command: []string{"true"}},
-		"two sources":      {Source: Source{Dir: "/tmp", CloneURL: "/repo", SHA: sha}, Command: []string{"true"}},
-		"branch, not SHA":  {Source: Source{CloneURL: "/repo", SHA: "main"}, Command: []string{"true"}},
-		"short SHA":        {Source: Source{CloneURL: "/repo", SHA: sha[:12]}, Command: []string{"true"}},
-		"subdir escapes":   {Source: Source{Dir: "/tmp"}, Subdir: "../etc", Command: []string{"true"}},
-		"absolute subdir":  {Source: Source{Dir: "/tmp"}, Subdir: "/etc", Command: []string{"true"}},
-		"upper-case SHA":   {Source: Source{CloneURL: "/repo", SHA: strings.ToUpper(sha)}, Command: []string{"true"}},
-		"empty executable": {Source: Source{Dir: "/tmp"}, Command: []string{""}},
+		"no command":         {Source: Source{Dir: "/tmp"}},
+		"no source":          {Command: []string{"true"}},
+		"two sources":        {Source: Source{Dir: "/tmp", CloneURL: "/repo", SHA: sha}, Command: []string{"true"}},
+		"branch, not SHA":    {Source: Source{CloneURL: "/repo", SHA: "main"}, Command: []string{"true"}},
+		"short SHA":          {Source: Source{CloneURL: "/repo", SHA: sha[:12]}, Command: []string{"true"}},
+		"subdir escapes":     {Source: Source{Dir: "/tmp"}, Subdir: "../etc", Command: []string{"true"}},
+		"absolute subdir":    {Source: Source{Dir: "/tmp"}, Subdir: "/etc", Command: []string{"true"}},
+		"upper-case SHA":     {Source: Source{CloneURL: "/repo", SHA: strings.ToUpper(sha)}, Command: []string{"true"}},
+		"empty executable":   {Source: Source{Dir: "/tmp"}, Command: []string{""}},
+		"base without clone": {Source: Source{Dir: "/tmp", BaseSHA: sha}, Command: []string{"true"}},
+		"base not a SHA":     {Source: Source{CloneURL: "/repo", SHA: sha, BaseSHA: "main"}, Command: []string{"true"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			l, workDir := newTestLocal(t, 0)
