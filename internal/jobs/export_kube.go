@@ -15,6 +15,9 @@ func Checkout(ctx context.Context, dir string, src Source) error {
 	return checkout(ctx, dir, src)
 }
 
+// ValidSHA reports whether s is a full, lower-case commit id, as a job's commits must be.
+func ValidSHA(s string) bool { return validSHA(s) }
+
 // ReadLines reads r line by line, as the local executor reads a job's output (long lines cut, invalid UTF-8
 // replaced), and calls emit for each line until EOF or an error.
 func ReadLines(r io.Reader, emit func(string)) error { return readLines(r, emit) }

@@ -24,6 +24,7 @@ const (
 
 	binMount       = "/dagctl/bin"
 	workspaceMount = "/dagctl/workspace"
+	baseMount      = "/dagctl/base" // the base commit's checkout (Source.BaseSHA), read-only in the job container
 	tmpMount       = "/tmp"
 
 	runnerEnvPrefix = "DAGCTL_JOB_"
@@ -33,6 +34,8 @@ const (
 	envCloneSHA     = "DAGCTL_JOB_SHA"
 	envCloneUser    = "DAGCTL_JOB_CLONE_USER"
 	envCloneToken   = "DAGCTL_JOB_CLONE_TOKEN"
+	envBaseSHA      = "DAGCTL_JOB_BASE_SHA"
+	envBaseCheckout = "DAGCTL_JOB_BASE_CHECKOUT"
 	envWorkspace    = "DAGCTL_JOB_WORKSPACE"
 	envBinDir       = "DAGCTL_JOB_BIN_DIR"
 	envSubdir       = "DAGCTL_JOB_SUBDIR"
@@ -62,6 +65,9 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 	if len(spec.Command) == 0 {
 		return nil, fmt.Errorf("kube: run %s has no command", spec.RunID)
 	}
+	if base := spec.Source.BaseSHA; base != "" && !jobs.ValidSHA(base) {
+		return nil, fmt.Errorf("kube: run %s: the base must be a full lower-case commit SHA, not %q", spec.RunID, base)
+	}
 	subdir := path.Clean("/" + spec.Subdir)[1:] // no escaping the checkout
 	image := spec.Image
 	if image == "" {
@@ -89,6 +95,18 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 		{Name: "workspace", MountPath: workspaceMount},
 		{Name: "tmp", MountPath: tmpMount},
 	}
+	volumes := []corev1.Volume{emptyDir("bin"), emptyDir("workspace"), emptyDir("tmp")}
+	// The init container writes what the job only reads; the job container mounts it read-only.
+	checkoutMounts := append([]corev1.VolumeMount(nil), mounts...)
+	jobMounts := append([]corev1.VolumeMount(nil), mounts...)
+	var checkoutEnv, jobEnv []corev1.EnvVar
+	if base := spec.Source.BaseSHA; base != "" {
+		volumes = append(volumes, emptyDir("base"))
+		checkoutMounts = append(checkoutMounts, corev1.VolumeMount{Name: "base", MountPath: baseMount})
+		jobMounts = append(jobMounts, corev1.VolumeMount{Name: "base", MountPath: baseMount, ReadOnly: true})
+		checkoutEnv = append(checkoutEnv, corev1.EnvVar{Name: envBaseSHA, Value: base}, corev1.EnvVar{Name: envBaseCheckout, Value: baseMount})
+		jobEnv = append(jobEnv, corev1.EnvVar{Name: jobs.EnvBaseDir, Value: path.Join(baseMount, subdir)})
+	}
 	containerSecurity := &corev1.SecurityContext{
 		RunAsNonRoot:             ptr.To(true),
 		RunAsUser:                ptr.To(e.cfg.RunAsUser),
@@ -104,7 +122,7 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 		Name:    initContainerName,
 		Image:   e.cfg.RunnerImage,
 		Command: []string{e.cfg.RunnerPath, "job-run", "checkout"},
-		Env: []corev1.EnvVar{
+		Env: append([]corev1.EnvVar{
 			{Name: envCloneURL, Value: spec.Source.CloneURL},
 			{Name: envCloneSHA, Value: spec.Source.SHA},
 			{Name: envCloneUser, Value: spec.Source.TokenUser},
@@ -115,8 +133,8 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 			{Name: envBinDir, Value: binMount},
 			{Name: envReportGrace, Value: e.cfg.ReportGrace.String()},
 			{Name: "HOME", Value: tmpMount},
-		},
-		VolumeMounts:             mounts,
+		}, checkoutEnv...),
+		VolumeMounts:             checkoutMounts,
 		Resources:                e.cfg.Resources,
 		SecurityContext:          containerSecurity,
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
@@ -126,7 +144,7 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 	names := make([]string, 0, len(spec.Env))
 	for name := range spec.Env {
 		// PATH is the image's: the bot's own PATH says nothing about where the image installed its tools.
-		if !strings.HasPrefix(name, runnerEnvPrefix) && name != "PATH" {
+		if !strings.HasPrefix(name, runnerEnvPrefix) && name != "PATH" && !executorVariable[name] {
 			names = append(names, name)
 		}
 	}
@@ -137,6 +155,7 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 	if _, ok := spec.Env["HOME"]; !ok {
 		env = append(env, corev1.EnvVar{Name: "HOME", Value: tmpMount}) // the root file system is read-only
 	}
+	env = append(env, jobEnv...)
 	env = append(env,
 		corev1.EnvVar{Name: envReportURL, Value: reportURL},
 		fromSecret(envReportToken, secretKeyReportToken, false),
@@ -165,7 +184,7 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 		WorkingDir:               path.Join(workspaceMount, subdir),
 		Env:                      env,
 		EnvFrom:                  envFrom,
-		VolumeMounts:             mounts,
+		VolumeMounts:             jobMounts,
 		Resources:                e.cfg.Resources,
 		SecurityContext:          containerSecurity,
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
@@ -174,9 +193,6 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 	var pullSecrets []corev1.LocalObjectReference
 	for _, s := range e.cfg.ImagePullSecrets {
 		pullSecrets = append(pullSecrets, corev1.LocalObjectReference{Name: s})
-	}
-	emptyDir := func(name string) corev1.Volume {
-		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
 	}
 
 	return &batchv1.Job{
@@ -210,12 +226,19 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 					},
 					InitContainers: []corev1.Container{checkout},
 					Containers:     []corev1.Container{main},
-					Volumes:        []corev1.Volume{emptyDir("bin"), emptyDir("workspace"), emptyDir("tmp")},
+					Volumes:        volumes,
 				},
 			},
 		},
 	}, nil
 }
+
+func emptyDir(name string) corev1.Volume {
+	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
+}
+
+// executorVariable names the job variables the executor sets itself; the spec's values of them are dropped.
+var executorVariable = map[string]bool{jobs.EnvBaseDir: true}
 
 // buildSecret holds the run's tokens. It is owned by the Job, so the garbage collector deletes it with the Job
 // (after a cancel, or when the TTL controller removes the finished Job).

@@ -88,6 +88,15 @@ func runCheckout(ctx context.Context, vars map[string]string) int {
 	if err := jobs.Checkout(ctx, workspace, src); err != nil {
 		return fail(fmt.Errorf("checking out %s: %w", src.SHA, err))
 	}
+	if baseSHA := vars[envBaseSHA]; baseSHA != "" {
+		// The same URL and token, into the volume the job container mounts read-only.
+		base := src
+		base.SHA = baseSHA
+		say("checking out the base " + baseSHA)
+		if err := jobs.Checkout(ctx, vars[envBaseCheckout], base); err != nil {
+			return fail(fmt.Errorf("checking out the base %s: %w", baseSHA, err))
+		}
+	}
 	rep.finish(nil, grace)
 	// The job container continues the numbering, so that the bot does not take its lines for resent ones.
 	if err := os.WriteFile(filepath.Join(binDir, lineOffsetFile), []byte(strconv.FormatInt(rep.count(), 10)), 0o644); err != nil {
