@@ -15,6 +15,15 @@ func Checkout(ctx context.Context, dir string, src Source) error {
 	return checkout(ctx, dir, src)
 }
 
+// WriteInputs checks a job's inputs (CheckInputs) and writes them into dir, read-only, as the local executor does;
+// the Kubernetes executor's init container calls it with the inputs it fetched from the bot.
+func WriteInputs(dir string, inputs map[string][]byte) error {
+	if err := CheckInputs(inputs); err != nil {
+		return err
+	}
+	return writeInputs(dir, inputs)
+}
+
 // ValidSHA reports whether s is a full, lower-case commit id, as a job's commits must be.
 func ValidSHA(s string) bool { return validSHA(s) }
 

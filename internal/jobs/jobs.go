@@ -6,6 +6,7 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -45,7 +46,14 @@ const (
 	// EnvBaseDir is the project's Subdir inside the base checkout (Source.BaseSHA); unset without one. It may
 	// not exist: the base commit need not have the project yet.
 	EnvBaseDir = "DAGCTL_BASE_DIR"
+	// EnvInputDir is the directory holding Spec.Inputs, read-only where the executor can make it so; unset
+	// without inputs.
+	EnvInputDir = "DAGCTL_INPUT_DIR"
 )
+
+// MaxInputBytes caps the total size of a job's Spec.Inputs (64 MiB: a large dbt project's manifest). The
+// Kubernetes executor serves them over HTTP because a ConfigMap or Secret holds at most 1 MiB.
+const MaxInputBytes = 64 << 20
 
 // Spec is everything an executor needs to run one job.
 type Spec struct {
@@ -66,11 +74,37 @@ type Spec struct {
 	Timeout time.Duration
 	// Image is the container image for executors that run containers; the local executor ignores it.
 	Image string
+	// Inputs are files the bot gives the job (the production manifest of the environment's last deploy), by
+	// plain file name (ValidInputName), in a directory of their own (EnvInputDir) that is not the checkout and
+	// goes with the job; at most MaxInputBytes in all.
+	Inputs map[string][]byte
 	// Secrets names secrets whose keys become environment variables of the job (Kubernetes: Secrets in the jobs
 	// namespace, attached with envFrom; their values reach the bot only when it reads a Secret to check it, and
 	// then to mask them). Only those the executor allows (SecretChecker) are mounted. Executors without a secret
 	// store ignore them.
 	Secrets []string
+}
+
+// ValidInputName reports whether name is a plain file name, fit for an input: not empty, no path separator,
+// not "." or "..", no NUL, at most 255 bytes.
+func ValidInputName(name string) bool {
+	return name != "" && name != "." && name != ".." && len(name) <= 255 && !strings.ContainsAny(name, "/\\\x00")
+}
+
+// CheckInputs says what is wrong with a job's inputs: a name that is not a plain file name, or more than
+// MaxInputBytes in all.
+func CheckInputs(inputs map[string][]byte) error {
+	total := 0
+	for name, content := range inputs {
+		if !ValidInputName(name) {
+			return fmt.Errorf("job input %q must be a plain file name", name)
+		}
+		total += len(content)
+	}
+	if total > MaxInputBytes {
+		return fmt.Errorf("job inputs are %d bytes, over the cap of %d", total, MaxInputBytes)
+	}
+	return nil
 }
 
 // Line is one line of output, as it arrives.

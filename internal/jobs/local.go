@@ -290,7 +290,7 @@ func validateLocal(spec Spec) error {
 	case spec.Subdir != "" && !filepath.IsLocal(spec.Subdir):
 		return fmt.Errorf("job subdirectory %q must be a relative path inside the checkout", spec.Subdir)
 	}
-	return nil
+	return CheckInputs(spec.Inputs)
 }
 
 func orNone(reason string) string {
@@ -436,6 +436,7 @@ func (j *localJob) execute() Result {
 		env[k] = v
 	}
 	delete(env, EnvBaseDir) // the executor's to set
+	delete(env, EnvInputDir)
 	// Directories the job reads but does not own: left out of the chown below.
 	var readOnly []string
 	if src.BaseSHA != "" {
@@ -456,6 +457,15 @@ func (j *localJob) execute() Result {
 		}
 		readOnly = append(readOnly, baseCheckout)
 		env[EnvBaseDir] = filepath.Join(baseCheckout, j.spec.Subdir)
+	}
+	if len(j.spec.Inputs) > 0 {
+		inputs := filepath.Join(j.scratch, "inputs")
+		if err := writeInputs(inputs, j.spec.Inputs); err != nil {
+			j.emit("stderr", "dagctl: writing the job's inputs: "+err.Error())
+			return Result{ExitCode: -1, Reason: ReasonStartFailed}
+		}
+		readOnly = append(readOnly, inputs)
+		env[EnvInputDir] = inputs
 	}
 	// A fresh home: the bot user's ~/.sqlmesh, ~/.dbt or ~/.netrc are none of the job's business. And
 	// temporary files of its own, removed with it, rather than in a /tmp that other jobs see.
@@ -633,6 +643,20 @@ func chownTree(root string, uid, gid int, skip ...string) error {
 		}
 		return os.Lchown(path, uid, gid)
 	})
+}
+
+// writeInputs writes a job's inputs into dir (created if missing), read-only; their names are checked already
+// (CheckInputs).
+func writeInputs(dir string, inputs map[string][]byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for name, content := range inputs {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
+			return err
+		}
+	}
+	return makeReadOnly(dir)
 }
 
 // makeReadOnly takes the write permission off every file and directory under root and lets others read them:
