@@ -148,6 +148,7 @@ func (e *Executor) Start(ctx context.Context, spec jobs.Spec, sink jobs.Sink) (j
 		return nil, err
 	}
 	h := e.follow(spec.RunID, job.Name, maskValues(sink, values))
+	h.setInputs(spec.Inputs)
 	created, err := e.client.BatchV1().Jobs(e.cfg.Namespace).Create(ctx, job, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		// A retried Start: the Job of this run exists already, which is fine if it is really this run's.

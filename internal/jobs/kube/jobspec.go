@@ -24,7 +24,8 @@ const (
 
 	binMount       = "/dagctl/bin"
 	workspaceMount = "/dagctl/workspace"
-	baseMount      = "/dagctl/base" // the base commit's checkout (Source.BaseSHA), read-only in the job container
+	baseMount      = "/dagctl/base"   // the base commit's checkout (Source.BaseSHA), read-only in the job container
+	inputsMount    = "/dagctl/inputs" // the job's inputs (Spec.Inputs), fetched from the bot, read-only in the job container
 	tmpMount       = "/tmp"
 
 	runnerEnvPrefix = "DAGCTL_JOB_"
@@ -36,6 +37,8 @@ const (
 	envCloneToken   = "DAGCTL_JOB_CLONE_TOKEN"
 	envBaseSHA      = "DAGCTL_JOB_BASE_SHA"
 	envBaseCheckout = "DAGCTL_JOB_BASE_CHECKOUT"
+	// envInputsDir tells the init container to fetch the run's inputs from the bot into that directory.
+	envInputsDir = "DAGCTL_JOB_INPUTS_DIR"
 	envWorkspace    = "DAGCTL_JOB_WORKSPACE"
 	envBinDir       = "DAGCTL_JOB_BIN_DIR"
 	envSubdir       = "DAGCTL_JOB_SUBDIR"
@@ -67,6 +70,9 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 	}
 	if base := spec.Source.BaseSHA; base != "" && !jobs.ValidSHA(base) {
 		return nil, fmt.Errorf("kube: run %s: the base must be a full lower-case commit SHA, not %q", spec.RunID, base)
+	}
+	if err := jobs.CheckInputs(spec.Inputs); err != nil {
+		return nil, fmt.Errorf("kube: run %s: %w", spec.RunID, err)
 	}
 	subdir := path.Clean("/" + spec.Subdir)[1:] // no escaping the checkout
 	image := spec.Image
@@ -106,6 +112,13 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 		jobMounts = append(jobMounts, corev1.VolumeMount{Name: "base", MountPath: baseMount, ReadOnly: true})
 		checkoutEnv = append(checkoutEnv, corev1.EnvVar{Name: envBaseSHA, Value: base}, corev1.EnvVar{Name: envBaseCheckout, Value: baseMount})
 		jobEnv = append(jobEnv, corev1.EnvVar{Name: jobs.EnvBaseDir, Value: path.Join(baseMount, subdir)})
+	}
+	if len(spec.Inputs) > 0 {
+		volumes = append(volumes, emptyDir("inputs"))
+		checkoutMounts = append(checkoutMounts, corev1.VolumeMount{Name: "inputs", MountPath: inputsMount})
+		jobMounts = append(jobMounts, corev1.VolumeMount{Name: "inputs", MountPath: inputsMount, ReadOnly: true})
+		checkoutEnv = append(checkoutEnv, corev1.EnvVar{Name: envInputsDir, Value: inputsMount})
+		jobEnv = append(jobEnv, corev1.EnvVar{Name: jobs.EnvInputDir, Value: inputsMount})
 	}
 	containerSecurity := &corev1.SecurityContext{
 		RunAsNonRoot:             ptr.To(true),
@@ -238,7 +251,7 @@ func emptyDir(name string) corev1.Volume {
 }
 
 // executorVariable names the job variables the executor sets itself; the spec's values of them are dropped.
-var executorVariable = map[string]bool{jobs.EnvBaseDir: true}
+var executorVariable = map[string]bool{jobs.EnvBaseDir: true, jobs.EnvInputDir: true}
 
 // buildSecret holds the run's tokens. It is owned by the Job, so the garbage collector deletes it with the Job
 // (after a cancel, or when the TTL controller removes the finished Job).

@@ -83,6 +83,26 @@ func runCheckout(ctx context.Context, vars map[string]string) int {
 	if err := copySelf(filepath.Join(binDir, "dagctl-bot")); err != nil {
 		return fail(fmt.Errorf("copying the runner: %w", err))
 	}
+	if dir := vars[envInputsDir]; dir != "" {
+		// Before the checkout: the bot may be down a while (a restart), and a run whose inputs were lost fails
+		// before it fetches anything else.
+		reportGrace := defaultReportGrace
+		if d, err := time.ParseDuration(vars[envReportGrace]); err == nil {
+			reportGrace = d
+		}
+		inputs, err := rep.fetchInputs(ctx, reportGrace)
+		if errors.Is(err, errInputsLost) {
+			fail(err)
+			return exitInputsLost
+		}
+		if err != nil {
+			return fail(fmt.Errorf("fetching the job's inputs: %w", err))
+		}
+		if err := jobs.WriteInputs(dir, inputs); err != nil {
+			return fail(fmt.Errorf("writing the job's inputs: %w", err))
+		}
+		say(fmt.Sprintf("fetched %d inputs", len(inputs)))
+	}
 	src := jobs.Source{CloneURL: vars[envCloneURL], SHA: vars[envCloneSHA], Token: vars[envCloneToken], TokenUser: vars[envCloneUser]}
 	say("checking out " + src.SHA)
 	if err := jobs.Checkout(ctx, workspace, src); err != nil {
@@ -504,6 +524,66 @@ func (r *reporter) post(ctx context.Context, path string, body any) error {
 	default:
 		return fmt.Errorf("report %s: %s", path, resp.Status)
 	}
+}
+
+var errInputsLost = errors.New("the bot no longer has the job's inputs (it restarted before the job fetched them); start the job again")
+
+// fetchInputs gets the run's inputs from the bot (GET .../inputs), retrying while the bot is unreachable or not
+// following the run yet, until grace has passed.
+func (r *reporter) fetchInputs(ctx context.Context, grace time.Duration) (map[string][]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	backoff := retryMin
+	for {
+		inputs, retry, err := r.getInputs(ctx)
+		if err == nil || !retry {
+			return inputs, err
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("gave up after %s: %w", grace, err)
+		}
+		backoff = min(2*backoff, retryMax)
+	}
+}
+
+func (r *reporter) getInputs(ctx context.Context) (inputs map[string][]byte, retry bool, err error) {
+	if r.url == "" {
+		return nil, false, errors.New("no report URL to fetch the inputs from")
+	}
+	reqCtx, cancel := context.WithTimeout(ctx, 2*time.Minute) // up to 64 MiB
+	defer cancel()
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, r.url+"/inputs", nil)
+	if err != nil {
+		return nil, false, err
+	}
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	client := r.client
+	client.Timeout = 0 // the request's context bounds it
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, true, err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusConflict:
+		return nil, false, errInputsLost
+	case resp.StatusCode == http.StatusGone, resp.StatusCode == http.StatusUnauthorized:
+		return nil, false, fmt.Errorf("the bot refuses this run's inputs (%s)", resp.Status)
+	default:
+		return nil, true, fmt.Errorf("inputs: %s", resp.Status)
+	}
+	var body inputsBody
+	limited := &io.LimitedReader{R: resp.Body, N: maxInputsBody + 1}
+	if err := json.NewDecoder(limited).Decode(&body); err != nil {
+		if limited.N <= 0 {
+			return nil, false, fmt.Errorf("inputs: the answer is over %d bytes", maxInputsBody)
+		}
+		return nil, true, fmt.Errorf("inputs: %w", err)
+	}
+	return body.Files, false, nil
 }
 
 // finish stops the background sender, delivers the remaining lines and then the result (nil: none), trying
