@@ -38,11 +38,11 @@ const (
 	envBaseSHA      = "DAGCTL_JOB_BASE_SHA"
 	envBaseCheckout = "DAGCTL_JOB_BASE_CHECKOUT"
 	// envInputsDir tells the init container to fetch the run's inputs from the bot into that directory.
-	envInputsDir = "DAGCTL_JOB_INPUTS_DIR"
-	envWorkspace    = "DAGCTL_JOB_WORKSPACE"
-	envBinDir       = "DAGCTL_JOB_BIN_DIR"
-	envSubdir       = "DAGCTL_JOB_SUBDIR"
-	envReportGrace  = "DAGCTL_JOB_REPORT_GRACE"
+	envInputsDir   = "DAGCTL_JOB_INPUTS_DIR"
+	envWorkspace   = "DAGCTL_JOB_WORKSPACE"
+	envBinDir      = "DAGCTL_JOB_BIN_DIR"
+	envSubdir      = "DAGCTL_JOB_SUBDIR"
+	envReportGrace = "DAGCTL_JOB_REPORT_GRACE"
 	// envSetup holds the job's setup steps (jobs.Spec.Setup) as a JSON list of argvs.
 	envSetup = "DAGCTL_JOB_SETUP_STEPS"
 	// EnvTerminationLog overrides /dev/termination-log (for tests that play the node).
