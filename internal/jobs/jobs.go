@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -78,6 +80,10 @@ type Spec struct {
 	// plain file name (ValidInputName), in a directory of their own (EnvInputDir) that is not the checkout and
 	// goes with the job; at most MaxInputBytes in all.
 	Inputs map[string][]byte
+	// Collect are files the job leaves in its project directory (Subdir) that come back on its Result, by path
+	// relative to it ("target/manifest.json"; ValidArtifactPath), read once the command has ended: at most
+	// MaxCollect paths, each file at most MaxArtifactBytes.
+	Collect []string
 	// Secrets names secrets whose keys become environment variables of the job (Kubernetes: Secrets in the jobs
 	// namespace, attached with envFrom; their values reach the bot only when it reads a Secret to check it, and
 	// then to mask them). Only those the executor allows (SecretChecker) are mounted. Executors without a secret
@@ -107,6 +113,38 @@ func CheckInputs(inputs map[string][]byte) error {
 	return nil
 }
 
+// MaxArtifactBytes caps each artifact of a job (Spec.Collect): 64 MiB, a large dbt project's manifest. A file
+// over it is an error on the result (Result.ArtifactErrors), never a truncated file.
+const MaxArtifactBytes = 64 << 20
+
+// MaxCollect caps the number of paths a job collects, so that its result has a bounded size.
+const MaxCollect = 8
+
+// ValidArtifactPath reports whether p names a file inside a project directory, as Spec.Collect takes it: a
+// clean relative path with "/" between its parts, no "..", not absolute, no backslash or NUL.
+func ValidArtifactPath(p string) bool {
+	return p != "" && len(p) <= 1024 && path.Clean(p) == p && filepath.IsLocal(p) && !strings.ContainsAny(p, "\\\x00")
+}
+
+// CheckCollect says what is wrong with a job's Spec.Collect: too many paths, one that is not a
+// ValidArtifactPath, or one named twice.
+func CheckCollect(paths []string) error {
+	if len(paths) > MaxCollect {
+		return fmt.Errorf("a job collects at most %d files, not %d", MaxCollect, len(paths))
+	}
+	seen := map[string]bool{}
+	for _, p := range paths {
+		if !ValidArtifactPath(p) {
+			return fmt.Errorf("job artifact %q must be a clean relative path inside the project", p)
+		}
+		if seen[p] {
+			return fmt.Errorf("job artifact %q is named twice", p)
+		}
+		seen[p] = true
+	}
+	return nil
+}
+
 // Line is one line of output, as it arrives.
 type Line struct {
 	Stream string // "stdout" or "stderr"
@@ -130,6 +168,13 @@ type Result struct {
 	// executor-specific reason such as "OOMKilled" or "ImagePullBackOff".
 	Reason   string
 	Duration time.Duration
+	// Artifacts are the files of Spec.Collect the job left, whole, by their path; every other path of
+	// Spec.Collect is in ArtifactErrors with the reason (missing, over MaxArtifactBytes, not a regular file of
+	// the project, the command did not run, it did not reach the bot). They are the job's output, as forgeable
+	// by PR code as its log. They live only in memory: the store keeps a run's exit code and reason
+	// (db.RunResultFrom), so a bot restarted before the caller took them has lost them.
+	Artifacts      map[string][]byte
+	ArtifactErrors map[string]string
 }
 
 // Reasons shared by all executors.

@@ -290,6 +290,9 @@ func validateLocal(spec Spec) error {
 	case spec.Subdir != "" && !filepath.IsLocal(spec.Subdir):
 		return fmt.Errorf("job subdirectory %q must be a relative path inside the checkout", spec.Subdir)
 	}
+	if err := CheckCollect(spec.Collect); err != nil {
+		return err
+	}
 	return CheckInputs(spec.Inputs)
 }
 
@@ -410,6 +413,9 @@ func (j *localJob) run() {
 		j.forget()
 	}()
 	j.result = j.execute()
+	if len(j.spec.Collect) > 0 && j.result.Artifacts == nil {
+		j.result.ArtifactErrors = NotCollected(j.spec.Collect, "not collected: the job ended before its command ran ("+orNone(j.result.Reason)+")")
+	}
 }
 
 func (j *localJob) execute() Result {
@@ -494,7 +500,15 @@ func (j *localJob) execute() Result {
 	if res, ok := j.runSetup(dir, env); !ok {
 		return res
 	}
-	return j.runProcess(dir, env, j.spec.Command)
+	res := j.runProcess(dir, env, j.spec.Command)
+	// Read before the scratch directory goes, and after every process of the job is gone (runProcess): the
+	// files are the job's, and a job of its own user owns them.
+	owner := -1
+	if j.user != nil {
+		owner = int(j.user.uid)
+	}
+	res.Artifacts, res.ArtifactErrors = CollectArtifacts(dir, j.spec.Collect, owner)
+	return res
 }
 
 // runSetup runs the setup steps in order, each logged first; it stops at the first that fails and returns its
