@@ -63,6 +63,20 @@ type handle struct {
 	// started the run has them (inputsKnown), not one that attached to it after a restart.
 	inputs      map[string][]byte
 	inputsKnown bool
+	collect     []string // Spec.Collect: the only artifacts taken from the Pod
+}
+
+func (h *handle) setCollect(paths []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.collect = paths
+}
+
+// collectCount is how many artifacts the run may report, for the result's body limit.
+func (h *handle) collectCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.collect)
 }
 
 func (h *handle) setInputs(inputs map[string][]byte) {
@@ -138,9 +152,29 @@ func (h *handle) lines(seq int64, lines []jobs.Line) {
 	h.gotLines = true
 }
 
+// report takes the result the Pod posted. Its artifacts are PR code's word: only the paths of Spec.Collect are
+// kept, each within MaxArtifactBytes, and every path of it is either an artifact or an error.
 func (h *handle) report(r jobs.Result) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	reported, errs := map[string][]byte{}, map[string]string{}
+	for _, p := range h.collect {
+		content, ok := r.Artifacts[p]
+		switch {
+		case ok && len(content) > jobs.MaxArtifactBytes:
+			errs[p] = fmt.Sprintf("the file is %d bytes, over the cap of %d", len(content), jobs.MaxArtifactBytes)
+		case ok:
+			reported[p] = content
+		case r.ArtifactErrors[p] != "":
+			errs[p] = r.ArtifactErrors[p]
+		default:
+			errs[p] = "the job did not report it"
+		}
+	}
+	r.Artifacts, r.ArtifactErrors = nil, nil
+	if len(h.collect) > 0 {
+		r.Artifacts, r.ArtifactErrors = reported, errs
+	}
 	h.reported = &r
 }
 
@@ -295,6 +329,10 @@ func (h *handle) finish(r jobs.Result) {
 	h.decided = true
 	h.result = r
 	h.inputs = nil // a decided run's Pod gets nothing more
+	if len(h.collect) > 0 && r.Artifacts == nil && r.ArtifactErrors == nil {
+		// Decided without the runner's report (a deadline, an eviction, the bot unreachable for the Pod).
+		h.result.ArtifactErrors = jobs.NotCollected(h.collect, "not collected: the job's report did not reach the bot")
+	}
 	close(h.done)
 	h.e.finishedRun(h)
 	h.e.cfg.Logger.Info("kubernetes job finished", "run", h.runID, "job", h.jobName,
@@ -360,6 +398,9 @@ type wireResult struct {
 	ExitCode   int    `json:"exitCode"`
 	Reason     string `json:"reason,omitempty"`
 	DurationMS int64  `json:"durationMs"`
+	// Artifacts and ArtifactErrors are Spec.Collect's files, over HTTP only (never in the termination message).
+	Artifacts      map[string][]byte `json:"artifacts,omitempty"`
+	ArtifactErrors map[string]string `json:"artifactErrors,omitempty"`
 }
 
 // terminationMessage is what the runner leaves in /dev/termination-log for a bot that could not be reached:

@@ -37,6 +37,8 @@ const (
 	envCloneToken   = "DAGCTL_JOB_CLONE_TOKEN"
 	envBaseSHA      = "DAGCTL_JOB_BASE_SHA"
 	envBaseCheckout = "DAGCTL_JOB_BASE_CHECKOUT"
+	// envCollect lists the paths of Spec.Collect (JSON) for the runner to read once the command has ended.
+	envCollect = "DAGCTL_JOB_COLLECT"
 	// envInputsDir tells the init container to fetch the run's inputs from the bot into that directory.
 	envInputsDir   = "DAGCTL_JOB_INPUTS_DIR"
 	envWorkspace   = "DAGCTL_JOB_WORKSPACE"
@@ -72,6 +74,9 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 		return nil, fmt.Errorf("kube: run %s: the base must be a full lower-case commit SHA, not %q", spec.RunID, base)
 	}
 	if err := jobs.CheckInputs(spec.Inputs); err != nil {
+		return nil, fmt.Errorf("kube: run %s: %w", spec.RunID, err)
+	}
+	if err := jobs.CheckCollect(spec.Collect); err != nil {
 		return nil, fmt.Errorf("kube: run %s: %w", spec.RunID, err)
 	}
 	subdir := path.Clean("/" + spec.Subdir)[1:] // no escaping the checkout
@@ -177,6 +182,13 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 		corev1.EnvVar{Name: envSubdir, Value: subdir},
 		corev1.EnvVar{Name: envReportGrace, Value: e.cfg.ReportGrace.String()},
 	)
+	if len(spec.Collect) > 0 {
+		collect, err := json.Marshal(spec.Collect)
+		if err != nil {
+			return nil, fmt.Errorf("kube: run %s: artifacts: %w", spec.RunID, err)
+		}
+		env = append(env, corev1.EnvVar{Name: envCollect, Value: string(collect)})
+	}
 	if len(spec.Setup) > 0 {
 		steps, err := json.Marshal(spec.Setup)
 		if err != nil {

@@ -143,7 +143,11 @@ func runCommand(ctx context.Context, vars map[string]string, command []string) i
 	exitCode, reason := runSteps(ctx, vars[envSetup], command, dir, childEnv, rep)
 	res := wireResult{ExitCode: exitCode, Reason: reason, DurationMS: time.Since(started).Milliseconds()}
 	// First the termination message: if the Pod is killed while the bot is unreachable, it is what remains.
-	writeTermination(vars, terminationMessage{Result: &res, Tail: rep.tail()})
+	// It has no room for artifacts.
+	writeTermination(vars, terminationMessage{Result: &wireResult{ExitCode: res.ExitCode, Reason: res.Reason, DurationMS: res.DurationMS}, Tail: rep.tail()})
+	if collect := vars[envCollect]; collect != "" {
+		res.Artifacts, res.ArtifactErrors = collectArtifacts(collect, dir, reason)
+	}
 	grace := defaultReportGrace
 	if d, err := time.ParseDuration(vars[envReportGrace]); err == nil {
 		grace = d
@@ -159,6 +163,19 @@ func runCommand(ctx context.Context, vars map[string]string, command []string) i
 		return 255
 	}
 	return exitCode
+}
+
+// collectArtifacts reads the files of Spec.Collect (collectJSON) the command left in dir, as the local executor
+// does; the bot takes only the paths it asked for, whatever the Pod sends.
+func collectArtifacts(collectJSON, dir, reason string) (map[string][]byte, map[string]string) {
+	var paths []string
+	if err := json.Unmarshal([]byte(collectJSON), &paths); err != nil {
+		return nil, nil // the bot says the job did not report them
+	}
+	if reason != "" {
+		return nil, jobs.NotCollected(paths, "not collected: the job ended before its command ran ("+reason+")")
+	}
+	return jobs.CollectArtifacts(dir, paths, -1)
 }
 
 // runSteps runs the setup steps (setupJSON, a JSON list of argvs; "" for none), each logged first, and then the
@@ -497,7 +514,11 @@ func (r *reporter) post(ctx context.Context, path string, body any) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	timeout := 15 * time.Second
+	if len(b) > 1<<20 {
+		timeout = 2 * time.Minute // a result with artifacts
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url+path, bytes.NewReader(b))
 	if err != nil {
@@ -505,7 +526,9 @@ func (r *reporter) post(ctx context.Context, path string, body any) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+r.token)
-	resp, err := r.client.Do(req)
+	client := r.client
+	client.Timeout = timeout
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}

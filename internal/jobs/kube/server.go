@@ -24,6 +24,11 @@ type inputsBody struct {
 	Files map[string][]byte `json:"files"`
 }
 
+// resultBodyLimit bounds a result's body: a small result, and room for the run's artifacts in base64.
+func resultBodyLimit(artifacts int) int64 {
+	return 64<<10 + int64(artifacts)*(int64(base64.StdEncoding.EncodedLen(jobs.MaxArtifactBytes))+8<<10)
+}
+
 // maxInputsBody bounds the inputs answer the runner reads: the inputs' cap in base64, and room for the names.
 var maxInputsBody = int64(base64.StdEncoding.EncodedLen(jobs.MaxInputBytes)) + 1<<20
 
@@ -82,11 +87,12 @@ func (e *Executor) Handler() http.Handler {
 			return
 		}
 		var res wireResult
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&res); err != nil {
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, resultBodyLimit(h.collectCount()))).Decode(&res); err != nil {
 			http.Error(w, "bad result", http.StatusBadRequest)
 			return
 		}
-		h.report(jobs.Result{ExitCode: res.ExitCode, Reason: res.Reason, Duration: time.Duration(res.DurationMS) * time.Millisecond})
+		h.report(jobs.Result{ExitCode: res.ExitCode, Reason: res.Reason, Duration: time.Duration(res.DurationMS) * time.Millisecond,
+			Artifacts: res.Artifacts, ArtifactErrors: res.ArtifactErrors})
 		w.WriteHeader(http.StatusNoContent)
 	})
 	return mux
