@@ -15,8 +15,9 @@ func Checkout(ctx context.Context, dir string, src Source) error {
 	return checkout(ctx, dir, src)
 }
 
-// WriteInputs checks a job's inputs (CheckInputs) and writes them into dir, read-only, as the local executor does;
-// the Kubernetes executor's init container calls it with the inputs it fetched from the bot.
+// WriteInputs checks a job's inputs (CheckInputs) and writes them into dir as read-only files; the Kubernetes
+// executor's init container calls it with the inputs it fetched from the bot. It leaves dir's own mode alone
+// (an emptyDir's root is not the container user's to chmod; the job container mounts it read-only).
 func WriteInputs(dir string, inputs map[string][]byte) error {
 	if err := CheckInputs(inputs); err != nil {
 		return err

@@ -466,7 +466,11 @@ func (j *localJob) execute() Result {
 	}
 	if len(j.spec.Inputs) > 0 {
 		inputs := filepath.Join(j.scratch, "inputs")
-		if err := writeInputs(inputs, j.spec.Inputs); err != nil {
+		err := writeInputs(inputs, j.spec.Inputs)
+		if err == nil {
+			err = makeReadOnly(inputs) // the directory too: a job of its own user adds nothing to it
+		}
+		if err != nil {
 			j.emit("stderr", "dagctl: writing the job's inputs: "+err.Error())
 			return Result{ExitCode: -1, Reason: ReasonStartFailed}
 		}
@@ -659,18 +663,18 @@ func chownTree(root string, uid, gid int, skip ...string) error {
 	})
 }
 
-// writeInputs writes a job's inputs into dir (created if missing), read-only; their names are checked already
-// (CheckInputs).
+// writeInputs writes a job's inputs into dir (created if missing) as read-only files; their names are checked
+// already (CheckInputs).
 func writeInputs(dir string, inputs map[string][]byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	for name, content := range inputs {
-		if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o444); err != nil {
 			return err
 		}
 	}
-	return makeReadOnly(dir)
+	return nil
 }
 
 // makeReadOnly takes the write permission off every file and directory under root and lets others read them:
