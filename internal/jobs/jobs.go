@@ -6,6 +6,9 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -33,7 +36,26 @@ type Source struct {
 	// TokenUser is the HTTP basic-auth user name sent with Token: empty means "x-access-token" (GitHub
 	// installation tokens); GitLab tokens use "oauth2".
 	TokenUser string
+	// BaseSHA, when set, is a second commit of the same repository (the commit last applied to the environment,
+	// or the merge base) checked out with the same URL and credentials beside SHA's checkout, never inside it.
+	// The job finds the project there in EnvBaseDir, read-only where the executor can make it so. It needs
+	// CloneURL.
+	BaseSHA string
 }
+
+// Variables the executors set for a job, overriding any of the same name in Spec.Env.
+const (
+	// EnvBaseDir is the project's Subdir inside the base checkout (Source.BaseSHA); unset without one. It may
+	// not exist: the base commit need not have the project yet.
+	EnvBaseDir = "DAGCTL_BASE_DIR"
+	// EnvInputDir is the directory holding Spec.Inputs, read-only where the executor can make it so; unset
+	// without inputs.
+	EnvInputDir = "DAGCTL_INPUT_DIR"
+)
+
+// MaxInputBytes caps the total size of a job's Spec.Inputs (64 MiB: a large dbt project's manifest). The
+// Kubernetes executor serves them over HTTP because a ConfigMap or Secret holds at most 1 MiB.
+const MaxInputBytes = 64 << 20
 
 // Spec is everything an executor needs to run one job.
 type Spec struct {
@@ -54,11 +76,73 @@ type Spec struct {
 	Timeout time.Duration
 	// Image is the container image for executors that run containers; the local executor ignores it.
 	Image string
+	// Inputs are files the bot gives the job (the production manifest of the environment's last deploy), by
+	// plain file name (ValidInputName), in a directory of their own (EnvInputDir) that is not the checkout and
+	// goes with the job; at most MaxInputBytes in all.
+	Inputs map[string][]byte
+	// Collect are files the job leaves in its project directory (Subdir) that come back on its Result, by path
+	// relative to it ("target/manifest.json"; ValidArtifactPath), read once the command has ended: at most
+	// MaxCollect paths, each file at most MaxArtifactBytes.
+	Collect []string
 	// Secrets names secrets whose keys become environment variables of the job (Kubernetes: Secrets in the jobs
 	// namespace, attached with envFrom; their values reach the bot only when it reads a Secret to check it, and
 	// then to mask them). Only those the executor allows (SecretChecker) are mounted. Executors without a secret
 	// store ignore them.
 	Secrets []string
+}
+
+// ValidInputName reports whether name is a plain file name, fit for an input: not empty, no path separator,
+// not "." or "..", no NUL, at most 255 bytes.
+func ValidInputName(name string) bool {
+	return name != "" && name != "." && name != ".." && len(name) <= 255 && !strings.ContainsAny(name, "/\\\x00")
+}
+
+// CheckInputs says what is wrong with a job's inputs: a name that is not a plain file name, or more than
+// MaxInputBytes in all.
+func CheckInputs(inputs map[string][]byte) error {
+	total := 0
+	for name, content := range inputs {
+		if !ValidInputName(name) {
+			return fmt.Errorf("job input %q must be a plain file name", name)
+		}
+		total += len(content)
+	}
+	if total > MaxInputBytes {
+		return fmt.Errorf("job inputs are %d bytes, over the cap of %d", total, MaxInputBytes)
+	}
+	return nil
+}
+
+// MaxArtifactBytes caps each artifact of a job (Spec.Collect): 64 MiB, a large dbt project's manifest. A file
+// over it is an error on the result (Result.ArtifactErrors), never a truncated file.
+const MaxArtifactBytes = 64 << 20
+
+// MaxCollect caps the number of paths a job collects, so that its result has a bounded size.
+const MaxCollect = 8
+
+// ValidArtifactPath reports whether p names a file inside a project directory, as Spec.Collect takes it: a
+// clean relative path with "/" between its parts, no "..", not absolute, no backslash or NUL.
+func ValidArtifactPath(p string) bool {
+	return p != "" && len(p) <= 1024 && path.Clean(p) == p && filepath.IsLocal(p) && !strings.ContainsAny(p, "\\\x00")
+}
+
+// CheckCollect says what is wrong with a job's Spec.Collect: too many paths, one that is not a
+// ValidArtifactPath, or one named twice.
+func CheckCollect(paths []string) error {
+	if len(paths) > MaxCollect {
+		return fmt.Errorf("a job collects at most %d files, not %d", MaxCollect, len(paths))
+	}
+	seen := map[string]bool{}
+	for _, p := range paths {
+		if !ValidArtifactPath(p) {
+			return fmt.Errorf("job artifact %q must be a clean relative path inside the project", p)
+		}
+		if seen[p] {
+			return fmt.Errorf("job artifact %q is named twice", p)
+		}
+		seen[p] = true
+	}
+	return nil
 }
 
 // Line is one line of output, as it arrives.
@@ -84,6 +168,13 @@ type Result struct {
 	// executor-specific reason such as "OOMKilled" or "ImagePullBackOff".
 	Reason   string
 	Duration time.Duration
+	// Artifacts are the files of Spec.Collect the job left, whole, by their path; every other path of
+	// Spec.Collect is in ArtifactErrors with the reason (missing, over MaxArtifactBytes, not a regular file of
+	// the project, the command did not run, it did not reach the bot). They are the job's output, as forgeable
+	// by PR code as its log. They live only in memory: the store keeps a run's exit code and reason
+	// (db.RunResultFrom), so a bot restarted before the caller took them has lost them.
+	Artifacts      map[string][]byte
+	ArtifactErrors map[string]string
 }
 
 // Reasons shared by all executors.

@@ -283,10 +283,17 @@ func validateLocal(spec Spec) error {
 		return errors.New("job needs exactly one of Source.Dir and Source.CloneURL")
 	case src.CloneURL != "" && !validSHA(src.SHA):
 		return fmt.Errorf("job needs a full lower-case commit SHA, not %q", src.SHA)
+	case src.BaseSHA != "" && src.CloneURL == "":
+		return errors.New("job's Source.BaseSHA needs Source.CloneURL")
+	case src.BaseSHA != "" && !validSHA(src.BaseSHA):
+		return fmt.Errorf("job needs a full lower-case base commit SHA, not %q", src.BaseSHA)
 	case spec.Subdir != "" && !filepath.IsLocal(spec.Subdir):
 		return fmt.Errorf("job subdirectory %q must be a relative path inside the checkout", spec.Subdir)
 	}
-	return nil
+	if err := CheckCollect(spec.Collect); err != nil {
+		return err
+	}
+	return CheckInputs(spec.Inputs)
 }
 
 func orNone(reason string) string {
@@ -406,6 +413,9 @@ func (j *localJob) run() {
 		j.forget()
 	}()
 	j.result = j.execute()
+	if len(j.spec.Collect) > 0 && j.result.Artifacts == nil {
+		j.result.ArtifactErrors = NotCollected(j.spec.Collect, "not collected: the job ended before its command ran ("+orNone(j.result.Reason)+")")
+	}
 }
 
 func (j *localJob) execute() Result {
@@ -427,9 +437,45 @@ func (j *localJob) execute() Result {
 		return Result{ExitCode: -1, Reason: ReasonStartFailed}
 	}
 
-	env := make(map[string]string, len(j.spec.Env)+2)
+	env := make(map[string]string, len(j.spec.Env)+4)
 	for k, v := range j.spec.Env {
 		env[k] = v
+	}
+	delete(env, EnvBaseDir) // the executor's to set
+	delete(env, EnvInputDir)
+	// Directories the job reads but does not own: left out of the chown below.
+	var readOnly []string
+	if src.BaseSHA != "" {
+		// Beside the head's checkout, not inside it: nothing the job does in its project reaches the base.
+		baseCheckout := filepath.Join(j.scratch, "base")
+		baseSrc := src
+		baseSrc.SHA = src.BaseSHA
+		if err := checkout(j.ctx, baseCheckout, baseSrc); err != nil {
+			if reason := j.stopReason(); reason != "" {
+				return Result{ExitCode: -1, Reason: reason}
+			}
+			j.emit("stderr", fmt.Sprintf("dagctl: checking out the base %s from %s: %v", src.BaseSHA, src.CloneURL, err))
+			return Result{ExitCode: -1, Reason: ReasonCheckoutFailed}
+		}
+		if err := makeReadOnly(baseCheckout); err != nil {
+			j.emit("stderr", "dagctl: making the base checkout read-only: "+err.Error())
+			return Result{ExitCode: -1, Reason: ReasonStartFailed}
+		}
+		readOnly = append(readOnly, baseCheckout)
+		env[EnvBaseDir] = filepath.Join(baseCheckout, j.spec.Subdir)
+	}
+	if len(j.spec.Inputs) > 0 {
+		inputs := filepath.Join(j.scratch, "inputs")
+		err := writeInputs(inputs, j.spec.Inputs)
+		if err == nil {
+			err = makeReadOnly(inputs) // the directory too: a job of its own user adds nothing to it
+		}
+		if err != nil {
+			j.emit("stderr", "dagctl: writing the job's inputs: "+err.Error())
+			return Result{ExitCode: -1, Reason: ReasonStartFailed}
+		}
+		readOnly = append(readOnly, inputs)
+		env[EnvInputDir] = inputs
 	}
 	// A fresh home: the bot user's ~/.sqlmesh, ~/.dbt or ~/.netrc are none of the job's business. And
 	// temporary files of its own, removed with it, rather than in a /tmp that other jobs see.
@@ -445,8 +491,9 @@ func (j *localJob) execute() Result {
 		env[name] = path
 	}
 	if j.user != nil {
-		// The job's user owns its directory, checkout included, and nothing else of the bot's.
-		if err := chownTree(j.scratch, int(j.user.uid), int(j.user.uid)); err != nil {
+		// The job's user owns its directory, checkout included, and nothing else of the bot's; what it only
+		// reads stays the bot's (readable, not writable).
+		if err := chownTree(j.scratch, int(j.user.uid), int(j.user.uid), readOnly...); err != nil {
 			j.emit("stderr", "dagctl: handing the job its directory: "+err.Error())
 			return Result{ExitCode: -1, Reason: ReasonStartFailed}
 		}
@@ -457,7 +504,15 @@ func (j *localJob) execute() Result {
 	if res, ok := j.runSetup(dir, env); !ok {
 		return res
 	}
-	return j.runProcess(dir, env, j.spec.Command)
+	res := j.runProcess(dir, env, j.spec.Command)
+	// Read before the scratch directory goes, and after every process of the job is gone (runProcess): the
+	// files are the job's, and a job of its own user owns them.
+	owner := -1
+	if j.user != nil {
+		owner = int(j.user.uid)
+	}
+	res.Artifacts, res.ArtifactErrors = CollectArtifacts(dir, j.spec.Collect, owner)
+	return res
 }
 
 // runSetup runs the setup steps in order, each logged first; it stops at the first that fails and returns its
@@ -592,13 +647,55 @@ func (j *localJob) runProcess(dir string, env map[string]string, argv []string) 
 	return result
 }
 
-// chownTree gives every file under root (root included, symbolic links themselves) to uid and gid.
-func chownTree(root string, uid, gid int) error {
-	return filepath.WalkDir(root, func(path string, _ fs.DirEntry, err error) error {
+// chownTree gives every file under root (root included, symbolic links themselves) to uid and gid, except the
+// trees under skip.
+func chownTree(root string, uid, gid int, skip ...string) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
+		for _, s := range skip {
+			if path == s && d.IsDir() {
+				return filepath.SkipDir
+			}
+		}
 		return os.Lchown(path, uid, gid)
+	})
+}
+
+// writeInputs writes a job's inputs into dir (created if missing) as read-only files; their names are checked
+// already (CheckInputs).
+func writeInputs(dir string, inputs map[string][]byte) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	for name, content := range inputs {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o444); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// makeReadOnly takes the write permission off every file and directory under root and lets others read them:
+// a job of its own user reads a tree the bot owns and cannot change it; a job of the bot's user could chmod it
+// back, so there it is a guard against mistakes, not a boundary.
+func makeReadOnly(root string) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.Type()&fs.ModeSymlink != 0:
+			return nil // its own mode means nothing; its target is checked where it is read
+		case d.IsDir():
+			return os.Chmod(path, 0o555)
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.Chmod(path, info.Mode().Perm()&^0o222|0o444)
 	})
 }
 

@@ -232,15 +232,22 @@ func TestLocalMasksTheCloneTokenInOutput(t *testing.T) {
 func TestLocalRejectsBadSpecs(t *testing.T) {
 	sha := strings.Repeat("ab", 20)
 	for name, spec := range map[string]Spec{
-		"no command":       {Source: Source{Dir: "/tmp"}},
-		"no source":        {Command: []string{"true"}},
-		"two sources":      {Source: Source{Dir: "/tmp", CloneURL: "/repo", SHA: sha}, Command: []string{"true"}},
-		"branch, not SHA":  {Source: Source{CloneURL: "/repo", SHA: "main"}, Command: []string{"true"}},
-		"short SHA":        {Source: Source{CloneURL: "/repo", SHA: sha[:12]}, Command: []string{"true"}},
-		"subdir escapes":   {Source: Source{Dir: "/tmp"}, Subdir: "../etc", Command: []string{"true"}},
-		"absolute subdir":  {Source: Source{Dir: "/tmp"}, Subdir: "/etc", Command: []string{"true"}},
-		"upper-case SHA":   {Source: Source{CloneURL: "/repo", SHA: strings.ToUpper(sha)}, Command: []string{"true"}},
-		"empty executable": {Source: Source{Dir: "/tmp"}, Command: []string{""}},
+		"no command":              {Source: Source{Dir: "/tmp"}},
+		"no source":               {Command: []string{"true"}},
+		"two sources":             {Source: Source{Dir: "/tmp", CloneURL: "/repo", SHA: sha}, Command: []string{"true"}},
+		"branch, not SHA":         {Source: Source{CloneURL: "/repo", SHA: "main"}, Command: []string{"true"}},
+		"short SHA":               {Source: Source{CloneURL: "/repo", SHA: sha[:12]}, Command: []string{"true"}},
+		"subdir escapes":          {Source: Source{Dir: "/tmp"}, Subdir: "../etc", Command: []string{"true"}},
+		"absolute subdir":         {Source: Source{Dir: "/tmp"}, Subdir: "/etc", Command: []string{"true"}},
+		"upper-case SHA":          {Source: Source{CloneURL: "/repo", SHA: strings.ToUpper(sha)}, Command: []string{"true"}},
+		"empty executable":        {Source: Source{Dir: "/tmp"}, Command: []string{""}},
+		"base without clone":      {Source: Source{Dir: "/tmp", BaseSHA: sha}, Command: []string{"true"}},
+		"base not a SHA":          {Source: Source{CloneURL: "/repo", SHA: sha, BaseSHA: "main"}, Command: []string{"true"}},
+		"input in a subdirectory": {Source: Source{Dir: "/tmp"}, Inputs: map[string][]byte{"state/manifest.json": nil}, Command: []string{"true"}},
+		"input climbing out":      {Source: Source{Dir: "/tmp"}, Inputs: map[string][]byte{"..": nil}, Command: []string{"true"}},
+		"input without a name":    {Source: Source{Dir: "/tmp"}, Inputs: map[string][]byte{"": nil}, Command: []string{"true"}},
+		"inputs over the cap": {Source: Source{Dir: "/tmp"}, Command: []string{"true"},
+			Inputs: map[string][]byte{"a": make([]byte, MaxInputBytes/2), "b": make([]byte, MaxInputBytes/2+1)}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			l, workDir := newTestLocal(t, 0)

@@ -18,12 +18,15 @@
 //
 //   - the init container "checkout" runs the bot's own image (`dagctl-bot job-run checkout`): it copies the
 //     static dagctl-bot binary into a shared emptyDir and checks the commit out into another, with the clone
-//     token from the Secret. The token is mounted only here, never in the container that runs PR code.
+//     token from the Secret. The token is mounted only here, never in the container that runs PR code. With
+//     Source.BaseSHA it checks the base commit out too, with the same URL and token, into the "base" volume;
+//     with Spec.Inputs it fetches them first (GET PublicURL/jobs/{run-id}/inputs, the run's token) into the
+//     "inputs" volume. The job container mounts both read-only (jobs.EnvBaseDir, jobs.EnvInputDir).
 //   - the container "job" runs the job image (sqlmesh, dbt) with the copied binary as its entry point:
 //     `dagctl-bot job-run run -- <command>` runs the command in the checkout with the job's environment only,
 //     streams its lines to the bot over HTTP (PublicURL/jobs/{run-id}/lines, bearer token = HMAC-SHA256 of
-//     the run id under the executor's key, see RunToken), posts the result, and leaves the result and the last
-//     lines in /dev/termination-log.
+//     the run id under the executor's key, see RunToken), posts the result with the files of Spec.Collect,
+//     and leaves the result (without them) and the last lines in /dev/termination-log.
 //
 // The alternatives were worse: reading pod logs needs a kubelet round trip per poll, loses the stdout/stderr
 // split and is gone with the Pod; writing results to the API (a ConfigMap, annotations) would hand PR code

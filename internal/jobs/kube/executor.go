@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -148,6 +149,8 @@ func (e *Executor) Start(ctx context.Context, spec jobs.Spec, sink jobs.Sink) (j
 		return nil, err
 	}
 	h := e.follow(spec.RunID, job.Name, maskValues(sink, values))
+	h.setInputs(spec.Inputs)
+	h.setCollect(spec.Collect)
 	created, err := e.client.BatchV1().Jobs(e.cfg.Namespace).Create(ctx, job, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		// A retried Start: the Job of this run exists already, which is fine if it is really this run's.
@@ -211,6 +214,15 @@ func (e *Executor) Attach(ctx context.Context, id string, sink jobs.Sink) (jobs.
 		return nil, fmt.Errorf("kube: job %s of run %s never started: %w", job.Name, id, jobs.ErrGone)
 	}
 	h := e.follow(id, job.Name, maskValues(sink, e.rereadSecrets(ctx, id, job)))
+	var collect []string
+	if a := job.Annotations[AnnotationCollect]; a != "" {
+		if err := json.Unmarshal([]byte(a), &collect); err != nil || jobs.CheckCollect(collect) != nil {
+			// The bot wrote it; what else it says is not to be trusted for paths.
+			collect = nil
+			e.cfg.Logger.Warn("kubernetes job has an unreadable artifact list", "run", id, "job", job.Name)
+		}
+	}
+	h.setCollect(collect)
 	h.evaluate(job, false)
 	return h, nil
 }

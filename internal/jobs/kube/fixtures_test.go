@@ -105,6 +105,7 @@ func (b *bot) stop(e *Executor) {
 type gitRepo struct {
 	URL   string
 	SHA   string // the commit to check out; not the tip of any branch
+	Later string // the branch's tip, after SHA
 	Token string
 }
 
@@ -129,6 +130,7 @@ func newGitRepo(t *testing.T) gitRepo {
 	sha := git(work, "rev-parse", "HEAD")
 	require.NoError(t, os.WriteFile(filepath.Join(work, "project", "model.sql"), []byte("select 2 as later\n"), 0o644))
 	git(work, "commit", "-q", "-am", "a later commit")
+	later := git(work, "rev-parse", "HEAD")
 	require.NoError(t, os.MkdirAll(root, 0o755))
 	git(root, "clone", "-q", "--bare", work, "repo.git")
 	git(filepath.Join(root, "repo.git"), "config", "uploadpack.allowReachableSHA1InWant", "true")
@@ -148,7 +150,7 @@ func newGitRepo(t *testing.T) gitRepo {
 		backend.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
-	return gitRepo{URL: srv.URL + "/repo.git", SHA: sha, Token: token}
+	return gitRepo{URL: srv.URL + "/repo.git", SHA: sha, Later: later, Token: token}
 }
 
 func randomHex(t *testing.T) string {

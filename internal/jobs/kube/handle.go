@@ -25,7 +25,13 @@ const (
 	ReasonJobDeleted = "JobDeleted"
 	// ReasonFailed: the Job failed and nothing says more (its Pod is gone); the exit code is unknown.
 	ReasonFailed = "Failed"
+	// ReasonInputsLost: the bot restarted before the Pod fetched the job's inputs, which only the process that
+	// started the job holds; nothing ran, and the job can be started again.
+	ReasonInputsLost = "InputsLost"
 )
+
+// exitInputsLost is the init container's exit code when the bot no longer has the run's inputs (EX_TEMPFAIL).
+const exitInputsLost = 75
 
 // stuckReasons are container waiting states that do not resolve by waiting: the job fails at once instead of
 // sitting Pending until its deadline. ImagePullBackOff comes after a pull failed at least once.
@@ -53,6 +59,37 @@ type handle struct {
 	deciding  bool         // the result is known; the Pod's log is being read
 	decided   bool
 	result    jobs.Result
+	// inputs are the job's Spec.Inputs, served to its Pod until the run is decided; only the process that
+	// started the run has them (inputsKnown), not one that attached to it after a restart.
+	inputs      map[string][]byte
+	inputsKnown bool
+	collect     []string // Spec.Collect: the only artifacts taken from the Pod
+}
+
+func (h *handle) setCollect(paths []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.collect = paths
+}
+
+// collectCount is how many artifacts the run may report, for the result's body limit.
+func (h *handle) collectCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.collect)
+}
+
+func (h *handle) setInputs(inputs map[string][]byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.inputs, h.inputsKnown = inputs, true
+}
+
+// inputsOf returns the job's inputs, and false when this process does not have them.
+func (h *handle) inputsOf() (map[string][]byte, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.inputs, h.inputsKnown && !h.decided
 }
 
 func (h *handle) ID() string { return h.runID }
@@ -115,9 +152,29 @@ func (h *handle) lines(seq int64, lines []jobs.Line) {
 	h.gotLines = true
 }
 
+// report takes the result the Pod posted. Its artifacts are PR code's word: only the paths of Spec.Collect are
+// kept, each within MaxArtifactBytes, and every path of it is either an artifact or an error.
 func (h *handle) report(r jobs.Result) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	reported, errs := map[string][]byte{}, map[string]string{}
+	for _, p := range h.collect {
+		content, ok := r.Artifacts[p]
+		switch {
+		case ok && len(content) > jobs.MaxArtifactBytes:
+			errs[p] = fmt.Sprintf("the file is %d bytes, over the cap of %d", len(content), jobs.MaxArtifactBytes)
+		case ok:
+			reported[p] = content
+		case r.ArtifactErrors[p] != "":
+			errs[p] = r.ArtifactErrors[p]
+		default:
+			errs[p] = "the job did not report it"
+		}
+	}
+	r.Artifacts, r.ArtifactErrors = nil, nil
+	if len(h.collect) > 0 {
+		r.Artifacts, r.ArtifactErrors = reported, errs
+	}
 	h.reported = &r
 }
 
@@ -220,6 +277,11 @@ func (h *handle) resultOf(job *batchv1.Job, pods []*corev1.Pod, complete bool, f
 		end.result = jobs.Result{ExitCode: code, Reason: ReasonOOMKilled, Duration: duration}
 		end.notes = []string{"kubernetes: a container ran out of memory (OOMKilled); raise the job's memory limit"}
 		return end
+	case checkout != nil && checkout.ExitCode == exitInputsLost:
+		end.result = jobs.Result{ExitCode: -1, Reason: ReasonInputsLost, Duration: duration}
+		end.tail = parseTermination(checkout.Message).Tail
+		end.logPod, end.logContainer = pod.Name, initContainerName
+		return end
 	case checkout != nil && checkout.ExitCode != 0:
 		end.result = jobs.Result{ExitCode: int(checkout.ExitCode), Reason: ReasonCheckoutFailed, Duration: duration}
 		end.tail = parseTermination(checkout.Message).Tail
@@ -266,6 +328,11 @@ func (h *handle) conclude(end ending, logLines []string) {
 func (h *handle) finish(r jobs.Result) {
 	h.decided = true
 	h.result = r
+	h.inputs = nil // a decided run's Pod gets nothing more
+	if len(h.collect) > 0 && r.Artifacts == nil && r.ArtifactErrors == nil {
+		// Decided without the runner's report (a deadline, an eviction, the bot unreachable for the Pod).
+		h.result.ArtifactErrors = jobs.NotCollected(h.collect, "not collected: the job's report did not reach the bot")
+	}
 	close(h.done)
 	h.e.finishedRun(h)
 	h.e.cfg.Logger.Info("kubernetes job finished", "run", h.runID, "job", h.jobName,
@@ -331,6 +398,9 @@ type wireResult struct {
 	ExitCode   int    `json:"exitCode"`
 	Reason     string `json:"reason,omitempty"`
 	DurationMS int64  `json:"durationMs"`
+	// Artifacts and ArtifactErrors are Spec.Collect's files, over HTTP only (never in the termination message).
+	Artifacts      map[string][]byte `json:"artifacts,omitempty"`
+	ArtifactErrors map[string]string `json:"artifactErrors,omitempty"`
 }
 
 // terminationMessage is what the runner leaves in /dev/termination-log for a bot that could not be reached:

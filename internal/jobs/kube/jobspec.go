@@ -24,6 +24,8 @@ const (
 
 	binMount       = "/dagctl/bin"
 	workspaceMount = "/dagctl/workspace"
+	baseMount      = "/dagctl/base"   // the base commit's checkout (Source.BaseSHA), read-only in the job container
+	inputsMount    = "/dagctl/inputs" // the job's inputs (Spec.Inputs), fetched from the bot, read-only in the job container
 	tmpMount       = "/tmp"
 
 	runnerEnvPrefix = "DAGCTL_JOB_"
@@ -33,10 +35,16 @@ const (
 	envCloneSHA     = "DAGCTL_JOB_SHA"
 	envCloneUser    = "DAGCTL_JOB_CLONE_USER"
 	envCloneToken   = "DAGCTL_JOB_CLONE_TOKEN"
-	envWorkspace    = "DAGCTL_JOB_WORKSPACE"
-	envBinDir       = "DAGCTL_JOB_BIN_DIR"
-	envSubdir       = "DAGCTL_JOB_SUBDIR"
-	envReportGrace  = "DAGCTL_JOB_REPORT_GRACE"
+	envBaseSHA      = "DAGCTL_JOB_BASE_SHA"
+	envBaseCheckout = "DAGCTL_JOB_BASE_CHECKOUT"
+	// envCollect lists the paths of Spec.Collect (JSON) for the runner to read once the command has ended.
+	envCollect = "DAGCTL_JOB_COLLECT"
+	// envInputsDir tells the init container to fetch the run's inputs from the bot into that directory.
+	envInputsDir   = "DAGCTL_JOB_INPUTS_DIR"
+	envWorkspace   = "DAGCTL_JOB_WORKSPACE"
+	envBinDir      = "DAGCTL_JOB_BIN_DIR"
+	envSubdir      = "DAGCTL_JOB_SUBDIR"
+	envReportGrace = "DAGCTL_JOB_REPORT_GRACE"
 	// envSetup holds the job's setup steps (jobs.Spec.Setup) as a JSON list of argvs.
 	envSetup = "DAGCTL_JOB_SETUP_STEPS"
 	// EnvTerminationLog overrides /dev/termination-log (for tests that play the node).
@@ -61,6 +69,15 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 	}
 	if len(spec.Command) == 0 {
 		return nil, fmt.Errorf("kube: run %s has no command", spec.RunID)
+	}
+	if base := spec.Source.BaseSHA; base != "" && !jobs.ValidSHA(base) {
+		return nil, fmt.Errorf("kube: run %s: the base must be a full lower-case commit SHA, not %q", spec.RunID, base)
+	}
+	if err := jobs.CheckInputs(spec.Inputs); err != nil {
+		return nil, fmt.Errorf("kube: run %s: %w", spec.RunID, err)
+	}
+	if err := jobs.CheckCollect(spec.Collect); err != nil {
+		return nil, fmt.Errorf("kube: run %s: %w", spec.RunID, err)
 	}
 	subdir := path.Clean("/" + spec.Subdir)[1:] // no escaping the checkout
 	image := spec.Image
@@ -89,6 +106,25 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 		{Name: "workspace", MountPath: workspaceMount},
 		{Name: "tmp", MountPath: tmpMount},
 	}
+	volumes := []corev1.Volume{emptyDir("bin"), emptyDir("workspace"), emptyDir("tmp")}
+	// The init container writes what the job only reads; the job container mounts it read-only.
+	checkoutMounts := append([]corev1.VolumeMount(nil), mounts...)
+	jobMounts := append([]corev1.VolumeMount(nil), mounts...)
+	var checkoutEnv, jobEnv []corev1.EnvVar
+	if base := spec.Source.BaseSHA; base != "" {
+		volumes = append(volumes, emptyDir("base"))
+		checkoutMounts = append(checkoutMounts, corev1.VolumeMount{Name: "base", MountPath: baseMount})
+		jobMounts = append(jobMounts, corev1.VolumeMount{Name: "base", MountPath: baseMount, ReadOnly: true})
+		checkoutEnv = append(checkoutEnv, corev1.EnvVar{Name: envBaseSHA, Value: base}, corev1.EnvVar{Name: envBaseCheckout, Value: baseMount})
+		jobEnv = append(jobEnv, corev1.EnvVar{Name: jobs.EnvBaseDir, Value: path.Join(baseMount, subdir)})
+	}
+	if len(spec.Inputs) > 0 {
+		volumes = append(volumes, emptyDir("inputs"))
+		checkoutMounts = append(checkoutMounts, corev1.VolumeMount{Name: "inputs", MountPath: inputsMount})
+		jobMounts = append(jobMounts, corev1.VolumeMount{Name: "inputs", MountPath: inputsMount, ReadOnly: true})
+		checkoutEnv = append(checkoutEnv, corev1.EnvVar{Name: envInputsDir, Value: inputsMount})
+		jobEnv = append(jobEnv, corev1.EnvVar{Name: jobs.EnvInputDir, Value: inputsMount})
+	}
 	containerSecurity := &corev1.SecurityContext{
 		RunAsNonRoot:             ptr.To(true),
 		RunAsUser:                ptr.To(e.cfg.RunAsUser),
@@ -104,7 +140,7 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 		Name:    initContainerName,
 		Image:   e.cfg.RunnerImage,
 		Command: []string{e.cfg.RunnerPath, "job-run", "checkout"},
-		Env: []corev1.EnvVar{
+		Env: append([]corev1.EnvVar{
 			{Name: envCloneURL, Value: spec.Source.CloneURL},
 			{Name: envCloneSHA, Value: spec.Source.SHA},
 			{Name: envCloneUser, Value: spec.Source.TokenUser},
@@ -115,8 +151,8 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 			{Name: envBinDir, Value: binMount},
 			{Name: envReportGrace, Value: e.cfg.ReportGrace.String()},
 			{Name: "HOME", Value: tmpMount},
-		},
-		VolumeMounts:             mounts,
+		}, checkoutEnv...),
+		VolumeMounts:             checkoutMounts,
 		Resources:                e.cfg.Resources,
 		SecurityContext:          containerSecurity,
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
@@ -126,7 +162,7 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 	names := make([]string, 0, len(spec.Env))
 	for name := range spec.Env {
 		// PATH is the image's: the bot's own PATH says nothing about where the image installed its tools.
-		if !strings.HasPrefix(name, runnerEnvPrefix) && name != "PATH" {
+		if !strings.HasPrefix(name, runnerEnvPrefix) && name != "PATH" && !executorVariable[name] {
 			names = append(names, name)
 		}
 	}
@@ -137,6 +173,7 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 	if _, ok := spec.Env["HOME"]; !ok {
 		env = append(env, corev1.EnvVar{Name: "HOME", Value: tmpMount}) // the root file system is read-only
 	}
+	env = append(env, jobEnv...)
 	env = append(env,
 		corev1.EnvVar{Name: envReportURL, Value: reportURL},
 		fromSecret(envReportToken, secretKeyReportToken, false),
@@ -145,6 +182,13 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 		corev1.EnvVar{Name: envSubdir, Value: subdir},
 		corev1.EnvVar{Name: envReportGrace, Value: e.cfg.ReportGrace.String()},
 	)
+	if len(spec.Collect) > 0 {
+		collect, err := json.Marshal(spec.Collect)
+		if err != nil {
+			return nil, fmt.Errorf("kube: run %s: artifacts: %w", spec.RunID, err)
+		}
+		env = append(env, corev1.EnvVar{Name: envCollect, Value: string(collect)})
+	}
 	if len(spec.Setup) > 0 {
 		steps, err := json.Marshal(spec.Setup)
 		if err != nil {
@@ -165,7 +209,7 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 		WorkingDir:               path.Join(workspaceMount, subdir),
 		Env:                      env,
 		EnvFrom:                  envFrom,
-		VolumeMounts:             mounts,
+		VolumeMounts:             jobMounts,
 		Resources:                e.cfg.Resources,
 		SecurityContext:          containerSecurity,
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
@@ -174,9 +218,6 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 	var pullSecrets []corev1.LocalObjectReference
 	for _, s := range e.cfg.ImagePullSecrets {
 		pullSecrets = append(pullSecrets, corev1.LocalObjectReference{Name: s})
-	}
-	emptyDir := func(name string) corev1.Volume {
-		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
 	}
 
 	return &batchv1.Job{
@@ -210,12 +251,19 @@ func (e *Executor) buildJob(spec jobs.Spec) (*batchv1.Job, error) {
 					},
 					InitContainers: []corev1.Container{checkout},
 					Containers:     []corev1.Container{main},
-					Volumes:        []corev1.Volume{emptyDir("bin"), emptyDir("workspace"), emptyDir("tmp")},
+					Volumes:        volumes,
 				},
 			},
 		},
 	}, nil
 }
+
+func emptyDir(name string) corev1.Volume {
+	return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
+}
+
+// executorVariable names the job variables the executor sets itself; the spec's values of them are dropped.
+var executorVariable = map[string]bool{jobs.EnvBaseDir: true, jobs.EnvInputDir: true}
 
 // buildSecret holds the run's tokens. It is owned by the Job, so the garbage collector deletes it with the Job
 // (after a cancel, or when the TTL controller removes the finished Job).

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"regexp"
 	"sort"
 	"strings"
@@ -22,6 +23,9 @@ const (
 	LabelKind     = labelPrefix + "kind"
 	// AnnotationRunID holds the run id exactly; a label may have been shortened.
 	AnnotationRunID = labelPrefix + "run-id"
+	// AnnotationCollect holds the run's Spec.Collect (a JSON list), so that a bot that attaches after a restart
+	// takes the same artifacts and no others.
+	AnnotationCollect = labelPrefix + "collect"
 
 	labelManagedBy = "app.kubernetes.io/managed-by"
 	managedBy      = "dagctl-bot"
@@ -116,10 +120,14 @@ func jobAnnotations(spec jobs.Spec) map[string]string {
 	annotations := map[string]string{AnnotationRunID: spec.RunID}
 	for name, value := range spec.Labels {
 		key := labelKey(name)
-		if key == AnnotationRunID {
+		if key == AnnotationRunID || key == AnnotationCollect {
 			continue
 		}
 		annotations[key] = value
+	}
+	if len(spec.Collect) > 0 {
+		collect, _ := json.Marshal(spec.Collect) // a list of strings always marshals
+		annotations[AnnotationCollect] = string(collect)
 	}
 	return annotations
 }

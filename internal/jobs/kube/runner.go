@@ -83,10 +83,39 @@ func runCheckout(ctx context.Context, vars map[string]string) int {
 	if err := copySelf(filepath.Join(binDir, "dagctl-bot")); err != nil {
 		return fail(fmt.Errorf("copying the runner: %w", err))
 	}
+	if dir := vars[envInputsDir]; dir != "" {
+		// Before the checkout: the bot may be down a while (a restart), and a run whose inputs were lost fails
+		// before it fetches anything else.
+		reportGrace := defaultReportGrace
+		if d, err := time.ParseDuration(vars[envReportGrace]); err == nil {
+			reportGrace = d
+		}
+		inputs, err := rep.fetchInputs(ctx, reportGrace)
+		if errors.Is(err, errInputsLost) {
+			fail(err)
+			return exitInputsLost
+		}
+		if err != nil {
+			return fail(fmt.Errorf("fetching the job's inputs: %w", err))
+		}
+		if err := jobs.WriteInputs(dir, inputs); err != nil {
+			return fail(fmt.Errorf("writing the job's inputs: %w", err))
+		}
+		say(fmt.Sprintf("fetched %d inputs", len(inputs)))
+	}
 	src := jobs.Source{CloneURL: vars[envCloneURL], SHA: vars[envCloneSHA], Token: vars[envCloneToken], TokenUser: vars[envCloneUser]}
 	say("checking out " + src.SHA)
 	if err := jobs.Checkout(ctx, workspace, src); err != nil {
 		return fail(fmt.Errorf("checking out %s: %w", src.SHA, err))
+	}
+	if baseSHA := vars[envBaseSHA]; baseSHA != "" {
+		// The same URL and token, into the volume the job container mounts read-only.
+		base := src
+		base.SHA = baseSHA
+		say("checking out the base " + baseSHA)
+		if err := jobs.Checkout(ctx, vars[envBaseCheckout], base); err != nil {
+			return fail(fmt.Errorf("checking out the base %s: %w", baseSHA, err))
+		}
 	}
 	rep.finish(nil, grace)
 	// The job container continues the numbering, so that the bot does not take its lines for resent ones.
@@ -114,7 +143,11 @@ func runCommand(ctx context.Context, vars map[string]string, command []string) i
 	exitCode, reason := runSteps(ctx, vars[envSetup], command, dir, childEnv, rep)
 	res := wireResult{ExitCode: exitCode, Reason: reason, DurationMS: time.Since(started).Milliseconds()}
 	// First the termination message: if the Pod is killed while the bot is unreachable, it is what remains.
-	writeTermination(vars, terminationMessage{Result: &res, Tail: rep.tail()})
+	// It has no room for artifacts.
+	writeTermination(vars, terminationMessage{Result: &wireResult{ExitCode: res.ExitCode, Reason: res.Reason, DurationMS: res.DurationMS}, Tail: rep.tail()})
+	if collect := vars[envCollect]; collect != "" {
+		res.Artifacts, res.ArtifactErrors = collectArtifacts(collect, dir, reason)
+	}
 	grace := defaultReportGrace
 	if d, err := time.ParseDuration(vars[envReportGrace]); err == nil {
 		grace = d
@@ -130,6 +163,19 @@ func runCommand(ctx context.Context, vars map[string]string, command []string) i
 		return 255
 	}
 	return exitCode
+}
+
+// collectArtifacts reads the files of Spec.Collect (collectJSON) the command left in dir, as the local executor
+// does; the bot takes only the paths it asked for, whatever the Pod sends.
+func collectArtifacts(collectJSON, dir, reason string) (map[string][]byte, map[string]string) {
+	var paths []string
+	if err := json.Unmarshal([]byte(collectJSON), &paths); err != nil {
+		return nil, nil // the bot says the job did not report them
+	}
+	if reason != "" {
+		return nil, jobs.NotCollected(paths, "not collected: the job ended before its command ran ("+reason+")")
+	}
+	return jobs.CollectArtifacts(dir, paths, -1)
 }
 
 // runSteps runs the setup steps (setupJSON, a JSON list of argvs; "" for none), each logged first, and then the
@@ -468,7 +514,11 @@ func (r *reporter) post(ctx context.Context, path string, body any) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	timeout := 15 * time.Second
+	if len(b) > 1<<20 {
+		timeout = 2 * time.Minute // a result with artifacts
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.url+path, bytes.NewReader(b))
 	if err != nil {
@@ -476,7 +526,9 @@ func (r *reporter) post(ctx context.Context, path string, body any) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+r.token)
-	resp, err := r.client.Do(req)
+	client := r.client
+	client.Timeout = timeout
+	resp, err := client.Do(req)
 	if err != nil {
 		return err
 	}
@@ -495,6 +547,66 @@ func (r *reporter) post(ctx context.Context, path string, body any) error {
 	default:
 		return fmt.Errorf("report %s: %s", path, resp.Status)
 	}
+}
+
+var errInputsLost = errors.New("the bot no longer has the job's inputs (it restarted before the job fetched them); start the job again")
+
+// fetchInputs gets the run's inputs from the bot (GET .../inputs), retrying while the bot is unreachable or not
+// following the run yet, until grace has passed.
+func (r *reporter) fetchInputs(ctx context.Context, grace time.Duration) (map[string][]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	backoff := retryMin
+	for {
+		inputs, retry, err := r.getInputs(ctx)
+		if err == nil || !retry {
+			return inputs, err
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return nil, fmt.Errorf("gave up after %s: %w", grace, err)
+		}
+		backoff = min(2*backoff, retryMax)
+	}
+}
+
+func (r *reporter) getInputs(ctx context.Context) (inputs map[string][]byte, retry bool, err error) {
+	if r.url == "" {
+		return nil, false, errors.New("no report URL to fetch the inputs from")
+	}
+	reqCtx, cancel := context.WithTimeout(ctx, 2*time.Minute) // up to 64 MiB
+	defer cancel()
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodGet, r.url+"/inputs", nil)
+	if err != nil {
+		return nil, false, err
+	}
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	client := r.client
+	client.Timeout = 0 // the request's context bounds it
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, true, err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusOK:
+	case resp.StatusCode == http.StatusConflict:
+		return nil, false, errInputsLost
+	case resp.StatusCode == http.StatusGone, resp.StatusCode == http.StatusUnauthorized:
+		return nil, false, fmt.Errorf("the bot refuses this run's inputs (%s)", resp.Status)
+	default:
+		return nil, true, fmt.Errorf("inputs: %s", resp.Status)
+	}
+	var body inputsBody
+	limited := &io.LimitedReader{R: resp.Body, N: maxInputsBody + 1}
+	if err := json.NewDecoder(limited).Decode(&body); err != nil {
+		if limited.N <= 0 {
+			return nil, false, fmt.Errorf("inputs: the answer is over %d bytes", maxInputsBody)
+		}
+		return nil, true, fmt.Errorf("inputs: %w", err)
+	}
+	return body.Files, false, nil
 }
 
 // finish stops the background sender, delivers the remaining lines and then the result (nil: none), trying

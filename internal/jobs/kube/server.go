@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -14,8 +15,22 @@ import (
 const (
 	reportLinesPath  = "/jobs/{id}/lines"
 	reportResultPath = "/jobs/{id}/result"
+	inputsPath       = "/jobs/{id}/inputs"
 	maxReportBody    = 4 << 20
 )
+
+// inputsBody is what GET /jobs/{id}/inputs answers: the job's Spec.Inputs by name ([]byte as base64).
+type inputsBody struct {
+	Files map[string][]byte `json:"files"`
+}
+
+// resultBodyLimit bounds a result's body: a small result, and room for the run's artifacts in base64.
+func resultBodyLimit(artifacts int) int64 {
+	return 64<<10 + int64(artifacts)*(int64(base64.StdEncoding.EncodedLen(jobs.MaxArtifactBytes))+8<<10)
+}
+
+// maxInputsBody bounds the inputs answer the runner reads: the inputs' cap in base64, and room for the names.
+var maxInputsBody = int64(base64.StdEncoding.EncodedLen(jobs.MaxInputBytes)) + 1<<20
 
 // linesBatch is a batch of output lines; Seq numbers the first line, so a resent batch is recognised.
 type linesBatch struct {
@@ -50,17 +65,34 @@ func (e *Executor) Handler() http.Handler {
 		h.lines(batch.Seq, lines)
 		w.WriteHeader(http.StatusNoContent)
 	})
+	// The Pod's init container fetches the job's inputs here, authenticated as its reports are: a manifest can
+	// be larger than the 1 MiB a ConfigMap or Secret holds. A process that attached to the run after a restart
+	// does not have them (409): the Pod fails with ReasonInputsLost.
+	mux.HandleFunc("GET "+inputsPath, func(w http.ResponseWriter, r *http.Request) {
+		h, ok := e.authorize(w, r)
+		if !ok {
+			return
+		}
+		inputs, known := h.inputsOf()
+		if !known {
+			http.Error(w, "this process of the bot does not have the run's inputs (it restarted since the run started)", http.StatusConflict)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(inputsBody{Files: inputs})
+	})
 	mux.HandleFunc("POST "+reportResultPath, func(w http.ResponseWriter, r *http.Request) {
 		h, ok := e.authorize(w, r)
 		if !ok {
 			return
 		}
 		var res wireResult
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&res); err != nil {
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, resultBodyLimit(h.collectCount()))).Decode(&res); err != nil {
 			http.Error(w, "bad result", http.StatusBadRequest)
 			return
 		}
-		h.report(jobs.Result{ExitCode: res.ExitCode, Reason: res.Reason, Duration: time.Duration(res.DurationMS) * time.Millisecond})
+		h.report(jobs.Result{ExitCode: res.ExitCode, Reason: res.Reason, Duration: time.Duration(res.DurationMS) * time.Millisecond,
+			Artifacts: res.Artifacts, ArtifactErrors: res.ArtifactErrors})
 		w.WriteHeader(http.StatusNoContent)
 	})
 	return mux

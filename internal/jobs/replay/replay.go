@@ -152,7 +152,7 @@ func (e *Executor) Start(ctx context.Context, spec jobs.Spec, sink jobs.Sink) (j
 	e.mu.Lock()
 	e.started = append(e.started, key)
 	e.mu.Unlock()
-	h := &handle{id: "replay-" + spec.RunID, done: make(chan struct{}), cancel: make(chan struct{})}
+	h := &handle{id: "replay-" + spec.RunID, done: make(chan struct{}), cancel: make(chan struct{}), collect: spec.Collect}
 	go h.play(c, sink)
 	return h, nil
 }
@@ -175,6 +175,8 @@ type handle struct {
 	cancel chan struct{}
 	once   sync.Once
 	result jobs.Result
+	// collect is the spec's Collect: a capture has output lines, no files.
+	collect []string
 }
 
 func (h *handle) play(c Capture, sink jobs.Sink) {
@@ -188,7 +190,8 @@ func (h *handle) play(c Capture, sink jobs.Sink) {
 		}
 		sink(jobs.Line{Stream: l.Stream, Text: l.Text})
 	}
-	h.result = jobs.Result{ExitCode: c.ExitCode, Reason: c.Reason}
+	h.result = jobs.Result{ExitCode: c.ExitCode, Reason: c.Reason,
+		ArtifactErrors: jobs.NotCollected(h.collect, "not collected: a replayed job leaves no files")}
 }
 
 func (h *handle) ID() string { return h.id }
