@@ -240,11 +240,16 @@ func (r *Runner) executePlan(ctx context.Context, p db.Plan, pc prstate.PlanCont
 			attached.release()
 		}
 	}
+	runCtx := ctx
+	if fw, err := r.Jobs.Frameworks.For(pc.Project); err == nil && !outcome.abandoned {
+		if c, ok := framework.ComparerOf(fw); ok {
+			outcome = r.completePlan(runCtx, forge, p, pc, c, outcome)
+		}
+	}
 	if outcome.abandoned {
 		r.Log.Info("left a plan run for the next start", "plan", p.ID, "run", run.ID)
 		return nil
 	}
-	runCtx := ctx
 	ctx = context.WithoutCancel(ctx) // the outcome is recorded and reported even when the run was cancelled
 	done, err := r.Store.SetPlanResult(ctx, p.ID, db.PlanResult{Status: outcome.Status, Summary: outcome.Summary, Error: outcome.Error})
 	if err != nil {
@@ -337,6 +342,7 @@ func (r *Runner) runPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc 
 type planOutcome struct {
 	framework.PlanOutcome
 	abandoned bool
+	base      *basePick // a comparing framework's base commit, as the job was given it (nil: not known)
 }
 
 // attachedJob is a job and its log writer, started now or found again after a restart.
@@ -345,6 +351,8 @@ type attachedJob struct {
 	log    *db.RunLogWriter
 	// release gives back the job slot a followed job holds (nil for a job started now: its starter holds it).
 	release func()
+	// base is the base commit a comparing framework's job checked out (nil: none was picked, or not known).
+	base *basePick
 }
 
 // waitPlanJob waits for a plan job (started now, or followed after a restart) and interprets it. Every failure
@@ -377,7 +385,7 @@ func (r *Runner) waitPlanJob(ctx context.Context, run db.Run, pc prstate.PlanCon
 	if err != nil {
 		return failed(fmt.Sprintf("Could not read the job's output: %v", err))
 	}
-	return planOutcome{PlanOutcome: framework.InterpretPlan(fw, res, stdout, tail)}
+	return planOutcome{PlanOutcome: framework.InterpretPlan(fw, res, stdout, tail), base: job.base}
 }
 
 // failRun ends a run that could not run, and is the plan's failed outcome.
@@ -395,6 +403,19 @@ func (r *Runner) startPlanJob(runCtx context.Context, forge vcs.Forge, p db.Plan
 	ctx := context.WithoutCancel(runCtx)
 	if err != nil {
 		return nil, fmt.Errorf("Could not get a token to fetch the code: %v", err)
+	}
+	fw, err := r.Jobs.Frameworks.For(pc.Project)
+	if err != nil {
+		return nil, err
+	}
+	var base *basePick
+	if _, ok := framework.ComparerOf(fw); ok {
+		pick, err := r.pickBase(runCtx, forge, p, pc)
+		if err != nil {
+			return nil, fmt.Errorf("Could not find the base commit to compare with: %v", err)
+		}
+		src.BaseSHA, base = pick.SHA, &pick
+		r.rememberBase(ctx, run.ID, pick)
 	}
 	spec, refused, err := r.Jobs.Spec(framework.JobRequest{
 		RunID: strconv.FormatInt(run.ID, 10), Kind: jobs.KindPlan, Config: pc.Config(), Project: pc.Project,
@@ -417,7 +438,7 @@ func (r *Runner) startPlanJob(runCtx context.Context, forge vcs.Forge, p db.Plan
 		return nil, fmt.Errorf("The job could not start: %v", err)
 	}
 	r.Started(ctx, run.ID, h)
-	return &attachedJob{handle: h, log: logw}, nil
+	return &attachedJob{handle: h, log: logw, base: base}, nil
 }
 
 // readRunOutput reads what a plan is interpreted from: the job's result lines, which the log writer kept aside
@@ -522,7 +543,7 @@ func (r *Runner) Reattach(ctx context.Context, run db.Run) (bool, error) {
 		}
 		return false, err
 	}
-	r.follow(p, pc, run, &attachedJob{handle: h, log: logw, release: release})
+	r.follow(p, pc, run, &attachedJob{handle: h, log: logw, release: release, base: r.rememberedBase(ctx, run.ID)})
 	return true, nil
 }
 

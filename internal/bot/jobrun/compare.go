@@ -1,0 +1,159 @@
+package jobrun
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
+	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/framework"
+	"github.com/dagctl/dagctl-bot/internal/plan"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
+)
+
+// The plans of a framework that compares two commits (framework.Comparer, dbt): the bot picks the base commit,
+// the job checks it out beside the head, and the job's summary is completed from both commits as the forge
+// shows them. Trust comes from the store and the forge: nothing here is read from the PR's text or the job.
+
+// basePick is the commit a plan's head is compared with.
+type basePick struct {
+	SHA string `json:"sha,omitempty"` // "": none
+	// Deployed: the commit last applied to the environment (else the merge base).
+	Deployed bool `json:"deployed,omitempty"`
+}
+
+// chooseBase is the commit to compare with: the one last applied to the environment, else the merge base;
+// "" for either is none. Pure.
+func chooseBase(lastApplied, mergeBase string) basePick {
+	if lastApplied != "" {
+		return basePick{SHA: lastApplied, Deployed: true}
+	}
+	return basePick{SHA: mergeBase}
+}
+
+// pickBase finds the base commit of a plan: the environment's last apply as this bot recorded it (the store),
+// else the merge base of the plan's base and head commits (the forge's Compare; a push's base is the commit
+// before it). A plan with no base commit (a new branch) has none.
+func (r *Runner) pickBase(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext) (basePick, error) {
+	last, err := r.Store.LastApplied(ctx, p.Forge, p.Repo, p.Project, pc.Env.Name)
+	switch {
+	case err == nil && last.CommitSHA != "":
+		return chooseBase(last.CommitSHA, ""), nil
+	case err != nil && !errors.Is(err, db.ErrNotFound):
+		return basePick{}, err
+	}
+	if p.BaseSHA == "" || p.BaseSHA == p.HeadSHA {
+		return basePick{}, nil
+	}
+	var cmp vcs.Comparison
+	err = r.ForgeRead(ctx, func() (err error) {
+		cmp, err = forge.Compare(ctx, pc.PR.Repo, p.BaseSHA, p.HeadSHA)
+		return err
+	}, nil)
+	if err != nil {
+		return basePick{}, fmt.Errorf("finding the merge base of %s and %s: %w", prstate.Short(p.BaseSHA), prstate.Short(p.HeadSHA), err)
+	}
+	return chooseBase("", cmp.MergeBase), nil
+}
+
+// rememberBase stores the plan run's base commit, so that a bot restarted while its job runs (a Kubernetes Job
+// goes on) completes the plan from the base the job compared with.
+func (r *Runner) rememberBase(ctx context.Context, runID int64, base basePick) {
+	raw, err := json.Marshal(base)
+	if err == nil {
+		err = r.Store.SetRunResume(ctx, runID, raw)
+	}
+	if err != nil {
+		r.Log.Warn("storing a plan run's base commit", "run", runID, "err", err)
+	}
+}
+
+// rememberedBase is what rememberBase stored for the run; nil when nothing was (the plan then picks again).
+func (r *Runner) rememberedBase(ctx context.Context, runID int64) *basePick {
+	raw, err := r.Store.RunResume(ctx, runID)
+	if err != nil {
+		return nil
+	}
+	var base basePick
+	if json.Unmarshal(raw, &base) != nil {
+		return nil
+	}
+	return &base
+}
+
+// readCommit reads what a Comparer needs of one commit from the forge: its whole tree (a truncated one cannot
+// be compared) and the files it names.
+func (r *Runner) readCommit(ctx context.Context, forge vcs.Forge, repo vcs.Repo, sha string, paths []string) (framework.Commit, error) {
+	c := framework.Commit{SHA: sha, Files: map[string][]byte{}}
+	var tree vcs.Tree
+	err := r.ForgeRead(ctx, func() (err error) {
+		tree, err = forge.Tree(ctx, repo, sha)
+		return err
+	}, nil)
+	if err != nil {
+		return c, fmt.Errorf("reading the files of %s: %w", prstate.Short(sha), err)
+	}
+	if tree.Truncated {
+		return c, fmt.Errorf("the forge's file list of %s is truncated, so the commits cannot be compared", prstate.Short(sha))
+	}
+	c.Tree = tree.Files
+	for _, path := range paths {
+		var data []byte
+		err := r.ForgeRead(ctx, func() (err error) {
+			data, err = forge.ReadFile(ctx, repo, sha, path)
+			return err
+		}, nil)
+		switch {
+		case errors.Is(err, vcs.ErrNotFound):
+		case err != nil:
+			return c, fmt.Errorf("reading %s at %s: %w", path, prstate.Short(sha), err)
+		default:
+			c.Files[path] = data
+		}
+	}
+	return c, nil
+}
+
+// completePlan completes a comparing framework's plan outcome from both commits as the forge shows them
+// (framework.CompletePlan). A forge that cannot be read fails the plan, saying so; a bot stopping meanwhile
+// leaves it for the next start.
+func (r *Runner) completePlan(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, c framework.Comparer, o planOutcome) planOutcome {
+	if o.Summary == nil {
+		return o
+	}
+	fail := func(err error) planOutcome {
+		if errors.Is(context.Cause(ctx), ErrShutdown) {
+			return planOutcome{abandoned: true}
+		}
+		return planOutcome{PlanOutcome: framework.PlanOutcome{Status: plan.StatusFailed, Result: o.Result,
+			Error: fmt.Sprintf("Could not compare the commits on the forge: %v", err)}}
+	}
+	base := o.base
+	if base == nil { // a job an older process started without storing its base: the same rules again
+		pick, err := r.pickBase(ctx, forge, p, pc)
+		if err != nil {
+			return fail(err)
+		}
+		base = &pick
+	}
+	paths := c.CommitFiles(pc.Project)
+	head, err := r.readCommit(ctx, forge, pc.PR.Repo, p.HeadSHA, paths)
+	if err != nil {
+		return fail(err)
+	}
+	cmp := framework.Comparison{Project: pc.Project, Environment: pc.Env.Name, Head: head, BaseIsDeployed: base.Deployed,
+		// The environment's production state (dbt: the manifest of its last successful deploy, given to the job
+		// as an input, DAGCTL_DBT_STATE) is not stored by applies yet: until it is, the files decide.
+		HasProductionState: false}
+	if base.SHA != "" {
+		b, err := r.readCommit(ctx, forge, pc.PR.Repo, base.SHA, paths)
+		if err != nil {
+			return fail(err)
+		}
+		cmp.Base = &b
+	}
+	o.PlanOutcome = framework.CompletePlan(c, o.PlanOutcome, cmp)
+	return o
+}
