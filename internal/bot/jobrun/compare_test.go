@@ -104,3 +104,23 @@ func TestACommitIsReadWholeFromTheForge(t *testing.T) {
 	_, err = w.runner.readCommit(ctx, w.forge, w.pc.PR.Repo, w.plan.HeadSHA, paths)
 	assert.ErrorContains(t, err, "is truncated, so the commits cannot be compared")
 }
+
+// A plan run's base commit is stored with the run, so that a bot restarted while its job runs completes the
+// plan from the base the job checked out; the run's end forgets it.
+func TestAPlanRunsBaseCommitOutlivesARestartUntilTheRunEnds(t *testing.T) {
+	ctx := context.Background()
+	w := newCompareWorld(t)
+	w.plan.Context = []byte("{}")
+	p, err := w.store.CreatePlan(ctx, w.plan)
+	require.NoError(t, err)
+	run, _, err := w.store.CreateRun(ctx, p.ID, "plan", "local")
+	require.NoError(t, err)
+
+	assert.Nil(t, w.runner.rememberedBase(ctx, run.ID), "nothing stored: the plan picks again")
+	w.runner.rememberBase(ctx, run.ID, basePick{SHA: w.forkPoint})
+	assert.Equal(t, &basePick{SHA: w.forkPoint}, w.runner.rememberedBase(ctx, run.ID))
+
+	_, err = w.store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunSucceeded})
+	require.NoError(t, err)
+	assert.Nil(t, w.runner.rememberedBase(ctx, run.ID), "forgotten with the run's end")
+}
