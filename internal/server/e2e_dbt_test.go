@@ -59,6 +59,7 @@ func TestDBTAVersionBumpDeploysTheChangedModelAndItsDownstream(t *testing.T) {
 			assert.Contains(t, check.Summary, "Scope: `selective`", env)
 			log := runLog(t, w, check)
 			assert.Contains(t, log, "dbt parse of the base", "the job compared with the base commit's checkout")
+			assert.Contains(t, log, "dagctl: comparing with "+w.Base+", the merge base (nothing applied to "+env+" yet)")
 			assert.NotContains(t, log, "dbt parse of the head ("+dbtProjectDir, "the checkout's paths are the executor's")
 		}
 		for _, env := range []string{"prod", "dev"} {

@@ -24,6 +24,17 @@ type basePick struct {
 	Deployed bool `json:"deployed,omitempty"`
 }
 
+// describe says in the run's log what the plan compares with.
+func (b basePick) describe(env string) string {
+	switch {
+	case b.SHA == "":
+		return "no base commit to compare with (nothing applied to " + env + ", no merge base): every file is new"
+	case b.Deployed:
+		return "comparing with " + b.SHA + ", the commit last applied to " + env
+	}
+	return "comparing with " + b.SHA + ", the merge base (nothing applied to " + env + " yet)"
+}
+
 // chooseBase is the commit to compare with: the one last applied to the environment, else the merge base;
 // "" for either is none. Pure.
 func chooseBase(lastApplied, mergeBase string) basePick {

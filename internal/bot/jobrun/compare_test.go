@@ -24,6 +24,8 @@ func TestChooseBase(t *testing.T) {
 	assert.Equal(t, basePick{SHA: "applied", Deployed: true}, chooseBase("applied", "fork"), "the environment's last apply wins")
 	assert.Equal(t, basePick{SHA: "fork"}, chooseBase("", "fork"))
 	assert.Equal(t, basePick{}, chooseBase("", ""), "none")
+	assert.Equal(t, "comparing with abc, the commit last applied to prod", basePick{SHA: "abc", Deployed: true}.describe("prod"))
+	assert.Equal(t, "comparing with abc, the merge base (nothing applied to prod yet)", basePick{SHA: "abc"}.describe("prod"))
 }
 
 // compareWorld is a runner on a real store and memforge, with a PR forked from main before main moved on.

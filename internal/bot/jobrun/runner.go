@@ -432,6 +432,9 @@ func (r *Runner) startPlanJob(runCtx context.Context, forge vcs.Forge, p db.Plan
 	if msg := framework.DescribeRefused(refused); msg != "" {
 		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + msg})
 	}
+	if base != nil {
+		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + base.describe(pc.Env.Name)})
+	}
 	h, err := r.Executor.Start(ctx, spec, sink)
 	if err != nil {
 		_ = logw.Close(context.Background())
