@@ -21,11 +21,11 @@ import (
 )
 
 func TestChooseBase(t *testing.T) {
-	assert.Equal(t, basePick{SHA: "applied", Deployed: true}, chooseBase("applied", "fork"), "the environment's last apply wins")
-	assert.Equal(t, basePick{SHA: "fork"}, chooseBase("", "fork"))
-	assert.Equal(t, basePick{}, chooseBase("", ""), "none")
-	assert.Equal(t, "comparing with abc, the commit last applied to prod", basePick{SHA: "abc", Deployed: true}.describe("prod"))
-	assert.Equal(t, "comparing with abc, the merge base (nothing applied to prod yet)", basePick{SHA: "abc"}.describe("prod"))
+	assert.Equal(t, BaseCommit{SHA: "applied", Deployed: true}, chooseBase("applied", "fork"), "the environment's last apply wins")
+	assert.Equal(t, BaseCommit{SHA: "fork"}, chooseBase("", "fork"))
+	assert.Equal(t, BaseCommit{}, chooseBase("", ""), "none")
+	assert.Equal(t, "comparing with abc, the commit last applied to prod", BaseCommit{SHA: "abc", Deployed: true}.describe("prod"))
+	assert.Equal(t, "comparing with abc, the merge base (nothing applied to prod yet)", BaseCommit{SHA: "abc"}.describe("prod"))
 }
 
 // compareWorld is a runner on a real store and memforge, with a PR forked from main before main moved on.
@@ -66,26 +66,26 @@ func TestThePlansBaseCommitIsTheLastApplyElseTheMergeBase(t *testing.T) {
 	w.forge.FailNext("Compare", 1, errors.New("502 from the forge"))
 	got, err := w.runner.pickBase(ctx, w.forge, w.plan, w.pc)
 	require.NoError(t, err)
-	assert.Equal(t, basePick{SHA: w.forkPoint}, got, "nothing applied yet: the merge base")
+	assert.Equal(t, BaseCommit{SHA: w.forkPoint}, got, "nothing applied yet: the merge base")
 	assert.Equal(t, 1, w.forge.Failed("Compare"), "the transient failure was waited out")
 
 	require.NoError(t, w.store.RecordApplied(ctx, db.AppliedContent{Forge: w.plan.Forge, Repo: w.plan.Repo, Project: "marts",
 		Environment: "dev", CommitSHA: w.mainHead, ContentHash: "h", AppliedAt: time.Now()}))
 	got, err = w.runner.pickBase(ctx, w.forge, w.plan, w.pc)
 	require.NoError(t, err)
-	assert.Equal(t, basePick{SHA: w.forkPoint}, got, "another environment's apply is not this one's")
+	assert.Equal(t, BaseCommit{SHA: w.forkPoint}, got, "another environment's apply is not this one's")
 
 	require.NoError(t, w.store.RecordApplied(ctx, db.AppliedContent{Forge: w.plan.Forge, Repo: w.plan.Repo, Project: "marts",
 		Environment: "prod", CommitSHA: w.mainHead, ContentHash: "h", AppliedAt: time.Now()}))
 	got, err = w.runner.pickBase(ctx, w.forge, w.plan, w.pc)
 	require.NoError(t, err)
-	assert.Equal(t, basePick{SHA: w.mainHead, Deployed: true}, got, "the environment's last apply")
+	assert.Equal(t, BaseCommit{SHA: w.mainHead, Deployed: true}, got, "the environment's last apply")
 
 	pushed := w.plan
 	pushed.Environment, pushed.BaseSHA = "staging", ""
 	got, err = w.runner.pickBase(ctx, w.forge, pushed, prstate.PlanContext{PR: w.pc.PR, Env: repoconfig.Environment{Name: "staging"}})
 	require.NoError(t, err)
-	assert.Equal(t, basePick{}, got, "no base commit and nothing applied: none")
+	assert.Equal(t, BaseCommit{}, got, "no base commit and nothing applied: none")
 }
 
 // A commit is read whole from the forge: a truncated tree cannot be compared, and a file the commit lacks is
@@ -119,8 +119,8 @@ func TestAPlanRunsBaseCommitOutlivesARestartUntilTheRunEnds(t *testing.T) {
 	require.NoError(t, err)
 
 	assert.Nil(t, w.runner.rememberedBase(ctx, run.ID), "nothing stored: the plan picks again")
-	w.runner.rememberBase(ctx, run.ID, basePick{SHA: w.forkPoint})
-	assert.Equal(t, &basePick{SHA: w.forkPoint}, w.runner.rememberedBase(ctx, run.ID))
+	w.runner.rememberBase(ctx, run.ID, BaseCommit{SHA: w.forkPoint})
+	assert.Equal(t, &BaseCommit{SHA: w.forkPoint}, w.runner.rememberedBase(ctx, run.ID))
 
 	_, err = w.store.FinishRun(ctx, run.ID, db.RunResult{Status: db.RunSucceeded})
 	require.NoError(t, err)

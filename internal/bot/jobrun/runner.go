@@ -342,7 +342,7 @@ func (r *Runner) runPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc 
 type planOutcome struct {
 	framework.PlanOutcome
 	abandoned bool
-	base      *basePick // a comparing framework's base commit, as the job was given it (nil: not known)
+	base      *BaseCommit // a comparing framework's base commit, as the job was given it (nil: not known)
 }
 
 // attachedJob is a job and its log writer, started now or found again after a restart.
@@ -352,7 +352,7 @@ type attachedJob struct {
 	// release gives back the job slot a followed job holds (nil for a job started now: its starter holds it).
 	release func()
 	// base is the base commit a comparing framework's job checked out (nil: none was picked, or not known).
-	base *basePick
+	base *BaseCommit
 }
 
 // waitPlanJob waits for a plan job (started now, or followed after a restart) and interprets it. Every failure
@@ -408,7 +408,7 @@ func (r *Runner) startPlanJob(runCtx context.Context, forge vcs.Forge, p db.Plan
 	if err != nil {
 		return nil, err
 	}
-	var base *basePick
+	var base *BaseCommit
 	if _, ok := framework.ComparerOf(fw); ok {
 		pick, err := r.pickBase(runCtx, forge, p, pc)
 		if err != nil {
@@ -631,6 +631,8 @@ type Step struct {
 	SHA     string // the commit to apply
 	// ForgeWait, when set, is told of each transient forge error the step waits out (the apply's check says so).
 	ForgeWait func(err error)
+	// BaseSHA is the base commit a comparing framework's verifying plan checks out beside SHA (StepBase).
+	BaseSHA string
 }
 
 // RunStep runs one job of an apply (the verifying plan, or the apply itself) at the apply's commit.
@@ -640,11 +642,17 @@ func (r *Runner) RunStep(ctx context.Context, forge vcs.Forge, s Step, logw *db.
 	if err != nil {
 		return jobs.Result{}, fmt.Errorf("could not get a token to fetch the code: %w", err)
 	}
+	src.BaseSHA = s.BaseSHA
+	var approved *plan.DBT // a dbt apply runs the approved plan's exact commands
+	if kind == jobs.KindApply && p.Summary != nil {
+		approved = p.Summary.DBT
+	}
 	spec, refused, err := r.Jobs.Spec(framework.JobRequest{
 		RunID: fmt.Sprintf("%d-%s", runID, step), Kind: kind, Config: pc.Config(), Project: pc.Project,
 		Env: pc.Env.Name, Flags: p.Flags,
 		Source: src,
 		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": sha},
+		DBT:    approved,
 	})
 	if err != nil {
 		return jobs.Result{}, err
