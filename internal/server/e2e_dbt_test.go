@@ -105,3 +105,41 @@ func TestDBTWithoutAVersionBumpIsInformational(t *testing.T) {
 		assert.NotContains(t, sticky, "dbt build --target prod", "an informational plan runs no command")
 	})
 }
+
+// An approved version bump applies on merge through the bot: the verifying plan at the merge commit has the
+// approved scope, the apply runs the approved plan's exact command with the real dbt, and the environment's
+// last apply is then the base commit the next PR is compared with (so it is not a deploy again).
+func TestDBTAnApprovedVersionBumpAppliesOnMergeAndBecomesTheBase(t *testing.T) {
+	forEachForge(t, func(t *testing.T, forge e2e.Kind) {
+		w := newWorld(t, forge, worldOptions{seedProd: true, baseFiles: dbtBase(t)})
+		macro := dbtProjectDir + "/macros/cents_to_dollars.sql"
+		files := map[string]string{repoconfig.Path: dbtConfig(t, "1.1.0"),
+			macro: replaceOnce(t, testutil.DBTExampleFiles(t)["macros/cents_to_dollars.sql"], "100.0", "100.00")}
+		head := w.PR(1, "dollars", "alice", files)
+		w.send(w.PREvent(vcs.PROpened, 1))
+		plan, ok := w.Status("dagctl/plan: marts/prod", head)
+		require.True(t, ok, "checks: %v", w.Statuses())
+		require.Equal(t, vcs.StatusSuccess, plan.State, plan.Summary)
+		assert.Contains(t, w.Sticky(1), "dbt build --target prod\n", "a macro change builds everything: no state selection")
+
+		w.review(1, head, "bob", vcs.ReviewApproved)
+		mergeSHA := w.merge(1)
+		w.send(w.PREvent(vcs.PRMerged, 1))
+		apply, ok := w.Status("dagctl/apply: marts/prod", mergeSHA)
+		require.True(t, ok, "the apply is reported on the merge commit; checks: %v", w.Statuses())
+		require.Equal(t, vcs.StatusSuccess, apply.State, "%s\n%s", apply.Title, apply.Summary)
+		log := runLog(t, w, apply)
+		assert.Contains(t, log, "dagctl: verify: comparing with "+w.Base+", the merge base", "the verifying plan's base")
+		assert.Contains(t, log, "dbt build --target prod", "the approved command ran")
+
+		// The next PR, from the merged main, is compared with what prod was applied from.
+		w.Base = mergeSHA
+		next := w.PR(2, "lower-status", "carol", stgOrdersChanged(t))
+		w.send(w.PREvent(vcs.PROpened, 2))
+		check, ok := w.Status("dagctl/plan: marts/prod", next)
+		require.True(t, ok, "checks: %v", w.Statuses())
+		assert.Equal(t, vcs.StatusNeutral, check.State, check.Summary)
+		assert.Contains(t, runLog(t, w, check), "dagctl: comparing with "+mergeSHA+", the commit last applied to prod")
+		assert.Contains(t, w.Sticky(2), "**Not a deploy** · version `1.1.0`, as at the base commit")
+	})
+}

@@ -139,31 +139,32 @@ func (r *Runner) completePlan(ctx context.Context, forge vcs.Forge, p db.Plan, p
 	return r.completeAt(ctx, forge, p, pc, p.HeadSHA, c, o)
 }
 
-// StepBase is the base commit of an apply's verifying plan at sha, when the project's framework compares two
-// commits ("" otherwise, or when there is none): the same rules as the plan's (pickBase).
-func (r *Runner) StepBase(ctx context.Context, forge vcs.Forge, s Step) (BaseCommit, error) {
+// StepBase is the base commit of an apply's verifying plan at s.SHA when the project's framework compares two
+// commits (nil otherwise): the same rules as the plan's (pickBase).
+func (r *Runner) StepBase(ctx context.Context, forge vcs.Forge, s Step) (*BaseCommit, error) {
 	fw, err := r.Jobs.Frameworks.For(s.Context.Project)
 	if err != nil {
-		return BaseCommit{}, err
+		return nil, err
 	}
 	if _, ok := framework.ComparerOf(fw); !ok {
-		return BaseCommit{}, nil
+		return nil, nil
 	}
-	return r.pickBaseOf(ctx, forge, s.Plan, s.Context, s.SHA)
+	base, err := r.pickBaseOf(ctx, forge, s.Plan, s.Context, s.SHA)
+	return &base, err
 }
 
 // CompleteStep completes an apply's verifying plan at s.SHA from both commits, as a plan's (completePlan), when
-// the project's framework compares two commits; base is what StepBase picked.
-func (r *Runner) CompleteStep(ctx context.Context, forge vcs.Forge, s Step, base BaseCommit, o framework.PlanOutcome) framework.PlanOutcome {
+// the project's framework compares two commits (s.Base, from StepBase, is set).
+func (r *Runner) CompleteStep(ctx context.Context, forge vcs.Forge, s Step, o framework.PlanOutcome) framework.PlanOutcome {
 	fw, err := r.Jobs.Frameworks.For(s.Context.Project)
-	if err != nil {
+	if err != nil || s.Base == nil {
 		return o
 	}
 	c, ok := framework.ComparerOf(fw)
 	if !ok {
 		return o
 	}
-	done := r.completeAt(ctx, forge, s.Plan, s.Context, s.SHA, c, planOutcome{PlanOutcome: o, base: &base})
+	done := r.completeAt(ctx, forge, s.Plan, s.Context, s.SHA, c, planOutcome{PlanOutcome: o, base: s.Base})
 	if done.abandoned {
 		return framework.PlanOutcome{Status: plan.StatusCancelled, Error: "the bot is shutting down", Result: o.Result}
 	}

@@ -631,8 +631,9 @@ type Step struct {
 	SHA     string // the commit to apply
 	// ForgeWait, when set, is told of each transient forge error the step waits out (the apply's check says so).
 	ForgeWait func(err error)
-	// BaseSHA is the base commit a comparing framework's verifying plan checks out beside SHA (StepBase).
-	BaseSHA string
+	// Base is the base commit a comparing framework's verifying plan checks out beside SHA (StepBase); nil for
+	// other frameworks.
+	Base *BaseCommit
 }
 
 // RunStep runs one job of an apply (the verifying plan, or the apply itself) at the apply's commit.
@@ -642,7 +643,9 @@ func (r *Runner) RunStep(ctx context.Context, forge vcs.Forge, s Step, logw *db.
 	if err != nil {
 		return jobs.Result{}, fmt.Errorf("could not get a token to fetch the code: %w", err)
 	}
-	src.BaseSHA = s.BaseSHA
+	if s.Base != nil {
+		src.BaseSHA = s.Base.SHA
+	}
 	var approved *plan.DBT // a dbt apply runs the approved plan's exact commands
 	if kind == jobs.KindApply && p.Summary != nil {
 		approved = p.Summary.DBT
@@ -662,6 +665,9 @@ func (r *Runner) RunStep(ctx context.Context, forge vcs.Forge, s Step, logw *db.
 		onLine(l)
 	})
 	sink(jobs.Line{Stream: "stderr", Text: fmt.Sprintf("dagctl: %s: %s", step, strings.Join(displayCommand(spec.Command), " "))})
+	if s.Base != nil && kind == jobs.KindPlan {
+		sink(jobs.Line{Stream: "stderr", Text: fmt.Sprintf("dagctl: %s: %s", step, s.Base.describe(pc.Env.Name))})
+	}
 	if msg := framework.DescribeRefused(refused); msg != "" {
 		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + msg})
 	}
