@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/stretchr/testify/assert"
@@ -120,4 +121,34 @@ func TestAJobWhoseInputsWereLostWithARestartEndsAsInputsLost(t *testing.T) {
 
 	assert.Equal(t, ReasonInputsLost, res.Reason, "%+v\n%s", res, strings.Join(out.texts(), "\n"))
 	assert.False(t, out.has("must not run"))
+}
+
+// The init container waits out a bot that is down (a restart) for the inputs, and gives up at once on a 409.
+func TestTheRunnerFetchesTheInputsOnceTheBotIsBack(t *testing.T) {
+	answers := []int{http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusOK}
+	var requests int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		code := answers[min(requests, len(answers)-1)]
+		requests++
+		if r.Method != http.MethodGet || r.URL.Path != "/jobs/r/inputs" || r.Header.Get("Authorization") != "Bearer tok" {
+			code = http.StatusUnauthorized
+		}
+		w.WriteHeader(code)
+		if code == http.StatusOK {
+			_ = json.NewEncoder(w).Encode(inputsBody{Files: map[string][]byte{"manifest.json": []byte(`{}`)}})
+		}
+	}))
+	defer srv.Close()
+	rep := &reporter{url: srv.URL + "/jobs/r", token: "tok"}
+
+	inputs, err := rep.fetchInputs(context.Background(), time.Minute)
+
+	require.NoError(t, err)
+	assert.Equal(t, map[string][]byte{"manifest.json": []byte(`{}`)}, inputs)
+	assert.Equal(t, 3, requests)
+
+	answers, requests = []int{http.StatusConflict}, 0
+	_, err = rep.fetchInputs(context.Background(), time.Minute)
+	assert.ErrorIs(t, err, errInputsLost)
+	assert.Equal(t, 1, requests, "no retry: the bot will never have them")
 }
