@@ -68,7 +68,70 @@ func ScopeDifferences(approved, now Summary) []string {
 	if approved.CreatesEnvironment != now.CreatesEnvironment {
 		out = append(out, fmt.Sprintf("creating the environment: %t → %t", approved.CreatesEnvironment, now.CreatesEnvironment))
 	}
+	return append(out, dbtScopeDifferences(approved.DBT, now.DBT)...)
+}
+
+// dbtScopeDifferences compares two dbt views (nil: none): whether they deploy, their scope, the exact commands,
+// the changed nodes with their reasons, and the downstream they add (a node no longer downstream is less work).
+func dbtScopeDifferences(approved, now *DBT) []string {
+	switch {
+	case approved == nil && now == nil:
+		return nil
+	case approved == nil:
+		return []string{"the plan is now a dbt plan"}
+	case now == nil:
+		return []string{"the plan is no longer a dbt plan"}
+	}
+	var out []string
+	if approved.Deploy != now.Deploy {
+		out = append(out, fmt.Sprintf("deploy: %t → %t", approved.Deploy, now.Deploy))
+	}
+	if approved.Scope != now.Scope {
+		out = append(out, fmt.Sprintf("the scope changed: `%s` → `%s`", approved.Scope, now.Scope))
+	}
+	if strings.Join(approved.Commands, "\n") != strings.Join(now.Commands, "\n") {
+		out = append(out, fmt.Sprintf("the commands changed: `%s` → `%s`", strings.Join(approved.Commands, "; "), strings.Join(now.Commands, "; ")))
+	}
+	a, b := nodesByID(approved.Nodes), nodesByID(now.Nodes)
+	for _, id := range sortedKeys(a, b) {
+		na, inA := a[id]
+		nb, inB := b[id]
+		switch {
+		case inA && !inB:
+			out = append(out, fmt.Sprintf("`%s` is no longer changed", id))
+		case !inA && inB:
+			out = append(out, fmt.Sprintf("`%s` is now changed (%s)", id, reasons(nb)))
+		case reasons(na) != reasons(nb):
+			out = append(out, fmt.Sprintf("`%s` changed for other reasons: %s → %s", id, reasons(na), reasons(nb)))
+		}
+	}
+	downstream := map[string]bool{}
+	for _, id := range approved.Downstream {
+		downstream[id] = true
+	}
+	for _, id := range now.Downstream {
+		if !downstream[id] {
+			out = append(out, fmt.Sprintf("`%s` is now built downstream", id))
+		}
+	}
 	return out
+}
+
+func nodesByID(ns []Node) map[string]Node {
+	m := make(map[string]Node, len(ns))
+	for _, n := range ns {
+		m[n.UniqueID] = n
+	}
+	return m
+}
+
+func reasons(n Node) string {
+	words := make([]string, len(n.Reasons))
+	for i, r := range n.Reasons {
+		words[i] = string(r)
+	}
+	sort.Strings(words)
+	return strings.Join(words, ", ")
 }
 
 func byModel(cs []Change) map[string]Change {

@@ -85,3 +85,49 @@ func TestSameScope(t *testing.T) {
 		})
 	}
 }
+
+func approvedDBT() Summary {
+	return Summary{Tool: "dbt", DBT: &DBT{Version: "1.1.0", PreviousVersion: "1.0.0", Deploy: true, Scope: ScopeSelective,
+		Nodes:      []Node{{UniqueID: "model.shop.stg_orders", Reasons: []NodeReason{ReasonBody}}},
+		Downstream: []string{"model.shop.revenue"},
+		Commands:   []string{"dbt build --target prod --select state:modified+ --state .dagctl/prod-state"}}}
+}
+
+// A dbt plan made again at apply time differs from the approved one when it deploys otherwise, in another
+// scope, with other commands, other changed nodes or reasons, or more downstream; before, any two dbt plans
+// compared equal (their Summary lists are empty), so an approval of one would have counted for another.
+func TestDBTScopeChanges(t *testing.T) {
+	assert.Empty(t, ScopeDifferences(approvedDBT(), approvedDBT()))
+	assert.True(t, SameScope(approvedDBT(), Flags{}, approvedDBT(), Flags{}))
+	for name, tc := range map[string]struct {
+		change func(d *DBT)
+		want   string
+	}{
+		"no longer a deploy": {func(d *DBT) { d.Deploy = false }, "deploy: true → false"},
+		"another scope":      {func(d *DBT) { d.Scope = ScopeAll }, "the scope changed: `selective` → `all`"},
+		"other commands":     {func(d *DBT) { d.Commands = []string{"dbt build --target prod"} }, "the commands changed"},
+		"a new changed node": {func(d *DBT) {
+			d.Nodes = append(d.Nodes, Node{UniqueID: "model.shop.x", Reasons: []NodeReason{ReasonNew}})
+		}, "`model.shop.x` is now changed (new)"},
+		"a node not changed":   {func(d *DBT) { d.Nodes = nil }, "`model.shop.stg_orders` is no longer changed"},
+		"other reasons":        {func(d *DBT) { d.Nodes[0].Reasons = []NodeReason{ReasonMacro} }, "changed for other reasons: body → macro"},
+		"more downstream":      {func(d *DBT) { d.Downstream = append(d.Downstream, "model.shop.more") }, "`model.shop.more` is now built downstream"},
+		"no longer a dbt plan": {nil, "the plan is no longer a dbt plan"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			now := approvedDBT()
+			if tc.change == nil {
+				now.DBT = nil
+			} else {
+				tc.change(now.DBT)
+			}
+			diffs := ScopeDifferences(approvedDBT(), now)
+			assert.NotEmpty(t, diffs)
+			assert.Contains(t, diffs[0], tc.want)
+			assert.False(t, SameScope(approvedDBT(), Flags{}, now, Flags{}))
+		})
+	}
+	less := approvedDBT()
+	less.DBT.Downstream = nil
+	assert.Empty(t, ScopeDifferences(approvedDBT(), less), "less downstream is less work")
+}

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,8 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dagctl/dagctl-bot/internal/forgetest/e2e"
-	"github.com/dagctl/dagctl-bot/internal/framework"
-	"github.com/dagctl/dagctl-bot/internal/framework/frameworktest"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/server"
 	"github.com/dagctl/dagctl-bot/internal/serverconfig"
@@ -82,35 +79,31 @@ func TestASetupStepTheOperatorDoesNotAllowIsAConfigErrorAtItsLine(t *testing.T) 
 	})
 }
 
-// The project's framework is frameworktest.DBTLike, registered through server.Options.Frameworks: sqlmesh under
-// dbt's name and meanings (no --restate-model, no categories), standing in for dbt until its adapter exists.
+// The project's framework is the real dbt, beside the sqlmesh example: dbt takes no plan flags, so a flag is
+// refused at command time for the project that does not take it, and nothing is planned.
 func TestAPlanFlagTheProjectsFrameworkDoesNotTakeIsAUsageReply(t *testing.T) {
 	forEachForge(t, func(t *testing.T, forge e2e.Kind) {
-		w := newWorld(t, forge, worldOptions{configure: func(_ *world, cfg *serverconfig.Config, opts *server.Options) {
-			opts.Frameworks = []framework.Framework{frameworktest.NewDBTLike(filepath.Join(filepath.Dir(cfg.SQLMesh), "python"))}
-		}})
-		files := map[string]string{repoconfig.Path: exampleConfig(t, func(s string) string {
-			return replaceOnce(t, s, "framework: sqlmesh", "framework: dbt")
-		})}
-		for name, content := range nonBreaking {
-			files[name] = content
-		}
-		head := w.PR(1, "to-dbt", "alice", files)
+		w := newWorld(t, forge, worldOptions{baseFiles: dbtBase(t)})
+		files := stgOrdersChanged(t)
+		files[repoconfig.Path] = dbtConfig(t, "1.1.0")
+		head := w.PR(1, "lower-status", "alice", files)
 
 		w.comment(1, "bob", "/dagctl plan dev --restate-model dagctl_example.orders")
 		reply := w.LastComment(1)
-		assert.Contains(t, reply, "project `default` is a dbt project: `--restate-model` is not for dbt (it takes only `--start`, `--end`)")
+		assert.Contains(t, reply, "project `marts` is a dbt project: `--restate-model` is not for dbt (it takes no plan flags)")
 		assert.Contains(t, reply, "/dagctl plan [env]", "the reply shows the usage")
-		_, planned := w.Status("dagctl/plan: dev", head)
-		assert.False(t, planned, "nothing was planned")
+		for _, project := range []string{"marts", "warehouse"} {
+			_, planned := w.Status("dagctl/plan: "+project+"/dev", head)
+			assert.False(t, planned, "nothing was planned for %s", project)
+		}
 
 		// Without the flag the project plans through its framework, and its changes, without categories, need
 		// no categorising.
 		w.comment(1, "bob", "/dagctl plan dev")
-		dev, ok := w.Status("dagctl/plan: dev", head)
+		dev, ok := w.Status("dagctl/plan: marts/dev", head)
 		require.True(t, ok, "checks: %v", w.Statuses())
 		assert.Equal(t, vcs.StatusSuccess, dev.State, dev.Summary)
-		assert.Contains(t, dev.Summary+dev.Text, "dagctl_example.customer_totals")
+		assert.Contains(t, dev.Summary+dev.Text, "model.dagctl_example.stg_orders")
 		assert.NotContains(t, strings.ToLower(w.Sticky(1)), "uncategori")
 	})
 }

@@ -20,10 +20,12 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/dispatch"
 	"github.com/dagctl/dagctl-bot/internal/framework"
+	"github.com/dagctl/dagctl-bot/internal/framework/dbt"
 	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/outbox"
 	"github.com/dagctl/dagctl-bot/internal/recovery"
+	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/retry"
 	"github.com/dagctl/dagctl-bot/internal/serverconfig"
 	"github.com/dagctl/dagctl-bot/internal/setup"
@@ -57,7 +59,8 @@ type Options struct {
 	// Forges are served besides GitHub, each at /webhooks/{name} (tests register a forge of their own; adapters
 	// configured by the settings are added the same way).
 	Forges []Forge
-	// Frameworks are run besides sqlmesh (tests register a framework of their own, as dbt's adapter will be).
+	// Frameworks are run besides the built-in ones (sqlmesh, dbt); one named as a built-in replaces it (tests
+	// register stand-ins of their own).
 	Frameworks []framework.Framework
 }
 
@@ -210,7 +213,9 @@ func (s *Server) jobSettings() (framework.JobSettings, error) {
 			return framework.JobSettings{}, fmt.Errorf("DAGCTL_SQLMESH=%s: no python beside it (%v); install sqlmesh in a virtualenv (`make tools`)", s.cfg.SQLMesh, err)
 		}
 	}
-	frameworks, err := framework.NewRegistry(append([]framework.Framework{sqlmesh.New(python)}, s.opts.Frameworks...)...)
+	// dbt runs with the interpreter sqlmesh's planner runs with: the tools' virtualenv (local), the image's
+	// python (Kubernetes).
+	frameworks, err := framework.NewRegistry(withFrameworks([]framework.Framework{sqlmesh.New(python), dbt.New(python)}, s.opts.Frameworks)...)
 	if err != nil {
 		return framework.JobSettings{}, err
 	}
@@ -222,6 +227,21 @@ func (s *Server) jobSettings() (framework.JobSettings, error) {
 		ExecutionTime: s.opts.ExecutionTime,
 		Setup:         s.cfg.JobSetup,
 	}, nil
+}
+
+// withFrameworks is builtin with each framework of extra of the same name in its place, then extra's others.
+func withFrameworks(builtin, extra []framework.Framework) []framework.Framework {
+	replaced := map[repoconfig.Framework]bool{}
+	for _, f := range extra {
+		replaced[f.Name()] = true
+	}
+	var out []framework.Framework
+	for _, f := range builtin {
+		if !replaced[f.Name()] {
+			out = append(out, f)
+		}
+	}
+	return append(out, extra...)
 }
 
 // secrets are the bot's credentials, masked in every stored log line: the settings' and the stored app's.

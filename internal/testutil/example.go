@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -12,7 +13,21 @@ import (
 // and benchmarks commit to their fake forge's repository. Local state (DuckDB files, logs, caches) is left out.
 func ExampleFiles(tb testing.TB) map[string]string {
 	tb.Helper()
-	root := filepath.Join(RepoRoot(), "examples", "sqlmesh")
+	return exampleFiles(tb, "sqlmesh", "logs", ".cache")
+}
+
+// DBTExampleFiles are the files of examples/dbt (path → content), relative to the dbt project. What dbt
+// generates or installs (target/, logs/, dbt_packages/, .user.yml) and DuckDB files are left out.
+func DBTExampleFiles(tb testing.TB) map[string]string {
+	tb.Helper()
+	files := exampleFiles(tb, "dbt", "target", "logs", "dbt_packages")
+	delete(files, ".user.yml")
+	return files
+}
+
+func exampleFiles(tb testing.TB, example string, skipDirs ...string) map[string]string {
+	tb.Helper()
+	root := filepath.Join(RepoRoot(), "examples", example)
 	files := map[string]string{}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -20,7 +35,7 @@ func ExampleFiles(tb testing.TB) map[string]string {
 		}
 		rel, _ := filepath.Rel(root, path)
 		if d.IsDir() {
-			if rel == "logs" || rel == ".cache" {
+			if slices.Contains(skipDirs, rel) {
 				return filepath.SkipDir
 			}
 			return nil
@@ -33,7 +48,7 @@ func ExampleFiles(tb testing.TB) map[string]string {
 		return err
 	})
 	if err != nil {
-		tb.Fatalf("reading examples/sqlmesh: %v", err)
+		tb.Fatalf("reading examples/%s: %v", example, err)
 	}
 	return files
 }

@@ -280,7 +280,13 @@ func (s *Sequence) replan(ctx context.Context, forge vcs.Forge, req Request, run
 	if err != nil {
 		return &applyEnding{conclusion: vcs.StatusFailure, title: "Could not plan again", summary: err.Error(), exitCode: -1, reason: err.Error()}
 	}
-	verify, err := job(ctx, jobrun.Step{Plan: req.Plan, Context: req.Context, RunID: run.ID, Kind: jobs.KindPlan, Name: stepVerify, SHA: req.SHA}, func(jobs.Line) {})
+	step := jobrun.Step{Plan: req.Plan, Context: req.Context, RunID: run.ID, Kind: jobs.KindPlan, Name: stepVerify, SHA: req.SHA}
+	// A framework whose plans compare two commits (dbt) plans again against the base the bot picks now (under the
+	// lock, the environment's last apply does not move).
+	if step.Base, err = s.Runner.StepBase(ctx, forge, step); err != nil {
+		return &applyEnding{conclusion: vcs.StatusFailure, title: "Could not plan again", summary: err.Error(), exitCode: -1, reason: err.Error()}
+	}
+	verify, err := job(ctx, step, func(jobs.Line) {})
 	if s.Runner.Abandoned(run.ID, verify, err) {
 		return &applyEnding{abandoned: true}
 	}
@@ -296,7 +302,7 @@ func (s *Sequence) replan(ctx context.Context, forge vcs.Forge, req Request, run
 	if err != nil {
 		return &applyEnding{conclusion: vcs.StatusFailure, title: "Could not plan again", summary: err.Error(), exitCode: -1, reason: err.Error()}
 	}
-	outcome := framework.InterpretPlan(fw, verify, stdout, nil)
+	outcome := s.Runner.CompleteStep(ctx, forge, step, framework.InterpretPlan(fw, verify, stdout, nil))
 	if outcome.Summary == nil || outcome.Status == plan.StatusFailed {
 		return &applyEnding{conclusion: vcs.StatusFailure, title: "Planning again failed: nothing was applied", summary: fence(outcome.Error), exitCode: verify.ExitCode, reason: "verify plan failed"}
 	}

@@ -240,11 +240,16 @@ func (r *Runner) executePlan(ctx context.Context, p db.Plan, pc prstate.PlanCont
 			attached.release()
 		}
 	}
+	runCtx := ctx
+	if fw, err := r.Jobs.Frameworks.For(pc.Project); err == nil && !outcome.abandoned {
+		if c, ok := framework.ComparerOf(fw); ok {
+			outcome = r.completePlan(runCtx, forge, p, pc, c, outcome)
+		}
+	}
 	if outcome.abandoned {
 		r.Log.Info("left a plan run for the next start", "plan", p.ID, "run", run.ID)
 		return nil
 	}
-	runCtx := ctx
 	ctx = context.WithoutCancel(ctx) // the outcome is recorded and reported even when the run was cancelled
 	done, err := r.Store.SetPlanResult(ctx, p.ID, db.PlanResult{Status: outcome.Status, Summary: outcome.Summary, Error: outcome.Error})
 	if err != nil {
@@ -337,6 +342,7 @@ func (r *Runner) runPlanJob(ctx context.Context, forge vcs.Forge, p db.Plan, pc 
 type planOutcome struct {
 	framework.PlanOutcome
 	abandoned bool
+	base      *BaseCommit // a comparing framework's base commit, as the job was given it (nil: not known)
 }
 
 // attachedJob is a job and its log writer, started now or found again after a restart.
@@ -345,6 +351,8 @@ type attachedJob struct {
 	log    *db.RunLogWriter
 	// release gives back the job slot a followed job holds (nil for a job started now: its starter holds it).
 	release func()
+	// base is the base commit a comparing framework's job checked out (nil: none was picked, or not known).
+	base *BaseCommit
 }
 
 // waitPlanJob waits for a plan job (started now, or followed after a restart) and interprets it. Every failure
@@ -377,7 +385,7 @@ func (r *Runner) waitPlanJob(ctx context.Context, run db.Run, pc prstate.PlanCon
 	if err != nil {
 		return failed(fmt.Sprintf("Could not read the job's output: %v", err))
 	}
-	return planOutcome{PlanOutcome: framework.InterpretPlan(fw, res, stdout, tail)}
+	return planOutcome{PlanOutcome: framework.InterpretPlan(fw, res, stdout, tail), base: job.base}
 }
 
 // failRun ends a run that could not run, and is the plan's failed outcome.
@@ -396,6 +404,19 @@ func (r *Runner) startPlanJob(runCtx context.Context, forge vcs.Forge, p db.Plan
 	if err != nil {
 		return nil, fmt.Errorf("Could not get a token to fetch the code: %v", err)
 	}
+	fw, err := r.Jobs.Frameworks.For(pc.Project)
+	if err != nil {
+		return nil, err
+	}
+	var base *BaseCommit
+	if _, ok := framework.ComparerOf(fw); ok {
+		pick, err := r.pickBase(runCtx, forge, p, pc)
+		if err != nil {
+			return nil, fmt.Errorf("Could not find the base commit to compare with: %v", err)
+		}
+		src.BaseSHA, base = pick.SHA, &pick
+		r.rememberBase(ctx, run.ID, pick)
+	}
 	spec, refused, err := r.Jobs.Spec(framework.JobRequest{
 		RunID: strconv.FormatInt(run.ID, 10), Kind: jobs.KindPlan, Config: pc.Config(), Project: pc.Project,
 		Env: pc.Env.Name, Flags: p.Flags,
@@ -411,13 +432,16 @@ func (r *Runner) startPlanJob(runCtx context.Context, forge vcs.Forge, p db.Plan
 	if msg := framework.DescribeRefused(refused); msg != "" {
 		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + msg})
 	}
+	if base != nil {
+		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + base.describe(pc.Env.Name)})
+	}
 	h, err := r.Executor.Start(ctx, spec, sink)
 	if err != nil {
 		_ = logw.Close(context.Background())
 		return nil, fmt.Errorf("The job could not start: %v", err)
 	}
 	r.Started(ctx, run.ID, h)
-	return &attachedJob{handle: h, log: logw}, nil
+	return &attachedJob{handle: h, log: logw, base: base}, nil
 }
 
 // readRunOutput reads what a plan is interpreted from: the job's result lines, which the log writer kept aside
@@ -522,7 +546,7 @@ func (r *Runner) Reattach(ctx context.Context, run db.Run) (bool, error) {
 		}
 		return false, err
 	}
-	r.follow(p, pc, run, &attachedJob{handle: h, log: logw, release: release})
+	r.follow(p, pc, run, &attachedJob{handle: h, log: logw, release: release, base: r.rememberedBase(ctx, run.ID)})
 	return true, nil
 }
 
@@ -607,6 +631,9 @@ type Step struct {
 	SHA     string // the commit to apply
 	// ForgeWait, when set, is told of each transient forge error the step waits out (the apply's check says so).
 	ForgeWait func(err error)
+	// Base is the base commit a comparing framework's verifying plan checks out beside SHA (StepBase); nil for
+	// other frameworks.
+	Base *BaseCommit
 }
 
 // RunStep runs one job of an apply (the verifying plan, or the apply itself) at the apply's commit.
@@ -616,11 +643,19 @@ func (r *Runner) RunStep(ctx context.Context, forge vcs.Forge, s Step, logw *db.
 	if err != nil {
 		return jobs.Result{}, fmt.Errorf("could not get a token to fetch the code: %w", err)
 	}
+	if s.Base != nil {
+		src.BaseSHA = s.Base.SHA
+	}
+	var approved *plan.DBT // a dbt apply runs the approved plan's exact commands
+	if kind == jobs.KindApply && p.Summary != nil {
+		approved = p.Summary.DBT
+	}
 	spec, refused, err := r.Jobs.Spec(framework.JobRequest{
 		RunID: fmt.Sprintf("%d-%s", runID, step), Kind: kind, Config: pc.Config(), Project: pc.Project,
 		Env: pc.Env.Name, Flags: p.Flags,
 		Source: src,
 		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": sha},
+		DBT:    approved,
 	})
 	if err != nil {
 		return jobs.Result{}, err
@@ -630,6 +665,9 @@ func (r *Runner) RunStep(ctx context.Context, forge vcs.Forge, s Step, logw *db.
 		onLine(l)
 	})
 	sink(jobs.Line{Stream: "stderr", Text: fmt.Sprintf("dagctl: %s: %s", step, strings.Join(displayCommand(spec.Command), " "))})
+	if s.Base != nil && kind == jobs.KindPlan {
+		sink(jobs.Line{Stream: "stderr", Text: fmt.Sprintf("dagctl: %s: %s", step, s.Base.describe(pc.Env.Name))})
+	}
 	if msg := framework.DescribeRefused(refused); msg != "" {
 		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + msg})
 	}

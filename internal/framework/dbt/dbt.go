@@ -1,14 +1,17 @@
 // Package dbt is the dbt Framework: the commands and parsers of its planner (./planner) behind the framework
 // port, with dbt's meanings (no change categories, no plan flags). The deploy rules over files and versions
-// are ./scope; this package only maps the planner onto the port's types.
+// are ./scope; this package only maps the planner onto the port's types, and completes the job's summary from
+// both commits with scope's rules (framework.Comparer).
 package dbt
 
 import (
 	"errors"
 	"io"
+	"path"
 
 	"github.com/dagctl/dagctl-bot/internal/framework"
 	"github.com/dagctl/dagctl-bot/internal/framework/dbt/planner"
+	"github.com/dagctl/dagctl-bot/internal/framework/dbt/scope"
 	"github.com/dagctl/dagctl-bot/internal/plan"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 )
@@ -74,3 +77,53 @@ func (Framework) Categorizes() bool { return false }
 
 // Flags: dbt takes no plan flag (no restatement, no forward-only plans, no time range).
 func (Framework) Flags() []plan.Flag { return nil }
+
+var _ framework.Comparer = Framework{}
+
+// StateDir is where a selective apply's commands find the production artifacts (`--state`), relative to the
+// project's directory. Applies do not store the production manifest yet: the apply that does must put it there.
+const StateDir = ".dagctl/prod-state"
+
+// CommitFiles: what scope.Fill reads of each commit besides its tree, .dagctl/config.yaml (the version, the
+// project's entry) and the project's dbt_project.yml (its paths, its vars).
+func (Framework) CommitFiles(p repoconfig.Project) []string {
+	return []string{repoconfig.Path, projectFile(p)}
+}
+
+func projectFile(p repoconfig.Project) string {
+	dir := p.Path
+	if dir == "" {
+		dir = "."
+	}
+	return path.Join(dir, scope.ProjectFile)
+}
+
+// Complete fills the files' side of the plan's dbt view (scope.Fill) from both commits as the forge shows them:
+// the version and whether this is a deploy, the changed files, the scope that decides and the commands. The
+// job's own output never says which files changed.
+func (Framework) Complete(s *plan.Summary, c framework.Comparison) error {
+	if s.DBT == nil {
+		return errors.New("the dbt plan job printed no dbt view")
+	}
+	in := scope.Input{Project: c.Project, Environment: c.Environment, Head: commit(c.Head, c.Project),
+		HasProdManifest: c.HasProductionState, StateDir: StateDir}
+	s.DBT.BaseCommit, s.DBT.BaseIsDeployed = "", false
+	if c.Base != nil {
+		base := commit(*c.Base, c.Project)
+		in.Base = &base
+		s.DBT.BaseCommit, s.DBT.BaseIsDeployed = c.Base.SHA, c.BaseIsDeployed
+	}
+	return scope.Fill(s.DBT, in)
+}
+
+// commit is one side of the rules: a config that does not parse counts as none (scope.Commit.Config), so that
+// a broken config at the base reads as changed.
+func commit(c framework.Commit, p repoconfig.Project) scope.Commit {
+	out := scope.Commit{Files: c.Tree, ProjectYML: c.Files[projectFile(p)]}
+	if data, ok := c.Files[repoconfig.Path]; ok {
+		if cfg, err := repoconfig.Parse(repoconfig.Path, data); err == nil {
+			out.Config = &cfg
+		}
+	}
+	return out
+}
