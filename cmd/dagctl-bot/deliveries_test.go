@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,9 @@ type botQueue struct {
 }
 
 func newBotQueue(t *testing.T, path string) *botQueue {
-	b := &botQueue{now: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC), forgeDown: true}
+	// The bot's clock starts at the real time: the CLI's store, on the real clock, makes a retried delivery due
+	// now, and the bot's drains must not be in the past of that (a fixed date here failed once the day passed it).
+	b := &botQueue{now: time.Now().UTC().Truncate(time.Minute), forgeDown: true}
 	store, err := db.Open(path, db.WithClock(func() time.Time { return b.now }))
 	require.NoError(t, err)
 	t.Cleanup(func() { store.Close() })
@@ -68,19 +71,21 @@ func TestDeliveriesListAndRetryOnARunningBotsDatabase(t *testing.T) {
 
 	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o700))
 	bot := newBotQueue(t, path)
+	received := bot.now
 	ctx := context.Background()
 	for _, d := range []struct{ id, key, body string }{{"m1", "acme/w#1", "merge"}, {"c2", "acme/w#1", "comment"}, {"p3", "acme/w#2", "other"}} {
 		_, err := bot.store.Enqueue(ctx, "github", d.id, "pull_request", d.key, []byte(d.body))
 		require.NoError(t, err)
 	}
-	// The outage outlasts the hour's window: m1 and p3 die at 11:00, c2 (behind m1) fails from then and dies at 12:00.
+	// The outage outlasts the hour's window: m1 and p3 die after an hour, c2 (behind m1) fails from then and dies an
+	// hour later.
 	bot.runFor(150 * time.Minute)
 	code, stdout, stderr := cli(t, "deliveries", "list", "--dead")
 	require.Equal(t, 0, code, stderr)
 	lines := strings.Split(strings.TrimSpace(stdout), "\n")
 	require.Len(t, lines, 4, stdout)
 	assert.Regexp(t, `^ID\s+STATUS\s+FORGE\s+DELIVERY\s+EVENT\s+KEY\s+ATTEMPTS\s+RECEIVED\s+LAST ERROR$`, lines[0])
-	assert.Regexp(t, `^1\s+dead\s+github\s+m1\s+pull_request\s+acme/w#1\s+\d+\s+2026-12-02T10:00:00Z\s+github: 502 Bad Gateway$`, lines[1])
+	assert.Regexp(t, `^1\s+dead\s+github\s+m1\s+pull_request\s+acme/w#1\s+\d+\s+`+regexp.QuoteMeta(received.Format(time.RFC3339))+`\s+github: 502 Bad Gateway$`, lines[1])
 
 	bot.forgeDown = false
 	code, stdout, stderr = cli(t, "deliveries", "retry", "1")
