@@ -229,6 +229,21 @@ func assertLifecycle(t *testing.T, history []vcs.StatusState, final vcs.StatusSt
 	assert.Equal(t, len(order), next, "%s: %v does not end %s", msg, history, final)
 }
 
+// assertState checks that a status shows the state the core wrote, as its forge can show it: GitLab shows
+// blocked as pending (queued) and neutral as success, GitHub every state as it is.
+func (w *world) assertState(want, got vcs.StatusState, msgAndArgs ...any) bool {
+	w.t.Helper()
+	return assert.Equal(w.t, w.Shown(want), got, msgAndArgs...)
+}
+
+// skipUnless skips a step (or the rest of the scenario) where the forge lacks what it needs.
+func (w *world) skipUnless(c forgetest.Capability) {
+	w.t.Helper()
+	if !w.Can(c) {
+		w.t.Skipf("%s has no %s", w.Name(), c)
+	}
+}
+
 // normalize replaces what changes between runs (commit SHAs, signed log links) with placeholders.
 func (w *world) normalize(s string, shas map[string]string) string {
 	for sha, name := range shas {

@@ -158,13 +158,22 @@ func (r *Runner) ForgeRead(ctx context.Context, op func() error, waiting func(er
 	})
 }
 
-// cloneToken is the forge's token for a job to fetch the code with, its transient errors waited out.
-func (r *Runner) cloneToken(ctx context.Context, forge vcs.Forge, repo vcs.Repo, waiting func(error)) (token string, err error) {
-	err = r.ForgeRead(ctx, func() (err error) {
-		token, err = forge.CloneToken(ctx, repo)
+// cloneUserForge is a forge whose clone tokens go with a basic-auth user name of their own (GitLab: oauth2);
+// a forge without it takes jobs.DefaultTokenUser (GitHub's x-access-token).
+type cloneUserForge interface{ CloneUser() string }
+
+// source is where a job fetches commit sha of repo from, with the forge's token (its transient errors waited
+// out) and the user name the forge takes it with.
+func (r *Runner) source(ctx context.Context, forge vcs.Forge, repo vcs.Repo, sha string, waiting func(error)) (jobs.Source, error) {
+	src := jobs.Source{CloneURL: repo.CloneURL, SHA: sha}
+	if f, ok := forge.(cloneUserForge); ok {
+		src.TokenUser = f.CloneUser()
+	}
+	err := r.ForgeRead(ctx, func() (err error) {
+		src.Token, err = forge.CloneToken(ctx, repo)
 		return err
 	}, waiting)
-	return token, err
+	return src, err
 }
 
 // Abandoned reports whether a job ended only because this process is stopping (the executor killed or let go
@@ -382,7 +391,7 @@ func (r *Runner) failRun(ctx context.Context, runID int64, msg string) planOutco
 // startPlanJob builds the plan job's spec and starts it, its output redacted into the run's log. Only the wait
 // for the token honours the run's context (ctx).
 func (r *Runner) startPlanJob(runCtx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, run db.Run) (*attachedJob, error) {
-	token, err := r.cloneToken(runCtx, forge, pc.PR.Repo, nil)
+	src, err := r.source(runCtx, forge, pc.PR.Repo, p.HeadSHA, nil)
 	ctx := context.WithoutCancel(runCtx)
 	if err != nil {
 		return nil, fmt.Errorf("Could not get a token to fetch the code: %v", err)
@@ -391,14 +400,14 @@ func (r *Runner) startPlanJob(runCtx context.Context, forge vcs.Forge, p db.Plan
 		RunID: strconv.FormatInt(run.ID, 10), Kind: jobs.KindPlan, Config: pc.Config(), Project: pc.Project,
 		Env: pc.Env.Name, Flags: p.Flags,
 		// The base repository serves fork heads too (refs/pull/N/head); the token reads no fork.
-		Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: p.HeadSHA, Token: token},
+		Source: src,
 		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": p.HeadSHA},
 	})
 	if err != nil {
 		return nil, err
 	}
 	logw := r.Store.NewRunLogWriter(run.ID, LogFlushInterval)
-	sink := r.JobRedactor(token, pc.Job).Sink(logw.Sink)
+	sink := r.JobRedactor(src.Token, pc.Job).Sink(logw.Sink)
 	if msg := framework.DescribeRefused(refused); msg != "" {
 		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + msg})
 	}
@@ -558,13 +567,13 @@ func (r *Runner) CleanUpEnvironment(ctx context.Context, p db.Plan, pc prstate.P
 	if _, ok := fw.CleanupCommand(framework.CommandRequest{Project: pc.Project, Env: pc.Env.Name}); !ok {
 		return nil
 	}
-	token, err := r.cloneToken(ctx, forge, pc.PR.Repo, nil)
+	src, err := r.source(ctx, forge, pc.PR.Repo, p.HeadSHA, nil)
 	if err != nil {
 		return err
 	}
 	spec, _, err := r.Jobs.Spec(framework.JobRequest{
 		RunID: fmt.Sprintf("invalidate-%d", p.ID), Kind: jobs.KindInvalidate, Config: pc.Config(), Project: pc.Project,
-		Env: pc.Env.Name, Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: p.HeadSHA, Token: token},
+		Env: pc.Env.Name, Source: src,
 		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": p.HeadSHA},
 	})
 	if err != nil {
@@ -573,7 +582,7 @@ func (r *Runner) CleanUpEnvironment(ctx context.Context, p db.Plan, pc prstate.P
 	r.slots <- struct{}{}
 	defer func() { <-r.slots }()
 	tail := framework.NewTail(20)
-	h, err := r.Executor.Start(ctx, spec, r.JobRedactor(token, pc.Job).Sink(func(l jobs.Line) { tail.Add(l.Text) }))
+	h, err := r.Executor.Start(ctx, spec, r.JobRedactor(src.Token, pc.Job).Sink(func(l jobs.Line) { tail.Add(l.Text) }))
 	if err != nil {
 		return err
 	}
@@ -603,20 +612,20 @@ type Step struct {
 // RunStep runs one job of an apply (the verifying plan, or the apply itself) at the apply's commit.
 func (r *Runner) RunStep(ctx context.Context, forge vcs.Forge, s Step, logw *db.RunLogWriter, onLine func(jobs.Line)) (jobs.Result, error) {
 	p, pc, runID, kind, step, sha := s.Plan, s.Context, s.RunID, s.Kind, s.Name, s.SHA
-	token, err := r.cloneToken(ctx, forge, pc.PR.Repo, s.ForgeWait)
+	src, err := r.source(ctx, forge, pc.PR.Repo, sha, s.ForgeWait)
 	if err != nil {
 		return jobs.Result{}, fmt.Errorf("could not get a token to fetch the code: %w", err)
 	}
 	spec, refused, err := r.Jobs.Spec(framework.JobRequest{
 		RunID: fmt.Sprintf("%d-%s", runID, step), Kind: kind, Config: pc.Config(), Project: pc.Project,
 		Env: pc.Env.Name, Flags: p.Flags,
-		Source: jobs.Source{CloneURL: pc.PR.Repo.CloneURL, SHA: sha, Token: token},
+		Source: src,
 		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": sha},
 	})
 	if err != nil {
 		return jobs.Result{}, err
 	}
-	sink := r.JobRedactor(token, pc.Job).Sink(func(l jobs.Line) {
+	sink := r.JobRedactor(src.Token, pc.Job).Sink(func(l jobs.Line) {
 		logw.Sink(l)
 		onLine(l)
 	})

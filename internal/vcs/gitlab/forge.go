@@ -383,6 +383,12 @@ func (f *Forge) ReadFile(ctx context.Context, repo vcs.Repo, ref, path string) (
 	return data, nil
 }
 
+// CloneUser is the basic-auth user name GitLab takes an access token with over git HTTP.
+const CloneUser = "oauth2"
+
+// CloneUser is the user name jobs send with CloneToken: oauth2, not GitHub's x-access-token, which GitLab refuses.
+func (f *Forge) CloneUser() string { return CloneUser }
+
 // CloneToken is what jobs clone with, as the password of user oauth2: the read_repository token when one is
 // configured, else the api token (the server warns about that at start).
 func (f *Forge) CloneToken(_ context.Context, repo vcs.Repo) (string, error) {
