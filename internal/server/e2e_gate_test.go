@@ -54,7 +54,7 @@ func TestAPRIntoABranchWithLooseRulesCannotApplyProd(t *testing.T) {
 
 		assert.True(t, plansOf(t, w, 1)["prod"].Env.Protected, "protection comes from the default branch")
 		conclusion, _ := approvalCheck(t, w, "prod", head)
-		assert.Equal(t, vcs.StatusBlocked, conclusion)
+		w.assertState(vcs.StatusBlocked, conclusion)
 
 		w.comment(1, "mallory", "/dagctl apply prod")
 		assert.Contains(t, w.LastComment(1), "not a deploy branch")
@@ -82,7 +82,7 @@ func TestAnApprovalDoesNotCoverALaterPlanWithOtherFlags(t *testing.T) {
 
 		w.comment(1, "alice", "/dagctl plan prod --restate-model dagctl_example.orders --start 2024-01-01")
 		check, _ := w.Status("dagctl/approval: prod", head)
-		assert.Equal(t, vcs.StatusBlocked, check.State, "the restatement was not reviewed")
+		w.assertState(vcs.StatusBlocked, check.State, "the restatement was not reviewed")
 		assert.Contains(t, check.Summary, "Approvals apply to plan")
 		assert.Contains(t, check.Summary, "--restate-model dagctl_example.orders")
 		assert.Contains(t, check.Summary, "bob approved before plan")
@@ -123,9 +123,9 @@ func TestNoChangesIsTrustedOnlyWhenNoProjectFileChanged(t *testing.T) {
 		head := w.PR(1, "notes", "alice", map[string]string{"docs/notes.md": "not a model, but a file of the project\n"})
 		w.send(w.PREvent(vcs.PROpened, 1))
 		planCheck, _ := w.Status("dagctl/plan: prod", head)
-		require.Equal(t, vcs.StatusNeutral, planCheck.State, "sqlmesh sees no changes")
+		w.requireState(vcs.StatusNeutral, planCheck.State, "sqlmesh sees no changes")
 		conclusion, _ := approvalCheck(t, w, "prod", head)
-		assert.Equal(t, vcs.StatusBlocked, conclusion, "the PR changes a file under the project: a review decides")
+		w.assertState(vcs.StatusBlocked, conclusion, "the PR changes a file under the project: a review decides")
 
 		empty := w.PR(2, "empty", "alice", map[string]string{})
 		w.send(w.PREvent(vcs.PROpened, 2))

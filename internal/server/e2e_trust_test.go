@@ -215,7 +215,7 @@ func TestNoChangesIsNeutral(t *testing.T) {
 			check, ok := w.Status("dagctl/plan: "+env, head)
 			require.True(t, ok, "checks: %v", w.Statuses())
 			assert.True(t, check.State.Final(), env)
-			assert.Equal(t, vcs.StatusNeutral, check.State, "%s: %s", env, check.Title)
+			w.assertState(vcs.StatusNeutral, check.State, "%s: %s", env, check.Title)
 		}
 		assert.Contains(t, w.Sticky(1), "No changes")
 	})
@@ -266,7 +266,7 @@ func TestUncategorizedChangesNeedAction(t *testing.T) {
 
 		check, ok := w.Status("dagctl/plan: prod", head)
 		require.True(t, ok, "checks: %v", w.Statuses())
-		assert.Equal(t, vcs.StatusBlocked, check.State, "%s\n%s", check.Title, check.Summary)
+		w.assertState(vcs.StatusBlocked, check.State, "%s\n%s", check.Title, check.Summary)
 		assert.Contains(t, check.Summary, "dagctl_example.orders")
 		plans, err := w.srv.Store().ListPlansByPR(context.Background(), w.forge(), w.repoName(), 1)
 		require.NoError(t, err)
