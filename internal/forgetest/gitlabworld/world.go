@@ -78,6 +78,9 @@ func New(t testing.TB, mainFiles map[string]string) *World {
 	w.Git.Commit(DefaultBranch, mainFiles, "the example project")
 	w.Project = w.Fake.AddProject(Namespace, ProjectPath, w.Git.Dir, DefaultBranch)
 	w.Project.SetMember(BotUser, gitlabfake.Developer)
+	// GitLab's approvals carry no commit: the bot binds them to a plan by their time, which the approvals API
+	// gives only on versions that show approved_at (without it no approval counts: docs/gitlab.md).
+	w.Fake.ShowApprovedAt(true)
 	return w
 }
 
@@ -231,10 +234,12 @@ func (w *World) commentID(number int, noteID int64) int64 {
 }
 
 // AddReview approves the merge request as user (GitLab's approvals are of the merge request, whatever its
-// head; sha is not recorded). Other states are recorded for the scenario alone: GitLab has no such review.
+// head; sha is not recorded); a user who approved already revokes that approval first, as GitLab requires. Other states are recorded for the scenario alone: GitLab has no such review.
 func (w *World) AddReview(number int, user string, state vcs.ReviewState, _ string) int64 {
 	rv := review{number: number, user: user, state: state}
 	if state == vcs.ReviewApproved {
+		// Approving again is, on GitLab, revoking the approval and approving anew: the approval is of now.
+		w.Project.Unapprove(int64(number), user)
 		rv.at = w.Project.Approve(int64(number), user)
 	}
 	w.mu.Lock()
