@@ -184,6 +184,9 @@ func wideModels(n, factor int) map[string]string {
 func TestOversizedPlanIsSplitWithinGitHubsLimit(t *testing.T) {
 	forEachForge(t, func(t *testing.T, forge e2e.Kind) {
 		w := newWorld(t, forge, worldOptions{seedProd: true, baseFiles: wideModels(40, 1)})
+		if w.Limits().CommentChars > comments.GitHubCommentLimit {
+			t.Skipf("GitHub only: %s's notes hold %d characters, and this plan fits one", w.Name(), w.Limits().CommentChars)
+		}
 		w.PR(1, "wide", "alice", wideModels(40, 2)) // forty long diffs: far more than one comment holds
 		w.send(w.PREvent(vcs.PROpened, 1))
 

@@ -298,9 +298,15 @@ func noteEvent(botUser, event string, e *gl.MergeCommentEvent) (vcs.Event, error
 	if err != nil {
 		return vcs.Event{}, err
 	}
+	// The port's id of the note names its merge request too: a reaction to the command, sent later with the id
+	// alone, must find the note (a bare note id names none).
+	id, err := CommentID(e.MergeRequest.IID, a.ID)
+	if err != nil {
+		return vcs.Event{}, fmt.Errorf("gitlab: %s: %w", event, err)
+	}
 	return vcs.Event{Repo: repo, Comment: &vcs.CommentEvent{
 		Number:  int(e.MergeRequest.IID),
-		Comment: vcs.Comment{ID: a.ID, Author: author, Body: a.Note},
+		Comment: vcs.Comment{ID: id, Author: author, Body: a.Note},
 		Edited:  action == "update",
 	}}, nil
 }
