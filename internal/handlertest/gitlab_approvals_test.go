@@ -1,6 +1,7 @@
 package handlertest_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -73,4 +74,23 @@ func TestAGitLabApprovalThenAPushIsVoidForTheNewHead(t *testing.T) {
 	check, _ := w.forge.StatusNamed(w.repo, "dagctl/approval: prod", pushed.HeadSHA)
 	require.NotNil(t, check.Output)
 	assert.Contains(t, check.Output.Summary, "bob approved before plan")
+}
+
+// GitLab's merge request hooks carry no base commit: the plan takes it from the forge's PR, since an apply on
+// merge compares the content from where the PR forked.
+func TestAPlanOfAnEventWithoutItsBaseTakesTheForgesBase(t *testing.T) {
+	w := newWorld(t)
+	w.forge.Commit(w.repo, "more-columns", "alice", testutil.NonBreakingChange)
+	pr := w.forge.OpenPR(w.repo, 1, "more-columns", "main", "alice")
+	require.NotEmpty(t, pr.BaseSHA)
+	hook := pr
+	hook.BaseSHA, hook.Author = "", ""
+	w.handle(vcs.Event{PullRequest: &vcs.PullRequestEvent{Action: vcs.PROpened, PR: hook, Sender: "alice"}})
+
+	plans, err := w.store.ListPlansByPR(context.Background(), w.repo.Forge, w.repo.FullName(), 1)
+	require.NoError(t, err)
+	require.NotEmpty(t, plans)
+	for _, p := range plans {
+		assert.Equal(t, pr.BaseSHA, p.BaseSHA, p.Environment)
+	}
 }

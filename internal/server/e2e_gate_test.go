@@ -83,9 +83,11 @@ func TestAnApprovalDoesNotCoverALaterPlanWithOtherFlags(t *testing.T) {
 		w.comment(1, "alice", "/dagctl plan prod --restate-model dagctl_example.orders --start 2024-01-01")
 		check, _ := w.Status("dagctl/approval: prod", head)
 		w.assertState(vcs.StatusBlocked, check.State, "the restatement was not reviewed")
-		assert.Contains(t, w.shownText(check, 1), "Approvals apply to plan")
-		assert.Contains(t, w.shownText(check, 1), "--restate-model dagctl_example.orders")
-		assert.Contains(t, w.shownText(check, 1), "bob approved before plan")
+		if w.Can(forgetest.StatusOutput) { // why an approval does not count is the status's output alone
+			assert.Contains(t, check.Summary, "Approvals apply to plan")
+			assert.Contains(t, check.Summary, "--restate-model dagctl_example.orders")
+			assert.Contains(t, check.Summary, "bob approved before plan")
+		}
 
 		w.comment(1, "bob", "/dagctl apply prod")
 		assert.Contains(t, w.LastComment(1), "is not approved")
@@ -95,7 +97,9 @@ func TestAnApprovalDoesNotCoverALaterPlanWithOtherFlags(t *testing.T) {
 		w.comment(1, "alice", "/dagctl plan prod")
 		check, _ = w.Status("dagctl/approval: prod", head)
 		assert.Equal(t, vcs.StatusSuccess, check.State, check.Summary)
-		assert.Contains(t, w.shownText(check, 1), "same scope")
+		if w.Can(forgetest.StatusOutput) {
+			assert.Contains(t, check.Summary, "same scope")
+		}
 	})
 }
 
