@@ -97,6 +97,8 @@ const (
 	// StatusOutput: a status shows rich output (a summary and text) beside its title; GitLab's shows a
 	// description alone, and the plan is in the sticky comment.
 	StatusOutput Capability = "status output"
+	// StatusExternalID: a status carries the bot's id of what it reports (GitHub's check run external_id).
+	StatusExternalID Capability = "external ids on statuses"
 	// RerunStatus: a person can ask the forge to run a status again (GitLab cannot re-run an external status).
 	RerunStatus Capability = "re-running a status"
 )

@@ -116,10 +116,11 @@ func (w *World) Shown(s vcs.StatusState) vcs.StatusState {
 	return s
 }
 
-// Can: GitLab has no review requesting changes, no output on a commit status and no re-run of one.
+// Can: GitLab has no review requesting changes, no output or external id on a commit status and no re-run of
+// one.
 func (w *World) Can(c forgetest.Capability) bool {
 	switch c {
-	case forgetest.RequestChanges, forgetest.RerunStatus, forgetest.StatusOutput:
+	case forgetest.RequestChanges, forgetest.RerunStatus, forgetest.StatusOutput, forgetest.StatusExternalID:
 		return false
 	}
 	return true
