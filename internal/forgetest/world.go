@@ -34,6 +34,12 @@ type World interface {
 	Limits() vcs.Limits
 	// Configure points the bot's settings at the fake: its API, the bot's credentials, the webhook secret.
 	Configure(cfg *serverconfig.Config)
+	// Shown is the state this forge shows for a state the core wrote: a forge without blocked or neutral shows
+	// another (GitLab: pending, success). Scenarios compare what they expect through it.
+	Shown(s vcs.StatusState) vcs.StatusState
+	// Can says whether the forge has a capability a scenario's step needs; without it the step has no meaning
+	// there and is skipped.
+	Can(c Capability) bool
 	// Now and Sleep are the forge's clock, for the bot's waits (rate limits) to take no real time.
 	Now() time.Time
 	Sleep(ctx context.Context, d time.Duration) error
@@ -67,7 +73,8 @@ type World interface {
 	ReviewEvent(number int, reviewID int64) Webhook
 	ReviewDismissedEvent(number int, reviewID int64) Webhook
 	PushEvent(branch, before, after, pusher string) Webhook
-	// RerequestEvent is sender asking the forge to run a status again (GitHub: "Re-run" on a check run).
+	// RerequestEvent is sender asking the forge to run a status again (GitHub: "Re-run" on a check run); only
+	// where Can(RerunStatus).
 	RerequestEvent(s Status, sender string) Webhook
 	// BadlySigned is the webhook signed with a secret that is not the bot's.
 	BadlySigned(wh Webhook) Webhook
@@ -80,6 +87,21 @@ type World interface {
 	Comment(id int64) (Comment, bool)
 	Reactions(commentID int64) []vcs.Reaction
 }
+
+// Capability is something one forge has and another may not.
+type Capability string
+
+const (
+	// RequestChanges: a review can request changes (GitLab has approvals only).
+	RequestChanges Capability = "a review requesting changes"
+	// StatusOutput: a status shows rich output (a summary and text) beside its title; GitLab's shows a
+	// description alone, and the plan is in the sticky comment.
+	StatusOutput Capability = "status output"
+	// StatusExternalID: a status carries the bot's id of what it reports (GitHub's check run external_id).
+	StatusExternalID Capability = "external ids on statuses"
+	// RerunStatus: a person can ask the forge to run a status again (GitLab cannot re-run an external status).
+	RerunStatus Capability = "re-running a status"
+)
 
 // PR is a pull request (GitHub) or merge request (GitLab) as the forge holds it.
 type PR struct {

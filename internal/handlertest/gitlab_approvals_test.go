@@ -229,3 +229,22 @@ func TestAGitLabHookOfAUserTheAPIDoesNotListCountsNothing(t *testing.T) {
 	assert.Equal(t, "carol", events[0].User)
 	assert.Equal(t, vcs.StatusBlocked, w.state("dagctl/approval: prod", pr.HeadSHA))
 }
+
+// GitLab's merge request hooks carry no base commit: the plan takes it from the forge's PR, since an apply on
+// merge compares the content from where the PR forked.
+func TestAPlanOfAnEventWithoutItsBaseTakesTheForgesBase(t *testing.T) {
+	w := newWorld(t)
+	w.forge.Commit(w.repo, "more-columns", "alice", testutil.NonBreakingChange)
+	pr := w.forge.OpenPR(w.repo, 1, "more-columns", "main", "alice")
+	require.NotEmpty(t, pr.BaseSHA)
+	hook := pr
+	hook.BaseSHA, hook.Author = "", ""
+	w.handle(vcs.Event{PullRequest: &vcs.PullRequestEvent{Action: vcs.PROpened, PR: hook, Sender: "alice"}})
+
+	plans, err := w.store.ListPlansByPR(context.Background(), w.repo.Forge, w.repo.FullName(), 1)
+	require.NoError(t, err)
+	require.NotEmpty(t, plans)
+	for _, p := range plans {
+		assert.Equal(t, pr.BaseSHA, p.BaseSHA, p.Environment)
+	}
+}

@@ -54,7 +54,7 @@ func TestAPRIntoABranchWithLooseRulesCannotApplyProd(t *testing.T) {
 
 		assert.True(t, plansOf(t, w, 1)["prod"].Env.Protected, "protection comes from the default branch")
 		conclusion, _ := approvalCheck(t, w, "prod", head)
-		assert.Equal(t, vcs.StatusBlocked, conclusion)
+		w.assertState(vcs.StatusBlocked, conclusion)
 
 		w.comment(1, "mallory", "/dagctl apply prod")
 		assert.Contains(t, w.LastComment(1), "not a deploy branch")
@@ -82,10 +82,12 @@ func TestAnApprovalDoesNotCoverALaterPlanWithOtherFlags(t *testing.T) {
 
 		w.comment(1, "alice", "/dagctl plan prod --restate-model dagctl_example.orders --start 2024-01-01")
 		check, _ := w.Status("dagctl/approval: prod", head)
-		assert.Equal(t, vcs.StatusBlocked, check.State, "the restatement was not reviewed")
-		assert.Contains(t, check.Summary, "Approvals apply to plan")
-		assert.Contains(t, check.Summary, "--restate-model dagctl_example.orders")
-		assert.Contains(t, check.Summary, "bob approved before plan")
+		w.assertState(vcs.StatusBlocked, check.State, "the restatement was not reviewed")
+		if w.Can(forgetest.StatusOutput) { // why an approval does not count is the status's output alone
+			assert.Contains(t, check.Summary, "Approvals apply to plan")
+			assert.Contains(t, check.Summary, "--restate-model dagctl_example.orders")
+			assert.Contains(t, check.Summary, "bob approved before plan")
+		}
 
 		w.comment(1, "bob", "/dagctl apply prod")
 		assert.Contains(t, w.LastComment(1), "is not approved")
@@ -95,7 +97,9 @@ func TestAnApprovalDoesNotCoverALaterPlanWithOtherFlags(t *testing.T) {
 		w.comment(1, "alice", "/dagctl plan prod")
 		check, _ = w.Status("dagctl/approval: prod", head)
 		assert.Equal(t, vcs.StatusSuccess, check.State, check.Summary)
-		assert.Contains(t, check.Summary, "same scope")
+		if w.Can(forgetest.StatusOutput) {
+			assert.Contains(t, check.Summary, "same scope")
+		}
 	})
 }
 
@@ -123,9 +127,9 @@ func TestNoChangesIsTrustedOnlyWhenNoProjectFileChanged(t *testing.T) {
 		head := w.PR(1, "notes", "alice", map[string]string{"docs/notes.md": "not a model, but a file of the project\n"})
 		w.send(w.PREvent(vcs.PROpened, 1))
 		planCheck, _ := w.Status("dagctl/plan: prod", head)
-		require.Equal(t, vcs.StatusNeutral, planCheck.State, "sqlmesh sees no changes")
+		w.requireState(vcs.StatusNeutral, planCheck.State, "sqlmesh sees no changes")
 		conclusion, _ := approvalCheck(t, w, "prod", head)
-		assert.Equal(t, vcs.StatusBlocked, conclusion, "the PR changes a file under the project: a review decides")
+		w.assertState(vcs.StatusBlocked, conclusion, "the PR changes a file under the project: a review decides")
 
 		empty := w.PR(2, "empty", "alice", map[string]string{})
 		w.send(w.PREvent(vcs.PROpened, 2))
@@ -164,8 +168,10 @@ func TestApplyOnMergeRefusesContentNoApprovedPlanCovered(t *testing.T) {
 		refused := latestCheck(t, w, "dagctl/apply: prod", merge2, "apply:")
 		assert.Equal(t, vcs.StatusFailure, refused.State)
 		assert.Contains(t, refused.Title, "no approved plan covered")
-		assert.Contains(t, refused.Summary, "models/pushed_unreviewed.sql", "the unreviewed file is named on the commit")
-		assert.NotContains(t, refused.Summary, "models/gate_c.sql", "the approved change is not")
+		assert.Contains(t, w.shownText(refused, 2), "models/pushed_unreviewed.sql", "the unreviewed file is named")
+		if w.Can(forgetest.StatusOutput) {
+			assert.NotContains(t, refused.Summary, "models/gate_c.sql", "the approved change is not")
+		}
 		told := lastCommentContaining(w, 2, "--accept")
 		require.NotEmpty(t, told, "the PR is told how to resolve it")
 		m := acceptRE.FindStringSubmatch(told)

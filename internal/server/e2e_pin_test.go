@@ -108,6 +108,7 @@ func TestShaPinsAPlanOnAnyPR(t *testing.T) {
 func TestRerequestPlansOnlyTheChecksOwnCommitForAWriter(t *testing.T) {
 	forEachForge(t, func(t *testing.T, forge e2e.Kind) {
 		w := newWorld(t, forge, worldOptions{})
+		w.skipUnless(forgetest.RerunStatus) // GitLab cannot re-run an external commit status: `/dagctl plan --sha` is its way
 		first := w.forkPR(1, "fork-change", nonBreaking)
 		w.send(w.PREvent(vcs.PROpened, 1))
 		w.comment(1, "bob", "/dagctl plan dev --sha "+first)

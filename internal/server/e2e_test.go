@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dagctl/dagctl-bot/internal/forgetest"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/e2e"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
@@ -32,11 +33,15 @@ func TestPullRequestGetsPlanChecksAndStickyComment(t *testing.T) {
 			assertLifecycle(t, check.History, vcs.StatusSuccess, env)
 			assert.Equal(t, vcs.StatusSuccess, check.State, env)
 			assert.Contains(t, check.DetailsURL, publicURL+"/runs/", env)
-			assert.Contains(t, check.Summary, "dagctl_example.customer_totals", env)
+			if w.Can(forgetest.StatusOutput) {
+				assert.Contains(t, check.Summary, "dagctl_example.customer_totals", env)
+			}
 		}
 		prod, _ := w.Status("dagctl/plan: prod", head)
-		assert.Contains(t, prod.Summary, "Non-breaking")
-		assert.Contains(t, prod.Summary, "dagctl_example.top_customers", "the downstream view is indirectly modified")
+		if w.Can(forgetest.StatusOutput) { // elsewhere the plan is the sticky comment's alone
+			assert.Contains(t, prod.Summary, "Non-breaking")
+			assert.Contains(t, prod.Summary, "dagctl_example.top_customers", "the downstream view is indirectly modified")
+		}
 
 		comments := w.Comments(1)
 		require.Len(t, comments, 1, "one sticky comment")

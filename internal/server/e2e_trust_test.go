@@ -125,7 +125,7 @@ func TestAPRCannotLoosenItsOwnRulesOrReachSecrets(t *testing.T) {
 		prod, ok := w.Status("dagctl/plan: prod", head)
 		require.True(t, ok, "checks: %v", w.Statuses())
 		assert.Equal(t, vcs.StatusSuccess, prod.State)
-		assert.Contains(t, prod.Summary, "dagctl_example.env_probe", "the head's model is planned")
+		assert.Contains(t, w.shownText(prod, 1), "dagctl_example.env_probe", "the head's model is planned")
 		for _, env := range []string{"prod", "dev"} {
 			check, ok := w.Status("dagctl/plan: "+env, head)
 			require.True(t, ok, env)
@@ -199,7 +199,7 @@ func TestProjectsComeFromTheHead(t *testing.T) {
 			check, ok := w.Status("dagctl/plan: "+env, head)
 			require.True(t, ok, "checks: %v", w.Statuses())
 			assert.Equal(t, vcs.StatusSuccess, check.State, "%s: %s\n%s", env, check.Title, check.Summary)
-			assert.Contains(t, check.Summary, "dagctl_example.top_customers", env)
+			assert.Contains(t, w.shownText(check, 1), "dagctl_example.top_customers", env)
 		}
 		plans := plansOf(t, w, 1)
 		assert.Equal(t, "warehouse", plans["prod"].Project.Path)
@@ -215,7 +215,7 @@ func TestNoChangesIsNeutral(t *testing.T) {
 			check, ok := w.Status("dagctl/plan: "+env, head)
 			require.True(t, ok, "checks: %v", w.Statuses())
 			assert.True(t, check.State.Final(), env)
-			assert.Equal(t, vcs.StatusNeutral, check.State, "%s: %s", env, check.Title)
+			w.assertState(vcs.StatusNeutral, check.State, "%s: %s", env, check.Title)
 		}
 		assert.Contains(t, w.Sticky(1), "No changes")
 	})
@@ -235,7 +235,7 @@ func TestSQLErrorFailsTheCheckWithTheError(t *testing.T) {
 			check, ok := w.Status("dagctl/plan: "+env, head)
 			require.True(t, ok, "checks: %v", w.Statuses())
 			assert.Equal(t, vcs.StatusFailure, check.State, env)
-			output := check.Summary + "\n" + check.Text
+			output := w.shownText(check, 1)
 			assert.Contains(t, output, "Failed to load model from file 'models/customer_totals.sql'", env)
 			assert.Contains(t, output, "Expecting ). Line 10", env)
 		}
@@ -266,8 +266,8 @@ func TestUncategorizedChangesNeedAction(t *testing.T) {
 
 		check, ok := w.Status("dagctl/plan: prod", head)
 		require.True(t, ok, "checks: %v", w.Statuses())
-		assert.Equal(t, vcs.StatusBlocked, check.State, "%s\n%s", check.Title, check.Summary)
-		assert.Contains(t, check.Summary, "dagctl_example.orders")
+		w.assertState(vcs.StatusBlocked, check.State, "%s\n%s", check.Title, check.Summary)
+		assert.Contains(t, w.shownText(check, 1), "dagctl_example.orders")
 		plans, err := w.srv.Store().ListPlansByPR(context.Background(), w.forge(), w.repoName(), 1)
 		require.NoError(t, err)
 		var prod *db.Plan
@@ -338,7 +338,7 @@ func TestWhatAJobIsGivenIsMaskedInItsLogAndOnThePR(t *testing.T) {
 		for _, name := range []string{"LEAKY_PASSED", "LEAKY_LITERAL"} {
 			assert.Equal(t, 8, strings.Count(log, "leak-probe: "+name+" [***]"), "every form of %s printed and masked:\n%s", name, log)
 		}
-		assert.Contains(t, check.Summary+check.Text, "leak-probe: *** ***", "the error is shown, masked")
+		assert.Contains(t, w.shownText(check, 1), "leak-probe: *** ***", "the error is shown, masked")
 		shown := []string{log, w.Sticky(1)}
 		for _, c := range w.Statuses() {
 			shown = append(shown, c.Title+c.Summary+c.Text)

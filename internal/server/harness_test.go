@@ -73,8 +73,20 @@ func forEachForge(t *testing.T, scenario func(t *testing.T, forge e2e.Kind)) {
 	}
 }
 
+func forgeSelected(forge e2e.Kind) bool {
+	for _, f := range e2e.Forges {
+		if f.Name == forge.Name {
+			return true
+		}
+	}
+	return false
+}
+
 func newWorld(t *testing.T, forge e2e.Kind, opts worldOptions) *world {
 	t.Helper()
+	if !forgeSelected(forge) { // a scenario of one forge's alone runs where that forge is chosen
+		t.Skipf("%s is not among %s=%q", forge.Name, e2e.ForgesEnv, os.Getenv(e2e.ForgesEnv))
+	}
 	testutil.CheckNoLeakedGoroutines(t) // first: it runs after every cleanup of the world
 	w := &world{t: t, opts: opts, World: e2e.NewWorld(t, forge, opts.baseFiles)}
 	// As in production: the database in a directory of its own, the jobs' work directory outside it.
@@ -227,6 +239,42 @@ func assertLifecycle(t *testing.T, history []vcs.StatusState, final vcs.StatusSt
 		next++
 	}
 	assert.Equal(t, len(order), next, "%s: %v does not end %s", msg, history, final)
+}
+
+// assertState checks that a status shows the state the core wrote, as its forge can show it: GitLab shows
+// blocked as pending (queued) and neutral as success, GitHub every state as it is.
+func (w *world) assertState(want, got vcs.StatusState, msgAndArgs ...any) bool {
+	w.t.Helper()
+	return assert.Equal(w.t, w.Shown(want), got, msgAndArgs...)
+}
+
+// requireState is assertState, ending the test when it fails.
+func (w *world) requireState(want, got vcs.StatusState, msgAndArgs ...any) {
+	w.t.Helper()
+	require.Equal(w.t, w.Shown(want), got, msgAndArgs...)
+}
+
+// shownText is what a person reads about a status: its title and output where the forge shows output, else
+// its title and the PR's comments, where the bot writes the rest (GitLab: a status has a description alone).
+func (w *world) shownText(s forgetest.Status, number int) string {
+	if w.Can(forgetest.StatusOutput) {
+		return s.Title + "\n" + s.Summary + "\n" + s.Text
+	}
+	parts := []string{s.Title}
+	for _, c := range w.Comments(number) {
+		if c.ByBot {
+			parts = append(parts, c.Body)
+		}
+	}
+	return strings.Join(parts, "\n")
+}
+
+// skipUnless skips a step (or the rest of the scenario) where the forge lacks what it needs.
+func (w *world) skipUnless(c forgetest.Capability) {
+	w.t.Helper()
+	if !w.Can(c) {
+		w.t.Skipf("%s has no %s", w.Name(), c)
+	}
 }
 
 // normalize replaces what changes between runs (commit SHAs, signed log links) with placeholders.

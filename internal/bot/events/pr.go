@@ -54,6 +54,10 @@ func (h *Handlers) planPR(ctx context.Context, forge vcs.Forge, pr vcs.PullReque
 			// the approval rules exclude the author by it.
 			pr.Author = current.Author
 		}
+		if pr.BaseSHA == "" {
+			// Nor the base (GitLab's hooks carry no diff refs): an apply on merge compares from where the PR forked.
+			pr.BaseSHA = current.BaseSHA
+		}
 	}
 	if err := h.supersede(ctx, forge, pr); err != nil {
 		return err

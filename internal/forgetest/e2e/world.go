@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/dagctl/dagctl-bot/internal/forgetest"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/githubworld"
+	"github.com/dagctl/dagctl-bot/internal/forgetest/gitlabworld"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
@@ -19,8 +23,60 @@ var GitHub = Kind{Name: "github", New: func(t testing.TB, mainFiles map[string]s
 	return githubworld.New(t, mainFiles)
 }}
 
-// Forges are every fake forge; each scenario runs once per forge (GitLab's comes next).
-var Forges = []Kind{GitHub}
+// GitLab is gitlabfake holding acme/warehouse, the bot a user with an api token and a clone token.
+var GitLab = Kind{Name: "gitlab", New: func(t testing.TB, mainFiles map[string]string) forgetest.World {
+	return gitlabworld.New(t, mainFiles)
+}}
+
+// AllForges are every fake forge.
+var AllForges = []Kind{GitHub, GitLab}
+
+// ForgesEnv names the forges the scenarios run against: a comma list of names; empty, all of them.
+const ForgesEnv = "DAGCTL_E2E_FORGES"
+
+// Forges are the fake forges the scenarios run against, as ForgesEnv chooses; each scenario runs once per forge.
+// An unknown name panics: a typo must not pass by running nothing.
+var Forges = mustSelectForges(os.Getenv(ForgesEnv))
+
+func mustSelectForges(names string) []Kind {
+	forges, err := SelectForges(names, AllForges)
+	if err != nil {
+		panic(err)
+	}
+	return forges
+}
+
+// SelectForges are the forges of a comma list of names, in the list's order (empty: all).
+func SelectForges(names string, all []Kind) ([]Kind, error) {
+	if strings.TrimSpace(names) == "" {
+		return all, nil
+	}
+	var out []Kind
+	seen := map[string]bool{}
+	for _, name := range strings.Split(names, ",") {
+		name = strings.ToLower(strings.TrimSpace(name))
+		if name == "" || seen[name] {
+			continue
+		}
+		found := false
+		for _, k := range all {
+			if k.Name == name {
+				out, found, seen[name] = append(out, k), true, true
+			}
+		}
+		if !found {
+			var known []string
+			for _, k := range all {
+				known = append(known, k.Name)
+			}
+			return nil, fmt.Errorf("%s=%q: no forge %q (known: %s)", ForgesEnv, names, name, strings.Join(known, ", "))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s=%q names no forge", ForgesEnv, names)
+	}
+	return out, nil
+}
 
 // World is a forge-neutral end-to-end world: a fake forge holding acme/warehouse with the example project on
 // main, and the team's sqlmesh state.

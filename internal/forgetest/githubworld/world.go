@@ -76,6 +76,12 @@ func (w *World) Configure(cfg *serverconfig.Config) {
 		APIURL: w.Fake.APIURL() + "/"}
 }
 
+// Shown: GitHub shows every state the core writes.
+func (w *World) Shown(s vcs.StatusState) vcs.StatusState { return s }
+
+// Can: GitHub has every capability the scenarios use.
+func (w *World) Can(forgetest.Capability) bool { return true }
+
 func (w *World) Now() time.Time                                   { return w.Fake.Now() }
 func (w *World) Sleep(ctx context.Context, d time.Duration) error { return w.Fake.Sleep(ctx, d) }
 

@@ -23,6 +23,8 @@ type CommitStatus struct {
 	FinishedAt  time.Time
 	// Retried: a newer status of the same pipeline and name replaced it; the list shows it only with all=true.
 	Retried bool
+	// History is every state the status was set to, in order (GitLab keeps only the last; a test reads the way there).
+	History []string
 
 	authorID int64
 }
@@ -51,6 +53,19 @@ func (p *Project) Statuses(sha string) []CommitStatus {
 		if s.SHA == sha {
 			out = append(out, *s)
 		}
+	}
+	return out
+}
+
+// AllStatuses are every commit's statuses, oldest first (retried ones included, marked).
+func (p *Project) AllStatuses() []CommitStatus {
+	p.f.mu.Lock()
+	defer p.f.mu.Unlock()
+	out := make([]CommitStatus, 0, len(p.statuses))
+	for _, s := range p.statuses {
+		c := *s
+		c.History = append([]string(nil), s.History...)
+		out = append(out, c)
 	}
 	return out
 }
@@ -183,6 +198,7 @@ func (f *Fake) handlePostStatus(w http.ResponseWriter, r *http.Request) {
 		st.TargetURL = v
 	}
 	st.Status = state
+	st.History = append(st.History, state)
 	switch state {
 	case "running":
 		st.StartedAt = now
