@@ -160,6 +160,10 @@ func (f *Forge) PutStatus(ctx context.Context, repo vcs.Repo, status vcs.Status,
 	return "", f.mapError(op, err)
 }
 
+// StatusesJoinPipelines: a commit status joins a pipeline, and the team's pipeline that starts later is the
+// merge request's head pipeline without it (outbox.PipelineStatuses).
+func (f *Forge) StatusesJoinPipelines() bool { return true }
+
 // mergeRequestRef is the head ref of the merge request of a commit (the open one, the newest first), nil when
 // the commit is in none.
 func (f *Forge) mergeRequestRef(ctx context.Context, id, sha string) (*string, error) {
