@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/dispatch"
+	"github.com/dagctl/dagctl-bot/internal/outbox"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 	ghadapter "github.com/dagctl/dagctl-bot/internal/vcs/github"
-	"github.com/dagctl/dagctl-bot/internal/outbox"
 	gladapter "github.com/dagctl/dagctl-bot/internal/vcs/gitlab"
 	"github.com/dagctl/dagctl-bot/internal/webhook"
 )
