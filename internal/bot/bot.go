@@ -129,6 +129,8 @@ func (b *Bot) Handle(ctx context.Context, ev vcs.Event) error {
 		return b.handlers.Rerequest(ctx, forge, ev.Repo, *ev.Rerequest)
 	case ev.Push != nil:
 		return b.handlers.Push(ctx, forge, ev.Repo, *ev.Push)
+	case ev.Pipeline != nil:
+		return b.handlers.Pipeline(ctx, forge, ev.Repo, *ev.Pipeline)
 	}
 	return vcs.ErrIgnored
 }

@@ -128,12 +128,18 @@ func (s *Store) ClaimOutbox(ctx context.Context, forge, account string, now time
 	return w, ok, err
 }
 
+// OutboxRefValue is a ref to record under its key.
+type OutboxRefValue struct{ Key, Ref string }
+
 // FinishOutbox removes a sent write; when refKey is not empty it records ref for later writes of that key in
-// the same transaction (ref "" forgets it).
-func (s *Store) FinishOutbox(ctx context.Context, w OutboxWrite, refKey, ref string) error {
+// the same transaction (ref "" forgets it), and so each of more.
+func (s *Store) FinishOutbox(ctx context.Context, w OutboxWrite, refKey, ref string, more ...OutboxRefValue) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		if refKey != "" {
-			if err := setOutboxRef(ctx, tx, w.Forge, w.Account, refKey, ref, s.nowMillis()); err != nil {
+		for _, r := range append([]OutboxRefValue{{Key: refKey, Ref: ref}}, more...) {
+			if r.Key == "" {
+				continue
+			}
+			if err := setOutboxRef(ctx, tx, w.Forge, w.Account, r.Key, r.Ref, s.nowMillis()); err != nil {
 				return err
 			}
 		}

@@ -160,6 +160,17 @@ func (s *Store) ListPlansByPR(ctx context.Context, forge, repo string, pr int) (
 	return collect(rows, err, scanPlan)
 }
 
+// PRsPlannedAt lists the pull requests of a repository that have a plan of the commit, by number (a default
+// branch push's plans, PR 0, left out): the PRs whose head the bot planned and reported at that commit.
+func (s *Store) PRsPlannedAt(ctx context.Context, forge, repo, sha string) ([]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT DISTINCT pr FROM plans WHERE forge = ? AND repo = ? AND head_sha = ? AND pr > 0
+		ORDER BY pr`, forge, repo, sha)
+	return collect(rows, err, func(sc scanner) (int, error) {
+		var pr int
+		return pr, sc.Scan(&pr)
+	})
+}
+
 // LatestPlansByPR returns the newest plan of each (project, environment) of a pull request, by project and
 // environment: what the PR's comment shows.
 func (s *Store) LatestPlansByPR(ctx context.Context, forge, repo string, pr int) ([]Plan, error) {

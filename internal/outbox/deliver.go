@@ -18,9 +18,11 @@ import (
 // errUnreadable marks a stored write that cannot be read: it never will be, so it is dropped like a refusal.
 var errUnreadable = errors.New("unreadable outbox write")
 
-// result is what a sent write leaves for later writes: a ref to record under refKey ("" ref: forget it).
+// result is what a sent write leaves for later writes: a ref to record under refKey ("" ref: forget it), and
+// more of them.
 type result struct {
 	refKey, ref string
+	more        []db.OutboxRefValue
 }
 
 // deliver sends one write through f.
@@ -36,6 +38,12 @@ func (s *sender) deliver(ctx context.Context, f Forge, w db.OutboxWrite) (result
 			return result{}, err
 		}
 		return s.sendStatus(ctx, f, w, repo, p.Status)
+	case kindRejoin:
+		var p rejoinPayload
+		if err := decode(w, &p); err != nil {
+			return result{}, err
+		}
+		return result{}, s.rejoin(ctx, f, w, repo, p)
 	case kindStickyPart:
 		var p stickyPartPayload
 		if err := decode(w, &p); err != nil {
@@ -100,7 +108,38 @@ func (s *sender) sendStatus(ctx context.Context, f Forge, w db.OutboxWrite, repo
 	if err != nil {
 		return result{}, err
 	}
-	return result{refKey: w.Key, ref: string(next)}, nil
+	res := result{refKey: w.Key, ref: string(next)}
+	if st.Pipeline == "" && joinsPipelines(f) {
+		// What the forge shows now, for a pipeline that starts later (RejoinSlot). The rich output is not kept:
+		// forges that group statuses in pipelines (GitLab) show none.
+		st.Output = nil
+		shown, err := json.Marshal(st)
+		if err != nil {
+			return result{}, err
+		}
+		res.more = []db.OutboxRefValue{{Key: shownKey(w.Key), Ref: string(shown)}}
+	}
+	return res, nil
+}
+
+// rejoin writes the status its key last showed into the pipeline, with the key's ref; the forge's answer is
+// not kept (the key's ref stays the status first written). A status no longer known (pruned) is not written.
+func (s *sender) rejoin(ctx context.Context, f Forge, w db.OutboxWrite, repo vcs.Repo, p rejoinPayload) error {
+	shown, err := s.store.OutboxRef(ctx, w.Forge, w.Account, shownKey(p.Key))
+	if err != nil || shown == "" {
+		return err
+	}
+	var st vcs.Status
+	if err := json.Unmarshal([]byte(shown), &st); err != nil {
+		return fmt.Errorf("outbox: write %d: the status shown of %s: %w: %w", w.ID, p.Key, errUnreadable, err)
+	}
+	ref, err := s.store.OutboxRef(ctx, w.Forge, w.Account, p.Key)
+	if err != nil {
+		return err
+	}
+	st.Pipeline = p.Pipeline
+	_, err = f.PutStatus(ctx, repo, st, vcs.StatusRef(ref))
+	return err
 }
 
 // A sticky part's ref is "<comment id> <sha256 of the body sent>": an unchanged part is not written again.

@@ -59,6 +59,7 @@ const (
 // The kinds of write, as stored.
 const (
 	kindStatus     = "status"
+	kindRejoin     = "status_rejoin"
 	kindStickyPart = "sticky_part"
 	kindStickyTrim = "sticky_trim"
 	kindReply      = "reply"
@@ -69,6 +70,12 @@ type statusPayload struct {
 	Status vcs.Status `json:"status"`
 	// Slot is the key's run part when the caller chose it (StatusSlot); "" means the status's ExternalID.
 	Slot string `json:"slot,omitempty"`
+}
+
+// rejoinPayload writes the status of a key, as last shown, into a pipeline (vcs.Status.Pipeline).
+type rejoinPayload struct {
+	Key      string `json:"key"`
+	Pipeline string `json:"pipeline"`
 }
 
 type stickyPartPayload struct {
@@ -154,6 +161,29 @@ func (o *Outbox) PutStatusSlot(ctx context.Context, acct Account, repo vcs.Repo,
 func (o *Outbox) SlotRef(ctx context.Context, acct Account, repo vcs.Repo, sha, name, slot string) (vcs.StatusRef, error) {
 	ref, err := o.store.OutboxRef(ctx, acct.Forge, acct.ID, slotKey(repo, vcs.Status{CommitSHA: sha, Name: name}, slot))
 	return vcs.StatusRef(ref), err
+}
+
+// shownKey is where the outbox keeps the status a key last showed on the forge (written with no pipeline
+// named, without its Output), for RejoinSlot.
+func shownKey(key string) string { return "shown|" + key }
+
+// RejoinSlot writes the status of (commit, name, slot) again, as the forge last showed it, into a pipeline of
+// the forge's (vcs.Status.Pipeline): a pipeline that started after the status was written, which a merge waits
+// for. It enqueues nothing when the status was never shown (a write still waiting joins the commit's newest
+// pipeline anyway). The status is read when the write is sent, not now, so that a write of the key sent in
+// between is what is written; the key's ref stays the status first written (when it was posted does not move).
+// Each pipeline's rejoin is its own write, never coalesced with the key's states.
+func (o *Outbox) RejoinSlot(ctx context.Context, acct Account, repo vcs.Repo, sha, name, slot, pipeline string, prio Priority) (bool, error) {
+	if sha == "" || name == "" || slot == "" || pipeline == "" {
+		return false, fmt.Errorf("outbox: a rejoin needs a commit, a name, a slot and a pipeline (got %q, %q, %q, %q)", sha, name, slot, pipeline)
+	}
+	key := slotKey(repo, vcs.Status{CommitSHA: sha, Name: name}, slot)
+	shown, err := o.store.OutboxRef(ctx, acct.Forge, acct.ID, shownKey(key))
+	if err != nil || shown == "" {
+		return false, err
+	}
+	err = o.enqueue(ctx, acct, repo, kindRejoin, kindRejoin+"|"+key+"|"+pipeline, "", prio, rejoinPayload{Key: key, Pipeline: pipeline})
+	return err == nil, err
 }
 
 // AdoptSlotRef records a ref the forge gave before the outbox kept refs (a check run id an earlier version

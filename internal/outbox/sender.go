@@ -33,6 +33,13 @@ type StatusFinder interface {
 	FindStatus(ctx context.Context, repo vcs.Repo, status vcs.Status) (vcs.StatusRef, error)
 }
 
+// PipelineStatuses is what a forge whose statuses join pipelines (GitLab) adds: a pipeline can start after a
+// status was written, without it, and become what a merge waits for. The outbox then keeps the status each key
+// last showed, to write it into such a pipeline (RejoinSlot); for other forges (GitHub) it keeps nothing more.
+type PipelineStatuses interface {
+	StatusesJoinPipelines() bool
+}
+
 // Defaults of Config.
 const (
 	// DefaultInterval spaces an account's writes, as GitHub asks (one second between content-creating
@@ -316,7 +323,7 @@ func (s *sender) sendOne(ctx context.Context, f Forge, w db.OutboxWrite) error {
 	res, err := s.deliver(ctx, f, w)
 	log := s.cfg.Log.With("id", w.ID, "kind", w.Kind, "forge", w.Forge, "account", w.Account, "attempt", w.Attempts+1)
 	if err == nil {
-		return s.store.FinishOutbox(ctx, w, res.refKey, res.ref)
+		return s.store.FinishOutbox(ctx, w, res.refKey, res.ref, res.more...)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err() // left as being sent: the next start resumes it and looks for what it created
@@ -394,6 +401,14 @@ func (f *spaced) FindStatus(ctx context.Context, repo vcs.Repo, st vcs.Status) (
 		return finder.FindStatus(ctx, repo, st)
 	}
 	return "", nil
+}
+
+// StatusesJoinPipelines passes the forge's answer through.
+func (f *spaced) StatusesJoinPipelines() bool { return joinsPipelines(f.Forge) }
+
+func joinsPipelines(f Forge) bool {
+	p, ok := f.(PipelineStatuses)
+	return ok && p.StatusesJoinPipelines()
 }
 
 func (f *spaced) CreateComment(ctx context.Context, repo vcs.Repo, number int, body string) (int64, error) {

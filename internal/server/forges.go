@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dagctl/dagctl-bot/internal/dispatch"
+	"github.com/dagctl/dagctl-bot/internal/outbox"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 	ghadapter "github.com/dagctl/dagctl-bot/internal/vcs/github"
 	gladapter "github.com/dagctl/dagctl-bot/internal/vcs/gitlab"
@@ -147,3 +148,6 @@ func gitLabForge(baseURL, token, cloneToken string, secret []byte, client *http.
 	}
 	return Forge{Name: gladapter.Name, Intake: webhook.GitLabSource(nil), Parse: parse, Port: port, Secret: secret}, nil
 }
+
+// GitLab's statuses join pipelines: the outbox keeps what each showed, for the team's pipeline that starts later.
+var _ outbox.PipelineStatuses = (*gladapter.Forge)(nil)

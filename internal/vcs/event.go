@@ -20,6 +20,7 @@ type Event struct {
 	Push         *PushEvent         `json:"push,omitempty"`
 	Rerequest    *RerequestEvent    `json:"rerequest,omitempty"`
 	Installation *InstallationEvent `json:"installation,omitempty"`
+	Pipeline     *PipelineEvent     `json:"pipeline,omitempty"`
 }
 
 // PullRequestAction is what happened to a pull request.
@@ -87,6 +88,20 @@ type InstallationEvent struct {
 	Removed []Repo `json:"removed,omitempty"`
 }
 
+// PipelineEvent: a pipeline the bot's statuses did not create appeared (or changed) for a commit (GitLab's
+// Pipeline Hook). It says only where: the bot's statuses of that commit, as the bot stored them, are written
+// into the pipeline again, so that the pipeline a merge request waits for carries them. Nothing else of the
+// hook is read.
+type PipelineEvent struct {
+	SHA string `json:"sha"`
+	Ref string `json:"ref"`
+	// Pipeline is the forge's id of the pipeline, as vcs.Status.Pipeline takes it.
+	Pipeline string `json:"pipeline"`
+	// Number is the merge request the pipeline runs for (a merge request pipeline), 0 for a branch's pipeline.
+	Number int    `json:"number,omitempty"`
+	Status string `json:"status,omitempty"` // the forge's word, for logs
+}
+
 // OrderingKey groups events that must be handled in order: all events of one PR, or of one repository when
 // they are not about a PR.
 func (e Event) OrderingKey() string {
@@ -98,6 +113,8 @@ func (e Event) OrderingKey() string {
 		return key + "#" + strconv.Itoa(e.Review.PR.Number)
 	case e.Comment != nil:
 		return key + "#" + strconv.Itoa(e.Comment.Number)
+	case e.Pipeline != nil && e.Pipeline.Number > 0:
+		return key + "#" + strconv.Itoa(e.Pipeline.Number)
 	}
 	return key
 }

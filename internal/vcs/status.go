@@ -36,6 +36,10 @@ type Status struct {
 	ExternalID string `json:"external_id,omitempty"`
 	// Output is the rich part, for forges that show one (GitHub's check run summary and text); others drop it.
 	Output *StatusOutput `json:"output,omitempty"`
+	// Pipeline, when set, is the forge's group of a commit's statuses this write must join, as the adapter
+	// spells it (GitLab: a pipeline id, which "Pipelines must succeed" reads). "" lets the forge choose (GitLab:
+	// the commit's newest pipeline). Forges whose statuses belong to the commit alone (GitHub) ignore it.
+	Pipeline string `json:"pipeline,omitempty"`
 }
 
 // StatusOutput is a status's rich output: a title, a markdown summary and details.

@@ -15,6 +15,8 @@ type Store interface {
 	CreatePlan(ctx context.Context, p db.Plan) (db.Plan, error)
 	GetPlan(ctx context.Context, id int64) (db.Plan, error)
 	ListPlansByPR(ctx context.Context, forge, repo string, pr int) ([]db.Plan, error)
+	// PRsPlannedAt lists the PRs of a repository with a plan of the commit.
+	PRsPlannedAt(ctx context.Context, forge, repo, sha string) ([]int, error)
 	// SetPlanStatus moves a plan to a status, as plan.Transition allows.
 	SetPlanStatus(ctx context.Context, id int64, to plan.Status) (db.Plan, error)
 	SetPlanResult(ctx context.Context, id int64, r db.PlanResult) (db.Plan, error)

@@ -64,6 +64,23 @@ func (r *Reporter) PutStatus(ctx context.Context, forge vcs.Forge, pc prstate.Pl
 	return nil
 }
 
+// IntoPipeline writes the plan's statuses on its commit (plan, approval, apply), each as the forge last showed
+// it, into a pipeline of that commit that started after they were written (vcs.Status.Pipeline), and says how
+// many it wrote. What they say comes from what the bot stored and showed, never from the pipeline.
+func (r *Reporter) IntoPipeline(ctx context.Context, p db.Plan, pc prstate.PlanContext, pipeline string) (int, error) {
+	n := 0
+	for _, kind := range []string{prstate.CheckPlan, prstate.CheckApproval, prstate.CheckApply} {
+		ok, err := r.Writes.Rejoin(ctx, pc, p.ID, pc.CheckName(kind), p.HeadSHA, pipeline)
+		if err != nil {
+			return n, fmt.Errorf("status %q into pipeline %s: %w", pc.CheckName(kind), pipeline, err)
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // stateOf is a check conclusion (as internal/comments gives it) as a status's state.
 func stateOf(conclusion string) vcs.StatusState {
 	if conclusion == comments.ConclusionActionRequired {

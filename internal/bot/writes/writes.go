@@ -47,6 +47,14 @@ func (w *Writes) Status(ctx context.Context, pc prstate.PlanContext, planID int6
 	return w.Outbox.PutStatusSlot(ctx, outbox.AccountOf(repo), repo, st, slot(planID), priority(pc, st))
 }
 
+// Rejoin enqueues one of a plan's statuses, as the forge last showed it, into a pipeline that started after it
+// was written (outbox.RejoinSlot): false when it was never shown. It holds a merge as the status does, so it goes
+// with the results.
+func (w *Writes) Rejoin(ctx context.Context, pc prstate.PlanContext, planID int64, name, sha, pipeline string) (bool, error) {
+	repo := pc.PR.Repo
+	return w.Outbox.RejoinSlot(ctx, outbox.AccountOf(repo), repo, sha, name, slot(planID), pipeline, outbox.PriorityResult)
+}
+
 // StatusRef is the forge's ref of a plan's status ("" while it was never sent).
 func (w *Writes) StatusRef(ctx context.Context, pc prstate.PlanContext, planID int64, name, sha string) (vcs.StatusRef, error) {
 	if err := w.adoptLegacy(ctx, pc, planID, name, sha); err != nil {

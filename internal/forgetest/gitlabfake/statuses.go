@@ -1,6 +1,7 @@
 package gitlabfake
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -31,17 +32,208 @@ type CommitStatus struct {
 
 type pipeline struct {
 	id       int64
+	iid      int64
 	sha, ref string
 	source   string // "external" for one the statuses API created, "push" for one a test added
+	// mr is the merge request a merge request pipeline runs for (0: a branch's pipeline).
+	mr int64
+	// user started it: the statuses' author for an external one, whoever pushed or pressed "Run pipeline".
+	user *User
+	// jobs are the pipeline's own CI jobs by name (the team's), with their status; the bot's statuses are
+	// external jobs beside them.
+	jobs      map[string]string
+	createdAt time.Time
 }
 
 // AddPipeline adds a pipeline (as a push's CI would) of sha on ref, which later statuses join.
 func (p *Project) AddPipeline(sha, ref string) int64 {
 	p.f.mu.Lock()
 	defer p.f.mu.Unlock()
-	pl := &pipeline{id: p.f.newID(), sha: sha, ref: ref, source: "push"}
+	return p.addPipeline(&pipeline{sha: sha, ref: ref, source: "push"})
+}
+
+func (p *Project) addPipeline(pl *pipeline) int64 {
+	pl.id, pl.createdAt = p.f.newID(), p.f.stamp()
+	for _, have := range p.pipelines {
+		pl.iid = max(pl.iid, have.iid)
+	}
+	pl.iid++
 	p.pipelines = append(p.pipelines, pl)
 	return pl.id
+}
+
+// TeamPipeline is the team's own CI pipeline that StartPipeline starts.
+type TeamPipeline struct {
+	SHA, Ref string
+	// Source is GitLab's: "merge_request_event" (a merge request pipeline, of MR, on
+	// refs/merge-requests/<iid>/head), "push" (a branch's), "web" ("Run pipeline"); "" is push.
+	Source string
+	MR     int64
+	// User started it.
+	User string
+	// Jobs are its jobs by name and status (created, pending, running, success, failed, ...); none: one job
+	// "test", pending.
+	Jobs map[string]string
+}
+
+// StartPipeline starts the team's own pipeline, created after whatever the commit had: it becomes the newest
+// pipeline of its commit, which is the merge request's head pipeline when the commit is its head.
+func (p *Project) StartPipeline(tp TeamPipeline) int64 {
+	p.f.mu.Lock()
+	defer p.f.mu.Unlock()
+	pl := &pipeline{sha: tp.SHA, ref: tp.Ref, source: tp.Source, mr: tp.MR, user: p.f.userByName(tp.User), jobs: map[string]string{}}
+	if pl.source == "" {
+		pl.source = "push"
+	}
+	for name, status := range tp.Jobs {
+		pl.jobs[name] = status
+	}
+	if len(pl.jobs) == 0 {
+		pl.jobs["test"] = "pending"
+	}
+	return p.addPipeline(pl)
+}
+
+// SetJob sets the status of one of the pipeline's own jobs (the team's CI ran it).
+func (p *Project) SetJob(pipelineID int64, name, status string) {
+	p.f.mu.Lock()
+	defer p.f.mu.Unlock()
+	for _, pl := range p.pipelines {
+		if pl.id == pipelineID {
+			pl.jobs[name] = status
+			return
+		}
+	}
+	panic(fmt.Sprintf("gitlabfake: no pipeline %d", pipelineID))
+}
+
+// PipelineStatus is the pipeline's composite status, as GitLab computes it from its latest jobs (its own and the
+// external commit statuses, retried ones left out): any job still to run keeps it pending or running, a failed
+// one fails it, a canceled one cancels it, only success and skipped make it success (all skipped: skipped).
+// "" when there is no such pipeline.
+func (p *Project) PipelineStatus(pipelineID int64) string {
+	p.f.mu.Lock()
+	defer p.f.mu.Unlock()
+	for _, pl := range p.pipelines {
+		if pl.id == pipelineID {
+			return p.pipelineStatus(pl)
+		}
+	}
+	return ""
+}
+
+func (p *Project) pipelineStatus(pl *pipeline) string {
+	seen := map[string]bool{}
+	for _, status := range pl.jobs {
+		seen[status] = true
+	}
+	for _, s := range p.statuses {
+		if s.PipelineID == pl.id && !s.Retried {
+			seen[s.Status] = true
+		}
+	}
+	switch {
+	case len(seen) == 0:
+		return "created"
+	case seen["running"]:
+		return "running"
+	case seen["pending"], seen["created"], seen["preparing"], seen["waiting_for_resource"]:
+		return "pending"
+	case seen["manual"]:
+		return "manual"
+	case seen["scheduled"]:
+		return "scheduled"
+	case seen["failed"]:
+		return "failed"
+	case seen["canceled"]:
+		return "canceled"
+	case seen["success"]:
+		return "success"
+	}
+	return "skipped"
+}
+
+// HeadPipeline is the merge request's head pipeline: the newest pipeline of its head commit (0: none).
+func (p *Project) HeadPipeline(iid int64) int64 {
+	p.f.mu.Lock()
+	defer p.f.mu.Unlock()
+	if pl := p.headPipeline(iid); pl != nil {
+		return pl.id
+	}
+	return 0
+}
+
+func (p *Project) headPipeline(iid int64) *pipeline {
+	mr := p.mrs[iid]
+	if mr == nil {
+		return nil
+	}
+	var newest *pipeline
+	for _, pl := range p.pipelines {
+		if pl.sha == mr.HeadSHA && (newest == nil || pl.id > newest.id) {
+			newest = pl
+		}
+	}
+	return newest
+}
+
+// MergeAllowedByPipeline says whether "Pipelines must succeed" lets the merge request merge: its head pipeline
+// exists and succeeded. The reason says what holds it.
+func (p *Project) MergeAllowedByPipeline(iid int64) (bool, string) {
+	p.f.mu.Lock()
+	defer p.f.mu.Unlock()
+	pl := p.headPipeline(iid)
+	if pl == nil {
+		return false, "no pipeline for the head commit"
+	}
+	if status := p.pipelineStatus(pl); status != "success" {
+		return false, fmt.Sprintf("head pipeline %d is %s", pl.id, status)
+	}
+	return true, fmt.Sprintf("head pipeline %d succeeded", pl.id)
+}
+
+// PipelineHook is the Pipeline Hook GitLab sends for the pipeline now (X-Gitlab-Event and body), in the shape
+// of GitLab's (client-go's PipelineEvent): its id, ref, sha, source and composite status, its merge request for
+// a merge request pipeline, the user who started it and the project.
+func (p *Project) PipelineHook(pipelineID int64) (event string, body []byte) {
+	p.f.mu.Lock()
+	defer p.f.mu.Unlock()
+	var pl *pipeline
+	for _, have := range p.pipelines {
+		if have.id == pipelineID {
+			pl = have
+		}
+	}
+	if pl == nil {
+		panic(fmt.Sprintf("gitlabfake: no pipeline %d", pipelineID))
+	}
+	var builds []map[string]any
+	for name, status := range pl.jobs {
+		builds = append(builds, map[string]any{"name": name, "stage": "test", "status": status})
+	}
+	doc := map[string]any{
+		"object_kind": "pipeline",
+		"object_attributes": map[string]any{"id": pl.id, "iid": pl.iid, "ref": pl.ref, "tag": false, "sha": pl.sha,
+			"before_sha": pl.sha, "source": pl.source, "status": p.pipelineStatus(pl), "stages": []string{"test"},
+			"created_at": pl.createdAt.UTC().Format("2006-01-02 15:04:05 UTC"), "finished_at": nil,
+			"url": fmt.Sprintf("%s/-/pipelines/%d", p.WebURL(), pl.id)},
+		"project": map[string]any{"id": p.ID, "name": p.Path, "web_url": p.WebURL(), "git_http_url": p.CloneURL(),
+			"http_url": p.CloneURL(), "path_with_namespace": p.FullPath(), "default_branch": p.DefaultBranch,
+			"namespace": p.Namespace},
+		"commit": map[string]any{"id": pl.sha},
+		"builds": builds,
+		"user":   userJSON(pl.user),
+	}
+	if mr := p.mrs[pl.mr]; mr != nil {
+		doc["merge_request"] = map[string]any{"id": mr.id, "iid": mr.IID, "title": mr.Title, "source_branch": mr.SourceBranch,
+			"target_branch": mr.TargetBranch, "source_project_id": sourceOf(p, mr).ID, "target_project_id": p.ID,
+			"state": mr.State, "url": fmt.Sprintf("%s/-/merge_requests/%d", p.WebURL(), mr.IID)}
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		panic(err)
+	}
+	return "Pipeline Hook", b
 }
 
 // Statuses are the statuses of a commit, oldest first (retried ones included, marked).
@@ -138,12 +330,25 @@ func (f *Fake) handlePostStatus(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusBadRequest, "400 Bad request - description is too long (maximum is 255 characters)")
 		return
 	}
-	// GitLab's ref: the one given, else the newest pipeline's of the commit, else a branch that contains it.
-	ref := form["ref"]
-	for i := len(p.pipelines) - 1; ref == "" && i >= 0; i-- {
-		if p.pipelines[i].sha == sha {
-			ref = p.pipelines[i].ref
+	// GitLab's first matching pipeline: the newest of the commit, of the ref if one is given, the one named by
+	// pipeline_id if one is (which must be of that commit and ref).
+	var matching *pipeline
+	var pipelineID int64
+	if v, ok := form["pipeline_id"]; ok {
+		if pipelineID, err = strconv.ParseInt(v, 10, 64); err != nil {
+			writeMessage(w, http.StatusBadRequest, "400 Bad request - pipeline_id is invalid")
+			return
 		}
+	}
+	for _, have := range p.pipelines {
+		if have.sha == sha && (form["ref"] == "" || have.ref == form["ref"]) && (pipelineID == 0 || have.id == pipelineID) {
+			matching = have
+		}
+	}
+	// GitLab's ref: the one given, else the matching pipeline's, else a branch that contains the commit.
+	ref := form["ref"]
+	if ref == "" && matching != nil {
+		ref = matching.ref
 	}
 	if ref == "" {
 		ref = p.branchContaining(sha)
@@ -152,17 +357,16 @@ func (f *Fake) handlePostStatus(w http.ResponseWriter, r *http.Request) {
 		notFound(w, "References for commit")
 		return
 	}
-
-	// The newest pipeline of the commit and ref, else an external one.
-	var pl *pipeline
-	for _, have := range p.pipelines {
-		if have.sha == sha && have.ref == ref {
-			pl = have
-		}
+	if pipelineID != 0 && matching == nil {
+		notFound(w, "Pipeline for pipeline_id, sha and ref")
+		return
 	}
+
+	// The status joins the matching pipeline, else an external one GitLab creates.
+	pl := matching
 	if pl == nil {
-		pl = &pipeline{id: f.newID(), sha: sha, ref: ref, source: "external"}
-		p.pipelines = append(p.pipelines, pl)
+		pl = &pipeline{sha: sha, ref: ref, source: "external", user: u}
+		p.addPipeline(pl)
 	}
 	// The running or pending status of that pipeline, name, ref and user, else a new one.
 	var st *CommitStatus

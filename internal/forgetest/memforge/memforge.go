@@ -45,6 +45,8 @@ type Forge struct {
 	fail    failures
 	// gitlabReviews, when set, lists reviews in GitLab's shape (GitLabReviews).
 	gitlabReviews *gitlabMode
+	// pipelines: statuses join pipelines, as GitLab's do (GitLabPipelines).
+	pipelines bool
 }
 
 type commit struct {

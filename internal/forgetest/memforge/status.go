@@ -83,6 +83,22 @@ func (f *Forge) ReviewFacts() vcs.ReviewFacts {
 	return vcs.ReviewFacts{Commit: true, SubmittedAt: true}
 }
 
+// GitLabPipelines makes the forge say that its statuses join pipelines, as GitLab's do
+// (outbox.PipelineStatuses). memforge keeps no pipelines: a write into one is a write of the status whose
+// vcs.Status.Pipeline names it, in its History.
+func (f *Forge) GitLabPipelines() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pipelines = true
+}
+
+// StatusesJoinPipelines is whether GitLabPipelines was set.
+func (f *Forge) StatusesJoinPipelines() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pipelines
+}
+
 // gitlabMode is how Reviews answers in GitLab's shape.
 type gitlabMode struct{ dated bool }
 

@@ -33,6 +33,11 @@ import (
 // target_url. The ref is "<status id>@<commit>": GitLab's status for StatusPostedAt, which is its finished_at.
 // A status that reached a final state is not written again in place: GitLab starts a new one of the same name
 // (the old one is then "retried"), and the ref returned names it.
+//
+// A status with a Pipeline is written into that pipeline (pipeline_id; GitLab refuses one that is not of the
+// commit with 404): the bot's statuses joining the team's own pipeline, which became the merge request's head
+// pipeline after they were written. There it is a new status of its own (the one in the older pipeline stays
+// as it was); written again with what that pipeline shows already, nothing is posted.
 var commitStates = map[vcs.StatusState]gl.BuildStateValue{
 	vcs.StatusQueued:    gl.Pending,
 	vcs.StatusRunning:   gl.Running,
@@ -90,9 +95,28 @@ func (f *Forge) PutStatus(ctx context.Context, repo vcs.Repo, status vcs.Status,
 		return "", fmt.Errorf("gitlab: status %q on %q has no state GitLab knows: %q", status.Name, status.CommitSHA, status.State)
 	}
 	op := fmt.Sprintf("status %q on %s@%s", status.Name, id, status.CommitSHA)
-	var ref *string // GitLab's: the commit's newest pipeline's, else a branch that contains it
+	var pipeline *int64
+	if status.Pipeline != "" {
+		n, err := strconv.ParseInt(status.Pipeline, 10, 64)
+		if err != nil || n <= 0 {
+			return "", fmt.Errorf("gitlab: %s: pipeline %q is not a pipeline id: %w", op, status.Pipeline, vcs.ErrInvalid)
+		}
+		pipeline, op = &n, fmt.Sprintf("%s in pipeline %d", op, n)
+		// Written into a pipeline again (each of its hooks asks): what the pipeline shows already is not
+		// written twice, since a final state written again would start a second status there.
+		have, err := f.currentStatus(ctx, id, status)
+		if err != nil {
+			return "", err
+		}
+		if have != nil && have.Status == string(state) && have.Description == description(status) &&
+			have.TargetURL == status.DetailsURL {
+			return statusRef(have), nil
+		}
+	}
+	var ref *string // GitLab's: the commit's newest pipeline's (the named pipeline's), else a branch that contains it
 	post := func(state gl.BuildStateValue) (*gl.CommitStatus, error) {
-		opts := &gl.SetCommitStatusOptions{State: state, Name: &status.Name, Description: gl.Ptr(description(status)), Ref: ref}
+		opts := &gl.SetCommitStatusOptions{State: state, Name: &status.Name, Description: gl.Ptr(description(status)), Ref: ref,
+			PipelineID: pipeline}
 		if status.DetailsURL != "" {
 			opts.TargetURL = &status.DetailsURL
 		}
@@ -100,7 +124,7 @@ func (f *Forge) PutStatus(ctx context.Context, repo vcs.Repo, status vcs.Status,
 		return s, err
 	}
 	s, err := post(state)
-	if errors.Is(err, gl.ErrNotFound) {
+	if errors.Is(err, gl.ErrNotFound) && pipeline == nil {
 		// A fork's head is on no branch of the target project ("404 References for commit Not Found"): it is
 		// there as its merge request's refs/merge-requests/<iid>/head, which the status then names.
 		if ref, err = f.mergeRequestRef(ctx, id, status.CommitSHA); err != nil {
@@ -136,6 +160,10 @@ func (f *Forge) PutStatus(ctx context.Context, repo vcs.Repo, status vcs.Status,
 	return "", f.mapError(op, err)
 }
 
+// StatusesJoinPipelines: a commit status joins a pipeline, and the team's pipeline that starts later is the
+// merge request's head pipeline without it (outbox.PipelineStatuses).
+func (f *Forge) StatusesJoinPipelines() bool { return true }
+
 // mergeRequestRef is the head ref of the merge request of a commit (the open one, the newest first), nil when
 // the commit is in none.
 func (f *Forge) mergeRequestRef(ctx context.Context, id, sha string) (*string, error) {
@@ -156,15 +184,19 @@ func (f *Forge) mergeRequestRef(ctx context.Context, id, sha string) (*string, e
 	return gl.Ptr(fmt.Sprintf("refs/merge-requests/%d/head", best.IID)), nil
 }
 
-// currentStatus is the bot's newest status of the commit and name (nil when there is none).
+// currentStatus is the bot's newest status of the commit and name, in the status's pipeline when it names one
+// (nil when there is none).
 func (f *Forge) currentStatus(ctx context.Context, id string, status vcs.Status) (*gl.CommitStatus, error) {
 	bot, err := f.Bot(ctx)
 	if err != nil {
 		return nil, err
 	}
+	inPipeline := func(s *gl.CommitStatus) bool {
+		return status.Pipeline == "" || strconv.FormatInt(s.PipelineID, 10) == status.Pipeline
+	}
 	var newest *gl.CommitStatus
 	err = f.statuses(ctx, id, status.CommitSHA, status.Name, false, func(s *gl.CommitStatus) {
-		if s.Author.ID == bot.ID && s.Name == status.Name && (newest == nil || s.ID > newest.ID) {
+		if s.Author.ID == bot.ID && s.Name == status.Name && inPipeline(s) && (newest == nil || s.ID > newest.ID) {
 			newest = s
 		}
 	})

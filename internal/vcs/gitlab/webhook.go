@@ -64,7 +64,7 @@ func parse(botUser, event string, body []byte) (vcs.Event, error) {
 	case gl.EventConfidentialNote:
 		// Internal notes are for members only; the bot answers in public notes, which would reveal them.
 		return vcs.Event{}, ignored(event, "", "confidential (internal) notes never run commands: the bot's answers are public")
-	case gl.EventTypeMergeRequest, gl.EventTypeNote, gl.EventTypePush:
+	case gl.EventTypeMergeRequest, gl.EventTypeNote, gl.EventTypePush, gl.EventTypePipeline:
 	default:
 		return vcs.Event{}, ignored(event, "", "event not handled by the bot")
 	}
@@ -97,6 +97,8 @@ func parse(botUser, event string, body []byte) (vcs.Event, error) {
 		return noteEvent(botUser, event, e)
 	case *gl.PushEvent:
 		return pushEvent(e)
+	case *gl.PipelineEvent:
+		return pipelineEvent(botUser, e)
 	}
 	return vcs.Event{}, ignored(event, "", "event not handled by the bot")
 }
@@ -335,9 +337,39 @@ func pushEvent(e *gl.PushEvent) (vcs.Event, error) {
 	}}, nil
 }
 
+// pipelineEvent is a pipeline of a commit, which the bot's statuses must join when it is a merge request's head
+// pipeline. A tag's pipeline is no merge request's; an external pipeline of the bot's own user is the one its
+// statuses created (botUser unknown: every external one), which has them already. The hook's status is only
+// logged: a pipeline that already ended is the MR's head pipeline too, and GitLab reopens it for a pending
+// status.
+func pipelineEvent(botUser string, e *gl.PipelineEvent) (vcs.Event, error) {
+	event, a := string(gl.EventTypePipeline), e.ObjectAttributes
+	user := ""
+	if e.User != nil {
+		user = e.User.Username
+	}
+	switch {
+	case a.Tag:
+		return vcs.Event{}, ignored(event, a.Status, "a tag's pipeline is no merge request's")
+	case a.Source == "external" && (botUser == "" || strings.EqualFold(user, botUser)):
+		return vcs.Event{}, ignored(event, a.Status, "the external pipeline the bot's own statuses created")
+	case a.ID <= 0:
+		return vcs.Event{}, fmt.Errorf("gitlab: %s: object_attributes.id %d is not a pipeline id", event, a.ID)
+	case !fullSHA.MatchString(a.SHA):
+		return vcs.Event{}, fmt.Errorf("gitlab: %s: object_attributes.sha %q is not a full commit id", event, a.SHA)
+	}
+	repo, err := repoOf(e.Project.PathWithNamespace, firstNonEmpty(e.Project.HTTPURL, e.Project.GitHTTPURL), e.Project.DefaultBranch)
+	if err != nil {
+		return vcs.Event{}, err
+	}
+	return vcs.Event{Repo: repo, Pipeline: &vcs.PipelineEvent{
+		SHA: a.SHA, Ref: a.Ref, Pipeline: strconv.FormatInt(a.ID, 10), Number: int(max(e.MergeRequest.IID, 0)), Status: a.Status,
+	}}, nil
+}
+
 // OrderingKey is the intake's ordering of GitLab deliveries, read from the body alone, as vcs.Event.OrderingKey
-// spells it: every event of one MR (its hooks and its notes) under "gitlab:group/project#iid", others under the
-// project's key.
+// spells it: every event of one MR (its hooks, its notes and its merge request pipelines' hooks) under
+// "gitlab:group/project#iid", others under the project's key.
 func OrderingKey(body []byte) string {
 	var p struct {
 		ObjectKind string `json:"object_kind"`
@@ -348,7 +380,7 @@ func OrderingKey(body []byte) string {
 			IID          int64  `json:"iid"`
 			NoteableType string `json:"noteable_type"`
 		} `json:"object_attributes"`
-		MergeRequest struct {
+		MergeRequest *struct {
 			IID int64 `json:"iid"`
 		} `json:"merge_request"`
 	}
@@ -359,7 +391,9 @@ func OrderingKey(body []byte) string {
 	switch {
 	case p.ObjectKind == "merge_request" && p.Attrs.IID > 0:
 		return key + "#" + strconv.FormatInt(p.Attrs.IID, 10)
-	case p.ObjectKind == "note" && p.Attrs.NoteableType == "MergeRequest" && p.MergeRequest.IID > 0:
+	case p.ObjectKind == "note" && p.Attrs.NoteableType == "MergeRequest" && p.MergeRequest != nil && p.MergeRequest.IID > 0,
+		p.ObjectKind == "pipeline" && p.MergeRequest != nil && p.MergeRequest.IID > 0:
+		// A merge request pipeline's hook is in line with its merge request's; a branch's pipeline names none.
 		return key + "#" + strconv.FormatInt(p.MergeRequest.IID, 10)
 	}
 	return key

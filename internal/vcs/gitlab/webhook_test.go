@@ -312,7 +312,7 @@ func TestGitLabHooksTheBotDoesNotActOn(t *testing.T) {
 		})
 	}
 	t.Run("events the bot does not handle", func(t *testing.T) {
-		for _, event := range []string{"Pipeline Hook", "Tag Push Hook", "Issue Hook", "Confidential Note Hook", "Something New Hook"} {
+		for _, event := range []string{"Job Hook", "Tag Push Hook", "Issue Hook", "Confidential Note Hook", "Something New Hook"} {
 			_, err := gitlab.ParseWebhook(event, []byte(`{}`))
 			require.ErrorIs(t, err, vcs.ErrIgnored, event)
 		}
