@@ -1,15 +1,13 @@
 package planner
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
-	"strings"
 
+	"github.com/dagctl/dagctl-bot/internal/framework/resultline"
 	"github.com/dagctl/dagctl-bot/internal/plan"
 )
 
@@ -80,7 +78,7 @@ var reasons = map[string]plan.NodeReason{
 // ErrNoResult; anything unreadable is an error that says why. It never returns an empty Summary in place of an
 // error.
 func ParseResult(r io.Reader) (plan.Summary, error) {
-	line, err := lastResultLine(r, Marker)
+	line, err := readResult(r, Marker)
 	if err != nil {
 		return plan.Summary{}, err
 	}
@@ -213,81 +211,16 @@ func nodeOf(n resultNode, removed bool) (plan.Node, error) {
 	return out, nil
 }
 
-// lastResultLine returns the JSON of the last result: a line starting with marker, or the last complete run of
-// `marker part I/N` lines joined. Lines may be long, so the reader is not line-limited.
-func lastResultLine(r io.Reader, marker string) (string, error) {
-	br := bufio.NewReader(r)
-	var (
-		found       string
-		seen        bool
-		parts       strings.Builder
-		next, total int // the part expected next (1-based) and the number of parts; 0 outside a run
-		partErr     error
-	)
-	for {
-		line, err := br.ReadString('\n')
-		line = strings.TrimRight(line, "\r\n")
-		if rest, ok := strings.CutPrefix(line, marker+" "); ok {
-			if piece, ok := strings.CutPrefix(rest, "part "); ok {
-				n, of, text, perr := parsePart(marker, piece)
-				switch {
-				case perr != nil:
-				case n == 1:
-					parts.Reset()
-					next, total = 1, of
-				case next == 0:
-					perr = fmt.Errorf("%s part %d/%d without the parts before it", marker, n, of)
-				case n != next || of != total:
-					perr = fmt.Errorf("%s part %d/%d out of order (expected %d/%d)", marker, n, of, next, total)
-				}
-				partErr = perr
-				if perr != nil {
-					next, total = 0, 0
-				} else {
-					parts.WriteString(text)
-					if next++; next > total {
-						found, seen = parts.String(), true
-						next, total = 0, 0
-					}
-				}
-			} else {
-				found, seen, partErr = strings.TrimSpace(rest), true, nil
-				next, total = 0, 0
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", fmt.Errorf("reading dbt output: %w", err)
-		}
-	}
+// readResult is the helper's last result marked marker; a plan without one is ErrNoResult.
+func readResult(r io.Reader, marker string) (string, error) {
+	line, err := resultline.Last(r, marker, "dbt")
 	switch {
-	case next > 0:
-		return "", fmt.Errorf("%s result is incomplete: got %d of %d parts", marker, next-1, total)
-	case partErr != nil && !seen:
-		return "", partErr
-	case !seen && marker == Marker:
+	case errors.Is(err, resultline.ErrNone) && marker == Marker:
 		return "", ErrNoResult
-	case !seen:
+	case errors.Is(err, resultline.ErrNone):
 		return "", fmt.Errorf("dbt output has no %s result line", marker)
 	}
-	return found, nil
-}
-
-func parsePart(marker, s string) (n, of int, text string, err error) {
-	counts, text, _ := strings.Cut(s, " ")
-	num, den, ok := strings.Cut(counts, "/")
-	if ok {
-		n, err = strconv.Atoi(num)
-		if err == nil {
-			of, err = strconv.Atoi(den)
-		}
-	}
-	if !ok || err != nil || n < 1 || n > of {
-		return 0, 0, "", fmt.Errorf("malformed %s part header %q", marker, counts)
-	}
-	return n, of, text, nil
+	return line, err
 }
 
 // ApplyResult is what an apply's helper says it ran.
@@ -305,7 +238,7 @@ type AppliedCommand struct {
 // ParseApplyResult reads an apply job's result line (ApplyMarker). A failed apply is a *ToolError (kind
 // "apply" when a command failed) with the commands that ran; no result line is an error.
 func ParseApplyResult(r io.Reader) (ApplyResult, error) {
-	line, err := lastResultLine(r, ApplyMarker)
+	line, err := readResult(r, ApplyMarker)
 	if err != nil {
 		return ApplyResult{}, err
 	}

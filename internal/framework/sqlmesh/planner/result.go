@@ -1,16 +1,15 @@
 package planner
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/dagctl/dagctl-bot/internal/framework/resultline"
 	"github.com/dagctl/dagctl-bot/internal/plan"
 )
 
@@ -43,7 +42,10 @@ func (e *ToolError) Error() string {
 // values this package does not know are errors that say what was wrong. It never returns an empty Summary in
 // place of an error.
 func ParseResult(r io.Reader) (plan.Summary, error) {
-	line, err := lastResultLine(r)
+	line, err := resultline.Last(r, Marker, "sqlmesh plan")
+	if errors.Is(err, resultline.ErrNone) {
+		err = ErrNoResult
+	}
 	if err != nil {
 		return plan.Summary{}, err
 	}
@@ -75,84 +77,6 @@ func ParseResult(r io.Reader) (plan.Summary, error) {
 		return plan.Summary{}, fmt.Errorf("%s result reports success without a plan", Marker)
 	}
 	return res.summary()
-}
-
-// lastResultLine returns the JSON of the last result: a line starting with Marker, or the last complete run of
-// `Marker part I/N` lines joined. Lines may be long (model diffs), so the reader is not line-limited.
-func lastResultLine(r io.Reader) (string, error) {
-	br := bufio.NewReader(r)
-	var (
-		found       string
-		seen        bool
-		parts       strings.Builder
-		next, total int // the part expected next (1-based) and the number of parts; 0 when outside a run
-		partErr     error
-	)
-	for {
-		line, err := br.ReadString('\n')
-		line = strings.TrimRight(line, "\r\n")
-		if rest, ok := strings.CutPrefix(line, Marker+" "); ok {
-			if piece, ok := strings.CutPrefix(rest, "part "); ok {
-				var n, of int
-				var text string
-				if n, of, text, partErr = parsePart(piece); partErr == nil {
-					switch {
-					case n == 1:
-						parts.Reset()
-						next, total = 1, of
-					case next == 0:
-						partErr = fmt.Errorf("%s part %d/%d without the parts before it", Marker, n, of)
-					case n != next || of != total:
-						partErr = fmt.Errorf("%s part %d/%d out of order (expected %d/%d)", Marker, n, of, next, total)
-					}
-				}
-				if partErr != nil {
-					next, total = 0, 0
-				} else {
-					parts.WriteString(text)
-					next++
-					if next > total {
-						found, seen = parts.String(), true
-						next, total = 0, 0
-					}
-				}
-			} else {
-				found, seen, partErr = strings.TrimSpace(rest), true, nil
-				next, total = 0, 0
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", fmt.Errorf("reading sqlmesh plan output: %w", err)
-		}
-	}
-	switch {
-	case next > 0:
-		return "", fmt.Errorf("%s result is incomplete: got %d of %d parts", Marker, next-1, total)
-	case partErr != nil && !seen:
-		return "", partErr
-	case !seen:
-		return "", ErrNoResult
-	}
-	return found, nil
-}
-
-// parsePart reads "I/N text" of a result part.
-func parsePart(s string) (n, of int, text string, err error) {
-	counts, text, _ := strings.Cut(s, " ")
-	num, den, ok := strings.Cut(counts, "/")
-	if ok {
-		n, err = strconv.Atoi(num)
-		if err == nil {
-			of, err = strconv.Atoi(den)
-		}
-	}
-	if !ok || err != nil || n < 1 || n > of {
-		return 0, 0, "", fmt.Errorf("malformed %s part header %q", Marker, counts)
-	}
-	return n, of, text, nil
 }
 
 // result is the helper's JSON, schema version 1.
