@@ -119,8 +119,8 @@ func TestGitLabRetriedDeliveryIsStoredOnce(t *testing.T) {
 // ignores it; a body over the cap is refused unread.
 func TestGitLabUnknownEventIsAcknowledgedAndIgnored(t *testing.T) {
 	store, url := gitLabIntake(t, gitLabToken)
-	body := []byte(`{"object_kind":"pipeline","project":{"path_with_namespace":"acme/warehouse"}}`)
-	status, _ := postGitLab(t, url, gitLabHeaders("Pipeline Hook", gitLabToken, "idem-p", ""), body)
+	body := []byte(`{"object_kind":"build","project":{"path_with_namespace":"acme/warehouse"}}`)
+	status, _ := postGitLab(t, url, gitLabHeaders("Job Hook", gitLabToken, "idem-p", ""), body)
 	assert.Equal(t, http.StatusAccepted, status)
 	d, err := store.GetDelivery(context.Background(), "gitlab", "idem-p")
 	require.NoError(t, err)
