@@ -124,9 +124,20 @@ func requireScratchRemoved(t *testing.T, workDir string) {
 	require.Empty(t, entries, "scratch directories left behind")
 }
 
-// processGone reports whether a process has ended: it no longer exists, or it is a zombie that nobody has
-// reaped yet (orphans are reaped by init, which in a container may never happen).
+// processGone reports whether pid has exited, allowing it a moment to die: a killed process closes its files
+// (the job's output ends) before it becomes a zombie, and on a loaded machine the step between can be seen.
 func processGone(t *testing.T, pid int) bool {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if processExited(t, pid) || time.Now().After(deadline) {
+			return processExited(t, pid)
+		}
+	}
+}
+
+// processExited reports whether a process has ended, now: it no longer exists, or it is a zombie that nobody
+// has reaped yet (orphans are reaped by init, which in a container may never happen).
+func processExited(t *testing.T, pid int) bool {
 	t.Helper()
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if errors.Is(err, fs.ErrNotExist) {

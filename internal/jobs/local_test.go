@@ -138,7 +138,7 @@ func TestLocalCancelStopsTheWholeProcessGroup(t *testing.T) {
 	h, err := l.Start(context.Background(), shellJob(t.TempDir(), `sleep 1000 & echo $!; wait`), rec.sink)
 	require.NoError(t, err)
 	pid := childPid(t, rec)
-	require.False(t, processGone(t, pid))
+	require.False(t, processExited(t, pid))
 
 	require.NoError(t, h.Cancel(context.Background()))
 
