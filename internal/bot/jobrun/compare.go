@@ -44,7 +44,8 @@ func chooseBase(lastApplied, mergeBase string) BaseCommit {
 	return BaseCommit{SHA: mergeBase}
 }
 
-// pickBase finds the base commit of a plan: the environment's last apply as this bot recorded it (the store),
+// pickBase finds the base commit of a plan: the environment's last successful deploy as this bot recorded it
+// (the store's deployed state, never the reviewed-content record an approved merge that deployed nothing moves),
 // else the merge base of the plan's base and head commits (the forge's Compare; a push's base is the commit
 // before it). A plan with no base commit (a new branch) has none.
 func (r *Runner) pickBase(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext) (BaseCommit, error) {
@@ -53,7 +54,7 @@ func (r *Runner) pickBase(ctx context.Context, forge vcs.Forge, p db.Plan, pc pr
 
 // pickBaseOf is pickBase for the plan made again at head (an apply's commit).
 func (r *Runner) pickBaseOf(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, head string) (BaseCommit, error) {
-	last, err := r.Store.LastApplied(ctx, p.Forge, p.Repo, p.Project, pc.Env.Name)
+	last, err := r.Store.LastDeployed(ctx, p.Forge, p.Repo, p.Project, pc.Env.Name)
 	switch {
 	case err == nil && last.CommitSHA != "":
 		return chooseBase(last.CommitSHA, ""), nil

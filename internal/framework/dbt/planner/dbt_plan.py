@@ -232,7 +232,8 @@ def base_profiles_dir(args, base, head_dir):
 def state_source(project):
     """What the job was given to compare with: ("production", dir), ("base", dir) or ("none", None). A
     variable that is set but wrong is the executor's mistake and fails the plan before anything is parsed."""
-    state = os.environ.get("DAGCTL_DBT_STATE", "")
+    # The bot sets it to $DAGCTL_INPUT_DIR, which the executor alone sets: expanded here.
+    state = os.path.expandvars(os.environ.get("DAGCTL_DBT_STATE", ""))
     if state:
         state = os.path.abspath(os.path.join(project, state))
         if not os.path.isfile(os.path.join(state, "manifest.json")):
