@@ -92,9 +92,10 @@ func (Framework) StateInput() (string, map[string]string) {
 	return "manifest.json", map[string]string{planner.StateEnv: "$" + jobs.EnvInputDir}
 }
 
-// StateDir is where a selective apply's commands find the production artifacts (`--state`), relative to the
-// project's directory. Applies do not store the production manifest yet: the apply that does must put it there.
-const StateDir = ".dagctl/prod-state"
+// StateDir is where a selective apply's commands find the production manifest (`--state`): the directory the
+// executor gives the job's inputs in (jobs.EnvInputDir), named as the word the apply helper replaces with it, so
+// the command shown and approved is the command run, and no file of the PR's checkout can pose as the state.
+const StateDir = "$" + jobs.EnvInputDir
 
 // CommitFiles: what scope.Fill reads of each commit besides its tree, .dagctl/config.yaml (the version, the
 // project's entry) and the project's dbt_project.yml (its paths, its vars).

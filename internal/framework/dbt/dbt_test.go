@@ -246,6 +246,28 @@ func TestPlanAndApplyThroughTheSeam(t *testing.T) {
 	require.NotNil(t, o.Summary, "%s\n%v", o.Error, tail.Lines())
 	assert.Empty(t, o.Summary.DBT.Nodes, "compared with the production manifest: nothing changed")
 
+	// A selective deploy's --state is the stored manifest the executor gives: it runs with the real dbt; without
+	// the state it fails before dbt runs anything.
+	selective := &plan.DBT{Scope: plan.ScopeSelective, Commands: scope.Commands(plan.ScopeSelective, *p.DBT, "prod", StateDir)}
+	require.Contains(t, selective.Commands[1], "--state $DAGCTL_INPUT_DIR")
+	spec, _, err = settings.Spec(framework.JobRequest{RunID: "apply-2", Kind: jobs.KindApply, Config: cfg, Project: p, Env: "prod", Source: jobs.Source{Dir: dir}, DBT: selective, State: manifest})
+	require.NoError(t, err)
+	results = framework.ResultLines{}
+	_, res, err = framework.RunJob(ctx, exec, spec, results.Add, nil)
+	require.NoError(t, err)
+	require.True(t, res.Succeeded(), "%+v\n%s", res, results.String())
+	applied, err = planner.ParseApplyResult(strings.NewReader(results.String()))
+	require.NoError(t, err)
+	assert.Equal(t, selective.Commands[1], applied.Commands[1].Command, "the command as approved")
+
+	spec, _, err = settings.Spec(framework.JobRequest{RunID: "apply-3", Kind: jobs.KindApply, Config: cfg, Project: p, Env: "prod", Source: jobs.Source{Dir: dir}, DBT: selective})
+	require.NoError(t, err)
+	results = framework.ResultLines{}
+	_, res, err = framework.RunJob(ctx, exec, spec, results.Add, nil)
+	require.NoError(t, err)
+	assert.False(t, res.Succeeded(), "no production state: no selective apply")
+	assert.Contains(t, results.String(), "no manifest.json")
+
 	_, _, err = settings.Spec(framework.JobRequest{Kind: jobs.KindInvalidate, Config: cfg, Project: p, Env: "pr_7", Source: jobs.Source{Dir: dir}})
 	assert.ErrorContains(t, err, "need no cleanup")
 }
