@@ -175,3 +175,36 @@ func TestDBTAnApprovedVersionBumpAppliesOnMergeAndBecomesTheBase(t *testing.T) {
 		assert.Contains(t, log, "dbt build --target prod --select state:modified+ --state $DAGCTL_INPUT_DIR", "the approved command ran, with the stored state")
 	})
 }
+
+// An apply that fails stores nothing: a selective deploy before any deploy stored a production manifest has no
+// state to select with, so its apply fails before dbt runs, and the next PR is still compared with the merge base.
+func TestDBTAFailedApplyStoresNoProductionState(t *testing.T) {
+	forEachForge(t, func(t *testing.T, forge e2e.Kind) {
+		w := newWorld(t, forge, worldOptions{seedProd: true, baseFiles: dbtBase(t)})
+		files := stgOrdersChanged(t)
+		files[repoconfig.Path] = dbtConfig(t, "1.1.0")
+		head := w.PR(1, "lower-status", "alice", files)
+		w.send(w.PREvent(vcs.PROpened, 1))
+		plan, ok := w.Status("dagctl/plan: marts/prod", head)
+		require.True(t, ok, "checks: %v", w.Statuses())
+		require.Equal(t, vcs.StatusSuccess, plan.State, plan.Summary)
+		require.Contains(t, w.Sticky(1), "**Scope: `selective`**")
+
+		w.review(1, head, "bob", vcs.ReviewApproved)
+		mergeSHA := w.merge(1)
+		w.send(w.PREvent(vcs.PRMerged, 1))
+		apply, ok := w.Status("dagctl/apply: marts/prod", mergeSHA)
+		require.True(t, ok, "checks: %v", w.Statuses())
+		require.Equal(t, vcs.StatusFailure, apply.State, "%s\n%s", apply.Title, apply.Summary)
+		assert.Contains(t, runLog(t, w, apply), "the job was given no manifest.json")
+
+		w.Base = mergeSHA
+		next := w.PR(2, "release", "carol", map[string]string{repoconfig.Path: dbtConfig(t, "1.2.0")})
+		w.send(w.PREvent(vcs.PROpened, 2))
+		check, ok := w.Status("dagctl/plan: marts/prod", next)
+		require.True(t, ok, "checks: %v", w.Statuses())
+		log := runLog(t, w, check)
+		assert.NotContains(t, log, "the commit last deployed to prod", "the failed apply deployed nothing")
+		assert.Contains(t, log, "the merge base (nothing applied to prod yet)")
+	})
+}
