@@ -31,7 +31,7 @@ type Comparison struct {
 	// BaseIsDeployed: Base is the commit last applied to the environment, not the merge base.
 	BaseIsDeployed bool
 	// HasProductionState: the job was given the environment's state of its last successful deploy (dbt: the
-	// production manifest, DAGCTL_DBT_STATE). Applies do not store it yet, so it is false for now.
+	// production manifest, DAGCTL_DBT_STATE), as the bot stored it from that deploy (StateKeeper).
 	HasProductionState bool
 }
 

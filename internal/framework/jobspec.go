@@ -39,6 +39,9 @@ type JobRequest struct {
 	Labels  map[string]string
 	// DBT is the approved plan's dbt view, for a dbt apply (see CommandRequest.DBT).
 	DBT *plan.DBT
+	// State is the environment's production state from its last successful deploy (StateKeeper), as the bot
+	// stored it; nil when there is none. Given to a StateKeeper's jobs as an input.
+	State []byte
 }
 
 // Spec builds the job's spec, and the variables refused for it (to warn about). The framework supplies the
@@ -72,6 +75,20 @@ func (s JobSettings) Spec(req JobRequest) (jobs.Spec, []jobs.Refused, error) {
 	if image == "" {
 		image = s.Image
 	}
+	var inputs map[string][]byte
+	var collect []string
+	if k, ok := StateKeeperOf(fw); ok {
+		if req.State != nil {
+			name, vars := k.StateInput()
+			inputs = map[string][]byte{name: req.State}
+			for key, v := range vars {
+				env[key] = v
+			}
+		}
+		if req.Kind == jobs.KindApply {
+			collect = []string{k.StateArtifact()}
+		}
+	}
 	labels := map[string]string{"environment": req.Env, "project": req.Project.Name}
 	for k, v := range req.Labels {
 		labels[k] = v
@@ -88,6 +105,8 @@ func (s JobSettings) Spec(req JobRequest) (jobs.Spec, []jobs.Refused, error) {
 		Timeout: req.Config.Job.Timeout,
 		Image:   image,
 		Secrets: req.Config.Job.Secrets,
+		Inputs:  inputs,
+		Collect: collect,
 	}, refused, nil
 }
 

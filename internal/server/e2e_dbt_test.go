@@ -77,8 +77,8 @@ func TestDBTAVersionBumpDeploysTheChangedModelAndItsDownstream(t *testing.T) {
 			assert.Contains(t, sticky, "- `"+downstream+"`", "its downstream")
 		}
 		assert.NotContains(t, sticky, "`model.dagctl_example.daily_revenue`", "a mart that does not read it is not built")
-		assert.Contains(t, sticky, "dbt build --target prod --select state:modified+ --state .dagctl/prod-state")
-		assert.Contains(t, sticky, "dbt build --target dev --select state:modified+ --state .dagctl/prod-state")
+		assert.Contains(t, sticky, "dbt build --target prod --select state:modified+ --state $DAGCTL_INPUT_DIR")
+		assert.Contains(t, sticky, "dbt build --target dev --select state:modified+ --state $DAGCTL_INPUT_DIR")
 		assert.Contains(t, sticky, "`"+dbtProjectDir+"/models/staging/stg_orders.sql` | model | modified", "the file, from the forge's trees")
 		assert.NotContains(t, sticky, "| infra |", "a version line alone is no infra change")
 		assert.NotContains(t, strings.ToLower(sticky), "uncategori")
@@ -139,7 +139,72 @@ func TestDBTAnApprovedVersionBumpAppliesOnMergeAndBecomesTheBase(t *testing.T) {
 		check, ok := w.Status("dagctl/plan: marts/prod", next)
 		require.True(t, ok, "checks: %v", w.Statuses())
 		w.assertState(vcs.StatusNeutral, check.State, check.Summary)
-		assert.Contains(t, runLog(t, w, check), "dagctl: comparing with "+mergeSHA+", the commit last applied to prod")
+		assert.Contains(t, runLog(t, w, check), "dagctl: comparing with the production state of "+mergeSHA+", the commit last deployed to prod")
 		assert.Contains(t, w.Sticky(2), "**Not a deploy** · version `1.1.0`, as at the base commit")
+
+		// Merged with its approval, the informational PR deploys nothing: the base stays the deployed commit.
+		w.review(2, next, "bob", vcs.ReviewApproved)
+		informational := w.merge(2)
+		w.send(w.PREvent(vcs.PRMerged, 2))
+		_, applied := w.Status("dagctl/apply: marts/prod", informational)
+		assert.False(t, applied, "an informational merge runs nothing")
+
+		// A version bump alone, from the later main: compared with the production manifest of the deploy, the
+		// change merged in between (never deployed) is what this deploy builds, selectively, with --state.
+		w.Base = informational
+		bump := w.PR(3, "release", "carol", map[string]string{repoconfig.Path: dbtConfig(t, "1.2.0")})
+		w.send(w.PREvent(vcs.PROpened, 3))
+		check, ok = w.Status("dagctl/plan: marts/prod", bump)
+		require.True(t, ok, "checks: %v", w.Statuses())
+		require.Equal(t, vcs.StatusSuccess, check.State, check.Summary)
+		log = runLog(t, w, check)
+		assert.Contains(t, log, "dagctl: comparing with the production state of "+mergeSHA+", the commit last deployed to prod", "not the informational merge")
+		sticky := w.Sticky(3)
+		assert.Contains(t, sticky, "**Scope: `selective`**")
+		assert.Contains(t, sticky, "`model.dagctl_example.stg_orders` — model · body", "the undeployed change")
+		assert.Contains(t, sticky, "dbt build --target prod --select state:modified+ --state $DAGCTL_INPUT_DIR")
+
+		w.review(3, bump, "bob", vcs.ReviewApproved)
+		release := w.merge(3)
+		w.send(w.PREvent(vcs.PRMerged, 3))
+		apply, ok = w.Status("dagctl/apply: marts/prod", release)
+		require.True(t, ok, "checks: %v", w.Statuses())
+		require.Equal(t, vcs.StatusSuccess, apply.State, "%s\n%s\n%s", apply.Title, apply.Summary, runLog(t, w, apply))
+		log = runLog(t, w, apply)
+		assert.Contains(t, log, "dagctl: verify: comparing with the production state of "+mergeSHA)
+		assert.Contains(t, log, "dbt build --target prod --select state:modified+ --state $DAGCTL_INPUT_DIR", "the approved command ran, with the stored state")
+	})
+}
+
+// An apply that fails stores nothing: a selective deploy before any deploy stored a production manifest has no
+// state to select with, so its apply fails before dbt runs, and the next PR is still compared with the merge base.
+func TestDBTAFailedApplyStoresNoProductionState(t *testing.T) {
+	forEachForge(t, func(t *testing.T, forge e2e.Kind) {
+		w := newWorld(t, forge, worldOptions{seedProd: true, baseFiles: dbtBase(t)})
+		files := stgOrdersChanged(t)
+		files[repoconfig.Path] = dbtConfig(t, "1.1.0")
+		head := w.PR(1, "lower-status", "alice", files)
+		w.send(w.PREvent(vcs.PROpened, 1))
+		plan, ok := w.Status("dagctl/plan: marts/prod", head)
+		require.True(t, ok, "checks: %v", w.Statuses())
+		require.Equal(t, vcs.StatusSuccess, plan.State, plan.Summary)
+		require.Contains(t, w.Sticky(1), "**Scope: `selective`**")
+
+		w.review(1, head, "bob", vcs.ReviewApproved)
+		mergeSHA := w.merge(1)
+		w.send(w.PREvent(vcs.PRMerged, 1))
+		apply, ok := w.Status("dagctl/apply: marts/prod", mergeSHA)
+		require.True(t, ok, "checks: %v", w.Statuses())
+		require.Equal(t, vcs.StatusFailure, apply.State, "%s\n%s", apply.Title, apply.Summary)
+		assert.Contains(t, runLog(t, w, apply), "the job was given no manifest.json")
+
+		w.Base = mergeSHA
+		next := w.PR(2, "release", "carol", map[string]string{repoconfig.Path: dbtConfig(t, "1.2.0")})
+		w.send(w.PREvent(vcs.PROpened, 2))
+		check, ok := w.Status("dagctl/plan: marts/prod", next)
+		require.True(t, ok, "checks: %v", w.Statuses())
+		log := runLog(t, w, check)
+		assert.NotContains(t, log, "the commit last deployed to prod", "the failed apply deployed nothing")
+		assert.Contains(t, log, "the merge base (nothing applied to prod yet)")
 	})
 }

@@ -342,6 +342,7 @@ func (s *Sequence) applyStep(ctx context.Context, forge vcs.Forge, req Request, 
 		return applyEnding{conclusion: vcs.StatusFailure, title: fmt.Sprintf("Apply failed after %s: comment `/dagctl apply` to retry (completed intervals are kept)", duration),
 			summary: fence(logText(tail)), exitCode: res.ExitCode, reason: firstNonEmpty(res.Reason, "exit code "+strconv.Itoa(res.ExitCode))}
 	}
+	s.recordDeployed(ctx, fw, req, res)
 	if content.hash != "" {
 		if err := s.Store.RecordApplied(ctx, db.AppliedContent{Forge: req.Plan.Forge, Repo: req.Plan.Repo, Project: req.Plan.Project,
 			Environment: req.Context.Env.Name, CommitSHA: req.SHA, ContentHash: content.hash, PlanID: req.Plan.ID, AppliedAt: time.Now()}); err != nil {
@@ -350,6 +351,29 @@ func (s *Sequence) applyStep(ctx context.Context, forge vcs.Forge, req Request, 
 	}
 	return applyEnding{conclusion: vcs.StatusSuccess, title: fmt.Sprintf("Applied in %s", duration),
 		summary: fmt.Sprintf("Applied the approved plan to `%s` at %s (%s).", req.Context.Env.Name, prstate.Short(req.SHA), progress.describe()), exitCode: res.ExitCode}
+}
+
+// recordDeployed stores what an apply job that succeeded (every command) deployed: its commit, the base of the
+// environment's next plans, and the production state the executor collected from the job
+// (framework.StateKeeper), never read from its output. A state that is missing or over the cap is not stored
+// (the next plans compare with the commit's files, so no selective deploy); the log says why.
+func (s *Sequence) recordDeployed(ctx context.Context, fw framework.Framework, req Request, res jobs.Result) {
+	d := db.DeployedState{Forge: req.Plan.Forge, Repo: req.Plan.Repo, Project: req.Plan.Project,
+		Environment: req.Context.Env.Name, CommitSHA: req.SHA, PlanID: req.Plan.ID, DeployedAt: time.Now()}
+	if k, ok := framework.StateKeeperOf(fw); ok {
+		path := k.StateArtifact()
+		switch manifest, ok := res.Artifacts[path]; {
+		case !ok:
+			s.Log.Warn("the apply left no production state", "env", d.Environment, "path", path, "why", res.ArtifactErrors[path])
+		case len(manifest) > db.MaxManifestBytes:
+			s.Log.Warn("the apply's production state is over the cap: not stored", "env", d.Environment, "bytes", len(manifest), "cap", db.MaxManifestBytes)
+		default:
+			d.Manifest = manifest
+		}
+	}
+	if err := s.Store.RecordDeployed(ctx, d); err != nil {
+		s.Log.Error("recording what was deployed", "env", d.Environment, "err", err)
+	}
 }
 
 // replaceApprovedPlan stores the plan made at apply time as the PR's current plan for the environment and marks

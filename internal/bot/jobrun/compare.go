@@ -22,6 +22,9 @@ type BaseCommit struct {
 	SHA string `json:"sha,omitempty"` // "": none
 	// Deployed: the commit last applied to the environment (else the merge base).
 	Deployed bool `json:"deployed,omitempty"`
+	// ProductionState: the job is given the environment's production state stored with that deploy
+	// (framework.StateKeeper: dbt's manifest), so the plan compares with it.
+	ProductionState bool `json:"production_state,omitempty"`
 }
 
 // describe says in the run's log what the plan compares with.
@@ -29,6 +32,8 @@ func (b BaseCommit) describe(env string) string {
 	switch {
 	case b.SHA == "":
 		return "no base commit to compare with (nothing applied to " + env + ", no merge base): every file is new"
+	case b.Deployed && b.ProductionState:
+		return "comparing with the production state of " + b.SHA + ", the commit last deployed to " + env
 	case b.Deployed:
 		return "comparing with " + b.SHA + ", the commit last applied to " + env
 	}
@@ -44,7 +49,8 @@ func chooseBase(lastApplied, mergeBase string) BaseCommit {
 	return BaseCommit{SHA: mergeBase}
 }
 
-// pickBase finds the base commit of a plan: the environment's last apply as this bot recorded it (the store),
+// pickBase finds the base commit of a plan: the environment's last successful deploy as this bot recorded it
+// (the store's deployed state, never the reviewed-content record an approved merge that deployed nothing moves),
 // else the merge base of the plan's base and head commits (the forge's Compare; a push's base is the commit
 // before it). A plan with no base commit (a new branch) has none.
 func (r *Runner) pickBase(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext) (BaseCommit, error) {
@@ -53,15 +59,24 @@ func (r *Runner) pickBase(ctx context.Context, forge vcs.Forge, p db.Plan, pc pr
 
 // pickBaseOf is pickBase for the plan made again at head (an apply's commit).
 func (r *Runner) pickBaseOf(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, head string) (BaseCommit, error) {
-	last, err := r.Store.LastApplied(ctx, p.Forge, p.Repo, p.Project, pc.Env.Name)
+	base, _, err := r.pickBaseAndState(ctx, forge, p, pc, head)
+	return base, err
+}
+
+// pickBaseAndState is pickBaseOf with the production state stored with the deploy it picks (nil: none); the
+// base says whether there is one.
+func (r *Runner) pickBaseAndState(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, head string) (BaseCommit, []byte, error) {
+	last, err := r.Store.LastDeployed(ctx, p.Forge, p.Repo, p.Project, pc.Env.Name)
 	switch {
 	case err == nil && last.CommitSHA != "":
-		return chooseBase(last.CommitSHA, ""), nil
+		base := chooseBase(last.CommitSHA, "")
+		base.ProductionState = last.Manifest != nil
+		return base, last.Manifest, nil
 	case err != nil && !errors.Is(err, db.ErrNotFound):
-		return BaseCommit{}, err
+		return BaseCommit{}, nil, err
 	}
 	if p.BaseSHA == "" || p.BaseSHA == head {
-		return BaseCommit{}, nil
+		return BaseCommit{}, nil, nil
 	}
 	var cmp vcs.Comparison
 	err = r.ForgeRead(ctx, func() (err error) {
@@ -69,9 +84,9 @@ func (r *Runner) pickBaseOf(ctx context.Context, forge vcs.Forge, p db.Plan, pc 
 		return err
 	}, nil)
 	if err != nil {
-		return BaseCommit{}, fmt.Errorf("finding the merge base of %s and %s: %w", prstate.Short(p.BaseSHA), prstate.Short(head), err)
+		return BaseCommit{}, nil, fmt.Errorf("finding the merge base of %s and %s: %w", prstate.Short(p.BaseSHA), prstate.Short(head), err)
 	}
-	return chooseBase("", cmp.MergeBase), nil
+	return chooseBase("", cmp.MergeBase), nil, nil
 }
 
 // rememberBase stores the plan run's base commit, so that a bot restarted while its job runs (a Kubernetes Job
@@ -197,9 +212,9 @@ func (r *Runner) completeAt(ctx context.Context, forge vcs.Forge, p db.Plan, pc 
 		return fail(err)
 	}
 	cmp := framework.Comparison{Project: pc.Project, Environment: pc.Env.Name, Head: headCommit, BaseIsDeployed: base.Deployed,
-		// The environment's production state (dbt: the manifest of its last successful deploy, given to the job
-		// as an input, DAGCTL_DBT_STATE) is not stored by applies yet: until it is, the files decide.
-		HasProductionState: false}
+		// The job was given the environment's production state (dbt: the manifest of its last successful
+		// deploy, DAGCTL_DBT_STATE) exactly when its base says so: the store's, never the job's word.
+		HasProductionState: base.ProductionState}
 	if base.SHA != "" {
 		b, err := r.readCommit(ctx, forge, pc.PR.Repo, base.SHA, paths)
 		if err != nil {

@@ -69,17 +69,25 @@ func TestThePlansBaseCommitIsTheLastApplyElseTheMergeBase(t *testing.T) {
 	assert.Equal(t, BaseCommit{SHA: w.forkPoint}, got, "nothing applied yet: the merge base")
 	assert.Equal(t, 1, w.forge.Failed("Compare"), "the transient failure was waited out")
 
-	require.NoError(t, w.store.RecordApplied(ctx, db.AppliedContent{Forge: w.plan.Forge, Repo: w.plan.Repo, Project: "marts",
-		Environment: "dev", CommitSHA: w.mainHead, ContentHash: "h", AppliedAt: time.Now()}))
+	require.NoError(t, w.store.RecordDeployed(ctx, db.DeployedState{Forge: w.plan.Forge, Repo: w.plan.Repo, Project: "marts",
+		Environment: "dev", CommitSHA: w.mainHead, DeployedAt: time.Now()}))
 	got, err = w.runner.pickBase(ctx, w.forge, w.plan, w.pc)
 	require.NoError(t, err)
-	assert.Equal(t, BaseCommit{SHA: w.forkPoint}, got, "another environment's apply is not this one's")
+	assert.Equal(t, BaseCommit{SHA: w.forkPoint}, got, "another environment's deploy is not this one's")
 
+	// An approved merge that deployed nothing (dbt: no version bump) moves the reviewed-content record
+	// (AdvanceAppliedContent), never the base: the next plan still compares with what was deployed.
 	require.NoError(t, w.store.RecordApplied(ctx, db.AppliedContent{Forge: w.plan.Forge, Repo: w.plan.Repo, Project: "marts",
 		Environment: "prod", CommitSHA: w.mainHead, ContentHash: "h", AppliedAt: time.Now()}))
 	got, err = w.runner.pickBase(ctx, w.forge, w.plan, w.pc)
 	require.NoError(t, err)
-	assert.Equal(t, BaseCommit{SHA: w.mainHead, Deployed: true}, got, "the environment's last apply")
+	assert.Equal(t, BaseCommit{SHA: w.forkPoint}, got, "reviewed content alone is no deploy")
+
+	require.NoError(t, w.store.RecordDeployed(ctx, db.DeployedState{Forge: w.plan.Forge, Repo: w.plan.Repo, Project: "marts",
+		Environment: "prod", CommitSHA: w.mainHead, DeployedAt: time.Now()}))
+	got, err = w.runner.pickBase(ctx, w.forge, w.plan, w.pc)
+	require.NoError(t, err)
+	assert.Equal(t, BaseCommit{SHA: w.mainHead, Deployed: true}, got, "the environment's last successful deploy")
 
 	pushed := w.plan
 	pushed.Environment, pushed.BaseSHA = "staging", ""

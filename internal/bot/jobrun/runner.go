@@ -409,12 +409,16 @@ func (r *Runner) startPlanJob(runCtx context.Context, forge vcs.Forge, p db.Plan
 		return nil, err
 	}
 	var base *BaseCommit
+	var state []byte
 	if _, ok := framework.ComparerOf(fw); ok {
-		pick, err := r.pickBase(runCtx, forge, p, pc)
+		pick, stored, err := r.pickBaseAndState(runCtx, forge, p, pc, p.HeadSHA)
 		if err != nil {
 			return nil, fmt.Errorf("Could not find the base commit to compare with: %v", err)
 		}
-		src.BaseSHA, base = pick.SHA, &pick
+		if _, keeps := framework.StateKeeperOf(fw); !keeps {
+			pick.ProductionState, stored = false, nil
+		}
+		src.BaseSHA, base, state = pick.SHA, &pick, stored
 		r.rememberBase(ctx, run.ID, pick)
 	}
 	spec, refused, err := r.Jobs.Spec(framework.JobRequest{
@@ -423,6 +427,7 @@ func (r *Runner) startPlanJob(runCtx context.Context, forge vcs.Forge, p db.Plan
 		// The base repository serves fork heads too (refs/pull/N/head); the token reads no fork.
 		Source: src,
 		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": p.HeadSHA},
+		State:  state,
 	})
 	if err != nil {
 		return nil, err
@@ -650,12 +655,17 @@ func (r *Runner) RunStep(ctx context.Context, forge vcs.Forge, s Step, logw *db.
 	if kind == jobs.KindApply && p.Summary != nil {
 		approved = p.Summary.DBT
 	}
+	state, err := r.stepState(ctx, s)
+	if err != nil {
+		return jobs.Result{}, fmt.Errorf("could not read the production state of %s: %w", pc.Env.Name, err)
+	}
 	spec, refused, err := r.Jobs.Spec(framework.JobRequest{
 		RunID: fmt.Sprintf("%d-%s", runID, step), Kind: kind, Config: pc.Config(), Project: pc.Project,
 		Env: pc.Env.Name, Flags: p.Flags,
 		Source: src,
 		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": sha},
 		DBT:    approved,
+		State:  state,
 	})
 	if err != nil {
 		return jobs.Result{}, err
@@ -685,6 +695,28 @@ func (r *Runner) RunStep(ctx context.Context, forge vcs.Forge, s Step, logw *db.
 	}
 	r.Started(context.WithoutCancel(ctx), runID, h)
 	return WaitJob(ctx, h)
+}
+
+// stepState is the production state an apply's step is given (framework.StateKeeper): the one stored with the
+// environment's last successful deploy, read under the apply's lock. The verifying plan gets it when its base
+// says so (StepBase), so that its completion and its job agree; the apply itself whenever there is one (a
+// selective dbt apply's --state).
+func (r *Runner) stepState(ctx context.Context, s Step) ([]byte, error) {
+	fw, err := r.Jobs.Frameworks.For(s.Context.Project)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := framework.StateKeeperOf(fw); !ok {
+		return nil, nil
+	}
+	if s.Kind == jobs.KindPlan && (s.Base == nil || !s.Base.ProductionState) {
+		return nil, nil
+	}
+	last, err := r.Store.LastDeployed(ctx, s.Plan.Forge, s.Plan.Repo, s.Plan.Project, s.Context.Env.Name)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, nil
+	}
+	return last.Manifest, err
 }
 
 // WaitJob waits for a job to end, even when its run's context ended: a cancelled run's job is stopped by

@@ -68,6 +68,8 @@ type Store interface {
 
 	RecordApplied(ctx context.Context, a db.AppliedContent) error
 	LastApplied(ctx context.Context, forge, repo, project, env string) (db.AppliedContent, error)
+	RecordDeployed(ctx context.Context, d db.DeployedState) error
+	LastDeployed(ctx context.Context, forge, repo, project, env string) (db.DeployedState, error)
 
 	GetInstallation(ctx context.Context, forge, account string) (db.Installation, error)
 	UpsertInstallation(ctx context.Context, in db.Installation) error

@@ -12,6 +12,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/framework"
 	"github.com/dagctl/dagctl-bot/internal/framework/dbt/planner"
 	"github.com/dagctl/dagctl-bot/internal/framework/dbt/scope"
+	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/plan"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 )
@@ -80,9 +81,21 @@ func (Framework) Flags() []plan.Flag { return nil }
 
 var _ framework.Comparer = Framework{}
 
-// StateDir is where a selective apply's commands find the production artifacts (`--state`), relative to the
-// project's directory. Applies do not store the production manifest yet: the apply that does must put it there.
-const StateDir = ".dagctl/prod-state"
+var _ framework.StateKeeper = Framework{}
+
+// StateArtifact: the manifest.json the apply helper leaves of its last command (planner.ArtifactsDir).
+func (Framework) StateArtifact() string { return path.Join(planner.ArtifactsDir, "manifest.json") }
+
+// StateInput: the stored manifest is the job's input manifest.json; DAGCTL_DBT_STATE names the directory the
+// executor puts the inputs in (the helper expands the variable, which only the executor sets).
+func (Framework) StateInput() (string, map[string]string) {
+	return "manifest.json", map[string]string{planner.StateEnv: "$" + jobs.EnvInputDir}
+}
+
+// StateDir is where a selective apply's commands find the production manifest (`--state`): the directory the
+// executor gives the job's inputs in (jobs.EnvInputDir), named as the word the apply helper replaces with it, so
+// the command shown and approved is the command run, and no file of the PR's checkout can pose as the state.
+const StateDir = "$" + jobs.EnvInputDir
 
 // CommitFiles: what scope.Fill reads of each commit besides its tree, .dagctl/config.yaml (the version, the
 // project's entry) and the project's dbt_project.yml (its paths, its vars).

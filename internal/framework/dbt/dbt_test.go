@@ -229,6 +229,45 @@ func TestPlanAndApplyThroughTheSeam(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []planner.AppliedCommand{{Command: "dbt seed --target prod", Success: true}, {Command: "dbt build --target prod", Success: true}}, applied.Commands)
 
+	// The apply's manifest comes back collected (StateArtifact); the next plan given it as the production state
+	// compares with it: nothing changed since, where without it every node was new.
+	assert.Equal(t, []string{"target/dagctl-apply/manifest.json"}, spec.Collect)
+	manifest := res.Artifacts["target/dagctl-apply/manifest.json"]
+	require.NotEmpty(t, manifest, "%v", res.ArtifactErrors)
+	spec, _, err = settings.Spec(framework.JobRequest{RunID: "plan-2", Kind: jobs.KindPlan, Config: cfg, Project: p, Env: "prod", Source: jobs.Source{Dir: dir}, State: manifest})
+	require.NoError(t, err)
+	assert.Empty(t, spec.Collect, "a plan leaves no state")
+	assert.Equal(t, map[string][]byte{"manifest.json": manifest}, spec.Inputs)
+	assert.Equal(t, "$DAGCTL_INPUT_DIR", spec.Env[planner.StateEnv])
+	tail = framework.NewTail(40)
+	stdout, res, err = framework.RunJob(ctx, exec, spec, func(l jobs.Line) { tail.Add(l.Text) }, nil)
+	require.NoError(t, err)
+	o = framework.InterpretPlan(reg.All()[0], res, stdout, tail.Lines())
+	require.NotNil(t, o.Summary, "%s\n%v", o.Error, tail.Lines())
+	assert.Empty(t, o.Summary.DBT.Nodes, "compared with the production manifest: nothing changed")
+
+	// A selective deploy's --state is the stored manifest the executor gives: it runs with the real dbt; without
+	// the state it fails before dbt runs anything.
+	selective := &plan.DBT{Scope: plan.ScopeSelective, Commands: scope.Commands(plan.ScopeSelective, *p.DBT, "prod", StateDir)}
+	require.Contains(t, selective.Commands[1], "--state $DAGCTL_INPUT_DIR")
+	spec, _, err = settings.Spec(framework.JobRequest{RunID: "apply-2", Kind: jobs.KindApply, Config: cfg, Project: p, Env: "prod", Source: jobs.Source{Dir: dir}, DBT: selective, State: manifest})
+	require.NoError(t, err)
+	results = framework.ResultLines{}
+	_, res, err = framework.RunJob(ctx, exec, spec, results.Add, nil)
+	require.NoError(t, err)
+	require.True(t, res.Succeeded(), "%+v\n%s", res, results.String())
+	applied, err = planner.ParseApplyResult(strings.NewReader(results.String()))
+	require.NoError(t, err)
+	assert.Equal(t, selective.Commands[1], applied.Commands[1].Command, "the command as approved")
+
+	spec, _, err = settings.Spec(framework.JobRequest{RunID: "apply-3", Kind: jobs.KindApply, Config: cfg, Project: p, Env: "prod", Source: jobs.Source{Dir: dir}, DBT: selective})
+	require.NoError(t, err)
+	results = framework.ResultLines{}
+	_, res, err = framework.RunJob(ctx, exec, spec, results.Add, nil)
+	require.NoError(t, err)
+	assert.False(t, res.Succeeded(), "no production state: no selective apply")
+	assert.Contains(t, results.String(), "no manifest.json")
+
 	_, _, err = settings.Spec(framework.JobRequest{Kind: jobs.KindInvalidate, Config: cfg, Project: p, Env: "pr_7", Source: jobs.Source{Dir: dir}})
 	assert.ErrorContains(t, err, "need no cleanup")
 }

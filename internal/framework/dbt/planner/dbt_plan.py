@@ -232,7 +232,8 @@ def base_profiles_dir(args, base, head_dir):
 def state_source(project):
     """What the job was given to compare with: ("production", dir), ("base", dir) or ("none", None). A
     variable that is set but wrong is the executor's mistake and fails the plan before anything is parsed."""
-    state = os.environ.get("DAGCTL_DBT_STATE", "")
+    # The bot sets it to $DAGCTL_INPUT_DIR, which the executor alone sets: expanded here.
+    state = os.path.expandvars(os.environ.get("DAGCTL_DBT_STATE", ""))
     if state:
         state = os.path.abspath(os.path.join(project, state))
         if not os.path.isfile(os.path.join(state, "manifest.json")):
@@ -315,10 +316,25 @@ def split_command(command):
     return words[1:]
 
 
+# The word a selective deploy's commands name the production state by (`--state $DAGCTL_INPUT_DIR`): the
+# directory the executor puts the job's inputs in, which only the executor sets. Replaced as a whole word, never
+# expanded as a shell would: the command runs as the reviewer approved it.
+INPUT_DIR_WORD = "$DAGCTL_INPUT_DIR"
+
+
+def input_dir_words(words):
+    if INPUT_DIR_WORD not in words:
+        return words
+    inputs = os.environ.get("DAGCTL_INPUT_DIR", "")
+    if not inputs or not os.path.isfile(os.path.join(inputs, "manifest.json")):
+        raise StateError("the command compares with the production state, but the job was given no manifest.json")
+    return [inputs if w == INPUT_DIR_WORD else w for w in words]
+
+
 def apply_mode(args, result):
     from dbt.cli.main import dbtRunner
 
-    commands = [split_command(c) for c in args.command]
+    commands = [input_dir_words(split_command(c)) for c in args.command]
     if args.scope in ("selective", "all") and not commands:
         raise UsageError(f"an apply of scope {args.scope} needs the plan's commands")
     if args.scope not in ("selective", "all", "build_only", "none"):
@@ -329,7 +345,7 @@ def apply_mode(args, result):
     result["commands"] = ran
     for n, words in enumerate(commands, 1):
         target = os.path.join(artifacts, str(n))
-        line = " ".join(["dbt"] + words)
+        line = " ".join(["dbt"] + split_command(args.command[n - 1]))  # as approved, not as replaced
         print(f"dagctl: command {n} of {len(commands)}: {line}", flush=True)
         # Ours last: click takes the last value of an option given twice.
         res = dbtRunner().invoke(
