@@ -41,6 +41,9 @@ type Source struct {
 	// The job finds the project there in EnvBaseDir, read-only where the executor can make it so. It needs
 	// CloneURL.
 	BaseSHA string
+	// BaseDir is, with Dir, a directory already holding the base commit's files (the CLI writes the merge base
+	// of a working tree there): the job finds the project in EnvBaseDir, as with BaseSHA.
+	BaseDir string
 }
 
 // Variables the executors set for a job, overriding any of the same name in Spec.Env.
