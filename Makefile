@@ -57,7 +57,7 @@ test-lanes:
 	if [ $$status -ne 0 ]; then echo "make test: FAILED (see the FAIL lines above)"; fi; \
 	exit $$status
 
-## golden: run the real sqlmesh on examples/ and rewrite the golden files (planner output, rendered comments, the
+## golden: run the real sqlmesh and dbt on examples/ and rewrite the golden files (planner output, rendered comments, the
 ## end-to-end sticky comment, the handler tests' captured job output); read the diff before committing it
 golden: tools
 	DAGCTL_UPDATE_GOLDEN=1 $(GO) test -count=1 -timeout 30m ./internal/framework/sqlmesh/planner/... ./internal/framework/dbt/planner/... ./internal/comments/...

@@ -11,8 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/go-git/go-git/v5/plumbing/object"
+
 	"github.com/dagctl/dagctl-bot/internal/comments"
 	"github.com/dagctl/dagctl-bot/internal/framework"
+	"github.com/dagctl/dagctl-bot/internal/framework/dbt"
 	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/plan"
@@ -28,6 +31,7 @@ type localFlags struct {
 	start, end    string
 	executionTime string
 	quiet         bool
+	base          string
 }
 
 type multiFlag []string
@@ -43,6 +47,7 @@ func (f *localFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.end, "end", "", "end of the plan's interval")
 	fs.StringVar(&f.executionTime, "execution-time", "", "sqlmesh's notion of now (for reproducible plans)")
 	fs.BoolVar(&f.quiet, "quiet", false, "do not echo the job's output to stderr")
+	fs.StringVar(&f.base, "base", "", "the commit a dbt project is compared with (default: the merge base of HEAD and the default branch)")
 }
 
 func (f *localFlags) planFlags() plan.Flags {
@@ -84,11 +89,13 @@ func sqlmeshPython(getenv func(string) string) (string, error) {
 	return python, nil
 }
 
-// localRun is what `plan` and `apply` need: the working tree's config, the job settings and an executor.
+// localRun is what `plan` and `apply` need: the working tree's config, the job settings, an executor, and the
+// base commit of the frameworks that compare two commits (nil: none, every file is new).
 type localRun struct {
 	cfg      repoconfig.Config
 	settings framework.JobSettings
 	executor *jobs.Local
+	base     *object.Commit
 }
 
 // prepare reads the config (checking the environment, when one is named) and sets up the local executor.
@@ -107,11 +114,15 @@ func (f *localFlags) prepare() (localRun, error) {
 		}
 	}
 	settings.ExecutionTime = f.executionTime
+	base, err := findBase(f.repo, f.base)
+	if err != nil {
+		return localRun{}, err
+	}
 	executor, err := jobs.NewLocal(jobs.LocalOptions{})
 	if err != nil {
 		return localRun{}, err
 	}
-	return localRun{cfg: cfg, settings: settings, executor: executor}, nil
+	return localRun{cfg: cfg, settings: settings, executor: executor, base: base}, nil
 }
 
 // localSettings are the job settings of `plan` and `apply`, from the same variables `serve` reads.
@@ -124,7 +135,7 @@ func localSettings() (framework.JobSettings, error) {
 	if err != nil {
 		return framework.JobSettings{}, fmt.Errorf("DAGCTL_JOB_SETUP: %w", err)
 	}
-	frameworks, err := framework.NewRegistry(sqlmesh.New(python))
+	frameworks, err := framework.NewRegistry(sqlmesh.New(python), dbt.New(python))
 	if err != nil {
 		return framework.JobSettings{}, err
 	}
@@ -200,16 +211,41 @@ func (f *localFlags) planProject(ctx context.Context, run localRun, env string, 
 		section.State, section.Error = comments.StatePlanFailed, err.Error()
 		return section
 	}
-	fw, err := run.settings.Frameworks.For(project)
+	o, err := f.plan(ctx, run, env, project, stderr)
 	if err != nil {
 		return fail(err)
 	}
+	section.State, section.Summary, section.Error = comments.StateOf(o.Status), o.Summary, o.Error
+	return section
+}
+
+// plan runs one project's plan job on the working tree; a comparing framework's (dbt) compares it with the
+// base commit, whose files the job reads from a directory of their own, and its outcome is completed from both.
+func (f *localFlags) plan(ctx context.Context, run localRun, env string, project repoconfig.Project, stderr io.Writer) (framework.PlanOutcome, error) {
+	fw, err := run.settings.Frameworks.For(project)
+	if err != nil {
+		return framework.PlanOutcome{}, err
+	}
+	source := jobs.Source{Dir: mustAbs(f.repo)}
+	comparer, compares := framework.ComparerOf(fw)
+	if compares && run.base != nil {
+		dir, err := os.MkdirTemp("", "dagctl-base-")
+		if err != nil {
+			return framework.PlanOutcome{}, err
+		}
+		defer os.RemoveAll(dir)
+		if err := writeCommit(run.base, project.Path, dir); err != nil {
+			return framework.PlanOutcome{}, fmt.Errorf("writing the base commit %s: %w", run.base.Hash, err)
+		}
+		source.BaseDir = dir
+		fmt.Fprintf(stderr, "dagctl: comparing %s with %s\n", project.Name, run.base.Hash)
+	}
 	spec, refused, err := run.settings.Spec(framework.JobRequest{
 		RunID: "local", Kind: jobs.KindPlan, Config: run.cfg, Project: project, Env: env,
-		Flags: f.planFlags(), Source: jobs.Source{Dir: mustAbs(f.repo)},
+		Flags: f.planFlags(), Source: source,
 	})
 	if err != nil {
-		return fail(err)
+		return framework.PlanOutcome{}, err
 	}
 	if msg := framework.DescribeRefused(refused); msg != "" {
 		fmt.Fprintln(stderr, msg)
@@ -222,11 +258,17 @@ func (f *localFlags) planProject(ctx context.Context, run localRun, env string, 
 		}
 	}, nil)
 	if err != nil {
-		return fail(err)
+		return framework.PlanOutcome{}, err
 	}
 	o := framework.InterpretPlan(fw, res, out, logTail.Lines())
-	section.State, section.Summary, section.Error = comments.StateOf(o.Status), o.Summary, o.Error
-	return section
+	if compares {
+		cmp, err := comparison(comparer, f.repo, project, env, run.base)
+		if err != nil {
+			return framework.PlanOutcome{}, err
+		}
+		o = framework.CompletePlan(comparer, o, cmp)
+	}
+	return o, nil
 }
 
 // runApplyCommand implements `dagctl-bot apply`: each project's framework's apply command (sqlmesh: `sqlmesh
@@ -257,10 +299,24 @@ func runApplyCommand(ctx context.Context, args []string, stdout, stderr io.Write
 			fmt.Fprintln(stderr, err)
 			return 1
 		}
-		spec, refused, err := settings.Spec(framework.JobRequest{
+		req := framework.JobRequest{
 			RunID: "local", Kind: jobs.KindApply, Config: cfg, Project: project, Env: f.env,
 			Flags: f.planFlags(), Source: jobs.Source{Dir: mustAbs(f.repo)},
-		})
+		}
+		if _, compares := framework.ComparerOf(fw); compares {
+			// dbt applies a plan's exact commands: the plan of the working tree against the base, as a PR's.
+			d, err := f.planToApply(ctx, run, project, stderr)
+			if err != nil {
+				fmt.Fprintln(stderr, err)
+				code = 1
+				continue
+			}
+			if d == nil {
+				continue
+			}
+			req.DBT = d
+		}
+		spec, refused, err := settings.Spec(req)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
@@ -287,6 +343,30 @@ func runApplyCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 	}
 	return code
+}
+
+// planToApply plans a comparing framework's project (dbt) for `apply`: its dbt view, whose commands the apply
+// runs; nil when there is nothing to run (not a deploy, or no dbt command), which it says.
+func (f *localFlags) planToApply(ctx context.Context, run localRun, project repoconfig.Project, stderr io.Writer) (*plan.DBT, error) {
+	o, err := f.plan(ctx, run, f.env, project, stderr)
+	switch {
+	case err != nil:
+		return nil, err
+	case o.Status == plan.StatusFailed || o.Summary == nil:
+		return nil, fmt.Errorf("the plan of %s in %s failed: %s", project.Name, f.env, o.Error)
+	}
+	d := o.Summary.DBT
+	switch {
+	case d == nil:
+		return nil, fmt.Errorf("the plan of %s in %s has no dbt view", project.Name, f.env)
+	case !d.Deploy:
+		fmt.Fprintf(stderr, "nothing to apply for %s in %s: not a deploy (bump the version to deploy)\n", project.Name, f.env)
+		return nil, nil
+	case len(d.Commands) == 0:
+		fmt.Fprintf(stderr, "nothing to apply for %s in %s: scope %s runs no dbt command\n", project.Name, f.env, d.Scope)
+		return nil, nil
+	}
+	return d, nil
 }
 
 func envNames(cfg repoconfig.Config) string {

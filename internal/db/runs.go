@@ -201,6 +201,9 @@ func (s *Store) FinishRun(ctx context.Context, id int64, res RunResult) (Run, er
 		if _, err := tx.ExecContext(ctx, `DELETE FROM settings WHERE key = ?`, runResumeKey(id)); err != nil {
 			return err
 		}
+		if err := deleteKeptArtifacts(ctx, tx, id); err != nil {
+			return err
+		}
 		r.Status, r.ExitCode, r.Reason, r.FinishedAt = res.Status, res.ExitCode, res.Reason, fromMillis(now)
 		return nil
 	})

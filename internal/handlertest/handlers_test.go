@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dagctl/dagctl-bot/internal/comments"
-	"github.com/dagctl/dagctl-bot/internal/framework/frameworktest"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/testutil"
@@ -80,10 +79,9 @@ func TestAMarkerCommentByAnotherUserIsNotAdopted(t *testing.T) {
 	assert.False(t, deleted, "nor deleted")
 }
 
-// The second framework is frameworktest.DBTLike (sqlmesh under dbt's name and meanings) until dbt's adapter
-// exists: it takes no --restate-model.
+// dbt takes no --restate-model.
 func TestAPlanFlagTheProjectsFrameworkDoesNotTakeIsAUsageError(t *testing.T) {
-	w := newWorld(t, frameworktest.NewDBTLike("python"))
+	w := newWorld(t)
 	config := testutil.ExampleFiles(t)[repoconfig.Path]
 	require.Contains(t, config, "framework: sqlmesh")
 	w.forge.Commit(w.repo, "to-dbt", "alice", map[string]string{repoconfig.Path: strings.Replace(config, "framework: sqlmesh", "framework: dbt", 1)})
@@ -91,7 +89,7 @@ func TestAPlanFlagTheProjectsFrameworkDoesNotTakeIsAUsageError(t *testing.T) {
 
 	w.comment(pr, "bob", "/dagctl plan dev --restate-model dagctl_example.orders")
 	reply := w.lastReply(1)
-	assert.Contains(t, reply, "project `default` is a dbt project: `--restate-model` is not for dbt (it takes only `--start`, `--end`)")
+	assert.Contains(t, reply, "project `default` is a dbt project: `--restate-model` is not for dbt (it takes no plan flags)")
 	assert.Contains(t, reply, "Usage:")
 	assert.Empty(t, w.state("dagctl/plan: dev", pr.HeadSHA), "nothing was planned")
 	if w.jobs != nil {

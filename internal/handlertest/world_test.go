@@ -17,6 +17,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/memforge"
 	"github.com/dagctl/dagctl-bot/internal/framework"
+	"github.com/dagctl/dagctl-bot/internal/framework/dbt"
 	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/jobs/replay"
@@ -26,7 +27,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
 
-// captureEnv, set, records the captures again with the real sqlmesh instead of replaying them.
+// captureEnv, set, records the captures again with the real sqlmesh and dbt instead of replaying them.
 const captureEnv = "DAGCTL_REPLAY_CAPTURE"
 
 // executionTime fixes sqlmesh's "now" (it is part of the jobs' arguments, so of the captures' keys).
@@ -70,7 +71,7 @@ func newWorld(t *testing.T, frameworks ...framework.Framework) *world {
 	if capturing {
 		python = testutil.Python(t)
 	}
-	registry, err := framework.NewRegistry(append([]framework.Framework{sqlmesh.New(python)}, frameworks...)...)
+	registry, err := framework.NewRegistry(append([]framework.Framework{sqlmesh.New(python), dbt.New(python)}, frameworks...)...)
 	require.NoError(t, err)
 	settings := framework.JobSettings{Frameworks: registry, Allowed: []string{"EXAMPLE_DUCKDB_PATH"},
 		BotEnv: map[string]string{"EXAMPLE_DUCKDB_PATH": "/nonexistent/state.duckdb"}, ExecutionTime: executionTime}

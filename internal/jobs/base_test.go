@@ -3,6 +3,7 @@
 package jobs
 
 import (
+	"context"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -122,4 +123,23 @@ func TestLocalFailsAJobWhoseBaseCannotBeCheckedOut(t *testing.T) {
 	assert.Empty(t, rec.texts("stdout"))
 	assert.Contains(t, rec.joined(), "checking out the base "+unknown)
 	requireScratchRemoved(t, workDir)
+}
+
+// A job on a working tree (the CLI) finds a base directory the caller wrote as its base, the project's subdir
+// in it; a BaseDir without Dir, or beside a BaseSHA, is refused.
+func TestLocalGivesAWorkingTreesJobItsBaseDir(t *testing.T) {
+	tree, base := t.TempDir(), t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(tree, "dbt"), 0o755))
+	l, _ := newTestLocal(t, 0)
+
+	res, rec := runJob(t, l, Spec{RunID: "base-dir", Source: Source{Dir: tree, BaseDir: base}, Subdir: "dbt",
+		Command: []string{"sh", "-c", `echo "base=$DAGCTL_BASE_DIR"`}, Env: plainEnv()})
+	require.True(t, res.Succeeded(), "%+v: %s", res, rec.joined())
+	assert.Equal(t, []string{"base=" + filepath.Join(base, "dbt")}, rec.texts("stdout"))
+
+	for _, src := range []Source{{CloneURL: "https://git.example/r.git", SHA: strings.Repeat("a", 40), BaseDir: base},
+		{Dir: tree, BaseDir: base, BaseSHA: strings.Repeat("b", 40)}} {
+		_, err := l.Start(context.Background(), Spec{RunID: "bad-base-dir", Source: src, Command: []string{"true"}}, nil)
+		assert.ErrorContains(t, err, "Source.Base", "%+v", src)
+	}
 }

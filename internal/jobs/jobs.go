@@ -41,6 +41,9 @@ type Source struct {
 	// The job finds the project there in EnvBaseDir, read-only where the executor can make it so. It needs
 	// CloneURL.
 	BaseSHA string
+	// BaseDir is, with Dir, a directory already holding the base commit's files (the CLI writes the merge base
+	// of a working tree there): the job finds the project in EnvBaseDir, as with BaseSHA.
+	BaseDir string
 }
 
 // Variables the executors set for a job, overriding any of the same name in Spec.Env.
@@ -171,10 +174,20 @@ type Result struct {
 	// Artifacts are the files of Spec.Collect the job left, whole, by their path; every other path of
 	// Spec.Collect is in ArtifactErrors with the reason (missing, over MaxArtifactBytes, not a regular file of
 	// the project, the command did not run, it did not reach the bot). They are the job's output, as forgeable
-	// by PR code as its log. They live only in memory: the store keeps a run's exit code and reason
-	// (db.RunResultFrom), so a bot restarted before the caller took them has lost them.
+	// by PR code as its log. An executor whose jobs outlive the bot (Kubernetes) keeps them in an
+	// ArtifactStore as soon as it has them, so that a process attached after a restart takes them too.
 	Artifacts      map[string][]byte
 	ArtifactErrors map[string]string
+}
+
+// ArtifactStore keeps what an executor collected of a job durably, by the job's run id (Spec.RunID), from the
+// moment the executor has it: the process that took the job's report may die before its caller read the
+// result, and the process that attaches to the job after the restart then takes them from here (db.Store;
+// deleted with the run).
+type ArtifactStore interface {
+	KeepArtifacts(ctx context.Context, jobRunID string, artifacts map[string][]byte, errs map[string]string) error
+	// KeptArtifacts is what was kept for the job; ok is false when nothing was.
+	KeptArtifacts(ctx context.Context, jobRunID string) (artifacts map[string][]byte, errs map[string]string, ok bool, err error)
 }
 
 // Reasons shared by all executors.

@@ -287,6 +287,8 @@ func validateLocal(spec Spec) error {
 		return errors.New("job's Source.BaseSHA needs Source.CloneURL")
 	case src.BaseSHA != "" && !validSHA(src.BaseSHA):
 		return fmt.Errorf("job needs a full lower-case base commit SHA, not %q", src.BaseSHA)
+	case src.BaseDir != "" && (src.Dir == "" || src.BaseSHA != ""):
+		return errors.New("job's Source.BaseDir needs Source.Dir, and no BaseSHA")
 	case spec.Subdir != "" && !filepath.IsLocal(spec.Subdir):
 		return fmt.Errorf("job subdirectory %q must be a relative path inside the checkout", spec.Subdir)
 	}
@@ -463,6 +465,9 @@ func (j *localJob) execute() Result {
 		}
 		readOnly = append(readOnly, baseCheckout)
 		env[EnvBaseDir] = filepath.Join(baseCheckout, j.spec.Subdir)
+	}
+	if src.BaseDir != "" {
+		env[EnvBaseDir] = filepath.Join(src.BaseDir, j.spec.Subdir)
 	}
 	if len(j.spec.Inputs) > 0 {
 		inputs := filepath.Join(j.scratch, "inputs")

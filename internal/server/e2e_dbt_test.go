@@ -42,8 +42,9 @@ func stgOrdersChanged(t *testing.T) map[string]string {
 }
 
 // A dbt PR that bumps the version and changes a model is planned by the real dbt against the base commit (the
-// merge base: nothing was applied yet), and the bot fills the files' side from the forge: a selective deploy of
-// the model and its downstream, with the exact command.
+// merge base: nothing was applied yet), and the bot fills the files' side from the forge: the changed model and
+// its downstream, a deploy the files call selective that is a full build, with the exact command, since no
+// deploy stored a production manifest to select against yet.
 func TestDBTAVersionBumpDeploysTheChangedModelAndItsDownstream(t *testing.T) {
 	forEachForge(t, func(t *testing.T, forge e2e.Kind) {
 		w := newWorld(t, forge, worldOptions{baseFiles: dbtBase(t)})
@@ -56,7 +57,7 @@ func TestDBTAVersionBumpDeploysTheChangedModelAndItsDownstream(t *testing.T) {
 			check, ok := w.Status("dagctl/plan: marts/"+env, head)
 			require.True(t, ok, "no check for marts/%s; checks: %v", env, w.Statuses())
 			assertLifecycle(t, check.History, vcs.StatusSuccess, "marts/"+env)
-			assert.Contains(t, w.shownText(check, 1), "Scope: `selective`", env)
+			assert.Contains(t, w.shownText(check, 1), "Scope: `all`", env)
 			log := runLog(t, w, check)
 			assert.Contains(t, log, "dbt parse of the base", "the job compared with the base commit's checkout")
 			assert.Contains(t, log, "dagctl: comparing with "+w.Base+", the merge base (nothing applied to "+env+" yet)")
@@ -70,15 +71,17 @@ func TestDBTAVersionBumpDeploysTheChangedModelAndItsDownstream(t *testing.T) {
 
 		sticky := w.Sticky(1)
 		assert.Contains(t, sticky, "**Deploy** `1.0.0` → `1.1.0`")
-		assert.Contains(t, sticky, "**Scope: `selective`**")
+		assert.Contains(t, sticky, "**Scope: `all`**")
+		assert.Contains(t, sticky, "_Why this scope: no production manifest yet: a full build._")
 		assert.Contains(t, sticky, "`model.dagctl_example.stg_orders` — model · body", "the changed model with its reason")
 		assert.Contains(t, sticky, "1 node changed · 8 downstream")
 		for _, downstream := range []string{"model.dagctl_example.customer_revenue", "snapshot.dagctl_example.orders_snapshot"} {
 			assert.Contains(t, sticky, "- `"+downstream+"`", "its downstream")
 		}
 		assert.NotContains(t, sticky, "`model.dagctl_example.daily_revenue`", "a mart that does not read it is not built")
-		assert.Contains(t, sticky, "dbt build --target prod --select state:modified+ --state $DAGCTL_INPUT_DIR")
-		assert.Contains(t, sticky, "dbt build --target dev --select state:modified+ --state $DAGCTL_INPUT_DIR")
+		assert.Contains(t, sticky, "dbt build --target prod\n")
+		assert.Contains(t, sticky, "dbt build --target dev\n")
+		assert.NotContains(t, sticky, "--state", "no production manifest to select against")
 		assert.Contains(t, sticky, "`"+dbtProjectDir+"/models/staging/stg_orders.sql` | model | modified", "the file, from the forge's trees")
 		assert.NotContains(t, sticky, "| infra |", "a version line alone is no infra change")
 		assert.NotContains(t, strings.ToLower(sticky), "uncategori")
@@ -176,9 +179,10 @@ func TestDBTAnApprovedVersionBumpAppliesOnMergeAndBecomesTheBase(t *testing.T) {
 	})
 }
 
-// An apply that fails stores nothing: a selective deploy before any deploy stored a production manifest has no
-// state to select with, so its apply fails before dbt runs, and the next PR is still compared with the merge base.
-func TestDBTAFailedApplyStoresNoProductionState(t *testing.T) {
+// The first deploy of a model change (the files say selective) has no production manifest to select with, so
+// it is a full build, which the real dbt runs and which stores the manifest; the next model change deploys
+// selectively against that stored state.
+func TestDBTASelectiveDeployWithoutProductionStateIsAFullBuildAndStoresIt(t *testing.T) {
 	forEachForge(t, func(t *testing.T, forge e2e.Kind) {
 		w := newWorld(t, forge, worldOptions{seedProd: true, baseFiles: dbtBase(t)})
 		files := stgOrdersChanged(t)
@@ -188,7 +192,58 @@ func TestDBTAFailedApplyStoresNoProductionState(t *testing.T) {
 		plan, ok := w.Status("dagctl/plan: marts/prod", head)
 		require.True(t, ok, "checks: %v", w.Statuses())
 		require.Equal(t, vcs.StatusSuccess, plan.State, plan.Summary)
-		require.Contains(t, w.Sticky(1), "**Scope: `selective`**")
+		sticky := w.Sticky(1)
+		require.Contains(t, sticky, "**Scope: `all`**")
+		assert.Contains(t, sticky, "_Why this scope: no production manifest yet: a full build._")
+		assert.Contains(t, sticky, "dbt build --target prod\n")
+
+		w.review(1, head, "bob", vcs.ReviewApproved)
+		mergeSHA := w.merge(1)
+		w.send(w.PREvent(vcs.PRMerged, 1))
+		apply, ok := w.Status("dagctl/apply: marts/prod", mergeSHA)
+		require.True(t, ok, "checks: %v", w.Statuses())
+		log := runLog(t, w, apply)
+		require.Equal(t, vcs.StatusSuccess, apply.State, "%s\n%s\n%s", apply.Title, apply.Summary, log)
+		assert.Contains(t, log, "dbt build --target prod", "the full build ran")
+		assert.NotContains(t, log, "the job was given no manifest.json")
+
+		// The next model change is compared with the manifest that deploy stored, and deploys selectively.
+		w.Base = mergeSHA
+		revenue := dbtProjectDir + "/models/marts/customer_revenue.sql"
+		next := w.PR(2, "revenue", "carol", map[string]string{repoconfig.Path: dbtConfig(t, "1.2.0"),
+			revenue: testutil.DBTExampleFiles(t)["models/marts/customer_revenue.sql"] + "\n-- reviewed\n"})
+		w.send(w.PREvent(vcs.PROpened, 2))
+		check, ok := w.Status("dagctl/plan: marts/prod", next)
+		require.True(t, ok, "checks: %v", w.Statuses())
+		require.Equal(t, vcs.StatusSuccess, check.State, check.Summary)
+		assert.Contains(t, runLog(t, w, check), "dagctl: comparing with the production state of "+mergeSHA+", the commit last deployed to prod")
+		sticky = w.Sticky(2)
+		assert.Contains(t, sticky, "**Scope: `selective`**")
+		assert.Contains(t, sticky, "dbt build --target prod --select state:modified+ --state $DAGCTL_INPUT_DIR")
+
+		w.review(2, next, "bob", vcs.ReviewApproved)
+		release := w.merge(2)
+		w.send(w.PREvent(vcs.PRMerged, 2))
+		apply, ok = w.Status("dagctl/apply: marts/prod", release)
+		require.True(t, ok, "checks: %v", w.Statuses())
+		log = runLog(t, w, apply)
+		require.Equal(t, vcs.StatusSuccess, apply.State, "%s\n%s\n%s", apply.Title, apply.Summary, log)
+		assert.Contains(t, log, "dbt build --target prod --select state:modified+ --state $DAGCTL_INPUT_DIR", "the approved command ran, with the stored state")
+	})
+}
+
+// An apply that fails stores nothing: a deploy whose new model fails in the warehouse fails its apply (the
+// full build stops at it), and the next PR is still compared with the merge base.
+func TestDBTAFailedApplyStoresNoProductionState(t *testing.T) {
+	forEachForge(t, func(t *testing.T, forge e2e.Kind) {
+		w := newWorld(t, forge, worldOptions{seedProd: true, baseFiles: dbtBase(t)})
+		files := map[string]string{repoconfig.Path: dbtConfig(t, "1.1.0"),
+			dbtProjectDir + "/models/marts/broken.sql": "select cast('not a number' as integer) as n\n"}
+		head := w.PR(1, "broken", "alice", files)
+		w.send(w.PREvent(vcs.PROpened, 1))
+		plan, ok := w.Status("dagctl/plan: marts/prod", head)
+		require.True(t, ok, "checks: %v", w.Statuses())
+		require.Equal(t, vcs.StatusSuccess, plan.State, plan.Summary)
 
 		w.review(1, head, "bob", vcs.ReviewApproved)
 		mergeSHA := w.merge(1)
@@ -196,7 +251,7 @@ func TestDBTAFailedApplyStoresNoProductionState(t *testing.T) {
 		apply, ok := w.Status("dagctl/apply: marts/prod", mergeSHA)
 		require.True(t, ok, "checks: %v", w.Statuses())
 		require.Equal(t, vcs.StatusFailure, apply.State, "%s\n%s", apply.Title, apply.Summary)
-		assert.Contains(t, runLog(t, w, apply), "the job was given no manifest.json")
+		assert.Contains(t, runLog(t, w, apply), "broken", "dbt's failure names the model")
 
 		w.Base = mergeSHA
 		next := w.PR(2, "release", "carol", map[string]string{repoconfig.Path: dbtConfig(t, "1.2.0")})

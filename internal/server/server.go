@@ -23,6 +23,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/framework/dbt"
 	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
+	"github.com/dagctl/dagctl-bot/internal/jobs/kube"
 	"github.com/dagctl/dagctl-bot/internal/outbox"
 	"github.com/dagctl/dagctl-bot/internal/recovery"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
@@ -138,6 +139,10 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 	if s.executor, err = s.newExecutor(); err != nil {
 		store.Close()
 		return nil, err
+	}
+	if k, ok := s.executor.(*kube.Executor); ok {
+		// A Pod's report (an apply's manifest) is kept before it is answered, for a restart in between.
+		k.KeepArtifactsIn(store)
 	}
 	settings, err := s.jobSettings()
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dagctl/dagctl-bot/internal/framework"
+	"github.com/dagctl/dagctl-bot/internal/framework/dbt/scope"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/plan"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
@@ -39,8 +40,8 @@ func governing(t *testing.T, config string) repoconfig.Project {
 }
 
 // A model changed against the base commit (the real dbt's plan of examples/dbt, compared with a parse of the
-// base), completed from both commits: with the version bumped it deploys the scope the files decide (no
-// production manifest yet), with the commands; without the bump it is informational; with no base at all it
+// base), completed from both commits: with the version bumped it deploys, a full build while there is no
+// production manifest and selectively against it once there is, with the commands; without the bump it is informational; with no base at all it
 // is a first deploy of everything.
 func TestAPlanIsCompletedFromBothCommits(t *testing.T) {
 	fw := New("python3")
@@ -73,10 +74,21 @@ func TestAPlanIsCompletedFromBothCommits(t *testing.T) {
 			"the project's files only, from the trees; the config's version line is no infra change")
 		assert.Equal(t, plan.ScopeSelective, d.FileScope)
 		assert.Equal(t, plan.ScopeSelective, d.ManifestScope, "the job's side is kept")
-		assert.Equal(t, plan.ScopeSelective, d.Scope)
+		assert.Equal(t, plan.ScopeAll, d.Scope, "no production manifest to select against: a full build")
 		assert.Equal(t, "files", d.DecidedBy, "no production manifest yet")
-		assert.Equal(t, []string{"dbt build --target prod --select state:modified+ --state " + StateDir}, d.Commands)
+		assert.Equal(t, scope.NoStateFullBuild, d.ScopeReason)
+		assert.Equal(t, []string{"dbt build --target prod"}, d.Commands)
 		assert.Len(t, d.Nodes, 1)
+	})
+	t.Run("a version bump with the production manifest deploys selectively", func(t *testing.T) {
+		head := commitOf(t, "head1", dbtConfig("1.1.0"), headTree)
+		o := framework.CompletePlan(c, jobOutcome(), framework.Comparison{Project: governing(t, dbtConfig("1.1.0")), Environment: "prod",
+			Head: head, Base: &base, BaseIsDeployed: true, HasProductionState: true})
+		require.Equal(t, plan.StatusReady, o.Status, o.Error)
+		d := o.Summary.DBT
+		assert.Equal(t, plan.ScopeSelective, d.Scope)
+		assert.Equal(t, "manifest", d.DecidedBy)
+		assert.Equal(t, []string{"dbt build --target prod --select state:modified+ --state " + StateDir}, d.Commands)
 	})
 	t.Run("without a bump the plan is informational", func(t *testing.T) {
 		head := commitOf(t, "head2", dbtConfig("1.0.0"), headTree)

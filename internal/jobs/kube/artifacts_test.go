@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -50,6 +51,48 @@ func TestAJobHandsBackItsArtifactsAcrossARestart(t *testing.T) {
 		"the manifest, whole: %d bytes", len(res.Artifacts["target/manifest.json"]))
 	assert.Contains(t, res.ArtifactErrors["target/secret.json"], "refused")
 	assert.Contains(t, res.ArtifactErrors["target/catalog.json"], "no such file")
+}
+
+// The Pod's report reached a process of the bot that died before its caller read the result (the Pod, answered,
+// reports to no one again): the process that attaches after the restart takes the artifacts the first kept in
+// the store (real SQLite), only the paths asked for. Without a store they are lost, saying so.
+func TestArtifactsReportedToAProcessThatDiedAreTakenFromTheStoreAfterTheRestart(t *testing.T) {
+	ns := newNamespace(t)
+	b := newBot(t)
+	startNode(t, ns)
+	repo := newGitRepo(t)
+	cfg := testConfig(ns, b.server.URL)
+	store, err := db.Open(filepath.Join(t.TempDir(), "dagctl.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = store.Close() })
+
+	first := b.startExecutor(t, testClient, cfg)
+	first.KeepArtifactsIn(store)
+	spec := planSpec(repo, "run-kept", "sh", "-c", `mkdir -p target && printf '{"nodes": {}}' > target/manifest.json`)
+	spec.Collect = []string{"target/manifest.json", "target/catalog.json"}
+	h, err := first.Start(context.Background(), spec, nil)
+	require.NoError(t, err)
+	res := wait(t, h)
+	require.True(t, res.Succeeded(), "%+v", res)
+	require.Len(t, res.Artifacts, 1, "the first process took the report: %v", res.ArtifactErrors)
+	b.stop(first) // ... and dies before its caller stored what the job left
+
+	second := b.startExecutor(t, testClient, cfg)
+	second.KeepArtifactsIn(store)
+	h, err = second.Attach(context.Background(), "run-kept", nil)
+	require.NoError(t, err)
+	res = wait(t, h)
+	require.True(t, res.Succeeded(), "%+v", res)
+	assert.Equal(t, map[string][]byte{"target/manifest.json": []byte(`{"nodes": {}}`)}, res.Artifacts)
+	assert.Contains(t, res.ArtifactErrors["target/catalog.json"], "no such file")
+	b.stop(second)
+
+	forgetful := b.startExecutor(t, testClient, cfg)
+	h, err = forgetful.Attach(context.Background(), "run-kept", nil)
+	require.NoError(t, err)
+	res = wait(t, h)
+	assert.Nil(t, res.Artifacts, "without a store the report is lost with the process that took it")
+	assert.Contains(t, res.ArtifactErrors["target/manifest.json"], "did not reach the bot")
 }
 
 // What the Pod reports is PR code's word: the bot keeps only the paths it asked for, within the cap, and

@@ -44,6 +44,23 @@ type Executor struct {
 	mu       sync.Mutex
 	runs     map[string]*handle // followed by this process, by run id
 	finished map[string]bool    // decided here; late reports get 410 Gone
+	// artifacts keeps reported artifacts across restarts (KeepArtifactsIn); nil: in memory only.
+	artifacts jobs.ArtifactStore
+}
+
+// KeepArtifactsIn makes the executor keep every artifact a Pod reports in store before it answers the report,
+// and take them from there for a run it follows that ended without reporting to it: the report reached a
+// previous process of the bot, which died before its caller read the result. Call it before following runs.
+func (e *Executor) KeepArtifactsIn(store jobs.ArtifactStore) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.artifacts = store
+}
+
+func (e *Executor) artifactStore() jobs.ArtifactStore {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.artifacts
 }
 
 var _ jobs.Executor = (*Executor)(nil)

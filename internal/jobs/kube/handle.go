@@ -153,8 +153,9 @@ func (h *handle) lines(seq int64, lines []jobs.Line) {
 }
 
 // report takes the result the Pod posted. Its artifacts are PR code's word: only the paths of Spec.Collect are
-// kept, each within MaxArtifactBytes, and every path of it is either an artifact or an error.
-func (h *handle) report(r jobs.Result) {
+// kept, each within MaxArtifactBytes, and every path of it is either an artifact or an error. It returns the
+// result taken when the run collects artifacts (to keep across restarts), else nil.
+func (h *handle) report(r jobs.Result) *jobs.Result {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	reported, errs := map[string][]byte{}, map[string]string{}
@@ -176,6 +177,10 @@ func (h *handle) report(r jobs.Result) {
 		r.Artifacts, r.ArtifactErrors = reported, errs
 	}
 	h.reported = &r
+	if len(h.collect) == 0 {
+		return nil
+	}
+	return &r
 }
 
 // evaluate looks at the Job (nil when deleted) and its Pods and decides the result once the Job has ended.
@@ -330,14 +335,42 @@ func (h *handle) finish(r jobs.Result) {
 	h.result = r
 	h.inputs = nil // a decided run's Pod gets nothing more
 	if len(h.collect) > 0 && r.Artifacts == nil && r.ArtifactErrors == nil {
-		// Decided without the runner's report (a deadline, an eviction, the bot unreachable for the Pod).
-		h.result.ArtifactErrors = jobs.NotCollected(h.collect, "not collected: the job's report did not reach the bot")
+		// Decided without the runner's report to this process: a previous one may have taken and kept it
+		// before it died; else there is none (a deadline, an eviction, the bot unreachable for the Pod).
+		h.result.Artifacts, h.result.ArtifactErrors = h.keptArtifacts()
+		if h.result.Artifacts == nil && h.result.ArtifactErrors == nil {
+			h.result.ArtifactErrors = jobs.NotCollected(h.collect, "not collected: the job's report did not reach the bot")
+		}
 	}
 	close(h.done)
 	h.e.finishedRun(h)
 	h.e.cfg.Logger.Info("kubernetes job finished", "run", h.runID, "job", h.jobName,
 		"exit_code", r.ExitCode, "reason", r.Reason, "duration", r.Duration)
 }
+
+// keptArtifacts are the artifacts a previous process kept of the run's report (Executor.KeepArtifactsIn), only
+// the paths asked for; nil when none were kept.
+func (h *handle) keptArtifacts() (map[string][]byte, map[string]string) {
+	store := h.e.artifactStore()
+	if store == nil {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), keptArtifactsTimeout)
+	defer cancel()
+	artifacts, errs, ok, err := store.KeptArtifacts(ctx, h.runID)
+	if err != nil {
+		h.e.cfg.Logger.Warn("reading a job's kept artifacts", "run", h.runID, "err", err)
+	}
+	if !ok || err != nil {
+		return nil, nil
+	}
+	kept := &handle{collect: h.collect}
+	r := kept.report(jobs.Result{Artifacts: artifacts, ArtifactErrors: errs})
+	return r.Artifacts, r.ArtifactErrors
+}
+
+// keptArtifactsTimeout bounds the read of kept artifacts, which a handle's lock waits for.
+const keptArtifactsTimeout = 30 * time.Second
 
 func jobComplete(job *batchv1.Job) bool {
 	for _, c := range job.Status.Conditions {

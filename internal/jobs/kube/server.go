@@ -91,8 +91,17 @@ func (e *Executor) Handler() http.Handler {
 			http.Error(w, "bad result", http.StatusBadRequest)
 			return
 		}
-		h.report(jobs.Result{ExitCode: res.ExitCode, Reason: res.Reason, Duration: time.Duration(res.DurationMS) * time.Millisecond,
+		kept := h.report(jobs.Result{ExitCode: res.ExitCode, Reason: res.Reason, Duration: time.Duration(res.DurationMS) * time.Millisecond,
 			Artifacts: res.Artifacts, ArtifactErrors: res.ArtifactErrors})
+		// Kept before the Pod is told: once answered, it reports to no later process of the bot.
+		if store := e.artifactStore(); store != nil && kept != nil {
+			if err := store.KeepArtifacts(r.Context(), h.runID, kept.Artifacts, kept.ArtifactErrors); err != nil {
+				e.cfg.Logger.Warn("keeping a job's artifacts", "run", h.runID, "err", err)
+				w.Header().Set("Retry-After", "2")
+				http.Error(w, "the result could not be kept", http.StatusServiceUnavailable)
+				return
+			}
+		}
 		w.WriteHeader(http.StatusNoContent)
 	})
 	return mux

@@ -37,15 +37,35 @@ type Key struct {
 	Files string `json:"files"`
 	// Args is a hash of the command's arguments after the program.
 	Args string `json:"args"`
+	// Base is a hash of the project's files at the base commit (Source.BaseSHA: dbt compares with a parse of
+	// it); "" without one.
+	Base string `json:"base,omitempty"`
+	// Inputs is a hash of the job's input files (Spec.Inputs: dbt's production manifest); "" without any.
+	Inputs string `json:"inputs,omitempty"`
 }
 
 // File is where the capture of a key is stored, relative to the captures' directory.
 func (k Key) File() string {
-	return fmt.Sprintf("%s_%s_%s_%s.json", k.Kind, safeName(k.Environment), k.Files[:12], k.Args[:12])
+	return fmt.Sprintf("%s_%s_%s_%s%s.json", k.Kind, safeName(k.Environment), k.Files[:12], k.Args[:12], k.more("_"))
 }
 
 func (k Key) String() string {
-	return fmt.Sprintf("kind=%s environment=%s files=%s args=%s", k.Kind, k.Environment, k.Files[:12], k.Args[:12])
+	return fmt.Sprintf("kind=%s environment=%s files=%s args=%s%s", k.Kind, k.Environment, k.Files[:12], k.Args[:12], k.more(" "))
+}
+
+// more names the base and inputs of a key that has them (keys without them keep the names they had).
+func (k Key) more(sep string) string {
+	out := ""
+	if k.Base != "" {
+		out += sep + "base=" + k.Base[:12]
+	}
+	if k.Inputs != "" {
+		out += sep + "inputs=" + k.Inputs[:12]
+	}
+	if sep == "_" {
+		out = strings.ReplaceAll(out, "=", "-")
+	}
+	return out
 }
 
 func safeName(s string) string {
@@ -63,6 +83,8 @@ type Capture struct {
 	Lines    []Line `json:"lines"`
 	ExitCode int    `json:"exit_code"`
 	Reason   string `json:"reason,omitempty"`
+	// Artifacts are the files of Spec.Collect the job left (dbt's apply: its manifest.json), by path.
+	Artifacts map[string]string `json:"artifacts,omitempty"`
 }
 
 // Line is one captured line of output.
@@ -77,19 +99,37 @@ func KeyOf(spec jobs.Spec, files FilesAt) (Key, error) {
 	if !ok {
 		return Key{}, fmt.Errorf("replay: no files for commit %q of run %s", spec.Source.SHA, spec.RunID)
 	}
-	project := projectFiles(all, spec.Subdir)
-	h := sha256.New()
-	for _, p := range sortedKeys(project) {
-		fmt.Fprintf(h, "%d:%s%d:%s", len(p), p, len(project[p]), project[p])
-	}
 	a := sha256.New()
 	if len(spec.Command) > 1 {
 		for _, arg := range spec.Command[1:] {
 			fmt.Fprintf(a, "%d:%s", len(arg), arg)
 		}
 	}
-	return Key{Kind: spec.Kind, Environment: spec.Labels["environment"],
-		Files: hex.EncodeToString(h.Sum(nil)), Args: hex.EncodeToString(a.Sum(nil))}, nil
+	key := Key{Kind: spec.Kind, Environment: spec.Labels["environment"],
+		Files: hashFiles(projectFiles(all, spec.Subdir)), Args: hex.EncodeToString(a.Sum(nil))}
+	if base := spec.Source.BaseSHA; base != "" {
+		files, ok := files(base)
+		if !ok {
+			return Key{}, fmt.Errorf("replay: no files for base commit %q of run %s", base, spec.RunID)
+		}
+		key.Base = hashFiles(projectFiles(files, spec.Subdir))
+	}
+	if len(spec.Inputs) > 0 {
+		inputs := map[string]string{}
+		for name, content := range spec.Inputs {
+			inputs[name] = string(content)
+		}
+		key.Inputs = hashFiles(inputs)
+	}
+	return key, nil
+}
+
+func hashFiles(files map[string]string) string {
+	h := sha256.New()
+	for _, p := range sortedKeys(files) {
+		fmt.Fprintf(h, "%d:%s%d:%s", len(p), p, len(files[p]), files[p])
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // projectFiles are the files under subdir, with paths relative to it.
@@ -190,8 +230,28 @@ func (h *handle) play(c Capture, sink jobs.Sink) {
 		}
 		sink(jobs.Line{Stream: l.Stream, Text: l.Text})
 	}
-	h.result = jobs.Result{ExitCode: c.ExitCode, Reason: c.Reason,
-		ArtifactErrors: jobs.NotCollected(h.collect, "not collected: a replayed job leaves no files")}
+	h.result = jobs.Result{ExitCode: c.ExitCode, Reason: c.Reason}
+	for _, p := range h.collect {
+		content, ok := c.Artifacts[p]
+		if !ok {
+			h.result.ArtifactErrors = mergeErrors(h.result.ArtifactErrors, jobs.NotCollected([]string{p}, "not collected: the captured job left no such file"))
+			continue
+		}
+		if h.result.Artifacts == nil {
+			h.result.Artifacts = map[string][]byte{}
+		}
+		h.result.Artifacts[p] = []byte(content)
+	}
+}
+
+func mergeErrors(into, more map[string]string) map[string]string {
+	if into == nil {
+		into = map[string]string{}
+	}
+	for k, v := range more {
+		into[k] = v
+	}
+	return into
 }
 
 func (h *handle) ID() string { return h.id }
@@ -236,17 +296,23 @@ func (r *Recorder) Start(ctx context.Context, spec jobs.Spec, sink jobs.Sink) (j
 		return nil, err
 	}
 	files, _ := r.Files(spec.Source.SHA)
-	for p, content := range files {
-		full := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			return nil, err
-		}
+	if err := writeFiles(dir, files); err != nil {
+		return nil, err
 	}
 	real := spec
 	real.Source = jobs.Source{Dir: dir}
+	if base := spec.Source.BaseSHA; base != "" {
+		// The base commit's files beside the head's, as the executor checks them out (dbt parses them).
+		baseDir, err := os.MkdirTemp(r.Scratch, "capture-base-")
+		if err != nil {
+			return nil, err
+		}
+		files, _ := r.Files(base)
+		if err := writeFiles(baseDir, files); err != nil {
+			return nil, err
+		}
+		real.Source.BaseDir = baseDir
+	}
 	c := &Capture{Key: key}
 	var mu sync.Mutex
 	inner, err := r.Inner.Start(ctx, real, func(l jobs.Line) {
@@ -259,6 +325,19 @@ func (r *Recorder) Start(ctx context.Context, spec jobs.Spec, sink jobs.Sink) (j
 		return nil, err
 	}
 	return &recording{Handle: inner, r: r, c: c, mu: &mu}, nil
+}
+
+func writeFiles(dir string, files map[string]string) error {
+	for p, content := range files {
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *Recorder) Attach(ctx context.Context, id string, sink jobs.Sink) (jobs.Handle, error) {
@@ -282,6 +361,12 @@ func (h *recording) Wait(ctx context.Context) (jobs.Result, error) {
 	c := *h.c
 	h.mu.Unlock()
 	c.ExitCode, c.Reason = res.ExitCode, res.Reason
+	for p, content := range res.Artifacts {
+		if c.Artifacts == nil {
+			c.Artifacts = map[string]string{}
+		}
+		c.Artifacts[p] = string(content)
+	}
 	if err := h.r.save(c); err != nil {
 		return res, err
 	}

@@ -101,3 +101,37 @@ func TestACancelledReplayEndsAsCancelled(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, jobs.ReasonCancelled, res.Reason)
 }
+
+// A job that reads a base commit and inputs (dbt's plan: a parse of the base, the production manifest) is keyed
+// by them too, is recorded with the base's files in its base directory, and replays the artifacts it left.
+func TestABaseInputsAndArtifactsAreRecordedAndReplayed(t *testing.T) {
+	files := map[string]map[string]string{
+		"head":  {"p/job.sh": `cat "$DAGCTL_BASE_DIR/job.sh" | wc -l; cat "$DAGCTL_INPUT_DIR/state"; mkdir -p out; echo left > out/a.json` + "\n"},
+		"base1": {"p/job.sh": "one line\n"},
+		"base2": {"p/job.sh": "two\nlines\n"},
+	}
+	at := func(sha string) (map[string]string, bool) { f, ok := files[sha]; return f, ok }
+	withBase := func(base, state string) jobs.Spec {
+		return jobs.Spec{RunID: "1", Kind: jobs.KindApply, Labels: map[string]string{"environment": "dev"},
+			Source: jobs.Source{CloneURL: "memforge://acme/warehouse", SHA: "head", BaseSHA: base}, Subdir: "p",
+			Command: []string{"/bin/sh", "job.sh"}, Env: map[string]string{"PATH": "/usr/bin:/bin"},
+			Inputs: map[string][]byte{"state": []byte(state)}, Collect: []string{"out/a.json", "out/b.json"}}
+	}
+	dir := t.TempDir()
+	local, err := jobs.NewLocal(jobs.LocalOptions{WorkDir: t.TempDir()})
+	require.NoError(t, err)
+	rec := &replay.Recorder{Dir: dir, Files: at, Inner: local, Scratch: t.TempDir()}
+	realLines, realRes := run(t, rec, withBase("base1", "s1"))
+	require.True(t, realRes.Succeeded(), "%+v %v", realRes, realLines)
+	assert.Equal(t, []jobs.Line{{Stream: "stdout", Text: "1"}, {Stream: "stdout", Text: "s1"}}, realLines, "the base's files and the inputs")
+
+	player := &replay.Executor{Dir: dir, Files: at}
+	lines, res := run(t, player, withBase("base1", "s1"))
+	assert.Equal(t, realLines, lines)
+	assert.Equal(t, map[string][]byte{"out/a.json": []byte("left\n")}, res.Artifacts)
+	assert.Contains(t, res.ArtifactErrors["out/b.json"], "no such file")
+	for name, s := range map[string]jobs.Spec{"another base": withBase("base2", "s1"), "other inputs": withBase("base1", "s2")} {
+		_, err := player.Start(context.Background(), s, func(jobs.Line) {})
+		assert.ErrorIs(t, err, replay.ErrNoCapture, name)
+	}
+}

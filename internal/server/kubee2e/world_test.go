@@ -57,6 +57,7 @@ type world struct {
 	dbPath  string
 	ns      string
 	ingress *httptest.Server
+	node    *kubetest.Node
 	current atomic.Pointer[http.Handler]
 	srv     *server.Server
 	stopped bool
@@ -90,7 +91,7 @@ func newWorld(t *testing.T, baseFiles map[string]string) *world {
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	// The node's images: the job image has the pinned sqlmesh's python first on PATH, as a sqlmesh image would.
-	kubetest.StartNode(t, cluster.Client, w.ns, kubetest.NodeConfig{
+	w.node = kubetest.StartNode(t, cluster.Client, w.ns, kubetest.NodeConfig{
 		Run: kube.RunInPod, TerminationLogEnv: kube.EnvTerminationLog, RunIDAnnotation: kube.AnnotationRunID,
 		ImageEnv: []string{"PATH=" + filepath.Dir(testutil.SQLMesh(t)) + ":" + os.Getenv("PATH")},
 	})

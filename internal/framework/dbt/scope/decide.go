@@ -7,6 +7,10 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 )
 
+// NoStateFullBuild is the reason a deploy the files call selective is all: there is no production manifest
+// (no successful deploy stored for the environment) for its state selection.
+const NoStateFullBuild = "no production manifest yet: a full build"
+
 // Which rule decided a scope (plan.DBT.DecidedBy).
 const (
 	ByManifest = "manifest"
@@ -24,9 +28,13 @@ type Decision struct {
 // disagree. By default the manifest decides when a production manifest exists to compare with; the files
 // decide when the project says `decide: files`, when there is nothing to compare with, and when the change
 // is one dbt's state comparison cannot see (vars, profiles). A deploy whose files changed always rebuilds
-// the image, even when no node changed.
+// the image, even when no node changed. Without a production manifest a selective deploy cannot select
+// (`--state` has nothing to read), so it is a full build.
 func Decide(files FileRule, manifest plan.Scope, rule repoconfig.DecideRule, hasProdManifest bool) Decision {
 	d := decide(files, manifest, rule, hasProdManifest)
+	if d.Scope == plan.ScopeSelective && !hasProdManifest {
+		d.Scope, d.Reason = plan.ScopeAll, NoStateFullBuild
+	}
 	if d.Scope == plan.ScopeNone && files.Scope != plan.ScopeNone {
 		d.Scope = plan.ScopeBuildOnly
 		d.Reason += "; no node changed, so only the image is rebuilt"

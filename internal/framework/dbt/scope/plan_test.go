@@ -130,6 +130,13 @@ func TestFill(t *testing.T) {
 				FileScope: plan.ScopeAll, Scope: plan.ScopeAll, DecidedBy: ByFiles,
 				ScopeReason: "no production manifest yet: dbt's state comparison has nothing to compare with",
 				Commands:    []string{"dbt build --target prod"}}},
+		{name: "a model change before any production manifest: the files say selective, a full build runs", base: baseTree(),
+			edit:     with(bump, map[string]string{"shop/models/staging/stg_orders.sql": "select 10"}),
+			manifest: plan.ScopeSelective, want: plan.DBT{
+				Version: "1.1", PreviousVersion: "1.0", Deploy: true, ManifestScope: plan.ScopeSelective,
+				Files:     []plan.FileChange{{Path: "shop/models/staging/stg_orders.sql", Type: plan.FileModel, Change: Modified}},
+				FileScope: plan.ScopeSelective, Scope: plan.ScopeAll, DecidedBy: ByFiles,
+				ScopeReason: NoStateFullBuild, Commands: []string{"dbt build --target prod"}}},
 		{name: "a removed model and YAML", base: baseTree(),
 			edit:     with(bump, map[string]string{"shop/models/marts/revenue.sql": "", "shop/models/schema.yml": "version: 2\n# x"}),
 			manifest: plan.ScopeSelective, prodManifest: true, want: plan.DBT{

@@ -137,8 +137,16 @@ func (n *Node) stop(uid types.UID) {
 	}
 }
 
+// RunThen is a behavior (On) that runs the Pod for real and calls between once its job container has exited
+// (its runner has reported to the bot), before the Pod's status says so: for a test that stops the bot there.
+func (n *Node) RunThen(between func()) func(ctx context.Context, pod *corev1.Pod) {
+	return func(ctx context.Context, pod *corev1.Pod) { n.runPod(ctx, pod, between) }
+}
+
 // run runs both containers of the Pod for real.
-func (n *Node) run(ctx context.Context, pod *corev1.Pod) {
+func (n *Node) run(ctx context.Context, pod *corev1.Pod) { n.runPod(ctx, pod, nil) }
+
+func (n *Node) runPod(ctx context.Context, pod *corev1.Pod, between func()) {
 	t := n.t
 	volumes := map[string]string{}
 	base, err := os.MkdirTemp("", "pod-")
@@ -181,6 +189,9 @@ func (n *Node) run(ctx context.Context, pod *corev1.Pod) {
 	code, message = n.runContainer(ctx, pod, mainC, volumes, base)
 	if ctx.Err() != nil {
 		return
+	}
+	if between != nil {
+		between()
 	}
 	n.SetStatus(pod, func(s *corev1.PodStatus) {
 		s.Phase = corev1.PodSucceeded
