@@ -95,7 +95,7 @@ func TestState(t *testing.T) {
 			pods: []*corev1.Pod{pod(corev1.PodFailed, exited(128, "Error", "fatal: could not read Username"), waiting("PodInitializing"))},
 			says: []string{"the checkout of " + commit + " failed (Error, exit 128):\nfatal: could not read Username"}},
 		{name: "the Dockerfile failed: the log's tail", job: job(failedCond), phase: PhaseFailed, is: ErrFailed,
-			pods: []*corev1.Pod{pod(corev1.PodFailed, exited(0, "Completed", ""), exited(1, "Error", longLog))},
+			pods:  []*corev1.Pod{pod(corev1.PodFailed, exited(0, "Completed", ""), exited(1, "Error", longLog))},
 			says:  []string{"(Error, exit 1):\n#7 [2/3] RUN pip", "ERROR: failed to solve"},
 			never: []string{strings.Repeat("#7 [2/3] RUN pip install -r requirements.txt\n", 20)}},
 		{name: "out of memory", job: job(failedCond), phase: PhaseFailed, is: ErrFailed,
