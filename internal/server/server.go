@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/dagctl/dagctl-bot/internal/bot"
 	"github.com/dagctl/dagctl-bot/internal/db"
@@ -89,6 +90,11 @@ type Server struct {
 	logKey []byte
 	// isolation is how local jobs are kept from the bot and from each other.
 	isolation jobIsolation
+	// kubeClient and kubeInstance are the Kubernetes executor's cluster and instance (nil: not on Kubernetes).
+	kubeClient   kubernetes.Interface
+	kubeInstance string
+	// images are the deploy-image builders (imagebuild.go).
+	images imageBuilders
 
 	ready  sync.Once
 	cancel context.CancelFunc
@@ -136,6 +142,11 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 		s.log.Warn(warning)
 	}
 	if s.executor, err = s.newExecutor(); err != nil {
+		store.Close()
+		return nil, err
+	}
+	s.images = imageBuilders{kubernetes: s.kubeClient != nil}
+	if s.images.dockerfile, err = newDockerfileBuilder(s.kubeClient, s.kubeInstance, s.cfg.Builds, s.log); err != nil {
 		store.Close()
 		return nil, err
 	}
@@ -226,6 +237,8 @@ func (s *Server) jobSettings() (framework.JobSettings, error) {
 		Image:         s.cfg.Kubernetes.Image,
 		ExecutionTime: s.opts.ExecutionTime,
 		Setup:         s.cfg.JobSetup,
+		// builder: dockerfile without a cluster to build in is a config error at plan time.
+		RefuseImageBuilder: s.images.refuse,
 	}, nil
 }
 
