@@ -126,41 +126,71 @@ func (b *Builder) Build(ctx context.Context, req image.Request) (image.Result, e
 	if err != nil {
 		return image.Result{}, err
 	}
-	existing, status, err := b.find(ctx, req, job)
-	if err != nil {
-		return image.Result{}, err
-	}
-	switch status.Phase {
-	case PhaseSucceeded:
-		b.s.Logger.Info("image build found finished", "job", existing.Name, "image", status.Result.Reference)
-		return status.Result, nil
-	case PhaseRunning:
-		b.s.Logger.Info("image build re-attached", "job", existing.Name)
-		return b.follow(ctx, req, existing)
-	case PhaseSuspended:
-		// Its creator died before releasing it: the Secret it names is made from this request's token.
-		if err := b.release(ctx, existing, suspendedSecret(existing, secret)); err != nil {
+	// Another caller may create or delete the Job of this request meanwhile (two applies of one commit, a
+	// failed Job's deletion still under way): look again, a few times.
+	for attempt := 1; ; attempt++ {
+		existing, status, err := b.find(ctx, req, job)
+		if errors.Is(err, errDeleting) && attempt < maxAttempts {
+			if err := pause(ctx); err != nil {
+				return image.Result{}, err
+			}
+			continue
+		}
+		if err != nil {
 			return image.Result{}, err
 		}
-		return b.follow(ctx, req, existing)
-	case PhaseFailed:
-		// A failed build is not a result to keep returning: the request asks again, so it builds again.
-		b.s.Logger.Info("image build failed before; building again", "job", existing.Name, "err", status.Err)
-		if err := b.delete(ctx, existing); err != nil {
+		switch status.Phase {
+		case PhaseSucceeded:
+			b.s.Logger.Info("image build found finished", "job", existing.Name, "image", status.Result.Reference)
+			return status.Result, nil
+		case PhaseRunning:
+			b.s.Logger.Info("image build re-attached", "job", existing.Name)
+			return b.follow(ctx, req, existing)
+		case PhaseSuspended:
+			// Its creator died before releasing it: the Secret it names is made from this request's token.
+			if err := b.release(ctx, existing, suspendedSecret(existing, secret)); err != nil {
+				return image.Result{}, err
+			}
+			return b.follow(ctx, req, existing)
+		case PhaseFailed:
+			// A failed build is not a result to keep returning: the request asks again, so it builds again.
+			b.s.Logger.Info("image build failed before; building again", "job", existing.Name, "err", status.Err)
+			if err := b.delete(ctx, existing); err != nil {
+				return image.Result{}, err
+			}
+		}
+		created, err := b.client.BatchV1().Jobs(b.s.Namespace).Create(ctx, job, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) && attempt < maxAttempts {
+			if err := pause(ctx); err != nil {
+				return image.Result{}, err
+			}
+			continue
+		}
+		if err != nil {
+			return image.Result{}, fmt.Errorf("kubebuild: creating build job %s: %w", job.Name, err)
+		}
+		if err := b.release(ctx, created, secret); err != nil {
+			_ = b.delete(context.WithoutCancel(ctx), created)
 			return image.Result{}, err
 		}
+		b.s.Logger.Info("image build started", "job", created.Name, "namespace", created.Namespace,
+			"image", job.Annotations[annotationImage])
+		return b.follow(ctx, req, created)
 	}
-	created, err := b.create(ctx, job)
-	if err != nil {
-		return image.Result{}, err
+}
+
+// maxAttempts bounds how often Build looks again at a Job that another caller creates or deletes.
+const maxAttempts = 40
+
+var errDeleting = errors.New("kubebuild: the build's Job is being deleted")
+
+func pause(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrCancelled, context.Cause(ctx))
+	case <-time.After(250 * time.Millisecond):
+		return nil
 	}
-	if err := b.release(ctx, created, secret); err != nil {
-		_ = b.delete(context.WithoutCancel(ctx), created)
-		return image.Result{}, err
-	}
-	b.s.Logger.Info("image build started", "job", created.Name, "namespace", created.Namespace,
-		"image", job.Annotations[annotationImage])
-	return b.follow(ctx, req, created)
 }
 
 // Find says where the request's build is, without waiting: a restarted bot's way to know whether a build it
@@ -236,7 +266,7 @@ func (b *Builder) find(ctx context.Context, req image.Request, planned *batchv1.
 			planned.Annotations[annotationImage], planned.Annotations[annotationCommit])
 	}
 	if job.DeletionTimestamp != nil {
-		return nil, Status{}, fmt.Errorf("kubebuild: build job %s is being deleted; ask again", name)
+		return nil, Status{}, fmt.Errorf("%w: job %s", errDeleting, name)
 	}
 	list, err := b.client.CoreV1().Pods(b.s.Namespace).List(ctx, metav1.ListOptions{LabelSelector: buildSelector(name)})
 	if err != nil {
@@ -247,24 +277,6 @@ func (b *Builder) find(ctx context.Context, req image.Request, planned *batchv1.
 		pods = append(pods, &list.Items[i])
 	}
 	return job, State(req, job, pods), nil
-}
-
-func (b *Builder) create(ctx context.Context, job *batchv1.Job) (*batchv1.Job, error) {
-	// A Job deleted just before (a failed build started again) may linger for a moment.
-	for attempt := 0; ; attempt++ {
-		created, err := b.client.BatchV1().Jobs(b.s.Namespace).Create(ctx, job, metav1.CreateOptions{})
-		if err == nil {
-			return created, nil
-		}
-		if !apierrors.IsAlreadyExists(err) || attempt == 20 {
-			return nil, fmt.Errorf("kubebuild: creating build job %s: %w", job.Name, err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: %w", ErrCancelled, context.Cause(ctx))
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
 }
 
 // release creates the Job's clone token Secret, owned by the Job, and lets the Job run.

@@ -443,3 +443,42 @@ func TestNewRefusesIncompleteSettings(t *testing.T) {
 		assert.ErrorContains(t, err, tc.want)
 	}
 }
+
+func TestTwoCallersOfOneBuildShareItsJob(t *testing.T) {
+	w := newWorld(t)
+	req := buildRequest()
+	pods := make(chan string, 4)
+	release := make(chan struct{})
+	w.node.On(req.Source.Commit, func(ctx context.Context, pod *corev1.Pod) {
+		pods <- pod.Name
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return
+		}
+		w.node.SetStatus(pod, func(s *corev1.PodStatus) {
+			_, status := pushes(pod.Spec.Containers[0])
+			s.Phase = corev1.PodSucceeded
+			s.InitContainerStatuses = []corev1.ContainerStatus{kubetest.TerminatedStatus(pod.Spec.InitContainers[0], 0, "")}
+			s.ContainerStatuses = []corev1.ContainerStatus{status}
+		})
+	})
+	results := make(chan error, 2)
+	for range 2 {
+		go func() {
+			res, err := w.builder().Build(context.Background(), req)
+			if err == nil && res != wantResult(req) {
+				err = errors.New("another result: " + res.Reference)
+			}
+			results <- err
+		}()
+	}
+	<-pods
+	// Give the second caller time to meet the first one's Job (whenever it comes, it must not start another).
+	time.Sleep(500 * time.Millisecond)
+	close(release)
+	for range 2 {
+		assert.NoError(t, <-results)
+	}
+	assert.Empty(t, pods, "one Job, one pod")
+}
