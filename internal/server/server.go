@@ -53,6 +53,9 @@ type Options struct {
 	ExecutionTime string
 	// Executor replaces the configured executor (tests of the Kubernetes executor bring their own).
 	Executor jobs.Executor
+	// KubeClient is the cluster `builder: dockerfile` images are built in when Executor is given (tests); by
+	// default the Kubernetes executor's.
+	KubeClient kubernetes.Interface
 	// Environ is the bot's environment, the only source of variables passed to jobs (default os.Environ).
 	Environ []string
 	// MaxJobs bounds concurrent jobs (default 4).
@@ -145,7 +148,10 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 		store.Close()
 		return nil, err
 	}
-	s.images = imageBuilders{kubernetes: s.kubeClient != nil}
+	if s.kubeClient == nil {
+		s.kubeClient = opts.KubeClient
+	}
+	s.images = imageBuilders{kubernetes: s.cfg.Executor == serverconfig.ExecutorKubernetes || s.kubeClient != nil}
 	if s.images.dockerfile, err = newDockerfileBuilder(s.kubeClient, s.kubeInstance, s.cfg.Builds, s.log); err != nil {
 		store.Close()
 		return nil, err
