@@ -88,7 +88,7 @@ func State(req image.Request, job *batchv1.Job, pods []*corev1.Pod) Status {
 	failedCond, complete := condition(job, batchv1.JobFailed), condition(job, batchv1.JobComplete)
 	switch {
 	case failedCond != nil && failedCond.Reason == batchv1.JobReasonDeadlineExceeded:
-		return failed(fmt.Errorf("%w after %ds (activeDeadlineSeconds)", ErrTimeout, deadline(job)))
+		return failed(fmt.Errorf("%w after %ds (activeDeadlineSeconds)%s", ErrTimeout, deadline(job), neverStarted(pods)))
 	case failedCond == nil && complete == nil:
 		return Status{Phase: PhaseRunning}
 	}
@@ -183,6 +183,25 @@ func stuck(pods []*corev1.Pod) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// neverStarted says, for a build over its deadline, which container was still waiting and for what: a Secret
+// volume that does not exist (the push Secret, the clone token's) keeps a Pod in ContainerCreating, which
+// only the node's events explain.
+func neverStarted(pods []*corev1.Pod) string {
+	if len(pods) == 0 {
+		return ""
+	}
+	for _, s := range append(append([]corev1.ContainerStatus{}, pods[0].Status.InitContainerStatuses...), pods[0].Status.ContainerStatuses...) {
+		if w := s.State.Waiting; w != nil && w.Reason != "PodInitializing" {
+			return fmt.Sprintf(": container %s was still waiting (%s): check that the Secrets the pod mounts exist "+
+				"(kubectl describe pod %s)", s.Name, w.Reason, pods[0].Name)
+		}
+	}
+	if pods[0].Status.Phase == corev1.PodPending && len(pods[0].Status.ContainerStatuses) == 0 && len(pods[0].Status.InitContainerStatuses) == 0 {
+		return fmt.Sprintf(": pod %s never started (unscheduled, or its volumes could not be mounted: do the Secrets it mounts exist?)", pods[0].Name)
+	}
+	return ""
 }
 
 // tail is the end of a termination message, for an error: a failed container's message is the log's tail
