@@ -57,8 +57,12 @@ const DefaultTTL = time.Hour
 // waitGrace is how long Build waits past the Job's deadline for the Job controller to say so.
 const waitGrace = 2 * time.Minute
 
-// cloneTokenKey is the key of the clone token in its Secret (image.Source.TokenSecret).
-const cloneTokenKey = "token"
+// cloneTokenKey is the key of the clone token in its Secret (image.Source.TokenSecret), and cloneTokenVolume
+// the volume DockerfileJob mounts it from.
+const (
+	cloneTokenKey    = "token"
+	cloneTokenVolume = "clone-token"
+)
 
 // Settings are the operator's settings of Dockerfile builds.
 type Settings struct {
@@ -220,7 +224,8 @@ func (b *Builder) plan(req image.Request) (image.Request, *batchv1.Job, *corev1.
 	token := req.Source.Token
 	req.Source.Token = ""
 	if token != "" {
-		req.Source.TokenSecret = "placeholder" // DockerfileJob wants both; the real name comes from the Job's
+		// DockerfileJob wants a Secret's name; the real one is made from the Job's name below.
+		req.Source.TokenSecret = "dagctl-clone-token"
 	}
 	job, err := image.DockerfileJob(b.s.DockerfileSettings, req)
 	if err != nil {
@@ -234,7 +239,7 @@ func (b *Builder) plan(req image.Request) (image.Request, *batchv1.Job, *corev1.
 		name := job.Name + "-clone-" + nonce()
 		req.Source.TokenSecret = name
 		for i := range job.Spec.Template.Spec.Volumes {
-			if v := &job.Spec.Template.Spec.Volumes[i]; v.Secret != nil && v.Secret.SecretName == "placeholder" {
+			if v := &job.Spec.Template.Spec.Volumes[i]; v.Name == cloneTokenVolume && v.Secret != nil {
 				v.Secret.SecretName = name
 			}
 		}
@@ -306,7 +311,7 @@ func suspendedSecret(job *batchv1.Job, planned *corev1.Secret) *corev1.Secret {
 		return nil
 	}
 	for _, v := range job.Spec.Template.Spec.Volumes {
-		if v.Name == "clone-token" && v.Secret != nil {
+		if v.Name == cloneTokenVolume && v.Secret != nil {
 			s := planned.DeepCopy()
 			s.Name = v.Secret.SecretName
 			return s
