@@ -482,3 +482,31 @@ func TestTwoCallersOfOneBuildShareItsJob(t *testing.T) {
 	}
 	assert.Empty(t, pods, "one Job, one pod")
 }
+
+func TestAFinishedBuildIsCleanedUpWithItsSecret(t *testing.T) {
+	w := newWorld(t)
+	b := w.builder(func(s *Settings) { s.TTLAfterFinished = time.Second })
+	req := buildRequest()
+	w.checkoutThen(req, pushes)
+	_, err := b.Build(context.Background(), req)
+	require.NoError(t, err)
+	name := w.jobName(b, req)
+	job, err := w.job(name)
+	require.NoError(t, err)
+	var secretName string
+	for _, v := range job.Spec.Template.Spec.Volumes {
+		if v.Name == cloneTokenVolume {
+			secretName = v.Secret.SecretName
+		}
+	}
+	require.NotEmpty(t, secretName)
+
+	w.eventuallyGone(name) // the TTL controller
+	require.Eventually(t, func() bool {
+		_, err := w.client.CoreV1().Secrets(w.ns).Get(context.Background(), secretName, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	}, 30*time.Second, 100*time.Millisecond, "the garbage collector deletes the clone token with its Job")
+	status, err := b.Find(context.Background(), req)
+	require.NoError(t, err)
+	assert.Equal(t, PhaseNone, status.Phase)
+}
