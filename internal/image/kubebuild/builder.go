@@ -208,6 +208,15 @@ func (b *Builder) Find(ctx context.Context, req image.Request) (Status, error) {
 	return status, err
 }
 
+// JobName is the name of the request's build Job: one per image (repository:tag) and commit, the build's id.
+func (b *Builder) JobName(req image.Request) (string, error) {
+	_, job, _, err := b.plan(req)
+	if err != nil {
+		return "", err
+	}
+	return job.Name, nil
+}
+
 // plan is the request's Job, and the clone token Secret to create for it (nil: none). The Secret's name is
 // new each time, so that a Job started again never meets the Secret of the one before.
 func (b *Builder) plan(req image.Request) (image.Request, *batchv1.Job, *corev1.Secret, error) {

@@ -119,9 +119,9 @@ func (w *world) job(name string) (*batchv1.Job, error) {
 }
 
 func (w *world) jobName(b *Builder, req image.Request) string {
-	_, job, _, err := b.plan(req)
+	name, err := b.JobName(req)
 	require.NoError(w.t, err)
-	return job.Name
+	return name
 }
 
 func (w *world) eventuallyGone(name string) {
