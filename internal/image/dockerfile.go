@@ -62,7 +62,8 @@ type DockerfileSettings struct {
 	NodeSelector     map[string]string
 	Tolerations      []corev1.Toleration
 	RuntimeClassName string
-	// Labels are added to the Job and its pod (the bot's instance label).
+	// Labels are added to the Job and its pod (kubebuild adds its own instance label; never the executor's
+	// dagctl.dev/instance, whose orphan sweep deletes every Job of it that no run owns).
 	Labels map[string]string
 }
 
