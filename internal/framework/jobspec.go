@@ -25,6 +25,9 @@ type JobSettings struct {
 	// Setup is which job.setup steps jobs may run (DAGCTL_JOB_SETUP). The config was checked against it when it
 	// was read (repoconfig.Rules.RefuseSetup); Spec checks again, so that no path runs a step it does not allow.
 	Setup repoconfig.SetupAllowlist
+	// RefuseImageBuilder says why a dbt project's image.builder cannot build on this server, or "" when it can
+	// (repoconfig.Rules.RefuseImageBuilder, checked when the config is read); nil allows every builder.
+	RefuseImageBuilder func(repoconfig.ImageBuilder) string
 }
 
 // JobRequest names one plan, apply or cleanup job.

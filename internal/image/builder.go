@@ -4,7 +4,8 @@
 // the dbt_packages/ that `dbt deps` produced) as one reproducible OCI layer onto the configured dbt runtime
 // image, with go-containerregistry, in the bot's process: no daemon, no privileges, no build step that runs
 // the PR's code. When the Python requirements change that is not enough, and DockerfileJob describes a
-// BuildKit-rootless Kubernetes Job that builds the project's Dockerfile instead.
+// BuildKit-rootless Kubernetes Job that builds the project's Dockerfile instead (kubebuild runs it, keeping
+// client-go out of this package).
 //
 // Trust: the base image, the repository and the registry credentials come from the operator and the default
 // branch's config, never from the PR; what comes from the PR is only the content of the layer (or the build

@@ -62,7 +62,8 @@ type DockerfileSettings struct {
 	NodeSelector     map[string]string
 	Tolerations      []corev1.Toleration
 	RuntimeClassName string
-	// Labels are added to the Job and its pod (the bot's instance label).
+	// Labels are added to the Job and its pod (kubebuild adds its own instance label; never the executor's
+	// dagctl.dev/instance, whose orphan sweep deletes every Job of it that no run owns).
 	Labels map[string]string
 }
 
@@ -76,6 +77,9 @@ type Source struct {
 	// the namespace with the token under the key "token", mounted into the checkout alone. Both empty: a
 	// public repository.
 	TokenUser, TokenSecret string
+	// Token is the clone token itself, for a builder that puts it into a Secret of its own and names that
+	// Secret in TokenSecret (kubebuild: a Secret per build, owned by its Job). DockerfileJob never reads it.
+	Token string
 }
 
 var (
@@ -261,8 +265,10 @@ func DockerfileJob(s DockerfileSettings, req Request) (*batchv1.Job, error) {
 			SeccompProfile:  &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeUnconfined},
 			AppArmorProfile: &corev1.AppArmorProfile{Type: corev1.AppArmorProfileTypeUnconfined},
 		},
-		TerminationMessagePath:   terminationLog,
-		TerminationMessagePolicy: corev1.TerminationMessageReadFile, // the metadata, not the log's tail
+		TerminationMessagePath: terminationLog,
+		// A build that pushed leaves its metadata there; one that failed wrote none, so Kubernetes puts the
+		// log's tail there instead (at most 80 lines, 2048 bytes): the failing step's output, for the error.
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 	}
 
 	var runtimeClass *string

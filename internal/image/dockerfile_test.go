@@ -96,7 +96,7 @@ func TestADockerfileBuildIsARootlessBuildKitJob(t *testing.T) {
 	assert.Equal(t, corev1.SeccompProfileTypeUnconfined, sc.SeccompProfile.Type)
 	assert.Equal(t, corev1.AppArmorProfileTypeUnconfined, sc.AppArmorProfile.Type)
 	assert.Nil(t, sc.Capabilities, "no capability added")
-	assert.Equal(t, corev1.TerminationMessageReadFile, bk.TerminationMessagePolicy)
+	assert.Equal(t, corev1.TerminationMessageFallbackToLogsOnError, bk.TerminationMessagePolicy, "the metadata, or the log's tail of a failed build")
 	assert.ElementsMatch(t, []corev1.VolumeMount{
 		{Name: "workspace", MountPath: "/workspace", ReadOnly: true},
 		{Name: "buildkitd", MountPath: "/home/user/.local/share/buildkit"},

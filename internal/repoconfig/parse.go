@@ -48,6 +48,9 @@ type Rules struct {
 	// RefuseSetup says why a job.setup step may not run, or "" when it may (SetupAllowlist.Refuse). Nil refuses
 	// every step: setup steps run only where the operator allows them.
 	RefuseSetup func(step SetupStep) string
+	// RefuseImageBuilder says why a dbt project's image.builder cannot build on this server ("needs the
+	// Kubernetes executor"), or "" when it can. Nil allows every builder.
+	RefuseImageBuilder func(b ImageBuilder) string
 }
 
 // ParseWithRules is Parse with the server's rules checked too.
@@ -107,6 +110,7 @@ func validate(ps *problems, raw rawConfig, rules Rules) Config {
 	}
 	if raw.Projects.Set {
 		checkDBTTargets(ps, raw.Projects.V, cfg.Environments)
+		refuseImageBuilders(ps, raw.Projects.V, rules)
 	}
 	if raw.Job.Set {
 		cfg.Job = validateJob(ps, raw.Job.V, rules)

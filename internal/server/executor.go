@@ -47,6 +47,7 @@ func newKubeExecutor(s *Server) (*kube.Executor, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.kubeClient, s.kubeInstance = client, cfg.Instance // Dockerfile image builds run in the same cluster
 	return kube.New(context.Background(), client, cfg)
 }
 

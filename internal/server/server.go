@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/dagctl/dagctl-bot/internal/bot"
 	"github.com/dagctl/dagctl-bot/internal/db"
@@ -53,6 +54,9 @@ type Options struct {
 	ExecutionTime string
 	// Executor replaces the configured executor (tests of the Kubernetes executor bring their own).
 	Executor jobs.Executor
+	// KubeClient is the cluster `builder: dockerfile` images are built in when Executor is given (tests); by
+	// default the Kubernetes executor's.
+	KubeClient kubernetes.Interface
 	// Environ is the bot's environment, the only source of variables passed to jobs (default os.Environ).
 	Environ []string
 	// MaxJobs bounds concurrent jobs (default 4).
@@ -90,6 +94,11 @@ type Server struct {
 	logKey []byte
 	// isolation is how local jobs are kept from the bot and from each other.
 	isolation jobIsolation
+	// kubeClient and kubeInstance are the Kubernetes executor's cluster and instance (nil: not on Kubernetes).
+	kubeClient   kubernetes.Interface
+	kubeInstance string
+	// images are the deploy-image builders (imagebuild.go).
+	images imageBuilders
 
 	ready  sync.Once
 	cancel context.CancelFunc
@@ -137,6 +146,14 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 		s.log.Warn(warning)
 	}
 	if s.executor, err = s.newExecutor(); err != nil {
+		store.Close()
+		return nil, err
+	}
+	if s.kubeClient == nil {
+		s.kubeClient = opts.KubeClient
+	}
+	s.images = imageBuilders{kubernetes: s.cfg.Executor == serverconfig.ExecutorKubernetes || s.kubeClient != nil}
+	if s.images.dockerfile, err = newDockerfileBuilder(s.kubeClient, s.kubeInstance, s.cfg.Builds, s.log); err != nil {
 		store.Close()
 		return nil, err
 	}
@@ -231,6 +248,8 @@ func (s *Server) jobSettings() (framework.JobSettings, error) {
 		Image:         s.cfg.Kubernetes.Image,
 		ExecutionTime: s.opts.ExecutionTime,
 		Setup:         s.cfg.JobSetup,
+		// builder: dockerfile without a cluster to build in is a config error at plan time.
+		RefuseImageBuilder: s.images.refuse,
 	}, nil
 }
 

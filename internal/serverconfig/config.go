@@ -80,6 +80,8 @@ type Config struct {
 	// DAGCTL_JOB_GROUP, -job-group; default none.
 	JobUsers   JobUsers
 	Kubernetes Kubernetes
+	// Builds are the Kubernetes Jobs of `builder: dockerfile` image builds.
+	Builds Builds
 	// LogLevel is debug, info, warn or error (slog syntax, so "debug-4" works too). DAGCTL_LOG_LEVEL,
 	// -log-level; default info.
 	LogLevel slog.Level
@@ -169,6 +171,29 @@ type Kubernetes struct {
 	// (comma-separated; the chart sets it).
 	BotSecrets []string
 }
+
+// Builds configures the dbt deploy images that `builder: dockerfile` builds: a rootless BuildKit Job each
+// (internal/image/kubebuild), on the Kubernetes executor only. Without GitImage and PushSecret such a project
+// is a config error at its line.
+type Builds struct {
+	// Namespace holds the build Jobs, their pods and the push Secret; a namespace of their own keeps the push
+	// credentials away from every plan job. DAGCTL_BUILD_NAMESPACE, -build-namespace; default the jobs'
+	// namespace (Kubernetes.Namespace).
+	Namespace string
+	// BuildKitImage is the rootless BuildKit image; pin it by digest. DAGCTL_BUILDKIT_IMAGE, -buildkit-image;
+	// default image.DefaultBuildKitImage.
+	BuildKitImage string
+	// GitImage is the image (with sh and git) of the build's checkout. DAGCTL_BUILD_GIT_IMAGE, -build-git-image.
+	GitImage string
+	// PushSecret is the kubernetes.io/dockerconfigjson Secret of Namespace the build pushes with; it must not
+	// be one that jobs may mount. DAGCTL_BUILD_PUSH_SECRET, -build-push-secret.
+	PushSecret string
+	// Timeout bounds a build (the Job's activeDeadlineSeconds). DAGCTL_BUILD_TIMEOUT, -build-timeout; default 30m.
+	Timeout time.Duration
+}
+
+// Enabled reports whether Dockerfile builds are configured.
+func (b Builds) Enabled() bool { return b.GitImage != "" && b.PushSecret != "" }
 
 // Load reads the settings from args (the arguments after the subcommand) and getenv (os.Getenv, or a fake in
 // tests). It reports every invalid setting at once. With -help it prints the settings to os.Stderr and

@@ -73,8 +73,10 @@ func TestDefaults(t *testing.T) {
 		WorkDir:         filepath.Join(os.TempDir(), "dagctl"),
 		JobUsers:        JobUsers{Mode: JobUsersAuto},
 		Kubernetes:      Kubernetes{Namespace: "default"},
+		Builds:          Builds{Namespace: "default", BuildKitImage: "moby/buildkit:v0.32.2-rootless", Timeout: 30 * time.Minute},
 		LogLevel:        slog.LevelInfo,
 	}, cfg)
+	assert.False(t, cfg.Builds.Enabled())
 	assert.False(t, cfg.GitHub.Enabled())
 	assert.False(t, cfg.GitLab.Enabled())
 }
@@ -424,6 +426,44 @@ func TestJobSecretsSettings(t *testing.T) {
 		`DAGCTL_K8S_BOT_SECRETS (-k8s-bot-secrets): "-x" is not a Kubernetes secret name`,
 		`DAGCTL_K8S_JOB_SECRETS (-k8s-job-secrets): dagctl-bot is one of the bot's own Secrets (DAGCTL_K8S_BOT_SECRETS): jobs never get it`,
 		`DAGCTL_K8S_JOB_SECRETS_SELECTOR (-k8s-job-secrets-selector): "a in b" is not a label selector`,
+	}, strings.Split(err.Error(), "\n"))
+}
+
+func TestBuildSettings(t *testing.T) {
+	e, _ := newEnv(t)
+	e[EnvK8sNamespace] = "dagctl-jobs"
+	e[EnvK8sJobSecrets] = "warehouse"
+	e[EnvBuildGitImage] = "alpine/git:2.49.1"
+	e[EnvBuildPushSecret] = "marts-push"
+	cfg, err := load(t, e, "-build-timeout", "45m")
+	require.NoError(t, err)
+	assert.Equal(t, Builds{Namespace: "dagctl-jobs", BuildKitImage: "moby/buildkit:v0.32.2-rootless",
+		GitImage: "alpine/git:2.49.1", PushSecret: "marts-push", Timeout: 45 * time.Minute}, cfg.Builds, "the jobs' namespace by default")
+	assert.True(t, cfg.Builds.Enabled())
+
+	e[EnvBuildNamespace] = "dagctl-builds"
+	e[EnvBuildKitImage] = "moby/buildkit@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	e[EnvBuildPushSecret] = "warehouse"
+	cfg, err = load(t, e)
+	require.NoError(t, err)
+	assert.Equal(t, "dagctl-builds", cfg.Builds.Namespace)
+	assert.Equal(t, "warehouse", cfg.Builds.PushSecret, "a Secret of that name in another namespace is no job's")
+
+	e[EnvBuildNamespace] = ""
+	_, err = load(t, e)
+	assert.EqualError(t, err, `DAGCTL_BUILD_PUSH_SECRET (-build-push-secret): warehouse is a Secret jobs may mount (DAGCTL_K8S_JOB_SECRETS): give builds a push Secret of their own`)
+
+	e[EnvBuildNamespace] = "Builds"
+	e[EnvBuildGitImage] = ""
+	e[EnvBuildPushSecret] = "Bad_Name"
+	e[EnvBuildTimeout] = "10s"
+	_, err = load(t, e)
+	require.Error(t, err)
+	assert.Equal(t, []string{
+		`DAGCTL_BUILD_NAMESPACE (-build-namespace): "Builds" is not a Kubernetes namespace name`,
+		`DAGCTL_BUILD_PUSH_SECRET (-build-push-secret): "Bad_Name" is not a Kubernetes secret name`,
+		`DAGCTL_BUILD_PUSH_SECRET (-build-push-secret): DAGCTL_BUILD_GIT_IMAGE and DAGCTL_BUILD_PUSH_SECRET go together: builder: dockerfile needs both`,
+		`DAGCTL_BUILD_TIMEOUT (-build-timeout): "10s" is not a duration of at least 1m (like 30m)`,
 	}, strings.Split(err.Error(), "\n"))
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/dagctl/dagctl-bot/internal/allowlist"
 	"github.com/dagctl/dagctl-bot/internal/db"
+	"github.com/dagctl/dagctl-bot/internal/image"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/retry"
 )
@@ -66,6 +67,11 @@ const (
 	// EnvK8sJobSecretsSelector is a label selector of Secrets jobs may mount.
 	EnvK8sJobSecretsSelector = "DAGCTL_K8S_JOB_SECRETS_SELECTOR"
 	EnvK8sBotSecrets         = "DAGCTL_K8S_BOT_SECRETS"
+	EnvBuildNamespace        = "DAGCTL_BUILD_NAMESPACE"
+	EnvBuildKitImage         = "DAGCTL_BUILDKIT_IMAGE"
+	EnvBuildGitImage         = "DAGCTL_BUILD_GIT_IMAGE"
+	EnvBuildPushSecret       = "DAGCTL_BUILD_PUSH_SECRET"
+	EnvBuildTimeout          = "DAGCTL_BUILD_TIMEOUT"
 	EnvLogLevel              = "DAGCTL_LOG_LEVEL"
 	EnvRecoverInterval       = "DAGCTL_RECOVER_INTERVAL"
 )
@@ -119,6 +125,16 @@ func settings() []setting {
 			usage: "label selector of more Secrets that repositories may name in job.secrets (the bot reads them to check)"},
 		{env: EnvK8sBotSecrets, flag: "k8s-bot-secrets",
 			usage: "comma-separated names of the bot's own Secrets in the jobs namespace, which jobs never get (the chart sets it)"},
+		{env: EnvBuildNamespace, flag: "build-namespace",
+			usage: "Kubernetes namespace of the builder: dockerfile image builds and their push Secret (default the jobs' namespace)"},
+		{env: EnvBuildKitImage, flag: "buildkit-image", def: image.DefaultBuildKitImage,
+			usage: "rootless BuildKit image of builder: dockerfile builds (pin it by digest)"},
+		{env: EnvBuildGitImage, flag: "build-git-image",
+			usage: "image with sh and git that checks the commit out for a builder: dockerfile build (required for them)"},
+		{env: EnvBuildPushSecret, flag: "build-push-secret",
+			usage: "kubernetes.io/dockerconfigjson Secret builder: dockerfile builds push with (required for them; never one jobs may mount)"},
+		{env: EnvBuildTimeout, flag: "build-timeout", def: image.DefaultDockerfileTimeout.String(),
+			usage: "how long a builder: dockerfile build may run"},
 		{env: EnvLogLevel, flag: "log-level", def: "info", usage: "log level: debug, info, warn or error"},
 		{env: EnvRecoverInterval, flag: "recover-interval", def: DefaultRecoverInterval.String(),
 			usage: "how often the bot asks the forge for webhooks it missed and plans open PRs with no plan of their head (0: only at start)"},
@@ -286,6 +302,7 @@ func build(in inputs, getenv func(string) string) (Config, error) {
 	}
 	c.Kubernetes.Image = v
 	buildJobSecrets(&c, &errs, in)
+	buildBuilds(&c, &errs, in)
 
 	v, s = get(EnvLogLevel)
 	if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
@@ -372,6 +389,45 @@ func buildJobSecrets(c *Config, errs *errList, in inputs) {
 		errs.add(settingFor(EnvK8sJobSecretsSelector), "%q is not a label selector", v)
 	}
 	k.JobSecretsSelector = strings.TrimSpace(v)
+}
+
+// buildBuilds reads the settings of Dockerfile image builds.
+func buildBuilds(c *Config, errs *errList, in inputs) {
+	b := &c.Builds
+	v, s := strings.TrimSpace(in[EnvBuildNamespace].value), settingFor(EnvBuildNamespace)
+	if v != "" && (len(v) > 63 || !dnsLabelRE.MatchString(v)) {
+		errs.add(s, "%q is not a Kubernetes namespace name", v)
+	}
+	b.Namespace = v
+	if b.Namespace == "" {
+		b.Namespace = c.Kubernetes.Namespace
+	}
+	for _, env := range []string{EnvBuildKitImage, EnvBuildGitImage} {
+		if v := in[env].value; strings.ContainsAny(v, " \t\r\n") {
+			errs.add(settingFor(env), "%q is not an image reference", v)
+		}
+	}
+	b.BuildKitImage = in[EnvBuildKitImage].value
+	b.GitImage = strings.TrimSpace(in[EnvBuildGitImage].value)
+	v, s = strings.TrimSpace(in[EnvBuildPushSecret].value), settingFor(EnvBuildPushSecret)
+	switch {
+	case v != "" && (len(v) > 253 || !secretNameRE.MatchString(v)):
+		errs.add(s, "%q is not a Kubernetes secret name", v)
+	case v != "" && b.Namespace == c.Kubernetes.Namespace && slices.Contains(c.Kubernetes.JobSecrets, v):
+		// The PR code of every plan job could mount the push credentials.
+		errs.add(s, "%s is a Secret jobs may mount (%s): give builds a push Secret of their own", v, EnvK8sJobSecrets)
+	default:
+		b.PushSecret = v
+	}
+	if (b.GitImage == "") != (v == "") {
+		errs.add(s, "%s and %s go together: builder: dockerfile needs both", EnvBuildGitImage, EnvBuildPushSecret)
+	}
+	v, s = in[EnvBuildTimeout].value, settingFor(EnvBuildTimeout)
+	if d, err := time.ParseDuration(v); err != nil || d < time.Minute {
+		errs.add(s, "%q is not a duration of at least 1m (like 30m)", v)
+	} else {
+		b.Timeout = d
+	}
 }
 
 func buildGitHub(c *Config, errs *errList, in inputs) {

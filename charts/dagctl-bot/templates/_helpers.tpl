@@ -40,6 +40,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default .Release.Namespace .Values.jobs.namespace }}
 {{- end }}
 
+{{- define "dagctl-bot.buildsNamespace" -}}
+{{- default (include "dagctl-bot.jobsNamespace" .) .Values.builds.namespace }}
+{{- end }}
+
 {{- define "dagctl-bot.appSecretName" -}}
 {{- default (include "dagctl-bot.fullname" .) .Values.secrets.existingSecret }}
 {{- end }}

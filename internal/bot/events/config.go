@@ -42,7 +42,7 @@ func (h *Handlers) loadConfig(ctx context.Context, forge vcs.Forge, pr vcs.PullR
 		if err != nil {
 			return repoconfig.Config{}, false, fmt.Errorf("reading %s at %s: %w", repoconfig.Path, ref, err)
 		}
-		rules := repoconfig.Rules{RefuseSetup: h.Runner.Jobs.Setup.Refuse}
+		rules := repoconfig.Rules{RefuseSetup: h.Runner.Jobs.Setup.Refuse, RefuseImageBuilder: h.Runner.Jobs.RefuseImageBuilder}
 		c, err := repoconfig.ParseWithRules(repoconfig.Path, data, rules)
 		if err != nil {
 			return repoconfig.Config{}, true, &ConfigError{Ref: ref, Err: err}
