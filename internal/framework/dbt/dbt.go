@@ -140,3 +140,19 @@ func commit(c framework.Commit, p repoconfig.Project) scope.Commit {
 	}
 	return out
 }
+
+var _ framework.ImagePackager = Framework{}
+
+// PackageCommand: the helper's package mode, `dbt deps` when the project has packages, then the project as a tar
+// (planner.PackageArtifact).
+func (f Framework) PackageCommand(req framework.CommandRequest, maxBytes int) []string {
+	return f.DBT.PackageCommand(maxBytes, options(req))
+}
+
+// PackageArtifact: where the package job leaves the tar.
+func (Framework) PackageArtifact() string { return planner.PackageArtifact }
+
+// ImageEnv: the apply helper runs the commands in the image's project (planner.ImageProjectEnv).
+func (Framework) ImageEnv(imagePath string) map[string]string {
+	return map[string]string{planner.ImageProjectEnv: imagePath}
+}
