@@ -77,6 +77,16 @@ func TestAPlanIsCompletedFromBothCommits(t *testing.T) {
 		assert.Equal(t, "files", d.DecidedBy, "no production manifest yet")
 		assert.Equal(t, []string{"dbt build --target prod --select state:modified+ --state " + StateDir}, d.Commands)
 		assert.Len(t, d.Nodes, 1)
+		assert.Empty(t, d.ImageRepository, "no image configured: the apply runs in the checkout")
+	})
+
+	t.Run("the image repository is the governing project's", func(t *testing.T) {
+		head := commitOf(t, "head1", dbtConfig("1.1.0"), headTree)
+		p := governing(t, dbtConfig("1.1.0"))
+		p.DBT.Image = &repoconfig.DBTImage{Base: "registry.example/dbt:1", Repository: "registry.example/acme/marts"}
+		o := framework.CompletePlan(c, jobOutcome(), framework.Comparison{Project: p, Environment: "prod", Head: head, Base: &base})
+		require.Equal(t, plan.StatusReady, o.Status, o.Error)
+		assert.Equal(t, "registry.example/acme/marts", o.Summary.DBT.ImageRepository, "the repository the merged config keeps, never the head's text")
 	})
 	t.Run("without a bump the plan is informational", func(t *testing.T) {
 		head := commitOf(t, "head2", dbtConfig("1.0.0"), headTree)

@@ -126,7 +126,14 @@ func (Framework) Complete(s *plan.Summary, c framework.Comparison) error {
 		in.Base = &base
 		s.DBT.BaseCommit, s.DBT.BaseIsDeployed = c.Base.SHA, c.BaseIsDeployed
 	}
-	return scope.Fill(s.DBT, in)
+	if err := scope.Fill(s.DBT, in); err != nil {
+		return err
+	}
+	s.DBT.ImageRepository = ""
+	if d := c.Project.DBT; d != nil && d.Image != nil {
+		s.DBT.ImageRepository = d.Image.Repository
+	}
+	return nil
 }
 
 // commit is one side of the rules: a config that does not parse counts as none (scope.Commit.Config), so that
