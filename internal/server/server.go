@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/gorilla/mux"
 
 	"github.com/dagctl/dagctl-bot/internal/bot"
@@ -22,6 +24,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/framework"
 	"github.com/dagctl/dagctl-bot/internal/framework/dbt"
 	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh"
+	"github.com/dagctl/dagctl-bot/internal/image"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/outbox"
 	"github.com/dagctl/dagctl-bot/internal/recovery"
@@ -62,6 +65,10 @@ type Options struct {
 	// Frameworks are run besides the built-in ones (sqlmesh, dbt); one named as a built-in replaces it (tests
 	// register stand-ins of their own).
 	Frameworks []framework.Framework
+	// ImageBuilders replace the bot's dbt deploy image builders, by builder (default: layers, an
+	// image.LayerBuilder with the operator's registry keychain, the bot's docker config; tests bring one for
+	// their in-process registry).
+	ImageBuilders map[repoconfig.ImageBuilder]image.Builder
 }
 
 // Server is a running dagctl-bot.
@@ -152,6 +159,7 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 		Executor:     s.executor,
 		ExecutorName: string(cfg.Executor),
 		Jobs:         settings,
+		Images:       imageBuilders(opts.ImageBuilders),
 		PublicURL:    cfg.PublicURL,
 		LogKey:       s.logKey,
 		Log:          s.log,
@@ -600,4 +608,12 @@ func gitHubWebURL(apiURL string) string {
 		return base[:i]
 	}
 	return base
+}
+
+// imageBuilders are the deploy image builders: the layers builder pushes with the operator's keychain (the bot's
+// docker config, $DOCKER_CONFIG), never with anything of a PR's; the options' replace them by builder.
+func imageBuilders(given map[repoconfig.ImageBuilder]image.Builder) map[repoconfig.ImageBuilder]image.Builder {
+	out := map[repoconfig.ImageBuilder]image.Builder{repoconfig.BuildLayers: &image.LayerBuilder{Keychain: authn.DefaultKeychain}}
+	maps.Copy(out, given)
+	return out
 }
