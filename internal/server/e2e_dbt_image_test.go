@@ -122,7 +122,7 @@ func dbtImageBase(t *testing.T, reg imageRegistry) map[string]string {
 	return files
 }
 
-var builtImage = regexp.MustCompile("image built: `([^`]+)`")
+var builtImage = regexp.MustCompile("(?i)image built: `([^`]+)`")
 
 // botText is everything the bot told about an apply: its status's text and the PR's bot comments.
 func botText(w *world, s vcs.StatusState, number int, title, summary string) string {
