@@ -79,7 +79,7 @@ func (s *Sequence) loadResume(ctx context.Context, runID int64) (*resumeState, e
 // stepOf names the step of the apply whose job the run last started, from the job's id ("<run>-<step>",
 // with the executor's prefix, e.g. "local-"); false before any job started.
 func stepOf(run db.Run) (string, bool) {
-	for _, step := range []string{stepVerify, stepApply} {
+	for _, step := range []string{stepVerify, stepImage, stepApply} {
 		suffix := strconv.FormatInt(run.ID, 10) + "-" + step
 		if id := run.ExecutorJobID; id == suffix || strings.HasSuffix(id, "-"+suffix) {
 			return step, true
@@ -175,13 +175,19 @@ func (s *Sequence) resume(ctx context.Context, forge vcs.Forge, req Request, run
 		}
 		return s.applyStep(ctx, forge, req, run, logw, state.content(), state.Started, followed, built)
 	}
-	facts := req.lockedFacts()
-	facts.Target.ContentAccepted = state.Accepted
-	if end := s.replan(ctx, forge, req, run, logw, facts, followed); end != nil {
-		return *end
-	}
 	next := s.startStep(forge, logw, s.waitingForForge(forge, req, run.ID))
-	built, end := s.buildImage(ctx, forge, req, run, logw, next)
+	imageJob := next
+	if step == stepImage {
+		// The re-plan was done; the job handing the project back for the image is followed, then built from.
+		imageJob = followed
+	} else {
+		facts := req.lockedFacts()
+		facts.Target.ContentAccepted = state.Accepted
+		if end := s.replan(ctx, forge, req, run, logw, facts, followed); end != nil {
+			return *end
+		}
+	}
+	built, end := s.buildImage(ctx, forge, req, run, logw, imageJob)
 	if end != nil {
 		return *end
 	}
