@@ -19,8 +19,10 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/bot/report"
 	"github.com/dagctl/dagctl-bot/internal/bot/writes"
 	"github.com/dagctl/dagctl-bot/internal/framework"
+	"github.com/dagctl/dagctl-bot/internal/image"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/outbox"
+	"github.com/dagctl/dagctl-bot/internal/repoconfig"
 	"github.com/dagctl/dagctl-bot/internal/retry"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 )
@@ -51,6 +53,8 @@ type Options struct {
 	ExecutorName string
 	// Jobs are the job settings: the frameworks this bot runs, the operator's variables and setup steps.
 	Jobs framework.JobSettings
+	// Images build dbt deploy images, by builder (apply.Sequence.Images).
+	Images map[repoconfig.ImageBuilder]image.Builder
 	// PublicURL is the bot's public base URL; log links point there. Empty: no links.
 	PublicURL string
 	// LogKey signs log links (/runs/{id}/{signature}), so that run ids cannot be enumerated.
@@ -92,7 +96,7 @@ func New(o Options) *Bot {
 		Jobs: o.Jobs, Report: reporter, Locks: locks, Log: o.Log, MaxJobs: o.MaxJobs, Secrets: o.Secrets,
 		ForgeRetry: o.ForgeRetry, ForgeClock: o.ForgeClock})
 	applies := &apply.Sequence{Store: o.Store, Forges: o.Forges, Runner: runner, Report: reporter, Approvals: evaluator,
-		Locks: locks, Log: o.Log, ExecutorName: o.ExecutorName}
+		Locks: locks, Log: o.Log, ExecutorName: o.ExecutorName, Images: o.Images}
 	handlers := &events.Handlers{Store: o.Store, Executor: o.Executor, ExecutorName: o.ExecutorName, Log: o.Log, Locks: locks,
 		Report: reporter, Approvals: evaluator, Runner: runner, Applies: applies, CommandExpiry: o.CommandExpiry, Now: o.Now}
 	runner.PlanEnded = handlers.MergeAfterPlan // a merge that waited for the plan is carried out when it ends

@@ -94,13 +94,21 @@ func ruleCell(name string, decides bool) string {
 }
 
 func applyRunsLine(d *plan.DBT) string {
+	image := ""
+	if d.ImageRepository != "" {
+		image = "builds the image (" + cellCode(d.ImageRepository, maxNameRunes) + ")"
+	}
 	switch {
+	case d.Scope == plan.ScopeBuildOnly && image != "":
+		return "**Apply:** " + image + "; no dbt command runs."
 	case d.Scope == plan.ScopeBuildOnly:
-		return "**Apply:** rebuilds the image; no dbt command runs."
+		return "**Apply:** no image repository configured: nothing to build, and no dbt command runs."
 	case d.Scope == plan.ScopeNone || len(d.Commands) == 0:
 		return "**Apply:** nothing to run: no file of the project changed since the last deploy."
+	case image != "":
+		return "**Apply:** " + image + ", then runs:"
 	}
-	return "**Apply:** rebuilds the image, then runs:"
+	return "**Apply:** no image repository configured: runs in the checkout:"
 }
 
 // renderDBTSummary writes the facts and, for a deploy that runs dbt, the commands.

@@ -48,7 +48,7 @@ func dbtSummary(d *plan.DBT) *plan.Summary {
 	return sum
 }
 
-const dbtState = ".dagctl/prod-state"
+const dbtState = "$DAGCTL_INPUT_DIR" // dbt.StateDir
 
 func dbtSelective() View {
 	d := &plan.DBT{Version: "1.4.0", PreviousVersion: "1.3.2", Deploy: true, BaseCommit: "9c1e5d2", BaseIsDeployed: true,
@@ -88,6 +88,7 @@ func dbtMacroDisagree() View {
 		},
 		Commands: []string{"dbt seed --target prod --select state:modified+ --state " + dbtState,
 			"dbt build --target prod --select state:modified+ --state " + dbtState},
+		ImageRepository: "ghcr.io/acme/shop-dbt",
 	}
 	for i := range 12 {
 		d.Downstream = append(d.Downstream, fmt.Sprintf("model.shop.mart_%02d", i))
@@ -119,7 +120,8 @@ func dbtBuildOnly() View {
 			{Path: "requirements.txt", Type: plan.FileInfra, Change: "modified"},
 		},
 		FileScope: plan.ScopeBuildOnly, Scope: plan.ScopeBuildOnly, DecidedBy: "files",
-		ScopeReason: "no production manifest yet: dbt's state comparison has nothing to compare with",
+		ScopeReason:     "no production manifest yet: dbt's state comparison has nothing to compare with",
+		ImageRepository: "ghcr.io/acme/shop-dbt",
 	}
 	s := prodSection(dbtSummary(d))
 	s.Approval = Approval{ApprovedBy: []string{"bob"}}

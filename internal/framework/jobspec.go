@@ -45,7 +45,16 @@ type JobRequest struct {
 	// State is the environment's production state from its last successful deploy (StateKeeper), as the bot
 	// stored it; nil when there is none. Given to a StateKeeper's jobs as an input.
 	State []byte
+	// DeployImage is the image the apply built (`repository@sha256:...`), for an apply job on an executor that
+	// runs containers: the job runs on it (over the config's and the server's image) with the framework's
+	// ImageEnv, so the tool runs the project the image holds. "" runs as before, in the checkout.
+	DeployImage string
+	// ImagePath is where the deploy image holds the project (with DeployImage).
+	ImagePath string
 }
+
+// MaxPackageBytes caps the project a package job hands back (jobs.KindImage): an artifact's cap.
+const MaxPackageBytes = jobs.MaxArtifactBytes
 
 // Spec builds the job's spec, and the variables refused for it (to warn about). The framework supplies the
 // command and its variables; the job's environment is built, never inherited (see jobs.BuildEnv). Flags the
@@ -80,7 +89,7 @@ func (s JobSettings) Spec(req JobRequest) (jobs.Spec, []jobs.Refused, error) {
 	}
 	var inputs map[string][]byte
 	var collect []string
-	if k, ok := StateKeeperOf(fw); ok {
+	if k, ok := StateKeeperOf(fw); ok && req.Kind != jobs.KindImage {
 		if req.State != nil {
 			name, vars := k.StateInput()
 			inputs = map[string][]byte{name: req.State}
@@ -90,6 +99,18 @@ func (s JobSettings) Spec(req JobRequest) (jobs.Spec, []jobs.Refused, error) {
 		}
 		if req.Kind == jobs.KindApply {
 			collect = []string{k.StateArtifact()}
+		}
+	}
+	if req.Kind == jobs.KindImage {
+		p, _ := ImagePackagerOf(fw) // command() refused a framework without
+		collect = []string{p.PackageArtifact()}
+	}
+	if req.DeployImage != "" && req.Kind == jobs.KindApply {
+		image = req.DeployImage
+		if p, ok := ImagePackagerOf(fw); ok {
+			for key, v := range p.ImageEnv(req.ImagePath) {
+				env[key] = v
+			}
 		}
 	}
 	labels := map[string]string{"environment": req.Env, "project": req.Project.Name}
@@ -120,6 +141,11 @@ func (s JobSettings) command(fw Framework, req JobRequest) ([]string, error) {
 		return fw.PlanCommand(creq), nil
 	case jobs.KindApply:
 		return fw.ApplyCommand(creq), nil
+	case jobs.KindImage:
+		if p, ok := ImagePackagerOf(fw); ok {
+			return p.PackageCommand(creq, MaxPackageBytes), nil
+		}
+		return nil, fmt.Errorf("project %s: %s builds no deploy image from a job", req.Project.Name, fw.Name())
 	case jobs.KindInvalidate:
 		if argv, ok := fw.CleanupCommand(creq); ok {
 			return argv, nil

@@ -21,6 +21,9 @@ const (
 	KindApply Kind = "apply"
 	// KindInvalidate removes a per-PR environment after its PR was closed.
 	KindInvalidate Kind = "invalidate"
+	// KindImage hands a project back for its deploy image (dbt: after `dbt deps`), as an artifact; part of an
+	// apply's run, before any command of the tool runs. It is given no registry credentials: the bot pushes.
+	KindImage Kind = "image"
 )
 
 // Source says where the code a job runs on comes from.

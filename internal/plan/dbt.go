@@ -96,6 +96,10 @@ type DBT struct {
 	Downstream []string `json:"downstream,omitempty"`
 	// Commands are the exact dbt commands the apply runs, in order (none for build_only or none).
 	Commands []string `json:"commands,omitempty"`
+	// ImageRepository is where the apply pushes the deploy image it builds, from the governing config (the
+	// default branch's for a project it has); "" when none is configured: the apply builds no image and runs in
+	// the checkout.
+	ImageRepository string `json:"image_repository,omitempty"`
 }
 
 // Disagree reports whether the file rules and the manifest decide different scopes.

@@ -150,7 +150,8 @@ projects:
 	assert.Equal(t, "ghcr.io/acme/marts", marts.Image.Repository)
 	assert.Equal(t, &DBTPREnvironment{Schema: "dbt_pr_{number}"}, marts.PREnvironment)
 	assert.Equal(t, "", got.Projects[1].DBT.Image.Repository, "the base pushes this project nowhere")
-	assert.Equal(t, "ghcr.io/acme/added", got.Projects[2].DBT.Image.Repository, "a new project is reviewed with the PR")
+	assert.Equal(t, "", got.Projects[2].DBT.Image.Repository, "a project the default branch lacks pushes nowhere until merged")
+	assert.Equal(t, "dbt/runtime:2", got.Projects[2].DBT.Image.Base)
 
 	marts.Commands[0] = "changed"
 	assert.Equal(t, []string{"dbt run"}, head.Projects[0].DBT.Commands, "Merge copies")

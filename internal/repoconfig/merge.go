@@ -14,7 +14,8 @@ import "maps"
 //   - From HEAD (the PR's own): projects (what to plan is part of the change under review), plan_drafts, and
 //     plan_on_pr of environments that exist in both (it only turns planning on or off). A dbt project the base
 //     has too (by name) keeps the base's image repository and pr_environment: the bot pushes with its own
-//     registry credentials and builds PR code into that schema before anyone reviewed it.
+//     registry credentials and builds PR code into that schema before anyone reviewed it. A dbt project the
+//     base lacks has no image repository until it is merged.
 //
 // Environments the head adds are ignored until they are merged; environments the head removes stay. Pass
 // Default() as base when the base branch has no config file, and the parsed base config otherwise: when the
@@ -67,6 +68,12 @@ func mergeProjects(base, head []Project) []Project {
 	for _, p := range head {
 		p.DBT = cloneDBT(p.DBT)
 		if p.DBT != nil {
+			if p.DBT.Image != nil && !hasDBTProject(base, p.Name) {
+				// A project the default branch lacks pushes nowhere until merged: where the bot's registry
+				// credentials push is never the PR's to say, reviewed or not (an environment applied by comment
+				// may need no review).
+				p.DBT.Image.Repository = ""
+			}
 			for _, b := range base {
 				if b.Name != p.Name || b.DBT == nil {
 					continue
@@ -84,6 +91,15 @@ func mergeProjects(base, head []Project) []Project {
 		out = append(out, p)
 	}
 	return out
+}
+
+func hasDBTProject(projects []Project, name string) bool {
+	for _, p := range projects {
+		if p.Name == name && p.DBT != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func cloneDBT(d *DBTProject) *DBTProject {

@@ -134,6 +134,9 @@ func TestDBTAnApprovedVersionBumpAppliesOnMergeAndBecomesTheBase(t *testing.T) {
 		log := runLog(t, w, apply)
 		assert.Contains(t, log, "dagctl: verify: comparing with "+w.Base+", the merge base", "the verifying plan's base")
 		assert.Contains(t, log, "dbt build --target prod", "the approved command ran")
+		assert.Contains(t, log, "dagctl: image: no image repository configured: ran in the checkout")
+		assert.Contains(t, strings.ToLower(botText(w, apply.State, 1, apply.Title, apply.Summary)),
+			"no image repository configured: ran in the checkout", "the apply says it built no image")
 
 		// The next PR, from the merged main, is compared with what prod was applied from.
 		w.Base = mergeSHA

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 
 	"k8s.io/client-go/kubernetes"
 
@@ -15,11 +16,11 @@ import (
 )
 
 // imageBuilders are the deploy-image builders this server has, one per repoconfig.ImageBuilder
-// (docs/dbt.md#images). The apply asks chooseImageBuilder for a project's.
+// (docs/dbt.md#images). The apply is given them by kind (byKind).
 type imageBuilders struct {
 	// kubernetes: jobs run on the Kubernetes executor, where a Dockerfile build's Job can run.
 	kubernetes bool
-	// layers is `builder: layers` (image.LayerBuilder); nil until the apply wires it.
+	// layers is `builder: layers` (image.LayerBuilder, the bot's keychain).
 	layers image.Builder
 	// dockerfile is `builder: dockerfile` (kubebuild.Builder); nil without the Kubernetes executor or without
 	// DAGCTL_BUILD_GIT_IMAGE and DAGCTL_BUILD_PUSH_SECRET.
@@ -41,27 +42,19 @@ func (b imageBuilders) refuse(kind repoconfig.ImageBuilder) string {
 	return ""
 }
 
-// chooseImageBuilder is the builder of a project's image settings (nil, nil: the project builds no image).
-func chooseImageBuilder(img *repoconfig.DBTImage, b imageBuilders) (image.Builder, error) {
-	if img == nil {
-		return nil, nil
+// byKind are the builders the apply is given (apply.Sequence.Images): those this server has, then the
+// options' in their place (tests). A builder it lacks is refused at plan time (refuse) and, should a plan
+// made before get to apply, fails the apply saying so, before anything runs.
+func (b imageBuilders) byKind(given map[repoconfig.ImageBuilder]image.Builder) map[repoconfig.ImageBuilder]image.Builder {
+	out := map[repoconfig.ImageBuilder]image.Builder{}
+	if b.layers != nil {
+		out[repoconfig.BuildLayers] = b.layers
 	}
-	if why := b.refuse(img.Builder); why != "" {
-		return nil, fmt.Errorf("image.builder: %s %s", img.Builder, why)
+	if b.dockerfile != nil {
+		out[repoconfig.BuildDockerfile] = b.dockerfile
 	}
-	var chosen image.Builder
-	switch img.Builder {
-	case repoconfig.BuildLayers, "":
-		chosen = b.layers
-	case repoconfig.BuildDockerfile:
-		chosen = b.dockerfile
-	default:
-		return nil, fmt.Errorf("image.builder: %q is not a builder", img.Builder)
-	}
-	if chosen == nil {
-		return nil, fmt.Errorf("image.builder: %s has no builder on this server", img.Builder)
-	}
-	return chosen, nil
+	maps.Copy(out, given)
+	return out
 }
 
 // newDockerfileBuilder is `builder: dockerfile`'s builder from the settings, on the Kubernetes executor's

@@ -24,42 +24,26 @@ func (namedBuilder) Build(context.Context, image.Request) (image.Result, error) 
 	return image.Result{}, nil
 }
 
-func TestChooseImageBuilder(t *testing.T) {
-	layers, dockerfile := namedBuilder("layers"), namedBuilder("dockerfile")
-	onKubernetes := imageBuilders{kubernetes: true, layers: layers, dockerfile: dockerfile}
-	local := imageBuilders{layers: layers}
-	kubernetesWithoutBuilds := imageBuilders{kubernetes: true, layers: layers}
-	img := func(b repoconfig.ImageBuilder) *repoconfig.DBTImage {
-		return &repoconfig.DBTImage{Repository: "ghcr.io/acme/marts", Builder: b}
-	}
+func TestTheApplyIsGivenTheBuildersThisServerHas(t *testing.T) {
+	layers, dockerfile, stand := namedBuilder("layers"), namedBuilder("dockerfile"), namedBuilder("a test's")
 	for _, tc := range []struct {
 		name     string
-		img      *repoconfig.DBTImage
 		builders imageBuilders
-		want     image.Builder
-		err      string
+		given    map[repoconfig.ImageBuilder]image.Builder
+		want     map[repoconfig.ImageBuilder]image.Builder
 	}{
-		{"no image: nothing is built", nil, local, nil, ""},
-		{"layers on the local executor", img(repoconfig.BuildLayers), local, layers, ""},
-		{"layers on Kubernetes", img(repoconfig.BuildLayers), onKubernetes, layers, ""},
-		{"dockerfile on Kubernetes", img(repoconfig.BuildDockerfile), onKubernetes, dockerfile, ""},
-		{"dockerfile on the local executor", img(repoconfig.BuildDockerfile), local, nil,
-			"image.builder: dockerfile needs the Kubernetes executor"},
-		{"dockerfile on Kubernetes without the build settings", img(repoconfig.BuildDockerfile), kubernetesWithoutBuilds, nil,
-			"image.builder: dockerfile is not set up on this bot: its operator sets DAGCTL_BUILD_GIT_IMAGE and DAGCTL_BUILD_PUSH_SECRET"},
-		{"layers before the apply wired its builder", img(repoconfig.BuildLayers), imageBuilders{}, nil,
-			"image.builder: layers has no builder on this server"},
+		{"the local executor: layers alone", imageBuilders{layers: layers}, nil,
+			map[repoconfig.ImageBuilder]image.Builder{repoconfig.BuildLayers: layers}},
+		{"Kubernetes with the build settings: both", imageBuilders{kubernetes: true, layers: layers, dockerfile: dockerfile}, nil,
+			map[repoconfig.ImageBuilder]image.Builder{repoconfig.BuildLayers: layers, repoconfig.BuildDockerfile: dockerfile}},
+		{"Kubernetes without the build settings: no dockerfile builder", imageBuilders{kubernetes: true, layers: layers}, nil,
+			map[repoconfig.ImageBuilder]image.Builder{repoconfig.BuildLayers: layers}},
+		{"a test's builder replaces the server's", imageBuilders{layers: layers},
+			map[repoconfig.ImageBuilder]image.Builder{repoconfig.BuildLayers: stand},
+			map[repoconfig.ImageBuilder]image.Builder{repoconfig.BuildLayers: stand}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := chooseImageBuilder(tc.img, tc.builders)
-			if tc.err != "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), tc.err)
-				assert.Nil(t, got)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, got)
+			assert.Equal(t, tc.want, tc.builders.byKind(tc.given))
 		})
 	}
 }

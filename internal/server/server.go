@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/gorilla/mux"
 	"k8s.io/client-go/kubernetes"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/framework"
 	"github.com/dagctl/dagctl-bot/internal/framework/dbt"
 	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh"
+	"github.com/dagctl/dagctl-bot/internal/image"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/jobs/kube"
 	"github.com/dagctl/dagctl-bot/internal/outbox"
@@ -67,6 +69,10 @@ type Options struct {
 	// Frameworks are run besides the built-in ones (sqlmesh, dbt); one named as a built-in replaces it (tests
 	// register stand-ins of their own).
 	Frameworks []framework.Framework
+	// ImageBuilders replace the bot's dbt deploy image builders, by builder (default: layers, an
+	// image.LayerBuilder with the operator's registry keychain, the bot's docker config; tests bring one for
+	// their in-process registry).
+	ImageBuilders map[repoconfig.ImageBuilder]image.Builder
 }
 
 // Server is a running dagctl-bot.
@@ -152,7 +158,10 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 	if s.kubeClient == nil {
 		s.kubeClient = opts.KubeClient
 	}
-	s.images = imageBuilders{kubernetes: s.cfg.Executor == serverconfig.ExecutorKubernetes || s.kubeClient != nil}
+	// The layers builder pushes with the operator's keychain (the bot's docker config, $DOCKER_CONFIG), never
+	// with anything of a PR's.
+	s.images = imageBuilders{kubernetes: s.cfg.Executor == serverconfig.ExecutorKubernetes || s.kubeClient != nil,
+		layers: &image.LayerBuilder{Keychain: authn.DefaultKeychain}}
 	if s.images.dockerfile, err = newDockerfileBuilder(s.kubeClient, s.kubeInstance, s.cfg.Builds, s.log); err != nil {
 		store.Close()
 		return nil, err
@@ -174,6 +183,7 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 		Executor:     s.executor,
 		ExecutorName: string(cfg.Executor),
 		Jobs:         settings,
+		Images:       s.images.byKind(opts.ImageBuilders),
 		PublicURL:    cfg.PublicURL,
 		LogKey:       s.logKey,
 		Log:          s.log,
@@ -625,3 +635,4 @@ func gitHubWebURL(apiURL string) string {
 	}
 	return base
 }
+

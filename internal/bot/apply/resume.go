@@ -79,7 +79,7 @@ func (s *Sequence) loadResume(ctx context.Context, runID int64) (*resumeState, e
 // stepOf names the step of the apply whose job the run last started, from the job's id ("<run>-<step>",
 // with the executor's prefix, e.g. "local-"); false before any job started.
 func stepOf(run db.Run) (string, bool) {
-	for _, step := range []string{stepVerify, stepApply} {
+	for _, step := range []string{stepVerify, stepImage, stepApply} {
 		suffix := strconv.FormatInt(run.ID, 10) + "-" + step
 		if id := run.ExecutorJobID; id == suffix || strings.HasSuffix(id, "-"+suffix) {
 			return step, true
@@ -168,14 +168,46 @@ func (s *Sequence) stopUnresumable(ctx context.Context, run db.Run, h jobs.Handl
 func (s *Sequence) resume(ctx context.Context, forge vcs.Forge, req Request, run db.Run, state resumeState, step string, logw *db.RunLogWriter, followed stepJob) applyEnding {
 	defer func() { _ = logw.Close(context.Background()) }()
 	if step == stepApply {
-		return s.applyStep(ctx, forge, req, run, logw, state.content(), state.Started, followed)
+		// The image was built and recorded before the apply job started: it runs on that one.
+		built, err := s.recordedImage(ctx, req, run)
+		if err != nil {
+			return applyEnding{conclusion: vcs.StatusFailure, title: "Could not read the apply's image", summary: err.Error(), exitCode: -1, reason: err.Error()}
+		}
+		return s.applyStep(ctx, forge, req, run, logw, state.content(), state.Started, followed, built)
 	}
-	facts := req.lockedFacts()
-	facts.Target.ContentAccepted = state.Accepted
-	if end := s.replan(ctx, forge, req, run, logw, facts, followed); end != nil {
+	next := s.startStep(forge, logw, s.waitingForForge(forge, req, run.ID))
+	imageJob := next
+	if step == stepImage {
+		// The re-plan was done; the job handing the project back for the image is followed, then built from.
+		imageJob = followed
+	} else {
+		facts := req.lockedFacts()
+		facts.Target.ContentAccepted = state.Accepted
+		if end := s.replan(ctx, forge, req, run, logw, facts, followed); end != nil {
+			return *end
+		}
+	}
+	built, end := s.buildImage(ctx, forge, req, run, logw, imageJob)
+	if end != nil {
 		return *end
 	}
-	return s.applyStep(ctx, forge, req, run, logw, state.content(), state.Started, s.startStep(forge, logw, s.waitingForForge(forge, req, run.ID)))
+	return s.applyStep(ctx, forge, req, run, logw, state.content(), state.Started, next, built)
+}
+
+// recordedImage is the image the run built, as stored; none when it built none.
+func (s *Sequence) recordedImage(ctx context.Context, req Request, run db.Run) (deployImage, error) {
+	b := imageBuildOf(req.Plan.Summary, req.Context.Project)
+	if !b.deploys {
+		return deployImage{}, nil
+	}
+	img, err := s.Store.ApplyImageOf(ctx, run.ID)
+	switch {
+	case errors.Is(err, db.ErrNotFound) && b.image == nil:
+		return deployImage{note: NoImageNote}, nil
+	case err != nil:
+		return deployImage{}, err
+	}
+	return deployImage{ref: img.Reference, tagged: img.Tagged, note: "image built: `" + img.Reference + "`"}, nil
 }
 
 // resultLines are the run's result lines, kept aside by its log writer (flushed first).

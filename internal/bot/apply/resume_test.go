@@ -18,6 +18,7 @@ func TestStepOfNamesTheStepAnApplyRunLastStarted(t *testing.T) {
 	}{
 		{"12-verify", stepVerify, true},
 		{"12-apply", stepApply, true},
+		{"12-image", stepImage, true},
 		{"local-12-apply", stepApply, true},
 		{"", "", false},
 		{"112-apply", "", false}, // another run's

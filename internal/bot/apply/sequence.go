@@ -21,6 +21,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/deploy"
 	"github.com/dagctl/dagctl-bot/internal/framework"
+	"github.com/dagctl/dagctl-bot/internal/image"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/plan"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
@@ -37,6 +38,9 @@ type Sequence struct {
 	Locks        *prstate.PRLocks
 	Log          *slog.Logger
 	ExecutorName string
+	// Images build a dbt deploy's image, by the project's builder (the server's: layers, with the operator's
+	// registry keychain). A project whose builder has none here fails its apply, saying so.
+	Images map[repoconfig.ImageBuilder]image.Builder
 }
 
 // lockPoll is how often a queued apply looks at the environment's lock again.
@@ -92,7 +96,8 @@ type applyEnding struct {
 	summary    string
 	reason     string // stored with the run
 	exitCode   int
-	abandoned  bool // the bot is stopping: nothing is recorded
+	abandoned  bool   // the bot is stopping: nothing is recorded
+	note       string // told with a success (the deploy image built, or none)
 }
 
 func (s *Sequence) runApply(ctx context.Context, forge vcs.Forge, req Request, run db.Run) {
@@ -170,6 +175,9 @@ func endReply(env string, end applyEnding) string {
 	if end.conclusion != vcs.StatusSuccess && end.summary != "" {
 		body += "\n\n" + end.summary
 	}
+	if end.conclusion == vcs.StatusSuccess && end.note != "" {
+		body += "\n\n" + strings.ToUpper(end.note[:1]) + end.note[1:] + "."
+	}
 	return body
 }
 
@@ -198,7 +206,11 @@ func (s *Sequence) applyUnderLock(ctx context.Context, forge vcs.Forge, req Requ
 	if end := s.replan(ctx, forge, req, run, logw, facts, job); end != nil {
 		return *end
 	}
-	return s.applyStep(ctx, forge, req, run, logw, content, state.Started, job)
+	built, end := s.buildImage(ctx, forge, req, run, logw, job)
+	if end != nil {
+		return *end
+	}
+	return s.applyStep(ctx, forge, req, run, logw, content, state.Started, job, built)
 }
 
 // stepJob runs one job of the apply and waits for it: started now (startStep), or, after a restart, the job a
@@ -319,13 +331,17 @@ func (s *Sequence) replan(ctx context.Context, forge vcs.Forge, req Request, run
 
 // applyStep applies, with the framework's per-batch progress on the apply status, and records the content a
 // protected environment now holds.
-func (s *Sequence) applyStep(ctx context.Context, forge vcs.Forge, req Request, run db.Run, logw *db.RunLogWriter, content contentCheck, started time.Time, job stepJob) applyEnding {
+func (s *Sequence) applyStep(ctx context.Context, forge vcs.Forge, req Request, run db.Run, logw *db.RunLogWriter, content contentCheck, started time.Time, job stepJob, built deployImage) applyEnding {
 	fw, err := s.Runner.Jobs.Frameworks.For(req.Context.Project)
 	if err != nil {
 		return applyEnding{conclusion: vcs.StatusFailure, title: "The apply could not run", summary: err.Error(), exitCode: -1, reason: err.Error()}
 	}
+	if d := req.Plan.Summary; d != nil && d.DBT != nil && d.DBT.Scope == plan.ScopeBuildOnly {
+		return s.buildOnly(ctx, fw, req, logw, content, built)
+	}
 	progress := newProgressReporter(s, forge, req, run.ID, fw.ParseProgress)
-	res, err := job(ctx, jobrun.Step{Plan: req.Plan, Context: req.Context, RunID: run.ID, Kind: jobs.KindApply, Name: stepApply, SHA: req.SHA}, progress.line)
+	res, err := job(ctx, jobrun.Step{Plan: req.Plan, Context: req.Context, RunID: run.ID, Kind: jobs.KindApply, Name: stepApply, SHA: req.SHA,
+		Image: built.ref, ImagePath: image.DefaultImagePath}, progress.line)
 	progress.stop()
 	duration := time.Since(started).Round(time.Second)
 	if s.Runner.Abandoned(run.ID, res, err) {
@@ -342,25 +358,59 @@ func (s *Sequence) applyStep(ctx context.Context, forge vcs.Forge, req Request, 
 		return applyEnding{conclusion: vcs.StatusFailure, title: fmt.Sprintf("Apply failed after %s: comment `/dagctl apply` to retry (completed intervals are kept)", duration),
 			summary: fence(logText(tail)), exitCode: res.ExitCode, reason: firstNonEmpty(res.Reason, "exit code "+strconv.Itoa(res.ExitCode))}
 	}
-	s.recordDeployed(ctx, fw, req, res)
-	if content.hash != "" {
-		if err := s.Store.RecordApplied(ctx, db.AppliedContent{Forge: req.Plan.Forge, Repo: req.Plan.Repo, Project: req.Plan.Project,
-			Environment: req.Context.Env.Name, CommitSHA: req.SHA, ContentHash: content.hash, PlanID: req.Plan.ID, AppliedAt: time.Now()}); err != nil {
-			s.Log.Error("recording what was applied", "env", req.Context.Env.Name, "err", err)
-		}
+	s.recordDeployed(ctx, fw, req, res, false)
+	s.recordApplied(ctx, req, content)
+	summary := fmt.Sprintf("Applied the approved plan to `%s` at %s (%s).", req.Context.Env.Name, prstate.Short(req.SHA), progress.describe())
+	if built.note != "" {
+		summary += "\n\n" + built.note
 	}
-	return applyEnding{conclusion: vcs.StatusSuccess, title: fmt.Sprintf("Applied in %s", duration),
-		summary: fmt.Sprintf("Applied the approved plan to `%s` at %s (%s).", req.Context.Env.Name, prstate.Short(req.SHA), progress.describe()), exitCode: res.ExitCode}
+	return applyEnding{conclusion: vcs.StatusSuccess, title: fmt.Sprintf("Applied in %s", duration), summary: summary, exitCode: res.ExitCode, note: built.note}
+}
+
+// buildOnly ends a build_only deploy: the image was its whole apply (or, with no image repository, nothing
+// was to be done), and no dbt command runs. The environment's production state is the last deploy's: nothing
+// dbt builds changed.
+func (s *Sequence) buildOnly(ctx context.Context, fw framework.Framework, req Request, logw *db.RunLogWriter, content contentCheck, built deployImage) applyEnding {
+	logw.Sink(jobs.Line{Stream: "stderr", Text: "dagctl: build_only: no dbt command runs"})
+	s.recordDeployed(ctx, fw, req, jobs.Result{}, true)
+	s.recordApplied(ctx, req, content)
+	title := "Built the image: no dbt command runs (build_only)"
+	if built.ref == "" {
+		title = "Nothing to build: no image repository configured, and build_only runs no dbt command"
+	}
+	summary := fmt.Sprintf("Deployed `%s` at %s: build_only runs no dbt command.", req.Context.Env.Name, prstate.Short(req.SHA))
+	if built.note != "" {
+		summary += "\n\n" + built.note
+	}
+	return applyEnding{conclusion: vcs.StatusSuccess, title: title, summary: summary, note: built.note}
+}
+
+// recordApplied records the content a protected environment now holds.
+func (s *Sequence) recordApplied(ctx context.Context, req Request, content contentCheck) {
+	if content.hash == "" {
+		return
+	}
+	if err := s.Store.RecordApplied(ctx, db.AppliedContent{Forge: req.Plan.Forge, Repo: req.Plan.Repo, Project: req.Plan.Project,
+		Environment: req.Context.Env.Name, CommitSHA: req.SHA, ContentHash: content.hash, PlanID: req.Plan.ID, AppliedAt: time.Now()}); err != nil {
+		s.Log.Error("recording what was applied", "env", req.Context.Env.Name, "err", err)
+	}
 }
 
 // recordDeployed stores what an apply job that succeeded (every command) deployed: its commit, the base of the
 // environment's next plans, and the production state the executor collected from the job
 // (framework.StateKeeper), never read from its output. A state that is missing or over the cap is not stored
 // (the next plans compare with the commit's files, so no selective deploy); the log says why.
-func (s *Sequence) recordDeployed(ctx context.Context, fw framework.Framework, req Request, res jobs.Result) {
+//
+// A deploy that ran no command of the tool (dbt's build_only: only the image changed) keeps the last deploy's
+// state (carry): what the tool built is unchanged.
+func (s *Sequence) recordDeployed(ctx context.Context, fw framework.Framework, req Request, res jobs.Result, carry bool) {
 	d := db.DeployedState{Forge: req.Plan.Forge, Repo: req.Plan.Repo, Project: req.Plan.Project,
 		Environment: req.Context.Env.Name, CommitSHA: req.SHA, PlanID: req.Plan.ID, DeployedAt: time.Now()}
-	if k, ok := framework.StateKeeperOf(fw); ok {
+	if _, ok := framework.StateKeeperOf(fw); ok && carry {
+		if last, err := s.Store.LastDeployed(ctx, d.Forge, d.Repo, d.Project, d.Environment); err == nil {
+			d.Manifest = last.Manifest
+		}
+	} else if k, ok := framework.StateKeeperOf(fw); ok {
 		path := k.StateArtifact()
 		switch manifest, ok := res.Artifacts[path]; {
 		case !ok:

@@ -176,6 +176,12 @@ func (r *Runner) source(ctx context.Context, forge vcs.Forge, repo vcs.Repo, sha
 	return src, err
 }
 
+// CloneSource is where a build outside the executor (a Dockerfile build's Job) fetches commit sha of repo
+// from: the forge's short-lived clone token and its user, as a job gets them.
+func (r *Runner) CloneSource(ctx context.Context, forge vcs.Forge, repo vcs.Repo, sha string, waiting func(error)) (jobs.Source, error) {
+	return r.source(ctx, forge, repo, sha, waiting)
+}
+
 // Abandoned reports whether a job ended only because this process is stopping (the executor killed or let go
 // of it), not because anyone cancelled it or it ended by itself. Such a run is left unfinished in the store:
 // the next process re-attaches to it (a Kubernetes Job goes on) or runs it again (a local process died with
@@ -639,6 +645,18 @@ type Step struct {
 	// Base is the base commit a comparing framework's verifying plan checks out beside SHA (StepBase); nil for
 	// other frameworks.
 	Base *BaseCommit
+	// Image is the deploy image the apply built (`repository@sha256:...`), with the project at ImagePath in it:
+	// on an executor that runs containers the apply job runs on it; the local executor runs in the checkout.
+	Image, ImagePath string
+}
+
+// imageExecutor is an executor whose jobs run in containers of the image their spec names (Kubernetes).
+type imageExecutor interface{ RunsImages() bool }
+
+// runsImages reports whether the executor runs a job on the image its spec names.
+func runsImages(e jobs.Executor) bool {
+	ie, ok := e.(imageExecutor)
+	return ok && ie.RunsImages()
 }
 
 // RunStep runs one job of an apply (the verifying plan, or the apply itself) at the apply's commit.
@@ -655,18 +673,24 @@ func (r *Runner) RunStep(ctx context.Context, forge vcs.Forge, s Step, logw *db.
 	if kind == jobs.KindApply && p.Summary != nil {
 		approved = p.Summary.DBT
 	}
-	state, err := r.stepState(ctx, s)
-	if err != nil {
-		return jobs.Result{}, fmt.Errorf("could not read the production state of %s: %w", pc.Env.Name, err)
+	var state []byte
+	if kind != jobs.KindImage {
+		if state, err = r.stepState(ctx, s); err != nil {
+			return jobs.Result{}, fmt.Errorf("could not read the production state of %s: %w", pc.Env.Name, err)
+		}
 	}
-	spec, refused, err := r.Jobs.Spec(framework.JobRequest{
+	jreq := framework.JobRequest{
 		RunID: fmt.Sprintf("%d-%s", runID, step), Kind: kind, Config: pc.Config(), Project: pc.Project,
 		Env: pc.Env.Name, Flags: p.Flags,
 		Source: src,
 		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": sha},
 		DBT:    approved,
 		State:  state,
-	})
+	}
+	if s.Image != "" && kind == jobs.KindApply && runsImages(r.Executor) {
+		jreq.DeployImage, jreq.ImagePath = s.Image, s.ImagePath
+	}
+	spec, refused, err := r.Jobs.Spec(jreq)
 	if err != nil {
 		return jobs.Result{}, err
 	}
@@ -675,6 +699,13 @@ func (r *Runner) RunStep(ctx context.Context, forge vcs.Forge, s Step, logw *db.
 		onLine(l)
 	})
 	sink(jobs.Line{Stream: "stderr", Text: fmt.Sprintf("dagctl: %s: %s", step, strings.Join(displayCommand(spec.Command), " "))})
+	switch {
+	case kind != jobs.KindApply || s.Image == "":
+	case jreq.DeployImage != "":
+		sink(jobs.Line{Stream: "stderr", Text: fmt.Sprintf("dagctl: %s: on the deploy image %s", step, s.Image)})
+	default:
+		sink(jobs.Line{Stream: "stderr", Text: fmt.Sprintf("dagctl: %s: in the checkout: this executor runs no images (the deploy image is %s)", step, s.Image)})
+	}
 	if s.Base != nil && kind == jobs.KindPlan {
 		sink(jobs.Line{Stream: "stderr", Text: fmt.Sprintf("dagctl: %s: %s", step, s.Base.describe(pc.Env.Name))})
 	}

@@ -70,6 +70,8 @@ type Store interface {
 	LastApplied(ctx context.Context, forge, repo, project, env string) (db.AppliedContent, error)
 	RecordDeployed(ctx context.Context, d db.DeployedState) error
 	LastDeployed(ctx context.Context, forge, repo, project, env string) (db.DeployedState, error)
+	RecordApplyImage(ctx context.Context, img db.ApplyImage) error
+	ApplyImageOf(ctx context.Context, runID int64) (db.ApplyImage, error)
 
 	GetInstallation(ctx context.Context, forge, account string) (db.Installation, error)
 	UpsertInstallation(ctx context.Context, in db.Installation) error

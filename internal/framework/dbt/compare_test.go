@@ -79,6 +79,16 @@ func TestAPlanIsCompletedFromBothCommits(t *testing.T) {
 		assert.Equal(t, scope.NoStateFullBuild, d.ScopeReason)
 		assert.Equal(t, []string{"dbt build --target prod"}, d.Commands)
 		assert.Len(t, d.Nodes, 1)
+		assert.Empty(t, d.ImageRepository, "no image configured: the apply runs in the checkout")
+	})
+
+	t.Run("the image repository is the governing project's", func(t *testing.T) {
+		head := commitOf(t, "head1", dbtConfig("1.1.0"), headTree)
+		p := governing(t, dbtConfig("1.1.0"))
+		p.DBT.Image = &repoconfig.DBTImage{Base: "registry.example/dbt:1", Repository: "registry.example/acme/marts"}
+		o := framework.CompletePlan(c, jobOutcome(), framework.Comparison{Project: p, Environment: "prod", Head: head, Base: &base})
+		require.Equal(t, plan.StatusReady, o.Status, o.Error)
+		assert.Equal(t, "registry.example/acme/marts", o.Summary.DBT.ImageRepository, "the repository the merged config keeps, never the head's text")
 	})
 	t.Run("a version bump with the production manifest deploys selectively", func(t *testing.T) {
 		head := commitOf(t, "head1", dbtConfig("1.1.0"), headTree)

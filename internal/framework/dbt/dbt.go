@@ -126,7 +126,14 @@ func (Framework) Complete(s *plan.Summary, c framework.Comparison) error {
 		in.Base = &base
 		s.DBT.BaseCommit, s.DBT.BaseIsDeployed = c.Base.SHA, c.BaseIsDeployed
 	}
-	return scope.Fill(s.DBT, in)
+	if err := scope.Fill(s.DBT, in); err != nil {
+		return err
+	}
+	s.DBT.ImageRepository = ""
+	if d := c.Project.DBT; d != nil && d.Image != nil {
+		s.DBT.ImageRepository = d.Image.Repository
+	}
+	return nil
 }
 
 // commit is one side of the rules: a config that does not parse counts as none (scope.Commit.Config), so that
@@ -139,4 +146,20 @@ func commit(c framework.Commit, p repoconfig.Project) scope.Commit {
 		}
 	}
 	return out
+}
+
+var _ framework.ImagePackager = Framework{}
+
+// PackageCommand: the helper's package mode, `dbt deps` when the project has packages, then the project as a tar
+// (planner.PackageArtifact).
+func (f Framework) PackageCommand(req framework.CommandRequest, maxBytes int) []string {
+	return f.DBT.PackageCommand(maxBytes, options(req))
+}
+
+// PackageArtifact: where the package job leaves the tar.
+func (Framework) PackageArtifact() string { return planner.PackageArtifact }
+
+// ImageEnv: the apply helper runs the commands in the image's project (planner.ImageProjectEnv).
+func (Framework) ImageEnv(imagePath string) map[string]string {
+	return map[string]string{planner.ImageProjectEnv: imagePath}
 }

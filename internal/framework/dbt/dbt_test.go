@@ -1,6 +1,7 @@
 package dbt
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/framework/dbt/planner"
 	"github.com/dagctl/dagctl-bot/internal/framework/dbt/scope"
 	"github.com/dagctl/dagctl-bot/internal/framework/sqlmesh"
+	"github.com/dagctl/dagctl-bot/internal/image"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/plan"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
@@ -270,4 +272,63 @@ func TestPlanAndApplyThroughTheSeam(t *testing.T) {
 
 	_, _, err = settings.Spec(framework.JobRequest{Kind: jobs.KindInvalidate, Config: cfg, Project: p, Env: "pr_7", Source: jobs.Source{Dir: dir}})
 	assert.ErrorContains(t, err, "need no cleanup")
+}
+
+// The deploy image's jobs through the seam on the local executor: the package job hands the project back as a
+// tar (an artifact, never registry credentials), and an apply on the image runs the commands in the project the
+// image holds (here the extracted tar stands for it), its artifacts still in the checkout, where they are
+// collected.
+func TestTheDeployImagesJobsThroughTheSeam(t *testing.T) {
+	dir := exampleCheckout(t)
+	reg, err := framework.NewRegistry(New(testutil.Python(t)))
+	require.NoError(t, err)
+	settings := framework.JobSettings{Frameworks: reg, BotEnv: map[string]string{"PATH": os.Getenv("PATH")}, Allowed: []string{"PATH"}, Image: "runtime:1"}
+	exec, err := jobs.NewLocal(jobs.LocalOptions{WorkDir: t.TempDir()})
+	require.NoError(t, err)
+	cfg := repoconfig.Default()
+	cfg.Job.Env = map[string]string{"EXAMPLE_DUCKDB_PATH": filepath.Join(t.TempDir(), "warehouse.duckdb")}
+	p := project(&repoconfig.DBTProject{Version: "1.0.0", Commands: []string{"dbt seed"}})
+	cfg.Projects = []repoconfig.Project{p}
+	ctx := context.Background()
+
+	spec, _, err := settings.Spec(framework.JobRequest{RunID: "9-image", Kind: jobs.KindImage, Config: cfg, Project: p, Env: "prod",
+		Source: jobs.Source{Dir: dir}, State: []byte("{}")})
+	require.NoError(t, err)
+	assert.Equal(t, []string{planner.PackageArtifact}, spec.Collect, "the tar alone")
+	assert.Empty(t, spec.Inputs, "a package job needs no production state")
+	_, res, err := framework.RunJob(ctx, exec, spec, func(jobs.Line) {}, nil)
+	require.NoError(t, err)
+	require.True(t, res.Succeeded(), "%+v", res)
+	tarball, ok := res.Artifacts[planner.PackageArtifact]
+	require.True(t, ok, "%v", res.ArtifactErrors)
+	imageProject := t.TempDir()
+	ids, err := image.ExtractProject(bytes.NewReader(tarball), imageProject)
+	require.NoError(t, err)
+	assert.Contains(t, ids, "models/staging/stg_orders.sql")
+
+	approved := &plan.DBT{Scope: plan.ScopeAll, Commands: scope.Commands(plan.ScopeAll, *p.DBT, "prod", "")}
+	plain, _, err := settings.Spec(framework.JobRequest{RunID: "9-apply", Kind: jobs.KindApply, Config: cfg, Project: p, Env: "prod", Source: jobs.Source{Dir: dir}, DBT: approved})
+	require.NoError(t, err)
+	assert.Equal(t, "runtime:1", plain.Image)
+	assert.NotContains(t, plain.Env, planner.ImageProjectEnv, "without a deploy image the job runs in the checkout")
+
+	const ref = "registry.example/acme/marts@sha256:0123456789012345678901234567890123456789012345678901234567890123"
+	onImage, _, err := settings.Spec(framework.JobRequest{RunID: "9-apply", Kind: jobs.KindApply, Config: cfg, Project: p, Env: "prod", Source: jobs.Source{Dir: dir}, DBT: approved,
+		DeployImage: ref, ImagePath: imageProject})
+	require.NoError(t, err)
+	assert.Equal(t, ref, onImage.Image, "the apply runs on the image it built, by digest")
+	assert.Equal(t, imageProject, onImage.Env[planner.ImageProjectEnv])
+	verify, _, err := settings.Spec(framework.JobRequest{RunID: "9-verify", Kind: jobs.KindPlan, Config: cfg, Project: p, Env: "prod", Source: jobs.Source{Dir: dir}, DeployImage: ref})
+	require.NoError(t, err)
+	assert.Equal(t, "runtime:1", verify.Image, "only the apply runs on the deploy image")
+
+	var results framework.ResultLines
+	var log strings.Builder
+	_, res, err = framework.RunJob(ctx, exec, onImage, func(l jobs.Line) { results.Add(l); log.WriteString(l.Text + "\n") }, nil)
+	require.NoError(t, err)
+	require.True(t, res.Succeeded(), "%+v\n%s", res, log.String())
+	assert.Contains(t, log.String(), "dagctl: running in "+imageProject+", the project in the deploy image")
+	assert.Contains(t, res.Artifacts, "target/dagctl-apply/manifest.json", "the artifacts are the checkout's: collected as before")
+	_, err = os.Stat(filepath.Join(imageProject, "target", "dagctl-apply"))
+	assert.True(t, os.IsNotExist(err), "nothing of the artifacts went into the image's project")
 }

@@ -138,6 +138,10 @@ func New(ctx context.Context, client kubernetes.Interface, cfg Config) (*Executo
 	return e, nil
 }
 
+// RunsImages: a job runs in a container of the image its spec names (jobs.Spec.Image), so an apply runs on the
+// deploy image the bot built.
+func (e *Executor) RunsImages() bool { return true }
+
 // Close stops watching. Jobs keep running; pending Waits return ErrClosed.
 func (e *Executor) Close() {
 	e.mu.Lock()

@@ -1,7 +1,7 @@
 """dagctl-bot's dbt helper.
 
 Shipped inside the bot and run as `python -c <this source> MODE ...` in the project directory of the job's
-checkout, with the interpreter that has dbt installed. Two modes:
+checkout, with the interpreter that has dbt installed. Three modes:
 
 plan: `dbt parse` of the head, then dbt's state comparison against either the production manifest
 (DAGCTL_DBT_STATE: a directory holding the manifest.json of the environment's last successful deploy) or, without
@@ -19,6 +19,15 @@ apply: runs the approved plan's dbt commands in order (each a list of plain word
 command's target directory is ARTIFACTS/<n>; the last command's manifest.json and run_results.json are copied to
 ARTIFACTS. It ends with one `::dagctl-dbt-apply::` line saying what ran.
 
+With DAGCTL_DBT_PROJECT_DIR set (by the bot, for a job on the deploy image it built), the commands run in that
+directory, the project as the image holds it (with its dbt_packages/); the artifacts still go to ARTIFACTS in the
+checkout, where the executor collects them.
+
+package: the project handed back for its deploy image: `dbt deps` when the project has packages (packages.yml or
+dependencies.yml), then the project directory as a tar at the given path (.git/ at any depth, target/ and logs/
+at the root left out; symlinks kept as symlinks, never followed). Over --max-bytes it fails, saying so, and
+leaves no tar. It ends with one `::dagctl-dbt-package::` line.
+
 dbt's target/ and logs/ never go into the checkout: plans write them to a scratch directory that is removed,
 applies to ARTIFACTS. Long results are printed in parts (`MARKER part I/N <piece>`), because executors cut long
 lines. Bump SCHEMA when the JSON changes shape.
@@ -35,6 +44,7 @@ import traceback
 SCHEMA = 1
 PLAN_MARKER = "::dagctl-dbt-plan::"
 APPLY_MARKER = "::dagctl-dbt-apply::"
+PACKAGE_MARKER = "::dagctl-dbt-package::"
 DEFAULT_CHUNK_BYTES = 32 * 1024
 
 # Read by dbt when it starts; no tracking cookie (.user.yml) is written next to profiles.yml in the checkout.
@@ -88,6 +98,10 @@ def parse_args(argv):
     a.add_argument("--artifacts", required=True)
     a.add_argument("--command", action="append", default=[])
     a.add_argument("--result-chunk-bytes", type=int, default=DEFAULT_CHUNK_BYTES)
+    k = sub.add_parser("package")
+    k.add_argument("--out", required=True)
+    k.add_argument("--max-bytes", type=int, required=True)
+    k.add_argument("--result-chunk-bytes", type=int, default=DEFAULT_CHUNK_BYTES)
     return parser.parse_args(argv)
 
 
@@ -113,6 +127,8 @@ def error_kind(exc):
         return "state"
     if isinstance(exc, ApplyFailed):
         return "apply"
+    if isinstance(exc, PackageTooLarge):
+        return "too_large"
     if isinstance(exc, ImportError) and "dbt" in str(exc):
         return "setup"
     try:
@@ -331,16 +347,26 @@ def input_dir_words(words):
     return [inputs if w == INPUT_DIR_WORD else w for w in words]
 
 
+# Set by the bot for an apply on the deploy image it built: the project's directory in that image.
+IMAGE_PROJECT_ENV = "DAGCTL_DBT_PROJECT_DIR"
+
+
 def apply_mode(args, result):
     from dbt.cli.main import dbtRunner
 
     commands = [input_dir_words(split_command(c)) for c in args.command]
+    image_project = os.environ.get(IMAGE_PROJECT_ENV, "")
     if args.scope in ("selective", "all") and not commands:
         raise UsageError(f"an apply of scope {args.scope} needs the plan's commands")
     if args.scope not in ("selective", "all", "build_only", "none"):
         raise UsageError(f"{args.scope!r} is not a scope this helper applies")
     artifacts = os.path.abspath(args.artifacts)
     os.makedirs(artifacts, exist_ok=True)
+    if image_project:
+        if not os.path.isfile(os.path.join(image_project, "dbt_project.yml")):
+            raise UsageError(f"{IMAGE_PROJECT_ENV}={image_project} holds no dbt_project.yml: is the job on the deploy image?")
+        print(f"dagctl: running in {image_project}, the project in the deploy image", flush=True)
+        os.chdir(image_project)
     ran = []
     result["commands"] = ran
     for n, words in enumerate(commands, 1):
@@ -361,6 +387,74 @@ def apply_mode(args, result):
             raise ApplyFailed(f"`{line}` failed (command {n} of {len(commands)}); the commands after it did not run")
 
 
+# What a package leaves out, as the image's layer does: generated at the root, git's anywhere.
+PACKAGE_EXCLUDED_AT_ROOT = {"target", "logs"}
+PACKAGES_DIR = "dbt_packages"
+
+
+class PackageTooLarge(Exception):
+    pass
+
+
+def package_mode(args, result):
+    project = os.getcwd()
+    deps = any(os.path.isfile(os.path.join(project, f)) for f in ("packages.yml", "dependencies.yml"))
+    result["deps"] = deps
+    if deps:
+        from dbt.cli.main import dbtRunner
+
+        logs = tempfile.mkdtemp(prefix="dagctl-dbt-deps-")
+        try:
+            print("dagctl: dbt deps", flush=True)
+            res = dbtRunner().invoke(["deps", "--log-path", logs])
+        finally:
+            shutil.rmtree(logs, ignore_errors=True)
+        if res.exception is not None:
+            raise res.exception
+        if not res.success:
+            raise ApplyFailed("`dbt deps` failed")
+    import tarfile
+
+    out = os.path.abspath(args.out)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+
+    def keep(info):
+        parts = info.name.split("/")
+        if ".git" in parts or (len(parts) > 1 and parts[0] == "." and parts[1] in PACKAGE_EXCLUDED_AT_ROOT):
+            return None
+        if info.isdev() or info.isfifo():
+            raise UsageError(f"{info.name} is neither a file, a directory nor a symlink")
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+    def keep_project(info):
+        if info.name == "./" + PACKAGES_DIR or info.name.startswith("./" + PACKAGES_DIR + "/"):
+            return None  # added below, each package whole
+        return keep(info)
+
+    try:
+        with tarfile.open(out, "w", format=tarfile.PAX_FORMAT, dereference=False) as tar:
+            tar.add(".", filter=keep_project)
+            if os.path.isdir(PACKAGES_DIR):
+                tar.add(PACKAGES_DIR, arcname="./" + PACKAGES_DIR, recursive=False, filter=keep)
+                for name in sorted(os.listdir(PACKAGES_DIR)):
+                    # A local package is installed as a symlink to its source (outside the project, often
+                    # absolute): the image holds its files instead. Links inside a package stay links.
+                    path = os.path.join(PACKAGES_DIR, name)
+                    tar.add(os.path.realpath(path), arcname=f"./{PACKAGES_DIR}/{name}", filter=keep)
+        size = os.path.getsize(out)
+        result["bytes"] = size
+        if size > args.max_bytes:
+            raise PackageTooLarge(
+                f"the project with its dbt_packages/ is {size} bytes as a tar, over the {args.max_bytes} bytes a job hands back"
+            )
+    except BaseException:
+        if os.path.exists(out):
+            os.remove(out)
+        raise
+
+
 def main(argv):
     result = {"schema": SCHEMA, "ok": False, "dbt_version": None}
     marker = PLAN_MARKER
@@ -371,6 +465,8 @@ def main(argv):
     try:
         if argv[:1] == ["apply"]:
             marker = APPLY_MARKER
+        elif argv[:1] == ["package"]:
+            marker = PACKAGE_MARKER
         args = parse_args(argv)
         chunk_bytes = max(args.result_chunk_bytes, 64)
         from dbt.version import __version__ as dbt_version
@@ -379,6 +475,8 @@ def main(argv):
         if args.mode == "plan":
             scratch = tempfile.mkdtemp(prefix="dagctl-dbt-plan-")
             plan_mode(args, result, scratch)
+        elif args.mode == "package":
+            package_mode(args, result)
         else:
             apply_mode(args, result)
         result["ok"] = True

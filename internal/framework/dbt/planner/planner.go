@@ -64,6 +64,18 @@ const (
 // command's own target directory as ArtifactsDir/<n>. dbt's target/ is generated, never part of a change.
 const ArtifactsDir = "target/dagctl-apply"
 
+// PackageMarker starts the result line of a package job (PackageCommand).
+const PackageMarker = "::dagctl-dbt-package::"
+
+// PackageArtifact is where a package job leaves the project as a tar, relative to the project directory (under
+// dbt's generated target/, which the tar itself leaves out).
+const PackageArtifact = "target/dagctl-image/project.tar"
+
+// ImageProjectEnv names the project's directory in the deploy image: set on an apply job that runs on the image
+// the bot built, the helper runs the commands there (with the image's dbt_packages/), its artifacts still in
+// the checkout.
+const ImageProjectEnv = "DAGCTL_DBT_PROJECT_DIR"
+
 // DBT builds the commands of dbt jobs.
 type DBT struct {
 	// Python is the interpreter that has dbt installed: an absolute path (a virtualenv's bin/python), or a bare
@@ -107,6 +119,13 @@ func (d DBT) ApplyCommand(env string, p *plan.DBT, opts Options) []string {
 	for _, c := range commands {
 		argv = append(argv, "--command", c)
 	}
+	return append(argv, chunk(opts)...)
+}
+
+// PackageCommand is the argv of a package job: the helper runs `dbt deps` when the project has packages and
+// leaves the project as a tar at PackageArtifact, failing (and leaving none) over maxBytes.
+func (d DBT) PackageCommand(maxBytes int, opts Options) []string {
+	argv := []string{d.Python, "-c", helperSource, "package", "--out", PackageArtifact, "--max-bytes", strconv.Itoa(maxBytes)}
 	return append(argv, chunk(opts)...)
 }
 

@@ -1,7 +1,9 @@
 package planner
 
 import (
+	"archive/tar"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -239,4 +241,49 @@ func TestThePlanHelperRefusesAStateItCannotRead(t *testing.T) {
 			assert.NotContains(t, out, "dbt parse", "nothing was parsed")
 		})
 	}
+}
+
+// The package helper runs `dbt deps` (a local package here: no network) and hands the project back as a tar:
+// the project's files, the installed package's files (not the symlink dbt made to its source), without dbt's
+// target/ and logs/; over the cap it fails, saying so, and leaves no tar.
+func TestThePackageHelperHandsBackTheProjectWithItsPackages(t *testing.T) {
+	python := testutil.Python(t)
+	sb := newSandbox(t, "")
+	pkg := filepath.Join(sb.root, "shared")
+	require.NoError(t, os.MkdirAll(filepath.Join(pkg, "macros"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(pkg, "dbt_project.yml"), []byte("name: shared\nversion: \"1.0.0\"\nconfig-version: 2\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(pkg, "macros", "shout.sql"), []byte("{% macro shout(x) %}upper({{ x }}){% endmacro %}\n"), 0o644))
+	sb.write(t, "packages.yml", "packages:\n  - local: ../shared\n")
+	sb.write(t, "logs/dbt.log", "old")
+
+	out, code := sb.run(t, DBT{Python: python}.PackageCommand(64<<20, Options{}))
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, PackageMarker+" ")
+	assert.Contains(t, out, `"deps":true`)
+	f, err := os.Open(filepath.Join(sb.project, PackageArtifact))
+	require.NoError(t, err)
+	defer f.Close()
+	names := map[string]byte{}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		names[strings.TrimPrefix(h.Name, "./")] = h.Typeflag
+	}
+	assert.Equal(t, byte(tar.TypeReg), names["models/staging/stg_orders.sql"], "the project's files")
+	assert.Equal(t, byte(tar.TypeReg), names["packages.yml"])
+	assert.Equal(t, byte(tar.TypeReg), names["dbt_packages/shared/macros/shout.sql"], "the package's files, not a link to its source")
+	for name := range names {
+		assert.False(t, strings.HasPrefix(name, "target/") || strings.HasPrefix(name, "logs/"), "%s: dbt's generated directories are left out", name)
+	}
+
+	out, code = sb.run(t, DBT{Python: python}.PackageCommand(1024, Options{}))
+	assert.Equal(t, 1, code)
+	assert.Contains(t, out, `"kind":"too_large"`)
+	assert.Contains(t, out, "over the 1024 bytes a job hands back")
+	_, err = os.Stat(filepath.Join(sb.project, PackageArtifact))
+	assert.True(t, errors.Is(err, os.ErrNotExist), "no tar is left over the cap")
 }
