@@ -31,7 +31,7 @@ type Viewer interface {
 // Anonymous is a visitor who has not signed in: it may read nothing.
 type Anonymous struct{}
 
-func (Anonymous) Login() string                        { return "" }
+func (Anonymous) Login() string                         { return "" }
 func (Anonymous) MayRead(context.Context, RepoRef) bool { return false }
 
 // Access is what a viewer may see of a page's repositories, decided before the page is built so that building
