@@ -31,6 +31,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/setup"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 	ghadapter "github.com/dagctl/dagctl-bot/internal/vcs/github"
+	"github.com/dagctl/dagctl-bot/internal/web"
 	"github.com/dagctl/dagctl-bot/internal/webhook"
 )
 
@@ -62,6 +63,9 @@ type Options struct {
 	// Frameworks are run besides the built-in ones (sqlmesh, dbt); one named as a built-in replaces it (tests
 	// register stand-ins of their own).
 	Frameworks []framework.Framework
+	// Viewer says who makes a web request (default: everyone is web.Anonymous); tests pass a stand-in for
+	// sign-in.
+	Viewer func(*http.Request) web.Viewer
 }
 
 // Server is a running dagctl-bot.
@@ -83,6 +87,7 @@ type Server struct {
 	stopSender context.CancelFunc
 	dispatcher *dispatch.Dispatcher
 	router     *mux.Router
+	pages      *web.Pages
 	// credentials are the GitHub App's key and webhook secret in use (from settings or /setup), to mask in logs.
 	credentials []string
 	// logKey signs log links and, for Kubernetes, the per-run report tokens; it is stored, so it survives restarts.
@@ -519,6 +524,7 @@ func (s *Server) routes() *mux.Router {
 		r.PathPrefix("/setup").Handler(s.setupHandler())
 	}
 	s.mountExecutor(r)
+	s.mountWeb(r)
 	return r
 }
 
