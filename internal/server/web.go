@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sort"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -19,6 +20,7 @@ import (
 // The home page's bounds: anyone who reaches the bot can ask for it, so every read is bounded.
 const (
 	homeListLimit     = 20   // items a section lists
+	homeRepoLimit     = 100  // repositories a viewer is asked about (each may be a forge call)
 	homeFailuresAmong = 5000 // the newest runs searched for failures
 	homeFailuresFor   = 7 * 24 * time.Hour
 	homeReadTimeout   = 5 * time.Second
@@ -77,6 +79,8 @@ func (s *Server) homeFacts(ctx context.Context) (web.HomeFacts, error) {
 	if f.Repos, err = s.homeRepos(ctx); err != nil {
 		return f, err
 	}
+	f.ReposTotal = len(f.Repos)
+	f.Repos = f.Repos[:min(len(f.Repos), homeRepoLimit)]
 	mask := jobs.NewRedactor(s.secrets()...).Redact
 	running, total, err := s.store.UnfinishedRunsOfPlans(ctx, homeListLimit)
 	if err != nil {
@@ -105,7 +109,7 @@ func (s *Server) homeFacts(ctx context.Context) (web.HomeFacts, error) {
 }
 
 // homeRepos are the repositories the bot serves: those its installations name and those it has planned for
-// (GitLab names none by installation), each once, with its newest plan.
+// (GitLab names none by installation), each once, with its newest plan, the most recently planned first.
 func (s *Server) homeRepos(ctx context.Context) ([]web.Repo, error) {
 	repos, err := s.store.ListRepos(ctx)
 	if err != nil {
@@ -133,6 +137,7 @@ func (s *Server) homeRepos(ctx context.Context) ([]web.Repo, error) {
 		i := add(web.RepoRef{Forge: p.Forge, FullName: p.Repo})
 		out[i].LastPlan, out[i].LastPlanAt = string(p.Status), p.UpdatedAt
 	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].LastPlanAt.After(out[j].LastPlanAt) })
 	return out, nil
 }
 

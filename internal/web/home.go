@@ -14,8 +14,10 @@ type HomeFacts struct {
 	// Setup is what an operator can do to configure a forge; shown when Forges is empty.
 	Setup Setup
 
-	// Repos are the repositories the bot serves (installed on, or planned for), each once.
-	Repos []Repo
+	// Repos are the repositories the bot serves (installed on, or planned for), each once, the most recently
+	// planned first; ReposTotal counts them all (a viewer is asked about Repos alone: each may be a forge call).
+	Repos      []Repo
+	ReposTotal int
 	// Running are the newest queued and running runs; RunningTotal counts them all.
 	Running      []Run
 	RunningTotal int
@@ -195,7 +197,7 @@ func BuildHome(f HomeFacts, access Access) HomeView {
 		setup := f.Setup
 		v.Unconfigured = &setup
 	}
-	v.Repos = section(len(f.Repos), f.Repos, func(r Repo) (RepoView, bool) {
+	v.Repos = section(f.ReposTotal, f.Repos, func(r Repo) (RepoView, bool) {
 		return RepoView{Name: r.Ref.String(), LastPlan: r.LastPlan, When: momentOf(f.Now, r.LastPlanAt)}, access.MayRead(r.Ref)
 	})
 	run := func(r Run) (RunView, bool) { return runView(f.Now, r), access.MayRead(r.Repo) }

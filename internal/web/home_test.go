@@ -22,6 +22,7 @@ func homeFacts() HomeFacts {
 			{Ref: warehouse, LastPlan: "ready", LastPlanAt: now.Add(-3 * time.Minute)},
 			{Ref: lake},
 		},
+		ReposTotal: 2,
 		Running: []Run{
 			{ID: 9, Repo: lake, PR: 4, Project: "marts", Environment: "dev", Kind: "plan", Status: "running",
 				CreatedAt: now.Add(-time.Minute), StartedAt: now.Add(-30 * time.Second), LogURL: "/runs/9/sig9"},
