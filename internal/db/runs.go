@@ -109,19 +109,33 @@ const runColumns = `id, plan_id, kind, executor, executor_job_id, status, exit_c
 	log_pruned_at`
 
 func scanRun(r scanner) (Run, error) {
-	var run Run
-	var exit sql.NullInt64
-	var created int64
-	var started, finished, pruned sql.NullInt64
-	err := r.Scan(&run.ID, &run.PlanID, &run.Kind, &run.Executor, &run.ExecutorJobID, &run.Status, &exit, &run.Reason,
-		&created, &started, &finished, &pruned)
-	if exit.Valid {
-		code := int(exit.Int64)
+	var run runScan
+	err := r.Scan(run.dest()...)
+	return run.run(), err
+}
+
+// runScan holds runColumns as scanned, for queries that read more columns beside them.
+type runScan struct {
+	r                         Run
+	exit                      sql.NullInt64
+	created                   int64
+	started, finished, pruned sql.NullInt64
+}
+
+func (s *runScan) dest() []any {
+	return []any{&s.r.ID, &s.r.PlanID, &s.r.Kind, &s.r.Executor, &s.r.ExecutorJobID, &s.r.Status, &s.exit, &s.r.Reason,
+		&s.created, &s.started, &s.finished, &s.pruned}
+}
+
+func (s *runScan) run() Run {
+	run := s.r
+	if s.exit.Valid {
+		code := int(s.exit.Int64)
 		run.ExitCode = &code
 	}
-	run.CreatedAt, run.StartedAt, run.FinishedAt = fromMillis(created), fromNullMillis(started), fromNullMillis(finished)
-	run.LogPrunedAt = fromNullMillis(pruned)
-	return run, err
+	run.CreatedAt, run.StartedAt, run.FinishedAt = fromMillis(s.created), fromNullMillis(s.started), fromNullMillis(s.finished)
+	run.LogPrunedAt = fromNullMillis(s.pruned)
+	return run
 }
 
 func getRun(ctx context.Context, q queryRower, id int64) (Run, error) {

@@ -35,6 +35,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/setup"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 	ghadapter "github.com/dagctl/dagctl-bot/internal/vcs/github"
+	"github.com/dagctl/dagctl-bot/internal/web"
 	"github.com/dagctl/dagctl-bot/internal/webhook"
 )
 
@@ -73,6 +74,9 @@ type Options struct {
 	// image.LayerBuilder with the operator's registry keychain, the bot's docker config; tests bring one for
 	// their in-process registry).
 	ImageBuilders map[repoconfig.ImageBuilder]image.Builder
+	// Viewer says who makes a web request (default: everyone is web.Anonymous); tests pass a stand-in for
+	// sign-in.
+	Viewer func(*http.Request) web.Viewer
 }
 
 // Server is a running dagctl-bot.
@@ -94,6 +98,7 @@ type Server struct {
 	stopSender context.CancelFunc
 	dispatcher *dispatch.Dispatcher
 	router     *mux.Router
+	pages      *web.Pages
 	// credentials are the GitHub App's key and webhook secret in use (from settings or /setup), to mask in logs.
 	credentials []string
 	// logKey signs log links and, for Kubernetes, the per-run report tokens; it is stored, so it survives restarts.
@@ -553,6 +558,7 @@ func (s *Server) routes() *mux.Router {
 		r.PathPrefix("/setup").Handler(s.setupHandler())
 	}
 	s.mountExecutor(r)
+	s.mountWeb(r)
 	return r
 }
 
