@@ -31,6 +31,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/setup"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 	ghadapter "github.com/dagctl/dagctl-bot/internal/vcs/github"
+	"github.com/dagctl/dagctl-bot/internal/web/auth"
 	"github.com/dagctl/dagctl-bot/internal/webhook"
 )
 
@@ -62,6 +63,8 @@ type Options struct {
 	// Frameworks are run besides the built-in ones (sqlmesh, dbt); one named as a built-in replaces it (tests
 	// register stand-ins of their own).
 	Frameworks []framework.Framework
+	// WebClock is the clock web sessions and the read-access cache expire on (default the wall clock).
+	WebClock func() time.Time
 }
 
 // Server is a running dagctl-bot.
@@ -89,6 +92,9 @@ type Server struct {
 	logKey []byte
 	// isolation is how local jobs are kept from the bot and from each other.
 	isolation jobIsolation
+	// web is sign-in for the web pages, access their read rule (web.go).
+	web    *auth.Web
+	access *auth.Access
 
 	ready  sync.Once
 	cancel context.CancelFunc
@@ -129,6 +135,10 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 		return nil, err
 	}
 	if err := s.configureGitHub(ctx); err != nil {
+		store.Close()
+		return nil, err
+	}
+	if err := s.newWeb(ctx); err != nil {
 		store.Close()
 		return nil, err
 	}
@@ -249,7 +259,8 @@ func (s *Server) secrets() []string {
 	return append([]string{
 		s.cfg.GitHub.PrivateKey.Reveal(), s.cfg.GitHub.WebhookSecret.Reveal(),
 		s.cfg.GitLab.Token.Reveal(), s.cfg.GitLab.WebhookSecret.Reveal(), s.cfg.GitLab.CloneToken.Reveal(),
-	}, s.credentials...)
+		s.cfg.GitHub.ClientSecret.Reveal(), s.cfg.GitLab.OAuthSecret.Reveal(),
+	}, append(sessionKeys(s.cfg.SessionKeys), s.credentials...)...)
 }
 
 // localJobs reports whether jobs run as local processes of the bot's machine.
@@ -514,7 +525,7 @@ func (s *Server) routes() *mux.Router {
 	for _, src := range s.forges.sources() {
 		r.Handle("/webhooks/"+src.Forge, s.intake.For(src))
 	}
-	r.HandleFunc("/runs/{id}/{sig}", s.runLog).Methods(http.MethodGet)
+	s.mountWeb(r) // sign-in, and the pages behind it: /runs/{id}
 	if len(s.opts.Manifest) > 0 {
 		r.PathPrefix("/setup").Handler(s.setupHandler())
 	}
@@ -583,7 +594,10 @@ func (s *Server) setupHandler() http.Handler {
 			}); err != nil {
 				return err
 			}
-			return s.useGitHubApp(c.AppID, []byte(c.PrivateKeyPEM), []byte(c.WebhookSecret))
+			if err := s.useGitHubApp(c.AppID, []byte(c.PrivateKeyPEM), []byte(c.WebhookSecret)); err != nil {
+				return err
+			}
+			return s.refreshSignIn(ctx) // sign in with the new app's client
 		},
 		Log: s.log,
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -41,8 +42,7 @@ const (
 
 // Web is sign-in and sessions. Its handlers are plain http.Handlers; the server mounts them.
 type Web struct {
-	Providers []Provider
-	Sealer    *Sealer
+	Sealer *Sealer
 	// Secure marks cookies Secure (the bot's public URL is https).
 	Secure     bool
 	SessionTTL time.Duration
@@ -50,6 +50,24 @@ type Web struct {
 	// HTTPClient talks to the forges (nil: http.DefaultClient).
 	HTTPClient *http.Client
 	Log        *slog.Logger
+
+	mu        sync.RWMutex
+	providers []Provider
+}
+
+// SetProviders sets the forges people may sign in with (the server sets them again when /setup creates the
+// GitHub App).
+func (w *Web) SetProviders(ps ...Provider) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.providers = append([]Provider(nil), ps...)
+}
+
+// Providers are the forges people may sign in with.
+func (w *Web) Providers() []Provider {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return append([]Provider(nil), w.providers...)
 }
 
 type session struct {
@@ -80,7 +98,7 @@ func (w *Web) log() *slog.Logger {
 }
 
 func (w *Web) provider(name string) (Provider, bool) {
-	for _, p := range w.Providers {
+	for _, p := range w.Providers() {
 		if p.Name == name {
 			return p, true
 		}
@@ -126,11 +144,12 @@ func SafeNext(next string) string {
 func (w *Web) Login(rw http.ResponseWriter, r *http.Request) {
 	next := SafeNext(r.URL.Query().Get("next"))
 	name := r.URL.Query().Get("forge")
-	if name == "" && len(w.Providers) == 1 {
-		name = w.Providers[0].Name
+	providers := w.Providers()
+	if name == "" && len(providers) == 1 {
+		name = providers[0].Name
 	}
 	if name == "" {
-		w.chooseForge(rw, next)
+		w.chooseForge(rw, providers, next)
 		return
 	}
 	p, ok := w.provider(name)
@@ -304,15 +323,15 @@ func (w *Web) cookie(name, value, path string, expires time.Time) *http.Cookie {
 	return c
 }
 
-func (w *Web) chooseForge(rw http.ResponseWriter, next string) {
+func (w *Web) chooseForge(rw http.ResponseWriter, providers []Provider, next string) {
 	var b strings.Builder
 	b.WriteString("<ul>")
-	for _, p := range w.Providers {
+	for _, p := range providers {
 		href := LoginPath + "?forge=" + url.QueryEscape(p.Name) + "&next=" + url.QueryEscape(next)
 		b.WriteString(`<li><a href="` + template.HTMLEscapeString(href) + `">Sign in with ` + template.HTMLEscapeString(p.Title) + "</a></li>")
 	}
 	b.WriteString("</ul>")
-	if len(w.Providers) == 0 {
+	if len(providers) == 0 {
 		b.Reset()
 		b.WriteString("<p>Sign-in is not configured: see docs/operations.md, Signing in.</p>")
 	}
