@@ -189,7 +189,7 @@ func (w *Web) Callback(forge string) http.Handler {
 		c, err := r.Cookie(LoginCookie)
 		if err != nil || w.Sealer.Open(LoginCookie, c.Value, &pending) != nil || pending.Forge != forge ||
 			!w.now().Before(time.Unix(pending.Expires, 0)) {
-			w.refuse(rw, http.StatusBadRequest, "This sign-in was not started here, or took too long: sign in again.", next(pending))
+			w.refuse(rw, http.StatusBadRequest, "This sign-in was not started here, or took too long: sign in again.", pending.Next)
 			return
 		}
 		q := r.URL.Query()
@@ -226,8 +226,6 @@ func (w *Web) Callback(forge string) http.Handler {
 		http.Redirect(rw, r, SafeNext(pending.Next), http.StatusSeeOther)
 	})
 }
-
-func next(p pendingLogin) string { return p.Next }
 
 func (w *Web) startSession(rw http.ResponseWriter, u User) error {
 	ttl := w.SessionTTL
