@@ -22,6 +22,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/db"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/e2e"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/githubworld"
+	"github.com/dagctl/dagctl-bot/internal/forgetest/gitlabfake"
 	"github.com/dagctl/dagctl-bot/internal/forgetest/gitlabworld"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/server"
@@ -397,4 +398,54 @@ func TestALogLinkWithAWrongSignatureIsNotFound(t *testing.T) {
 		resp, _ = b.getOnce(link)
 		assert.Equal(t, http.StatusFound, resp.StatusCode)
 	})
+}
+
+func TestAReaderWhoseAccessIsRemovedIsRefusedOnceTheCachedAnswerExpires(t *testing.T) {
+	forEachForge(t, func(t *testing.T, forge e2e.Kind) {
+		var mu sync.Mutex
+		now := time.Unix(1_800_000_000, 0)
+		advance := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
+		w := newWorld(t, forge, worldOptions{configure: func(_ *world, _ *serverconfig.Config, opts *server.Options) {
+			opts.WebClock = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		}})
+		id, _ := w.storedRun()
+		page := publicURL + runPath(id)
+		w.SignIn("dave")
+		dave := w.browser()
+		resp, _ := dave.get(page)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+
+		w.SetPermission("dave", vcs.PermissionNone)
+		advance(auth.DefaultAllowTTL - time.Second)
+		resp, _ = dave.getOnce(page)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, "the forge's answer is remembered for a few minutes")
+		advance(time.Second)
+		resp, body := dave.getOnce(page)
+		assert.Equal(t, http.StatusForbidden, resp.StatusCode, "then the forge is asked again")
+		assert.NotContains(t, body, logText)
+
+		w.SetPermission("dave", vcs.PermissionRead)
+		advance(auth.DefaultDenyTTL)
+		resp, _ = dave.getOnce(page)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, "a refusal is remembered for less")
+	})
+}
+
+func TestOnGitLabAnyoneSignedInReadsAPublicProjectsLog(t *testing.T) {
+	w := newWorld(t, e2e.GitLab, worldOptions{})
+	gl := w.World.World.(*gitlabworld.World)
+	id, _ := w.storedRun()
+	gl.Fake.AddUser(gitlabfake.User{Username: "frank"}) // no member of the project
+	gl.Project.SetVisibility("public")
+	w.SignIn("frank")
+	resp, body := w.browser().get(publicURL + runPath(id))
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, logText)
+
+	gl.Fake.AddUser(gitlabfake.User{Username: "grace"})
+	gl.Project.SetVisibility("private")
+	w.SignIn("grace")
+	resp, body = w.browser().get(publicURL + runPath(id))
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	assert.NotContains(t, body, logText)
 }
