@@ -449,3 +449,27 @@ func TestOnGitLabAnyoneSignedInReadsAPublicProjectsLog(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
 	assert.NotContains(t, body, logText)
 }
+
+// A session names its account by id: a login renamed and taken by another account reads nothing of the new
+// holder's (GitHub answers the permission of whoever holds the login now).
+func TestOnGitHubASessionOfARenamedLoginReadsNothingOfItsNewHolder(t *testing.T) {
+	w := newWorld(t, e2e.GitHub, worldOptions{})
+	gh := w.World.World.(*githubworld.World)
+	id, _ := w.storedRun()
+	w.SetPermission("dave", vcs.PermissionNone)
+	w.SignIn("dave")
+	old := w.browser()
+	resp, _ := old.get(publicURL + "/login?next=/")
+	require.NotEmpty(t, old.session(), resp.Status)
+
+	gh.Fake.RenameUser("dave", "dave-old")
+	w.SetPermission("dave", vcs.PermissionAdmin) // another account, now called dave
+	resp, body := old.getOnce(publicURL + runPath(id))
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	assert.NotContains(t, body, logText)
+
+	w.SignIn("dave") // the new holder signs in as itself
+	resp, body = w.browser().get(publicURL + runPath(id))
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, logText)
+}
