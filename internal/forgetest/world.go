@@ -32,8 +32,12 @@ type World interface {
 	BotAccount() string
 	// Limits are the forge's size limits for what the bot writes.
 	Limits() vcs.Limits
-	// Configure points the bot's settings at the fake: its API, the bot's credentials, the webhook secret.
+	// Configure points the bot's settings at the fake: its API, the bot's credentials, the webhook secret, and
+	// the OAuth client people sign in to the bot's pages with (its callback under cfg.PublicURL).
 	Configure(cfg *serverconfig.Config)
+	// SignIn is a browser signed in to the forge as user: the forge's OAuth authorize page approves at once for
+	// them and sends the browser back to the bot with a code.
+	SignIn(user string)
 	// Shown is the state this forge shows for a state the core wrote: a forge without blocked or neutral shows
 	// another (GitLab: pending, success). Scenarios compare what they expect through it.
 	Shown(s vcs.StatusState) vcs.StatusState

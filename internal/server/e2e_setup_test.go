@@ -200,6 +200,7 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 	assert.Equal(t, map[string]any{"url": publicURL + "/webhooks/github", "active": true}, manifest["hook_attributes"])
 	assert.Equal(t, publicURL+"/setup/callback", manifest["redirect_url"])
 	assert.Equal(t, publicURL+"/setup/installed", manifest["setup_url"])
+	assert.Equal(t, []any{publicURL + "/login/github/callback"}, manifest["callback_urls"], "where sign-in comes back")
 	assert.Equal(t, false, manifest["public"])
 	assert.Equal(t, map[string]any{
 		"checks": "write", "pull_requests": "write", "issues": "write", "contents": "read", "metadata": "read", "members": "read",
@@ -242,6 +243,15 @@ func TestManifestFlowCreatesTheAppAndTheBotServesAsIt(t *testing.T) {
 	w.settle()
 	assertPlanned(t, w, head1)
 	assertTokensOnlyFor(t, w, manifestInstallationID)
+
+	// People sign in to the log with the app's client the manifest flow stored: no setting, no restart.
+	gh.Fake.OAuth().AddClient("Iv1.manifest", manifestClientSecret, publicURL+"/login/github/callback")
+	check, ok := w.Status("dagctl/plan: prod", head1)
+	require.True(t, ok, "checks: %v", w.Statuses())
+	w.SignIn("dave")
+	resp, log := w.browser().get(check.DetailsURL)
+	require.Equal(t, http.StatusOK, resp.StatusCode, log)
+	assert.Contains(t, log, "dagctl_example.customer_totals")
 
 	// Once configured, /setup creates no second app, the code is used up, and no new one is printed.
 	status, _ = page(t, w, "/setup")

@@ -1,10 +1,8 @@
 package server_test
 
 import (
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -68,16 +66,13 @@ func golden(t *testing.T, name, got string) {
 	assert.Equal(t, string(want), got)
 }
 
-// httpGet fetches a bot URL (links point at the public URL; the test server answers them).
+// httpGet fetches a bot URL (links point at the public URL; the test server answers them) as a person who may
+// read the repository, signing in with the forge on the way.
 func httpGet(t *testing.T, url string, w *world) string {
 	t.Helper()
-	url = strings.Replace(url, publicURL, w.http.URL, 1)
-	resp, err := w.http.Client().Get(url + "?format=text")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, 200, resp.StatusCode)
-	var b strings.Builder
-	_, err = io.Copy(&b, resp.Body)
-	require.NoError(t, err)
-	return b.String()
+	w.SetPermission("log-reader", vcs.PermissionRead)
+	w.SignIn("log-reader")
+	resp, body := w.browser().get(url + "?format=text")
+	require.Equal(t, 200, resp.StatusCode, body)
+	return body
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 	ghadapter "github.com/dagctl/dagctl-bot/internal/vcs/github"
 	"github.com/dagctl/dagctl-bot/internal/web"
+	"github.com/dagctl/dagctl-bot/internal/web/auth"
 	"github.com/dagctl/dagctl-bot/internal/webhook"
 )
 
@@ -77,6 +78,8 @@ type Options struct {
 	// Viewer says who makes a web request (default: everyone is web.Anonymous); tests pass a stand-in for
 	// sign-in.
 	Viewer func(*http.Request) web.Viewer
+	// WebClock is the clock web sessions and the read-access cache expire on (default the wall clock).
+	WebClock func() time.Time
 }
 
 // Server is a running dagctl-bot.
@@ -110,6 +113,9 @@ type Server struct {
 	kubeInstance string
 	// images are the deploy-image builders (imagebuild.go).
 	images imageBuilders
+	// web is sign-in for the web pages, access their read rule (web.go).
+	web    *auth.Web
+	access *auth.Access
 
 	ready  sync.Once
 	cancel context.CancelFunc
@@ -150,6 +156,10 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 		return nil, err
 	}
 	if err := s.configureGitHub(ctx); err != nil {
+		store.Close()
+		return nil, err
+	}
+	if err := s.newWeb(ctx); err != nil {
 		store.Close()
 		return nil, err
 	}
@@ -288,7 +298,8 @@ func (s *Server) secrets() []string {
 	return append([]string{
 		s.cfg.GitHub.PrivateKey.Reveal(), s.cfg.GitHub.WebhookSecret.Reveal(),
 		s.cfg.GitLab.Token.Reveal(), s.cfg.GitLab.WebhookSecret.Reveal(), s.cfg.GitLab.CloneToken.Reveal(),
-	}, s.credentials...)
+		s.cfg.GitHub.ClientSecret.Reveal(), s.cfg.GitLab.OAuthSecret.Reveal(),
+	}, append(sessionKeys(s.cfg.SessionKeys), s.credentials...)...)
 }
 
 // localJobs reports whether jobs run as local processes of the bot's machine.
@@ -553,12 +564,12 @@ func (s *Server) routes() *mux.Router {
 	for _, src := range s.forges.sources() {
 		r.Handle("/webhooks/"+src.Forge, s.intake.For(src))
 	}
-	r.HandleFunc("/runs/{id}/{sig}", s.runLog).Methods(http.MethodGet)
+	s.mountWeb(r) // sign-in, and the pages behind it: /runs/{id}
 	if len(s.opts.Manifest) > 0 {
 		r.PathPrefix("/setup").Handler(s.setupHandler())
 	}
 	s.mountExecutor(r)
-	s.mountWeb(r)
+	s.mountPages(r) // the home page and the pages' 404, last
 	return r
 }
 
@@ -623,7 +634,10 @@ func (s *Server) setupHandler() http.Handler {
 			}); err != nil {
 				return err
 			}
-			return s.useGitHubApp(c.AppID, []byte(c.PrivateKeyPEM), []byte(c.WebhookSecret))
+			if err := s.useGitHubApp(c.AppID, []byte(c.PrivateKeyPEM), []byte(c.WebhookSecret)); err != nil {
+				return err
+			}
+			return s.refreshSignIn(ctx) // sign in with the new app's client
 		},
 		Log: s.log,
 	}

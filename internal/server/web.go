@@ -2,172 +2,200 @@ package server
 
 import (
 	"context"
+	"crypto/hmac"
+	"errors"
 	"fmt"
 	"net/http"
-	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/dagctl/dagctl-bot/internal/bot"
+	"github.com/dagctl/dagctl-bot/internal/bot/prstate"
 	"github.com/dagctl/dagctl-bot/internal/db"
-	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/serverconfig"
+	"github.com/dagctl/dagctl-bot/internal/vcs"
 	ghadapter "github.com/dagctl/dagctl-bot/internal/vcs/github"
-	"github.com/dagctl/dagctl-bot/internal/web"
+	gladapter "github.com/dagctl/dagctl-bot/internal/vcs/gitlab"
+	"github.com/dagctl/dagctl-bot/internal/web/auth"
 )
 
-// The home page's bounds: anyone who reaches the bot can ask for it, so every read is bounded.
-const (
-	homeListLimit     = 20   // items a section lists
-	homeRepoLimit     = 100  // repositories a viewer is asked about (each may be a forge call)
-	homeFailuresAmong = 5000 // the newest runs searched for failures
-	homeFailuresFor   = 7 * 24 * time.Hour
-	homeReadTimeout   = 5 * time.Second
-)
+// The web pages show private code and logs: each page of a repository is shown only to a user signed in with
+// the forge who may read the repository (internal/web/auth). This file holds the sign-in's wiring and routes.
 
-// mountWeb serves the pages: the home page at /, their style sheet, and the pages' 404 for paths nothing else
-// serves.
+// newWeb builds sign-in: the session keys (the settings', else a random key kept in the store), the forges to
+// sign in with, and the read rule asked of the forges with the bot's own credentials.
+func (s *Server) newWeb(ctx context.Context) error {
+	var keys [][]byte
+	for _, k := range s.cfg.SessionKeys {
+		keys = append(keys, []byte(k.Reveal()))
+	}
+	if len(keys) == 0 {
+		stored, err := s.store.SigningKey(ctx, "web-sessions")
+		if err != nil {
+			return fmt.Errorf("the web session key: %w", err)
+		}
+		keys = [][]byte{stored}
+	}
+	sealer, err := auth.NewSealer(keys...)
+	if err != nil {
+		return fmt.Errorf("%s: %w", "DAGCTL_SESSION_KEYS", err)
+	}
+	now := s.opts.WebClock
+	s.web = &auth.Web{Sealer: sealer, Secure: strings.HasPrefix(s.cfg.PublicURL, "https://"), Now: now, Log: s.log}
+	s.access = &auth.Access{Facts: forgeFacts{s.forges}, Now: now}
+	return s.refreshSignIn(ctx)
+}
+
+// refreshSignIn sets the forges people may sign in with: GitHub with the settings' client or, without it, the
+// one the manifest flow stored; GitLab with its OAuth application. Without DAGCTL_PUBLIC_URL there is no
+// callback to send people back to, so no one can sign in.
+func (s *Server) refreshSignIn(ctx context.Context) error {
+	if s.cfg.PublicURL == "" {
+		s.web.SetProviders()
+		s.log.Info("web pages need DAGCTL_PUBLIC_URL to sign in: without it nobody can see a run's log")
+		return nil
+	}
+	var providers []auth.Provider
+	id, secret := s.cfg.GitHub.ClientID, s.cfg.GitHub.ClientSecret.Reveal()
+	if id == "" {
+		creds, err := s.store.AppCredentials(ctx, ghadapter.Forge)
+		if err != nil && !errors.Is(err, db.ErrNotFound) {
+			return fmt.Errorf("reading stored app credentials: %w", err)
+		}
+		id, secret = creds.ClientID, creds.ClientSecret
+	}
+	if id != "" && secret != "" {
+		providers = append(providers, auth.GitHubProvider(s.gitHubWebURL(), s.cfg.GitHub.APIURL, id, secret,
+			s.cfg.PublicURL+auth.CallbackPath(ghadapter.Forge)))
+		s.addSecrets(secret)
+	} else if s.forges.configured(ghadapter.Forge) {
+		s.log.Warn("nobody can sign in with GitHub: the app's client id and secret are unknown (set DAGCTL_GITHUB_CLIENT_ID and DAGCTL_GITHUB_CLIENT_SECRET)")
+	}
+	if gl := s.cfg.GitLab; gl.Enabled() && gl.OAuthAppID != "" {
+		providers = append(providers, auth.GitLabProvider(gl.URL, gl.OAuthAppID, gl.OAuthSecret.Reveal(),
+			s.cfg.PublicURL+auth.CallbackPath(gladapter.Name)))
+	}
+	s.web.SetProviders(providers...)
+	return nil
+}
+
+// addSecrets masks more of the bot's credentials in stored logs.
+func (s *Server) addSecrets(values ...string) {
+	s.credentials = append(s.credentials, values...)
+	if s.bot != nil {
+		s.bot.AddSecrets(values...)
+	}
+}
+
+func (s *Server) gitHubWebURL() string {
+	if s.opts.GitHubWebURL != "" {
+		return s.opts.GitHubWebURL
+	}
+	return gitHubWebURL(s.cfg.GitHub.APIURL)
+}
+
+// mountWeb serves sign-in and the pages behind it: a run's log at /runs/{id}, for readers of its repository. A
+// log link of a comment or check (/runs/{id}/{signature}) leads there.
 func (s *Server) mountWeb(r *mux.Router) {
-	pages, err := web.NewPages(s.log)
-	if err != nil {
-		panic(err) // the templates are compiled in and parsed by internal/web's tests: a broken build
-	}
-	s.pages = pages
-	r.HandleFunc("/", s.home).Methods(http.MethodGet, http.MethodHead)
-	r.PathPrefix(web.AssetsPath).Handler(web.Assets()).Methods(http.MethodGet, http.MethodHead)
-	r.NotFoundHandler = http.HandlerFunc(pages.NotFound)
+	r.HandleFunc(auth.LoginPath, s.web.Login).Methods(http.MethodGet)
+	r.HandleFunc("/login/{forge}/callback", func(w http.ResponseWriter, r *http.Request) {
+		s.web.Callback(mux.Vars(r)["forge"]).ServeHTTP(w, r)
+	}).Methods(http.MethodGet)
+	r.HandleFunc(auth.LogoutPath, s.web.Logout).Methods(http.MethodGet, http.MethodPost)
+	r.Handle("/runs/{id:[0-9]+}", s.web.RequireRead(s.access, s.runRepo, http.HandlerFunc(s.runLog))).Methods(http.MethodGet)
+	r.HandleFunc("/runs/{id:[0-9]+}/{sig}", s.logLink).Methods(http.MethodGet)
 }
 
-// viewerOf is who makes the request. Until sign-in sets Options.Viewer, every visitor is anonymous and sees
-// counts only.
-func (s *Server) viewerOf(r *http.Request) web.Viewer {
-	if s.opts.Viewer != nil {
-		return s.opts.Viewer(r)
-	}
-	return web.Anonymous{}
-}
-
-func (s *Server) home(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), homeReadTimeout)
-	defer cancel()
-	facts, err := s.homeFacts(ctx)
-	if err != nil {
-		s.log.Error("the home page: reading the store", "err", err)
-		s.pages.Error(w, http.StatusServiceUnavailable, "The database did not answer",
-			"dagctl-bot could not read its database; its log says why.")
+// logLink is a log link as comments and checks carry it: a valid one leads to the run's page, behind sign-in
+// (the query, ?format=text, kept).
+func (s *Server) logLink(w http.ResponseWriter, r *http.Request) {
+	vars := mux.Vars(r)
+	id, err := strconv.ParseInt(vars["id"], 10, 64)
+	if err != nil || !hmac.Equal([]byte(vars["sig"]), []byte(bot.LogSignature(s.logKey, id))) {
+		http.NotFound(w, r)
 		return
 	}
-	access := web.AccessOf(ctx, s.viewerOf(r), facts.RepoRefs())
-	s.pages.Render(w, http.StatusOK, "home", web.BuildHome(facts, access))
+	target := "/runs/" + strconv.FormatInt(id, 10)
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
+	}
+	http.Redirect(w, r, target, http.StatusFound)
 }
 
-// homeFacts gathers what the home page shows from the forge set and the store. A bot with no configured forge
-// reads nothing: its page says what to do next.
-func (s *Server) homeFacts(ctx context.Context) (web.HomeFacts, error) {
-	f := web.HomeFacts{Now: s.store.Now(), Setup: s.forgeSetup()}
-	f.FailuresSince = f.Now.Add(-homeFailuresFor)
-	for _, name := range s.forges.names() {
-		if s.forges.configured(name) {
-			f.Forges = append(f.Forges, name)
-		}
-	}
-	if len(f.Forges) == 0 {
-		return f, nil
-	}
-	var err error
-	if f.Repos, err = s.homeRepos(ctx); err != nil {
-		return f, err
-	}
-	f.ReposTotal = len(f.Repos)
-	f.Repos = f.Repos[:min(len(f.Repos), homeRepoLimit)]
-	mask := jobs.NewRedactor(s.secrets()...).Redact
-	running, total, err := s.store.UnfinishedRunsOfPlans(ctx, homeListLimit)
+// runRepo is the repository of the run a /runs/{id} request names, as the forge's port addresses it.
+func (s *Server) runRepo(r *http.Request) (vcs.Repo, bool) {
+	id, err := strconv.ParseInt(mux.Vars(r)["id"], 10, 64)
 	if err != nil {
-		return f, err
+		return vcs.Repo{}, false
 	}
-	f.Running, f.RunningTotal = s.homeRuns(running, mask), total
-	failed, total, err := s.store.FailedRunsOfPlans(ctx, db.RecentFailures{Among: homeFailuresAmong, Since: f.FailuresSince, Limit: homeListLimit})
+	run, err := s.store.GetRun(r.Context(), id)
 	if err != nil {
-		return f, err
+		return vcs.Repo{}, false
 	}
-	f.Failures, f.FailuresTotal = s.homeRuns(failed, mask), total
-	dead, err := s.store.DeadDeliveries(ctx)
+	p, err := s.store.GetPlan(r.Context(), run.PlanID)
 	if err != nil {
-		return f, err
+		return vcs.Repo{}, false
 	}
-	newest, err := s.store.NewestDeadDeliveries(ctx, homeListLimit)
-	if err != nil {
-		return f, err
+	// The plan's forge and repository are the store's own columns; the account (GitHub: the installation the
+	// bot asks through) is the one the plan was made through, else the installation's.
+	account := ""
+	if pc, err := prstate.DecodeContext(p); err == nil && strings.EqualFold(pc.PR.Repo.FullName(), p.Repo) {
+		account = pc.PR.Repo.Account
 	}
-	f.DeadTotal = dead.Count
-	for _, d := range newest {
-		f.Dead = append(f.Dead, web.DeadDelivery{ID: d.ID, Forge: d.Forge, DeliveryID: d.DeliveryID, Event: d.Event,
-			OrderingKey: d.OrderingKey, Attempts: d.Attempts, LastError: mask(d.LastError), ReceivedAt: d.ReceivedAt})
-	}
-	return f, nil
+	return s.storedRepo(r.Context(), p.Forge, p.Repo, account)
 }
 
-// homeRepos are the repositories the bot serves: those its installations name and those it has planned for
-// (GitLab names none by installation), each once, with its newest plan, the most recently planned first.
-func (s *Server) homeRepos(ctx context.Context) ([]web.Repo, error) {
-	repos, err := s.store.ListRepos(ctx)
-	if err != nil {
-		return nil, err
+// The forges' answers the read rule needs, as their adapters give them.
+type (
+	gitHubReadAccess interface {
+		ReadAccess(ctx context.Context, repo vcs.Repo, login string) (vcs.Permission, int64, error)
 	}
-	latest, err := s.store.LatestPlanPerRepo(ctx)
-	if err != nil {
-		return nil, err
+	gitLabReadAccess interface {
+		ReadAccess(ctx context.Context, repo vcs.Repo, userID int64) (level int, public bool, err error)
 	}
-	var out []web.Repo
-	at := map[string]int{}
-	add := func(ref web.RepoRef) int {
-		i, ok := at[ref.Key()]
-		if !ok {
-			i = len(out)
-			at[ref.Key()] = i
-			out = append(out, web.Repo{Ref: ref})
-		}
-		return i
+)
+
+// forgeFacts asks the repository's forge, through the bot's own port, what auth.Decide needs.
+type forgeFacts struct{ forges *forgeSet }
+
+func (f forgeFacts) ReadFacts(ctx context.Context, repo vcs.Repo, u auth.User) (auth.Facts, error) {
+	port, ok := f.forges.get(repo.Forge)
+	if !ok {
+		return auth.Facts{}, fmt.Errorf("forge %q is not configured", repo.Forge)
 	}
-	for _, r := range repos {
-		add(web.RepoRef{Forge: r.Forge, FullName: r.FullName})
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	switch p := port.(type) {
+	case gitHubReadAccess:
+		perm, account, err := p.ReadAccess(ctx, repo, u.Login)
+		return auth.Facts{Permission: perm, AccountID: account}, err
+	case gitLabReadAccess:
+		level, public, err := p.ReadAccess(ctx, repo, u.ID)
+		return auth.Facts{AccessLevel: level, Public: public}, err
 	}
-	for _, p := range latest {
-		i := add(web.RepoRef{Forge: p.Forge, FullName: p.Repo})
-		out[i].LastPlan, out[i].LastPlanAt = string(p.Status), p.UpdatedAt
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].LastPlanAt.After(out[j].LastPlanAt) })
-	return out, nil
+	return auth.Facts{}, fmt.Errorf("forge %q has no read check", repo.Forge)
 }
 
-func (s *Server) homeRuns(runs []db.RunOfPlan, mask func(string) string) []web.Run {
-	var out []web.Run
-	for _, r := range runs {
-		out = append(out, web.Run{ID: r.ID, Repo: web.RepoRef{Forge: r.Forge, FullName: r.Repo}, PR: r.PR,
-			Project: r.Project, Environment: r.Environment, Kind: string(r.Kind), Status: string(r.Status),
-			Reason: mask(r.Reason), CreatedAt: r.CreatedAt, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
-			LogURL: fmt.Sprintf("/runs/%d/%s", r.ID, bot.LogSignature(s.logKey, r.ID))})
+func sessionKeys(keys []serverconfig.Secret) []string {
+	var out []string
+	for _, k := range keys {
+		out = append(out, k.Reveal())
 	}
 	return out
 }
 
-// forgeSetup is how this bot can be given a forge: the manifest flow while /setup serves it, or the settings.
-func (s *Server) forgeSetup() web.Setup {
-	return web.Setup{
-		ManifestFlow: len(s.opts.Manifest) > 0 && !s.forges.configured(ghadapter.Forge),
-		GitHubSettings: []web.Setting{
-			{Name: serverconfig.EnvGitHubAppID, Required: true, What: "the app's id"},
-			{Name: serverconfig.EnvGitHubPrivateKey, Required: true, What: "its private key (PEM)"},
-			{Name: serverconfig.EnvGitHubWebhookSecret, Required: true, What: "its webhook secret"},
-			{Name: serverconfig.EnvGitHubAPIURL, What: "the API of a GitHub Enterprise Server"},
-			{Name: serverconfig.EnvPublicURL, What: "the bot's public address, for webhooks and log links"},
-		},
-		GitLabSettings: []web.Setting{
-			{Name: serverconfig.EnvGitLabToken, Required: true, What: "an api token of the bot's GitLab user"},
-			{Name: serverconfig.EnvGitLabWebhookSecret, Required: true, What: "the secret token of the project's or group's webhook"},
-			{Name: serverconfig.EnvGitLabURL, What: "the instance (default https://gitlab.com)"},
-			{Name: serverconfig.EnvGitLabCloneToken, What: "a read_repository token jobs clone with (else the api token)"},
-		},
+// storedRepo is a repository the store names (forge, owner/name) as the forge's port addresses it: with the
+// account given (the one a plan was made through), else the stored repository's (GitHub: its installation).
+func (s *Server) storedRepo(ctx context.Context, forge, fullName, account string) (vcs.Repo, bool) {
+	repo := vcs.Repo{Forge: forge, Account: account}
+	if i := strings.LastIndex(fullName, "/"); i > 0 {
+		repo.Owner, repo.Name = fullName[:i], fullName[i+1:]
 	}
+	if stored, err := s.store.GetRepo(ctx, forge, fullName); repo.Account == "" && err == nil {
+		repo.Account = stored.Account
+	}
+	return repo, repo.Name != ""
 }

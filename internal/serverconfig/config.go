@@ -82,6 +82,9 @@ type Config struct {
 	Kubernetes Kubernetes
 	// Builds are the Kubernetes Jobs of `builder: dockerfile` image builds.
 	Builds Builds
+	// SessionKeys seal the web pages' session cookies: the first seals, all open (rotation); empty, a random key
+	// kept in the store. DAGCTL_SESSION_KEYS, -session-keys (comma-separated, each at least 32 characters).
+	SessionKeys []Secret
 	// LogLevel is debug, info, warn or error (slog syntax, so "debug-4" works too). DAGCTL_LOG_LEVEL,
 	// -log-level; default info.
 	LogLevel slog.Level
@@ -101,6 +104,11 @@ type GitHub struct {
 	// APIURL is the REST API base, always with a trailing slash; for GitHub Enterprise Server
 	// "https://HOST/api/v3/". DAGCTL_GITHUB_API_URL, -github-api-url; default "https://api.github.com/".
 	APIURL string
+	// ClientID and ClientSecret are the App's OAuth client, for signing in to the web pages; unset, the ones the
+	// manifest flow stored are used. DAGCTL_GITHUB_CLIENT_ID, -github-client-id; DAGCTL_GITHUB_CLIENT_SECRET,
+	// -github-client-secret.
+	ClientID     string
+	ClientSecret Secret
 }
 
 // Enabled reports whether the bot serves GitHub.
@@ -121,6 +129,10 @@ type GitLab struct {
 	// WebhookSecret is the secret token GitLab sends with webhooks. DAGCTL_GITLAB_WEBHOOK_SECRET,
 	// -gitlab-webhook-secret.
 	WebhookSecret Secret
+	// OAuthAppID and OAuthSecret are a GitLab OAuth application (scope read_user), for signing in to the web
+	// pages. DAGCTL_GITLAB_OAUTH_APP_ID, -gitlab-oauth-app-id; DAGCTL_GITLAB_OAUTH_SECRET, -gitlab-oauth-secret.
+	OAuthAppID  string
+	OAuthSecret Secret
 }
 
 // Enabled reports whether the bot serves GitLab.

@@ -50,6 +50,11 @@ const (
 	EnvGitHubPrivateKey     = "DAGCTL_GITHUB_PRIVATE_KEY"
 	EnvGitHubWebhookSecret  = "DAGCTL_GITHUB_WEBHOOK_SECRET"
 	EnvGitHubAPIURL         = "DAGCTL_GITHUB_API_URL"
+	EnvGitHubClientID       = "DAGCTL_GITHUB_CLIENT_ID"
+	EnvGitHubClientSecret   = "DAGCTL_GITHUB_CLIENT_SECRET"
+	EnvGitLabOAuthAppID     = "DAGCTL_GITLAB_OAUTH_APP_ID"
+	EnvGitLabOAuthSecret    = "DAGCTL_GITLAB_OAUTH_SECRET"
+	EnvSessionKeys          = "DAGCTL_SESSION_KEYS"
 	EnvGitLabURL            = "DAGCTL_GITLAB_URL"
 	EnvGitLabToken          = "DAGCTL_GITLAB_TOKEN"
 	EnvGitLabWebhookSecret  = "DAGCTL_GITLAB_WEBHOOK_SECRET"
@@ -100,11 +105,21 @@ func settings() []setting {
 		{env: EnvGitHubWebhookSecret, flag: "github-webhook-secret", secret: true, usage: "GitHub webhook secret"},
 		{env: EnvGitHubAPIURL, flag: "github-api-url", def: "https://api.github.com/",
 			usage: "GitHub REST API base URL (GitHub Enterprise Server: https://HOST/api/v3/)"},
+		{env: EnvGitHubClientID, flag: "github-client-id",
+			usage: "the GitHub App's client id, for signing in to the web pages; default the one /setup stored"},
+		{env: EnvGitHubClientSecret, flag: "github-client-secret", secret: true,
+			usage: "the GitHub App's client secret, for signing in to the web pages; default the one /setup stored"},
 		{env: EnvGitLabURL, flag: "gitlab-url", def: "https://gitlab.com", usage: "GitLab base URL"},
 		{env: EnvGitLabToken, flag: "gitlab-token", secret: true, usage: "GitLab access token of the bot user; setting it enables GitLab"},
 		{env: EnvGitLabWebhookSecret, flag: "gitlab-webhook-secret", secret: true, usage: "GitLab webhook secret token"},
 		{env: EnvGitLabCloneToken, flag: "gitlab-clone-token", secret: true,
 			usage: "GitLab token jobs clone with (read_repository scope); without it they clone with the api token, and the bot warns"},
+		{env: EnvGitLabOAuthAppID, flag: "gitlab-oauth-app-id",
+			usage: "application id of a GitLab OAuth application (scope read_user), for signing in to the web pages"},
+		{env: EnvGitLabOAuthSecret, flag: "gitlab-oauth-secret", secret: true,
+			usage: "secret of that GitLab OAuth application"},
+		{env: EnvSessionKeys, flag: "session-keys", secret: true,
+			usage: "comma-separated keys (each at least 32 characters) sealing web session cookies: the first seals, all open; default a random key kept in the database"},
 		{env: EnvRepoAllowlist, flag: "repo-allowlist",
 			usage: "comma-separated forge:path repositories the bot serves (github:acme/*,gitlab:group/sub/*,gitlab:group/**); default every repository"},
 		{env: EnvSQLMesh, flag: "sqlmesh", def: "sqlmesh",
@@ -239,6 +254,7 @@ func build(in inputs, getenv func(string) string) (Config, error) {
 
 	buildGitHub(&c, &errs, in)
 	buildGitLab(&c, &errs, in)
+	buildSignIn(&c, &errs, in)
 	if repos, err := allowlist.Parse(in[EnvRepoAllowlist].value); err != nil {
 		errs.add(settingFor(EnvRepoAllowlist), "%s", err)
 	} else {
@@ -584,4 +600,35 @@ func executable(path string) error {
 		return errors.New(strconv.Quote(path) + " is not executable")
 	}
 	return nil
+}
+
+// buildSignIn reads the web sign-in's OAuth clients (each id with its secret) and session keys.
+func buildSignIn(c *Config, errs *errList, in inputs) {
+	pair := func(idEnv, secretEnv string) (string, Secret) {
+		id, secret := strings.TrimSpace(in[idEnv].value), in[secretEnv].value
+		if (id == "") != (secret == "") {
+			missing := secretEnv
+			if id == "" {
+				missing = idEnv
+			}
+			errs.add(settingFor(missing), "is required with %s", map[string]string{idEnv: secretEnv, secretEnv: idEnv}[missing])
+			return "", ""
+		}
+		return id, Secret(secret)
+	}
+	c.GitHub.ClientID, c.GitHub.ClientSecret = pair(EnvGitHubClientID, EnvGitHubClientSecret)
+	c.GitLab.OAuthAppID, c.GitLab.OAuthSecret = pair(EnvGitLabOAuthAppID, EnvGitLabOAuthSecret)
+	if c.GitLab.OAuthAppID != "" && !c.GitLab.Enabled() {
+		errs.add(settingFor(EnvGitLabOAuthAppID), "signs in to GitLab, which is not configured (set %s)", EnvGitLabToken)
+	}
+	for i, k := range strings.Split(in[EnvSessionKeys].value, ",") {
+		k = strings.TrimSpace(k)
+		switch {
+		case k == "" && in[EnvSessionKeys].value == "":
+		case len(k) < 32:
+			errs.add(settingFor(EnvSessionKeys), "key %d has %d characters, fewer than 32 (openssl rand -hex 32 makes one)", i+1, len(k))
+		default:
+			c.SessionKeys = append(c.SessionKeys, Secret(k))
+		}
+	}
 }

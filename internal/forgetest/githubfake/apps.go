@@ -22,6 +22,7 @@ import (
 func (f *Fake) routes() {
 	m := f.api
 	m.HandleFunc("GET /app", f.handleGetApp)
+	m.HandleFunc("GET /user", f.handleCurrentUser)
 	m.HandleFunc("POST /app/installations/{id}/access_tokens", f.handleAccessToken)
 	m.HandleFunc("GET /app/installations/{id}", f.handleGetInstallation)
 	m.HandleFunc("POST /app-manifests/{code}/conversions", f.handleManifestConversion)

@@ -27,6 +27,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dagctl/dagctl-bot/internal/forgetest/oauthfake"
 )
 
 // apiPrefix is where GitHub Enterprise Server serves its REST API.
@@ -58,6 +60,8 @@ type Fake struct {
 	requests      []Request
 	hooks         map[int64]*hookState // by app id: its webhook URL and the deliveries made to it
 
+	oauth *oauthfake.Server
+
 	latency           time.Duration
 	writesInFlight    int
 	maxWritesInFlight int
@@ -79,6 +83,7 @@ func New(t testing.TB) *Fake {
 		teams:         map[string]map[string]string{},
 		manifestCodes: map[string]ManifestApp{},
 	}
+	f.oauth = oauthfake.New("ghu_", f.Now)
 	f.api = http.NewServeMux()
 	f.routes()
 	f.server = httptest.NewServer(http.HandlerFunc(f.serveHTTP))
@@ -410,6 +415,10 @@ func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		// Handled, and its answer lost on the way back, as when a proxy in front of GitHub times out.
 		http.StripPrefix(apiPrefix, f.api).ServeHTTP(httptest.NewRecorder(), r)
 		writeFailure(rec, badGateway, now)
+	case r.Method == http.MethodGet && r.URL.Path == "/login/oauth/authorize":
+		f.oauth.Authorize(rec, r)
+	case r.Method == http.MethodPost && r.URL.Path == "/login/oauth/access_token":
+		f.oauth.Token(rec, r)
 	case isAPI:
 		rec.Header().Set("X-GitHub-Media-Type", "github.v3; format=json")
 		http.StripPrefix(apiPrefix, f.api).ServeHTTP(rec, r)

@@ -29,6 +29,9 @@ const (
 	Owner          = "acme"
 	RepoName       = "warehouse"
 	DefaultBranch  = "main"
+	// ClientID and ClientSecret are the app's OAuth client, which people sign in to the bot's pages with.
+	ClientID     = "Iv1.world0client"
+	ClientSecret = "world-client-secret-0123456789"
 )
 
 // World is GitHub's world. Fake, Git and FakeRepo are open for the tests that are GitHub's alone (the manifest
@@ -73,8 +76,12 @@ func (w *World) Limits() vcs.Limits {
 
 func (w *World) Configure(cfg *serverconfig.Config) {
 	cfg.GitHub = serverconfig.GitHub{AppID: AppID, PrivateKey: serverconfig.Secret(w.PEM), WebhookSecret: WebhookSecret,
-		APIURL: w.Fake.APIURL() + "/"}
+		APIURL: w.Fake.APIURL() + "/", ClientID: ClientID, ClientSecret: ClientSecret}
+	w.Fake.OAuth().AddClient(ClientID, ClientSecret, cfg.PublicURL+"/login/github/callback")
 }
+
+// SignIn: the fake's authorize page approves for user.
+func (w *World) SignIn(user string) { w.Fake.OAuth().SignIn(user) }
 
 // Shown: GitHub shows every state the core writes.
 func (w *World) Shown(s vcs.StatusState) vcs.StatusState { return s }

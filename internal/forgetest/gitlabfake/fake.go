@@ -23,6 +23,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dagctl/dagctl-bot/internal/forgetest/oauthfake"
 )
 
 // apiPrefix is where GitLab serves its REST API.
@@ -55,6 +57,7 @@ type Fake struct {
 	approvedAt bool
 	maxMRFiles int
 
+	oauth    *oauthfake.Server
 	failures []*failureRule
 	random   randomFailures
 	requests []Request
@@ -77,6 +80,7 @@ func New(t testing.TB) *Fake {
 		projects:   map[int64]*Project{},
 		maxMRFiles: DefaultMaxMRFiles,
 	}
+	f.oauth = oauthfake.New("gloas-", f.Now)
 	f.api = http.NewServeMux()
 	f.routes()
 	f.server = httptest.NewServer(http.HandlerFunc(f.serveHTTP))
@@ -338,11 +342,16 @@ func (f *Fake) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 	}()
 	if !isAPI {
-		if failing {
+		switch {
+		case failing:
 			writeFailure(rec, failure, now)
-			return
+		case r.Method == http.MethodGet && escaped == "/oauth/authorize":
+			f.oauth.Authorize(rec, r)
+		case r.Method == http.MethodPost && escaped == "/oauth/token":
+			f.oauth.Token(rec, r)
+		default:
+			f.serveGit(rec, r)
 		}
-		f.serveGit(rec, r)
 		return
 	}
 	switch {

@@ -85,6 +85,10 @@ func (f *Fake) projectJSON(p *Project) map[string]any {
 	out := map[string]any{"id": p.ID, "path": p.Path, "name": p.Path, "path_with_namespace": p.FullPath(),
 		"default_branch": p.DefaultBranch, "http_url_to_repo": p.CloneURL(), "web_url": p.WebURL(),
 		"namespace": map[string]any{"full_path": p.Namespace, "path": lastSegment(p.Namespace), "kind": "group"}}
+	out["visibility"] = "private"
+	if p.visibility != "" {
+		out["visibility"] = p.visibility
+	}
 	if up, ok := f.projects[p.forkedFrom]; ok {
 		out["forked_from_project"] = map[string]any{"id": up.ID, "path_with_namespace": up.FullPath(),
 			"http_url_to_repo": up.CloneURL()}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dagctl/dagctl-bot/internal/forgetest/oauthfake"
 )
 
 // User is a GitLab account.
@@ -117,8 +119,17 @@ func (f *Fake) apiUser(r *http.Request) (*User, bool) {
 		}
 	}
 	t, ok := f.tokens[token]
-	if token == "" || !ok {
+	if token == "" {
 		return nil, false
+	}
+	if !ok {
+		// An OAuth token of the sign-in flow reads the current user alone (scope read_user).
+		ot, found := f.oauth.TokenUser(token)
+		if !found {
+			return nil, false
+		}
+		u := f.userByName(ot.User)
+		return u, u != nil && r.Method == http.MethodGet && r.URL.Path == apiPrefix+"/user" && hasScope(ot.Scope, "read_user")
 	}
 	u := f.users[t.userID]
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
@@ -197,6 +208,7 @@ type Project struct {
 	f             *Fake
 	forkedFrom    int64
 	members       map[int64]int
+	visibility    string // "" is private
 	// ResetApprovalsOnPush: a push to a merge request's source branch removes its approvals (the project's
 	// "Remove all approvals when commits are added" setting).
 	resetApprovalsOnPush bool
@@ -296,4 +308,25 @@ func userJSON(u *User) map[string]any {
 	}
 	return map[string]any{"id": u.ID, "username": u.Username, "name": u.Name, "state": "active",
 		"web_url": "https://gitlab.test/" + u.Username, "bot": u.Bot}
+}
+
+func hasScope(scopes, want string) bool {
+	for _, s := range strings.Fields(scopes) {
+		if s == want {
+			return true
+		}
+	}
+	return false
+}
+
+// OAuth is the fake's user sign-in (/oauth/authorize and /oauth/token of URL): register an application's id,
+// secret and callback URL with AddClient, and the user the browser is signed in as with SignIn. Its tokens read
+// GET /api/v4/user when they have the read_user scope, and nothing else.
+func (f *Fake) OAuth() *oauthfake.Server { return f.oauth }
+
+// SetVisibility sets the project's visibility: private (the default), internal or public.
+func (p *Project) SetVisibility(v string) {
+	p.f.mu.Lock()
+	defer p.f.mu.Unlock()
+	p.visibility = v
 }

@@ -37,6 +37,9 @@ const (
 	DefaultBranch = "main"
 	BotUser       = "dagctl-bot"
 	WebhookSecret = "s3cret-gitlab-webhook"
+	// OAuthAppID and OAuthSecret are the OAuth application people sign in to the bot's pages with.
+	OAuthAppID  = "world-oauth-app"
+	OAuthSecret = "gloas-world-oauth-secret-0123456789"
 )
 
 // World is GitLab's world. Fake, Git and Project are open for the tests that are GitLab's alone.
@@ -96,11 +99,17 @@ func (w *World) BotAccount() string { return BotUser }
 // Limits: notes up to the adapter's limit; GitLab shows no rich output.
 func (w *World) Limits() vcs.Limits { return vcs.Limits{CommentChars: gladapter.MaxNoteChars} }
 
-// Configure is DAGCTL_GITLAB_URL, _TOKEN, _CLONE_TOKEN and _WEBHOOK_SECRET; GitHub is left unset.
+// Configure is DAGCTL_GITLAB_URL, _TOKEN, _CLONE_TOKEN, _WEBHOOK_SECRET and _OAUTH_APP_ID/_SECRET; GitHub is
+// left unset.
 func (w *World) Configure(cfg *serverconfig.Config) {
 	cfg.GitLab = serverconfig.GitLab{URL: w.Fake.URL(), Token: serverconfig.Secret(w.Token),
-		CloneToken: serverconfig.Secret(w.CloneToken), WebhookSecret: WebhookSecret}
+		CloneToken: serverconfig.Secret(w.CloneToken), WebhookSecret: WebhookSecret,
+		OAuthAppID: OAuthAppID, OAuthSecret: OAuthSecret}
+	w.Fake.OAuth().AddClient(OAuthAppID, OAuthSecret, cfg.PublicURL+"/login/gitlab/callback")
 }
+
+// SignIn: the fake's authorize page approves for user.
+func (w *World) SignIn(user string) { w.Fake.OAuth().SignIn(user) }
 
 func (w *World) Now() time.Time                                   { return w.Fake.Now() }
 func (w *World) Sleep(ctx context.Context, d time.Duration) error { return w.Fake.Sleep(ctx, d) }

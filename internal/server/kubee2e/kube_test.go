@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -100,9 +102,26 @@ func TestBotRestartMidJobReattachesToTheJob(t *testing.T) {
 }
 
 // get fetches a bot URL (links point at the public URL; the ingress answers them).
-func (w *world) get(url string) string {
+// get fetches a bot URL as a person who may read the repository, signing in with the forge on the way (a
+// browser's cookie jar; the bot's public URL answered by the ingress).
+func (w *world) get(link string) string {
 	w.t.Helper()
-	resp, err := http.Get(strings.Replace(url, publicURL, w.ingress.URL, 1))
+	w.SetPermission("log-reader", vcs.PermissionRead)
+	w.SignIn("log-reader")
+	jar, err := cookiejar.New(nil)
+	require.NoError(w.t, err)
+	public, err := url.Parse(publicURL)
+	require.NoError(w.t, err)
+	ingress, err := url.Parse(w.ingress.URL)
+	require.NoError(w.t, err)
+	client := &http.Client{Jar: jar, Transport: roundTrip(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Host == public.Host {
+			r = r.Clone(r.Context())
+			r.URL.Scheme, r.URL.Host = ingress.Scheme, ingress.Host
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	resp, err := client.Get(link)
 	require.NoError(w.t, err)
 	defer resp.Body.Close()
 	require.Equal(w.t, 200, resp.StatusCode)
@@ -110,3 +129,7 @@ func (w *world) get(url string) string {
 	require.NoError(w.t, err)
 	return string(b)
 }
+
+type roundTrip func(*http.Request) (*http.Response, error)
+
+func (f roundTrip) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

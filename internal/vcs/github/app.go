@@ -416,3 +416,13 @@ func (a *App) React(ctx context.Context, repo vcs.Repo, commentID int64, reactio
 func (a *App) Limits() vcs.Limits {
 	return vcs.Limits{CommentChars: MaxCommentChars, CheckOutputSize: MaxCheckOutput}
 }
+
+// ReadAccess is user's permission on the repository through its installation, and the account id GitHub answered
+// it for (the web pages' read rule checks that it is the signed-in account's: a login can change hands).
+func (a *App) ReadAccess(ctx context.Context, repo vcs.Repo, login string) (vcs.Permission, int64, error) {
+	inst, err := a.forRepo(repo)
+	if err != nil {
+		return vcs.PermissionNone, 0, err
+	}
+	return inst.ReadAccess(ctx, repo, login)
+}

@@ -507,3 +507,19 @@ func classifyStatus(op string, status int, err error) error {
 	}
 	return fmt.Errorf("github: %s: %w", op, err)
 }
+
+// ReadAccess is Permission with the id of the account GitHub answered for (0 for a login it does not know).
+func (i *Installation) ReadAccess(ctx context.Context, repo vcs.Repo, login string) (vcs.Permission, int64, error) {
+	if err := i.checkRepo(repo); err != nil {
+		return vcs.PermissionNone, 0, err
+	}
+	level, _, err := i.client.Repositories.GetPermissionLevel(ctx, repo.Owner, repo.Name, login)
+	if err != nil {
+		err = mapError(fmt.Sprintf("permission of %s on %s", login, repo.FullName()), err)
+		if errors.Is(err, vcs.ErrNotFound) {
+			return vcs.PermissionNone, 0, nil
+		}
+		return vcs.PermissionNone, 0, err
+	}
+	return foldPermission(level.GetPermission()), level.GetUser().GetID(), nil
+}
