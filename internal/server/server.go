@@ -655,4 +655,3 @@ func gitHubWebURL(apiURL string) string {
 	}
 	return base
 }
-
