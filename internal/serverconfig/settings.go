@@ -68,6 +68,7 @@ const (
 	EnvK8sBotSecrets         = "DAGCTL_K8S_BOT_SECRETS"
 	EnvLogLevel              = "DAGCTL_LOG_LEVEL"
 	EnvRecoverInterval       = "DAGCTL_RECOVER_INTERVAL"
+	EnvMetricsToken          = "DAGCTL_METRICS_TOKEN"
 )
 
 func settings() []setting {
@@ -122,6 +123,8 @@ func settings() []setting {
 		{env: EnvLogLevel, flag: "log-level", def: "info", usage: "log level: debug, info, warn or error"},
 		{env: EnvRecoverInterval, flag: "recover-interval", def: DefaultRecoverInterval.String(),
 			usage: "how often the bot asks the forge for webhooks it missed and plans open PRs with no plan of their head (0: only at start)"},
+		{env: EnvMetricsToken, flag: "metrics-token", secret: true,
+			usage: "a bearer token GET /metrics requires (Authorization: Bearer <token>); default none: /metrics is open"},
 	}
 }
 
@@ -298,6 +301,7 @@ func build(in inputs, getenv func(string) string) (Config, error) {
 	} else {
 		c.RecoverInterval = d
 	}
+	c.MetricsToken = Secret(in[EnvMetricsToken].value)
 
 	if err := errs.err(); err != nil {
 		return Config{}, err
