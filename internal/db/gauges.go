@@ -55,15 +55,16 @@ func (s *Store) Gauges(ctx context.Context) (Gauges, error) {
 }
 
 // awaitingApprovalQuery counts the plans waiting for an approval: ready (they have changes), the newest plan of
-// their PR's project and environment, whose last approval evaluation was not satisfied, and with no apply run
-// that succeeded. A plan of an environment that needs no approval has no unsatisfied evaluation (the evaluator
-// records none for it). The third column only fits countByForge's shape.
+// their PR's project and environment, whose last approval evaluation was not satisfied, with no apply run that
+// succeeded, of a PR that did not end (SetPREnded). A plan of an environment that needs no approval has no
+// unsatisfied evaluation (the evaluator records none for it). The third column only fits countByForge's shape.
 const awaitingApprovalQuery = `SELECT p.forge, count(*), 0 FROM plans p
 	JOIN approvals a ON a.plan_id = p.id AND a.satisfied = 0
 	WHERE p.status = '` + string(plan.StatusReady) + `'
 	AND NOT EXISTS (SELECT 1 FROM plans n WHERE n.forge = p.forge AND n.repo = p.repo AND n.pr = p.pr
 		AND n.project = p.project AND n.environment = p.environment AND n.id > p.id)
 	AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.plan_id = p.id AND r.kind = 'apply' AND r.status = 'succeeded')
+	AND NOT EXISTS (SELECT 1 FROM settings e WHERE e.key = 'pr_ended/' || p.forge || '/' || lower(p.repo) || '#' || p.pr)
 	GROUP BY p.forge`
 
 func countByForge(ctx context.Context, tx *sql.Tx, query string, count map[string]int, oldest map[string]time.Time) error {

@@ -125,3 +125,28 @@ func TestGaugesCountOnlyTheNewestUnappliedReadyPlansWithoutTheirApproval(t *test
 	require.NoError(t, err)
 	assert.Equal(t, 0, count())
 }
+
+func TestAPlanOfAPRThatEndedAwaitsNoApproval(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx := context.Background()
+	p := mustCreatePlan(t, s, newPlan(7, "prod", "a1"))
+	_, err := s.SetPlanStatus(ctx, p.ID, plan.StatusRunning)
+	require.NoError(t, err)
+	sum := sampleSummary()
+	_, err = s.SetPlanResult(ctx, p.ID, PlanResult{Status: plan.StatusReady, Summary: &sum})
+	require.NoError(t, err)
+	count := func() int {
+		g, err := s.Gauges(ctx)
+		require.NoError(t, err)
+		return g.AwaitingApproval["github"]
+	}
+
+	require.NoError(t, s.SetPREnded(ctx, "github", "acme/warehouse", 8, true)) // another PR's end
+	require.NoError(t, s.RecordApproval(ctx, ApprovalSnapshot{PlanID: p.ID, SHA: p.HeadSHA}))
+	assert.Equal(t, 1, count())
+	require.NoError(t, s.SetPREnded(ctx, "github", "Acme/Warehouse", 7, true)) // the forge's spelling may differ
+	assert.Zero(t, count(), "closed without the approval: nothing waits any more")
+	require.NoError(t, s.SetPREnded(ctx, "github", "acme/warehouse", 7, true)) // a replayed close
+	require.NoError(t, s.SetPREnded(ctx, "github", "acme/warehouse", 7, false))
+	assert.Equal(t, 1, count(), "reopened: it waits again")
+}

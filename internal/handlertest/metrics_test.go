@@ -64,3 +64,30 @@ func TestMetricsObserveEachApplysWaitForTheLock(t *testing.T) {
 	assert.Equal(t, 1.0, f.Get("dagctl_lock_wait_seconds", "outcome", "acquired"))
 	assert.Equal(t, 1.0, f.Get("dagctl_lock_wait_seconds", "outcome", "gave_up"))
 }
+
+// A PR closed or merged without its approval leaves no plan awaiting one (the store remembers the PR's end, as
+// its plans stay ready); reopened, its plan waits again.
+func TestAnEndedPRsPlanAwaitsNoApproval(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	awaiting := func() int {
+		g, err := w.store.Gauges(ctx)
+		require.NoError(t, err)
+		return g.AwaitingApproval[w.repo.Forge]
+	}
+	pr := w.openPR(1, "more-columns", "alice", testutil.NonBreakingChange)
+	require.Equal(t, 1, awaiting(), "prod's plan needs an approval")
+
+	closed := w.forge.UpdatePR(w.repo, pr.Number, func(p *vcs.PullRequest) { p.State = "closed" })
+	w.handle(vcs.Event{PullRequest: &vcs.PullRequestEvent{Action: vcs.PRClosed, PR: closed, Sender: "alice"}})
+	assert.Zero(t, awaiting(), "closed: nothing will approve it")
+
+	reopened := w.forge.UpdatePR(w.repo, pr.Number, func(p *vcs.PullRequest) { p.State = "open" })
+	w.handle(vcs.Event{PullRequest: &vcs.PullRequestEvent{Action: vcs.PRReopened, PR: reopened, Sender: "alice"}})
+	assert.Equal(t, 1, awaiting(), "reopened: it waits again")
+
+	w.mergePR(reopened, "alice")
+	w.bot.Wait()
+	w.drainWrites()
+	assert.Zero(t, awaiting(), "merged without the approval (prod was not applied): nothing waits")
+}
