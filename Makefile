@@ -122,6 +122,8 @@ chart-check: k8s-bins helm
 	$(HELM) template dagctl-bot $(CHART) --namespace dagctl --kube-version $(K8S_VERSION) >/dev/null
 	$(HELM) template dagctl-bot $(CHART) --namespace dagctl --kube-version $(K8S_VERSION) \
 	  --set ingress.enabled=true --set secrets.existingSecret=app --set persistence.enabled=false >/dev/null
+	$(HELM) template dagctl-bot $(CHART) --namespace dagctl --kube-version $(K8S_VERSION) \
+	  --set metrics.serviceMonitor.enabled=true >/dev/null
 	KUBEBUILDER_ASSETS="$(K8S_BIN)" $(GO) test -count=1 -run '^TestChart' ./internal/jobs/kube/
 
 test: k8s-bins helm chart-check

@@ -72,6 +72,8 @@ type Options struct {
 	// delivery is done: the deliveries' retry window, on the server's clock (tests: the fake forge's).
 	ForgeRetry retry.Policy
 	ForgeClock retry.Clock
+	// LockWaits is told how long applies waited for their environment's lock (the metrics). Optional.
+	LockWaits apply.LockWaits
 }
 
 // New returns a Bot.
@@ -96,7 +98,7 @@ func New(o Options) *Bot {
 		Jobs: o.Jobs, Report: reporter, Locks: locks, Log: o.Log, MaxJobs: o.MaxJobs, Secrets: o.Secrets,
 		ForgeRetry: o.ForgeRetry, ForgeClock: o.ForgeClock})
 	applies := &apply.Sequence{Store: o.Store, Forges: o.Forges, Runner: runner, Report: reporter, Approvals: evaluator,
-		Locks: locks, Log: o.Log, ExecutorName: o.ExecutorName, Images: o.Images}
+		Locks: locks, Log: o.Log, ExecutorName: o.ExecutorName, Images: o.Images, LockWaits: o.LockWaits}
 	handlers := &events.Handlers{Store: o.Store, Executor: o.Executor, ExecutorName: o.ExecutorName, Log: o.Log, Locks: locks,
 		Report: reporter, Approvals: evaluator, Runner: runner, Applies: applies, CommandExpiry: o.CommandExpiry, Now: o.Now}
 	runner.PlanEnded = handlers.MergeAfterPlan // a merge that waited for the plan is carried out when it ends

@@ -27,6 +27,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/image"
 	"github.com/dagctl/dagctl-bot/internal/jobs"
 	"github.com/dagctl/dagctl-bot/internal/jobs/kube"
+	"github.com/dagctl/dagctl-bot/internal/metrics"
 	"github.com/dagctl/dagctl-bot/internal/outbox"
 	"github.com/dagctl/dagctl-bot/internal/recovery"
 	"github.com/dagctl/dagctl-bot/internal/repoconfig"
@@ -35,6 +36,7 @@ import (
 	"github.com/dagctl/dagctl-bot/internal/setup"
 	"github.com/dagctl/dagctl-bot/internal/vcs"
 	ghadapter "github.com/dagctl/dagctl-bot/internal/vcs/github"
+	gladapter "github.com/dagctl/dagctl-bot/internal/vcs/gitlab"
 	"github.com/dagctl/dagctl-bot/internal/web"
 	"github.com/dagctl/dagctl-bot/internal/web/auth"
 	"github.com/dagctl/dagctl-bot/internal/webhook"
@@ -116,6 +118,8 @@ type Server struct {
 	// web is sign-in for the web pages, access their read rule (web.go).
 	web    *auth.Web
 	access *auth.Access
+	// metrics are served at /metrics, from a registry of the server's own.
+	metrics *metrics.Metrics
 
 	ready  sync.Once
 	cancel context.CancelFunc
@@ -131,7 +135,7 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 	if opts.Environ == nil {
 		opts.Environ = os.Environ()
 	}
-	s := &Server{cfg: cfg, opts: opts, log: opts.Log, forges: newForgeSet()}
+	s := &Server{cfg: cfg, opts: opts, log: opts.Log, forges: newForgeSet(), metrics: metrics.New()}
 	if err := s.registerForges(); err != nil {
 		return nil, err
 	}
@@ -151,6 +155,7 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 		return nil, fmt.Errorf("opening the database %s: %w", cfg.DB, err)
 	}
 	s.store = store
+	s.metrics.CollectStore(store, store.Now)
 	if s.logKey, err = store.SigningKey(ctx, "log-links"); err != nil {
 		store.Close()
 		return nil, err
@@ -195,7 +200,7 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 		Store:        store,
 		Forges:       s.forges.get,
 		Outbox:       s.outbox,
-		Executor:     s.executor,
+		Executor:     s.metrics.Executor(s.executor, nil), // the server keeps the executor itself, to stop it
 		ExecutorName: string(cfg.Executor),
 		Jobs:         settings,
 		Images:       s.images.byKind(opts.ImageBuilders),
@@ -210,6 +215,7 @@ func New(ctx context.Context, cfg serverconfig.Config, opts Options) (*Server, e
 		// Background work waits the forge out as long as a delivery would, on the clock the outbox spaces by.
 		ForgeRetry: retry.Policy{For: cfg.RetryFor},
 		ForgeClock: retry.Clock{Now: opts.Now, Sleep: opts.Sleep},
+		LockWaits:  s.metrics,
 	})
 	s.dispatcher = &dispatch.Dispatcher{
 		Queue:   store,
@@ -298,7 +304,7 @@ func (s *Server) secrets() []string {
 	return append([]string{
 		s.cfg.GitHub.PrivateKey.Reveal(), s.cfg.GitHub.WebhookSecret.Reveal(),
 		s.cfg.GitLab.Token.Reveal(), s.cfg.GitLab.WebhookSecret.Reveal(), s.cfg.GitLab.CloneToken.Reveal(),
-		s.cfg.GitHub.ClientSecret.Reveal(), s.cfg.GitLab.OAuthSecret.Reveal(),
+		s.cfg.GitHub.ClientSecret.Reveal(), s.cfg.GitLab.OAuthSecret.Reveal(), s.cfg.MetricsToken.Reveal(),
 	}, append(sessionKeys(s.cfg.SessionKeys), s.credentials...)...)
 }
 
@@ -499,7 +505,8 @@ func (s *Server) registerForges() error {
 		return err
 	}
 	if gl := s.cfg.GitLab; gl.Enabled() {
-		forge, err := gitLabForge(gl.URL, gl.Token.Reveal(), gl.CloneToken.Reveal(), []byte(gl.WebhookSecret.Reveal()), nil)
+		client := &http.Client{Transport: s.metrics.Transport(gladapter.Name, nil)}
+		forge, err := gitLabForge(gl.URL, gl.Token.Reveal(), gl.CloneToken.Reveal(), []byte(gl.WebhookSecret.Reveal()), client)
 		if err != nil {
 			return fmt.Errorf("gitlab: %w", err)
 		}
@@ -543,6 +550,7 @@ func (s *Server) configureGitHub(ctx context.Context) error {
 func (s *Server) useGitHubApp(appID int64, key, secret []byte) error {
 	app, err := ghadapter.NewApp(ghadapter.Config{
 		AppID: appID, PrivateKey: key, APIURL: s.cfg.GitHub.APIURL, Now: s.opts.Now, Sleep: s.opts.Sleep,
+		Transport: s.metrics.Transport(ghadapter.Forge, nil),
 	})
 	if err != nil {
 		return fmt.Errorf("GitHub App %d: %w", appID, err)
@@ -560,11 +568,12 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }).Methods(http.MethodGet)
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet)
 	// One intake for every forge: one body budget, each forge's headers, verifier and ordering.
-	s.intake = &webhook.Intake{Queue: s.store, Notify: s.dispatcher.Notify, Log: s.log}
+	s.intake = &webhook.Intake{Queue: s.store, Notify: s.dispatcher.Notify, Log: s.log, Observer: s.metrics}
 	for _, src := range s.forges.sources() {
 		r.Handle("/webhooks/"+src.Forge, s.intake.For(src))
 	}
 	s.mountWeb(r) // sign-in, and the pages behind it: /runs/{id}
+	r.Handle("/metrics", s.metricsHandler()).Methods(http.MethodGet)
 	if len(s.opts.Manifest) > 0 {
 		r.PathPrefix("/setup").Handler(s.setupHandler())
 	}

@@ -48,6 +48,9 @@ type Config struct {
 	// RecoverInterval is how often the bot recovers what it missed (redeliveries, open PRs without a plan), on
 	// top of once at start; 0: only at start. DAGCTL_RECOVER_INTERVAL, -recover-interval; default 5m.
 	RecoverInterval time.Duration
+	// MetricsToken, when set, is the bearer token GET /metrics requires. DAGCTL_METRICS_TOKEN, -metrics-token;
+	// default unset (the metrics carry no secret and no repository name).
+	MetricsToken Secret
 	// Retention is how long handled deliveries' bodies and finished runs' logs are kept (0: forever).
 	// DAGCTL_RETAIN_DELIVERY_BODIES, -retain-delivery-bodies; default 168h. DAGCTL_RETAIN_RUN_LOGS,
 	// -retain-run-logs; default 2160h (90 days).

@@ -72,6 +72,7 @@ func (c Config) attrs() []slog.Attr {
 			slog.Any("clone_token", c.GitLab.CloneToken),
 		),
 		slog.String("repo_allowlist", c.RepoAllowlist.String()),
+		slog.Any("metrics_token", c.MetricsToken),
 		slog.String("sqlmesh", c.SQLMesh),
 		slog.String("workdir", c.WorkDir),
 		slog.String("job_env", strings.Join(c.JobEnv, ",")),

@@ -79,6 +79,7 @@ const (
 	EnvBuildTimeout          = "DAGCTL_BUILD_TIMEOUT"
 	EnvLogLevel              = "DAGCTL_LOG_LEVEL"
 	EnvRecoverInterval       = "DAGCTL_RECOVER_INTERVAL"
+	EnvMetricsToken          = "DAGCTL_METRICS_TOKEN"
 )
 
 func settings() []setting {
@@ -153,6 +154,8 @@ func settings() []setting {
 		{env: EnvLogLevel, flag: "log-level", def: "info", usage: "log level: debug, info, warn or error"},
 		{env: EnvRecoverInterval, flag: "recover-interval", def: DefaultRecoverInterval.String(),
 			usage: "how often the bot asks the forge for webhooks it missed and plans open PRs with no plan of their head (0: only at start)"},
+		{env: EnvMetricsToken, flag: "metrics-token", secret: true,
+			usage: "a bearer token GET /metrics requires (Authorization: Bearer <token>); default none: /metrics is open"},
 	}
 }
 
@@ -331,6 +334,7 @@ func build(in inputs, getenv func(string) string) (Config, error) {
 	} else {
 		c.RecoverInterval = d
 	}
+	c.MetricsToken = Secret(in[EnvMetricsToken].value)
 
 	if err := errs.err(); err != nil {
 		return Config{}, err

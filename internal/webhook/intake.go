@@ -52,6 +52,8 @@ type Intake struct {
 	Log    *slog.Logger
 	// Limits bound the bodies read at once (zero: DefaultBodyLimits).
 	Limits BodyLimits
+	// Observer is told what became of each request (the metrics). Optional.
+	Observer Observer
 
 	once      sync.Once
 	admission *admission
@@ -74,33 +76,40 @@ func (in *Intake) For(src Source) http.Handler {
 // memory), then reads the body within the budget, verifies it and stores it. Its length is its steps.
 func (in *Intake) serve(src Source, w http.ResponseWriter, r *http.Request) {
 	log := logger(in.Log).With("forge", src.Forge)
+	obs := observer(in.Observer)
 	if r.Method != http.MethodPost {
+		obs.Rejected(src.Forge, RejectMethod)
 		reply(w, http.StatusMethodNotAllowed, "webhooks are POSTed")
 		return
 	}
 	secret := src.Secret()
 	if len(secret) == 0 {
 		// Never accept unverified deliveries: without a secret anyone could drive the bot.
+		obs.Rejected(src.Forge, RejectNotSetUp)
 		reply(w, http.StatusServiceUnavailable, "dagctl-bot is not set up yet: no webhook secret is configured"+hint(src.SetupHint))
 		return
 	}
 	if r.ContentLength > MaxBodyBytes {
+		obs.Rejected(src.Forge, RejectTooLarge)
 		reply(w, http.StatusRequestEntityTooLarge, "payload too large")
 		return
 	}
 	badAuth := "missing or invalid " + src.AuthHeader
 	event, id, auth := r.Header.Get(src.EventHeader), src.deliveryID(r.Header), r.Header.Get(src.AuthHeader)
 	if auth == "" {
+		obs.Rejected(src.Forge, RejectUnauthenticated)
 		reply(w, http.StatusUnauthorized, badAuth)
 		return
 	}
 	if event == "" || id == "" {
+		obs.Rejected(src.Forge, RejectBadRequest)
 		reply(w, http.StatusBadRequest, "missing "+src.EventHeader+" or "+strings.Join(src.DeliveryHeaders, " or "))
 		return
 	}
 	release, ok := in.admit().admit(r.Context(), r.ContentLength)
 	if !ok {
 		log.Warn("webhook refused: the intake is full", "delivery", id, "content_length", r.ContentLength)
+		obs.Rejected(src.Forge, RejectBusy)
 		w.Header().Set("Retry-After", "10")
 		reply(w, http.StatusServiceUnavailable, "the intake is busy; redeliver this delivery")
 		return
@@ -110,31 +119,38 @@ func (in *Intake) serve(src Source, w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
+			obs.Rejected(src.Forge, RejectTooLarge)
 			reply(w, http.StatusRequestEntityTooLarge, "payload too large")
 			return
 		}
+		obs.Rejected(src.Forge, RejectBadRequest)
 		reply(w, http.StatusBadRequest, "cannot read body")
 		return
 	}
 	if err := src.Verify(secret, auth, body); err != nil {
 		log.Warn("webhook rejected", "delivery", id, "reason", err)
+		obs.Rejected(src.Forge, RejectBadSignature)
 		reply(w, http.StatusUnauthorized, badAuth)
 		return
 	}
-	in.store(w, r, log, src, id, event, body)
+	in.store(w, r, log, obs, src, id, event, body)
 }
 
 // store queues a verified delivery once and wakes the dispatcher.
-func (in *Intake) store(w http.ResponseWriter, r *http.Request, log *slog.Logger, src Source, id, event string, body []byte) {
+func (in *Intake) store(w http.ResponseWriter, r *http.Request, log *slog.Logger, obs Observer, src Source, id, event string, body []byte) {
+	// Only a verified delivery names its event in a label: its event is the forge's word, from a fixed set.
+	obs.Received(src.Forge, event)
 	key := src.OrderingKey(body)
 	inserted, err := in.Queue.Enqueue(r.Context(), src.Forge, id, event, key, body)
 	if err != nil {
 		log.Error("webhook not stored", "delivery", id, "event", event, "err", err)
+		obs.Rejected(src.Forge, RejectNotStored)
 		reply(w, http.StatusInternalServerError, "could not store the delivery; redeliver it")
 		return
 	}
 	if !inserted {
 		log.Info("duplicate delivery ignored", "delivery", id, "event", event)
+		obs.Duplicate(src.Forge)
 		reply(w, http.StatusOK, "duplicate delivery, already queued")
 		return
 	}

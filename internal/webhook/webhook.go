@@ -32,3 +32,40 @@ func logger(l *slog.Logger) *slog.Logger {
 	}
 	return l
 }
+
+// Observer is told what the intake did with each request: a verified delivery (Received, then Duplicate when
+// the queue held it already) or a refusal with its reason. The metrics implement it; the intake does not know
+// them.
+type Observer interface {
+	Received(forge, event string)
+	Duplicate(forge string)
+	Rejected(forge string, reason Rejection)
+}
+
+// Rejection is why the intake refused a request: a fixed set, so that it can be a metric's label.
+type Rejection string
+
+const (
+	RejectMethod          Rejection = "method"          // not a POST (405)
+	RejectNotSetUp        Rejection = "not_set_up"      // no webhook secret yet (503)
+	RejectTooLarge        Rejection = "too_large"       // a body over MaxBodyBytes (413)
+	RejectUnauthenticated Rejection = "unauthenticated" // no signature or token header (401)
+	RejectBadRequest      Rejection = "bad_request"     // no event or delivery id header, or an unreadable body (400)
+	RejectBusy            Rejection = "busy"            // no room in the body budget in time (503)
+	RejectBadSignature    Rejection = "bad_signature"   // a signature or token that does not verify (401)
+	RejectNotStored       Rejection = "not_stored"      // verified, but the store failed (500)
+)
+
+// observer is o, or one that is told nothing.
+func observer(o Observer) Observer {
+	if o == nil {
+		return nobody{}
+	}
+	return o
+}
+
+type nobody struct{}
+
+func (nobody) Received(string, string)    {}
+func (nobody) Duplicate(string)           {}
+func (nobody) Rejected(string, Rejection) {}

@@ -41,6 +41,15 @@ type Sequence struct {
 	// Images build a dbt deploy's image, by the project's builder (the server's: layers, with the operator's
 	// registry keychain). A project whose builder has none here fails its apply, saying so.
 	Images map[repoconfig.ImageBuilder]image.Builder
+	// LockWaits is told how long each apply waited for its environment's lock (the metrics). Optional.
+	LockWaits LockWaits
+}
+
+// LockWaits is told each apply's wait for its environment's lock: acquired, or given up (cancelled, failed, the
+// bot stopping). An apply that found the lock free waited about nothing, and is told too; one refused under the
+// lock's decision for another reason is not.
+type LockWaits interface {
+	LockWaited(wait time.Duration, acquired bool)
 }
 
 // lockPoll is how often a queued apply looks at the environment's lock again.
@@ -248,7 +257,17 @@ func readOnce(op func() error) error { return op() }
 
 // waitForLock takes the environment's lock, or waits in line for it, saying once who holds it. It returns the
 // ending when the apply stops while waiting.
-func (s *Sequence) waitForLock(ctx context.Context, forge vcs.Forge, req Request, run db.Run, owner db.LockOwner, facts *deploy.Facts) *applyEnding {
+func (s *Sequence) waitForLock(ctx context.Context, forge vcs.Forge, req Request, run db.Run, owner db.LockOwner, facts *deploy.Facts) (end *applyEnding) {
+	if s.LockWaits != nil {
+		began := time.Now()
+		defer func() {
+			acquired := facts.Target.Lock != nil && facts.Target.Lock.Ours
+			if end == nil && !acquired {
+				return // refused for another reason than the lock: not a wait for it
+			}
+			s.LockWaits.LockWaited(time.Since(began), end == nil)
+		}()
+	}
 	told := false
 	for {
 		if ctx.Err() != nil || s.Runner.Cancelled(run.ID) {

@@ -20,6 +20,9 @@ import (
 func (h *Handlers) PullRequest(ctx context.Context, forge vcs.Forge, ev vcs.PullRequestEvent) error {
 	switch ev.Action {
 	case vcs.PROpened, vcs.PRReopened, vcs.PRPushed, vcs.PRReady:
+		if ev.Action == vcs.PRReopened {
+			h.recordPREnd(ctx, ev.PR, false)
+		}
 		return h.planPR(ctx, forge, ev.PR, ev.Sender, nil)
 	case vcs.PRClosed:
 		return h.closePR(ctx, forge, ev.PR, "the PR was closed")
@@ -293,8 +296,16 @@ func (h *Handlers) endPR(ctx context.Context, forge vcs.Forge, pr vcs.PullReques
 				h.Log.Warn("releasing a closed PR's lock", "env", l.Environment, "err", err)
 			}
 		}
+		h.recordPREnd(ctx, pr, true)
 	}
 	return cancelled, nil
+}
+
+// recordPREnd records a PR's end or reopening, for the metrics alone: a failure is logged, never retried.
+func (h *Handlers) recordPREnd(ctx context.Context, pr vcs.PullRequest, ended bool) {
+	if err := h.Store.SetPREnded(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number, ended); err != nil {
+		h.Log.Warn("recording a PR's end", "ended", ended, "err", err)
+	}
 }
 
 // removePREnvironments cleans up the per-PR environments of a closed PR with their framework's cleanup

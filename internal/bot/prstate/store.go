@@ -52,6 +52,9 @@ type Store interface {
 	MergeWait(ctx context.Context, planID int64) ([]byte, bool, error)
 	DeleteMergeWait(ctx context.Context, planID int64) error
 	MergeWaitPlans(ctx context.Context) ([]int64, error)
+	// SetPREnded records a PR's end (closed or merged) or its reopening: a plan of an ended PR waits for no
+	// approval (the metrics' plans awaiting approval).
+	SetPREnded(ctx context.Context, forge, repo string, pr int, ended bool) error
 
 	RecordApproval(ctx context.Context, a db.ApprovalSnapshot) error
 	// Review events of a forge whose approvals name no commit, as its verified webhooks reported them: they date

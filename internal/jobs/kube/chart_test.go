@@ -259,3 +259,40 @@ func TestChartRoleIsEnoughForTheExecutor(t *testing.T) {
 }
 
 func ptrTrue() *bool { v := true; return &v }
+
+// The chart's ServiceMonitor is off by default; on, it scrapes /metrics on the Service's http port, selecting
+// the bot's Service by its labels, with the bearer token's Secret when one is named.
+func TestChartServiceMonitorIsOptional(t *testing.T) {
+	for _, o := range renderChart(t, "dagctl") {
+		assert.NotEqual(t, "ServiceMonitor", o.GetKind(), "none by default: the CRD may not exist")
+	}
+	objects := renderChart(t, "dagctl", "metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.labels.release=kps",
+		"metrics.serviceMonitor.bearerTokenSecret.name=dagctl-bot", "metrics.serviceMonitor.bearerTokenSecret.key=DAGCTL_METRICS_TOKEN")
+	var svc corev1.Service
+	find(t, objects, "Service", &svc)
+	var monitor *unstructured.Unstructured
+	for _, o := range objects {
+		if o.GetKind() == "ServiceMonitor" {
+			monitor = o
+		}
+	}
+	require.NotNil(t, monitor, "the chart renders no ServiceMonitor")
+	assert.Equal(t, "monitoring.coreos.com/v1", monitor.GetAPIVersion())
+	assert.Equal(t, "kps", monitor.GetLabels()["release"])
+	selector, _, err := unstructured.NestedStringMap(monitor.Object, "spec", "selector", "matchLabels")
+	require.NoError(t, err)
+	require.NotEmpty(t, selector)
+	for k, v := range selector {
+		assert.Equal(t, v, svc.Labels[k], "the ServiceMonitor selects the bot's Service (label %s)", k)
+	}
+	endpoints, _, err := unstructured.NestedSlice(monitor.Object, "spec", "endpoints")
+	require.NoError(t, err)
+	require.Len(t, endpoints, 1)
+	ep := endpoints[0].(map[string]any)
+	assert.Equal(t, "/metrics", ep["path"])
+	assert.Equal(t, "http", ep["port"])
+	assert.Equal(t, "http", svc.Spec.Ports[0].Name, "the port the ServiceMonitor names")
+	key, _, err := unstructured.NestedString(ep, "authorization", "credentials", "key")
+	require.NoError(t, err)
+	assert.Equal(t, "DAGCTL_METRICS_TOKEN", key)
+}
