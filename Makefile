@@ -75,7 +75,7 @@ test-lanes:
 ## end-to-end sticky comment, the handler tests' captured job output); read the diff before committing it
 golden: tools
 	DAGCTL_UPDATE_GOLDEN=1 $(GO) test -count=1 -timeout 30m ./internal/framework/sqlmesh/planner/... ./internal/framework/dbt/planner/... ./internal/comments/...
-	DAGCTL_UPDATE_GOLDEN=1 $(GO) test -count=1 -timeout 30m -run '^TestPullRequestGetsPlanChecksAndStickyComment$$' ./internal/server/
+	DAGCTL_UPDATE_GOLDEN=1 $(GO) test -count=1 -timeout 30m -run '^(TestPullRequestGetsPlanChecksAndStickyComment|TestDBTASelectiveDeployWithoutProductionStateIsAFullBuildAndStoresIt)$$' ./internal/server/
 	DAGCTL_REPLAY_CAPTURE=1 $(GO) test -count=1 -timeout 30m ./internal/handlertest/
 	DAGCTL_REPLAY_CAPTURE=1 $(GO) test -count=1 -timeout 30m -run '^TestChaos' ./internal/server/chaos/
 

@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -223,6 +225,8 @@ func TestDBTASelectiveDeployWithoutProductionStateIsAFullBuildAndStoresIt(t *tes
 		sticky = w.Sticky(2)
 		assert.Contains(t, sticky, "**Scope: `selective`**")
 		assert.Contains(t, sticky, "dbt build --target prod --select state:modified+ --state $DAGCTL_INPUT_DIR")
+		// The comment a dbt PR gets, from the real dbt: README.md and docs/dbt.md show it (TestTheDocsShowARealDBTPRsComment).
+		golden(t, dbtPRCommentGolden, w.normalize(sticky, map[string]string{next: "head", mergeSHA: "deployed"}))
 
 		w.review(2, next, "bob", vcs.ReviewApproved)
 		release := w.merge(2)
@@ -265,4 +269,19 @@ func TestDBTAFailedApplyStoresNoProductionState(t *testing.T) {
 		assert.NotContains(t, log, "the commit last deployed to prod", "the failed apply deployed nothing")
 		assert.Contains(t, log, "the merge base (nothing applied to prod yet)")
 	})
+}
+
+// dbtPRCommentGolden is the sticky comment of a selective dbt deploy PR, as the real dbt plans it.
+const dbtPRCommentGolden = "dbt_pr_selective.md"
+
+// README.md and docs/dbt.md show a dbt PR's comment: the golden of a real one.
+func TestTheDocsShowARealDBTPRsComment(t *testing.T) {
+	want, err := os.ReadFile(filepath.Join("testdata", dbtPRCommentGolden))
+	require.NoError(t, err, "missing golden file: run `make golden`")
+	for _, doc := range []string{"README.md", "docs/dbt.md"} {
+		got, err := os.ReadFile(filepath.Join("..", "..", doc))
+		require.NoError(t, err)
+		assert.Contains(t, string(got), "````markdown\n"+string(want)+"````\n",
+			"%s does not show internal/server/testdata/%s: paste it again", doc, dbtPRCommentGolden)
+	}
 }
