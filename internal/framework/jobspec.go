@@ -42,6 +42,8 @@ type JobRequest struct {
 	// State is the environment's production state from its last successful deploy (StateKeeper), as the bot
 	// stored it; nil when there is none. Given to a StateKeeper's jobs as an input.
 	State []byte
+	// PRNumber is the PR whose own environment Env is (see CommandRequest.PRNumber).
+	PRNumber int
 }
 
 // Spec builds the job's spec, and the variables refused for it (to warn about). The framework supplies the
@@ -111,7 +113,8 @@ func (s JobSettings) Spec(req JobRequest) (jobs.Spec, []jobs.Refused, error) {
 }
 
 func (s JobSettings) command(fw Framework, req JobRequest) ([]string, error) {
-	creq := CommandRequest{Project: req.Project, Env: req.Env, Flags: req.Flags, ExecutionTime: s.ExecutionTime, DBT: req.DBT}
+	creq := CommandRequest{Project: req.Project, Env: req.Env, Flags: req.Flags, ExecutionTime: s.ExecutionTime, DBT: req.DBT,
+		PRNumber: req.PRNumber}
 	switch req.Kind {
 	case jobs.KindPlan:
 		return fw.PlanCommand(creq), nil
