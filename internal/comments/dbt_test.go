@@ -134,7 +134,7 @@ func dbtPRBuild() View {
 	d := &plan.DBT{Version: "1.4.0", PreviousVersion: "1.4.0", BaseCommit: "9c1e5d2", BaseIsDeployed: true,
 		Files:     []plan.FileChange{{Path: "shop/models/staging/stg_orders.sql", Type: plan.FileModel, Change: "modified"}},
 		FileScope: plan.ScopeSelective, ManifestScope: plan.ScopeSelective, Scope: plan.ScopeNone, DecidedBy: "manifest",
-		Nodes: []plan.Node{{UniqueID: "model.shop.stg_orders", ResourceType: "model", Reasons: []plan.NodeReason{plan.ReasonBody}}},
+		Nodes:      []plan.Node{{UniqueID: "model.shop.stg_orders", ResourceType: "model", Reasons: []plan.NodeReason{plan.ReasonBody}}},
 		Downstream: []string{"model.shop.customer_orders", "test.shop.not_null_customer_orders_id.5c1f"},
 		PRBuild: &plan.PRBuild{Schema: "dbt_pr_21", Target: "ci", Deferred: true,
 			Nodes: []plan.BuiltNode{
