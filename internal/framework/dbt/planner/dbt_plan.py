@@ -1,7 +1,7 @@
 """dagctl-bot's dbt helper.
 
 Shipped inside the bot and run as `python -c <this source> MODE ...` in the project directory of the job's
-checkout, with the interpreter that has dbt installed. Two modes:
+checkout, with the interpreter that has dbt installed. Four modes:
 
 plan: `dbt parse` of the head, then dbt's state comparison against either the production manifest
 (DAGCTL_DBT_STATE: a directory holding the manifest.json of the environment's last successful deploy) or, without
@@ -18,6 +18,15 @@ apply: runs the approved plan's dbt commands in order (each a list of plain word
 .dagctl/config.yaml's validation allows), each with `--log-format json`, stopping at the first that fails. Each
 command's target directory is ARTIFACTS/<n>; the last command's manifest.json and run_results.json are copied to
 ARTIFACTS. It ends with one `::dagctl-dbt-apply::` line saying what ran.
+
+prbuild: a PR environment's plan (pr_environment, Slim CI): plan mode's comparison, then `dbt build --select
+state:modified+ --defer --state <production manifest>` (every node without one) into the PR's schema (--schema,
+from the bot). The schema is applied through a profiles.yml of the helper's own, the project's target copied
+unrendered with its schema replaced; nodes that would write outside the PR's schema are left out. It prints the
+plan's line with "pr_build" (the nodes built and their status); a failed node fails it (kind "build").
+
+cleanup: drops the PR's schema, and the schemas derived from it that the project's nodes name, through dbt's
+adapter (`run-operation run_query`) with the same derived profile; it ends with one `::dagctl-dbt-cleanup::` line.
 
 dbt's target/ and logs/ never go into the checkout: plans write them to a scratch directory that is removed,
 applies to ARTIFACTS. Long results are printed in parts (`MARKER part I/N <piece>`), because executors cut long

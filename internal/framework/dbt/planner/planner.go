@@ -24,6 +24,13 @@
 // `--log-format json`, and stops at the first that fails. ParseProgress reads dbt's JSON result events.
 // Each command's artifacts go to ArtifactsDir/<n>; the last command's manifest.json and run_results.json are
 // copied to ArtifactsDir, where the executor collects them.
+//
+// # The PR build
+//
+// A PR environment's plan (PRBuildCommand) is the plan, then `dbt build --select state:modified+ --defer
+// --state <production manifest>` into the PR's schema, given by the bot and set as the only target of a
+// profiles.yml the helper derives from the project's; CleanupCommand drops that schema (and those derived from
+// it) when the PR closes. ParseResult reads the build into plan.DBT.PRBuild; ParseCleanupResult the drops.
 package planner
 
 import (
