@@ -22,6 +22,9 @@ const (
 //   - neutral: nothing to apply, or the plan was superseded by a newer commit.
 //   - success: a plan with changes, ready to be approved and applied; or an apply that finished.
 func Conclusion(s Section) string {
+	if prBuilt(s) {
+		return ConclusionSuccess // the PR's build passed: its check is what branch protection waits for
+	}
 	switch s.State {
 	case StatePlanned:
 		if s.Summary != nil && len(s.Summary.Uncategorized()) > 0 {
@@ -90,6 +93,9 @@ func checkPage(d *doc) string {
 
 // checkTitle is the check run's one-line title: plain text, not markdown.
 func checkTitle(s Section) string {
+	if prBuildOf(s) != nil && (prBuilt(s) || s.State == StatePlanFailed) {
+		return prBuildTitle(s)
+	}
 	switch s.State {
 	case StateQueued:
 		return "Queued"

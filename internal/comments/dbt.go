@@ -23,10 +23,90 @@ func dbtOf(s Section) *plan.DBT {
 }
 
 // informational reports whether a planned dbt section is no deploy (merging or applying it runs nothing). Such
-// a plan ends as no-changes (plan.Summary.HasChanges); a stored one may say planned.
+// a plan ends as no-changes (plan.Summary.HasChanges); a stored one may say planned. A PR build is not
+// informational: it built the PR's schema.
 func informational(s Section) bool {
 	d := dbtOf(s)
-	return d != nil && !d.Deploy && (s.State == StatePlanned || s.State == StateNoChanges)
+	return d != nil && d.PRBuild == nil && !d.Deploy && (s.State == StatePlanned || s.State == StateNoChanges)
+}
+
+// prBuildOf is the section's PR build (pr_environment), nil for any other section.
+func prBuildOf(s Section) *plan.PRBuild {
+	if d := dbtOf(s); d != nil {
+		return d.PRBuild
+	}
+	return nil
+}
+
+// prBuilt reports whether the section is a PR build that ran to its end without a failure.
+func prBuilt(s Section) bool {
+	return prBuildOf(s) != nil && (s.State == StateNoChanges || s.State == StatePlanned)
+}
+
+// prBuildTitle is a PR build's check title: what it built and how it went.
+func prBuildTitle(s Section) string {
+	b := prBuildOf(s)
+	built, passed, failed, skipped := b.Counts()
+	if s.State == StatePlanFailed {
+		return oneLine("PR build failed: "+formatCount(failed)+" of "+formatCount(built)+" "+plural(built, "node")+
+			" failed, "+formatCount(skipped)+" skipped", maxLineRunes)
+	}
+	if built == 0 {
+		return oneLine("PR build: nothing to build into "+b.Schema, maxLineRunes)
+	}
+	return oneLine("PR build passed: "+formatCount(passed)+" "+plural(passed, "node")+" into "+b.Schema, maxLineRunes)
+}
+
+// prBuildLines are a PR build's facts, most important first.
+func prBuildLines(b *plan.PRBuild) []string {
+	built, passed, failed, skipped := b.Counts()
+	head := "🏗️ **PR build** into " + code(b.Schema, maxNameRunes)
+	if b.Target != "" {
+		head += " (target " + code(b.Target, maxNameRunes) + ")"
+	}
+	how := "built `state:modified+`, the rest deferred to production"
+	if !b.Deferred {
+		how = "no production state to defer to, so every node was built"
+	}
+	lines := []string{head + " · " + how,
+		formatCount(built) + " " + plural(built, "node") + " built · " + formatCount(passed) + " passed · " +
+			formatCount(failed) + " failed · " + formatCount(skipped) + " skipped"}
+	if n := len(b.Outside); n > 0 {
+		lines = append(lines, "⚠️ "+formatCount(n)+" "+plural(n, "node")+" left out, as writing outside the PR's schema (below).")
+	}
+	return append(lines, "_The schema is dropped when the PR is closed or merged. Nothing of this PR is deployed from it._")
+}
+
+// renderPRBuildDetails writes the nodes the PR build ran, failures first, and those it left out.
+func renderPRBuildDetails(d *doc, b *plan.PRBuild) {
+	if len(b.Nodes) > 0 {
+		var failed, rest []plan.BuiltNode
+		for _, n := range b.Nodes {
+			if n.Failed() {
+				failed = append(failed, n)
+			} else {
+				rest = append(rest, n)
+			}
+		}
+		d.details("<b>Built nodes (" + formatCount(len(b.Nodes)) + ")</b>")
+		d.table("| Node | Type | Status |\n|---|---|---|\n")
+		for _, n := range append(failed, rest...) {
+			status := text(n.Status, maxNameRunes)
+			if n.Failed() {
+				status = "❌ **" + status + "**"
+			}
+			d.text("| " + cellCode(n.UniqueID, maxNameRunes) + " | " + text(n.ResourceType, maxNameRunes) + " | " + status + " |\n")
+		}
+		d.close()
+		d.close()
+	}
+	if len(b.Outside) > 0 {
+		d.details("<b>Left out (" + formatCount(len(b.Outside)) + ")</b> · outside the PR's schema")
+		for _, n := range b.Outside {
+			d.text("- " + code(n.UniqueID, maxNameRunes) + " — " + text(n.Message, maxLineRunes) + "\n")
+		}
+		d.close()
+	}
 }
 
 // dbtSummaryLines are the facts of a dbt plan, most important first.
@@ -114,6 +194,13 @@ func applyRunsLine(d *plan.DBT) string {
 // renderDBTSummary writes the facts and, for a deploy that runs dbt, the commands.
 func renderDBTSummary(d *doc, s Section, dbt *plan.DBT) {
 	var b strings.Builder
+	if dbt.PRBuild != nil {
+		for _, l := range prBuildLines(dbt.PRBuild) {
+			b.WriteString(l + "\n\n")
+		}
+		d.text(b.String())
+		return
+	}
 	for _, l := range dbtSummaryLines(s, dbt) {
 		b.WriteString(l + "\n\n")
 	}
@@ -126,6 +213,9 @@ func renderDBTSummary(d *doc, s Section, dbt *plan.DBT) {
 
 // renderDBTDetails writes the changed nodes, the downstream and the changed files.
 func renderDBTDetails(d *doc, s Section, dbt *plan.DBT) {
+	if dbt.PRBuild != nil {
+		renderPRBuildDetails(d, dbt.PRBuild)
+	}
 	if len(dbt.Nodes) > 0 {
 		title := "Changed nodes (" + formatCount(len(dbt.Nodes)) + ")"
 		if len(dbt.Nodes) > openListMax {
@@ -262,6 +352,14 @@ func dbtTitleFacts(d *plan.DBT) string {
 
 // dbtChangesCell sums a dbt plan up for the overview table.
 func dbtChangesCell(d *plan.DBT) string {
+	if b := d.PRBuild; b != nil {
+		built, passed, failed, _ := b.Counts()
+		cell := "PR build " + cellCode(b.Schema, maxNameRunes) + " · " + formatCount(passed) + " of " + formatCount(built) + " passed"
+		if failed > 0 {
+			cell += " · " + formatCount(failed) + " failed"
+		}
+		return cell
+	}
 	if !d.Deploy {
 		return "not a deploy"
 	}

@@ -24,6 +24,8 @@ func init() {
 		{"dbt_macro_rules_disagree", dbtMacroDisagree},
 		{"dbt_not_a_deploy", dbtNotADeploy},
 		{"dbt_build_only", dbtBuildOnly},
+		{"dbt_pr_build", dbtPRBuild},
+		{"dbt_pr_build_failed", dbtPRBuildFailed},
 	}...)
 }
 
@@ -126,6 +128,79 @@ func dbtBuildOnly() View {
 	s := prodSection(dbtSummary(d))
 	s.Approval = Approval{ApprovedBy: []string{"bob"}}
 	return View{HeadSHA: headSHA, Sections: []Section{s}}
+}
+
+// dbtPRBuild is a PR's own environment built into its schema (pr_environment): the plan, which deploys nothing,
+// and the build's nodes; the snapshot that writes to production's schema was left out.
+func dbtPRBuild() View {
+	d := &plan.DBT{Version: "1.4.0", PreviousVersion: "1.4.0", BaseCommit: "9c1e5d2", BaseIsDeployed: true,
+		Files:     []plan.FileChange{{Path: "shop/models/staging/stg_orders.sql", Type: plan.FileModel, Change: "modified"}},
+		FileScope: plan.ScopeSelective, ManifestScope: plan.ScopeSelective, Scope: plan.ScopeNone, DecidedBy: "manifest",
+		Nodes:      []plan.Node{{UniqueID: "model.shop.stg_orders", ResourceType: "model", Reasons: []plan.NodeReason{plan.ReasonBody}}},
+		Downstream: []string{"model.shop.customer_orders", "test.shop.not_null_customer_orders_id.5c1f"},
+		PRBuild: &plan.PRBuild{Schema: "dbt_pr_21", Target: "ci", Deferred: true,
+			Nodes: []plan.BuiltNode{
+				{UniqueID: "model.shop.customer_orders", Name: "customer_orders", ResourceType: "model", Status: "success"},
+				{UniqueID: "model.shop.stg_orders", Name: "stg_orders", ResourceType: "model", Status: "success"},
+				{UniqueID: "test.shop.not_null_customer_orders_id.5c1f", Name: "not_null_customer_orders_id", ResourceType: "test", Status: "pass"},
+			},
+			Outside: []plan.BuiltNode{{UniqueID: "snapshot.shop.orders_snapshot", Name: "orders_snapshot", ResourceType: "snapshot",
+				Message: "writes to schema snapshots"}},
+		},
+	}
+	s := prodSection(dbtSummary(d))
+	s.Environment, s.State = "pr_21", StateNoChanges
+	s.ApplyByComment, s.Approval = false, Approval{}
+	return View{HeadSHA: headSHA, Sections: []Section{s}}
+}
+
+// dbtPRBuildFailed is a PR build whose model failed in the warehouse: its downstream skipped, dbt's message.
+func dbtPRBuildFailed() View {
+	v := dbtPRBuild()
+	s := &v.Sections[0]
+	b := *s.Summary.DBT.PRBuild
+	b.Outside = nil
+	b.Nodes = []plan.BuiltNode{
+		{UniqueID: "model.shop.customer_orders", Name: "customer_orders", ResourceType: "model", Status: "skipped"},
+		{UniqueID: "model.shop.stg_orders", Name: "stg_orders", ResourceType: "model", Status: "error",
+			Message: "Runtime Error in model stg_orders (models/staging/stg_orders.sql)\n  Binder Error: column \"x\" not found"},
+	}
+	d := *s.Summary.DBT
+	d.PRBuild = &b
+	s.Summary = dbtSummary(&d)
+	s.State = StatePlanFailed
+	s.Error = "dbt build into dbt_pr_21 failed (1 of 2 nodes):\n- model.shop.stg_orders (models/staging/stg_orders.sql): Runtime Error in model stg_orders (models/staging/stg_orders.sql)\n  Binder Error: column \"x\" not found"
+	return v
+}
+
+// A PR build's check is its result: success when it passed (not neutral: it built something), failure with
+// dbt's message when a node failed; the comment shows the schema, the counts and the nodes, and no apply.
+func TestDBTPRBuildShowsTheBuild(t *testing.T) {
+	v := dbtPRBuild()
+	s := v.Sections[0]
+	assert.Equal(t, ConclusionSuccess, Conclusion(s))
+	title, summary, _ := CheckOutput(s)
+	assert.Equal(t, "PR build passed: 3 nodes into dbt_pr_21", title)
+	assert.Contains(t, summary, "🏗️ **PR build** into `dbt_pr_21` (target `ci`) · built `state:modified+`, the rest deferred to production")
+	assert.Contains(t, summary, "3 nodes built · 3 passed · 0 failed · 0 skipped")
+	body := Comment(v, GitHubCommentLimit)[0]
+	assert.Contains(t, body, "✅ Built")
+	assert.Contains(t, body, "| `model.shop.stg_orders` | model | success |")
+	assert.Contains(t, body, "- `snapshot.shop.orders_snapshot` — writes to schema snapshots")
+	assert.Contains(t, body, "dropped when the PR is closed or merged")
+	for _, not := range []string{"Not a deploy", "Apply:", "/dagctl apply"} {
+		assert.NotContains(t, body, not)
+	}
+
+	f := dbtPRBuildFailed().Sections[0]
+	assert.Equal(t, ConclusionFailure, Conclusion(f))
+	title, summary, _ = CheckOutput(f)
+	assert.Equal(t, "PR build failed: 1 of 2 nodes failed, 1 skipped", title)
+	assert.Contains(t, summary, "Binder Error")
+	failedBody := Comment(dbtPRBuildFailed(), GitHubCommentLimit)[0]
+	assert.Contains(t, failedBody, "❌ PR build failed")
+	assert.Contains(t, failedBody, "| `model.shop.stg_orders` | model | ❌ **error** |")
+	requireWellFormed(t, failedBody)
 }
 
 // dbt has no categories: nothing about it may read as uncategorised (which stops an apply) or as a claim

@@ -104,6 +104,12 @@ func renderOverview(d *doc, sections []Section) {
 
 // stateLabel is the emoji and words for a section's state.
 func (s Section) stateLabel() string {
+	switch {
+	case prBuilt(s):
+		return "✅ Built"
+	case prBuildOf(s) != nil && s.State == StatePlanFailed:
+		return "❌ PR build failed"
+	}
 	switch s.State {
 	case StateQueued:
 		return "🕒 Queued"

@@ -33,6 +33,8 @@ type Comparison struct {
 	// HasProductionState: the job was given the environment's state of its last successful deploy (dbt: the
 	// production manifest, DAGCTL_DBT_STATE), as the bot stored it from that deploy (StateKeeper).
 	HasProductionState bool
+	// PRNumber is the PR whose own environment Environment is (see CommandRequest.PRNumber).
+	PRNumber int
 }
 
 // Commit is one commit of a Comparison.

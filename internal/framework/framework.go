@@ -50,6 +50,9 @@ type CommandRequest struct {
 	// DBT is the approved plan's dbt view, whose exact commands a dbt apply runs (nil for other frameworks; a
 	// dbt apply without it runs nothing and fails).
 	DBT *plan.DBT
+	// PRNumber is the PR whose own environment Env is (pr_environment), 0 for any other environment: dbt builds
+	// and drops that PR's schema.
+	PRNumber int
 }
 
 // Progress is one step of an apply: Batch of Batches is sqlmesh's per-model batch count, a whole run's node count

@@ -51,6 +51,8 @@ type JobRequest struct {
 	DeployImage string
 	// ImagePath is where the deploy image holds the project (with DeployImage).
 	ImagePath string
+	// PRNumber is the PR whose own environment Env is (see CommandRequest.PRNumber).
+	PRNumber int
 }
 
 // MaxPackageBytes caps the project a package job hands back (jobs.KindImage): an artifact's cap.
@@ -135,7 +137,8 @@ func (s JobSettings) Spec(req JobRequest) (jobs.Spec, []jobs.Refused, error) {
 }
 
 func (s JobSettings) command(fw Framework, req JobRequest) ([]string, error) {
-	creq := CommandRequest{Project: req.Project, Env: req.Env, Flags: req.Flags, ExecutionTime: s.ExecutionTime, DBT: req.DBT}
+	creq := CommandRequest{Project: req.Project, Env: req.Env, Flags: req.Flags, ExecutionTime: s.ExecutionTime, DBT: req.DBT,
+		PRNumber: req.PRNumber}
 	switch req.Kind {
 	case jobs.KindPlan:
 		return fw.PlanCommand(creq), nil

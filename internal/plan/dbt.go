@@ -100,6 +100,58 @@ type DBT struct {
 	// default branch's for a project it has); "" when none is configured: the apply builds no image and runs in
 	// the checkout.
 	ImageRepository string `json:"image_repository,omitempty"`
+	// PRBuild is the build of a PR's own environment (pr_environment, Slim CI); nil for any other plan. Such a
+	// plan deploys nothing: its job built the PR's schema already.
+	PRBuild *PRBuild `json:"pr_build,omitempty"`
+}
+
+// PRBuild is what a PR environment's job built: `dbt build --select state:modified+ --defer --state <production
+// manifest>` into the PR's schema, or every node when there is no production manifest.
+type PRBuild struct {
+	// Schema is the PR's schema, from the default branch's pr_environment (the bot's, not the job's word).
+	Schema string `json:"schema"`
+	Target string `json:"target,omitempty"` // the dbt target it ran with
+	// Deferred: built state:modified+, deferring the rest to the production manifest; false: every node.
+	Deferred bool        `json:"deferred"`
+	Nodes    []BuiltNode `json:"nodes,omitempty"`
+	// Outside are the nodes left out because they would write outside the PR's schema (a snapshot's
+	// target_schema, a configured database); Status is empty and Message says where they write.
+	Outside []BuiltNode `json:"outside,omitempty"`
+}
+
+// BuiltNode is one node of a PR build and what became of it, in dbt's words (success, pass, error, fail, warn,
+// skipped, ...).
+type BuiltNode struct {
+	UniqueID     string `json:"unique_id"`
+	Name         string `json:"name"`
+	ResourceType string `json:"resource_type"`
+	Path         string `json:"path,omitempty"`
+	Status       string `json:"status,omitempty"`
+	Message      string `json:"message,omitempty"` // dbt's message for a node that did not succeed
+}
+
+// Failed reports whether dbt counts the node's status as a failure.
+func (n BuiltNode) Failed() bool {
+	switch n.Status {
+	case "error", "fail", "runtime error":
+		return true
+	}
+	return false
+}
+
+// Counts are the build's nodes: built (every node dbt ran), passed, failed and skipped.
+func (b PRBuild) Counts() (built, passed, failed, skipped int) {
+	for _, n := range b.Nodes {
+		switch {
+		case n.Failed():
+			failed++
+		case n.Status == "skipped":
+			skipped++
+		default:
+			passed++
+		}
+	}
+	return len(b.Nodes), passed, failed, skipped
 }
 
 // Disagree reports whether the file rules and the manifest decide different scopes.

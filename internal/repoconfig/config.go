@@ -119,10 +119,33 @@ func (c Config) Environment(name string) (Environment, bool) {
 	return Environment{}, false
 }
 
-// PREnvironmentFor returns the per-PR environment's name for a pull request, or "" when pr_environment is unset.
+// DefaultPREnvironment is the PR's own environment when the config sets no pr_environment but a dbt project
+// builds PR schemas (its pr_environment).
+const DefaultPREnvironment = "pr_" + PRNumberPlaceholder
+
+// PREnvironmentFor returns the per-PR environment's name for a pull request: pr_environment's, else
+// DefaultPREnvironment's when a dbt project builds PR schemas, else "" (none).
 func (c Config) PREnvironmentFor(number int) string {
-	if c.PREnvironment == "" {
+	pattern := c.PREnvironment
+	if pattern == "" {
+		for _, p := range c.Projects {
+			if p.DBT != nil && p.DBT.PREnvironment != nil {
+				pattern = DefaultPREnvironment
+				break
+			}
+		}
+	}
+	if pattern == "" {
 		return ""
 	}
-	return strings.ReplaceAll(c.PREnvironment, PRNumberPlaceholder, strconv.Itoa(number))
+	return strings.ReplaceAll(pattern, PRNumberPlaceholder, strconv.Itoa(number))
+}
+
+// BuildsPREnvironment reports whether the project is planned in the PR's own environment: a dbt project when it
+// sets its pr_environment (the PR's schema), any other when the config sets pr_environment.
+func (c Config) BuildsPREnvironment(p Project) bool {
+	if p.Framework == DBT {
+		return p.DBT != nil && p.DBT.PREnvironment != nil
+	}
+	return c.PREnvironment != ""
 }

@@ -83,6 +83,10 @@ func (p DBTPREnvironment) SchemaFor(number int) string {
 	return strings.ReplaceAll(p.Schema, PRNumberPlaceholder, strconv.Itoa(number))
 }
 
+// ValidSchema reports whether s is a schema name the bot builds into and drops: letters, digits and "_", not
+// starting with a digit, at most 64 characters (what every warehouse takes unquoted).
+func ValidSchema(s string) bool { return len(s) <= maxNameLen && dbtSchemaRE.MatchString(s) }
+
 // The dbt keys of a project, in documentation order.
 var (
 	dbtProjectKeys       = []string{"version", "commands", "target", "profiles_dir", "image", "pr_environment", "decide"}

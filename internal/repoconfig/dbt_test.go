@@ -141,6 +141,7 @@ projects:
   - name: added
     framework: dbt
     image: {base: "dbt/runtime:2", repository: ghcr.io/acme/added}
+    pr_environment: {schema: "main_{number}"}
 `)
 	got := Merge(base, head)
 	marts := got.Projects[0].DBT
@@ -152,7 +153,31 @@ projects:
 	assert.Equal(t, "", got.Projects[1].DBT.Image.Repository, "the base pushes this project nowhere")
 	assert.Equal(t, "", got.Projects[2].DBT.Image.Repository, "a project the default branch lacks pushes nowhere until merged")
 	assert.Equal(t, "dbt/runtime:2", got.Projects[2].DBT.Image.Base)
+	assert.Nil(t, got.Projects[2].DBT.PREnvironment, "a new project builds no PR schema until the default branch names it (its cleanup drops it)")
+	assert.Nil(t, got.Projects[1].DBT.PREnvironment)
 
 	marts.Commands[0] = "changed"
 	assert.Equal(t, []string{"dbt run"}, head.Projects[0].DBT.Commands, "Merge copies")
+}
+
+// The PR's own environment: the repository's pattern, else pr_{number} when a dbt project builds PR schemas;
+// sqlmesh projects are planned in it only with the repository's pr_environment, dbt projects only with their own.
+func TestPREnvironmentOfDBTProjects(t *testing.T) {
+	cfg := mustParse(t, `version: 1
+projects:
+  - {name: warehouse, framework: sqlmesh}
+  - {name: marts, framework: dbt, path: marts, pr_environment: {schema: "dbt_pr_{number}", target: ci}}
+  - {name: bare, framework: dbt, path: bare}
+`)
+	assert.Equal(t, "pr_42", cfg.PREnvironmentFor(42), "the default pattern")
+	assert.False(t, cfg.BuildsPREnvironment(cfg.Projects[0]), "no repository pr_environment: sqlmesh has none")
+	assert.True(t, cfg.BuildsPREnvironment(cfg.Projects[1]))
+	assert.False(t, cfg.BuildsPREnvironment(cfg.Projects[2]), "a dbt project without pr_environment builds no PR schema")
+
+	cfg.PREnvironment = "review_{number}"
+	assert.Equal(t, "review_42", cfg.PREnvironmentFor(42))
+	assert.True(t, cfg.BuildsPREnvironment(cfg.Projects[0]))
+	assert.False(t, cfg.BuildsPREnvironment(cfg.Projects[2]))
+
+	assert.Equal(t, "", mustParse(t, "version: 1\n").PREnvironmentFor(42), "neither: no PR environment")
 }

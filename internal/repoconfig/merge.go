@@ -14,8 +14,9 @@ import "maps"
 //   - From HEAD (the PR's own): projects (what to plan is part of the change under review), plan_drafts, and
 //     plan_on_pr of environments that exist in both (it only turns planning on or off). A dbt project the base
 //     has too (by name) keeps the base's image repository and pr_environment: the bot pushes with its own
-//     registry credentials and builds PR code into that schema before anyone reviewed it. A dbt project the
-//     base lacks has no image repository until it is merged.
+//     registry credentials and builds PR code into that schema before anyone reviewed it (and drops it when
+//     the PR closes). A dbt project the base lacks has no image repository and no pr_environment until it
+//     is merged.
 //
 // Environments the head adds are ignored until they are merged; environments the head removes stay. Pass
 // Default() as base when the base branch has no config file, and the parsed base config otherwise: when the
@@ -74,6 +75,8 @@ func mergeProjects(base, head []Project) []Project {
 				// may need no review).
 				p.DBT.Image.Repository = ""
 			}
+			// Only the default branch names a PR schema: the bot builds PR code into it and drops it on close.
+			p.DBT.PREnvironment = nil
 			for _, b := range base {
 				if b.Name != p.Name || b.DBT == nil {
 					continue

@@ -181,6 +181,9 @@ func normFlags(f plan.Flags) plan.Flags {
 func (h *Handlers) startPlan(ctx context.Context, forge vcs.Forge, pr vcs.PullRequest, cfg repoconfig.Config, t Target, flags plan.Flags, trigger, delivery string) error {
 	pc := prstate.PlanContext{PR: pr, Project: t.Project, Env: t.Env, MultiProject: len(cfg.Projects) > 1, Job: cfg.Job,
 		PREnvironment: pr.Number != 0 && t.Env.Name == cfg.PREnvironmentFor(pr.Number), Delivery: delivery}
+	if pc.PREnvironment {
+		pc.StateFrom = prstate.ProductionEnvironment(cfg) // the environments are the default branch's
+	}
 	raw, err := json.Marshal(pc)
 	if err != nil {
 		return err
@@ -280,8 +283,8 @@ func (h *Handlers) endPR(ctx context.Context, forge vcs.Forge, pr vcs.PullReques
 			return nil, err
 		}
 	}
-	if pr.State == "closed" && !pr.Merged {
-		h.removePREnvironments(plans)
+	if pr.State == "closed" || pr.Merged {
+		h.removePREnvironments(plans) // merged or not, as dbt Cloud's CI drops a PR's schema
 	}
 	if pr.State == "closed" || pr.Merged {
 		locks, err := h.Store.LocksHeldByPR(ctx, pr.Repo.Forge, pr.Repo.FullName(), pr.Number)
@@ -308,9 +311,10 @@ func (h *Handlers) recordPREnd(ctx context.Context, pr vcs.PullRequest, ended bo
 	}
 }
 
-// removePREnvironments cleans up the per-PR environments of a closed PR with their framework's cleanup
-// (sqlmesh: `invalidate`, after which its janitor drops them), in the background. Best effort: a failure is
-// logged, and the tool's own expiry of environments removes what is left.
+// removePREnvironments cleans up the per-PR environments of a closed or merged PR with their framework's cleanup
+// (sqlmesh: `invalidate`, after which its janitor drops them; dbt: the PR's schemas are dropped), in the
+// background. Best effort: a failure is logged, and the tool's own expiry of environments removes what is left
+// (dbt has none: a schema whose drop failed stays, the log names it).
 func (h *Handlers) removePREnvironments(plans []db.Plan) {
 	seen := map[string]bool{}
 	for _, p := range plans {

@@ -62,7 +62,7 @@ func AutoTargets(cfg repoconfig.Config, pr vcs.PullRequest) (targets []Target, n
 			envs = append(envs, e)
 		}
 	}
-	return cross(cfg, envs), ""
+	return cross(cfg, envs, pr.Number), ""
 }
 
 // CommandTargets are the targets of `/dagctl plan [env]` (or a rerequested check): the named environment, or
@@ -76,11 +76,11 @@ func CommandTargets(cfg repoconfig.Config, pr vcs.PullRequest, env string) ([]Ta
 				envs = append(envs, e)
 			}
 		}
-		return cross(cfg, envs), nil
+		return cross(cfg, envs, pr.Number), nil
 	}
 	for _, e := range all {
 		if e.Name == env {
-			return cross(cfg, []repoconfig.Environment{e}), nil
+			return cross(cfg, []repoconfig.Environment{e}, pr.Number), nil
 		}
 	}
 	names := make([]string, len(all))
@@ -114,11 +114,27 @@ func Environment(cfg repoconfig.Config, prNumber int, name string) (repoconfig.E
 	return repoconfig.Environment{}, false
 }
 
-func cross(cfg repoconfig.Config, envs []repoconfig.Environment) []Target {
+// cross is every project in every environment, except the PR's own environment, which has only the projects
+// that build it (repoconfig.Config.BuildsPREnvironment). A dbt project's PR environment is its PR build, which
+// the plan job runs: nothing is applied to it.
+func cross(cfg repoconfig.Config, envs []repoconfig.Environment, prNumber int) []Target {
+	prEnv := ""
+	if prNumber != 0 {
+		prEnv = cfg.PREnvironmentFor(prNumber)
+	}
 	var out []Target
 	for _, e := range envs {
 		for _, p := range cfg.Projects {
-			out = append(out, Target{Project: p, Env: e})
+			t := Target{Project: p, Env: e}
+			if _, configured := cfg.Environment(e.Name); prEnv != "" && e.Name == prEnv && !configured {
+				if !cfg.BuildsPREnvironment(p) {
+					continue
+				}
+				if p.Framework == repoconfig.DBT {
+					t.Env.ApplyOn = nil
+				}
+			}
+			out = append(out, t)
 		}
 	}
 	return out

@@ -66,3 +66,39 @@ func TestPinRefusal(t *testing.T) {
 		assert.Contains(t, refusal, "`/dagctl plan dev --sha "+sha40+"`", "the command for the new head, same environment")
 	}
 }
+
+// A dbt project with pr_environment is built in the PR's own environment (pr_{number} when the repository sets
+// no pattern), with nothing to apply there; the sqlmesh project beside it, and a dbt project without
+// pr_environment, are not planned in it.
+func TestThePREnvironmentOfDBTProjects(t *testing.T) {
+	cfg, err := repoconfig.Parse(repoconfig.Path, []byte(`version: 1
+projects:
+  - {name: warehouse, path: ., framework: sqlmesh}
+  - {name: marts, path: marts, framework: dbt, pr_environment: {schema: "dbt_pr_{number}"}}
+  - {name: bare, path: bare, framework: dbt}
+`))
+	require.NoError(t, err)
+	targets, note := AutoTargets(cfg, vcs.PullRequest{Number: 4})
+	require.Empty(t, note)
+	var names []string
+	for _, tg := range targets {
+		names = append(names, tg.Project.Name+"/"+tg.Env.Name)
+		if tg.Env.Name == "pr_4" {
+			assert.Empty(t, tg.Env.ApplyOn, "the PR build is the plan: nothing is applied to it")
+			assert.False(t, tg.Env.NeedsApproval())
+		}
+	}
+	assert.Equal(t, []string{"warehouse/prod", "marts/prod", "bare/prod", "warehouse/dev", "marts/dev", "bare/dev", "marts/pr_4"}, names)
+
+	targets, err = CommandTargets(cfg, vcs.PullRequest{Number: 4}, "pr_4")
+	require.NoError(t, err)
+	require.Len(t, targets, 1)
+	assert.Equal(t, "marts", targets[0].Project.Name)
+
+	cfg.PREnvironment = "pr_{number}" // the repository's own: sqlmesh is planned in it too
+	targets, _ = CommandTargets(cfg, vcs.PullRequest{Number: 4}, "pr_4")
+	require.Len(t, targets, 2)
+	assert.Equal(t, "warehouse", targets[0].Project.Name)
+	assert.Equal(t, []repoconfig.ApplyTrigger{repoconfig.ApplyOnComment}, targets[0].Env.ApplyOn, "sqlmesh's PR environment is applied by comment")
+	assert.Empty(t, targets[1].Env.ApplyOn)
+}

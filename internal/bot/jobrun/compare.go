@@ -66,7 +66,7 @@ func (r *Runner) pickBaseOf(ctx context.Context, forge vcs.Forge, p db.Plan, pc 
 // pickBaseAndState is pickBaseOf with the production state stored with the deploy it picks (nil: none); the
 // base says whether there is one.
 func (r *Runner) pickBaseAndState(ctx context.Context, forge vcs.Forge, p db.Plan, pc prstate.PlanContext, head string) (BaseCommit, []byte, error) {
-	last, err := r.Store.LastDeployed(ctx, p.Forge, p.Repo, p.Project, pc.Env.Name)
+	last, err := r.Store.LastDeployed(ctx, p.Forge, p.Repo, p.Project, pc.StateEnvironment())
 	switch {
 	case err == nil && last.CommitSHA != "":
 		base := chooseBase(last.CommitSHA, "")
@@ -214,7 +214,7 @@ func (r *Runner) completeAt(ctx context.Context, forge vcs.Forge, p db.Plan, pc 
 	cmp := framework.Comparison{Project: pc.Project, Environment: pc.Env.Name, Head: headCommit, BaseIsDeployed: base.Deployed,
 		// The job was given the environment's production state (dbt: the manifest of its last successful
 		// deploy, DAGCTL_DBT_STATE) exactly when its base says so: the store's, never the job's word.
-		HasProductionState: base.ProductionState}
+		HasProductionState: base.ProductionState, PRNumber: pc.PRNumber()}
 	if base.SHA != "" {
 		b, err := r.readCommit(ctx, forge, pc.PR.Repo, base.SHA, paths)
 		if err != nil {

@@ -134,3 +134,32 @@ func TestAPlanRunsBaseCommitOutlivesARestartUntilTheRunEnds(t *testing.T) {
 	require.NoError(t, err)
 	assert.Nil(t, w.runner.rememberedBase(ctx, run.ID), "forgotten with the run's end")
 }
+
+// A PR environment's plan (dbt's PR build) compares with, and is given the production state of, production's
+// last deploy (PlanContext.StateFrom), not its own environment's, which is never deployed to.
+func TestAPREnvironmentsPlanTakesProductionsDeployAndState(t *testing.T) {
+	ctx := context.Background()
+	w := newCompareWorld(t)
+	p, pc := w.plan, w.pc
+	p.Environment = "pr_1"
+	pc.Env, pc.PREnvironment, pc.StateFrom = repoconfig.Environment{Name: "pr_1"}, true, "prod"
+
+	base, state, err := w.runner.pickBaseAndState(ctx, w.forge, p, pc, p.HeadSHA)
+	require.NoError(t, err)
+	assert.Equal(t, BaseCommit{SHA: w.forkPoint}, base, "no deploy to prod yet: the merge base")
+	assert.Nil(t, state)
+
+	manifest := []byte(`{"nodes":{}}`)
+	require.NoError(t, w.store.RecordDeployed(ctx, db.DeployedState{Forge: p.Forge, Repo: p.Repo, Project: "marts",
+		Environment: "prod", CommitSHA: w.mainHead, Manifest: manifest, DeployedAt: time.Now()}))
+	base, state, err = w.runner.pickBaseAndState(ctx, w.forge, p, pc, p.HeadSHA)
+	require.NoError(t, err)
+	assert.Equal(t, BaseCommit{SHA: w.mainHead, Deployed: true, ProductionState: true}, base)
+	assert.Equal(t, manifest, state, "production's manifest, to defer to")
+	assert.Equal(t, "comparing with the production state of "+w.mainHead+", the commit last deployed to prod", base.describe(pc.StateEnvironment()))
+
+	pc.PREnvironment = false // a configured environment of the same name takes its own deploys
+	base, _, err = w.runner.pickBaseAndState(ctx, w.forge, p, pc, p.HeadSHA)
+	require.NoError(t, err)
+	assert.Equal(t, BaseCommit{SHA: w.forkPoint}, base)
+}

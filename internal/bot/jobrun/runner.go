@@ -431,9 +431,10 @@ func (r *Runner) startPlanJob(runCtx context.Context, forge vcs.Forge, p db.Plan
 		RunID: strconv.FormatInt(run.ID, 10), Kind: jobs.KindPlan, Config: pc.Config(), Project: pc.Project,
 		Env: pc.Env.Name, Flags: p.Flags,
 		// The base repository serves fork heads too (refs/pull/N/head); the token reads no fork.
-		Source: src,
-		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": p.HeadSHA},
-		State:  state,
+		Source:   src,
+		Labels:   map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": p.HeadSHA},
+		State:    state,
+		PRNumber: pc.PRNumber(),
 	})
 	if err != nil {
 		return nil, err
@@ -444,7 +445,7 @@ func (r *Runner) startPlanJob(runCtx context.Context, forge vcs.Forge, p db.Plan
 		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + msg})
 	}
 	if base != nil {
-		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + base.describe(pc.Env.Name)})
+		sink(jobs.Line{Stream: "stderr", Text: "dagctl: " + base.describe(pc.StateEnvironment())})
 	}
 	h, err := r.Executor.Start(ctx, spec, sink)
 	if err != nil {
@@ -599,7 +600,7 @@ func (r *Runner) CleanUpEnvironment(ctx context.Context, p db.Plan, pc prstate.P
 	if err != nil {
 		return err
 	}
-	if _, ok := fw.CleanupCommand(framework.CommandRequest{Project: pc.Project, Env: pc.Env.Name}); !ok {
+	if _, ok := fw.CleanupCommand(framework.CommandRequest{Project: pc.Project, Env: pc.Env.Name, PRNumber: pc.PRNumber()}); !ok {
 		return nil
 	}
 	src, err := r.source(ctx, forge, pc.PR.Repo, p.HeadSHA, nil)
@@ -608,7 +609,7 @@ func (r *Runner) CleanUpEnvironment(ctx context.Context, p db.Plan, pc prstate.P
 	}
 	spec, _, err := r.Jobs.Spec(framework.JobRequest{
 		RunID: fmt.Sprintf("invalidate-%d", p.ID), Kind: jobs.KindInvalidate, Config: pc.Config(), Project: pc.Project,
-		Env: pc.Env.Name, Source: src,
+		Env: pc.Env.Name, Source: src, PRNumber: pc.PRNumber(),
 		Labels: map[string]string{"repo": p.Repo, "pr": strconv.Itoa(p.PR), "sha": p.HeadSHA},
 	})
 	if err != nil {

@@ -43,9 +43,44 @@ type PlanContext struct {
 	Job          repoconfig.Job `json:"job"`
 	// PREnvironment: Env is the PR's own environment (pr_environment), removed when the PR is closed.
 	PREnvironment bool `json:"pr_environment,omitempty"`
+	// StateFrom is, for a PR environment's plan, the environment whose production state it compares with and
+	// builds on (dbt's PR build defers to it): the trusted config's prod, else its first protected environment.
+	StateFrom string `json:"state_from,omitempty"`
 	// Delivery is the delivery of the command that asked for the plan (Delivery.Key; "" for automatic plans,
 	// keyed by their head): a replay of the command finds its plan by it.
 	Delivery string `json:"delivery,omitempty"`
+}
+
+// StateEnvironment is the environment whose last deploy the plan compares with: its own, or for a PR
+// environment StateFrom when set.
+func (pc PlanContext) StateEnvironment() string {
+	if pc.PREnvironment && pc.StateFrom != "" {
+		return pc.StateFrom
+	}
+	return pc.Env.Name
+}
+
+// PRNumber is the PR whose own environment the plan is in, 0 for any other environment: a framework names what
+// it builds for the PR by it (dbt: the PR's schema).
+func (pc PlanContext) PRNumber() int {
+	if pc.PREnvironment {
+		return pc.PR.Number
+	}
+	return 0
+}
+
+// ProductionEnvironment is the environment a PR environment takes its production state from: prod when the
+// config has it, else the first protected environment, else none.
+func ProductionEnvironment(cfg repoconfig.Config) string {
+	if _, ok := cfg.Environment("prod"); ok {
+		return "prod"
+	}
+	for _, e := range cfg.Environments {
+		if e.Protected {
+			return e.Name
+		}
+	}
+	return ""
 }
 
 // Config is the part of the repository's config the plan was made with.

@@ -37,8 +37,28 @@ func options(req framework.CommandRequest) planner.Options {
 	return planner.Options{Target: req.Project.DBT.TargetFor(req.Env), ProfilesDir: req.Project.DBT.ProfilesDir}
 }
 
-// PlanCommand runs the helper in plan mode with the environment's target (see planner.DBT.PlanCommand).
+// prBuild is the project's PR build when req is the PR's own environment (req.PRNumber) and the project sets
+// pr_environment (the governing config's: repoconfig.Merge keeps the default branch's): its settings and the
+// PR's schema. The schema may still be invalid (a config from before validation): callers refuse it.
+func prBuild(req framework.CommandRequest) (*repoconfig.DBTPREnvironment, string, bool) {
+	if req.PRNumber == 0 || req.Project.DBT == nil || req.Project.DBT.PREnvironment == nil {
+		return nil, "", false
+	}
+	pe := req.Project.DBT.PREnvironment
+	return pe, pe.SchemaFor(req.PRNumber), true
+}
+
+func prOptions(req framework.CommandRequest, pe *repoconfig.DBTPREnvironment) planner.Options {
+	return planner.Options{Target: pe.Target, ProfilesDir: req.Project.DBT.ProfilesDir}
+}
+
+// PlanCommand runs the helper in plan mode with the environment's target (see planner.DBT.PlanCommand); in the
+// PR's own environment of a project with pr_environment, in prbuild mode: the plan, then the PR's build into
+// its schema (planner.DBT.PRBuildCommand; the helper refuses a schema that is no plain name).
 func (f Framework) PlanCommand(req framework.CommandRequest) []string {
+	if pe, schema, ok := prBuild(req); ok {
+		return f.DBT.PRBuildCommand(req.Env, schema, prOptions(req, pe))
+	}
 	return f.DBT.PlanCommand(req.Env, options(req))
 }
 
@@ -47,9 +67,16 @@ func (f Framework) ApplyCommand(req framework.CommandRequest) []string {
 	return f.DBT.ApplyCommand(req.Env, req.DBT, options(req))
 }
 
-// CleanupCommand: false for now. A PR's own schema (pr_environment) is not built yet, so there is nothing to
-// drop; once it is, its cleanup drops that schema.
-func (Framework) CleanupCommand(framework.CommandRequest) ([]string, bool) { return nil, false }
+// CleanupCommand drops a closed PR's schema (and those dbt derives from it) when the project builds PR schemas
+// (pr_environment) and the environment is the PR's own; false otherwise, and for a schema that is no plain
+// name.
+func (f Framework) CleanupCommand(req framework.CommandRequest) ([]string, bool) {
+	pe, schema, ok := prBuild(req)
+	if !ok || !repoconfig.ValidSchema(schema) {
+		return nil, false
+	}
+	return f.DBT.CleanupCommand(req.Env, schema, prOptions(req, pe)), true
+}
 
 func (f Framework) Env() map[string]string { return f.DBT.Env() }
 
@@ -118,6 +145,10 @@ func (Framework) Complete(s *plan.Summary, c framework.Comparison) error {
 	if s.DBT == nil {
 		return errors.New("the dbt plan job printed no dbt view")
 	}
+	pe, schema, isPRBuild := prBuild(framework.CommandRequest{Project: c.Project, PRNumber: c.PRNumber})
+	if isPRBuild != (s.DBT.PRBuild != nil) {
+		return errors.New("the dbt plan job's PR build does not match the environment (a PR build only in the PR's own environment)")
+	}
 	in := scope.Input{Project: c.Project, Environment: c.Environment, Head: commit(c.Head, c.Project),
 		HasProdManifest: c.HasProductionState, StateDir: StateDir}
 	s.DBT.BaseCommit, s.DBT.BaseIsDeployed = "", false
@@ -132,6 +163,15 @@ func (Framework) Complete(s *plan.Summary, c framework.Comparison) error {
 	s.DBT.ImageRepository = ""
 	if d := c.Project.DBT; d != nil && d.Image != nil {
 		s.DBT.ImageRepository = d.Image.Repository
+	}
+	if isPRBuild {
+		// The PR's build ran in the job: nothing is deployed from this plan, whatever the version says. The
+		// schema shown is the config's, not the job's word.
+		s.DBT.Deploy, s.DBT.Scope, s.DBT.Commands = false, plan.ScopeNone, nil
+		s.DBT.PRBuild.Schema = schema
+		if pe.Target != "" {
+			s.DBT.PRBuild.Target = pe.Target
+		}
 	}
 	return nil
 }

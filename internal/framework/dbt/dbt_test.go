@@ -40,8 +40,8 @@ func TestDBTsMeanings(t *testing.T) {
 	assert.Equal(t, repoconfig.DBT, fw.Name())
 	assert.False(t, fw.Categorizes())
 	assert.Empty(t, fw.Flags())
-	_, ok := fw.CleanupCommand(framework.CommandRequest{Project: project(nil), Env: "pr_7"})
-	assert.False(t, ok, "no PR schema is built yet, so there is nothing to clean")
+	_, ok := fw.CleanupCommand(framework.CommandRequest{Project: project(nil), Env: "pr_7", PRNumber: 7})
+	assert.False(t, ok, "a project without pr_environment builds no PR schema, so there is nothing to clean")
 	assert.Equal(t, "1", fw.Env()["DO_NOT_TRACK"])
 
 	reg, err := framework.NewRegistry(sqlmesh.New("python3"), fw)
@@ -331,4 +331,72 @@ func TestTheDeployImagesJobsThroughTheSeam(t *testing.T) {
 	assert.Contains(t, res.Artifacts, "target/dagctl-apply/manifest.json", "the artifacts are the checkout's: collected as before")
 	_, err = os.Stat(filepath.Join(imageProject, "target", "dagctl-apply"))
 	assert.True(t, os.IsNotExist(err), "nothing of the artifacts went into the image's project")
+}
+
+// The PR's own environment of a project with pr_environment is its PR build: the schema from the config's
+// pattern and the PR's number, the PR's target, the project's profiles directory; the cleanup drops the same
+// schema. Anywhere else the plan is the plain plan and there is nothing to drop.
+func TestPRBuildAndCleanupCommands(t *testing.T) {
+	fw := New("/venv/bin/python")
+	helper := planner.HelperSource()
+	withPR := project(&repoconfig.DBTProject{ProfilesDir: "ci", PREnvironment: &repoconfig.DBTPREnvironment{Schema: "dbt_pr_{number}", Target: "ci"}})
+	pr := framework.CommandRequest{Project: withPR, Env: "pr_7", PRNumber: 7}
+
+	assert.Equal(t, []string{"/venv/bin/python", "-c", helper, "prbuild", "--env", "pr_7", "--schema", "dbt_pr_7", "--target", "ci", "--profiles-dir", "ci"},
+		fw.PlanCommand(pr))
+	argv, ok := fw.CleanupCommand(pr)
+	require.True(t, ok)
+	assert.Equal(t, []string{"/venv/bin/python", "-c", helper, "cleanup", "--env", "pr_7", "--schema", "dbt_pr_7", "--target", "ci", "--profiles-dir", "ci"}, argv)
+
+	prod := framework.CommandRequest{Project: withPR, Env: "prod"}
+	assert.Equal(t, "plan", fw.PlanCommand(prod)[3], "a configured environment is planned, not built")
+	_, ok = fw.CleanupCommand(prod)
+	assert.False(t, ok, "nothing of prod is ever dropped")
+
+	noTarget := project(&repoconfig.DBTProject{PREnvironment: &repoconfig.DBTPREnvironment{Schema: "ci_{number}"}})
+	assert.Equal(t, []string{"/venv/bin/python", "-c", helper, "prbuild", "--env", "pr_7", "--schema", "ci_7"},
+		fw.PlanCommand(framework.CommandRequest{Project: noTarget, Env: "pr_7", PRNumber: 7}), "the profile's default target")
+
+	bad := project(&repoconfig.DBTProject{PREnvironment: &repoconfig.DBTPREnvironment{Schema: "x-{number}"}})
+	_, ok = fw.CleanupCommand(framework.CommandRequest{Project: bad, Env: "pr_7", PRNumber: 7})
+	assert.False(t, ok, "a schema that is no plain name is never dropped")
+}
+
+// A real PR build's output completed from both commits: the build is shown with the config's schema, and the
+// plan deploys nothing even when the PR bumps the version (the job built the PR's schema already); a failed
+// build fails the plan with dbt's message and keeps the build to show.
+func TestAPRBuildIsCompletedAndDeploysNothing(t *testing.T) {
+	fw := New("python3")
+	c, _ := framework.ComparerOf(fw)
+	config := func(version string) string {
+		return "version: 1\nprojects:\n  - name: marts\n    path: dbt\n    framework: dbt\n    version: \"" + version + "\"\n" +
+			"    pr_environment: {schema: \"dbt_pr_{number}\", target: dev}\nenvironments:\n  - name: prod\n"
+	}
+	model := "dbt/models/staging/stg_orders.sql"
+	base := commitOf(t, "base1", config("1.0.0"), map[string]string{model: "old"})
+	head := commitOf(t, "head1", config("1.1.0"), map[string]string{model: "new"})
+	o := framework.InterpretPlan(fw, jobs.Result{}, captured(t, "pr_build_deferred"), nil)
+	require.NotNil(t, o.Summary, o.Error)
+	cmp := framework.Comparison{Project: governing(t, config("1.1.0")), Environment: "pr_7", Head: head, Base: &base,
+		BaseIsDeployed: true, HasProductionState: true, PRNumber: 7}
+	done := framework.CompletePlan(c, o, cmp)
+	require.Equal(t, plan.StatusNoChanges, done.Status, done.Error)
+	d := done.Summary.DBT
+	assert.False(t, d.Deploy, "a PR build deploys nothing, version bump or not")
+	assert.Equal(t, plan.ScopeNone, d.Scope)
+	assert.Empty(t, d.Commands)
+	assert.Equal(t, "dbt_pr_7", d.PRBuild.Schema)
+	assert.Equal(t, []plan.FileChange{{Path: model, Type: plan.FileModel, Change: "modified"}}, d.Files)
+
+	cmp.PRNumber = 0
+	mismatch := framework.CompletePlan(c, framework.InterpretPlan(fw, jobs.Result{}, captured(t, "pr_build_deferred"), nil), cmp)
+	assert.Equal(t, plan.StatusFailed, mismatch.Status, "a PR build printed for another environment is not taken")
+
+	failed := framework.InterpretPlan(fw, jobs.Result{ExitCode: 1}, captured(t, "pr_build_failure"), nil)
+	assert.Equal(t, plan.StatusFailed, failed.Status)
+	assert.Contains(t, failed.Error, "Runtime Error in model stg_customers (models/staging/stg_customers.sql)")
+	require.NotNil(t, failed.Summary, "the failed build is shown")
+	_, _, nFailed, skipped := failed.Summary.DBT.PRBuild.Counts()
+	assert.Equal(t, 1, nFailed)
+	assert.Positive(t, skipped)
 }

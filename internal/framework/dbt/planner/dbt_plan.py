@@ -1,7 +1,7 @@
 """dagctl-bot's dbt helper.
 
 Shipped inside the bot and run as `python -c <this source> MODE ...` in the project directory of the job's
-checkout, with the interpreter that has dbt installed. Three modes:
+checkout, with the interpreter that has dbt installed. Five modes:
 
 plan: `dbt parse` of the head, then dbt's state comparison against either the production manifest
 (DAGCTL_DBT_STATE: a directory holding the manifest.json of the environment's last successful deploy) or, without
@@ -27,6 +27,14 @@ package: the project handed back for its deploy image: `dbt deps` when the proje
 dependencies.yml), then the project directory as a tar at the given path (.git/ at any depth, target/ and logs/
 at the root left out; symlinks kept as symlinks, never followed). Over --max-bytes it fails, saying so, and
 leaves no tar. It ends with one `::dagctl-dbt-package::` line.
+prbuild: a PR environment's plan (pr_environment, Slim CI): plan mode's comparison, then `dbt build --select
+state:modified+ --defer --state <production manifest>` (every node without one) into the PR's schema (--schema,
+from the bot). The schema is applied through a profiles.yml of the helper's own, the project's target copied
+unrendered with its schema replaced; nodes that would write outside the PR's schema are left out. It prints the
+plan's line with "pr_build" (the nodes built and their status); a failed node fails it (kind "build").
+
+cleanup: drops the PR's schema, and the schemas derived from it that the project's nodes name, through dbt's
+adapter (`run-operation run_query`) with the same derived profile; it ends with one `::dagctl-dbt-cleanup::` line.
 
 dbt's target/ and logs/ never go into the checkout: plans write them to a scratch directory that is removed,
 applies to ARTIFACTS. Long results are printed in parts (`MARKER part I/N <piece>`), because executors cut long
@@ -36,6 +44,7 @@ lines. Bump SCHEMA when the JSON changes shape.
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -45,6 +54,7 @@ SCHEMA = 1
 PLAN_MARKER = "::dagctl-dbt-plan::"
 APPLY_MARKER = "::dagctl-dbt-apply::"
 PACKAGE_MARKER = "::dagctl-dbt-package::"
+CLEANUP_MARKER = "::dagctl-dbt-cleanup::"
 DEFAULT_CHUNK_BYTES = 32 * 1024
 
 # Read by dbt when it starts; no tracking cookie (.user.yml) is written next to profiles.yml in the checkout.
@@ -92,6 +102,13 @@ def parse_args(argv):
     p.add_argument("--target")
     p.add_argument("--profiles-dir")
     p.add_argument("--result-chunk-bytes", type=int, default=DEFAULT_CHUNK_BYTES)
+    for mode in ("prbuild", "cleanup"):
+        b = sub.add_parser(mode)
+        b.add_argument("--env", required=True)
+        b.add_argument("--schema", required=True)
+        b.add_argument("--target")
+        b.add_argument("--profiles-dir")
+        b.add_argument("--result-chunk-bytes", type=int, default=DEFAULT_CHUNK_BYTES)
     a = sub.add_parser("apply")
     a.add_argument("--env", required=True)
     a.add_argument("--scope", required=True)
@@ -129,6 +146,8 @@ def error_kind(exc):
         return "apply"
     if isinstance(exc, PackageTooLarge):
         return "too_large"
+    if isinstance(exc, BuildFailed):
+        return "build"
     if isinstance(exc, ImportError) and "dbt" in str(exc):
         return "setup"
     try:
@@ -161,7 +180,7 @@ def error_of(exc, project):
         message = message.replace(project + os.sep, "")
     out = {"kind": error_kind(exc), "type": type(exc).__name__, "message": message}
     node = getattr(exc, "node", None)
-    path = getattr(node, "original_file_path", None)
+    path = getattr(node, "original_file_path", None) or getattr(exc, "file", None)
     if path:
         out["file"] = path
     return out
@@ -283,9 +302,15 @@ def comparison(args, runner, source, profiles_dir):
 
 def plan_mode(args, result, scratch):
     project = os.getcwd()
-    source = state_source(project)
     profiles_dir = head_profiles_dir(args, project)
-    runner = Runner(scratch, args.target, profiles_dir)
+    compare(args, result, Runner(scratch, args.target, profiles_dir), project, profiles_dir)
+
+
+def compare(args, result, runner, project, profiles_dir):
+    """The plan: result["plan"] from dbt's state comparison of the head. Returns the head's parsed manifest,
+    its resources by unique_id, the comparison (how, state dir or None) and the selection state:modified+
+    makes (None: nothing to compare with, so everything)."""
+    source = state_source(project)
     manifest, head_path = runner.parse("head", project, profiles_dir)
     with open(head_path) as f:
         head = resources(json.load(f))
@@ -298,7 +323,7 @@ def plan_mode(args, result, scratch):
         # Nothing to compare with: every node is new.
         plan["nodes"] = [dict(describe(uid, head[uid]), reasons=["new"]) for uid in sorted(head)]
         result["plan"] = plan
-        return
+        return manifest, head, compared, state_dir, None
 
     print(f"dagctl: dbt's state comparison with {state_dir}", flush=True)
     modified = runner.ls(manifest, project, "state:modified", state_dir, "empty")
@@ -323,6 +348,7 @@ def plan_mode(args, result, scratch):
         plan["removed"].append(describe(uid, old[uid]))
     plan["downstream"] = sorted(downstream - set(reasons))
     result["plan"] = plan
+    return manifest, head, compared, state_dir, downstream | set(reasons)
 
 
 def split_command(command):
@@ -455,6 +481,188 @@ def package_mode(args, result):
         raise
 
 
+# The PR's schema as .dagctl/config.yaml's validation makes it (letters, digits and "_", not starting with a
+# digit): a name every warehouse takes unquoted, so it goes into SQL as it is. It comes from the bot's argv,
+# never from the project's files.
+SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+# What a PR build writes to the warehouse: these resources, unless ephemeral (tests only when they store failures).
+WRITES = ("model", "seed", "snapshot")
+
+
+class BuildFailed(Exception):
+    """The PR build ran and some node failed (an error, a failed test)."""
+
+
+def checked_schema(args):
+    if not SCHEMA_RE.match(args.schema):
+        raise UsageError(f"{args.schema!r} is not a schema name (letters, digits and _, not starting with a digit)")
+    return args.schema
+
+
+def profiles_source(args, project):
+    """The directory of profiles.yml as dbt looks it up: --profiles-dir, DBT_PROFILES_DIR, the project, ~/.dbt."""
+    if args.profiles_dir:
+        return os.path.abspath(os.path.join(project, args.profiles_dir))
+    if os.environ.get("DBT_PROFILES_DIR"):
+        return os.path.abspath(os.environ["DBT_PROFILES_DIR"])
+    if os.path.isfile(os.path.join(project, "profiles.yml")):
+        return project
+    return os.path.expanduser(os.path.join("~", ".dbt"))
+
+
+def pr_profile(args, project, scratch):
+    """A profiles.yml of one target, in a scratch directory: the PR's target as the project's profile has it,
+    with its schema replaced by the PR's schema (args.schema, from the bot). Its values are copied unrendered
+    (env_var() stays for dbt to render), so no secret is written. Returns (profiles dir, target)."""
+    import yaml
+    from dbt.exceptions import DbtProfileError, DbtProjectError
+
+    with open(os.path.join(project, "dbt_project.yml")) as f:
+        name = (yaml.safe_load(f) or {}).get("profile")
+    if not isinstance(name, str) or not name or "{{" in name:
+        raise DbtProjectError("dbt_project.yml names no profile for the PR build (a plain `profile:` name)")
+    source = os.path.join(profiles_source(args, project), "profiles.yml")
+    try:
+        with open(source) as f:
+            profiles = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise DbtProfileError(f"no profiles.yml for the PR build in {os.path.dirname(source)}") from None
+    profile = profiles.get(name)
+    if not isinstance(profile, dict):
+        raise DbtProfileError(f"profiles.yml has no profile {name!r}")
+    target = args.target or profile.get("target")
+    if not isinstance(target, str) or not target or "{{" in target:
+        raise DbtProfileError(f"profile {name!r} has no plain default target: set pr_environment.target")
+    output = (profile.get("outputs") or {}).get(target)
+    if not isinstance(output, dict):
+        raise DbtProfileError(f"profile {name!r} has no target {target!r}")
+    output = dict(output)
+    output.pop("dataset", None)  # BigQuery's other name for the schema
+    output["schema"] = args.schema
+    directory = os.path.join(scratch, "pr-profile")
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "profiles.yml"), "w") as f:
+        json.dump({name: {"target": target, "outputs": {target: output}}}, f)  # JSON is YAML
+    return directory, target
+
+
+def in_schema(schema, pr):
+    """A schema of the PR's: the PR's schema, or one dbt derives from it (custom schemas: <pr>_<name>)."""
+    s, p = (schema or "").lower(), pr.lower()
+    return s == p or s.startswith(p + "_")
+
+
+def writes(node):
+    config = node.get("config") or {}
+    kind = node.get("resource_type")
+    if kind == "test":
+        return bool(config.get("store_failures"))
+    return kind in WRITES and config.get("materialized") != "ephemeral"
+
+
+def outside_nodes(nodes, pr):
+    """The nodes that would write outside the PR's schema or its database: a snapshot's target_schema, a
+    config's database, a generate_schema_name that routes elsewhere. The PR build leaves them out. A guard
+    against mistakes: the project's code runs in the build and can reach anything its credentials can."""
+    writing = {uid: n for uid, n in nodes.items() if writes(n)}
+    databases = [n.get("database") for n in writing.values() if not (n.get("config") or {}).get("database")]
+    database = max(set(databases), key=databases.count) if databases else None
+    out = {}
+    for uid, n in writing.items():
+        if not in_schema(n.get("schema"), pr):
+            out[uid] = f"writes to schema {n.get('schema')}"
+        elif database is not None and (n.get("database") or "").lower() != (database or "").lower():
+            out[uid] = f"writes to database {n.get('database')}"
+    return out
+
+
+def fqn_selector(node):
+    return "fqn:" + ".".join(node.get("fqn") or [node.get("name", "")])
+
+
+def prbuild_mode(args, result, scratch):
+    """The PR's own build (Slim CI): the plan's comparison, then `dbt build --select state:modified+ --defer
+    --state <production manifest>` into the PR's schema; without a production manifest, every node."""
+    from dbt.cli.main import dbtRunner
+
+    project = os.getcwd()
+    schema = checked_schema(args)
+    profiles_dir, target = pr_profile(args, project, scratch)
+    runner = Runner(scratch, target, profiles_dir)
+    _, head, compared, state_dir, selected = compare(args, result, runner, project, profiles_dir)
+    deferred = compared == "production"
+    build = {"schema": schema, "target": target, "deferred": deferred, "nodes": [], "outside": []}
+    result["pr_build"] = build
+    candidates = head
+    if deferred:
+        candidates = {uid: head[uid] for uid in selected if uid in head}
+    outside = outside_nodes(candidates, schema)
+    for uid in sorted(outside):
+        build["outside"].append(dict(describe(uid, head[uid]), message=outside[uid]))
+    if deferred and not candidates:
+        print("dagctl: PR build: nothing is modified against the production state; nothing to build", flush=True)
+        return
+    words = ["build"]
+    if deferred:
+        words += ["--select", "state:modified+", "--defer", "--state", state_dir]
+    else:
+        print("dagctl: PR build: no production state to defer to, so it builds every node", flush=True)
+    if outside:
+        words += ["--exclude"] + [fqn_selector(head[uid]) for uid in sorted(outside)]
+    print(f"dagctl: PR build into schema {schema} (target {target}): dbt {' '.join(words)}", flush=True)
+    res = dbtRunner().invoke(words + runner.common("pr", project, profiles_dir))
+    for r in getattr(res.result, "results", None) or []:
+        node = r.node
+        entry = {"unique_id": node.unique_id, "resource_type": str(node.resource_type), "name": node.name,
+                 "path": node.original_file_path or "", "status": str(r.status)}
+        if r.status not in ("success", "pass") and r.message:
+            entry["message"] = str(r.message).replace(project + os.sep, "")
+        build["nodes"].append(entry)
+    build["nodes"].sort(key=lambda n: n["unique_id"])
+    if res.exception is not None:
+        raise res.exception
+    if not res.success:
+        failed = [n for n in build["nodes"] if n["status"] in ("error", "fail", "runtime error")]
+        lines = [f"- {n['unique_id']} ({n['path']}): {n.get('message') or n['status']}" for n in failed]
+        err = BuildFailed(f"dbt build into {schema} failed ({len(failed)} of {len(build['nodes'])} nodes):\n" + "\n".join(lines))
+        if failed:
+            err.file = failed[0]["path"]
+        raise err
+
+
+def cleanup_mode(args, result, scratch):
+    """Drops the PR's schema and the schemas dbt derives from it (<schema>_<custom>) that the project's nodes
+    name, through dbt's adapter (`run_query`), with the same derived profile as the build."""
+    from dbt.cli.main import dbtRunner
+
+    project = os.getcwd()
+    schema = checked_schema(args)
+    profiles_dir, target = pr_profile(args, project, scratch)
+    runner = Runner(scratch, target, profiles_dir)
+    schemas, manifest = {schema}, None
+    try:
+        manifest, head_path = runner.parse("head", project, profiles_dir)
+        with open(head_path) as f:
+            for node in resources(json.load(f)).values():
+                derived = node.get("schema")
+                if in_schema(derived, schema) and SCHEMA_RE.match(derived or ""):
+                    schemas.add(derived)
+    except Exception as exc:  # noqa: BLE001 - a head that does not parse still has its schema dropped
+        print(f"dagctl: the project does not parse ({exc}); dropping {schema} alone", flush=True)
+    result["dropped"] = []
+    for name in sorted(schemas, key=lambda s: (-len(s), s)):
+        sql = f"drop schema if exists {name} cascade"
+        print(f"dagctl: {sql} (target {target})", flush=True)
+        words = ["run-operation", "run_query", "--args", json.dumps({"sql": sql})]
+        res = dbtRunner(manifest=manifest).invoke(words + runner.common("cleanup", project, profiles_dir))
+        if res.exception is not None:
+            raise res.exception
+        if not res.success:
+            raise RuntimeError(f"`{sql}` failed (see the log above)")
+        result["dropped"].append(name)
+
+
 def main(argv):
     result = {"schema": SCHEMA, "ok": False, "dbt_version": None}
     marker = PLAN_MARKER
@@ -467,14 +675,16 @@ def main(argv):
             marker = APPLY_MARKER
         elif argv[:1] == ["package"]:
             marker = PACKAGE_MARKER
+        elif argv[:1] == ["cleanup"]:
+            marker = CLEANUP_MARKER
         args = parse_args(argv)
         chunk_bytes = max(args.result_chunk_bytes, 64)
         from dbt.version import __version__ as dbt_version
 
         result["dbt_version"] = dbt_version
-        if args.mode == "plan":
+        if args.mode in ("plan", "prbuild", "cleanup"):
             scratch = tempfile.mkdtemp(prefix="dagctl-dbt-plan-")
-            plan_mode(args, result, scratch)
+            {"plan": plan_mode, "prbuild": prbuild_mode, "cleanup": cleanup_mode}[args.mode](args, result, scratch)
         elif args.mode == "package":
             package_mode(args, result)
         else:

@@ -24,6 +24,13 @@
 // `--log-format json`, and stops at the first that fails. ParseProgress reads dbt's JSON result events.
 // Each command's artifacts go to ArtifactsDir/<n>; the last command's manifest.json and run_results.json are
 // copied to ArtifactsDir, where the executor collects them.
+//
+// # The PR build
+//
+// A PR environment's plan (PRBuildCommand) is the plan, then `dbt build --select state:modified+ --defer
+// --state <production manifest>` into the PR's schema, given by the bot and set as the only target of a
+// profiles.yml the helper derives from the project's; CleanupCommand drops that schema (and those derived from
+// it) when the PR closes. ParseResult reads the build into plan.DBT.PRBuild; ParseCleanupResult the drops.
 package planner
 
 import (
@@ -45,6 +52,9 @@ const Marker = "::dagctl-dbt-plan::"
 
 // ApplyMarker starts the apply's result line: the commands that ran and whether each succeeded.
 const ApplyMarker = "::dagctl-dbt-apply::"
+
+// CleanupMarker starts a cleanup's result line: the schemas it dropped.
+const CleanupMarker = "::dagctl-dbt-cleanup::"
 
 // SchemaVersion is the version of the helper's JSON that ParseResult reads.
 const SchemaVersion = 1
@@ -97,6 +107,33 @@ type Options struct {
 // prints the result line; it builds nothing.
 func (d DBT) PlanCommand(env string, opts Options) []string {
 	argv := []string{d.Python, "-c", helperSource, "plan", "--env", env}
+	if opts.Target != "" {
+		argv = append(argv, "--target", opts.Target)
+	}
+	if opts.ProfilesDir != "" {
+		argv = append(argv, "--profiles-dir", opts.ProfilesDir)
+	}
+	return append(argv, chunk(opts)...)
+}
+
+// PRBuildCommand is the argv of a PR environment's plan job (pr_environment, Slim CI): the helper in prbuild
+// mode makes the plan's comparison, then builds `dbt build --select state:modified+ --defer --state <production
+// manifest>` (every node without one) into schema, with the target of opts (the profile's default when "") whose
+// schema the helper replaces by schema in a profiles.yml of its own. schema is the bot's, from the default
+// branch's config; the helper refuses anything but a plain identifier. It prints the plan's result line with
+// the build's nodes.
+func (d DBT) PRBuildCommand(env, schema string, opts Options) []string {
+	return d.schemaCommand("prbuild", env, schema, opts)
+}
+
+// CleanupCommand is the argv that drops a closed PR's schema (and the schemas dbt derives from it,
+// <schema>_<custom>) through dbt's adapter, with the same derived profile as the build.
+func (d DBT) CleanupCommand(env, schema string, opts Options) []string {
+	return d.schemaCommand("cleanup", env, schema, opts)
+}
+
+func (d DBT) schemaCommand(mode, env, schema string, opts Options) []string {
+	argv := []string{d.Python, "-c", helperSource, mode, "--env", env, "--schema", schema}
 	if opts.Target != "" {
 		argv = append(argv, "--target", opts.Target)
 	}

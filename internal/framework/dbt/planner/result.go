@@ -20,7 +20,7 @@ type ToolError struct {
 	// Kind: "compile" (Jinja or SQL that does not compile), "parse" (YAML or a node dbt cannot parse),
 	// "config" (dbt_project.yml, profiles), "state" (the comparison state cannot be read), "dbt" (any other dbt
 	// error), "setup" (dbt is not installed for the interpreter), "usage" (bad helper arguments), "apply" (an
-	// apply's command failed) or "internal".
+	// apply's command failed), "build" (a PR build ran and a node failed) or "internal".
 	Kind string `json:"kind"`
 	// Type is the Python exception's class name, e.g. CompilationError.
 	Type string `json:"type"`
@@ -42,11 +42,12 @@ const (
 )
 
 type result struct {
-	Schema     *int        `json:"schema"`
-	DBTVersion string      `json:"dbt_version"`
-	OK         bool        `json:"ok"`
-	Plan       *resultPlan `json:"plan"`
-	Error      *ToolError  `json:"error"`
+	Schema     *int          `json:"schema"`
+	DBTVersion string        `json:"dbt_version"`
+	OK         bool          `json:"ok"`
+	Plan       *resultPlan   `json:"plan"`
+	PRBuild    *plan.PRBuild `json:"pr_build"`
+	Error      *ToolError    `json:"error"`
 }
 
 type resultPlan struct {
@@ -94,6 +95,13 @@ func ParseResult(r io.Reader) (plan.Summary, error) {
 			Marker, *res.Schema, SchemaVersion)
 	case !res.OK && res.Error == nil:
 		return plan.Summary{}, fmt.Errorf("%s result reports a failure without an error", Marker)
+	case !res.OK && res.Plan != nil && res.PRBuild != nil && res.DBTVersion != "":
+		// A PR build that ran and failed: the plan and the build are shown with dbt's message.
+		s, err := res.summary()
+		if err != nil {
+			return plan.Summary{}, err
+		}
+		return s, res.Error
 	case !res.OK:
 		return plan.Summary{}, res.Error
 	case res.Plan == nil:
@@ -146,6 +154,13 @@ func (res result) summary() (plan.Summary, error) {
 	var err error
 	if d.ManifestScope, err = manifestScope(p.ComparedWith, len(d.Nodes)); err != nil {
 		return plan.Summary{}, err
+	}
+	if res.PRBuild != nil {
+		b, err := prBuildOf(*res.PRBuild)
+		if err != nil {
+			return plan.Summary{}, err
+		}
+		d.PRBuild = &b
 	}
 	return plan.Summary{
 		Tool:        "dbt",
@@ -259,6 +274,60 @@ func ParseApplyResult(r io.Reader) (ApplyResult, error) {
 	switch {
 	case !res.OK && res.Error == nil:
 		return out, fmt.Errorf("%s result reports a failure without an error", ApplyMarker)
+	case !res.OK:
+		return out, res.Error
+	}
+	return out, nil
+}
+
+// prBuildOf checks a PR build's nodes: each names its node and, when built, its status; sorted by unique id.
+func prBuildOf(b plan.PRBuild) (plan.PRBuild, error) {
+	for _, list := range [][]plan.BuiltNode{b.Nodes, b.Outside} {
+		for _, n := range list {
+			if n.UniqueID == "" || n.Name == "" || n.ResourceType == "" {
+				return plan.PRBuild{}, fmt.Errorf("%s result has a PR build node without a unique_id, name or resource type", Marker)
+			}
+		}
+	}
+	for _, n := range b.Nodes {
+		if n.Status == "" {
+			return plan.PRBuild{}, fmt.Errorf("PR build node %s has no status", n.UniqueID)
+		}
+	}
+	sort.Slice(b.Nodes, func(i, j int) bool { return b.Nodes[i].UniqueID < b.Nodes[j].UniqueID })
+	sort.Slice(b.Outside, func(i, j int) bool { return b.Outside[i].UniqueID < b.Outside[j].UniqueID })
+	return b, nil
+}
+
+// CleanupResult is what a cleanup's helper says it dropped.
+type CleanupResult struct {
+	DBTVersion string   `json:"dbt_version"`
+	Dropped    []string `json:"dropped"`
+}
+
+// ParseCleanupResult reads a cleanup job's result line (CleanupMarker); a failure is a *ToolError.
+func ParseCleanupResult(r io.Reader) (CleanupResult, error) {
+	line, err := readResult(r, CleanupMarker)
+	if err != nil {
+		return CleanupResult{}, err
+	}
+	var res struct {
+		Schema     *int       `json:"schema"`
+		DBTVersion string     `json:"dbt_version"`
+		OK         bool       `json:"ok"`
+		Dropped    []string   `json:"dropped"`
+		Error      *ToolError `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(line), &res); err != nil {
+		return CleanupResult{}, fmt.Errorf("malformed %s result line: %w", CleanupMarker, err)
+	}
+	if res.Schema == nil || *res.Schema != SchemaVersion {
+		return CleanupResult{}, fmt.Errorf("%s result has no schema version %d (bot and helper out of step)", CleanupMarker, SchemaVersion)
+	}
+	out := CleanupResult{DBTVersion: res.DBTVersion, Dropped: res.Dropped}
+	switch {
+	case !res.OK && res.Error == nil:
+		return out, fmt.Errorf("%s result reports a failure without an error", CleanupMarker)
 	case !res.OK:
 		return out, res.Error
 	}
